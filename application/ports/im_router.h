@@ -1,0 +1,69 @@
+/* application/ports/im_router.h: the route port. Knows which users are
+ * online and where their sessions live, and carries messages to them.
+ *
+ * On one node the network adapter fills it (sessions on worker loops); in a
+ * cluster an adapter also reaches sessions on other nodes. The application
+ * never learns which: an endpoint is an opaque address of one session.
+ *
+ * Every function may be called from any worker thread at once: the adapter
+ * does its own locking. No function blocks on I/O. */
+#ifndef IM_PORT_ROUTER_H
+#define IM_PORT_ROUTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "imcore/errors.h"
+#include "domain/message.h"
+
+/* The address of one session: which node, which worker loop on it, and the
+ * connection's id there. Plain data, copied freely. */
+typedef struct im_endpoint {
+    uint32_t node;
+    uint32_t worker;
+    uint64_t conn_id;
+} im_endpoint;
+
+typedef enum im_login_policy {
+    IM_LOGIN_REPLACE = 0, /* a new login replaces the old session, which is closed */
+    IM_LOGIN_REJECT = 1,  /* a new login is refused while the user is online */
+} im_login_policy;
+
+typedef struct im_router im_router;
+
+/* Called by list_online for each online user; strings are borrowed for the
+ * call only. Return false to stop early. */
+typedef bool (*im_router_user_fn)(void *arg, const char *user_id, const char *display_name);
+
+struct im_router_ops {
+    const char *name;
+    /* Makes user_id's session the one at ep (strings copied). If another
+     * session holds the user: with IM_LOGIN_REPLACE it is unbound and its
+     * endpoint written to *replaced (the caller closes it) and 1 returned;
+     * with IM_LOGIN_REJECT nothing changes and IM_EDUPLICATE is returned.
+     * Returns 0 when the user was not online. Errors: IM_ENOMEM. */
+    int (*bind)(im_router *r, const char *user_id, const char *display_name,
+                const im_endpoint *ep, im_login_policy policy,
+                im_endpoint *replaced, im_error *err);
+    /* Forgets user_id, but only if it is still bound to ep (a replaced session
+     * closing late must not unbind its successor). */
+    void (*unbind)(im_router *r, const char *user_id, const im_endpoint *ep);
+    bool (*is_online)(im_router *r, const char *user_id);
+    /* Hands m to the receiver's session: to m->target for a private message.
+     * Errors: IM_EOFFLINE, IM_EBUSY (the receiver is not reading), IM_ENOMEM. */
+    int (*deliver)(im_router *r, const im_message *m, const char *sender_name, im_error *err);
+    /* Hands the group message m to each online user of members[0..n) except
+     * skip (may be NULL). Offline members are passed over. Returns how many
+     * sessions it was handed to, or a negative code. */
+    int (*deliver_many)(im_router *r, const char *const *members, size_t n,
+                        const char *skip, const im_message *m, const char *sender_name);
+    /* Closes the session at ep after telling it code and why. Harmless if it
+     * has already gone. */
+    void (*kick)(im_router *r, const im_endpoint *ep, int code, const char *why);
+    /* Calls fn for online users, in no set order; returns how many are online. */
+    size_t (*list_online)(im_router *r, im_router_user_fn fn, void *arg);
+};
+
+struct im_router { const struct im_router_ops *ops; };
+
+#endif

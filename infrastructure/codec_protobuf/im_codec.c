@@ -1,0 +1,123 @@
+/* infrastructure/codec_protobuf/im_codec.c: length-prefixed protobuf frames.
+ *
+ * protobuf-c checks the encoding; this file checks the rest of the contract:
+ * the length limit before any allocation, and that an Envelope's type names
+ * the body it carries, so the server can dispatch on either without doubt. */
+#include "im_codec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Type <-> body case: one row per message kind. */
+static const struct {
+    Imcore__Envelope__BodyCase body;
+    Imcore__Type type;
+} type_of_body[] = {
+    { IMCORE__ENVELOPE__BODY_LOGIN, IMCORE__TYPE__LOGIN },
+    { IMCORE__ENVELOPE__BODY_LOGIN_ACK, IMCORE__TYPE__LOGIN_ACK },
+    { IMCORE__ENVELOPE__BODY_LOGOUT, IMCORE__TYPE__LOGOUT },
+    { IMCORE__ENVELOPE__BODY_PING, IMCORE__TYPE__PING },
+    { IMCORE__ENVELOPE__BODY_PONG, IMCORE__TYPE__PONG },
+    { IMCORE__ENVELOPE__BODY_PRIVATE_MESSAGE, IMCORE__TYPE__PRIVATE_MESSAGE },
+    { IMCORE__ENVELOPE__BODY_GROUP_MESSAGE, IMCORE__TYPE__GROUP_MESSAGE },
+    { IMCORE__ENVELOPE__BODY_DELIVERY, IMCORE__TYPE__DELIVERY },
+    { IMCORE__ENVELOPE__BODY_SEND_ACK, IMCORE__TYPE__SEND_ACK },
+    { IMCORE__ENVELOPE__BODY_GROUP_CREATE, IMCORE__TYPE__GROUP_CREATE },
+    { IMCORE__ENVELOPE__BODY_GROUP_JOIN, IMCORE__TYPE__GROUP_JOIN },
+    { IMCORE__ENVELOPE__BODY_GROUP_LEAVE, IMCORE__TYPE__GROUP_LEAVE },
+    { IMCORE__ENVELOPE__BODY_GROUP_LIST, IMCORE__TYPE__GROUP_LIST },
+    { IMCORE__ENVELOPE__BODY_GROUP_LIST_RESULT, IMCORE__TYPE__GROUP_LIST_RESULT },
+    { IMCORE__ENVELOPE__BODY_ONLINE_USERS, IMCORE__TYPE__ONLINE_USERS },
+    { IMCORE__ENVELOPE__BODY_ONLINE_USERS_RESULT, IMCORE__TYPE__ONLINE_USERS_RESULT },
+    { IMCORE__ENVELOPE__BODY_ERROR, IMCORE__TYPE__ERROR },
+    { IMCORE__ENVELOPE__BODY_OK, IMCORE__TYPE__OK },
+};
+
+Imcore__Type im_envelope_type_for(Imcore__Envelope__BodyCase c)
+{
+    for (size_t i = 0; i < sizeof type_of_body / sizeof type_of_body[0]; i++)
+        if (type_of_body[i].body == c)
+            return type_of_body[i].type;
+    return IMCORE__TYPE__TYPE_UNSPECIFIED;
+}
+
+int im_frame_length(const uint8_t hdr[IM_FRAME_HEADER_BYTES], uint32_t max_frame, uint32_t *len)
+{
+    uint32_t n = ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) |
+                 ((uint32_t)hdr[2] << 8) | (uint32_t)hdr[3];
+    *len = n;
+    if (n == 0 || n > max_frame)
+        return IM_EFRAMESIZE;
+    return IM_OK;
+}
+
+int im_envelope_decode(const uint8_t *buf, size_t len, Imcore__Envelope **out, im_error *err)
+{
+    *out = NULL;
+    Imcore__Envelope *env = imcore__envelope__unpack(NULL, len, buf);
+    if (!env)
+        return im_error_set(err, IM_EPROTO, "frame of %zu bytes is not an Envelope", len);
+    if (env->body_case == IMCORE__ENVELOPE__BODY__NOT_SET) {
+        imcore__envelope__free_unpacked(env, NULL);
+        return im_error_set(err, IM_EPROTO, "Envelope has no body");
+    }
+    Imcore__Type want = im_envelope_type_for(env->body_case);
+    if (env->type != want) {
+        int got = (int)env->type;
+        imcore__envelope__free_unpacked(env, NULL);
+        return im_error_set(err, IM_EPROTO, "Envelope type %d does not match its body (%d)",
+                            got, (int)want);
+    }
+    *out = env;
+    return IM_OK;
+}
+
+void im_envelope_free(Imcore__Envelope *env)
+{
+    if (env)
+        imcore__envelope__free_unpacked(env, NULL);
+}
+
+size_t im_frame_size(const Imcore__Envelope *env)
+{
+    return IM_FRAME_HEADER_BYTES + imcore__envelope__get_packed_size(env);
+}
+
+size_t im_frame_pack(const Imcore__Envelope *env, uint8_t *out)
+{
+    size_t n = imcore__envelope__pack(env, out + IM_FRAME_HEADER_BYTES);
+    out[0] = (uint8_t)(n >> 24);
+    out[1] = (uint8_t)(n >> 16);
+    out[2] = (uint8_t)(n >> 8);
+    out[3] = (uint8_t)n;
+    return n + IM_FRAME_HEADER_BYTES;
+}
+
+int im_frame_encode(const Imcore__Envelope *env, uint8_t **out, size_t *out_len)
+{
+    size_t size = im_frame_size(env);
+    uint8_t *buf = malloc(size);
+    if (!buf)
+        return IM_ENOMEM;
+    *out_len = im_frame_pack(env, buf);
+    *out = buf;
+    return IM_OK;
+}
+
+Imcore__ErrorCode im_wire_error_code(int im_code)
+{
+    int c = -im_code;
+    if (c <= 0 || c > (int)IMCORE__ERROR_CODE__BUSY)
+        return IMCORE__ERROR_CODE__INTERNAL;
+    return (Imcore__ErrorCode)c;
+}
+
+int im_error_from_wire(Imcore__ErrorCode code)
+{
+    return code <= 0 ? IM_EIO : -(int)code;
+}
+
+/* The two enumerations must stay in step; a mismatch fails the build. */
+_Static_assert(-IM_EBUSY == IMCORE__ERROR_CODE__BUSY, "errors.h and imcore.proto disagree");
+_Static_assert(-IM_EFRAMESIZE == IMCORE__ERROR_CODE__FRAME_TOO_LARGE, "errors.h and imcore.proto disagree");
+_Static_assert(-IM_EDUPLICATE == IMCORE__ERROR_CODE__ALREADY_ONLINE, "errors.h and imcore.proto disagree");

@@ -1,0 +1,49 @@
+/* infrastructure/codec_protobuf/im_codec.h: frames on the wire.
+ *
+ * A frame is a 4-byte big-endian length N, then N bytes of one protobuf
+ * Envelope (interfaces/protocol/imcore.proto). This module turns bytes into
+ * Envelopes and back, and checks what protobuf alone does not: the length
+ * against the limit before anything is allocated, and that an Envelope's type
+ * agrees with the body it carries. It knows nothing of sockets or libevent,
+ * so the server, the CLI and the bench share it. */
+#ifndef IM_CODEC_H
+#define IM_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "imcore/errors.h"
+#include "imcore.pb-c.h"
+
+#define IM_FRAME_HEADER_BYTES 4u
+#define IM_DEFAULT_MAX_FRAME_BYTES 65536u
+
+/* Reads the length prefix in hdr. Errors: IM_EFRAMESIZE when the length is 0
+ * or above max_frame (*len is still set, for the error message). */
+int im_frame_length(const uint8_t hdr[IM_FRAME_HEADER_BYTES], uint32_t max_frame,
+                    uint32_t *len);
+
+/* Decodes one Envelope from buf (the frame without its header). *out is the
+ * caller's: free with im_envelope_free(). Errors: IM_EPROTO (does not decode,
+ * unknown type, or type and body disagree), with the reason in err. */
+int im_envelope_decode(const uint8_t *buf, size_t len, Imcore__Envelope **out, im_error *err);
+void im_envelope_free(Imcore__Envelope *env); /* NULL is fine */
+
+/* The whole frame size of env: header plus packed Envelope. */
+size_t im_frame_size(const Imcore__Envelope *env);
+
+/* Writes header and Envelope into out (at least im_frame_size(env) bytes) and
+ * returns the bytes written. env->type must already match its body. */
+size_t im_frame_pack(const Imcore__Envelope *env, uint8_t *out);
+
+/* Packs env into a new buffer: *out is the caller's to free(); *out_len gets
+ * its size. Errors: IM_ENOMEM. */
+int im_frame_encode(const Imcore__Envelope *env, uint8_t **out, size_t *out_len);
+
+/* The Type that goes with body case c, or IMCORE__TYPE__TYPE_UNSPECIFIED. */
+Imcore__Type im_envelope_type_for(Imcore__Envelope__BodyCase c);
+
+/* The wire ErrorCode of an IM_E* code (they share numbers), and back. */
+Imcore__ErrorCode im_wire_error_code(int im_code);
+int im_error_from_wire(Imcore__ErrorCode code);
+
+#endif

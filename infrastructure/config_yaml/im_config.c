@@ -1,0 +1,528 @@
+/* infrastructure/config_yaml/im_config.c: YAML file -> im_config.
+ *
+ * libyaml's document API builds the node tree and reports syntax errors with
+ * their marks; this file only walks the tree against one table of keys, so
+ * the keys, their types and their ranges are written down once and serve
+ * both im_config_load and im_config_validate. Every message names the dotted
+ * key and, when it comes from a file, the file and the key's line, because
+ * the person reading it is editing that file. */
+#include "im_config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <yaml.h>
+
+#include "im_log.h"
+
+enum kind {
+    K_U16,      /* a number stored in a uint16_t */
+    K_UINT,     /* a number stored in an unsigned */
+    K_U32,      /* a number stored in a uint32_t */
+    K_HOST,     /* an IPv4 or IPv6 literal in a char[64] */
+    K_NODE_ID,  /* 1..63 of [A-Za-z0-9_.-] in a char[64] */
+    K_POLICY,   /* "replace" | "reject" in an int */
+    K_LEVEL,    /* an im_log_level name in an int */
+};
+
+struct field {
+    const char *name; /* the dotted key */
+    enum kind kind;
+    size_t offset;
+    uint32_t min, max; /* for numbers */
+};
+
+/* Indices into fields[], for the rules that tie two fields together. */
+enum {
+    FI_HOST, FI_PORT, FI_WORKERS, FI_NODE_ID,
+    FI_MAX_CONNECTIONS, FI_MAX_FRAME, FI_MAX_BODY, FI_MAX_GROUP, FI_OUTPUT_BUFFER,
+    FI_HEARTBEAT, FI_IDLE, FI_POLICY, FI_LOG_LEVEL,
+    FI_COUNT
+};
+
+/* The frame carries an envelope around the body; this much is kept for it. */
+#define ENVELOPE_RESERVE 256u
+
+#define FIELD(idx, key, k, member, lo, hi) \
+    [idx] = { .name = key, .kind = k, .offset = offsetof(im_config, member), .min = lo, .max = hi }
+
+static const struct field fields[FI_COUNT] = {
+    FIELD(FI_HOST, "listen.host", K_HOST, listen_host, 0, 0),
+    FIELD(FI_PORT, "listen.port", K_U16, listen_port, 0, 65535),
+    FIELD(FI_WORKERS, "workers", K_UINT, workers, 0, IM_CONFIG_MAX_WORKERS),
+    FIELD(FI_NODE_ID, "node_id", K_NODE_ID, node_id, 0, 0),
+    FIELD(FI_MAX_CONNECTIONS, "limits.max_connections", K_U32, max_connections, 1, 1000000),
+    FIELD(FI_MAX_FRAME, "limits.max_frame_bytes", K_U32, max_frame_bytes, 64, 16777216),
+    FIELD(FI_MAX_BODY, "limits.max_body_bytes", K_U32, max_body_bytes, 1,
+          16777216 - ENVELOPE_RESERVE),
+    FIELD(FI_MAX_GROUP, "limits.max_group_members", K_U32, max_group_members, 1, 100000),
+    FIELD(FI_OUTPUT_BUFFER, "limits.output_buffer_bytes", K_U32, output_buffer_bytes, 4096,
+          1073741824),
+    FIELD(FI_HEARTBEAT, "session.heartbeat_s", K_UINT, heartbeat_s, 1, 3600),
+    FIELD(FI_IDLE, "session.idle_timeout_s", K_UINT, idle_timeout_s, 1, 86400),
+    FIELD(FI_POLICY, "session.login_policy", K_POLICY, login_policy, 0, 0),
+    FIELD(FI_LOG_LEVEL, "log_level", K_LEVEL, log_level, 0, 0),
+};
+
+/* Top-level keys whose value is a mapping of more keys. */
+static const char *const sections[] = { "listen", "limits", "session" };
+#define SECTION_COUNT (sizeof sections / sizeof sections[0])
+
+static const char *const policy_names[] = { "replace", "reject" };
+
+void im_config_defaults(im_config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->listen_host, sizeof c->listen_host, "%s", "127.0.0.1");
+    c->listen_port = 7000;
+    c->workers = 0;
+    snprintf(c->node_id, sizeof c->node_id, "%s", "node-1");
+    c->max_connections = 19000;
+    c->max_frame_bytes = 65536;
+    c->max_body_bytes = 8192;
+    c->max_group_members = 1000;
+    c->output_buffer_bytes = 4194304;
+    c->heartbeat_s = 30;
+    c->idle_timeout_s = 90;
+    c->login_policy = 0;
+    c->log_level = IM_LOG_INFO;
+}
+
+/* ---- errors ---------------------------------------------------------- */
+
+/* Where a message points: a file and a line, or nowhere (validate); and the
+ * caller's error record to fill. */
+struct where {
+    im_error *err;
+    const char *path; /* NULL: not from a file */
+    unsigned line;
+};
+
+static int fail(struct where at, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(struct where at, const char *key, const char *fmt, ...)
+{
+    char what[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (at.path != NULL)
+        return im_error_set(at.err, IM_EINVAL, "%s:%u: %s: %s", at.path, at.line, key, what);
+    return im_error_set(at.err, IM_EINVAL, "%s: %s", key, what);
+}
+
+/* ---- values ---------------------------------------------------------- */
+
+static uint64_t get_number(const im_config *c, const struct field *f)
+{
+    const char *p = (const char *)c + f->offset;
+    switch (f->kind) {
+    case K_U16: { uint16_t v; memcpy(&v, p, sizeof v); return v; }
+    case K_UINT: { unsigned v; memcpy(&v, p, sizeof v); return v; }
+    case K_U32: { uint32_t v; memcpy(&v, p, sizeof v); return v; }
+    default: return 0;
+    }
+}
+
+static void put_number(im_config *c, const struct field *f, uint64_t v)
+{
+    char *p = (char *)c + f->offset;
+    switch (f->kind) {
+    case K_U16: { uint16_t x = (uint16_t)v; memcpy(p, &x, sizeof x); break; }
+    case K_UINT: { unsigned x = (unsigned)v; memcpy(p, &x, sizeof x); break; }
+    case K_U32: { uint32_t x = (uint32_t)v; memcpy(p, &x, sizeof x); break; }
+    default: break;
+    }
+}
+
+static bool is_number_kind(enum kind k)
+{
+    return k == K_U16 || k == K_UINT || k == K_U32;
+}
+
+static int check_number(struct where at, const struct field *f, uint64_t v)
+{
+    if (v < f->min || v > f->max)
+        return fail(at, f->name, "must be between %u and %u", (unsigned)f->min, (unsigned)f->max);
+    return 0;
+}
+
+static bool node_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 63)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                  ch == '_' || ch == '.' || ch == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static bool host_ok(const char *s)
+{
+    unsigned char addr[16];
+    return inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1;
+}
+
+/* Checks the text s for the string-valued field f. For a policy or a level,
+ * *as_int gets the value to store. */
+static int check_text(struct where at, const struct field *f, const char *s, int *as_int)
+{
+    switch (f->kind) {
+    case K_HOST:
+        if (!host_ok(s))
+            return fail(at, f->name, "must be an IPv4 or IPv6 address literal (names are not "
+                        "resolved), not '%.60s'", s);
+        return 0;
+    case K_NODE_ID:
+        if (!node_id_ok(s))
+            return fail(at, f->name, "must be 1 to 63 characters of A-Z a-z 0-9 _ . -, not '%.60s'", s);
+        return 0;
+    case K_POLICY:
+        for (int i = 0; i < 2; i++) {
+            if (strcmp(s, policy_names[i]) == 0) {
+                *as_int = i;
+                return 0;
+            }
+        }
+        return fail(at, f->name, "must be 'replace' or 'reject', not '%.60s'", s);
+    case K_LEVEL: {
+        im_log_level lvl;
+        if (im_log_level_parse(s, &lvl) != 0)
+            return fail(at, f->name, "must be debug, info, warn or error, not '%.60s'", s);
+        *as_int = (int)lvl;
+        return 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+/* A place in path, or nowhere when the value did not come from the file. */
+static struct where at_line(im_error *err, const char *path, unsigned line)
+{
+    return (struct where){ err, line != 0 ? path : NULL, line };
+}
+
+/* The rules between fields. line[i] is the line of fields[i] in the file, or
+ * 0 when the value did not come from it. When only the other field of a rule
+ * is in the file, the message names that one, so that FILE:LINE points at
+ * something the reader wrote. */
+static int check_rules(const im_config *c, im_error *err, const char *path, const unsigned line[])
+{
+    if (c->idle_timeout_s <= c->heartbeat_s) {
+        if (line[FI_IDLE] == 0 && line[FI_HEARTBEAT] != 0)
+            return fail(at_line(err, path, line[FI_HEARTBEAT]), fields[FI_HEARTBEAT].name,
+                        "must be less than session.idle_timeout_s (%u)", c->idle_timeout_s);
+        return fail(at_line(err, path, line[FI_IDLE]), fields[FI_IDLE].name,
+                    "must be greater than session.heartbeat_s (%u)", c->heartbeat_s);
+    }
+    /* max_frame_bytes is at least 64 only after its own check; do not wrap. */
+    if ((uint64_t)c->max_body_bytes + ENVELOPE_RESERVE > c->max_frame_bytes) {
+        if (line[FI_MAX_BODY] == 0 && line[FI_MAX_FRAME] != 0)
+            return fail(at_line(err, path, line[FI_MAX_FRAME]), fields[FI_MAX_FRAME].name,
+                        "must be at least limits.max_body_bytes + 256 (%llu)",
+                        (unsigned long long)c->max_body_bytes + ENVELOPE_RESERVE);
+        return fail(at_line(err, path, line[FI_MAX_BODY]), fields[FI_MAX_BODY].name,
+                    "must be at most limits.max_frame_bytes - 256 (%lld)",
+                    (long long)c->max_frame_bytes - ENVELOPE_RESERVE);
+    }
+    return 0;
+}
+
+int im_config_validate(const im_config *c, im_error *err)
+{
+    const struct where nowhere = { err, NULL, 0 };
+    for (int i = 0; i < FI_COUNT; i++) {
+        const struct field *f = &fields[i];
+        const char *p = (const char *)c + f->offset;
+        int rc = 0;
+        if (is_number_kind(f->kind)) {
+            rc = check_number(nowhere, f, get_number(c, f));
+        } else if (f->kind == K_HOST || f->kind == K_NODE_ID) {
+            int unused;
+            if (memchr(p, '\0', sizeof c->node_id) == NULL)
+                rc = fail(nowhere, f->name, "is not NUL-terminated");
+            else
+                rc = check_text(nowhere, f, p, &unused);
+        } else {
+            int v;
+            memcpy(&v, p, sizeof v);
+            if (f->kind == K_POLICY && v != 0 && v != 1)
+                rc = fail(nowhere, f->name, "must be 0 (replace) or 1 (reject), not %d", v);
+            if (f->kind == K_LEVEL && (v < IM_LOG_DEBUG || v > IM_LOG_ERROR))
+                rc = fail(nowhere, f->name, "must be an im_log_level (%d to %d), not %d",
+                          IM_LOG_DEBUG, IM_LOG_ERROR, v);
+        }
+        if (rc != 0)
+            return rc;
+    }
+    static const unsigned no_lines[FI_COUNT];
+    return check_rules(c, err, NULL, no_lines);
+}
+
+/* ---- the YAML tree --------------------------------------------------- */
+
+struct loader {
+    im_error *err;
+    const char *path;
+    yaml_document_t *doc;
+    im_config cfg;
+    unsigned field_line[FI_COUNT];        /* 0: not in the file (yet) */
+    unsigned section_line[SECTION_COUNT]; /* likewise, for duplicate sections */
+};
+
+static const char *node_kind(const yaml_node_t *n)
+{
+    switch (n->type) {
+    case YAML_MAPPING_NODE: return "a mapping";
+    case YAML_SEQUENCE_NODE: return "a sequence";
+    default: return "a scalar";
+    }
+}
+
+static unsigned line_of(const yaml_node_t *n)
+{
+    return (unsigned)n->start_mark.line + 1;
+}
+
+/* An empty value ("limits:" with nothing under it) is YAML's null. */
+static bool is_null(const yaml_node_t *n)
+{
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return false;
+    const char *s = (const char *)n->data.scalar.value;
+    return s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
+           strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
+}
+
+/* Reads "-?[0-9]+" as a decimal integer; false for anything else (hex, signs
+ * other than '-', blanks, fractions). Values too large for 64 bits saturate,
+ * which is out of every range anyway. */
+static bool parse_decimal(const char *s, uint64_t *out, bool *negative)
+{
+    *negative = (*s == '-');
+    if (*negative)
+        s++;
+    if (*s == '\0')
+        return false;
+    uint64_t v = 0;
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        unsigned d = (unsigned)(*s - '0');
+        v = (v > (UINT64_MAX - d) / 10) ? UINT64_MAX : v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+/* Checks the scalar v for field f and stores it in L->cfg. */
+static int set_scalar(struct loader *L, struct where at, const struct field *f, const yaml_node_t *v)
+{
+    const char *s = (const char *)v->data.scalar.value;
+    char *p = (char *)&L->cfg + f->offset;
+    if (strlen(s) != v->data.scalar.length)
+        return fail(at, f->name, "contains a NUL character");
+
+    if (is_number_kind(f->kind)) {
+        uint64_t n;
+        bool negative;
+        /* In YAML "7000" is a string; asking for the plain form keeps the
+         * file's meaning the same for every YAML reader. */
+        if (v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+            return fail(at, f->name, "expected a number, found a quoted string '%.60s'", s);
+        if (!parse_decimal(s, &n, &negative))
+            return fail(at, f->name, "not a number: '%.60s'", s);
+        if (negative && n != 0)
+            return fail(at, f->name, "must be between %u and %u", (unsigned)f->min, (unsigned)f->max);
+        int rc = check_number(at, f, n);
+        if (rc == 0)
+            put_number(&L->cfg, f, n);
+        return rc;
+    }
+
+    int as_int = 0;
+    int rc = check_text(at, f, s, &as_int);
+    if (rc != 0)
+        return rc;
+    if (f->kind == K_HOST || f->kind == K_NODE_ID)
+        snprintf(p, sizeof L->cfg.node_id, "%s", s); /* checked: at most 63 bytes */
+    else
+        memcpy(p, &as_int, sizeof as_int);
+    return 0;
+}
+
+static int find_field(const char *name)
+{
+    for (int i = 0; i < FI_COUNT; i++) {
+        if (strcmp(fields[i].name, name) == 0)
+            return i;
+    }
+    return -1;
+}
+
+static int find_section(const char *name)
+{
+    for (size_t i = 0; i < SECTION_COUNT; i++) {
+        if (strcmp(sections[i], name) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+static int load_mapping(struct loader *L, const yaml_node_t *map, const char *section);
+
+/* One "key: value" pair of the mapping for section (NULL at the top level). */
+static int load_pair(struct loader *L, const yaml_node_pair_t *pair, const char *section)
+{
+    const yaml_node_t *k = yaml_document_get_node(L->doc, pair->key);
+    const yaml_node_t *v = yaml_document_get_node(L->doc, pair->value);
+    struct where at = { L->err, L->path, line_of(k) };
+    const char *parent = section != NULL ? section : "top level";
+
+    if (k->type != YAML_SCALAR_NODE)
+        return fail(at, parent, "a key must be a scalar, not %s", node_kind(k));
+    const char *key = (const char *)k->data.scalar.value;
+    if (strlen(key) != k->data.scalar.length)
+        return fail(at, parent, "a key contains a NUL character");
+
+    char name[96];
+    snprintf(name, sizeof name, "%s%s%.60s", section != NULL ? section : "",
+             section != NULL ? "." : "", key);
+
+    int si = section == NULL ? find_section(key) : -1;
+    if (si >= 0) {
+        if (L->section_line[si] != 0)
+            return fail(at, name, "duplicate key (first on line %u)", L->section_line[si]);
+        L->section_line[si] = at.line;
+        if (is_null(v))
+            return 0; /* a section with every key commented out keeps its defaults */
+        if (v->type != YAML_MAPPING_NODE)
+            return fail(at, name, "expected a mapping, found %s", node_kind(v));
+        return load_mapping(L, v, sections[si]);
+    }
+
+    int fi = find_field(name);
+    if (fi < 0)
+        return fail(at, name, "unknown key");
+    if (L->field_line[fi] != 0)
+        return fail(at, name, "duplicate key (first on line %u)", L->field_line[fi]);
+    L->field_line[fi] = at.line;
+    if (v->type != YAML_SCALAR_NODE)
+        return fail(at, name, "expected %s, found %s",
+                    is_number_kind(fields[fi].kind) ? "a number" : "a string", node_kind(v));
+    return set_scalar(L, at, &fields[fi], v);
+}
+
+static int load_mapping(struct loader *L, const yaml_node_t *map, const char *section)
+{
+    for (const yaml_node_pair_t *p = map->data.mapping.pairs.start;
+         p < map->data.mapping.pairs.top; p++) {
+        int rc = load_pair(L, p, section);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int load_root(struct loader *L)
+{
+    const yaml_node_t *root = yaml_document_get_root_node(L->doc);
+    if (root == NULL || is_null(root))
+        return 0; /* an empty file, or only comments: all defaults */
+    if (root->type != YAML_MAPPING_NODE)
+        return im_error_set(L->err, IM_EINVAL, "%s:%u: expected a mapping at the top level, found %s",
+                            L->path, line_of(root), node_kind(root));
+    int rc = load_mapping(L, root, NULL);
+    if (rc != 0)
+        return rc;
+    return check_rules(&L->cfg, L->err, L->path, L->field_line);
+}
+
+/* Turns libyaml's failure into an im_error. */
+static int parse_error(const yaml_parser_t *parser, FILE *f, const char *path, im_error *err)
+{
+    switch (parser->error) {
+    case YAML_MEMORY_ERROR:
+        return im_error_set(err, IM_ENOMEM, "%s: out of memory while parsing", path);
+    case YAML_READER_ERROR:
+        if (ferror(f))
+            return im_error_set(err, IM_EIO, "%s: cannot read: %s", path, strerror(errno));
+        /* Bad encoding: libyaml knows the byte, not the line. */
+        return im_error_set(err, IM_EINVAL, "%s: %s at byte %zu", path,
+                            parser->problem ? parser->problem : "unreadable text",
+                            parser->problem_offset);
+    default:
+        break;
+    }
+    const char *problem = parser->problem ? parser->problem : "syntax error";
+    unsigned line = (unsigned)parser->problem_mark.line + 1;
+    if (parser->context != NULL)
+        return im_error_set(err, IM_EINVAL, "%s:%u: %s (%s on line %u)", path, line, problem,
+                            parser->context, (unsigned)parser->context_mark.line + 1);
+    return im_error_set(err, IM_EINVAL, "%s:%u: %s", path, line, problem);
+}
+
+int im_config_load(const char *path, im_config *c, im_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return im_error_set(err, IM_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return im_error_set(err, IM_EIO, "%s: cannot open: %s", path, strerror(EISDIR));
+    }
+
+    int rc;
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser)) {
+        fclose(f);
+        return im_error_set(err, IM_ENOMEM, "%s: out of memory", path);
+    }
+    yaml_parser_set_input_file(&parser, f);
+
+    /* Everything is read into a copy, so that a bad file changes nothing. */
+    struct loader L = { .err = err, .path = path, .doc = &doc };
+    im_config_defaults(&L.cfg);
+
+    /* yaml_parser_load frees the document itself when it fails. */
+    if (!yaml_parser_load(&parser, &doc)) {
+        rc = parse_error(&parser, f, path, err);
+        goto out;
+    }
+    rc = load_root(&L);
+    yaml_document_delete(&doc);
+    if (rc != 0)
+        goto out;
+
+    /* A second document would be silently ignored: refuse it. */
+    if (!yaml_parser_load(&parser, &doc)) {
+        rc = parse_error(&parser, f, path, err);
+        goto out;
+    }
+    const yaml_node_t *extra = yaml_document_get_root_node(&doc);
+    if (extra != NULL)
+        rc = im_error_set(err, IM_EINVAL, "%s:%u: only one YAML document is allowed", path,
+                          line_of(extra));
+    yaml_document_delete(&doc);
+    if (rc == 0)
+        *c = L.cfg;
+out:
+    yaml_parser_delete(&parser);
+    fclose(f);
+    return rc;
+}

@@ -1,0 +1,62 @@
+/* infrastructure/config_yaml/im_config.h: the server's settings, read from
+ * one YAML file (config/imcore.yaml documents every key).
+ *
+ * The record is plain data of fixed size, so it can be copied, compared and
+ * handed to threads without owning anything. This module knows the keys,
+ * their defaults and their ranges, and nothing of what they are used for:
+ * main.c copies the values into the services and adapters. */
+#ifndef IM_CONFIG_H
+#define IM_CONFIG_H
+
+#include <stdint.h>
+#include "imcore/errors.h"
+
+#define IM_CONFIG_MAX_WORKERS 64u
+
+typedef struct im_config {
+    char listen_host[64];         /* listen.host, default "127.0.0.1"; an IPv4 or IPv6 literal */
+    uint16_t listen_port;         /* listen.port, default 7000; 0 = an ephemeral port */
+    unsigned workers;             /* workers, default 0 = number of online CPUs; max 64 */
+    char node_id[64];             /* node_id, default "node-1"; 1..63 chars [A-Za-z0-9_.-] */
+    uint32_t max_connections;     /* limits.max_connections, default 19000, 1..1000000 */
+    uint32_t max_frame_bytes;     /* limits.max_frame_bytes, default 65536, 64..16777216 */
+    uint32_t max_body_bytes;      /* limits.max_body_bytes, default 8192, 1..max_frame_bytes-256 */
+    uint32_t max_group_members;   /* limits.max_group_members, default 1000, 1..100000 */
+    uint32_t output_buffer_bytes; /* limits.output_buffer_bytes, default 4194304, 4096..1073741824:
+                                   * a session whose unsent output exceeds this is closed as a
+                                   * slow consumer */
+    unsigned heartbeat_s;         /* session.heartbeat_s, default 30, 1..3600 */
+    unsigned idle_timeout_s;      /* session.idle_timeout_s, default 90, 1..86400; > heartbeat_s */
+    int login_policy;             /* session.login_policy: "replace" (0, default) or "reject" (1),
+                                   * the values of im_login_policy (application/ports/im_router.h) */
+    int log_level;                /* log_level: debug|info|warn|error, default info (an im_log_level) */
+} im_config;
+
+/* Fills c with the defaults above. workers stays 0: whoever starts the
+ * workers asks the system for the number of online CPUs. */
+void im_config_defaults(im_config *c);
+
+/* Reads the YAML file at path over the defaults and, only when the whole file
+ * is valid, stores the result in *c; on error *c is untouched.
+ *
+ * The file holds one mapping (an empty file, or a section left empty, means
+ * the defaults). Numbers are plain decimal integers; unknown keys, duplicate
+ * keys, values out of range and a mapping where a value is expected (or the
+ * reverse) are all errors.
+ *
+ * Errors:
+ *   IM_EINVAL  the content is wrong; err->msg is "FILE:LINE: KEY: what is
+ *              wrong", KEY dotted ("limits.max_frame_bytes"), LINE 1-based
+ *              and the line of the key. A YAML syntax error is
+ *              "FILE:LINE: libyaml's problem text (its context)".
+ *   IM_EIO     the file cannot be opened or read ("FILE: cannot open: why").
+ *   IM_ENOMEM  libyaml ran out of memory. */
+int im_config_load(const char *path, im_config *c, im_error *err);
+
+/* Checks every field of c, which may have been changed after loading
+ * (command-line overrides): the ranges above and the rules between fields
+ * (idle_timeout_s > heartbeat_s, max_body_bytes <= max_frame_bytes - 256).
+ * Errors: IM_EINVAL with err->msg "KEY: what is wrong". */
+int im_config_validate(const im_config *c, im_error *err);
+
+#endif

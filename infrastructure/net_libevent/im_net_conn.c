@@ -1,0 +1,560 @@
+/* infrastructure/net_libevent/im_net_conn.c: one client connection, on the
+ * worker that owns it: bytes in, frames out, requests handed to the
+ * application, answers written back.
+ *
+ * A connection is never freed inside one of its own callbacks: closing marks
+ * it, tells the peer why, and the worker's reap event frees it after the
+ * output has drained (or a grace period has run out). So a handler may close
+ * any connection, its own included, and carry on safely. */
+#include "im_net_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "im_codec.h"
+#include "im_log.h"
+
+#define CLOSE_GRACE_S 2          /* how long a closing peer gets to read its last frames */
+#define ANSWER_STACK_BYTES 2048  /* answers this small are packed on the stack */
+#define LIST_DEFAULT 1000u
+#define LIST_MAX 10000u
+
+static void on_read(struct bufferevent *bev, void *arg);
+
+/* The user for log lines: "-" before login. */
+static const char *who(const im_conn *c)
+{
+    return c->session.user_id[0] ? c->session.user_id : "-";
+}
+static void on_event(struct bufferevent *bev, short what, void *arg);
+static void on_drained(struct bufferevent *bev, void *arg);
+
+/* ---- the slot table: conn id -> conn, for this worker only ---- */
+
+static int slot_take(im_worker *w, uint32_t *slot)
+{
+    if (w->nfree) {
+        *slot = w->free_slots[--w->nfree];
+        return IM_OK;
+    }
+    uint32_t n = w->nslots ? w->nslots * 2 : 64;
+    im_conn **slots = realloc(w->slots, n * sizeof *slots);
+    if (!slots)
+        return IM_ENOMEM;
+    w->slots = slots;
+    uint32_t *fs = realloc(w->free_slots, n * sizeof *fs);
+    if (!fs)
+        return IM_ENOMEM;
+    w->free_slots = fs;
+    for (uint32_t i = n; i-- > w->nslots + 1;)
+        w->free_slots[w->nfree++] = i;
+    for (uint32_t i = w->nslots; i < n; i++)
+        w->slots[i] = NULL;
+    *slot = w->nslots;
+    w->nslots = n;
+    return IM_OK;
+}
+
+im_conn *im__conn_find(im_worker *w, uint64_t id)
+{
+    uint32_t slot = (uint32_t)id;
+    if (slot >= w->nslots)
+        return NULL;
+    im_conn *c = w->slots[slot];
+    return c && c->id == id && !c->closing ? c : NULL;
+}
+
+/* ---- writing ---- */
+
+void im__conn_send(im_conn *c, const uint8_t *data, size_t len)
+{
+    if (c->closing)
+        return;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) + len > c->w->srv->cfg.output_buffer_bytes) {
+        IM_WARN("user=%s peer=%s closing a slow consumer: %zu bytes unsent",
+                who(c), c->peer, evbuffer_get_length(out));
+        im__conn_close(c, IM_EBUSY, "too much unread output: closing a slow consumer");
+        return;
+    }
+    evbuffer_add(out, data, len);
+}
+
+/* Packs env straight into the output buffer: no copy for answers. */
+static void send_envelope(im_conn *c, Imcore__Envelope *env)
+{
+    if (c->closing && env->body_case != IMCORE__ENVELOPE__BODY_ERROR)
+        return;
+    env->type = im_envelope_type_for(env->body_case);
+    size_t size = im_frame_size(env);
+    if (size <= ANSWER_STACK_BYTES) {
+        uint8_t buf[ANSWER_STACK_BYTES];
+        size_t n = im_frame_pack(env, buf);
+        if (c->closing) /* the last words of a closing connection skip the limit */
+            bufferevent_write(c->bev, buf, n);
+        else
+            im__conn_send(c, buf, n);
+        return;
+    }
+    uint8_t *buf;
+    size_t n;
+    if (im_frame_encode(env, &buf, &n) != IM_OK) {
+        im__conn_close(c, IM_ENOMEM, "out of memory");
+        return;
+    }
+    im__conn_send(c, buf, n);
+    free(buf);
+}
+
+static void send_error(im_conn *c, uint64_t request_id, int code, const char *msg,
+                       const char *client_msg_id)
+{
+    Imcore__Error e = IMCORE__ERROR__INIT;
+    e.code = im_wire_error_code(code);
+    e.message = (char *)(msg ? msg : im_strerror(code));
+    e.client_msg_id = (char *)(client_msg_id ? client_msg_id : "");
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    env.request_id = request_id;
+    env.body_case = IMCORE__ENVELOPE__BODY_ERROR;
+    env.error = &e;
+    send_envelope(c, &env);
+}
+
+static void send_ok(im_conn *c, uint64_t request_id)
+{
+    Imcore__Ok ok = IMCORE__OK__INIT;
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    env.request_id = request_id;
+    env.body_case = IMCORE__ENVELOPE__BODY_OK;
+    env.ok = &ok;
+    send_envelope(c, &env);
+}
+
+/* ---- life and death ---- */
+
+void im__conn_accept(im_worker *w, int fd, const char *peer)
+{
+    im_net_server *srv = w->srv;
+    uint32_t slot;
+    im_conn *c = calloc(1, sizeof *c);
+    if (!c || slot_take(w, &slot) != IM_OK) {
+        IM_ERROR("peer=%s out of memory accepting a connection", peer);
+        free(c);
+        close(fd);
+        atomic_fetch_sub(&srv->connections, 1);
+        return;
+    }
+    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        IM_ERROR("peer=%s cannot make a bufferevent", peer);
+        w->free_slots[w->nfree++] = slot;
+        free(c);
+        close(fd);
+        atomic_fetch_sub(&srv->connections, 1);
+        return;
+    }
+    c->w = w;
+    c->id = ((uint64_t)++w->generation << 32) | slot;
+    c->ep = (im_endpoint){ .node = srv->cfg.node, .worker = w->index, .conn_id = c->id };
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    im_session_init(&c->session, atomic_fetch_add(&srv->next_session_id, 1), im__monotonic_ms());
+    w->slots[slot] = c;
+    w->live++;
+    bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    IM_DEBUG("peer=%s connected (session %llu)", peer, (unsigned long long)c->session.id);
+}
+
+void im__conn_close(im_conn *c, int code, const char *why)
+{
+    if (c->closing)
+        return;
+    /* Closing first: the farewell below bypasses the output limit, and a
+     * slow consumer's close cannot recurse through im__conn_send. */
+    c->closing = true;
+    if (code != 0)
+        send_error(c, 0, code, why, NULL);
+    if (im_session_is_authenticated(&c->session))
+        IM_INFO("user=%s peer=%s session %llu closed: %s", who(c), c->peer,
+                (unsigned long long)c->session.id, why ? why : "logout");
+    else
+        IM_DEBUG("peer=%s session %llu closed: %s", c->peer,
+                 (unsigned long long)c->session.id, why ? why : "closed");
+    im_app_session_closed(c->w->srv->app, &c->session, &c->ep, code);
+    bufferevent_disable(c->bev, EV_READ);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) == 0) {
+        on_drained(c->bev, c);
+        return;
+    }
+    /* Let the last frames go out, but not forever: a peer that does not read
+     * is dropped when the write timeout fires. */
+    struct timeval grace = { .tv_sec = CLOSE_GRACE_S };
+    bufferevent_set_timeouts(c->bev, NULL, &grace);
+    bufferevent_setcb(c->bev, NULL, on_drained, on_event, c);
+}
+
+/* Output flushed (or given up on): queue the connection for freeing. */
+static void on_drained(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    im_conn *c = arg;
+    if (c->reaping)
+        return;
+    c->reaping = true;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    c->next_dead = c->w->dead;
+    c->w->dead = c;
+    event_active(c->w->reap, 0, 0);
+}
+
+void im__conn_reap(im_worker *w)
+{
+    while (w->dead) {
+        im_conn *c = w->dead;
+        w->dead = c->next_dead;
+        uint32_t slot = (uint32_t)c->id;
+        w->slots[slot] = NULL;
+        w->free_slots[w->nfree++] = slot;
+        w->live--;
+        bufferevent_free(c->bev);
+        free(c);
+        atomic_fetch_sub(&w->srv->connections, 1);
+    }
+    if (w->shutting_down && w->live == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+void im__worker_close_all(im_worker *w)
+{
+    for (uint32_t i = 0; i < w->nslots; i++) {
+        im_conn *c = w->slots[i];
+        if (c && !c->closing)
+            im__conn_close(c, IM_ESHUTDOWN, "the server is shutting down");
+    }
+    if (w->live == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+void im__conn_sweep_idle(im_worker *w)
+{
+    uint64_t now = im__monotonic_ms();
+    uint64_t timeout = (uint64_t)w->srv->cfg.idle_timeout_s * 1000u;
+    for (uint32_t i = 0; i < w->nslots; i++) {
+        im_conn *c = w->slots[i];
+        if (c && !c->closing && im_session_is_idle(&c->session, now, timeout))
+            im__conn_close(c, IM_EIDLE, "no heartbeat within idle_timeout_s");
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    im_conn *c = arg;
+    if (c->closing) { /* the grace period ran out, or the peer went away */
+        on_drained(c->bev, c);
+        return;
+    }
+    const char *why = (what & BEV_EVENT_EOF) ? "peer closed the connection"
+                      : (what & BEV_EVENT_TIMEOUT) ? "timeout"
+                      : "connection error";
+    if (what & BEV_EVENT_ERROR)
+        IM_DEBUG("peer=%s socket error: %s", c->peer, strerror(EVUTIL_SOCKET_ERROR()));
+    im__conn_close(c, 0, why);
+}
+
+/* ---- requests ---- */
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void handle_login(im_conn *c, uint64_t rid, const Imcore__Login *req)
+{
+    im_net_server *srv = c->w->srv;
+    im_error err = { 0 };
+    int rc = im_app_login(srv->app, &c->session, req->user_id, req->display_name, &c->ep, &err);
+    if (rc != IM_OK) {
+        IM_INFO("peer=%s login as '%.32s' refused: %s", c->peer, req->user_id, err.msg);
+        send_error(c, rid, rc, err.msg, NULL);
+        if (rc == IM_EDUPLICATE)
+            im__conn_close(c, 0, "login refused: already online");
+        return;
+    }
+    IM_INFO("user=%s peer=%s logged in (session %llu)", who(c), c->peer,
+            (unsigned long long)c->session.id);
+    Imcore__LoginAck ack = IMCORE__LOGIN_ACK__INIT;
+    ack.user_id = c->session.user_id;
+    ack.session_id = c->session.id;
+    ack.heartbeat_s = srv->cfg.heartbeat_s;
+    ack.idle_timeout_s = srv->cfg.idle_timeout_s;
+    ack.server_time_ms = wall_ms();
+    ack.max_frame_bytes = srv->cfg.max_frame_bytes;
+    ack.max_body_bytes = im_app_get_limits(srv->app)->max_body_bytes;
+    ack.node_id = srv->node_id;
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    env.request_id = rid;
+    env.body_case = IMCORE__ENVELOPE__BODY_LOGIN_ACK;
+    env.login_ack = &ack;
+    send_envelope(c, &env);
+}
+
+static void handle_ping(im_conn *c, uint64_t rid, const Imcore__Ping *req)
+{
+    Imcore__Pong pong = IMCORE__PONG__INIT;
+    pong.client_time_ms = req->client_time_ms;
+    pong.server_time_ms = wall_ms();
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    env.request_id = rid;
+    env.body_case = IMCORE__ENVELOPE__BODY_PONG;
+    env.pong = &pong;
+    send_envelope(c, &env);
+}
+
+static void answer_send(im_conn *c, uint64_t rid, int rc, const im_send_result *res,
+                        const char *client_msg_id, const im_error *err)
+{
+    if (rc != IM_OK) {
+        send_error(c, rid, rc, err->msg, client_msg_id);
+        return;
+    }
+    Imcore__SendAck ack = IMCORE__SEND_ACK__INIT;
+    ack.client_msg_id = (char *)client_msg_id;
+    ack.seq = res->seq;
+    ack.server_time_ms = res->server_time_ms;
+    ack.delivered = res->delivered;
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    env.request_id = rid;
+    env.body_case = IMCORE__ENVELOPE__BODY_SEND_ACK;
+    env.send_ack = &ack;
+    send_envelope(c, &env);
+}
+
+typedef struct list_builder {
+    size_t n, cap;
+    void **items;
+    bool failed;
+} list_builder;
+
+static bool add_group_info(void *arg, const im_group_info *gi)
+{
+    list_builder *lb = arg;
+    if (lb->n == lb->cap)
+        return false;
+    Imcore__GroupInfo *info = malloc(sizeof *info);
+    char *id = strdup(gi->id), *owner = strdup(gi->owner);
+    if (!info || !id || !owner) {
+        free(info), free(id), free(owner);
+        lb->failed = true;
+        return false;
+    }
+    imcore__group_info__init(info);
+    info->group = id;
+    info->owner = owner;
+    info->members = gi->members;
+    info->max_members = gi->max_members;
+    info->member = gi->is_member;
+    lb->items[lb->n++] = info;
+    return true;
+}
+
+static bool add_user_info(void *arg, const char *user_id, const char *display_name)
+{
+    list_builder *lb = arg;
+    if (lb->n == lb->cap)
+        return false;
+    Imcore__UserInfo *info = malloc(sizeof *info);
+    char *id = strdup(user_id), *name = strdup(display_name);
+    if (!info || !id || !name) {
+        free(info), free(id), free(name);
+        lb->failed = true;
+        return false;
+    }
+    imcore__user_info__init(info);
+    info->user_id = id;
+    info->display_name = name;
+    lb->items[lb->n++] = info;
+    return true;
+}
+
+static void handle_group_list(im_conn *c, uint64_t rid)
+{
+    im_error err = { 0 };
+    list_builder lb = { .cap = LIST_DEFAULT };
+    lb.items = calloc(lb.cap, sizeof *lb.items);
+    size_t total = 0;
+    int rc = lb.items ? im_app_group_list(c->w->srv->app, &c->session, add_group_info, &lb,
+                                          &total, &err)
+                      : im_error_set(&err, IM_ENOMEM, "out of memory");
+    if (rc == IM_OK && lb.failed)
+        rc = im_error_set(&err, IM_ENOMEM, "out of memory");
+    if (rc != IM_OK) {
+        send_error(c, rid, rc, err.msg, NULL);
+    } else {
+        Imcore__GroupListResult res = IMCORE__GROUP_LIST_RESULT__INIT;
+        res.n_groups = lb.n;
+        res.groups = (Imcore__GroupInfo **)lb.items;
+        res.total = (uint32_t)total;
+        Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+        env.request_id = rid;
+        env.body_case = IMCORE__ENVELOPE__BODY_GROUP_LIST_RESULT;
+        env.group_list_result = &res;
+        send_envelope(c, &env);
+    }
+    for (size_t i = 0; i < lb.n; i++) {
+        Imcore__GroupInfo *info = lb.items[i];
+        free(info->group), free(info->owner), free(info);
+    }
+    free(lb.items);
+}
+
+static void handle_online_users(im_conn *c, uint64_t rid, const Imcore__OnlineUsers *req)
+{
+    im_error err = { 0 };
+    list_builder lb = { .cap = req->limit == 0 ? LIST_DEFAULT
+                               : req->limit > LIST_MAX ? LIST_MAX : req->limit };
+    lb.items = calloc(lb.cap, sizeof *lb.items);
+    size_t total = 0;
+    int rc = lb.items ? im_app_online_users(c->w->srv->app, &c->session, add_user_info, &lb,
+                                            &total, &err)
+                      : im_error_set(&err, IM_ENOMEM, "out of memory");
+    if (rc == IM_OK && lb.failed)
+        rc = im_error_set(&err, IM_ENOMEM, "out of memory");
+    if (rc != IM_OK) {
+        send_error(c, rid, rc, err.msg, NULL);
+    } else {
+        Imcore__OnlineUsersResult res = IMCORE__ONLINE_USERS_RESULT__INIT;
+        res.n_users = lb.n;
+        res.users = (Imcore__UserInfo **)lb.items;
+        res.total = (uint32_t)total;
+        Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+        env.request_id = rid;
+        env.body_case = IMCORE__ENVELOPE__BODY_ONLINE_USERS_RESULT;
+        env.online_users_result = &res;
+        send_envelope(c, &env);
+    }
+    for (size_t i = 0; i < lb.n; i++) {
+        Imcore__UserInfo *info = lb.items[i];
+        free(info->user_id), free(info->display_name), free(info);
+    }
+    free(lb.items);
+}
+
+/* Ok or Error for the requests that answer nothing else. */
+static void answer_plain(im_conn *c, uint64_t rid, int rc, const im_error *err)
+{
+    if (rc == IM_OK)
+        send_ok(c, rid);
+    else
+        send_error(c, rid, rc, err->msg, NULL);
+}
+
+static void dispatch(im_conn *c, const Imcore__Envelope *env)
+{
+    im_app *app = c->w->srv->app;
+    const im_session *s = &c->session;
+    uint64_t rid = env->request_id;
+    im_error err = { 0 };
+    im_send_result res;
+    int rc;
+
+    switch (env->body_case) {
+    case IMCORE__ENVELOPE__BODY_LOGIN:
+        handle_login(c, rid, env->login);
+        break;
+    case IMCORE__ENVELOPE__BODY_LOGOUT:
+        send_ok(c, rid);
+        im__conn_close(c, 0, "logout");
+        break;
+    case IMCORE__ENVELOPE__BODY_PING:
+        handle_ping(c, rid, env->ping);
+        break;
+    case IMCORE__ENVELOPE__BODY_PRIVATE_MESSAGE: {
+        const Imcore__PrivateMessage *pm = env->private_message;
+        rc = im_app_send_private(app, s, pm->to, pm->body.data, pm->body.len,
+                                 pm->client_msg_id, &res, &err);
+        answer_send(c, rid, rc, &res, pm->client_msg_id, &err);
+        break;
+    }
+    case IMCORE__ENVELOPE__BODY_GROUP_MESSAGE: {
+        const Imcore__GroupMessage *gm = env->group_message;
+        rc = im_app_send_group(app, s, gm->group, gm->body.data, gm->body.len,
+                               gm->client_msg_id, &res, &err);
+        answer_send(c, rid, rc, &res, gm->client_msg_id, &err);
+        break;
+    }
+    case IMCORE__ENVELOPE__BODY_GROUP_CREATE:
+        rc = im_app_group_create(app, s, env->group_create->group,
+                                 env->group_create->max_members, &err);
+        answer_plain(c, rid, rc, &err);
+        break;
+    case IMCORE__ENVELOPE__BODY_GROUP_JOIN:
+        rc = im_app_group_join(app, s, env->group_join->group, &err);
+        answer_plain(c, rid, rc, &err);
+        break;
+    case IMCORE__ENVELOPE__BODY_GROUP_LEAVE:
+        rc = im_app_group_leave(app, s, env->group_leave->group, &err);
+        answer_plain(c, rid, rc, &err);
+        break;
+    case IMCORE__ENVELOPE__BODY_GROUP_LIST:
+        handle_group_list(c, rid);
+        break;
+    case IMCORE__ENVELOPE__BODY_ONLINE_USERS:
+        handle_online_users(c, rid, env->online_users);
+        break;
+    default:
+        send_error(c, rid, IM_EUNSUPPORTED, "the server does not accept this message type",
+                   NULL);
+        break;
+    }
+}
+
+/* Takes every complete frame from the input. A frame over the limit is
+ * refused from its header alone, before anything is allocated for it. */
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    im_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    uint32_t max = c->w->srv->cfg.max_frame_bytes;
+    im_session_touch(&c->session, im__monotonic_ms());
+
+    while (!c->closing) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail < IM_FRAME_HEADER_BYTES)
+            break;
+        uint8_t hdr[IM_FRAME_HEADER_BYTES];
+        evbuffer_copyout(in, hdr, sizeof hdr);
+        uint32_t len;
+        if (im_frame_length(hdr, max, &len) != IM_OK) {
+            char why[96];
+            snprintf(why, sizeof why, "frame of %u bytes is over the limit of %u bytes", len, max);
+            IM_WARN("user=%s peer=%s %s", who(c), c->peer, why);
+            im__conn_close(c, IM_EFRAMESIZE, why);
+            break;
+        }
+        if (avail < IM_FRAME_HEADER_BYTES + (size_t)len)
+            break;
+        uint8_t *frame = evbuffer_pullup(in, IM_FRAME_HEADER_BYTES + (ssize_t)len);
+        Imcore__Envelope *env;
+        im_error err = { 0 };
+        int rc = im_envelope_decode(frame + IM_FRAME_HEADER_BYTES, len, &env, &err);
+        evbuffer_drain(in, IM_FRAME_HEADER_BYTES + (size_t)len);
+        if (rc != IM_OK) {
+            IM_WARN("user=%s peer=%s bad frame: %s", who(c), c->peer, err.msg);
+            im__conn_close(c, rc, err.msg);
+            break;
+        }
+        dispatch(c, env);
+        im_envelope_free(env);
+    }
+}

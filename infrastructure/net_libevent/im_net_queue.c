@@ -1,0 +1,213 @@
+/* infrastructure/net_libevent/im_net_queue.c: a worker's inbox.
+ *
+ * Anything that must happen on a worker (a new connection, a message for one
+ * of its sessions, a kick, shutdown) arrives as an item in its FIFO queue.
+ * The pusher wakes the worker only when the queue goes from empty to
+ * non-empty, so a burst costs one wake-up; the worker then takes the whole
+ * queue in one swap and runs it without holding the lock. */
+#include "im_net_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "im_log.h"
+
+static _Thread_local im_worker *current_worker;
+
+im_worker *im__current_worker(void)
+{
+    return current_worker;
+}
+
+uint64_t im__monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+im_frame *im__frame_new(size_t len)
+{
+    im_frame *f = malloc(sizeof *f + len);
+    if (!f)
+        return NULL;
+    atomic_init(&f->refs, 1);
+    f->len = len;
+    return f;
+}
+
+void im__frame_ref(im_frame *f)
+{
+    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+}
+
+void im__frame_unref(im_frame *f)
+{
+    if (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
+        free(f);
+}
+
+im_item *im__item_new(item_kind kind, size_t nids)
+{
+    im_item *it = calloc(1, sizeof *it + nids * sizeof it->ids[0]);
+    if (it) {
+        it->kind = kind;
+        it->fd = -1;
+    }
+    return it;
+}
+
+void im__item_free(im_item *it)
+{
+    if (!it)
+        return;
+    if (it->kind == ITEM_ACCEPT && it->fd >= 0)
+        close(it->fd);
+    im__frame_unref(it->frame);
+    free(it);
+}
+
+void im__worker_push(im_worker *w, im_item *item)
+{
+    item->next = NULL;
+    pthread_mutex_lock(&w->qlock);
+    if (w->qtail)
+        w->qtail->next = item;
+    else
+        w->qhead = item;
+    w->qtail = item;
+    bool wake = !w->qsignalled;
+    w->qsignalled = true;
+    pthread_mutex_unlock(&w->qlock);
+    if (wake)
+        event_active(w->wakeup, EV_READ, 0);
+}
+
+static void run_item(im_worker *w, im_item *it)
+{
+    switch (it->kind) {
+    case ITEM_ACCEPT:
+        if (w->shutting_down)
+            break; /* the item's free closes the fd */
+        im__conn_accept(w, it->fd, it->peer);
+        it->fd = -1; /* the connection owns it now */
+        break;
+    case ITEM_DELIVER:
+        for (size_t i = 0; i < it->n; i++) {
+            im_conn *c = im__conn_find(w, it->ids[i]);
+            if (c) /* gone meanwhile: nothing to deliver to */
+                im__conn_send(c, it->frame->data, it->frame->len);
+        }
+        break;
+    case ITEM_KICK: {
+        im_conn *c = im__conn_find(w, it->ids[0]);
+        if (c)
+            im__conn_close(c, it->code, it->why);
+        break;
+    }
+    case ITEM_SHUTDOWN:
+        w->shutting_down = true;
+        im__worker_close_all(w);
+        break;
+    }
+}
+
+static void on_wakeup(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    im_worker *w = arg;
+    pthread_mutex_lock(&w->qlock);
+    im_item *it = w->qhead;
+    w->qhead = w->qtail = NULL;
+    w->qsignalled = false;
+    pthread_mutex_unlock(&w->qlock);
+    while (it) {
+        im_item *next = it->next;
+        run_item(w, it);
+        im__item_free(it);
+        it = next;
+    }
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    im__conn_sweep_idle(arg);
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    im__conn_reap(arg);
+}
+
+int im__worker_init(im_worker *w, struct im_net_server *srv, unsigned index)
+{
+    memset(w, 0, sizeof *w);
+    w->srv = srv;
+    w->index = index;
+    pthread_mutex_init(&w->qlock, NULL);
+    struct event_config *ec = event_config_new();
+    if (!ec)
+        return IM_ENOMEM;
+    /* One thread per base: no locking inside libevent for the loop itself;
+     * cross-thread wake-ups go through event_active, which needs the
+     * pthreads support switched on in main. */
+    w->base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    if (!w->base)
+        return IM_ENOMEM;
+    w->wakeup = event_new(w->base, -1, 0, on_wakeup, w);
+    w->sweep = event_new(w->base, -1, EV_PERSIST, on_sweep, w);
+    w->reap = event_new(w->base, -1, 0, on_reap, w);
+    if (!w->wakeup || !w->sweep || !w->reap)
+        return IM_ENOMEM;
+    /* Idle sessions are found by a sweep, not one timer each: a timer per
+     * connection costs memory and churn at every frame received. */
+    unsigned idle_ms = srv->cfg.idle_timeout_s * 1000u;
+    unsigned period_ms = idle_ms / 4 < 1000 ? (idle_ms / 4 ? idle_ms / 4 : 1) : 1000;
+    struct timeval tv = { .tv_sec = period_ms / 1000, .tv_usec = (period_ms % 1000) * 1000 };
+    event_add(w->sweep, &tv);
+    return IM_OK;
+}
+
+static void *worker_main(void *arg)
+{
+    im_worker *w = arg;
+    char name[32];
+    snprintf(name, sizeof name, "worker-%u", w->index);
+    im_log_set_thread_name(name);
+    current_worker = w;
+    event_base_dispatch(w->base);
+    current_worker = NULL;
+    return NULL;
+}
+
+int im__worker_start(im_worker *w)
+{
+    return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? IM_OK : IM_EIO;
+}
+
+void im__worker_destroy(im_worker *w)
+{
+    im_item *it = w->qhead;
+    while (it) {
+        im_item *next = it->next;
+        im__item_free(it);
+        it = next;
+    }
+    w->qhead = w->qtail = NULL;
+    if (w->wakeup)
+        event_free(w->wakeup);
+    if (w->sweep)
+        event_free(w->sweep);
+    if (w->reap)
+        event_free(w->reap);
+    if (w->base)
+        event_base_free(w->base);
+    free(w->slots);
+    free(w->free_slots);
+    pthread_mutex_destroy(&w->qlock);
+}

@@ -1,0 +1,288 @@
+/* infrastructure/net_libevent/im_net_router.c: the route port on one node.
+ *
+ * The registry maps each online user to the endpoint of its session, in
+ * shards by hash so that workers rarely contend. Delivery encodes a message
+ * once, however many receive it; a receiver on the calling worker gets it
+ * written at once, others get one queue item per worker (not per receiver)
+ * sharing the encoded frame. */
+#include "im_net_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "im_codec.h"
+#include "im_log.h"
+
+typedef struct reg_entry {
+    im_endpoint ep;
+    char display_name[IM_DISPLAY_NAME_MAX + 1];
+} reg_entry;
+
+static im_net_server *server_of(im_router *r)
+{
+    return (im_net_server *)r; /* the port is the server's first member */
+}
+
+static im_registry_shard *shard_of(im_net_server *srv, const char *user_id)
+{
+    return &srv->shards[im_strmap_hash(user_id) % IM_REGISTRY_SHARDS];
+}
+
+static bool same_endpoint(const im_endpoint *a, const im_endpoint *b)
+{
+    return a->node == b->node && a->worker == b->worker && a->conn_id == b->conn_id;
+}
+
+static int router_bind(im_router *r, const char *user_id, const char *display_name,
+                       const im_endpoint *ep, im_login_policy policy, im_endpoint *replaced,
+                       im_error *err)
+{
+    im_registry_shard *sh = shard_of(server_of(r), user_id);
+    int rc = 0;
+    pthread_mutex_lock(&sh->lock);
+    reg_entry *e = im_strmap_get(sh->users, user_id);
+    if (e) {
+        if (policy == IM_LOGIN_REJECT) {
+            rc = IM_EDUPLICATE;
+        } else {
+            *replaced = e->ep;
+            e->ep = *ep;
+            snprintf(e->display_name, sizeof e->display_name, "%s", display_name);
+            rc = 1;
+        }
+    } else if (!(e = malloc(sizeof *e))) {
+        rc = im_error_set(err, IM_ENOMEM, "out of memory");
+    } else {
+        e->ep = *ep;
+        snprintf(e->display_name, sizeof e->display_name, "%s", display_name);
+        if (im_strmap_put(sh->users, user_id, e, NULL) != IM_OK) {
+            free(e);
+            rc = im_error_set(err, IM_ENOMEM, "out of memory");
+        }
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return rc;
+}
+
+static void router_unbind(im_router *r, const char *user_id, const im_endpoint *ep)
+{
+    im_registry_shard *sh = shard_of(server_of(r), user_id);
+    pthread_mutex_lock(&sh->lock);
+    reg_entry *e = im_strmap_get(sh->users, user_id);
+    if (e && same_endpoint(&e->ep, ep)) {
+        im_strmap_remove(sh->users, user_id);
+        free(e);
+    }
+    pthread_mutex_unlock(&sh->lock);
+}
+
+static bool lookup(im_net_server *srv, const char *user_id, im_endpoint *ep)
+{
+    im_registry_shard *sh = shard_of(srv, user_id);
+    pthread_mutex_lock(&sh->lock);
+    reg_entry *e = im_strmap_get(sh->users, user_id);
+    if (e)
+        *ep = e->ep;
+    pthread_mutex_unlock(&sh->lock);
+    return e != NULL;
+}
+
+static bool router_is_online(im_router *r, const char *user_id)
+{
+    im_endpoint ep;
+    return lookup(server_of(r), user_id, &ep);
+}
+
+/* One Delivery frame for m, with a reference for the caller. */
+static im_frame *encode_delivery(const im_message *m, const char *sender_name)
+{
+    Imcore__Delivery d = IMCORE__DELIVERY__INIT;
+    d.kind = m->kind == IM_MESSAGE_GROUP ? IMCORE__DELIVERY__KIND__GROUP
+                                         : IMCORE__DELIVERY__KIND__PRIVATE;
+    d.from = (char *)m->sender;
+    d.from_name = (char *)(sender_name ? sender_name : "");
+    d.to = (char *)(m->kind == IM_MESSAGE_PRIVATE ? m->target : "");
+    d.group = (char *)(m->kind == IM_MESSAGE_GROUP ? m->target : "");
+    d.body.data = (uint8_t *)m->body;
+    d.body.len = m->body_len;
+    d.seq = m->seq;
+    d.server_time_ms = m->server_time_ms;
+    d.client_msg_id = (char *)m->client_msg_id;
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    env.type = IMCORE__TYPE__DELIVERY;
+    env.body_case = IMCORE__ENVELOPE__BODY_DELIVERY;
+    env.delivery = &d;
+    im_frame *f = im__frame_new(im_frame_size(&env));
+    if (f)
+        f->len = im_frame_pack(&env, f->data);
+    return f;
+}
+
+/* Hands frame to the sessions eps[0..n), all on worker w. */
+static int deliver_to_worker(im_net_server *srv, unsigned w, const uint64_t *ids, size_t n,
+                             im_frame *f)
+{
+    im_worker *self = im__current_worker();
+    if (self && self->index == w) {
+        for (size_t i = 0; i < n; i++) {
+            im_conn *c = im__conn_find(self, ids[i]);
+            if (c)
+                im__conn_send(c, f->data, f->len);
+        }
+        return IM_OK;
+    }
+    im_item *it = im__item_new(ITEM_DELIVER, n);
+    if (!it)
+        return IM_ENOMEM;
+    memcpy(it->ids, ids, n * sizeof ids[0]);
+    it->n = n;
+    im__frame_ref(f);
+    it->frame = f;
+    im__worker_push(&srv->workers[w], it);
+    return IM_OK;
+}
+
+static int router_deliver(im_router *r, const im_message *m, const char *sender_name,
+                          im_error *err)
+{
+    im_net_server *srv = server_of(r);
+    im_endpoint ep;
+    if (!lookup(srv, m->target, &ep))
+        return im_error_set(err, IM_EOFFLINE, "%s is not online", m->target);
+    im_frame *f = encode_delivery(m, sender_name);
+    if (!f)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    int rc = deliver_to_worker(srv, ep.worker, &ep.conn_id, 1, f);
+    im__frame_unref(f);
+    if (rc != IM_OK)
+        return im_error_set(err, rc, "out of memory");
+    return IM_OK;
+}
+
+static int router_deliver_many(im_router *r, const char *const *members, size_t n,
+                               const char *skip, const im_message *m, const char *sender_name)
+{
+    im_net_server *srv = server_of(r);
+    im_frame *f = encode_delivery(m, sender_name);
+    if (!f)
+        return IM_ENOMEM;
+    /* Sort the online receivers by worker: ids[w * n ..] holds worker w's. */
+    unsigned nw = srv->nworkers;
+    uint64_t *ids = malloc((n ? n : 1) * nw * sizeof *ids);
+    size_t *count = calloc(nw, sizeof *count);
+    int delivered = 0;
+    if (!ids || !count) {
+        delivered = IM_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        im_endpoint ep;
+        if ((skip && strcmp(members[i], skip) == 0) || !lookup(srv, members[i], &ep))
+            continue;
+        ids[ep.worker * n + count[ep.worker]++] = ep.conn_id;
+    }
+    for (unsigned w = 0; w < nw; w++) {
+        if (count[w] == 0)
+            continue;
+        if (deliver_to_worker(srv, w, &ids[w * n], count[w], f) != IM_OK) {
+            delivered = IM_ENOMEM;
+            goto out;
+        }
+        delivered += (int)count[w];
+    }
+out:
+    free(ids);
+    free(count);
+    im__frame_unref(f);
+    return delivered;
+}
+
+static void router_kick(im_router *r, const im_endpoint *ep, int code, const char *why)
+{
+    im_net_server *srv = server_of(r);
+    im_worker *self = im__current_worker();
+    if (ep->worker >= srv->nworkers)
+        return;
+    if (self && self->index == ep->worker) {
+        im_conn *c = im__conn_find(self, ep->conn_id);
+        if (c)
+            im__conn_close(c, code, why);
+        return;
+    }
+    im_item *it = im__item_new(ITEM_KICK, 1);
+    if (!it) {
+        IM_ERROR("out of memory: cannot close session %llu", (unsigned long long)ep->conn_id);
+        return;
+    }
+    it->n = 1;
+    it->ids[0] = ep->conn_id;
+    it->code = code;
+    snprintf(it->why, sizeof it->why, "%s", why ? why : "");
+    im__worker_push(&srv->workers[ep->worker], it);
+}
+
+struct listing { im_router_user_fn fn; void *arg; bool stopped; };
+
+static bool list_one(void *arg, const char *key, void *value)
+{
+    struct listing *l = arg;
+    if (!l->stopped && !l->fn(l->arg, key, ((reg_entry *)value)->display_name))
+        l->stopped = true;
+    return !l->stopped;
+}
+
+static size_t router_list_online(im_router *r, im_router_user_fn fn, void *arg)
+{
+    im_net_server *srv = server_of(r);
+    struct listing l = { .fn = fn, .arg = arg };
+    size_t total = 0;
+    for (int i = 0; i < IM_REGISTRY_SHARDS; i++) {
+        im_registry_shard *sh = &srv->shards[i];
+        pthread_mutex_lock(&sh->lock);
+        total += im_strmap_count(sh->users);
+        if (!l.stopped)
+            im_strmap_each(sh->users, list_one, &l);
+        pthread_mutex_unlock(&sh->lock);
+    }
+    return total;
+}
+
+static const struct im_router_ops net_router_ops = {
+    .name = "local",
+    .bind = router_bind,
+    .unbind = router_unbind,
+    .is_online = router_is_online,
+    .deliver = router_deliver,
+    .deliver_many = router_deliver_many,
+    .kick = router_kick,
+    .list_online = router_list_online,
+};
+
+int im__router_init(im_net_server *srv)
+{
+    srv->router.ops = &net_router_ops;
+    for (int i = 0; i < IM_REGISTRY_SHARDS; i++) {
+        pthread_mutex_init(&srv->shards[i].lock, NULL);
+        if (!(srv->shards[i].users = im_strmap_new()))
+            return IM_ENOMEM;
+    }
+    return IM_OK;
+}
+
+static bool free_entry(void *arg, const char *key, void *value)
+{
+    (void)arg, (void)key;
+    free(value);
+    return true;
+}
+
+void im__router_destroy(im_net_server *srv)
+{
+    for (int i = 0; i < IM_REGISTRY_SHARDS; i++) {
+        if (srv->shards[i].users) {
+            im_strmap_each(srv->shards[i].users, free_entry, NULL);
+            im_strmap_free(srv->shards[i].users);
+        }
+        pthread_mutex_destroy(&srv->shards[i].lock);
+    }
+}

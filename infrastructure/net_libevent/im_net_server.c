@@ -1,0 +1,310 @@
+/* infrastructure/net_libevent/im_net_server.c: the listening socket, the
+ * acceptor loop, the worker threads and an orderly shutdown.
+ *
+ * The acceptor only accepts: it counts the connection against
+ * max_connections and passes the socket to the next worker's queue. All
+ * reading, writing and session state happen on the workers. */
+#include "im_net_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/listener.h>
+#include <event2/thread.h>
+
+#include "im_codec.h"
+#include "im_log.h"
+
+static int bind_listener(im_net_server *srv, im_error *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, srv->listen_host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(srv->cfg.listen_port);
+        sslen = sizeof *sin;
+    } else if (inet_pton(AF_INET6, srv->listen_host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(srv->cfg.listen_port);
+        sslen = sizeof *sin6;
+    } else {
+        return im_error_set(err, IM_EINVAL, "listen.host '%s' is not an IP address",
+                            srv->listen_host);
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return im_error_set(err, IM_EIO, "socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, 4096) != 0) {
+        int e = errno;
+        close(fd);
+        return im_error_set(err, IM_EIO, "cannot listen on %s:%u: %s", srv->listen_host,
+                            srv->cfg.listen_port, strerror(e));
+    }
+    socklen_t len = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    srv->bound_port = ntohs(ss.ss_family == AF_INET ? sin->sin_port : sin6->sin6_port);
+    srv->listen_fd = fd;
+    return IM_OK;
+}
+
+int im_net_server_new(const im_net_config *cfg, im_net_server **out, im_error *err)
+{
+    *out = NULL;
+    if (cfg->workers == 0 || cfg->max_frame_bytes == 0 || cfg->idle_timeout_s == 0)
+        return im_error_set(err, IM_EINVAL, "workers, max_frame_bytes and idle_timeout_s must be > 0");
+    /* Cross-thread event_active needs libevent's locking; switch it on before
+     * any event_base exists. */
+    static int threads_on = -1;
+    if (threads_on < 0)
+        threads_on = evthread_use_pthreads();
+    if (threads_on != 0)
+        return im_error_set(err, IM_EIO, "libevent has no pthreads support");
+
+    im_net_server *srv = calloc(1, sizeof *srv);
+    if (!srv)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    srv->cfg = *cfg;
+    snprintf(srv->listen_host, sizeof srv->listen_host, "%s", cfg->listen_host);
+    snprintf(srv->node_id, sizeof srv->node_id, "%s", cfg->node_id ? cfg->node_id : "");
+    srv->cfg.listen_host = srv->listen_host;
+    srv->cfg.node_id = srv->node_id;
+    srv->listen_fd = srv->reserve_fd = -1;
+    atomic_init(&srv->connections, 0);
+    atomic_init(&srv->next_session_id, 1);
+    int rc;
+    if ((rc = im__router_init(srv)) != IM_OK) {
+        im_error_set(err, rc, "out of memory");
+        goto fail;
+    }
+    srv->workers = calloc(cfg->workers, sizeof *srv->workers);
+    if (!srv->workers) {
+        rc = im_error_set(err, IM_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (unsigned i = 0; i < cfg->workers; i++, srv->nworkers++) {
+        if ((rc = im__worker_init(&srv->workers[i], srv, i)) != IM_OK) {
+            srv->nworkers++; /* so that free destroys the half-made one */
+            im_error_set(err, rc, "cannot set up worker %u", i);
+            goto fail;
+        }
+    }
+    if ((rc = bind_listener(srv, err)) != IM_OK)
+        goto fail;
+    srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    *out = srv;
+    return IM_OK;
+fail:
+    im_net_server_free(srv);
+    return rc;
+}
+
+im_router *im_net_server_router(im_net_server *srv)
+{
+    return &srv->router;
+}
+
+uint16_t im_net_server_bound_port(const im_net_server *srv)
+{
+    return srv->bound_port;
+}
+
+static void format_peer(const struct sockaddr *sa, char *buf, size_t size)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s->sin_addr, host, sizeof host);
+        port = ntohs(s->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof host);
+        port = ntohs(s->sin6_port);
+    }
+    snprintf(buf, size, "%s:%u", host, port);
+}
+
+/* A connection over max_connections hears why before it is closed; the
+ * frame is tiny, so one non-blocking send either takes it or drops it. */
+static void refuse_busy(int fd)
+{
+    Imcore__Error e = IMCORE__ERROR__INIT;
+    e.code = IMCORE__ERROR_CODE__BUSY;
+    e.message = "the server is at max_connections";
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    env.type = IMCORE__TYPE__ERROR;
+    env.body_case = IMCORE__ENVELOPE__BODY_ERROR;
+    env.error = &e;
+    uint8_t buf[128];
+    if (im_frame_size(&env) <= sizeof buf) {
+        size_t n = im_frame_pack(&env, buf);
+        (void)!send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    close(fd);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    (void)l, (void)salen;
+    im_net_server *srv = arg;
+    char peer[64];
+    format_peer(sa, peer, sizeof peer);
+    if (atomic_fetch_add(&srv->connections, 1) >= srv->cfg.max_connections) {
+        atomic_fetch_sub(&srv->connections, 1);
+        IM_WARN("peer=%s refused: max_connections (%u) reached", peer, srv->cfg.max_connections);
+        refuse_busy(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    im_item *it = im__item_new(ITEM_ACCEPT, 0);
+    if (!it) {
+        atomic_fetch_sub(&srv->connections, 1);
+        close(fd);
+        return;
+    }
+    it->fd = fd;
+    snprintf(it->peer, sizeof it->peer, "%s", peer);
+    im_worker *w = &srv->workers[srv->next_worker++ % srv->nworkers];
+    im__worker_push(w, it);
+}
+
+/* Out of file descriptors: the pending connection would make the listener
+ * fire again at once, forever. Give up the spare fd, take the connection and
+ * close it, so the peer hears a close instead of hanging. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    im_net_server *srv = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    IM_WARN("accept failed: %s", strerror(e));
+    if ((e == EMFILE || e == ENFILE) && srv->reserve_fd >= 0) {
+        close(srv->reserve_fd);
+        int fd = accept(evconnlistener_get_fd(l), NULL, NULL);
+        if (fd >= 0)
+            close(fd);
+        srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    im_net_server *srv = arg;
+    IM_INFO("%s received: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    event_base_loopbreak(srv->base);
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    im_net_server *srv = arg;
+    event_base_loopbreak(srv->base);
+}
+
+void im_net_server_stop(im_net_server *srv)
+{
+    if (srv->stop_event)
+        event_active(srv->stop_event, 0, 0);
+}
+
+int im_net_server_run(im_net_server *srv, im_app *app, im_error *err)
+{
+    srv->app = app;
+    srv->base = event_base_new();
+    if (!srv->base)
+        return im_error_set(err, IM_ENOMEM, "cannot make the acceptor's event base");
+    srv->sigint = evsignal_new(srv->base, SIGINT, on_signal, srv);
+    srv->sigterm = evsignal_new(srv->base, SIGTERM, on_signal, srv);
+    srv->stop_event = event_new(srv->base, -1, 0, on_stop, srv);
+    if (!srv->sigint || !srv->sigterm || !srv->stop_event)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    evsignal_add(srv->sigint, NULL);
+    evsignal_add(srv->sigterm, NULL);
+
+    unsigned started = 0;
+    for (; started < srv->nworkers; started++)
+        if (im__worker_start(&srv->workers[started]) != IM_OK)
+            break;
+    int rc = IM_OK;
+    if (started < srv->nworkers) {
+        rc = im_error_set(err, IM_EIO, "cannot start worker thread %u", started);
+    } else {
+        srv->listener = evconnlistener_new(srv->base, on_accept, srv, LEV_OPT_CLOSE_ON_FREE,
+                                           -1, srv->listen_fd);
+        if (!srv->listener) {
+            rc = im_error_set(err, IM_EIO, "cannot accept on the listening socket");
+        } else {
+            srv->listen_fd = -1; /* the listener owns it now */
+            evconnlistener_set_error_cb(srv->listener, on_accept_error);
+            IM_INFO("listening on %s:%u with %u workers", srv->listen_host, srv->bound_port,
+                    srv->nworkers);
+            event_base_dispatch(srv->base);
+            evconnlistener_free(srv->listener); /* stop accepting first */
+            srv->listener = NULL;
+        }
+    }
+    /* Each worker runs what is already queued for it, then closes its
+     * sessions with SERVER_SHUTDOWN and leaves its loop once they are gone. */
+    for (unsigned i = 0; i < started; i++) {
+        im_item *it = im__item_new(ITEM_SHUTDOWN, 0);
+        if (!it) {
+            event_base_loopbreak(srv->workers[i].base);
+            continue;
+        }
+        im__worker_push(&srv->workers[i], it);
+    }
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(srv->workers[i].thread, NULL);
+    if (rc == IM_OK)
+        IM_INFO("all sessions closed");
+    return rc;
+}
+
+void im_net_server_free(im_net_server *srv)
+{
+    if (!srv)
+        return;
+    if (srv->listener)
+        evconnlistener_free(srv->listener);
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        im_worker *w = &srv->workers[i];
+        /* Connections left after the loop ended (none after a clean run). */
+        for (uint32_t s = 0; s < w->nslots; s++) {
+            im_conn *c = w->slots[s];
+            if (c) {
+                bufferevent_free(c->bev);
+                free(c);
+            }
+        }
+        im__worker_destroy(w);
+    }
+    free(srv->workers);
+    if (srv->sigint)
+        event_free(srv->sigint);
+    if (srv->sigterm)
+        event_free(srv->sigterm);
+    if (srv->stop_event)
+        event_free(srv->stop_event);
+    if (srv->base)
+        event_base_free(srv->base);
+    if (srv->listen_fd >= 0)
+        close(srv->listen_fd);
+    if (srv->reserve_fd >= 0)
+        close(srv->reserve_fd);
+    im__router_destroy(srv);
+    free(srv);
+}

@@ -1,0 +1,19 @@
+/* infrastructure/store_memory/im_memory_store.h: in-memory adapters for the
+ * store and group-repository ports. Nothing survives a restart: the store
+ * numbers messages without keeping them, and groups live as long as the
+ * process. They are the single-node defaults until durable storage lands,
+ * and the fakes that application tests run against. Both are thread-safe. */
+#ifndef IM_MEMORY_STORE_H
+#define IM_MEMORY_STORE_H
+
+#include "imcore/errors.h"
+#include "application/ports/im_store.h"
+#include "application/ports/im_group_repo.h"
+
+/* *out is the caller's: release with im_store_destroy(). Errors: IM_ENOMEM. */
+int im_memory_store_new(im_store **out, im_error *err);
+
+/* *out is the caller's: release with (*out)->ops->destroy(*out). Errors: IM_ENOMEM. */
+int im_memory_group_repo_new(im_group_repo **out, im_error *err);
+
+#endif

@@ -1,0 +1,168 @@
+/* interfaces/server/main.c: imcore-server. Reads the config, wires the
+ * adapters to the ports, and serves until SIGINT/SIGTERM.
+ *
+ * Exit codes: 0 after a clean shutdown, 1 on a runtime failure (cannot bind,
+ * out of memory), 2 on bad usage or a bad config. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "application/im_app.h"
+#include "im_config.h"
+#include "im_log.h"
+#include "im_memory_store.h"
+#include "im_net_server.h"
+
+#define DEFAULT_CONFIG "config/imcore.yaml"
+
+static void usage(FILE *to)
+{
+    fprintf(to,
+            "usage: imcore-server [--config FILE] [--port-file FILE] [--check-config]\n"
+            "\n"
+            "  -c, --config FILE     the YAML config (default " DEFAULT_CONFIG ")\n"
+            "  -p, --port-file FILE  once listening, write the bound port to FILE\n"
+            "                        (useful with listen.port: 0)\n"
+            "      --check-config    read the config, report what is wrong, and exit\n"
+            "  -h, --help            this text\n"
+            "  -V, --version         the version\n"
+            "\n"
+            "Stops cleanly on SIGINT or SIGTERM. Exit status: 0 clean stop, 1 runtime\n"
+            "failure, 2 bad usage or config.\n");
+}
+
+static uint64_t wall_clock_ms(void *arg)
+{
+    (void)arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Written to a temporary name and renamed, so a reader never sees half. */
+static int write_port_file(const char *path, unsigned port)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "%u\n", port);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* Each connection is a file descriptor: take all the kernel allows. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = DEFAULT_CONFIG, *port_file = NULL;
+    bool check_only = false;
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "port-file", required_argument, NULL, 'p' },
+        { "check-config", no_argument, NULL, 'C' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:p:hV", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_path = optarg; break;
+        case 'p': port_file = optarg; break;
+        case 'C': check_only = true; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("imcore-server %s\n", IMCORE_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "imcore-server: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+
+    im_config cfg;
+    im_error err = { 0 };
+    im_config_defaults(&cfg);
+    if (im_config_load(config_path, &cfg, &err) != IM_OK) {
+        fprintf(stderr, "imcore-server: %s\n", err.msg);
+        return 2;
+    }
+    if (check_only) {
+        printf("%s: ok\n", config_path);
+        return 0;
+    }
+    im_log_set_level((im_log_level)cfg.log_level);
+    im_log_set_thread_name("main");
+    if (cfg.workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg.workers = n < 1 ? 1 : n > (long)IM_CONFIG_MAX_WORKERS ? IM_CONFIG_MAX_WORKERS : (unsigned)n;
+    }
+    raise_fd_limit();
+    signal(SIGPIPE, SIG_IGN);
+
+    int status = 1;
+    im_store *store = NULL;
+    im_group_repo *groups = NULL;
+    im_net_server *srv = NULL;
+    im_app *app = NULL;
+
+    im_net_config ncfg = {
+        .listen_host = cfg.listen_host, .listen_port = cfg.listen_port,
+        .workers = cfg.workers, .node = 0, .node_id = cfg.node_id,
+        .max_connections = cfg.max_connections, .max_frame_bytes = cfg.max_frame_bytes,
+        .output_buffer_bytes = cfg.output_buffer_bytes,
+        .heartbeat_s = cfg.heartbeat_s, .idle_timeout_s = cfg.idle_timeout_s,
+    };
+    if (im_memory_store_new(&store, &err) != IM_OK ||
+        im_memory_group_repo_new(&groups, &err) != IM_OK ||
+        im_net_server_new(&ncfg, &srv, &err) != IM_OK)
+        goto out;
+    im_app_limits limits = {
+        .max_body_bytes = cfg.max_body_bytes,
+        .max_group_members = cfg.max_group_members,
+        .login_policy = (im_login_policy)cfg.login_policy,
+    };
+    im_app_ports ports = {
+        .router = im_net_server_router(srv), .store = store, .groups = groups,
+        .wall_clock_ms = wall_clock_ms,
+    };
+    if (im_app_new(&limits, &ports, &app, &err) != IM_OK)
+        goto out;
+    if (port_file && write_port_file(port_file, im_net_server_bound_port(srv)) != 0) {
+        im_error_set(&err, IM_EIO, "cannot write port file %s: %s", port_file, strerror(errno));
+        goto out;
+    }
+    IM_INFO("imcore-server %s, config %s, node %s", IMCORE_VERSION, config_path, cfg.node_id);
+    if (im_net_server_run(srv, app, &err) != IM_OK)
+        goto out;
+    status = 0;
+out:
+    if (status != 0)
+        IM_ERROR("%s", err.msg[0] ? err.msg : "failed to start");
+    im_net_server_free(srv);
+    im_app_free(app);
+    if (groups)
+        groups->ops->destroy(groups);
+    im_store_destroy(store);
+    return status;
+}

@@ -1,0 +1,348 @@
+/* tests/application/test_app.c: the use cases against a recording router and
+ * the in-memory store and group repository. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "application/im_app.h"
+#include "fake_router.h"
+#include "fault_store.h"
+#include "im_memory_store.h"
+
+typedef struct fixture {
+    fake_router router;
+    im_store *store;
+    fault_store faults;
+    im_group_repo *groups;
+    im_app *app;
+    im_session s[4];       /* alice, bob, carol, dave: logged in by setup */
+    im_endpoint ep[4];
+} fixture;
+
+static uint64_t fixed_clock(void *arg)
+{
+    (void)arg;
+    return 1700000000000ull;
+}
+
+static const char *names[] = { "alice", "bob", "carol", "dave" };
+
+static int make_app(fixture *f, im_login_policy policy, uint32_t max_members)
+{
+    fake_router_init(&f->router);
+    assert_int_equal(im_memory_store_new(&f->store, NULL), IM_OK);
+    fault_store_init(&f->faults, f->store, 0, IM_EIO);
+    assert_int_equal(im_memory_group_repo_new(&f->groups, NULL), IM_OK);
+    im_app_limits limits = { .max_body_bytes = 16, .max_group_members = max_members,
+                             .login_policy = policy };
+    im_app_ports ports = { .router = &f->router.base, .store = &f->faults.base,
+                           .groups = f->groups, .wall_clock_ms = fixed_clock };
+    return im_app_new(&limits, &ports, &f->app, NULL);
+}
+
+static int setup(void **state)
+{
+    fixture *f = test_calloc(1, sizeof *f);
+    assert_int_equal(make_app(f, IM_LOGIN_REPLACE, 3), IM_OK);
+    for (int i = 0; i < 4; i++) {
+        im_session_init(&f->s[i], (uint64_t)i + 1, 0);
+        f->ep[i] = (im_endpoint){ .worker = 0, .conn_id = (uint64_t)i + 1 };
+        assert_int_equal(im_app_login(f->app, &f->s[i], names[i], "", &f->ep[i], NULL), IM_OK);
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    im_app_free(f->app);
+    f->groups->ops->destroy(f->groups);
+    im_store_destroy(f->store);
+    test_free(f);
+    return 0;
+}
+
+static int send_text(fixture *f, int from, const char *to, const char *text, im_send_result *res,
+                     im_error *err)
+{
+    return im_app_send_private(f->app, &f->s[from], to, (const uint8_t *)text, strlen(text),
+                               "cid", res, err);
+}
+
+static void test_new_refuses_missing_ports(void **state)
+{
+    (void)state;
+    im_app_limits limits = { .max_body_bytes = 1, .max_group_members = 1 };
+    im_app_ports ports = { 0 };
+    im_app *app = (im_app *)&ports; /* must be reset to NULL */
+    assert_int_equal(im_app_new(&limits, &ports, &app, NULL), IM_EINVAL);
+    assert_null(app);
+}
+
+static void test_login_binds_and_names(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(f->router.nbound, 4);
+    assert_true(im_session_is_authenticated(&f->s[0]));
+    assert_string_equal(f->s[0].display_name, "alice"); /* empty name takes the id */
+}
+
+static void test_login_twice_refused(void **state)
+{
+    fixture *f = *state;
+    im_error err;
+    assert_int_equal(im_app_login(f->app, &f->s[0], "alice", "", &f->ep[0], &err), IM_ESTATE);
+    assert_int_equal(f->router.nbound, 4);
+}
+
+static void test_login_bad_id_touches_nothing(void **state)
+{
+    fixture *f = *state;
+    im_session s;
+    im_session_init(&s, 9, 0);
+    im_endpoint ep = { .conn_id = 9 };
+    assert_int_equal(im_app_login(f->app, &s, "bad id!", "", &ep, NULL), IM_EINVAL);
+    assert_int_equal(im_app_login(f->app, &s, "", "", &ep, NULL), IM_EINVAL);
+    assert_int_equal(im_app_login(f->app, &s, "zed", "bad\x01name", &ep, NULL), IM_EINVAL);
+    assert_int_equal(f->router.nbound, 4);
+    assert_false(im_session_is_authenticated(&s));
+}
+
+static void test_login_replace_kicks_old(void **state)
+{
+    fixture *f = *state;
+    im_session s;
+    im_session_init(&s, 9, 0);
+    im_endpoint ep = { .conn_id = 9 };
+    assert_int_equal(im_app_login(f->app, &s, "alice", "A", &ep, NULL), IM_OK);
+    assert_int_equal(f->router.nkicked, 1);
+    assert_int_equal(f->router.kicked[0].ep.conn_id, 1);
+    assert_int_equal(f->router.kicked[0].code, IM_EREPLACED);
+    /* The old session closing late must not unbind the new one. */
+    im_app_session_closed(f->app, &f->s[0], &f->ep[0], IM_EREPLACED);
+    assert_true(f->router.base.ops->is_online(&f->router.base, "alice"));
+    assert_true(im_session_is_closed(&f->s[0]));
+}
+
+static void test_login_reject_policy(void **state)
+{
+    (void)state;
+    fixture f;
+    assert_int_equal(make_app(&f, IM_LOGIN_REJECT, 3), IM_OK);
+    im_session a, b;
+    im_endpoint ea = { .conn_id = 1 }, eb = { .conn_id = 2 };
+    im_session_init(&a, 1, 0);
+    im_session_init(&b, 2, 0);
+    assert_int_equal(im_app_login(f.app, &a, "alice", "", &ea, NULL), IM_OK);
+    assert_int_equal(im_app_login(f.app, &b, "alice", "", &eb, NULL), IM_EDUPLICATE);
+    assert_false(im_session_is_authenticated(&b));
+    assert_int_equal(f.router.nkicked, 0);
+    im_app_free(f.app);
+    f.groups->ops->destroy(f.groups);
+    im_store_destroy(f.store);
+}
+
+static void test_session_closed_unbinds(void **state)
+{
+    fixture *f = *state;
+    im_app_session_closed(f->app, &f->s[1], &f->ep[1], 0);
+    assert_false(f->router.base.ops->is_online(&f->router.base, "bob"));
+    im_app_session_closed(f->app, &f->s[1], &f->ep[1], 0); /* twice is harmless */
+    assert_int_equal(f->router.nbound, 3);
+}
+
+static void test_private_delivers_with_seq(void **state)
+{
+    fixture *f = *state;
+    im_send_result r1, r2, r3;
+    assert_int_equal(send_text(f, 0, "bob", "hi", &r1, NULL), IM_OK);
+    assert_int_equal(send_text(f, 1, "alice", "yo", &r2, NULL), IM_OK);
+    assert_int_equal(send_text(f, 0, "carol", "hey", &r3, NULL), IM_OK);
+    assert_int_equal(r1.seq, 1);
+    assert_int_equal(r2.seq, 2); /* same conversation, either direction */
+    assert_int_equal(r3.seq, 1); /* another conversation */
+    assert_int_equal(r1.server_time_ms, 1700000000000ull);
+    assert_int_equal(f->router.ndelivered, 3);
+    assert_string_equal(f->router.delivered[0].to, "bob");
+    assert_string_equal(f->router.delivered[0].from, "alice");
+    assert_string_equal(f->router.delivered[0].body, "hi");
+}
+
+static void test_private_refusals(void **state)
+{
+    fixture *f = *state;
+    im_send_result r;
+    im_error err;
+    assert_int_equal(send_text(f, 0, "nobody", "hi", &r, &err), IM_EOFFLINE);
+    assert_non_null(strstr(err.msg, "nobody"));
+    assert_int_equal(send_text(f, 0, "alice", "hi", &r, NULL), IM_EINVAL); /* to self */
+    assert_int_equal(send_text(f, 0, "bob", "", &r, NULL), IM_EINVAL);
+    assert_int_equal(send_text(f, 0, "bob", "0123456789abcdefX", &r, NULL), IM_ETOOBIG);
+    assert_int_equal(send_text(f, 0, "b@d", "hi", &r, NULL), IM_EINVAL);
+    im_session anon;
+    im_session_init(&anon, 9, 0);
+    assert_int_equal(im_app_send_private(f->app, &anon, "bob", (const uint8_t *)"x", 1, "", &r,
+                                         NULL), IM_ENOTAUTH);
+    assert_int_equal(f->router.ndelivered, 0);
+    /* Refusals take no seq: the next message is still the first. */
+    assert_int_equal(send_text(f, 0, "bob", "ok", &r, NULL), IM_OK);
+    assert_int_equal(r.seq, 1);
+}
+
+static void test_private_store_failure(void **state)
+{
+    fixture *f = *state;
+    im_send_result r;
+    im_error err;
+    f->faults.fail_from = 2;
+    assert_int_equal(send_text(f, 0, "bob", "one", &r, NULL), IM_OK);
+    assert_int_equal(send_text(f, 0, "bob", "two", &r, &err), IM_EIO);
+    assert_int_equal(err.code, IM_EIO);
+    assert_int_equal(f->router.ndelivered, 1); /* the failed one went nowhere */
+}
+
+static void test_private_delivery_failure(void **state)
+{
+    fixture *f = *state;
+    im_send_result r;
+    f->router.fail_deliver = IM_EBUSY;
+    assert_int_equal(send_text(f, 0, "bob", "one", &r, NULL), IM_EBUSY);
+}
+
+static int group_send(fixture *f, int from, const char *group, const char *text,
+                      im_send_result *res)
+{
+    return im_app_send_group(f->app, &f->s[from], group, (const uint8_t *)text, strlen(text),
+                             "g", res, NULL);
+}
+
+static void test_group_lifecycle(void **state)
+{
+    fixture *f = *state;
+    im_app *app = f->app;
+    im_send_result r;
+    assert_int_equal(im_app_group_create(app, &f->s[0], "room", 0, NULL), IM_OK);
+    assert_int_equal(im_app_group_create(app, &f->s[1], "room", 0, NULL), IM_EEXIST);
+    assert_int_equal(im_app_group_join(app, &f->s[1], "room", NULL), IM_OK);
+    assert_int_equal(im_app_group_join(app, &f->s[1], "room", NULL), IM_EMEMBER);
+    assert_int_equal(im_app_group_join(app, &f->s[2], "room", NULL), IM_OK);
+    assert_int_equal(im_app_group_join(app, &f->s[3], "room", NULL), IM_EFULL); /* limit 3 */
+    assert_int_equal(im_app_group_join(app, &f->s[3], "nope", NULL), IM_ENOGROUP);
+
+    assert_int_equal(group_send(f, 0, "room", "hello", &r), IM_OK);
+    assert_int_equal(r.seq, 1);
+    assert_int_equal(r.delivered, 2);
+    assert_int_equal(f->router.ndelivered, 2);
+    assert_string_equal(f->router.delivered[0].to, "bob");
+    assert_string_equal(f->router.delivered[1].to, "carol");
+
+    assert_int_equal(group_send(f, 3, "room", "intruder", &r), IM_ENOTMEMBER);
+    assert_int_equal(group_send(f, 3, "nope", "x", &r), IM_ENOGROUP);
+    assert_int_equal(im_app_group_leave(app, &f->s[3], "room", NULL), IM_ENOTMEMBER);
+
+    assert_int_equal(im_app_group_leave(app, &f->s[1], "room", NULL), IM_OK);
+    f->router.ndelivered = 0;
+    assert_int_equal(group_send(f, 0, "room", "again", &r), IM_OK);
+    assert_int_equal(r.seq, 2);
+    assert_int_equal(f->router.ndelivered, 1);
+    assert_string_equal(f->router.delivered[0].to, "carol");
+}
+
+static void test_group_offline_members_skipped(void **state)
+{
+    fixture *f = *state;
+    im_send_result r;
+    assert_int_equal(im_app_group_create(f->app, &f->s[0], "room", 0, NULL), IM_OK);
+    assert_int_equal(im_app_group_join(f->app, &f->s[1], "room", NULL), IM_OK);
+    im_app_session_closed(f->app, &f->s[1], &f->ep[1], 0);
+    assert_int_equal(group_send(f, 0, "room", "hello", &r), IM_OK);
+    assert_int_equal(r.delivered, 0);
+}
+
+static void test_group_emptied_is_deleted(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(im_app_group_create(f->app, &f->s[0], "room", 2, NULL), IM_OK);
+    assert_int_equal(im_app_group_leave(f->app, &f->s[0], "room", NULL), IM_OK);
+    assert_int_equal(im_app_group_join(f->app, &f->s[1], "room", NULL), IM_ENOGROUP);
+    assert_int_equal(im_app_group_create(f->app, &f->s[1], "room", 2, NULL), IM_OK);
+}
+
+static void test_group_create_limits(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(im_app_group_create(f->app, &f->s[0], "big", 4, NULL), IM_EINVAL);
+    assert_int_equal(im_app_group_create(f->app, &f->s[0], "b d", 0, NULL), IM_EINVAL);
+    im_session anon;
+    im_session_init(&anon, 9, 0);
+    assert_int_equal(im_app_group_create(f->app, &anon, "room", 0, NULL), IM_ENOTAUTH);
+}
+
+struct seen { char ids[8][IM_USER_ID_MAX + 1]; int n; bool member[8]; };
+
+static bool see_group(void *arg, const im_group_info *gi)
+{
+    struct seen *s = arg;
+    snprintf(s->ids[s->n], sizeof s->ids[0], "%s", gi->id);
+    s->member[s->n++] = gi->is_member;
+    return true;
+}
+
+static bool see_user(void *arg, const char *id, const char *name)
+{
+    (void)name;
+    struct seen *s = arg;
+    snprintf(s->ids[s->n++], sizeof s->ids[0], "%s", id);
+    return s->n < 2; /* stop early after two */
+}
+
+static void test_listings(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(im_app_group_create(f->app, &f->s[0], "zeta", 0, NULL), IM_OK);
+    assert_int_equal(im_app_group_create(f->app, &f->s[1], "alpha", 0, NULL), IM_OK);
+    struct seen groups = { 0 };
+    size_t total = 0;
+    assert_int_equal(im_app_group_list(f->app, &f->s[0], see_group, &groups, &total, NULL), IM_OK);
+    assert_int_equal(total, 2);
+    assert_string_equal(groups.ids[0], "alpha"); /* in id order */
+    assert_false(groups.member[0]);
+    assert_true(groups.member[1]);
+
+    struct seen users = { 0 };
+    assert_int_equal(im_app_online_users(f->app, &f->s[0], see_user, &users, &total, NULL), IM_OK);
+    assert_int_equal(total, 4);
+    assert_int_equal(users.n, 2);
+    im_session anon;
+    im_session_init(&anon, 9, 0);
+    assert_int_equal(im_app_online_users(f->app, &anon, see_user, &users, &total, NULL),
+                     IM_ENOTAUTH);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_new_refuses_missing_ports),
+        cmocka_unit_test(test_login_reject_policy),
+        cmocka_unit_test_setup_teardown(test_login_binds_and_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_login_twice_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_login_bad_id_touches_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_login_replace_kicks_old, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_closed_unbinds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_private_delivers_with_seq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_private_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_private_store_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_private_delivery_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_lifecycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_offline_members_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_emptied_is_deleted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_create_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listings, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("application", tests, NULL, NULL);
+}

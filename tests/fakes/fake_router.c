@@ -1,0 +1,116 @@
+/* tests/fakes/fake_router.c: see fake_router.h. */
+#include "fake_router.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int find(fake_router *fr, const char *user)
+{
+    for (size_t i = 0; i < fr->nbound; i++)
+        if (strcmp(fr->bound[i].user, user) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int fr_bind(im_router *r, const char *user, const char *name, const im_endpoint *ep,
+                   im_login_policy policy, im_endpoint *replaced, im_error *err)
+{
+    fake_router *fr = (fake_router *)r;
+    int i = find(fr, user);
+    if (i >= 0) {
+        if (policy == IM_LOGIN_REJECT)
+            return IM_EDUPLICATE;
+        *replaced = fr->bound[i].ep;
+        fr->bound[i].ep = *ep;
+        return 1;
+    }
+    if (fr->nbound == FAKE_MAX)
+        return im_error_set(err, IM_ENOMEM, "fake router full");
+    snprintf(fr->bound[fr->nbound].user, sizeof fr->bound[0].user, "%s", user);
+    snprintf(fr->bound[fr->nbound].name, sizeof fr->bound[0].name, "%s", name);
+    fr->bound[fr->nbound++].ep = *ep;
+    return 0;
+}
+
+static void fr_unbind(im_router *r, const char *user, const im_endpoint *ep)
+{
+    fake_router *fr = (fake_router *)r;
+    int i = find(fr, user);
+    if (i >= 0 && fr->bound[i].ep.conn_id == ep->conn_id)
+        fr->bound[i] = fr->bound[--fr->nbound];
+}
+
+static bool fr_is_online(im_router *r, const char *user)
+{
+    return find((fake_router *)r, user) >= 0;
+}
+
+static void record(fake_router *fr, const char *to, const im_message *m)
+{
+    if (fr->ndelivered == FAKE_MAX)
+        return;
+    fake_delivery *d = &fr->delivered[fr->ndelivered++];
+    snprintf(d->to, sizeof d->to, "%s", to);
+    snprintf(d->from, sizeof d->from, "%s", m->sender);
+    snprintf(d->target, sizeof d->target, "%s", m->target);
+    snprintf(d->body, sizeof d->body, "%.*s", (int)m->body_len, (const char *)m->body);
+    d->seq = m->seq;
+}
+
+static int fr_deliver(im_router *r, const im_message *m, const char *sender_name, im_error *err)
+{
+    (void)sender_name;
+    fake_router *fr = (fake_router *)r;
+    if (fr->fail_deliver)
+        return im_error_set(err, fr->fail_deliver, "injected");
+    if (find(fr, m->target) < 0)
+        return im_error_set(err, IM_EOFFLINE, "offline");
+    record(fr, m->target, m);
+    return IM_OK;
+}
+
+static int fr_deliver_many(im_router *r, const char *const *members, size_t n, const char *skip,
+                           const im_message *m, const char *sender_name)
+{
+    (void)sender_name;
+    fake_router *fr = (fake_router *)r;
+    int count = 0;
+    for (size_t i = 0; i < n; i++) {
+        if ((skip && strcmp(skip, members[i]) == 0) || find(fr, members[i]) < 0)
+            continue;
+        record(fr, members[i], m);
+        count++;
+    }
+    return count;
+}
+
+static void fr_kick(im_router *r, const im_endpoint *ep, int code, const char *why)
+{
+    (void)why;
+    fake_router *fr = (fake_router *)r;
+    if (fr->nkicked < FAKE_MAX) {
+        fr->kicked[fr->nkicked].ep = *ep;
+        fr->kicked[fr->nkicked++].code = code;
+    }
+}
+
+static size_t fr_list(im_router *r, im_router_user_fn fn, void *arg)
+{
+    fake_router *fr = (fake_router *)r;
+    for (size_t i = 0; i < fr->nbound; i++)
+        if (!fn(arg, fr->bound[i].user, fr->bound[i].name))
+            break;
+    return fr->nbound;
+}
+
+static const struct im_router_ops fake_router_ops = {
+    .name = "fake", .bind = fr_bind, .unbind = fr_unbind, .is_online = fr_is_online,
+    .deliver = fr_deliver, .deliver_many = fr_deliver_many, .kick = fr_kick,
+    .list_online = fr_list,
+};
+
+void fake_router_init(fake_router *fr)
+{
+    memset(fr, 0, sizeof *fr);
+    fr->base.ops = &fake_router_ops;
+}

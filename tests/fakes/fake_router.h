@@ -1,0 +1,31 @@
+/* tests/fakes/fake_router.h: an in-memory route port that records what the
+ * application asked of it, for application tests. Single-threaded. */
+#ifndef IM_FAKE_ROUTER_H
+#define IM_FAKE_ROUTER_H
+
+#include "application/ports/im_router.h"
+
+#define FAKE_MAX 64
+
+typedef struct fake_delivery {
+    char to[IM_USER_ID_MAX + 1];
+    char from[IM_USER_ID_MAX + 1];
+    char target[IM_USER_ID_MAX + 1];
+    char body[256];
+    uint64_t seq;
+} fake_delivery;
+
+typedef struct fake_router {
+    im_router base;
+    struct { char user[IM_USER_ID_MAX + 1]; char name[IM_DISPLAY_NAME_MAX + 1]; im_endpoint ep; } bound[FAKE_MAX];
+    size_t nbound;
+    fake_delivery delivered[FAKE_MAX];
+    size_t ndelivered;
+    struct { im_endpoint ep; int code; } kicked[FAKE_MAX];
+    size_t nkicked;
+    int fail_deliver;      /* if non-zero, deliver returns this */
+} fake_router;
+
+void fake_router_init(fake_router *fr);
+
+#endif

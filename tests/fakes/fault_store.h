@@ -1,0 +1,19 @@
+/* tests/fakes/fault_store.h: a store decorator that fails the Nth append
+ * (1-based) and every one after it while fail_from is set, passing the
+ * others to the wrapped store. Like SQLite's fault sweeps. */
+#ifndef IM_FAULT_STORE_H
+#define IM_FAULT_STORE_H
+
+#include "application/ports/im_store.h"
+
+typedef struct fault_store {
+    im_store base;
+    im_store *inner;      /* borrowed */
+    unsigned calls;
+    unsigned fail_from;   /* 0: never fail */
+    int code;             /* what a failure returns */
+} fault_store;
+
+void fault_store_init(fault_store *fs, im_store *inner, unsigned fail_from, int code);
+
+#endif

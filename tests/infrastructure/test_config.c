@@ -1,0 +1,513 @@
+/* tests/infrastructure/test_config.c: im_config_load and im_config_validate.
+ *
+ * Each case writes a small YAML file under /tmp, loads it and checks either
+ * the values or the exact start of the error, "FILE:LINE: KEY: ", since that
+ * is what a person editing the file relies on. A failed load must leave the
+ * caller's record as it was. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "im_config.h"
+#include "im_log.h"
+#include "imcore/errors.h"
+
+#ifndef IMCORE_SOURCE_DIR
+#error "IMCORE_SOURCE_DIR must name the source tree (it holds config/imcore.yaml)"
+#endif
+
+/* Writes text to a new file under /tmp, loads it into *c and removes it.
+ * path gets the file's name, for checking messages. */
+static int load_text(const char *text, im_config *c, im_error *err, char path[64])
+{
+    char tmpl[] = "/tmp/imcore-config-XXXXXX.yaml";
+    int fd = mkstemps(tmpl, 5);
+    assert_true(fd >= 0);
+    size_t len = strlen(text);
+    assert_int_equal(write(fd, text, len), (ssize_t)len);
+    assert_int_equal(close(fd), 0);
+    int rc = im_config_load(tmpl, c, err);
+    assert_int_equal(unlink(tmpl), 0);
+    snprintf(path, 64, "%s", tmpl);
+    return rc;
+}
+
+static void assert_config_equal(const im_config *a, const im_config *b)
+{
+    assert_string_equal(a->listen_host, b->listen_host);
+    assert_int_equal(a->listen_port, b->listen_port);
+    assert_int_equal(a->workers, b->workers);
+    assert_string_equal(a->node_id, b->node_id);
+    assert_int_equal(a->max_connections, b->max_connections);
+    assert_int_equal(a->max_frame_bytes, b->max_frame_bytes);
+    assert_int_equal(a->max_body_bytes, b->max_body_bytes);
+    assert_int_equal(a->max_group_members, b->max_group_members);
+    assert_int_equal(a->output_buffer_bytes, b->output_buffer_bytes);
+    assert_int_equal(a->heartbeat_s, b->heartbeat_s);
+    assert_int_equal(a->idle_timeout_s, b->idle_timeout_s);
+    assert_int_equal(a->login_policy, b->login_policy);
+    assert_int_equal(a->log_level, b->log_level);
+}
+
+/* Loads text, which must fail with IM_EINVAL and a message that starts with
+ * "FILE:line: key: " and contains what. */
+static void expect_error(const char *text, unsigned line, const char *key, const char *what)
+{
+    im_config c, before;
+    im_config_defaults(&c);
+    c.listen_port = 4242; /* a value no case writes: shows c was not touched */
+    snprintf(c.node_id, sizeof c.node_id, "untouched");
+    before = c;
+    im_error err = { 0 };
+    char path[64];
+    int rc = load_text(text, &c, &err, path);
+    if (rc != IM_EINVAL)
+        fail_msg("load of <<%s>> returned %d (%s), not IM_EINVAL", text, rc, err.msg);
+    assert_int_equal(err.code, IM_EINVAL);
+
+    char want[160];
+    snprintf(want, sizeof want, "%s:%u: %s: ", path, line, key);
+    if (strncmp(err.msg, want, strlen(want)) != 0)
+        fail_msg("message '%s' does not start with '%s'", err.msg, want);
+    if (what != NULL && strstr(err.msg + strlen(want), what) == NULL)
+        fail_msg("message '%s' does not say '%s'", err.msg, what);
+    assert_config_equal(&c, &before);
+}
+
+/* Loads text, which must succeed; *c gets the result. */
+static void expect_ok(const char *text, im_config *c)
+{
+    im_error err = { 0 };
+    char path[64];
+    im_config_defaults(c);
+    int rc = load_text(text, c, &err, path);
+    if (rc != 0)
+        fail_msg("load of <<%s>> failed: %d %s", text, rc, err.msg);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    im_config c;
+    memset(&c, 0xAB, sizeof c);
+    im_config_defaults(&c);
+    assert_string_equal(c.listen_host, "127.0.0.1");
+    assert_int_equal(c.listen_port, 7000);
+    assert_int_equal(c.workers, 0);
+    assert_string_equal(c.node_id, "node-1");
+    assert_int_equal(c.max_connections, 19000);
+    assert_int_equal(c.max_frame_bytes, 65536);
+    assert_int_equal(c.max_body_bytes, 8192);
+    assert_int_equal(c.max_group_members, 1000);
+    assert_int_equal(c.output_buffer_bytes, 4194304);
+    assert_int_equal(c.heartbeat_s, 30);
+    assert_int_equal(c.idle_timeout_s, 90);
+    assert_int_equal(c.login_policy, 0);
+    assert_int_equal(c.log_level, IM_LOG_INFO);
+
+    im_error err = { 0 };
+    assert_int_equal(im_config_validate(&c, &err), 0);
+}
+
+static void test_shipped_file_equals_defaults(void **state)
+{
+    (void)state;
+    im_config loaded, defaults;
+    im_error err = { 0 };
+    im_config_defaults(&defaults);
+    memset(&loaded, 0, sizeof loaded);
+    int rc = im_config_load(IMCORE_SOURCE_DIR "/config/imcore.yaml", &loaded, &err);
+    if (rc != 0)
+        fail_msg("config/imcore.yaml: %s", err.msg);
+    assert_config_equal(&loaded, &defaults);
+}
+
+static void test_every_key(void **state)
+{
+    (void)state;
+    im_config c;
+    expect_ok("listen:\n"
+              "  host: \"::1\"\n"
+              "  port: 0\n"
+              "workers: 64\n"
+              "node_id: eu-west_1.b\n"
+              "limits: {max_connections: 1000000, max_frame_bytes: 16777216,\n"
+              "         max_body_bytes: 16776960, max_group_members: 100000,\n"
+              "         output_buffer_bytes: 4096}\n"
+              "session:\n"
+              "  heartbeat_s: 3600\n"
+              "  idle_timeout_s: 86400\n"
+              "  login_policy: 'reject'\n"
+              "log_level: debug\n",
+              &c);
+    assert_string_equal(c.listen_host, "::1");
+    assert_int_equal(c.listen_port, 0);
+    assert_int_equal(c.workers, 64);
+    assert_string_equal(c.node_id, "eu-west_1.b");
+    assert_int_equal(c.max_connections, 1000000);
+    assert_int_equal(c.max_frame_bytes, 16777216);
+    assert_int_equal(c.max_body_bytes, 16776960);
+    assert_int_equal(c.max_group_members, 100000);
+    assert_int_equal(c.output_buffer_bytes, 4096);
+    assert_int_equal(c.heartbeat_s, 3600);
+    assert_int_equal(c.idle_timeout_s, 86400);
+    assert_int_equal(c.login_policy, 1);
+    assert_int_equal(c.log_level, IM_LOG_DEBUG);
+
+    /* The low ends of the ranges. */
+    expect_ok("listen: {host: 0.0.0.0, port: 65535}\n"
+              "limits: {max_connections: 1, max_frame_bytes: 257, max_body_bytes: 1,\n"
+              "         max_group_members: 1}\n"
+              "session: {heartbeat_s: 1, idle_timeout_s: 2}\n",
+              &c);
+    assert_string_equal(c.listen_host, "0.0.0.0");
+    assert_int_equal(c.listen_port, 65535);
+    assert_int_equal(c.max_frame_bytes, 257);
+    assert_int_equal(c.idle_timeout_s, 2);
+}
+
+static void test_partial_file_keeps_other_defaults(void **state)
+{
+    (void)state;
+    im_config c, want;
+    expect_ok("session:\n  login_policy: reject\nlog_level: WARN\n", &c);
+    im_config_defaults(&want);
+    want.login_policy = 1;
+    want.log_level = IM_LOG_WARN;
+    assert_config_equal(&c, &want);
+}
+
+static void test_empty_files_mean_defaults(void **state)
+{
+    (void)state;
+    static const char *const empties[] = {
+        "",
+        "# only a comment\n\n",
+        "---\n",
+        "---\n...\n",
+        "listen:\nlimits:\nsession: ~\n",
+    };
+    im_config c, want;
+    im_config_defaults(&want);
+    for (size_t i = 0; i < sizeof empties / sizeof empties[0]; i++) {
+        memset(&c, 0, sizeof c);
+        expect_ok(empties[i], &c);
+        assert_config_equal(&c, &want);
+    }
+}
+
+static void test_unknown_keys(void **state)
+{
+    (void)state;
+    expect_error("listen:\n  port: 7001\nbogus: 1\n", 3, "bogus", "unknown key");
+    expect_error("limits:\n  max_connections: 5\n  max_frames: 9\n", 3, "limits.max_frames",
+                 "unknown key");
+    /* A nested key at the top level is not found by its last part. */
+    expect_error("\n\nport: 7000\n", 3, "port", "unknown key");
+    expect_error("session:\n  workers: 2\n", 2, "session.workers", "unknown key");
+}
+
+static void test_wrong_types(void **state)
+{
+    (void)state;
+    expect_error("workers:\n  a: 1\n", 1, "workers", "expected a number, found a mapping");
+    expect_error("node_id: [a, b]\n", 1, "node_id", "expected a string, found a sequence");
+    expect_error("log_level: {x: 1}\n", 1, "log_level", "expected a string");
+    expect_error("limits: 5\n", 1, "limits", "expected a mapping, found a scalar");
+    expect_error("workers: 1\nlisten:\n  - host\n", 2, "listen", "expected a mapping, found a sequence");
+    expect_error("session:\n  heartbeat_s: {a: 1}\n", 2, "session.heartbeat_s", "expected a number");
+    expect_error("? [a, b]\n: 1\n", 1, "top level", "a key must be a scalar");
+}
+
+static void test_out_of_range(void **state)
+{
+    (void)state;
+    expect_error("session:\n  heartbeat_s: 0\n", 2, "session.heartbeat_s", "must be between 1 and 3600");
+    expect_error("session:\n  heartbeat_s: 3601\n", 2, "session.heartbeat_s",
+                 "must be between 1 and 3600");
+    expect_error("limits:\n  max_frame_bytes: 63\n", 2, "limits.max_frame_bytes",
+                 "must be between 64 and 16777216");
+    expect_error("limits:\n  max_frame_bytes: 16777217\n", 2, "limits.max_frame_bytes",
+                 "must be between 64 and 16777216");
+    expect_error("limits:\n  max_connections: 0\n", 2, "limits.max_connections",
+                 "must be between 1 and 1000000");
+    expect_error("limits:\n  max_connections: 1000001\n", 2, "limits.max_connections",
+                 "must be between 1 and 1000000");
+    expect_error("limits:\n  output_buffer_bytes: 4095\n", 2, "limits.output_buffer_bytes",
+                 "must be between 4096 and 1073741824");
+    expect_error("limits:\n  max_group_members: 100001\n", 2, "limits.max_group_members",
+                 "must be between 1 and 100000");
+    expect_error("session:\n  idle_timeout_s: 86401\n", 2, "session.idle_timeout_s",
+                 "must be between 1 and 86400");
+    expect_error("listen:\n  port: 65536\n", 2, "listen.port", "must be between 0 and 65535");
+    expect_error("workers: 65\n", 1, "workers", "must be between 0 and 64");
+    expect_error("workers: -1\n", 1, "workers", "must be between 0 and 64");
+    /* Far past 64 bits: still a range error, not a wrapped value. */
+    expect_error("listen:\n  port: 184467440737095516160000\n", 2, "listen.port",
+                 "must be between 0 and 65535");
+}
+
+static void test_not_a_number(void **state)
+{
+    (void)state;
+    expect_error("workers: abc\n", 1, "workers", "not a number: 'abc'");
+    expect_error("workers: 12abc\n", 1, "workers", "not a number: '12abc'");
+    expect_error("workers: 0x10\n", 1, "workers", "not a number: '0x10'");
+    expect_error("workers: 1.5\n", 1, "workers", "not a number: '1.5'");
+    expect_error("workers: +3\n", 1, "workers", "not a number: '+3'");
+    expect_error("listen:\n  port:\n", 2, "listen.port", "not a number: ''");
+    expect_error("listen:\n  port: \"7000\"\n", 2, "listen.port", "expected a number");
+}
+
+static void test_duplicate_keys(void **state)
+{
+    (void)state;
+    expect_error("workers: 1\nnode_id: a\nworkers: 2\n", 3, "workers", "duplicate key (first on line 1)");
+    expect_error("session:\n  heartbeat_s: 5\n  heartbeat_s: 6\n", 3, "session.heartbeat_s",
+                 "duplicate key (first on line 2)");
+    expect_error("limits:\n  max_connections: 5\nlimits:\n  max_group_members: 6\n", 3, "limits",
+                 "duplicate key (first on line 1)");
+}
+
+static void test_bad_login_policy(void **state)
+{
+    (void)state;
+    expect_error("session:\n  login_policy: kick\n", 2, "session.login_policy",
+                 "must be 'replace' or 'reject', not 'kick'");
+    expect_error("session:\n  login_policy: Replace\n", 2, "session.login_policy", "'replace' or 'reject'");
+}
+
+static void test_bad_log_level(void **state)
+{
+    (void)state;
+    expect_error("log_level: loud\n", 1, "log_level", "must be debug, info, warn or error, not 'loud'");
+    expect_error("log_level: 2\n", 1, "log_level", "not '2'");
+}
+
+static void test_bad_host(void **state)
+{
+    (void)state;
+    expect_error("listen:\n  host: localhost\n", 2, "listen.host", "IPv4 or IPv6 address literal");
+    expect_error("listen:\n  host: 256.0.0.1\n", 2, "listen.host", "IPv4 or IPv6");
+    expect_error("listen:\n  host: ''\n", 2, "listen.host", "IPv4 or IPv6");
+    expect_error("listen:\n  host: \"fe80::1%eth0\"\n", 2, "listen.host", "IPv4 or IPv6");
+    expect_error("listen:\n  host: 1111:2222:3333:4444:5555:6666:7777:8888:9999:aaaa:bbbb:cccc:dddd\n", 2,
+                 "listen.host", "IPv4 or IPv6");
+    expect_error("listen:\n  host: \"127.0.0.1\\0junk\"\n", 2, "listen.host", "NUL");
+}
+
+static void test_bad_node_id(void **state)
+{
+    (void)state;
+    expect_error("node_id: 'a b'\n", 1, "node_id", "1 to 63 characters");
+    expect_error("node_id: node/1\n", 1, "node_id", "1 to 63 characters");
+    expect_error("node_id: ''\n", 1, "node_id", "1 to 63 characters");
+    expect_error("node_id: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", 1, "node_id",
+                 "1 to 63 characters");
+    im_config c;
+    expect_ok("node_id: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", &c);
+    assert_int_equal(strlen(c.node_id), 63);
+}
+
+static void test_idle_must_exceed_heartbeat(void **state)
+{
+    (void)state;
+    /* Both in the file: the message points at idle_timeout_s. */
+    expect_error("session:\n  heartbeat_s: 60\n  idle_timeout_s: 60\n", 3, "session.idle_timeout_s",
+                 "must be greater than session.heartbeat_s (60)");
+    /* Only idle_timeout_s in the file, below the default heartbeat. */
+    expect_error("session:\n  idle_timeout_s: 20\n", 2, "session.idle_timeout_s",
+                 "must be greater than session.heartbeat_s (30)");
+    /* Only heartbeat_s in the file: the message points at the line written. */
+    expect_error("workers: 2\nsession:\n  heartbeat_s: 90\n", 3, "session.heartbeat_s",
+                 "must be less than session.idle_timeout_s (90)");
+}
+
+static void test_body_must_fit_frame(void **state)
+{
+    (void)state;
+    expect_error("limits:\n  max_body_bytes: 65281\n", 2, "limits.max_body_bytes",
+                 "must be at most limits.max_frame_bytes - 256 (65280)");
+    expect_error("limits:\n  max_frame_bytes: 4096\n", 2, "limits.max_frame_bytes",
+                 "must be at least limits.max_body_bytes + 256 (8448)");
+    im_config c;
+    expect_ok("limits:\n  max_body_bytes: 65280\n", &c);
+    assert_int_equal(c.max_body_bytes, 65280);
+}
+
+/* A syntax error: the line and the text are libyaml's. */
+static void test_syntax_error(void **state)
+{
+    (void)state;
+    const struct {
+        const char *text;
+        unsigned line;
+        const char *problem;
+    } cases[] = {
+        { "workers: 1\nlog_level: info\n  bad: indent\n", 3, "mapping values are not allowed" },
+        { "workers: 1\nnode_id: 'open\n", 3, "found unexpected end of stream" },
+        { "listen:\n  host: 127.0.0.1\n port: 1\n", 3, "did not find expected key" },
+        { "limits: {max_connections: 5\n", 2, "did not find expected ',' or '}'" },
+        { "workers: *nowhere\n", 1, "found undefined alias" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        im_config c;
+        im_error err = { 0 };
+        char path[64], want[128];
+        im_config_defaults(&c);
+        assert_int_equal(load_text(cases[i].text, &c, &err, path), IM_EINVAL);
+        snprintf(want, sizeof want, "%s:%u: %s", path, cases[i].line, cases[i].problem);
+        if (strncmp(err.msg, want, strlen(want)) != 0)
+            fail_msg("case %zu: message '%s' does not start with '%s'", i, err.msg, want);
+    }
+}
+
+static void test_top_level_must_be_mapping(void **state)
+{
+    (void)state;
+    static const char *const texts[] = { "- a\n- b\n", "just words\n", "\n\n'quoted'\n" };
+    static const unsigned lines[] = { 1, 1, 3 };
+    for (size_t i = 0; i < 3; i++) {
+        im_config c;
+        im_error err = { 0 };
+        char path[64], want[128];
+        assert_int_equal(load_text(texts[i], &c, &err, path), IM_EINVAL);
+        snprintf(want, sizeof want, "%s:%u: expected a mapping at the top level", path, lines[i]);
+        if (strncmp(err.msg, want, strlen(want)) != 0)
+            fail_msg("message '%s' does not start with '%s'", err.msg, want);
+    }
+}
+
+static void test_one_document_only(void **state)
+{
+    (void)state;
+    im_config c;
+    im_error err = { 0 };
+    char path[64], want[128];
+    assert_int_equal(load_text("workers: 1\n---\nworkers: 2\n", &c, &err, path), IM_EINVAL);
+    snprintf(want, sizeof want, "%s:3: only one YAML document is allowed", path);
+    assert_string_equal(err.msg, want);
+    /* A syntax error in a second document is still a syntax error. */
+    assert_int_equal(load_text("workers: 1\n---\n[\n", &c, &err, path), IM_EINVAL);
+}
+
+static void test_cannot_open(void **state)
+{
+    (void)state;
+    im_config c, before;
+    im_config_defaults(&c);
+    before = c;
+    im_error err = { 0 };
+    assert_int_equal(im_config_load("/tmp/imcore-no-such-dir/x.yaml", &c, &err), IM_EIO);
+    assert_int_equal(err.code, IM_EIO);
+    assert_string_equal(err.msg, "/tmp/imcore-no-such-dir/x.yaml: cannot open: No such file or directory");
+    assert_int_equal(im_config_load("/tmp", &c, &err), IM_EIO);
+    assert_string_equal(err.msg, "/tmp: cannot open: Is a directory");
+    assert_config_equal(&c, &before);
+    /* err is optional. */
+    assert_int_equal(im_config_load("/tmp/imcore-no-such-dir/x.yaml", &c, NULL), IM_EIO);
+    char path[64];
+    assert_int_equal(load_text("workers: x\n", &c, NULL, path), IM_EINVAL);
+}
+
+/* validate: the same rules for values set after loading, without FILE:LINE. */
+static void expect_invalid(const im_config *c, const char *msg)
+{
+    im_error err = { 0 };
+    assert_int_equal(im_config_validate(c, &err), IM_EINVAL);
+    assert_int_equal(err.code, IM_EINVAL);
+    assert_string_equal(err.msg, msg);
+}
+
+static void test_validate(void **state)
+{
+    (void)state;
+    im_config c;
+
+    im_config_defaults(&c);
+    c.idle_timeout_s = 30;
+    expect_invalid(&c, "session.idle_timeout_s: must be greater than session.heartbeat_s (30)");
+
+    im_config_defaults(&c);
+    c.max_frame_bytes = 1024;
+    expect_invalid(&c, "limits.max_body_bytes: must be at most limits.max_frame_bytes - 256 (768)");
+
+    im_config_defaults(&c);
+    c.heartbeat_s = 0;
+    expect_invalid(&c, "session.heartbeat_s: must be between 1 and 3600");
+
+    im_config_defaults(&c);
+    c.max_frame_bytes = 16777217;
+    expect_invalid(&c, "limits.max_frame_bytes: must be between 64 and 16777216");
+
+    im_config_defaults(&c);
+    c.workers = 65;
+    expect_invalid(&c, "workers: must be between 0 and 64");
+
+    im_config_defaults(&c);
+    snprintf(c.listen_host, sizeof c.listen_host, "example.com");
+    expect_invalid(&c, "listen.host: must be an IPv4 or IPv6 address literal (names are not resolved), "
+                       "not 'example.com'");
+
+    im_config_defaults(&c);
+    memset(c.node_id, 'a', sizeof c.node_id);
+    expect_invalid(&c, "node_id: is not NUL-terminated");
+
+    im_config_defaults(&c);
+    c.node_id[0] = '\0';
+    expect_invalid(&c, "node_id: must be 1 to 63 characters of A-Z a-z 0-9 _ . -, not ''");
+
+    im_config_defaults(&c);
+    c.login_policy = 2;
+    expect_invalid(&c, "session.login_policy: must be 0 (replace) or 1 (reject), not 2");
+
+    im_config_defaults(&c);
+    c.log_level = 7;
+    expect_invalid(&c, "log_level: must be an im_log_level (0 to 3), not 7");
+
+    im_config_defaults(&c);
+    c.listen_port = 0;
+    c.max_frame_bytes = 1024;
+    c.max_body_bytes = 768;
+    c.login_policy = 1;
+    c.log_level = IM_LOG_ERROR;
+    snprintf(c.listen_host, sizeof c.listen_host, "::");
+    assert_int_equal(im_config_validate(&c, NULL), 0);
+    c.heartbeat_s = 100;
+    assert_int_equal(im_config_validate(&c, NULL), IM_EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_shipped_file_equals_defaults),
+        cmocka_unit_test(test_every_key),
+        cmocka_unit_test(test_partial_file_keeps_other_defaults),
+        cmocka_unit_test(test_empty_files_mean_defaults),
+        cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_out_of_range),
+        cmocka_unit_test(test_not_a_number),
+        cmocka_unit_test(test_duplicate_keys),
+        cmocka_unit_test(test_bad_login_policy),
+        cmocka_unit_test(test_bad_log_level),
+        cmocka_unit_test(test_bad_host),
+        cmocka_unit_test(test_bad_node_id),
+        cmocka_unit_test(test_idle_must_exceed_heartbeat),
+        cmocka_unit_test(test_body_must_fit_frame),
+        cmocka_unit_test(test_syntax_error),
+        cmocka_unit_test(test_top_level_must_be_mapping),
+        cmocka_unit_test(test_one_document_only),
+        cmocka_unit_test(test_cannot_open),
+        cmocka_unit_test(test_validate),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
