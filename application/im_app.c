@@ -1,8 +1,14 @@
 /* application/im_app.c: the use cases. Each one checks the session, lets the
  * domain judge the request, then carries the effect out through a port.
+ *
+ * Anything stored is finished in a completion that the store calls once the
+ * data is durable, in commit order, on its own thread: that is where
+ * messages are delivered and senders answered, so receivers see each
+ * conversation in seq order and an ack never runs ahead of the disk.
  * No locks here: ports that are shared between workers lock themselves. */
 #include "im_app.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +18,12 @@ struct im_app {
     im_app_limits limits;
     im_app_ports ports;
 };
+
+static int add_loaded_group(void *arg, im_group *g)
+{
+    im_group_repo *repo = arg;
+    return repo->ops->insert(repo, g, NULL);
+}
 
 int im_app_new(const im_app_limits *limits, const im_app_ports *ports, im_app **out,
                im_error *err)
@@ -27,6 +39,11 @@ int im_app_new(const im_app_limits *limits, const im_app_ports *ports, im_app **
         return im_error_set(err, IM_ENOMEM, "out of memory");
     app->limits = *limits;
     app->ports = *ports;
+    int rc = ports->store->ops->load_groups(ports->store, add_loaded_group, ports->groups, err);
+    if (rc != IM_OK) {
+        free(app);
+        return rc;
+    }
     *out = app;
     return IM_OK;
 }
@@ -53,147 +70,357 @@ static uint64_t now_ms(const im_app *app)
     return app->ports.wall_clock_ms(app->ports.clock_arg);
 }
 
+static bool durable(const im_app *app)
+{
+    return app->ports.store->ops->durable;
+}
+
+/* ---- sessions ---- */
+
+/* A session on its way from LoginAck to live, or from live to gone. */
+typedef struct session_ref {
+    im_app *app;
+    im_endpoint ep;
+    char user[IM_USER_ID_MAX + 1];
+    char name[IM_DISPLAY_NAME_MAX + 1];
+} session_ref;
+
+static bool deliver_pending(void *arg, const im_message *m)
+{
+    session_ref *ref = arg;
+    im_router *r = ref->app->ports.router;
+    r->ops->deliver_to(r, &ref->ep, m, NULL);
+    return true;
+}
+
+/* Runs after the unacked messages were handed over, in store order: binding
+ * here means every message stored before went out in the pending batch and
+ * every message stored after is delivered live, none twice. */
+static void go_live(void *arg, int rc, const im_error *err)
+{
+    session_ref *ref = arg;
+    im_router *r = ref->app->ports.router;
+    im_endpoint replaced;
+    if (rc != IM_OK) {
+        r->ops->kick(r, &ref->ep, rc, err && err->msg[0] ? err->msg : "cannot read messages");
+        free(ref);
+        return;
+    }
+    rc = r->ops->bind(r, ref->user, ref->name, &ref->ep, ref->app->limits.login_policy,
+                      &replaced, NULL);
+    if (rc == 1)
+        r->ops->kick(r, &replaced, IM_EREPLACED, "logged in from another connection");
+    else if (rc < 0)
+        r->ops->kick(r, &ref->ep, rc, rc == IM_EDUPLICATE ? "already online" : "cannot go online");
+    free(ref);
+}
+
 int im_app_login(im_app *app, im_session *s, const char *user_id, const char *display_name,
                  const im_endpoint *ep, im_error *err)
 {
     if (im_session_is_authenticated(s))
         return im_error_set(err, IM_ESTATE, "already logged in as %s", s->user_id);
-    /* Check before binding: a refused name must not touch the router. */
     int rc = im_user_id_check(user_id, err);
     if (rc == IM_OK)
         rc = im_display_name_check(display_name, err);
     if (rc != IM_OK)
         return rc;
-
     im_router *r = app->ports.router;
-    im_endpoint replaced;
-    const char *name = display_name && display_name[0] ? display_name : user_id;
-    rc = r->ops->bind(r, user_id, name, ep, app->limits.login_policy, &replaced, err);
-    if (rc == IM_EDUPLICATE)
-        return im_error_set(err, rc, "%s is already online", user_id);
-    if (rc < 0)
-        return rc;
-    if (rc == 1)
-        r->ops->kick(r, &replaced, IM_EREPLACED, "logged in from another connection");
+    if (app->limits.login_policy == IM_LOGIN_REJECT && r->ops->is_online(r, user_id))
+        return im_error_set(err, IM_EDUPLICATE, "%s is already online", user_id);
 
-    rc = im_session_authenticate(s, user_id, name, err);
-    if (rc != IM_OK) /* unreachable after the checks above, but never leave a stray binding */
-        r->ops->unbind(r, user_id, ep);
-    return rc;
+    session_ref *ref = calloc(1, sizeof *ref);
+    if (!ref)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    const char *name = display_name && display_name[0] ? display_name : user_id;
+    if ((rc = im_session_authenticate(s, user_id, name, err)) != IM_OK) {
+        free(ref);
+        return rc;
+    }
+    ref->app = app;
+    ref->ep = *ep;
+    snprintf(ref->user, sizeof ref->user, "%s", user_id);
+    snprintf(ref->name, sizeof ref->name, "%s", name);
+    im_store *st = app->ports.store;
+    rc = st->ops->pending(st, user_id, IM_PENDING_LIMIT, deliver_pending, go_live, ref, err);
+    if (rc != IM_OK) {
+        free(ref);
+        im_session_close(s, rc);
+        return rc;
+    }
+    return IM_OK;
+}
+
+static void unbind_after(void *arg, int rc, const im_error *err)
+{
+    (void)rc, (void)err;
+    session_ref *ref = arg;
+    ref->app->ports.router->ops->unbind(ref->app->ports.router, ref->user, &ref->ep);
+    free(ref);
 }
 
 void im_app_session_closed(im_app *app, im_session *s, const im_endpoint *ep, int reason)
 {
-    if (im_session_is_authenticated(s))
-        app->ports.router->ops->unbind(app->ports.router, s->user_id, ep);
+    if (im_session_is_authenticated(s)) {
+        /* Through the store, so the unbind cannot overtake this session's
+         * go-live and leave a dead session bound. */
+        session_ref *ref = calloc(1, sizeof *ref);
+        im_store *st = app->ports.store;
+        if (ref) {
+            ref->app = app;
+            ref->ep = *ep;
+            snprintf(ref->user, sizeof ref->user, "%s", s->user_id);
+        }
+        if (!ref || st->ops->barrier(st, unbind_after, ref, NULL) != IM_OK) {
+            free(ref);
+            app->ports.router->ops->unbind(app->ports.router, s->user_id, ep);
+        }
+    }
     if (!im_session_is_closed(s))
         im_session_close(s, reason);
 }
 
-/* Builds, validates and numbers one message; the caller delivers it. */
-static int accept_message(im_app *app, const im_session *s, im_message *m, im_error *err)
+/* ---- messages ---- */
+
+/* What a completion needs to answer the sender. */
+typedef struct send_ctx {
+    im_app *app;
+    im_endpoint ep;
+    uint64_t request_id;
+    char client_msg_id[IM_CLIENT_MSG_ID_MAX + 1];
+    char sender_name[IM_DISPLAY_NAME_MAX + 1];
+} send_ctx;
+
+static send_ctx *send_ctx_new(im_app *app, const im_session *s, const im_endpoint *ep,
+                              uint64_t rid, const char *client_msg_id)
+{
+    send_ctx *c = malloc(sizeof *c);
+    if (!c)
+        return NULL;
+    c->app = app;
+    c->ep = *ep;
+    c->request_id = rid;
+    snprintf(c->client_msg_id, sizeof c->client_msg_id, "%s", client_msg_id);
+    snprintf(c->sender_name, sizeof c->sender_name, "%s", s->display_name);
+    return c;
+}
+
+static void answer(send_ctx *c, int rc, const im_send_result *res, const char *msg)
+{
+    im_router *r = c->app->ports.router;
+    r->ops->send_result(r, &c->ep, c->request_id, c->client_msg_id, rc, res, msg);
+}
+
+static void private_stored(void *arg, int rc, const im_message *m, bool duplicate,
+                           const im_error *err)
+{
+    send_ctx *c = arg;
+    if (rc != IM_OK) {
+        answer(c, rc, NULL, err ? err->msg : NULL);
+        free(c);
+        return;
+    }
+    im_send_result res = { .seq = m->seq, .server_time_ms = m->server_time_ms,
+                           .duplicate = duplicate };
+    im_router *r = c->app->ports.router;
+    /* A duplicate was delivered (or kept for the receiver) the first time. */
+    if (!duplicate) {
+        int drc = r->ops->deliver(r, m, c->sender_name, NULL);
+        res.delivered = drc == IM_OK;
+        if (drc != IM_OK && !durable(c->app)) {
+            answer(c, drc, NULL, drc == IM_EOFFLINE ? "the receiver is not online" : NULL);
+            free(c);
+            return;
+        }
+    }
+    answer(c, IM_OK, &res, NULL);
+    free(c);
+}
+
+/* Fills in and checks what every message needs. */
+static int prepare_message(im_app *app, const im_session *s, im_message *m, im_error *err)
 {
     int rc = require_login(s, err);
     if (rc != IM_OK)
         return rc;
     m->sender = s->user_id;
     m->server_time_ms = now_ms(app);
-    rc = im_message_validate(m, app->limits.max_body_bytes, err);
-    if (rc != IM_OK)
-        return rc;
-    return im_store_append(app->ports.store, m, err);
+    return im_message_validate(m, app->limits.max_body_bytes, err);
 }
 
-int im_app_send_private(im_app *app, const im_session *s, const char *to,
-                        const uint8_t *body, size_t body_len, const char *client_msg_id,
-                        im_send_result *res, im_error *err)
+static int submit(im_app *app, const im_session *s, const im_endpoint *ep, uint64_t rid,
+                  const im_message *m, im_store_append_fn done, im_error *err)
+{
+    send_ctx *c = send_ctx_new(app, s, ep, rid, m->client_msg_id);
+    if (!c)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    im_store *st = app->ports.store;
+    int rc = st->ops->append(st, m, done, c, err);
+    if (rc != IM_OK)
+        free(c);
+    return rc;
+}
+
+int im_app_send_private(im_app *app, const im_session *s, const im_endpoint *ep,
+                        uint64_t request_id, const char *to, const uint8_t *body,
+                        size_t body_len, const char *client_msg_id, im_error *err)
 {
     im_message m = {
         .kind = IM_MESSAGE_PRIVATE, .target = to ? to : "",
         .client_msg_id = client_msg_id ? client_msg_id : "",
         .body = body, .body_len = body_len,
     };
-    im_router *r = app->ports.router;
-    /* Check presence first so that a message to an offline user does not
-     * take a seq: without offline storage it would never be delivered. */
-    int rc = require_login(s, err);
-    if (rc == IM_OK && im_user_id_is_valid(m.target) && !r->ops->is_online(r, m.target))
-        return im_error_set(err, IM_EOFFLINE, "%s is not online", m.target);
-    rc = accept_message(app, s, &m, err);
+    int rc = prepare_message(app, s, &m, err);
     if (rc != IM_OK)
         return rc;
-    rc = r->ops->deliver(r, &m, s->display_name, err);
-    if (rc == IM_EOFFLINE)
-        return im_error_set(err, rc, "%s is not online", m.target);
-    if (rc < 0)
-        return rc;
-    *res = (im_send_result){ .seq = m.seq, .server_time_ms = m.server_time_ms, .delivered = 1 };
-    return IM_OK;
+    /* Without durable storage a message for an offline user could never be
+     * delivered: refuse it before it takes a seq. */
+    im_router *r = app->ports.router;
+    if (!durable(app) && !r->ops->is_online(r, m.target))
+        return im_error_set(err, IM_EOFFLINE, "%s is not online", m.target);
+    return submit(app, s, ep, request_id, &m, private_stored, err);
 }
 
-struct group_send {
-    im_app *app;
-    const im_session *sender;
-    im_message *msg;
+struct fan_out {
+    im_router *router;
+    const im_message *msg;
+    const char *sender_name;
     int delivered;
 };
 
-/* Runs with the group read-locked, so membership cannot change between the
- * check and the fan-out, and seq order matches delivery order. */
-static int group_send_locked(void *arg, const im_group *g, im_error *err)
+static int fan_out_locked(void *arg, const im_group *g, im_error *err)
 {
-    struct group_send *gs = arg;
-    if (!im_group_is_member(g, gs->sender->user_id))
-        return im_error_set(err, IM_ENOTMEMBER, "you are not a member of %s", im_group_id(g));
-    int rc = accept_message(gs->app, gs->sender, gs->msg, err);
-    if (rc != IM_OK)
-        return rc;
+    (void)err;
+    struct fan_out *fo = arg;
     size_t n = im_group_member_count(g);
     const char *stack_ids[64];
     const char **ids = n <= 64 ? stack_ids : malloc(n * sizeof *ids);
     if (!ids)
-        return im_error_set(err, IM_ENOMEM, "out of memory");
+        return IM_ENOMEM;
     for (size_t i = 0; i < n; i++)
         ids[i] = im_group_member(g, i);
-    im_router *r = gs->app->ports.router;
-    rc = r->ops->deliver_many(r, ids, n, gs->sender->user_id, gs->msg,
-                              gs->sender->display_name);
+    fo->delivered = fo->router->ops->deliver_many(fo->router, ids, n, fo->msg->sender, fo->msg,
+                                                  fo->sender_name);
     if (ids != stack_ids)
         free(ids);
-    if (rc < 0)
-        return im_error_set(err, rc, "fan-out failed");
-    gs->delivered = rc;
     return IM_OK;
 }
 
-int im_app_send_group(im_app *app, const im_session *s, const char *group,
-                      const uint8_t *body, size_t body_len, const char *client_msg_id,
-                      im_send_result *res, im_error *err)
+static void group_stored(void *arg, int rc, const im_message *m, bool duplicate,
+                         const im_error *err)
 {
-    int rc = require_login(s, err);
-    if (rc != IM_OK)
-        return rc;
-    if ((rc = im_user_id_check(group, err)) != IM_OK)
-        return rc;
+    send_ctx *c = arg;
+    if (rc != IM_OK) {
+        answer(c, rc, NULL, err ? err->msg : NULL);
+        free(c);
+        return;
+    }
+    im_send_result res = { .seq = m->seq, .server_time_ms = m->server_time_ms,
+                           .duplicate = duplicate };
+    if (!duplicate) {
+        /* The members as they are now, at commit: one who joined meanwhile
+         * gets it, one who left does not. */
+        struct fan_out fo = { .router = c->app->ports.router, .msg = m,
+                              .sender_name = c->sender_name };
+        im_group_repo *repo = c->app->ports.groups;
+        if (repo->ops->read(repo, m->target, fan_out_locked, &fo, NULL) == IM_OK &&
+            fo.delivered > 0)
+            res.delivered = (uint32_t)fo.delivered;
+    }
+    answer(c, IM_OK, &res, NULL);
+    free(c);
+}
+
+static int check_member(void *arg, const im_group *g, im_error *err)
+{
+    const char *user = arg;
+    if (!im_group_is_member(g, user))
+        return im_error_set(err, IM_ENOTMEMBER, "you are not a member of %s", im_group_id(g));
+    return IM_OK;
+}
+
+static int require_member(im_app *app, const char *group, const char *user, im_error *err)
+{
+    im_group_repo *repo = app->ports.groups;
+    int rc = repo->ops->read(repo, group, check_member, (void *)user, err);
+    if (rc == IM_ENOGROUP)
+        return im_error_set(err, rc, "no group %s", group);
+    return rc;
+}
+
+int im_app_send_group(im_app *app, const im_session *s, const im_endpoint *ep,
+                      uint64_t request_id, const char *group, const uint8_t *body,
+                      size_t body_len, const char *client_msg_id, im_error *err)
+{
     im_message m = {
-        .kind = IM_MESSAGE_GROUP, .target = group,
+        .kind = IM_MESSAGE_GROUP, .target = group ? group : "",
         .client_msg_id = client_msg_id ? client_msg_id : "",
         .body = body, .body_len = body_len,
     };
-    struct group_send gs = { .app = app, .sender = s, .msg = &m };
-    im_group_repo *repo = app->ports.groups;
-    rc = repo->ops->read(repo, group, group_send_locked, &gs, err);
-    if (rc == IM_ENOGROUP)
-        return im_error_set(err, rc, "no group %s", group);
+    int rc = prepare_message(app, s, &m, err);
+    if (rc == IM_OK)
+        rc = require_member(app, m.target, s->user_id, err);
     if (rc != IM_OK)
         return rc;
-    *res = (im_send_result){ .seq = m.seq, .server_time_ms = m.server_time_ms,
-                             .delivered = (uint32_t)gs.delivered };
-    return IM_OK;
+    return submit(app, s, ep, request_id, &m, group_stored, err);
 }
 
-int im_app_group_create(im_app *app, const im_session *s, const char *group,
-                        uint32_t max_members, im_error *err)
+/* ---- groups ---- */
+
+/* A membership change made in memory, waiting to be made durable; undone if
+ * the store fails, so memory never claims what the disk does not hold. */
+typedef struct member_ctx {
+    im_app *app;
+    im_endpoint ep;
+    uint64_t request_id;
+    int kind; /* 0 create, 1 join, 2 leave */
+    char group[IM_USER_ID_MAX + 1];
+    char user[IM_USER_ID_MAX + 1];
+} member_ctx;
+
+static int join_locked(void *arg, im_group *g, im_error *err)
+{
+    return im_group_add_member(g, arg, err);
+}
+
+static int leave_locked(void *arg, im_group *g, im_error *err)
+{
+    return im_group_remove_member(g, arg, err);
+}
+
+static void membership_stored(void *arg, int rc, const im_error *err)
+{
+    member_ctx *c = arg;
+    im_group_repo *repo = c->app->ports.groups;
+    if (rc != IM_OK) {
+        if (c->kind == 0 || c->kind == 1) /* creator leaving empties and deletes the group */
+            repo->ops->update(repo, c->group, leave_locked, c->user, NULL);
+        else
+            repo->ops->update(repo, c->group, join_locked, c->user, NULL);
+    }
+    im_router *r = c->app->ports.router;
+    r->ops->send_status(r, &c->ep, c->request_id, rc, err && rc ? err->msg : NULL);
+    free(c);
+}
+
+static member_ctx *member_ctx_new(im_app *app, const im_session *s, const im_endpoint *ep,
+                                  uint64_t rid, int kind, const char *group)
+{
+    member_ctx *c = malloc(sizeof *c);
+    if (!c)
+        return NULL;
+    c->app = app;
+    c->ep = *ep;
+    c->request_id = rid;
+    c->kind = kind;
+    snprintf(c->group, sizeof c->group, "%s", group);
+    snprintf(c->user, sizeof c->user, "%s", s->user_id);
+    return c;
+}
+
+int im_app_group_create(im_app *app, const im_session *s, const im_endpoint *ep,
+                        uint64_t request_id, const char *group, uint32_t max_members,
+                        im_error *err)
 {
     int rc = require_login(s, err);
     if (rc != IM_OK)
@@ -206,49 +433,116 @@ int im_app_group_create(im_app *app, const im_session *s, const char *group,
     im_group *g;
     if ((rc = im_group_new(group, s->user_id, max_members, &g, err)) != IM_OK)
         return rc;
+    member_ctx *c = member_ctx_new(app, s, ep, request_id, 0, group);
+    if (!c) {
+        im_group_free(g);
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    }
     im_group_repo *repo = app->ports.groups;
     rc = repo->ops->insert(repo, g, err);
-    if (rc == IM_EEXIST)
-        return im_error_set(err, rc, "group %s already exists", group);
+    if (rc != IM_OK) {
+        free(c);
+        return rc == IM_EEXIST ? im_error_set(err, rc, "group %s already exists", group) : rc;
+    }
+    im_store *st = app->ports.store;
+    rc = st->ops->group_create(st, group, s->user_id, max_members, membership_stored, c, err);
+    if (rc != IM_OK)
+        membership_stored(c, rc, err), rc = IM_OK; /* answered, and undone */
     return rc;
 }
 
-struct member_change { const char *user; };
-
-static int join_locked(void *arg, im_group *g, im_error *err)
-{
-    return im_group_add_member(g, ((struct member_change *)arg)->user, err);
-}
-
-static int leave_locked(void *arg, im_group *g, im_error *err)
-{
-    return im_group_remove_member(g, ((struct member_change *)arg)->user, err);
-}
-
-static int change_membership(im_app *app, const im_session *s, const char *group,
-                             im_group_update_fn fn, im_error *err)
+static int change_membership(im_app *app, const im_session *s, const im_endpoint *ep,
+                             uint64_t rid, const char *group, int kind, im_error *err)
 {
     int rc = require_login(s, err);
     if (rc != IM_OK)
         return rc;
     if ((rc = im_user_id_check(group, err)) != IM_OK)
         return rc;
-    struct member_change mc = { .user = s->user_id };
+    member_ctx *c = member_ctx_new(app, s, ep, rid, kind, group);
+    if (!c)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
     im_group_repo *repo = app->ports.groups;
-    rc = repo->ops->update(repo, group, fn, &mc, err);
-    if (rc == IM_ENOGROUP)
-        return im_error_set(err, rc, "no group %s", group);
+    rc = repo->ops->update(repo, group, kind == 1 ? join_locked : leave_locked, c->user, err);
+    if (rc != IM_OK) {
+        free(c);
+        return rc == IM_ENOGROUP ? im_error_set(err, rc, "no group %s", group) : rc;
+    }
+    im_store *st = app->ports.store;
+    rc = kind == 1 ? st->ops->group_join(st, group, c->user, membership_stored, c, err)
+                   : st->ops->group_leave(st, group, c->user, membership_stored, c, err);
+    if (rc != IM_OK)
+        membership_stored(c, rc, err), rc = IM_OK;
     return rc;
 }
 
-int im_app_group_join(im_app *app, const im_session *s, const char *group, im_error *err)
+int im_app_group_join(im_app *app, const im_session *s, const im_endpoint *ep,
+                      uint64_t request_id, const char *group, im_error *err)
 {
-    return change_membership(app, s, group, join_locked, err);
+    return change_membership(app, s, ep, request_id, group, 1, err);
 }
 
-int im_app_group_leave(im_app *app, const im_session *s, const char *group, im_error *err)
+int im_app_group_leave(im_app *app, const im_session *s, const im_endpoint *ep,
+                       uint64_t request_id, const char *group, im_error *err)
 {
-    return change_membership(app, s, group, leave_locked, err);
+    return change_membership(app, s, ep, request_id, group, 2, err);
+}
+
+/* ---- acks, history, listings ---- */
+
+/* Checks that conversation belongs to user: "p:a:b" with user a or b, or
+ * "g:group" of a group user is in. */
+static int check_conversation(im_app *app, const char *user, const char *conv, im_error *err)
+{
+    if (strncmp(conv, "g:", 2) == 0)
+        return require_member(app, conv + 2, user, err);
+    if (strncmp(conv, "p:", 2) == 0) {
+        const char *a = conv + 2, *colon = strchr(a, ':');
+        size_t ulen = strlen(user);
+        if (colon && (((size_t)(colon - a) == ulen && strncmp(a, user, ulen) == 0) ||
+                      strcmp(colon + 1, user) == 0))
+            return IM_OK;
+    }
+    return im_error_set(err, IM_EINVAL, "'%.80s' is not one of your conversations", conv);
+}
+
+int im_app_ack(im_app *app, const im_session *s, const char *conversation, uint64_t seq,
+               im_error *err)
+{
+    int rc = require_login(s, err);
+    if (rc == IM_OK)
+        rc = check_conversation(app, s->user_id, conversation, err);
+    if (rc != IM_OK)
+        return rc;
+    im_store *st = app->ports.store;
+    return st->ops->ack(st, s->user_id, conversation, seq, err);
+}
+
+int im_app_history(im_app *app, const im_session *s, const char *peer, const char *group,
+                   uint64_t before_seq, uint32_t limit, im_store_message_fn fn, void *arg,
+                   im_error *err)
+{
+    int rc = require_login(s, err);
+    if (rc != IM_OK)
+        return rc;
+    bool has_peer = peer && peer[0], has_group = group && group[0];
+    if (has_peer == has_group)
+        return im_error_set(err, IM_EINVAL, "name either a peer or a group");
+    char conv[IM_CONVERSATION_ID_MAX + 1];
+    im_message probe = {
+        .kind = has_peer ? IM_MESSAGE_PRIVATE : IM_MESSAGE_GROUP,
+        .sender = s->user_id, .target = has_peer ? peer : group,
+    };
+    if (im_message_conversation_id(&probe, conv, sizeof conv) < 0)
+        return im_error_set(err, IM_EINVAL, "'%.40s' is not a valid id", probe.target);
+    if (has_group && (rc = require_member(app, group, s->user_id, err)) != IM_OK)
+        return rc;
+    if (limit == 0)
+        limit = IM_HISTORY_DEFAULT;
+    if (limit > IM_HISTORY_MAX)
+        limit = IM_HISTORY_MAX;
+    im_store *st = app->ports.store;
+    return st->ops->history(st, conv, before_seq, limit, fn, arg, err);
 }
 
 struct group_listing {

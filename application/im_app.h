@@ -2,10 +2,15 @@
  * adapter and carried out through ports.
  *
  * The caller (a worker loop) owns each im_session and calls in on the thread
- * that owns it; im_app itself holds no per-session state, so any number of
- * workers may call at once as long as the ports are thread-safe.
- * No I/O here: results come back as return values and out-structs, effects
- * go out through the ports. */
+ * that owns it; im_app holds no per-session state, so any number of workers
+ * may call at once as long as the ports are thread-safe.
+ *
+ * Requests that touch the store are answered asynchronously: the use case
+ * returns 0 ("accepted, the answer follows") and the answer goes to the
+ * session's endpoint through the router once the store has completed, which
+ * for a durable store means once the data is on disk. A non-zero return is a
+ * refusal decided at once: the caller answers it itself.
+ * No I/O here: effects go out through the ports. */
 #ifndef IM_APP_H
 #define IM_APP_H
 
@@ -19,6 +24,10 @@
 #include "ports/im_router.h"
 #include "ports/im_store.h"
 #include "ports/im_group_repo.h"
+
+#define IM_PENDING_LIMIT 10000u  /* unacked messages sent at one login */
+#define IM_HISTORY_DEFAULT 20u
+#define IM_HISTORY_MAX 200u
 
 typedef struct im_app_limits {
     uint32_t max_body_bytes;      /* per message body */
@@ -37,8 +46,9 @@ typedef struct im_app_ports {
 
 typedef struct im_app im_app;
 
-/* Copies limits and ports (the port objects themselves are borrowed).
- * *out is the caller's: free with im_app_free(). Errors: IM_EINVAL, IM_ENOMEM. */
+/* Copies limits and ports (the port objects themselves are borrowed), and
+ * loads the store's groups into the group repository. *out is the caller's:
+ * free with im_app_free(). Errors: IM_EINVAL, IM_ENOMEM, IM_EIO. */
 int im_app_new(const im_app_limits *limits, const im_app_ports *ports, im_app **out,
                im_error *err);
 void im_app_free(im_app *app); /* NULL is fine */
@@ -46,43 +56,51 @@ void im_app_free(im_app *app); /* NULL is fine */
 const im_app_limits *im_app_get_limits(const im_app *app);
 
 /* Logs session s in as user_id, reachable at ep. On success the session is
- * AUTHENTICATED and bound in the router. Under IM_LOGIN_REPLACE an older
- * session of the same user is kicked with IM_EREPLACED. Errors: IM_ESTATE
- * (already logged in), IM_EINVAL, IM_EDUPLICATE (policy reject), IM_ENOMEM. */
+ * AUTHENTICATED and the caller sends the LoginAck at once. Then, through the
+ * store, the session receives every message it has not acked and goes live
+ * (is bound in the router, replacing an older session of the same user under
+ * IM_LOGIN_REPLACE, or being closed with IM_EDUPLICATE under IM_LOGIN_REJECT
+ * if one appeared meanwhile). Errors: IM_ESTATE (already logged in),
+ * IM_EINVAL, IM_EDUPLICATE (policy reject), IM_ENOMEM, IM_ESHUTDOWN. */
 int im_app_login(im_app *app, im_session *s, const char *user_id, const char *display_name,
                  const im_endpoint *ep, im_error *err);
 
 /* The session is going away (logout, idle, error, peer closed): unbinds it
- * and moves it to CLOSED with reason. Safe to call in any state, twice. */
+ * (ordered after its go-live) and moves it to CLOSED with reason. Safe to
+ * call in any state, twice. */
 void im_app_session_closed(im_app *app, im_session *s, const im_endpoint *ep, int reason);
 
-/* What the sender hears back about an accepted message. */
-typedef struct im_send_result {
-    uint64_t seq;
-    uint64_t server_time_ms;
-    uint32_t delivered;           /* sessions the message was handed to */
-} im_send_result;
+/* Sends body to user `to`; the answer (SendAck or Error) goes to ep with
+ * request_id. With a durable store the receiver need not be online. Errors
+ * decided at once: IM_ENOTAUTH, IM_EINVAL, IM_ETOOBIG, IM_EOFFLINE (memory
+ * store only), IM_ENOMEM, IM_ESHUTDOWN. body is borrowed for the call. */
+int im_app_send_private(im_app *app, const im_session *s, const im_endpoint *ep,
+                        uint64_t request_id, const char *to, const uint8_t *body,
+                        size_t body_len, const char *client_msg_id, im_error *err);
 
-/* Sends body to user `to`. Errors: IM_ENOTAUTH, IM_EINVAL, IM_ETOOBIG,
- * IM_EOFFLINE, IM_EBUSY, IM_EIO, IM_ENOMEM. body is borrowed for the call. */
-int im_app_send_private(im_app *app, const im_session *s, const char *to,
-                        const uint8_t *body, size_t body_len, const char *client_msg_id,
-                        im_send_result *res, im_error *err);
+/* Sends body to every member of group but the sender (online ones at once,
+ * others at their next login with a durable store). Errors decided at once:
+ * IM_ENOTAUTH, IM_EINVAL, IM_ETOOBIG, IM_ENOGROUP, IM_ENOTMEMBER, IM_ENOMEM. */
+int im_app_send_group(im_app *app, const im_session *s, const im_endpoint *ep,
+                      uint64_t request_id, const char *group, const uint8_t *body,
+                      size_t body_len, const char *client_msg_id, im_error *err);
 
-/* Sends body to every online member of group but the sender. Errors:
- * IM_ENOTAUTH, IM_EINVAL, IM_ETOOBIG, IM_ENOGROUP, IM_ENOTMEMBER, IM_EIO. */
-int im_app_send_group(im_app *app, const im_session *s, const char *group,
-                      const uint8_t *body, size_t body_len, const char *client_msg_id,
-                      im_send_result *res, im_error *err);
+/* Group membership; the answer (Ok or Error) goes to ep once durable.
+ * max_members 0 means the configured default; above the ceiling is IM_EINVAL.
+ * Errors decided at once: IM_ENOTAUTH, IM_EINVAL, IM_EEXIST, IM_ENOGROUP,
+ * IM_EMEMBER, IM_EFULL, IM_ENOTMEMBER, IM_ENOMEM. */
+int im_app_group_create(im_app *app, const im_session *s, const im_endpoint *ep,
+                        uint64_t request_id, const char *group, uint32_t max_members,
+                        im_error *err);
+int im_app_group_join(im_app *app, const im_session *s, const im_endpoint *ep,
+                      uint64_t request_id, const char *group, im_error *err);
+int im_app_group_leave(im_app *app, const im_session *s, const im_endpoint *ep,
+                       uint64_t request_id, const char *group, im_error *err);
 
-/* max_members 0 means the configured default; above the ceiling is IM_EINVAL.
- * Errors: IM_ENOTAUTH, IM_EINVAL, IM_EEXIST, IM_ENOMEM. */
-int im_app_group_create(im_app *app, const im_session *s, const char *group,
-                        uint32_t max_members, im_error *err);
-/* Errors: IM_ENOTAUTH, IM_EINVAL, IM_ENOGROUP, IM_EMEMBER, IM_EFULL. */
-int im_app_group_join(im_app *app, const im_session *s, const char *group, im_error *err);
-/* Errors: IM_ENOTAUTH, IM_EINVAL, IM_ENOGROUP, IM_ENOTMEMBER. */
-int im_app_group_leave(im_app *app, const im_session *s, const char *group, im_error *err);
+/* The receiver has everything of conversation up to seq. Errors: IM_ENOTAUTH,
+ * IM_EINVAL (not a conversation of this user). */
+int im_app_ack(im_app *app, const im_session *s, const char *conversation, uint64_t seq,
+               im_error *err);
 
 /* One group as the list shows it; strings borrowed for the callback only. */
 typedef struct im_group_info {
@@ -103,5 +121,14 @@ int im_app_group_list(im_app *app, const im_session *s, im_group_info_fn fn, voi
  * Errors: IM_ENOTAUTH. */
 int im_app_online_users(im_app *app, const im_session *s, im_router_user_fn fn, void *arg,
                         size_t *total, im_error *err);
+
+/* The history of the private conversation with peer, or of group (exactly one
+ * of them non-empty): up to limit (0: IM_HISTORY_DEFAULT, at most
+ * IM_HISTORY_MAX) messages before before_seq (0: the newest), oldest first,
+ * read synchronously. Errors: IM_ENOTAUTH, IM_EINVAL, IM_ENOGROUP,
+ * IM_ENOTMEMBER, IM_EIO. */
+int im_app_history(im_app *app, const im_session *s, const char *peer, const char *group,
+                   uint64_t before_seq, uint32_t limit, im_store_message_fn fn, void *arg,
+                   im_error *err);
 
 #endif

@@ -61,6 +61,8 @@ const char *im_strerror(int code)
     case IM_EDUPLICATE:   return "EDUPLICATE";
     case IM_EUNSUPPORTED: return "EUNSUPPORTED";
     case IM_EBUSY:        return "EBUSY";
+    case IM_ENOSPC:       return "ENOSPC";
+    case IM_ENOTFOUND:    return "ENOTFOUND";
     default:              return "EUNKNOWN";
     }
 }

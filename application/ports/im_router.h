@@ -31,6 +31,14 @@ typedef enum im_login_policy {
 
 typedef struct im_router im_router;
 
+/* What the sender hears back about an accepted message. */
+typedef struct im_send_result {
+    uint64_t seq;
+    uint64_t server_time_ms;
+    uint32_t delivered;           /* sessions the message was handed to */
+    bool duplicate;               /* accepted before: same seq, not stored again */
+} im_send_result;
+
 /* Called by list_online for each online user; strings are borrowed for the
  * call only. Return false to stop early. */
 typedef bool (*im_router_user_fn)(void *arg, const char *user_id, const char *display_name);
@@ -62,7 +70,24 @@ struct im_router_ops {
     void (*kick)(im_router *r, const im_endpoint *ep, int code, const char *why);
     /* Calls fn for online users, in no set order; returns how many are online. */
     size_t (*list_online)(im_router *r, im_router_user_fn fn, void *arg);
+
+    /* The answers and messages below go to one session, named by endpoint,
+     * whether or not it is bound: they may be called from the store's thread
+     * after the session has gone, and then do nothing. */
+
+    /* Hands m (private or group) to the session at ep; sender_name may be NULL. */
+    void (*deliver_to)(im_router *r, const im_endpoint *ep, const im_message *m,
+                       const char *sender_name);
+    /* Answers a message send: a SendAck when rc is 0 (res set), otherwise an
+     * Error with rc and msg. client_msg_id is echoed. */
+    void (*send_result)(im_router *r, const im_endpoint *ep, uint64_t request_id,
+                        const char *client_msg_id, int rc, const im_send_result *res,
+                        const char *msg);
+    /* Answers a plain request: Ok when rc is 0, otherwise an Error. */
+    void (*send_status)(im_router *r, const im_endpoint *ep, uint64_t request_id, int rc,
+                        const char *msg);
 };
+
 
 struct im_router { const struct im_router_ops *ops; };
 

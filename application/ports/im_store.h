@@ -1,31 +1,92 @@
 /* application/ports/im_store.h: the message store port.
  *
- * append() gives a message its place in its conversation (seq) and keeps it
- * as far as the adapter keeps anything. The "memory" adapter only numbers
- * messages; durable adapters (SQLite) keep them for offline delivery and
- * history. Thread-safe: any worker may call at once. */
+ * The store numbers messages (seq per conversation), keeps them if it is
+ * durable, and is the one place where a stored message's fate is decided, so
+ * it also orders what follows from it. Its requests are asynchronous: a
+ * request returns at once, and its completion callback runs later on the
+ * store's own thread (or at once, inside the call, for a store that
+ * completes synchronously, like the memory store).
+ *
+ * Ordering, which delivery relies on: completions run one at a time, in the
+ * order the requests were made durable, and a barrier's callback runs after
+ * the completions of every request made before it. So the application can
+ * deliver from completions and know that messages of one conversation leave
+ * in seq order, and that a session's go-live is ordered against deliveries.
+ *
+ * Every function may be called from any worker thread at once. */
 #ifndef IM_PORT_STORE_H
 #define IM_PORT_STORE_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "imcore/errors.h"
+#include "domain/group.h"
 #include "domain/message.h"
 
 typedef struct im_store im_store;
 
+/* A request's end. rc is 0 or an IM_E* code (err says why). On success m is
+ * the stored message with seq and server_time_ms set; duplicate says that
+ * (sender, client_msg_id) was stored before and m is that earlier message.
+ * m and its strings are borrowed for the call. */
+typedef void (*im_store_append_fn)(void *arg, int rc, const im_message *m, bool duplicate,
+                                   const im_error *err);
+/* One stored message for a reader; borrowed for the call. Return false to stop. */
+typedef bool (*im_store_message_fn)(void *arg, const im_message *m);
+/* The end of a read or a barrier; rc as above. */
+typedef void (*im_store_done_fn)(void *arg, int rc, const im_error *err);
+
 struct im_store_ops {
     const char *name;
-    /* Sets m->seq to the next number of m's conversation (1, 2, ...). The
-     * store copies whatever it keeps; the caller still owns m.
-     * Errors: IM_EINVAL (no conversation id), IM_ENOMEM, IM_EIO. */
-    int (*append)(im_store *s, im_message *m, im_error *err);
-    void (*destroy)(im_store *s); /* NULL-safe on s */
+    /* True if messages outlive the process: offline delivery and history work. */
+    bool durable;
+
+    /* Stores a copy of m (its seq and server_time_ms are the store's to set;
+     * server_time_ms is kept if non-zero). done runs exactly once if this
+     * returns 0, never if it returns an error. Errors: IM_EINVAL, IM_ENOMEM,
+     * IM_ESHUTDOWN. */
+    int (*append)(im_store *s, const im_message *m, im_store_append_fn done, void *arg,
+                  im_error *err);
+
+    /* The messages user has not acked (private ones to user, and messages of
+     * user's groups sent by others), in conversation then seq order, at most
+     * limit; then done. Runs in order with appends: every message whose
+     * append completed before this request is included. */
+    int (*pending)(im_store *s, const char *user, size_t limit, im_store_message_fn each,
+                   im_store_done_fn done, void *arg, im_error *err);
+
+    /* user has every message of conversation up to seq. No completion: acks
+     * are cumulative, so a lost one costs a re-delivery, never a message. */
+    int (*ack)(im_store *s, const char *user, const char *conversation, uint64_t seq,
+               im_error *err);
+
+    /* Synchronous read, from any thread: the limit messages of conversation
+     * before before_seq (0: the newest), oldest first. Errors: IM_EIO. */
+    int (*history)(im_store *s, const char *conversation, uint64_t before_seq, size_t limit,
+                   im_store_message_fn each, void *arg, im_error *err);
+
+    /* Runs done after the completions of every request made before it. */
+    int (*barrier)(im_store *s, im_store_done_fn done, void *arg, im_error *err);
+
+    /* Group membership, durable in a durable store (a memory store completes
+     * at once and keeps nothing). done gets IM_ENOSPC or IM_EIO on failure. */
+    int (*group_create)(im_store *s, const char *group, const char *owner, uint32_t max_members,
+                        im_store_done_fn done, void *arg, im_error *err);
+    int (*group_join)(im_store *s, const char *group, const char *user, im_store_done_fn done,
+                      void *arg, im_error *err);
+    int (*group_leave)(im_store *s, const char *group, const char *user, im_store_done_fn done,
+                       void *arg, im_error *err);
+
+    /* At start-up, before any request: hands every stored group to fn, which
+     * takes ownership of it. A memory store has none. Errors: IM_EIO. */
+    int (*load_groups)(im_store *s, int (*fn)(void *arg, im_group *g), void *arg, im_error *err);
+
+    /* Finishes what is queued (completions included), then frees s. NULL-safe. */
+    void (*destroy)(im_store *s);
 };
 
 struct im_store { const struct im_store_ops *ops; };
-
-static inline int im_store_append(im_store *s, im_message *m, im_error *err)
-{ return s->ops->append(s, m, err); }
 
 static inline void im_store_destroy(im_store *s)
 { if (s) s->ops->destroy(s); }

@@ -39,7 +39,11 @@ enum {
     IM_EDUPLICATE = -19,   /* login refused: the user is online elsewhere */
     IM_EUNSUPPORTED = -20, /* a request this server does not implement */
     IM_EBUSY = -21,        /* the receiver cannot take more right now (slow consumer, full server) */
+    IM_ENOSPC = -22,       /* storage is full: the message was not stored */
+    IM_ENOTFOUND = -23,    /* no such user, token or record */
 };
+
+#define IM_ERROR_CODE_LAST IM_ENOTFOUND
 
 /* The caller's record of one failure. Functions that take an im_error* accept
  * NULL when the caller wants only the code. */

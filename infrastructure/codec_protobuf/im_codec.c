@@ -31,6 +31,9 @@ static const struct {
     { IMCORE__ENVELOPE__BODY_ONLINE_USERS_RESULT, IMCORE__TYPE__ONLINE_USERS_RESULT },
     { IMCORE__ENVELOPE__BODY_ERROR, IMCORE__TYPE__ERROR },
     { IMCORE__ENVELOPE__BODY_OK, IMCORE__TYPE__OK },
+    { IMCORE__ENVELOPE__BODY_DELIVERY_ACK, IMCORE__TYPE__DELIVERY_ACK },
+    { IMCORE__ENVELOPE__BODY_HISTORY, IMCORE__TYPE__HISTORY },
+    { IMCORE__ENVELOPE__BODY_HISTORY_RESULT, IMCORE__TYPE__HISTORY_RESULT },
 };
 
 Imcore__Type im_envelope_type_for(Imcore__Envelope__BodyCase c)
@@ -107,7 +110,7 @@ int im_frame_encode(const Imcore__Envelope *env, uint8_t **out, size_t *out_len)
 Imcore__ErrorCode im_wire_error_code(int im_code)
 {
     int c = -im_code;
-    if (c <= 0 || c > (int)IMCORE__ERROR_CODE__BUSY)
+    if (c <= 0 || c > -IM_ERROR_CODE_LAST)
         return IMCORE__ERROR_CODE__INTERNAL;
     return (Imcore__ErrorCode)c;
 }
@@ -119,5 +122,7 @@ int im_error_from_wire(Imcore__ErrorCode code)
 
 /* The two enumerations must stay in step; a mismatch fails the build. */
 _Static_assert(-IM_EBUSY == IMCORE__ERROR_CODE__BUSY, "errors.h and imcore.proto disagree");
+_Static_assert(-IM_ENOSPC == IMCORE__ERROR_CODE__STORAGE_FULL, "errors.h and imcore.proto disagree");
+_Static_assert(-IM_ERROR_CODE_LAST == IMCORE__ERROR_CODE__NOT_FOUND, "errors.h and imcore.proto disagree");
 _Static_assert(-IM_EFRAMESIZE == IMCORE__ERROR_CODE__FRAME_TOO_LARGE, "errors.h and imcore.proto disagree");
 _Static_assert(-IM_EDUPLICATE == IMCORE__ERROR_CODE__ALREADY_ONLINE, "errors.h and imcore.proto disagree");

@@ -321,25 +321,6 @@ static void handle_ping(im_conn *c, uint64_t rid, const Imcore__Ping *req)
     send_envelope(c, &env);
 }
 
-static void answer_send(im_conn *c, uint64_t rid, int rc, const im_send_result *res,
-                        const char *client_msg_id, const im_error *err)
-{
-    if (rc != IM_OK) {
-        send_error(c, rid, rc, err->msg, client_msg_id);
-        return;
-    }
-    Imcore__SendAck ack = IMCORE__SEND_ACK__INIT;
-    ack.client_msg_id = (char *)client_msg_id;
-    ack.seq = res->seq;
-    ack.server_time_ms = res->server_time_ms;
-    ack.delivered = res->delivered;
-    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
-    env.request_id = rid;
-    env.body_case = IMCORE__ENVELOPE__BODY_SEND_ACK;
-    env.send_ack = &ack;
-    send_envelope(c, &env);
-}
-
 typedef struct list_builder {
     size_t n, cap;
     void **items;
@@ -450,13 +431,76 @@ static void handle_online_users(im_conn *c, uint64_t rid, const Imcore__OnlineUs
     free(lb.items);
 }
 
-/* Ok or Error for the requests that answer nothing else. */
-static void answer_plain(im_conn *c, uint64_t rid, int rc, const im_error *err)
+/* A history entry: the store's row is borrowed for the callback only, so
+ * each Delivery owns copies of its strings and body. */
+static void history_entry_free(Imcore__Delivery *d)
 {
-    if (rc == IM_OK)
-        send_ok(c, rid);
-    else
-        send_error(c, rid, rc, err->msg, NULL);
+    if (!d)
+        return;
+    free(d->from), free(d->to), free(d->group), free(d->client_msg_id);
+    free(d->conversation), free(d->body.data), free(d);
+}
+
+static bool add_history(void *arg, const im_message *m)
+{
+    list_builder *lb = arg;
+    if (lb->n == lb->cap)
+        return false;
+    char conv[IM_CONVERSATION_ID_MAX + 1] = "";
+    im_message_conversation_id(m, conv, sizeof conv);
+    bool group = m->kind == IM_MESSAGE_GROUP;
+    Imcore__Delivery *d = malloc(sizeof *d);
+    if (d) {
+        imcore__delivery__init(d);
+        d->kind = group ? IMCORE__DELIVERY__KIND__GROUP : IMCORE__DELIVERY__KIND__PRIVATE;
+        d->from = strdup(m->sender);
+        d->from_name = d->from;
+        d->to = strdup(group ? "" : m->target);
+        d->group = strdup(group ? m->target : "");
+        d->client_msg_id = strdup(m->client_msg_id ? m->client_msg_id : "");
+        d->conversation = strdup(conv);
+        d->body.len = m->body_len;
+        d->body.data = malloc(m->body_len ? m->body_len : 1);
+        d->seq = m->seq;
+        d->server_time_ms = m->server_time_ms;
+    }
+    if (!d || !d->from || !d->to || !d->group || !d->client_msg_id || !d->conversation ||
+        !d->body.data) {
+        history_entry_free(d);
+        lb->failed = true;
+        return false;
+    }
+    memcpy(d->body.data, m->body, m->body_len);
+    lb->items[lb->n++] = d;
+    return true;
+}
+
+static void handle_history(im_conn *c, uint64_t rid, const Imcore__History *req)
+{
+    im_error err = { 0 };
+    list_builder lb = { .cap = IM_HISTORY_MAX };
+    lb.items = calloc(lb.cap, sizeof *lb.items);
+    int rc = lb.items
+                 ? im_app_history(c->w->srv->app, &c->session, req->peer, req->group,
+                                  req->before_seq, req->limit, add_history, &lb, &err)
+                 : im_error_set(&err, IM_ENOMEM, "out of memory");
+    if (rc == IM_OK && lb.failed)
+        rc = im_error_set(&err, IM_ENOMEM, "out of memory");
+    if (rc != IM_OK) {
+        send_error(c, rid, rc, err.msg, NULL);
+    } else {
+        Imcore__HistoryResult res = IMCORE__HISTORY_RESULT__INIT;
+        res.n_messages = lb.n;
+        res.messages = (Imcore__Delivery **)lb.items;
+        Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+        env.request_id = rid;
+        env.body_case = IMCORE__ENVELOPE__BODY_HISTORY_RESULT;
+        env.history_result = &res;
+        send_envelope(c, &env);
+    }
+    for (size_t i = 0; i < lb.n; i++)
+        history_entry_free(lb.items[i]);
+    free(lb.items);
 }
 
 static void dispatch(im_conn *c, const Imcore__Envelope *env)
@@ -465,7 +509,6 @@ static void dispatch(im_conn *c, const Imcore__Envelope *env)
     const im_session *s = &c->session;
     uint64_t rid = env->request_id;
     im_error err = { 0 };
-    im_send_result res;
     int rc;
 
     switch (env->body_case) {
@@ -479,32 +522,48 @@ static void dispatch(im_conn *c, const Imcore__Envelope *env)
     case IMCORE__ENVELOPE__BODY_PING:
         handle_ping(c, rid, env->ping);
         break;
+    /* Sends and membership changes are answered by the application once
+     * stored; only a refusal decided at once is answered here. */
     case IMCORE__ENVELOPE__BODY_PRIVATE_MESSAGE: {
         const Imcore__PrivateMessage *pm = env->private_message;
-        rc = im_app_send_private(app, s, pm->to, pm->body.data, pm->body.len,
-                                 pm->client_msg_id, &res, &err);
-        answer_send(c, rid, rc, &res, pm->client_msg_id, &err);
+        rc = im_app_send_private(app, s, &c->ep, rid, pm->to, pm->body.data, pm->body.len,
+                                 pm->client_msg_id, &err);
+        if (rc != IM_OK)
+            send_error(c, rid, rc, err.msg, pm->client_msg_id);
         break;
     }
     case IMCORE__ENVELOPE__BODY_GROUP_MESSAGE: {
         const Imcore__GroupMessage *gm = env->group_message;
-        rc = im_app_send_group(app, s, gm->group, gm->body.data, gm->body.len,
-                               gm->client_msg_id, &res, &err);
-        answer_send(c, rid, rc, &res, gm->client_msg_id, &err);
+        rc = im_app_send_group(app, s, &c->ep, rid, gm->group, gm->body.data, gm->body.len,
+                               gm->client_msg_id, &err);
+        if (rc != IM_OK)
+            send_error(c, rid, rc, err.msg, gm->client_msg_id);
         break;
     }
     case IMCORE__ENVELOPE__BODY_GROUP_CREATE:
-        rc = im_app_group_create(app, s, env->group_create->group,
+        rc = im_app_group_create(app, s, &c->ep, rid, env->group_create->group,
                                  env->group_create->max_members, &err);
-        answer_plain(c, rid, rc, &err);
+        if (rc != IM_OK)
+            send_error(c, rid, rc, err.msg, NULL);
         break;
     case IMCORE__ENVELOPE__BODY_GROUP_JOIN:
-        rc = im_app_group_join(app, s, env->group_join->group, &err);
-        answer_plain(c, rid, rc, &err);
+        rc = im_app_group_join(app, s, &c->ep, rid, env->group_join->group, &err);
+        if (rc != IM_OK)
+            send_error(c, rid, rc, err.msg, NULL);
         break;
     case IMCORE__ENVELOPE__BODY_GROUP_LEAVE:
-        rc = im_app_group_leave(app, s, env->group_leave->group, &err);
-        answer_plain(c, rid, rc, &err);
+        rc = im_app_group_leave(app, s, &c->ep, rid, env->group_leave->group, &err);
+        if (rc != IM_OK)
+            send_error(c, rid, rc, err.msg, NULL);
+        break;
+    case IMCORE__ENVELOPE__BODY_DELIVERY_ACK:
+        /* No answer: acks are cumulative, and a refused one is only logged. */
+        rc = im_app_ack(app, s, env->delivery_ack->conversation, env->delivery_ack->seq, &err);
+        if (rc != IM_OK)
+            IM_DEBUG("user=%s peer=%s ack refused: %s", who(c), c->peer, err.msg);
+        break;
+    case IMCORE__ENVELOPE__BODY_HISTORY:
+        handle_history(c, rid, env->history);
         break;
     case IMCORE__ENVELOPE__BODY_GROUP_LIST:
         handle_group_list(c, rid);

@@ -96,11 +96,14 @@ static bool router_is_online(im_router *r, const char *user_id)
 /* One Delivery frame for m, with a reference for the caller. */
 static im_frame *encode_delivery(const im_message *m, const char *sender_name)
 {
+    char conv[IM_CONVERSATION_ID_MAX + 1] = "";
+    im_message_conversation_id(m, conv, sizeof conv);
     Imcore__Delivery d = IMCORE__DELIVERY__INIT;
+    d.conversation = conv;
     d.kind = m->kind == IM_MESSAGE_GROUP ? IMCORE__DELIVERY__KIND__GROUP
                                          : IMCORE__DELIVERY__KIND__PRIVATE;
     d.from = (char *)m->sender;
-    d.from_name = (char *)(sender_name ? sender_name : "");
+    d.from_name = (char *)(sender_name ? sender_name : m->sender);
     d.to = (char *)(m->kind == IM_MESSAGE_PRIVATE ? m->target : "");
     d.group = (char *)(m->kind == IM_MESSAGE_GROUP ? m->target : "");
     d.body.data = (uint8_t *)m->body;
@@ -197,6 +200,85 @@ out:
     return delivered;
 }
 
+/* Packs env into a new shared frame (one reference for the caller). */
+static im_frame *encode_envelope(Imcore__Envelope *env)
+{
+    env->type = im_envelope_type_for(env->body_case);
+    im_frame *f = im__frame_new(im_frame_size(env));
+    if (f)
+        f->len = im_frame_pack(env, f->data);
+    return f;
+}
+
+static void send_frame_to(im_net_server *srv, const im_endpoint *ep, im_frame *f)
+{
+    if (!f) {
+        IM_ERROR("out of memory: a frame for session %llu is lost",
+                 (unsigned long long)ep->conn_id);
+        return;
+    }
+    if (ep->worker < srv->nworkers &&
+        deliver_to_worker(srv, ep->worker, &ep->conn_id, 1, f) != IM_OK)
+        IM_ERROR("out of memory: a frame for session %llu is lost",
+                 (unsigned long long)ep->conn_id);
+    im__frame_unref(f);
+}
+
+static void router_deliver_to(im_router *r, const im_endpoint *ep, const im_message *m,
+                              const char *sender_name)
+{
+    send_frame_to(server_of(r), ep, encode_delivery(m, sender_name));
+}
+
+static im_frame *encode_error(uint64_t rid, int rc, const char *msg, const char *client_msg_id)
+{
+    Imcore__Error e = IMCORE__ERROR__INIT;
+    e.code = im_wire_error_code(rc);
+    e.message = (char *)(msg && msg[0] ? msg : im_strerror(rc));
+    e.client_msg_id = (char *)(client_msg_id ? client_msg_id : "");
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    env.request_id = rid;
+    env.body_case = IMCORE__ENVELOPE__BODY_ERROR;
+    env.error = &e;
+    return encode_envelope(&env);
+}
+
+static void router_send_result(im_router *r, const im_endpoint *ep, uint64_t rid,
+                               const char *client_msg_id, int rc, const im_send_result *res,
+                               const char *msg)
+{
+    if (rc != IM_OK) {
+        send_frame_to(server_of(r), ep, encode_error(rid, rc, msg, client_msg_id));
+        return;
+    }
+    Imcore__SendAck ack = IMCORE__SEND_ACK__INIT;
+    ack.client_msg_id = (char *)(client_msg_id ? client_msg_id : "");
+    ack.seq = res->seq;
+    ack.server_time_ms = res->server_time_ms;
+    ack.delivered = res->delivered;
+    ack.duplicate = res->duplicate;
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    env.request_id = rid;
+    env.body_case = IMCORE__ENVELOPE__BODY_SEND_ACK;
+    env.send_ack = &ack;
+    send_frame_to(server_of(r), ep, encode_envelope(&env));
+}
+
+static void router_send_status(im_router *r, const im_endpoint *ep, uint64_t rid, int rc,
+                               const char *msg)
+{
+    if (rc != IM_OK) {
+        send_frame_to(server_of(r), ep, encode_error(rid, rc, msg, NULL));
+        return;
+    }
+    Imcore__Ok ok = IMCORE__OK__INIT;
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    env.request_id = rid;
+    env.body_case = IMCORE__ENVELOPE__BODY_OK;
+    env.ok = &ok;
+    send_frame_to(server_of(r), ep, encode_envelope(&env));
+}
+
 static void router_kick(im_router *r, const im_endpoint *ep, int code, const char *why)
 {
     im_net_server *srv = server_of(r);
@@ -256,6 +338,9 @@ static const struct im_router_ops net_router_ops = {
     .deliver_many = router_deliver_many,
     .kick = router_kick,
     .list_online = router_list_online,
+    .deliver_to = router_deliver_to,
+    .send_result = router_send_result,
+    .send_status = router_send_status,
 };
 
 int im__router_init(im_net_server *srv)

@@ -1,8 +1,8 @@
 /* infrastructure/store_memory/im_memory_store.h: in-memory adapters for the
  * store and group-repository ports. Nothing survives a restart: the store
  * numbers messages without keeping them, and groups live as long as the
- * process. They are the single-node defaults until durable storage lands,
- * and the fakes that application tests run against. Both are thread-safe. */
+ * process. The memory store is for a server that needs no offline messages
+ * or history (storage: memory), and for tests. Both are thread-safe. */
 #ifndef IM_MEMORY_STORE_H
 #define IM_MEMORY_STORE_H
 

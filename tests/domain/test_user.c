@@ -327,16 +327,18 @@ static void strerror_names_every_code(void **state)
         { IM_EDUPLICATE, "EDUPLICATE" },
         { IM_EUNSUPPORTED, "EUNSUPPORTED" },
         { IM_EBUSY, "EBUSY" },
+        { IM_ENOSPC, "ENOSPC" },
+        { IM_ENOTFOUND, "ENOTFOUND" },
     };
     size_t n = sizeof names / sizeof names[0];
     /* Every number from 0 down to the last code has a name, so a code added
      * to errors.h without one here shows up as a gap. */
-    assert_int_equal(n, (size_t)(-IM_EBUSY + 1));
+    assert_int_equal(n, (size_t)(-IM_ERROR_CODE_LAST + 1));
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(names[i].code, -(int)i);
         assert_string_equal(im_strerror(names[i].code), names[i].name);
     }
-    assert_string_equal(im_strerror(IM_EBUSY - 1), "EUNKNOWN");
+    assert_string_equal(im_strerror(IM_ERROR_CODE_LAST - 1), "EUNKNOWN");
     assert_string_equal(im_strerror(1), "EUNKNOWN");
     assert_string_equal(im_strerror(-1000), "EUNKNOWN");
 }

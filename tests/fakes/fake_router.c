@@ -103,10 +103,56 @@ static size_t fr_list(im_router *r, im_router_user_fn fn, void *arg)
     return fr->nbound;
 }
 
+static void fr_deliver_to(im_router *r, const im_endpoint *ep, const im_message *m,
+                          const char *sender_name)
+{
+    (void)sender_name;
+    fake_router *fr = (fake_router *)r;
+    if (fr->ndirect == FAKE_MAX)
+        return;
+    fake_delivery *d = &fr->direct[fr->ndirect++];
+    snprintf(d->to, sizeof d->to, "conn-%llu", (unsigned long long)ep->conn_id);
+    snprintf(d->from, sizeof d->from, "%s", m->sender);
+    snprintf(d->target, sizeof d->target, "%s", m->target);
+    snprintf(d->body, sizeof d->body, "%.*s", (int)m->body_len, (const char *)m->body);
+    d->seq = m->seq;
+}
+
+static void add_answer(fake_router *fr, const im_endpoint *ep, uint64_t rid, int rc,
+                       bool is_send, const im_send_result *res, const char *cmid)
+{
+    if (fr->nanswers == FAKE_MAX)
+        return;
+    fr->answers[fr->nanswers].ep = *ep;
+    fr->answers[fr->nanswers].request_id = rid;
+    fr->answers[fr->nanswers].rc = rc;
+    fr->answers[fr->nanswers].is_send = is_send;
+    if (res)
+        fr->answers[fr->nanswers].res = *res;
+    snprintf(fr->answers[fr->nanswers].client_msg_id, sizeof fr->answers[0].client_msg_id, "%s",
+             cmid ? cmid : "");
+    fr->nanswers++;
+}
+
+static void fr_send_result(im_router *r, const im_endpoint *ep, uint64_t rid, const char *cmid,
+                           int rc, const im_send_result *res, const char *msg)
+{
+    (void)msg;
+    add_answer((fake_router *)r, ep, rid, rc, true, rc == IM_OK ? res : NULL, cmid);
+}
+
+static void fr_send_status(im_router *r, const im_endpoint *ep, uint64_t rid, int rc,
+                           const char *msg)
+{
+    (void)msg;
+    add_answer((fake_router *)r, ep, rid, rc, false, NULL, NULL);
+}
+
 static const struct im_router_ops fake_router_ops = {
     .name = "fake", .bind = fr_bind, .unbind = fr_unbind, .is_online = fr_is_online,
     .deliver = fr_deliver, .deliver_many = fr_deliver_many, .kick = fr_kick,
-    .list_online = fr_list,
+    .list_online = fr_list, .deliver_to = fr_deliver_to, .send_result = fr_send_result,
+    .send_status = fr_send_status,
 };
 
 void fake_router_init(fake_router *fr)

@@ -24,6 +24,18 @@ typedef struct fake_router {
     struct { im_endpoint ep; int code; } kicked[FAKE_MAX];
     size_t nkicked;
     int fail_deliver;      /* if non-zero, deliver returns this */
+    /* Answers sent to sessions, in order. */
+    struct {
+        im_endpoint ep;
+        uint64_t request_id;
+        int rc;
+        bool is_send;      /* send_result (true) or send_status (false) */
+        im_send_result res;
+        char client_msg_id[IM_CLIENT_MSG_ID_MAX + 1];
+    } answers[FAKE_MAX];
+    size_t nanswers;
+    fake_delivery direct[FAKE_MAX]; /* deliver_to */
+    size_t ndirect;
 } fake_router;
 
 void fake_router_init(fake_router *fr);

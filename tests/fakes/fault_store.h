@@ -1,10 +1,12 @@
-/* tests/fakes/fault_store.h: a store decorator that fails the Nth append
- * (1-based) and every one after it while fail_from is set, passing the
- * others to the wrapped store. Like SQLite's fault sweeps. */
+/* tests/fakes/fault_store.h: a store decorator that fails the Nth write
+ * (append or membership change, 1-based) and every one after it while
+ * fail_from is set, passing everything else to the wrapped store. The
+ * failure arrives through the completion, as a failed commit would. */
 #ifndef IM_FAULT_STORE_H
 #define IM_FAULT_STORE_H
 
 #include "application/ports/im_store.h"
+#include "domain/group.h"
 
 typedef struct fault_store {
     im_store base;
