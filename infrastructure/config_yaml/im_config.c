@@ -28,6 +28,8 @@ enum kind {
     K_NODE_ID,  /* 1..63 of [A-Za-z0-9_.-] in a char[64] */
     K_POLICY,   /* "replace" | "reject" in an int */
     K_LEVEL,    /* an im_log_level name in an int */
+    K_CHOICE,   /* one of field.choices, stored as its index in an int */
+    K_PATH,     /* a non-empty file path in a char[field.size] */
 };
 
 struct field {
@@ -35,6 +37,8 @@ struct field {
     enum kind kind;
     size_t offset;
     uint32_t min, max; /* for numbers */
+    const char *const *choices; /* K_CHOICE: NULL-terminated */
+    size_t size;       /* K_PATH: the buffer's size */
 };
 
 /* Indices into fields[], for the rules that tie two fields together. */
@@ -42,6 +46,7 @@ enum {
     FI_HOST, FI_PORT, FI_WORKERS, FI_NODE_ID,
     FI_MAX_CONNECTIONS, FI_MAX_FRAME, FI_MAX_BODY, FI_MAX_GROUP, FI_OUTPUT_BUFFER,
     FI_HEARTBEAT, FI_IDLE, FI_POLICY, FI_LOG_LEVEL,
+    FI_ENGINE, FI_PATH, FI_MAX_BATCH, FI_SYNC, FI_MAX_PAGES,
     FI_COUNT
 };
 
@@ -50,6 +55,9 @@ enum {
 
 #define FIELD(idx, key, k, member, lo, hi) \
     [idx] = { .name = key, .kind = k, .offset = offsetof(im_config, member), .min = lo, .max = hi }
+
+static const char *const engine_names[] = { "sqlite", "memory", NULL };
+static const char *const sync_names[] = { "full", "normal", NULL };
 
 static const struct field fields[FI_COUNT] = {
     FIELD(FI_HOST, "listen.host", K_HOST, listen_host, 0, 0),
@@ -67,10 +75,19 @@ static const struct field fields[FI_COUNT] = {
     FIELD(FI_IDLE, "session.idle_timeout_s", K_UINT, idle_timeout_s, 1, 86400),
     FIELD(FI_POLICY, "session.login_policy", K_POLICY, login_policy, 0, 0),
     FIELD(FI_LOG_LEVEL, "log_level", K_LEVEL, log_level, 0, 0),
+    [FI_ENGINE] = { .name = "storage.engine", .kind = K_CHOICE,
+                    .offset = offsetof(im_config, storage_engine), .choices = engine_names },
+    [FI_PATH] = { .name = "storage.path", .kind = K_PATH,
+                  .offset = offsetof(im_config, storage_path),
+                  .size = sizeof(((im_config *)0)->storage_path) },
+    FIELD(FI_MAX_BATCH, "storage.max_batch", K_U32, storage_max_batch, 1, 100000),
+    [FI_SYNC] = { .name = "storage.synchronous", .kind = K_CHOICE,
+                  .offset = offsetof(im_config, storage_synchronous), .choices = sync_names },
+    FIELD(FI_MAX_PAGES, "storage.max_page_count", K_U32, storage_max_pages, 0, 4294967295u),
 };
 
 /* Top-level keys whose value is a mapping of more keys. */
-static const char *const sections[] = { "listen", "limits", "session" };
+static const char *const sections[] = { "listen", "limits", "session", "storage" };
 #define SECTION_COUNT (sizeof sections / sizeof sections[0])
 
 static const char *const policy_names[] = { "replace", "reject" };
@@ -91,6 +108,11 @@ void im_config_defaults(im_config *c)
     c->idle_timeout_s = 90;
     c->login_policy = 0;
     c->log_level = IM_LOG_INFO;
+    c->storage_engine = IM_STORAGE_SQLITE;
+    snprintf(c->storage_path, sizeof c->storage_path, "%s", "data/imcore.db");
+    c->storage_max_batch = 512;
+    c->storage_synchronous = IM_STORAGE_SYNC_FULL;
+    c->storage_max_pages = 0;
 }
 
 /* ---- errors ---------------------------------------------------------- */
@@ -197,6 +219,22 @@ static int check_text(struct where at, const struct field *f, const char *s, int
             }
         }
         return fail(at, f->name, "must be 'replace' or 'reject', not '%.60s'", s);
+    case K_CHOICE: {
+        char list[120] = "";
+        for (int i = 0; f->choices[i]; i++) {
+            if (strcmp(s, f->choices[i]) == 0) {
+                *as_int = i;
+                return 0;
+            }
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s'%s'", i ? " or " : "",
+                     f->choices[i]);
+        }
+        return fail(at, f->name, "must be %s, not '%.60s'", list, s);
+    }
+    case K_PATH:
+        if (s[0] == '\0' || strlen(s) >= f->size)
+            return fail(at, f->name, "must be a path of 1 to %zu bytes", f->size - 1);
+        return 0;
     case K_LEVEL: {
         im_log_level lvl;
         if (im_log_level_parse(s, &lvl) != 0)
@@ -250,9 +288,9 @@ int im_config_validate(const im_config *c, im_error *err)
         int rc = 0;
         if (is_number_kind(f->kind)) {
             rc = check_number(nowhere, f, get_number(c, f));
-        } else if (f->kind == K_HOST || f->kind == K_NODE_ID) {
+        } else if (f->kind == K_HOST || f->kind == K_NODE_ID || f->kind == K_PATH) {
             int unused;
-            if (memchr(p, '\0', sizeof c->node_id) == NULL)
+            if (memchr(p, '\0', f->kind == K_PATH ? f->size : sizeof c->node_id) == NULL)
                 rc = fail(nowhere, f->name, "is not NUL-terminated");
             else
                 rc = check_text(nowhere, f, p, &unused);
@@ -261,6 +299,13 @@ int im_config_validate(const im_config *c, im_error *err)
             memcpy(&v, p, sizeof v);
             if (f->kind == K_POLICY && v != 0 && v != 1)
                 rc = fail(nowhere, f->name, "must be 0 (replace) or 1 (reject), not %d", v);
+            if (f->kind == K_CHOICE) {
+                int n = 0;
+                while (f->choices[n])
+                    n++;
+                if (v < 0 || v >= n)
+                    rc = fail(nowhere, f->name, "must be 0 to %d, not %d", n - 1, v);
+            }
             if (f->kind == K_LEVEL && (v < IM_LOG_DEBUG || v > IM_LOG_ERROR))
                 rc = fail(nowhere, f->name, "must be an im_log_level (%d to %d), not %d",
                           IM_LOG_DEBUG, IM_LOG_ERROR, v);
@@ -359,6 +404,8 @@ static int set_scalar(struct loader *L, struct where at, const struct field *f, 
         return rc;
     if (f->kind == K_HOST || f->kind == K_NODE_ID)
         snprintf(p, sizeof L->cfg.node_id, "%s", s); /* checked: at most 63 bytes */
+    else if (f->kind == K_PATH)
+        snprintf(p, f->size, "%s", s);
     else
         memcpy(p, &as_int, sizeof as_int);
     return 0;

@@ -30,7 +30,15 @@ typedef struct im_config {
     int login_policy;             /* session.login_policy: "replace" (0, default) or "reject" (1),
                                    * the values of im_login_policy (application/ports/im_router.h) */
     int log_level;                /* log_level: debug|info|warn|error, default info (an im_log_level) */
+    int storage_engine;           /* storage.engine: "sqlite" (IM_STORAGE_SQLITE, default) or "memory" */
+    char storage_path[256];       /* storage.path, default "data/imcore.db"; its directory is created */
+    uint32_t storage_max_batch;   /* storage.max_batch, default 512, 1..100000; 1 = no group commit */
+    int storage_synchronous;      /* storage.synchronous: "full" (IM_STORAGE_SYNC_FULL, default) or "normal" */
+    uint32_t storage_max_pages;   /* storage.max_page_count, default 0 = no limit, 0..4294967295 */
 } im_config;
+
+enum { IM_STORAGE_SQLITE = 0, IM_STORAGE_MEMORY = 1 };
+enum { IM_STORAGE_SYNC_FULL = 0, IM_STORAGE_SYNC_NORMAL = 1 };
 
 /* Fills c with the defaults above. workers stays 0: whoever starts the
  * workers asks the system for the number of online CPUs. */

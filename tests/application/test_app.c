@@ -10,6 +10,7 @@
 
 #include "application/im_app.h"
 #include "fake_router.h"
+#include "deferred_store.h"
 #include "fault_store.h"
 #include "im_memory_store.h"
 
@@ -419,11 +420,108 @@ static void test_history_arguments(void **state)
                      IM_EUNSUPPORTED);
 }
 
+/* ---- with a store that completes later, as a durable one does ---- */
+
+typedef struct later {
+    fake_router router;
+    im_store *numbers;
+    deferred_store *ds;
+    im_group_repo *groups;
+    im_app *app;
+} later;
+
+static void later_init(later *l)
+{
+    fake_router_init(&l->router);
+    assert_int_equal(im_memory_store_new(&l->numbers, NULL), IM_OK);
+    l->ds = deferred_store_new(l->numbers);
+    assert_non_null(l->ds);
+    assert_int_equal(im_memory_group_repo_new(&l->groups, NULL), IM_OK);
+    im_app_limits limits = { .max_body_bytes = 16, .max_group_members = 3 };
+    im_app_ports ports = { .router = &l->router.base, .store = deferred_store_port(l->ds),
+                           .groups = l->groups, .wall_clock_ms = fixed_clock };
+    assert_int_equal(im_app_new(&limits, &ports, &l->app, NULL), IM_OK);
+}
+
+static void later_fini(later *l)
+{
+    im_app_free(l->app);
+    l->groups->ops->destroy(l->groups);
+    deferred_store_free(l->ds);
+    im_store_destroy(l->numbers);
+}
+
+static void test_live_only_after_pending(void **state)
+{
+    (void)state;
+    later l;
+    later_init(&l);
+    deferred_store_add_pending(l.ds, "alice", "bob", "while away 1", 1);
+    deferred_store_add_pending(l.ds, "alice", "bob", "while away 2", 2);
+    im_session bob;
+    im_session_init(&bob, 1, 0);
+    im_endpoint ep = { .conn_id = 42 };
+    assert_int_equal(im_app_login(l.app, &bob, "bob", "", &ep, NULL), IM_OK);
+    assert_true(im_session_is_authenticated(&bob));
+    /* Not live until the store has handed over what bob missed. */
+    assert_false(l.router.base.ops->is_online(&l.router.base, "bob"));
+    assert_int_equal(deferred_store_run(l.ds), 1);
+    assert_int_equal(l.router.ndirect, 2);
+    assert_string_equal(l.router.direct[0].body, "while away 1");
+    assert_string_equal(l.router.direct[1].body, "while away 2");
+    assert_string_equal(l.router.direct[0].to, "conn-42");
+    assert_true(l.router.base.ops->is_online(&l.router.base, "bob"));
+    later_fini(&l);
+}
+
+static void test_close_before_live_stays_offline(void **state)
+{
+    (void)state;
+    later l;
+    later_init(&l);
+    im_session bob;
+    im_session_init(&bob, 1, 0);
+    im_endpoint ep = { .conn_id = 42 };
+    assert_int_equal(im_app_login(l.app, &bob, "bob", "", &ep, NULL), IM_OK);
+    im_app_session_closed(l.app, &bob, &ep, 0);
+    assert_int_equal(deferred_store_queued(l.ds), 2); /* go-live, then the unbind */
+    deferred_store_run(l.ds);
+    assert_false(l.router.base.ops->is_online(&l.router.base, "bob"));
+    later_fini(&l);
+}
+
+static void test_answer_waits_for_store(void **state)
+{
+    (void)state;
+    later l;
+    later_init(&l);
+    im_session alice;
+    im_session_init(&alice, 1, 0);
+    im_endpoint ep = { .conn_id = 7 };
+    assert_int_equal(im_app_login(l.app, &alice, "alice", "", &ep, NULL), IM_OK);
+    deferred_store_run(l.ds);
+    /* bob is offline: a durable store takes the message anyway. */
+    assert_int_equal(im_app_send_private(l.app, &alice, &ep, 11, "bob", (const uint8_t *)"hi", 2,
+                                         "m1", NULL), IM_OK);
+    assert_int_equal(l.router.nanswers, 0); /* no ack before the store is done */
+    deferred_store_run(l.ds);
+    assert_int_equal(l.router.nanswers, 1);
+    assert_int_equal(l.router.answers[0].rc, IM_OK);
+    assert_int_equal(l.router.answers[0].request_id, 11);
+    assert_int_equal(l.router.answers[0].res.seq, 1);
+    assert_int_equal(l.router.answers[0].res.delivered, 0);
+    assert_string_equal(l.router.answers[0].client_msg_id, "m1");
+    later_fini(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_new_refuses_missing_ports),
         cmocka_unit_test(test_login_reject_policy),
+        cmocka_unit_test(test_live_only_after_pending),
+        cmocka_unit_test(test_close_before_live_stays_offline),
+        cmocka_unit_test(test_answer_waits_for_store),
         cmocka_unit_test_setup_teardown(test_login_binds_and_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_login_twice_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_login_bad_id_touches_nothing, setup, teardown),

@@ -1,0 +1,215 @@
+/* tests/fakes/deferred_store.c: see deferred_store.h. */
+#include "deferred_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum op_kind { OP_APPEND, OP_PENDING, OP_BARRIER };
+
+typedef struct op {
+    struct op *next;
+    enum op_kind kind;
+    im_message m;
+    char sender[IM_USER_ID_MAX + 1], target[IM_USER_ID_MAX + 1];
+    char cmid[IM_CLIENT_MSG_ID_MAX + 1];
+    uint8_t body[256];
+    im_store_append_fn append_done;
+    im_store_message_fn each;
+    im_store_done_fn done;
+    void *arg;
+} op;
+
+typedef struct stored {
+    char from[IM_USER_ID_MAX + 1], to[IM_USER_ID_MAX + 1], text[64];
+    uint64_t seq;
+} stored;
+
+struct deferred_store {
+    im_store base;
+    im_store *inner;
+    op *head, **tail;
+    size_t queued;
+    stored pending[16];
+    size_t npending;
+};
+
+static void push(deferred_store *ds, op *o)
+{
+    o->next = NULL;
+    *ds->tail = o;
+    ds->tail = &o->next;
+    ds->queued++;
+}
+
+static int ds_append(im_store *s, const im_message *m, im_store_append_fn done, void *arg,
+                     im_error *err)
+{
+    deferred_store *ds = (deferred_store *)s;
+    op *o = calloc(1, sizeof *o);
+    if (!o || m->body_len > sizeof o->body) {
+        free(o);
+        return im_error_set(err, IM_ENOMEM, "fake store: no room");
+    }
+    o->kind = OP_APPEND;
+    o->m = *m;
+    snprintf(o->sender, sizeof o->sender, "%s", m->sender);
+    snprintf(o->target, sizeof o->target, "%s", m->target);
+    snprintf(o->cmid, sizeof o->cmid, "%s", m->client_msg_id);
+    memcpy(o->body, m->body, m->body_len);
+    o->m.sender = o->sender, o->m.target = o->target, o->m.client_msg_id = o->cmid;
+    o->m.body = o->body;
+    o->append_done = done;
+    o->arg = arg;
+    push(ds, o);
+    return IM_OK;
+}
+
+static int ds_pending(im_store *s, const char *user, size_t limit, im_store_message_fn each,
+                      im_store_done_fn done, void *arg, im_error *err)
+{
+    (void)user, (void)limit;
+    op *o = calloc(1, sizeof *o);
+    if (!o)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    o->kind = OP_PENDING;
+    o->each = each;
+    o->done = done;
+    o->arg = arg;
+    push((deferred_store *)s, o);
+    return IM_OK;
+}
+
+static int ds_barrier(im_store *s, im_store_done_fn done, void *arg, im_error *err)
+{
+    op *o = calloc(1, sizeof *o);
+    if (!o)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    o->kind = OP_BARRIER;
+    o->done = done;
+    o->arg = arg;
+    push((deferred_store *)s, o);
+    return IM_OK;
+}
+
+static int ds_ack(im_store *s, const char *user, const char *conv, uint64_t seq, im_error *err)
+{
+    (void)s, (void)user, (void)conv, (void)seq, (void)err;
+    return IM_OK;
+}
+
+static int ds_history(im_store *s, const char *conv, uint64_t before, size_t limit,
+                      im_store_message_fn each, void *arg, im_error *err)
+{
+    (void)s, (void)conv, (void)before, (void)limit, (void)each, (void)arg;
+    return im_error_set(err, IM_EUNSUPPORTED, "no history here");
+}
+
+static int ds_group_create(im_store *s, const char *g, const char *o, uint32_t max,
+                           im_store_done_fn done, void *arg, im_error *err)
+{
+    (void)g, (void)o, (void)max;
+    return ds_barrier(s, done, arg, err);
+}
+
+static int ds_group_change(im_store *s, const char *g, const char *u, im_store_done_fn done,
+                           void *arg, im_error *err)
+{
+    (void)g, (void)u;
+    return ds_barrier(s, done, arg, err);
+}
+
+static int ds_load_groups(im_store *s, int (*fn)(void *, im_group *), void *arg, im_error *err)
+{
+    (void)s, (void)fn, (void)arg, (void)err;
+    return IM_OK;
+}
+
+static void ds_destroy(im_store *s)
+{
+    (void)s; /* freed by deferred_store_free */
+}
+
+static const struct im_store_ops deferred_ops = {
+    .name = "deferred", .durable = true, .append = ds_append, .pending = ds_pending,
+    .ack = ds_ack, .history = ds_history, .barrier = ds_barrier,
+    .group_create = ds_group_create, .group_join = ds_group_change,
+    .group_leave = ds_group_change, .load_groups = ds_load_groups, .destroy = ds_destroy,
+};
+
+deferred_store *deferred_store_new(im_store *inner)
+{
+    deferred_store *ds = calloc(1, sizeof *ds);
+    if (!ds)
+        return NULL;
+    ds->base.ops = &deferred_ops;
+    ds->inner = inner;
+    ds->tail = &ds->head;
+    return ds;
+}
+
+im_store *deferred_store_port(deferred_store *ds)
+{
+    return &ds->base;
+}
+
+void deferred_store_add_pending(deferred_store *ds, const char *from, const char *to,
+                                const char *text, uint64_t seq)
+{
+    if (ds->npending == sizeof ds->pending / sizeof ds->pending[0])
+        return;
+    stored *p = &ds->pending[ds->npending++];
+    snprintf(p->from, sizeof p->from, "%s", from);
+    snprintf(p->to, sizeof p->to, "%s", to);
+    snprintf(p->text, sizeof p->text, "%s", text);
+    p->seq = seq;
+}
+
+int deferred_store_run(deferred_store *ds)
+{
+    int n = 0;
+    while (ds->head) {
+        op *o = ds->head;
+        ds->head = o->next;
+        if (!ds->head)
+            ds->tail = &ds->head;
+        ds->queued--;
+        switch (o->kind) {
+        case OP_APPEND:
+            ds->inner->ops->append(ds->inner, &o->m, o->append_done, o->arg, NULL);
+            break;
+        case OP_PENDING:
+            for (size_t i = 0; i < ds->npending; i++) {
+                stored *p = &ds->pending[i];
+                im_message m = { .kind = IM_MESSAGE_PRIVATE, .sender = p->from, .target = p->to,
+                                 .client_msg_id = "", .body = (const uint8_t *)p->text,
+                                 .body_len = strlen(p->text), .seq = p->seq };
+                if (!o->each(o->arg, &m))
+                    break;
+            }
+            o->done(o->arg, IM_OK, NULL);
+            break;
+        case OP_BARRIER:
+            o->done(o->arg, IM_OK, NULL);
+            break;
+        }
+        free(o);
+        n++;
+    }
+    return n;
+}
+
+size_t deferred_store_queued(const deferred_store *ds)
+{
+    return ds->queued;
+}
+
+void deferred_store_free(deferred_store *ds)
+{
+    while (ds && ds->head) {
+        op *o = ds->head;
+        ds->head = o->next;
+        free(o);
+    }
+    free(ds);
+}

@@ -1,0 +1,24 @@
+/* tests/fakes/deferred_store.h: a store whose requests wait in a FIFO until
+ * the test runs them, the way a durable store's thread completes them later.
+ * Appends are numbered by a wrapped store when they run; pending requests
+ * return the messages the test queued with deferred_store_add_pending.
+ * Single-threaded. */
+#ifndef IM_DEFERRED_STORE_H
+#define IM_DEFERRED_STORE_H
+
+#include "application/ports/im_store.h"
+
+typedef struct deferred_store deferred_store;
+
+/* inner: numbers appends when they run (borrowed). */
+deferred_store *deferred_store_new(im_store *inner);
+im_store *deferred_store_port(deferred_store *ds);
+/* A message that every later pending request returns (copied). */
+void deferred_store_add_pending(deferred_store *ds, const char *from, const char *to,
+                                const char *text, uint64_t seq);
+/* Runs every queued request, in order; returns how many ran. */
+int deferred_store_run(deferred_store *ds);
+size_t deferred_store_queued(const deferred_store *ds);
+void deferred_store_free(deferred_store *ds);
+
+#endif
