@@ -115,40 +115,135 @@ static void go_live(void *arg, int rc, const im_error *err)
     free(ref);
 }
 
-int im_app_login(im_app *app, im_session *s, const char *user_id, const char *display_name,
-                 const im_endpoint *ep, im_error *err)
+/* Hands over what the session missed, then makes it live (go_live). */
+static int start_go_live(im_app *app, const im_session *s, const im_endpoint *ep, im_error *err)
 {
-    if (im_session_is_authenticated(s))
-        return im_error_set(err, IM_ESTATE, "already logged in as %s", s->user_id);
-    int rc = im_user_id_check(user_id, err);
-    if (rc == IM_OK)
-        rc = im_display_name_check(display_name, err);
-    if (rc != IM_OK)
-        return rc;
-    im_router *r = app->ports.router;
-    if (app->limits.login_policy == IM_LOGIN_REJECT && r->ops->is_online(r, user_id))
-        return im_error_set(err, IM_EDUPLICATE, "%s is already online", user_id);
-
     session_ref *ref = calloc(1, sizeof *ref);
     if (!ref)
         return im_error_set(err, IM_ENOMEM, "out of memory");
-    const char *name = display_name && display_name[0] ? display_name : user_id;
-    if ((rc = im_session_authenticate(s, user_id, name, err)) != IM_OK) {
-        free(ref);
-        return rc;
-    }
     ref->app = app;
     ref->ep = *ep;
-    snprintf(ref->user, sizeof ref->user, "%s", user_id);
-    snprintf(ref->name, sizeof ref->name, "%s", name);
+    snprintf(ref->user, sizeof ref->user, "%s", s->user_id);
+    snprintf(ref->name, sizeof ref->name, "%s", s->display_name);
     im_store *st = app->ports.store;
-    rc = st->ops->pending(st, user_id, IM_PENDING_LIMIT, deliver_pending, go_live, ref, err);
-    if (rc != IM_OK) {
+    int rc = st->ops->pending(st, s->user_id, IM_PENDING_LIMIT, deliver_pending, go_live, ref, err);
+    if (rc != IM_OK)
         free(ref);
-        im_session_close(s, rc);
+    return rc;
+}
+
+/* The last step of every login, on the session's own thread. */
+static int finish_login(im_app *app, im_session *s, const im_endpoint *ep, uint64_t rid,
+                        const char *user, const char *name, const char *token, im_error *err)
+{
+    im_router *r = app->ports.router;
+    if (im_session_is_authenticated(s))
+        return im_error_set(err, IM_ESTATE, "already logged in as %s", s->user_id);
+    if (app->limits.login_policy == IM_LOGIN_REJECT && r->ops->is_online(r, user))
+        return im_error_set(err, IM_EDUPLICATE, "%s is already online", user);
+    int rc = im_session_authenticate(s, user, name, err);
+    if (rc != IM_OK)
         return rc;
+    r->ops->send_login_result(r, ep, rid, IM_OK, s, token, NULL);
+    if ((rc = start_go_live(app, s, ep, err)) != IM_OK) {
+        r->ops->kick(r, ep, rc, err->msg);
+        return IM_OK; /* answered: the LoginAck is out, the kick explains */
     }
     return IM_OK;
+}
+
+/* A login waiting for the accounts port, then for the session's thread. */
+typedef struct login_ctx {
+    im_app *app;
+    im_endpoint ep;
+    uint64_t request_id;
+    int rc;
+    im_error err;
+    char user[IM_USER_ID_MAX + 1];
+    char name[IM_DISPLAY_NAME_MAX + 1];     /* asked for in the Login, or "" */
+    char token[128];
+} login_ctx;
+
+static void login_on_session(void *arg, im_session *s)
+{
+    login_ctx *c = arg;
+    if (s) {
+        im_router *r = c->app->ports.router;
+        int rc = c->rc;
+        if (rc == IM_OK)
+            rc = finish_login(c->app, s, &c->ep, c->request_id, c->user, c->name, c->token,
+                              &c->err);
+        if (rc != IM_OK)
+            r->ops->send_login_result(r, &c->ep, c->request_id, rc, NULL, NULL, c->err.msg);
+        if (rc == IM_EDUPLICATE)
+            r->ops->kick(r, &c->ep, 0, "login refused: already online");
+    }
+    free(c);
+}
+
+static void login_verified(void *arg, int rc, const char *user, const char *display_name,
+                           const char *token, const im_error *err)
+{
+    login_ctx *c = arg;
+    c->rc = rc;
+    if (rc != IM_OK) {
+        c->err = err ? *err : (im_error){ .code = rc };
+    } else {
+        snprintf(c->user, sizeof c->user, "%s", user);
+        if (!c->name[0])
+            snprintf(c->name, sizeof c->name, "%s", display_name && display_name[0] ? display_name : user);
+        snprintf(c->token, sizeof c->token, "%s", token ? token : "");
+    }
+    c->app->ports.router->ops->with_session(c->app->ports.router, &c->ep, login_on_session, c);
+}
+
+int im_app_login(im_app *app, im_session *s, const im_login_request *req,
+                 const im_endpoint *ep, uint64_t request_id, im_error *err)
+{
+    if (im_session_is_authenticated(s))
+        return im_error_set(err, IM_ESTATE, "already logged in as %s", s->user_id);
+    im_accounts *acc = app->ports.accounts;
+    bool by_token = acc && req->token && req->token[0];
+    int rc = by_token ? IM_OK : im_user_id_check(req->user_id, err);
+    if (rc == IM_OK)
+        rc = im_display_name_check(req->display_name, err);
+    if (rc == IM_OK && acc && !by_token)
+        rc = im_password_check(req->password, err);
+    if (rc != IM_OK)
+        return rc;
+
+    if (!acc) {
+        const char *name = req->display_name && req->display_name[0] ? req->display_name
+                                                                      : req->user_id;
+        return finish_login(app, s, ep, request_id, req->user_id, name, "", err);
+    }
+    if (app->limits.login_policy == IM_LOGIN_REJECT && !by_token &&
+        app->ports.router->ops->is_online(app->ports.router, req->user_id))
+        return im_error_set(err, IM_EDUPLICATE, "%s is already online", req->user_id);
+    login_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    c->app = app;
+    c->ep = *ep;
+    c->request_id = request_id;
+    snprintf(c->name, sizeof c->name, "%s", req->display_name ? req->display_name : "");
+    if (by_token)
+        rc = acc->ops->resume(acc, req->token, login_verified, c, err);
+    else if (req->create_account)
+        rc = acc->ops->create(acc, req->user_id, c->name[0] ? c->name : req->user_id,
+                              req->password, login_verified, c, err);
+    else
+        rc = acc->ops->login(acc, req->user_id, req->password, login_verified, c, err);
+    if (rc != IM_OK)
+        free(c);
+    return rc;
+}
+
+void im_app_logout(im_app *app, const im_session *s, const char *token)
+{
+    im_accounts *acc = app->ports.accounts;
+    if (acc && im_session_is_authenticated(s) && token && token[0])
+        acc->ops->revoke(acc, token, NULL);
 }
 
 static void unbind_after(void *arg, int rc, const im_error *err)

@@ -21,6 +21,7 @@
 #include "domain/session.h"
 #include "domain/group.h"
 #include "domain/message.h"
+#include "ports/im_accounts.h"
 #include "ports/im_router.h"
 #include "ports/im_store.h"
 #include "ports/im_group_repo.h"
@@ -39,6 +40,7 @@ typedef struct im_app_ports {
     im_router *router;            /* borrowed: outlives the app */
     im_store *store;              /* borrowed */
     im_group_repo *groups;        /* borrowed */
+    im_accounts *accounts;        /* borrowed; NULL: "open" mode, a login names any id */
     /* Unix time in milliseconds; replaced in tests. */
     uint64_t (*wall_clock_ms)(void *arg);
     void *clock_arg;
@@ -55,15 +57,31 @@ void im_app_free(im_app *app); /* NULL is fine */
 
 const im_app_limits *im_app_get_limits(const im_app *app);
 
-/* Logs session s in as user_id, reachable at ep. On success the session is
- * AUTHENTICATED and the caller sends the LoginAck at once. Then, through the
- * store, the session receives every message it has not acked and goes live
- * (is bound in the router, replacing an older session of the same user under
- * IM_LOGIN_REPLACE, or being closed with IM_EDUPLICATE under IM_LOGIN_REJECT
- * if one appeared meanwhile). Errors: IM_ESTATE (already logged in),
- * IM_EINVAL, IM_EDUPLICATE (policy reject), IM_ENOMEM, IM_ESHUTDOWN. */
-int im_app_login(im_app *app, im_session *s, const char *user_id, const char *display_name,
-                 const im_endpoint *ep, im_error *err);
+/* What a Login carries; every string borrowed for the call. */
+typedef struct im_login_request {
+    const char *user_id;
+    const char *display_name;     /* "" or NULL: the account's name, or the id */
+    const char *password;         /* with accounts: the password, or */
+    const char *token;            /* a token from an earlier login */
+    bool create_account;          /* register user_id with password first */
+} im_login_request;
+
+/* Logs session s in, reachable at ep, and answers with request_id through
+ * the router's send_login_result: at once in "open" mode, after the
+ * accounts port has checked the password or token otherwise. On success
+ * the session is AUTHENTICATED, gets its LoginAck, then every message it
+ * has not acked, then goes live (is bound in the router, replacing an older
+ * session of the same user under IM_LOGIN_REPLACE; under IM_LOGIN_REJECT
+ * a session that finds the user online is refused with IM_EDUPLICATE).
+ * Errors decided at once (answered by the caller): IM_ESTATE (already
+ * logged in), IM_EINVAL (bad id, name or password), IM_EDUPLICATE,
+ * IM_ENOMEM, IM_ESHUTDOWN. */
+int im_app_login(im_app *app, im_session *s, const im_login_request *req,
+                 const im_endpoint *ep, uint64_t request_id, im_error *err);
+
+/* A Logout: revokes the session's token (if it has one; token borrowed). The
+ * caller then closes the session, which ends in im_app_session_closed. */
+void im_app_logout(im_app *app, const im_session *s, const char *token);
 
 /* The session is going away (logout, idle, error, peer closed): unbinds it
  * (ordered after its go-live) and moves it to CLOSED with reason. Safe to

@@ -63,6 +63,8 @@ const char *im_strerror(int code)
     case IM_EBUSY:        return "EBUSY";
     case IM_ENOSPC:       return "ENOSPC";
     case IM_ENOTFOUND:    return "ENOTFOUND";
+    case IM_EAUTH:        return "EAUTH";
+    case IM_EUSEREXISTS:  return "EUSEREXISTS";
     default:              return "EUNKNOWN";
     }
 }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "domain/user.h"
 
@@ -101,5 +102,16 @@ int im_display_name_check(const char *name, im_error *err)
             return im_error_set(err, IM_EINVAL, "display name is longer than %d bytes",
                                 IM_DISPLAY_NAME_MAX);
     }
+    return IM_OK;
+}
+
+int im_password_check(const char *password, im_error *err)
+{
+    size_t n = password ? strlen(password) : 0;
+    if (n < IM_PASSWORD_MIN)
+        return im_error_set(err, IM_EINVAL, "a password needs at least %d bytes",
+                            IM_PASSWORD_MIN);
+    if (n > IM_PASSWORD_MAX)
+        return im_error_set(err, IM_EINVAL, "a password has at most %d bytes", IM_PASSWORD_MAX);
     return IM_OK;
 }

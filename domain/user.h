@@ -22,4 +22,11 @@ int im_user_id_check(const char *id, im_error *err);
  * Returns 0 or IM_EINVAL. */
 int im_display_name_check(const char *name, im_error *err);
 
+#define IM_PASSWORD_MIN 8     /* bytes */
+#define IM_PASSWORD_MAX 1024  /* bytes: bounds the work of hashing one */
+
+/* A password is IM_PASSWORD_MIN..IM_PASSWORD_MAX bytes; any bytes but NUL.
+ * Returns 0 or IM_EINVAL saying which bound it missed (never the password). */
+int im_password_check(const char *password, im_error *err);
+
 #endif

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include "imcore/errors.h"
 #include "domain/message.h"
+#include "domain/session.h"
 
 /* The address of one session: which node, which worker loop on it, and the
  * connection's id there. Plain data, copied freely. */
@@ -86,6 +87,19 @@ struct im_router_ops {
     /* Answers a plain request: Ok when rc is 0, otherwise an Error. */
     void (*send_status)(im_router *r, const im_endpoint *ep, uint64_t request_id, int rc,
                         const char *msg);
+
+    /* Runs fn on the thread that owns the session at ep, with that session,
+     * or with s NULL if the session has gone (fn then only frees arg). fn
+     * runs exactly once and must not block. */
+    void (*with_session)(im_router *r, const im_endpoint *ep,
+                         void (*fn)(void *arg, im_session *s), void *arg);
+    /* Answers a Login, on the session's own thread (in with_session, or in
+     * the call that handed the Login in): a LoginAck for s carrying token
+     * ("" for none) when rc is 0, otherwise an Error with rc and msg. A
+     * refusal for IM_EAUTH or IM_ENOTFOUND counts against the peer's limit
+     * of failed logins. */
+    void (*send_login_result)(im_router *r, const im_endpoint *ep, uint64_t request_id, int rc,
+                              const im_session *s, const char *token, const char *msg);
 };
 
 

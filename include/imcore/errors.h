@@ -41,9 +41,11 @@ enum {
     IM_EBUSY = -21,        /* the receiver cannot take more right now (slow consumer, full server) */
     IM_ENOSPC = -22,       /* storage is full: the message was not stored */
     IM_ENOTFOUND = -23,    /* no such user, token or record */
+    IM_EAUTH = -24,        /* wrong password, or a token that is unknown, expired or revoked */
+    IM_EUSEREXISTS = -25,  /* registration refused: the user id is taken */
 };
 
-#define IM_ERROR_CODE_LAST IM_ENOTFOUND
+#define IM_ERROR_CODE_LAST IM_EUSEREXISTS
 
 /* The caller's record of one failure. Functions that take an im_error* accept
  * NULL when the caller wants only the code. */

@@ -283,14 +283,39 @@ static void handle_login(im_conn *c, uint64_t rid, const Imcore__Login *req)
 {
     im_net_server *srv = c->w->srv;
     im_error err = { 0 };
-    int rc = im_app_login(srv->app, &c->session, req->user_id, req->display_name, &c->ep, &err);
+    uint32_t wait_s = 0;
+    if (!im__limiter_allows(srv, c->peer, &wait_s)) {
+        im_error_set(&err, IM_ERATE, "too many failed logins from this address: wait %u s",
+                     wait_s);
+        IM_WARN("peer=%s login as '%.32s' refused: %s", c->peer, req->user_id, err.msg);
+        send_error(c, rid, IM_ERATE, err.msg, NULL);
+        return;
+    }
+    im_login_request lr = {
+        .user_id = req->user_id, .display_name = req->display_name,
+        .password = req->password, .token = req->token,
+        .create_account = req->create_account,
+    };
+    int rc = im_app_login(srv->app, &c->session, &lr, &c->ep, rid, &err);
     if (rc != IM_OK) {
         IM_INFO("peer=%s login as '%.32s' refused: %s", c->peer, req->user_id, err.msg);
         send_error(c, rid, rc, err.msg, NULL);
         if (rc == IM_EDUPLICATE)
             im__conn_close(c, 0, "login refused: already online");
+    }
+}
+
+void im__conn_login_result(im_conn *c, uint64_t rid, int rc, const char *token, const char *msg)
+{
+    im_net_server *srv = c->w->srv;
+    if (rc != IM_OK) {
+        IM_INFO("peer=%s login refused: %s", c->peer, msg && msg[0] ? msg : im_strerror(rc));
+        if (rc == IM_EAUTH || rc == IM_ENOTFOUND)
+            im__limiter_failed(srv, c->peer);
+        send_error(c, rid, rc, msg, NULL);
         return;
     }
+    snprintf(c->token, sizeof c->token, "%s", token ? token : "");
     IM_INFO("user=%s peer=%s logged in (session %llu)", who(c), c->peer,
             (unsigned long long)c->session.id);
     Imcore__LoginAck ack = IMCORE__LOGIN_ACK__INIT;
@@ -302,6 +327,7 @@ static void handle_login(im_conn *c, uint64_t rid, const Imcore__Login *req)
     ack.max_frame_bytes = srv->cfg.max_frame_bytes;
     ack.max_body_bytes = im_app_get_limits(srv->app)->max_body_bytes;
     ack.node_id = srv->node_id;
+    ack.token = c->token;
     Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
     env.request_id = rid;
     env.body_case = IMCORE__ENVELOPE__BODY_LOGIN_ACK;
@@ -516,6 +542,7 @@ static void dispatch(im_conn *c, const Imcore__Envelope *env)
         handle_login(c, rid, env->login);
         break;
     case IMCORE__ENVELOPE__BODY_LOGOUT:
+        im_app_logout(app, s, c->token);
         send_ok(c, rid);
         im__conn_close(c, 0, "logout");
         break;

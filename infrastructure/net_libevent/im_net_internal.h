@@ -33,6 +33,7 @@ typedef enum item_kind {
     ITEM_DELIVER,   /* frame to conn_ids */
     ITEM_KICK,      /* close conn_ids[0] with code and why */
     ITEM_SHUTDOWN,  /* close everything and leave the loop */
+    ITEM_CALL,      /* call(arg, session of ids[0] or NULL) */
 } item_kind;
 
 typedef struct im_item {
@@ -43,6 +44,8 @@ typedef struct im_item {
     im_frame *frame;        /* ITEM_DELIVER: one reference owned by the item */
     int code;               /* ITEM_KICK */
     char why[96];           /* ITEM_KICK */
+    void (*call)(void *arg, im_session *s); /* ITEM_CALL */
+    void *call_arg;         /* ITEM_CALL */
     size_t n;               /* conn ids */
     uint64_t ids[];         /* n entries */
 } im_item;
@@ -83,6 +86,7 @@ struct im_conn {
     char peer[64];
     bool closing;               /* no more input; output drains, then reap */
     bool reaping;               /* on the worker's dead list */
+    char token[72];             /* the session token from the LoginAck, revoked at logout */
     im_conn *next_dead;
 };
 
@@ -114,6 +118,10 @@ struct im_net_server {
     atomic_ullong next_session_id;
 
     im_registry_shard shards[IM_REGISTRY_SHARDS];
+
+    /* Failed logins by peer address (im_net_limiter.c). */
+    pthread_mutex_t limiter_lock;
+    im_strmap *limiter;
 };
 
 /* im_net_queue.c */
@@ -137,6 +145,9 @@ void im__conn_send(im_conn *c, const uint8_t *data, size_t len);
  * it once the output is flushed or after a grace period. Idempotent. */
 void im__conn_close(im_conn *c, int code, const char *why);
 void im__conn_sweep_idle(im_worker *w);
+/* Answers c's Login: a LoginAck with token, or an Error (counted against the
+ * peer's failed logins for IM_EAUTH and IM_ENOTFOUND). On c's worker. */
+void im__conn_login_result(im_conn *c, uint64_t rid, int rc, const char *token, const char *msg);
 void im__conn_reap(im_worker *w);
 void im__worker_close_all(im_worker *w);
 
@@ -145,5 +156,13 @@ int im__router_init(struct im_net_server *srv);
 void im__router_destroy(struct im_net_server *srv);
 
 uint64_t im__monotonic_ms(void);
+
+/* im_net_limiter.c: failed logins per peer address (the port is ignored).
+ * After max_login_failures within login_failure_window_s an address is
+ * refused until the window has passed. */
+int im__limiter_init(struct im_net_server *srv);
+void im__limiter_destroy(struct im_net_server *srv);
+bool im__limiter_allows(struct im_net_server *srv, const char *peer, uint32_t *wait_s);
+void im__limiter_failed(struct im_net_server *srv, const char *peer);
 
 #endif

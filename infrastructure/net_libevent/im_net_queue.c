@@ -65,6 +65,8 @@ void im__item_free(im_item *it)
         return;
     if (it->kind == ITEM_ACCEPT && it->fd >= 0)
         close(it->fd);
+    if (it->kind == ITEM_CALL && it->call) /* never ran: let it free its argument */
+        it->call(it->call_arg, NULL);
     im__frame_unref(it->frame);
     free(it);
 }
@@ -111,6 +113,12 @@ static void run_item(im_worker *w, im_item *it)
         w->shutting_down = true;
         im__worker_close_all(w);
         break;
+    case ITEM_CALL: {
+        im_conn *c = im__conn_find(w, it->ids[0]);
+        it->call(it->call_arg, c ? &c->session : NULL);
+        it->call = NULL;
+        break;
+    }
     }
 }
 

@@ -279,6 +279,77 @@ static void router_send_status(im_router *r, const im_endpoint *ep, uint64_t rid
     send_frame_to(server_of(r), ep, encode_envelope(&env));
 }
 
+static void router_with_session(im_router *r, const im_endpoint *ep,
+                                void (*fn)(void *arg, im_session *s), void *arg)
+{
+    im_net_server *srv = server_of(r);
+    im_worker *self = im__current_worker();
+    if (ep->worker >= srv->nworkers) {
+        fn(arg, NULL);
+        return;
+    }
+    if (self && self->index == ep->worker) {
+        im_conn *c = im__conn_find(self, ep->conn_id);
+        fn(arg, c ? &c->session : NULL);
+        return;
+    }
+    im_item *it = im__item_new(ITEM_CALL, 1);
+    if (!it) {
+        IM_ERROR("out of memory: a request for session %llu is dropped",
+                 (unsigned long long)ep->conn_id);
+        fn(arg, NULL);
+        return;
+    }
+    it->n = 1;
+    it->ids[0] = ep->conn_id;
+    it->call = fn;
+    it->call_arg = arg;
+    im__worker_push(&srv->workers[ep->worker], it);
+}
+
+/* A login answer that arrived off its session's thread: carried there. */
+typedef struct login_answer {
+    uint64_t rid;
+    int rc;
+    char token[72];
+    char msg[200];
+    im_endpoint ep;
+    im_net_server *srv;
+} login_answer;
+
+static void answer_login_on_worker(void *arg, im_session *s)
+{
+    login_answer *la = arg;
+    if (s) {
+        im_conn *c = im__conn_find(im__current_worker(), la->ep.conn_id);
+        if (c)
+            im__conn_login_result(c, la->rid, la->rc, la->token, la->msg);
+    }
+    free(la);
+}
+
+static void router_send_login_result(im_router *r, const im_endpoint *ep, uint64_t rid, int rc,
+                                     const im_session *s, const char *token, const char *msg)
+{
+    (void)s; /* the connection at ep holds it */
+    im_worker *self = im__current_worker();
+    if (self && self->index == ep->worker) {
+        im_conn *c = im__conn_find(self, ep->conn_id);
+        if (c)
+            im__conn_login_result(c, rid, rc, token, msg);
+        return;
+    }
+    login_answer *la = calloc(1, sizeof *la);
+    if (!la)
+        return;
+    la->rid = rid;
+    la->rc = rc;
+    la->ep = *ep;
+    snprintf(la->token, sizeof la->token, "%s", token ? token : "");
+    snprintf(la->msg, sizeof la->msg, "%s", msg ? msg : "");
+    router_with_session(r, ep, answer_login_on_worker, la);
+}
+
 static void router_kick(im_router *r, const im_endpoint *ep, int code, const char *why)
 {
     im_net_server *srv = server_of(r);
@@ -341,6 +412,8 @@ static const struct im_router_ops net_router_ops = {
     .deliver_to = router_deliver_to,
     .send_result = router_send_result,
     .send_status = router_send_status,
+    .with_session = router_with_session,
+    .send_login_result = router_send_login_result,
 };
 
 int im__router_init(im_net_server *srv)

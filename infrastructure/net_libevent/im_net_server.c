@@ -85,7 +85,7 @@ int im_net_server_new(const im_net_config *cfg, im_net_server **out, im_error *e
     atomic_init(&srv->connections, 0);
     atomic_init(&srv->next_session_id, 1);
     int rc;
-    if ((rc = im__router_init(srv)) != IM_OK) {
+    if ((rc = im__router_init(srv)) != IM_OK || (rc = im__limiter_init(srv)) != IM_OK) {
         im_error_set(err, rc, "out of memory");
         goto fail;
     }
@@ -306,5 +306,6 @@ void im_net_server_free(im_net_server *srv)
     if (srv->reserve_fd >= 0)
         close(srv->reserve_fd);
     im__router_destroy(srv);
+    im__limiter_destroy(srv);
     free(srv);
 }

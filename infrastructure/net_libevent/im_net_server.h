@@ -29,6 +29,8 @@ typedef struct im_net_config {
     uint32_t output_buffer_bytes;  /* unsent bytes above this close a slow consumer */
     unsigned heartbeat_s;
     unsigned idle_timeout_s;
+    unsigned max_login_failures;     /* per peer address in the window; 0: no limit */
+    unsigned login_failure_window_s;
 } im_net_config;
 
 typedef struct im_net_server im_net_server;

@@ -18,6 +18,7 @@
 #include "im_log.h"
 #include "im_memory_store.h"
 #include "im_net_server.h"
+#include "im_sqlite_store.h"
 
 #define DEFAULT_CONFIG "config/imcore.yaml"
 
@@ -59,6 +60,25 @@ static int write_port_file(const char *path, unsigned port)
         return -1;
     }
     return 0;
+}
+
+static int open_store(const im_config *cfg, im_store **out, im_error *err)
+{
+    if (cfg->storage_engine == IM_STORAGE_MEMORY) {
+        IM_INFO("storage: memory (nothing survives a restart)");
+        return im_memory_store_new(out, err);
+    }
+    im_sqlite_store_config sc = {
+        .path = cfg->storage_path,
+        .max_batch = cfg->storage_max_batch,
+        .max_page_count = cfg->storage_max_pages,
+        .synchronous_full = cfg->storage_synchronous == IM_STORAGE_SYNC_FULL,
+    };
+    int rc = im_sqlite_store_new(&sc, out, err);
+    if (rc == IM_OK)
+        IM_INFO("storage: sqlite %s (max_batch %u, synchronous %s)", cfg->storage_path,
+                cfg->storage_max_batch, sc.synchronous_full ? "full" : "normal");
+    return rc;
 }
 
 /* Each connection is a file descriptor: take all the kernel allows. */
@@ -133,7 +153,7 @@ int main(int argc, char **argv)
         .output_buffer_bytes = cfg.output_buffer_bytes,
         .heartbeat_s = cfg.heartbeat_s, .idle_timeout_s = cfg.idle_timeout_s,
     };
-    if (im_memory_store_new(&store, &err) != IM_OK ||
+    if (open_store(&cfg, &store, &err) != IM_OK ||
         im_memory_group_repo_new(&groups, &err) != IM_OK ||
         im_net_server_new(&ncfg, &srv, &err) != IM_OK)
         goto out;
@@ -159,10 +179,12 @@ int main(int argc, char **argv)
 out:
     if (status != 0)
         IM_ERROR("%s", err.msg[0] ? err.msg : "failed to start");
+    /* The store first: it finishes its queue, and the completions still
+     * reach the router (their sessions are gone, so they only free). */
+    im_store_destroy(store);
     im_net_server_free(srv);
     im_app_free(app);
     if (groups)
         groups->ops->destroy(groups);
-    im_store_destroy(store);
     return status;
 }

@@ -329,6 +329,8 @@ static void strerror_names_every_code(void **state)
         { IM_EBUSY, "EBUSY" },
         { IM_ENOSPC, "ENOSPC" },
         { IM_ENOTFOUND, "ENOTFOUND" },
+        { IM_EAUTH, "EAUTH" },
+        { IM_EUSEREXISTS, "EUSEREXISTS" },
     };
     size_t n = sizeof names / sizeof names[0];
     /* Every number from 0 down to the last code has a name, so a code added
@@ -341,6 +343,27 @@ static void strerror_names_every_code(void **state)
     assert_string_equal(im_strerror(IM_ERROR_CODE_LAST - 1), "EUNKNOWN");
     assert_string_equal(im_strerror(1), "EUNKNOWN");
     assert_string_equal(im_strerror(-1000), "EUNKNOWN");
+}
+
+static void password_bounds(void **state)
+{
+    (void)state;
+    char pw[IM_PASSWORD_MAX + 2];
+    im_error err;
+    memset(pw, 'p', sizeof pw);
+    pw[IM_PASSWORD_MIN - 1] = '\0';
+    assert_int_equal(im_password_check(pw, &err), IM_EINVAL);
+    assert_null(strstr(err.msg, pw)); /* the message never repeats the password */
+    pw[IM_PASSWORD_MIN - 1] = 'p';
+    pw[IM_PASSWORD_MIN] = '\0';
+    assert_int_equal(im_password_check(pw, NULL), IM_OK);
+    memset(pw, 'p', sizeof pw);
+    pw[IM_PASSWORD_MAX] = '\0';
+    assert_int_equal(im_password_check(pw, NULL), IM_OK);
+    pw[IM_PASSWORD_MAX] = 'p';
+    pw[IM_PASSWORD_MAX + 1] = '\0';
+    assert_int_equal(im_password_check(pw, NULL), IM_EINVAL);
+    assert_int_equal(im_password_check(NULL, NULL), IM_EINVAL);
 }
 
 int main(void)
@@ -366,6 +389,7 @@ int main(void)
         cmocka_unit_test(error_set_truncates_long_message),
         cmocka_unit_test(error_clear_resets),
         cmocka_unit_test(strerror_names_every_code),
+        cmocka_unit_test(password_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

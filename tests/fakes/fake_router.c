@@ -148,11 +148,26 @@ static void fr_send_status(im_router *r, const im_endpoint *ep, uint64_t rid, in
     add_answer((fake_router *)r, ep, rid, rc, false, NULL, NULL);
 }
 
+static void fr_with_session(im_router *r, const im_endpoint *ep,
+                            void (*fn)(void *arg, im_session *s), void *arg)
+{
+    fake_router *fr = (fake_router *)r;
+    fn(arg, ep->conn_id < FAKE_MAX ? fr->sessions[ep->conn_id] : NULL);
+}
+
+static void fr_send_login_result(im_router *r, const im_endpoint *ep, uint64_t rid, int rc,
+                                 const im_session *s, const char *token, const char *msg)
+{
+    (void)s, (void)msg;
+    add_answer((fake_router *)r, ep, rid, rc, false, NULL, token);
+}
+
 static const struct im_router_ops fake_router_ops = {
     .name = "fake", .bind = fr_bind, .unbind = fr_unbind, .is_online = fr_is_online,
     .deliver = fr_deliver, .deliver_many = fr_deliver_many, .kick = fr_kick,
     .list_online = fr_list, .deliver_to = fr_deliver_to, .send_result = fr_send_result,
-    .send_status = fr_send_status,
+    .send_status = fr_send_status, .with_session = fr_with_session,
+    .send_login_result = fr_send_login_result,
 };
 
 void fake_router_init(fake_router *fr)

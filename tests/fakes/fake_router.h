@@ -36,6 +36,7 @@ typedef struct fake_router {
     size_t nanswers;
     fake_delivery direct[FAKE_MAX]; /* deliver_to */
     size_t ndirect;
+    im_session *sessions[FAKE_MAX]; /* by conn_id, for with_session; the test's */
 } fake_router;
 
 void fake_router_init(fake_router *fr);

@@ -1,0 +1,1524 @@
+/* infrastructure/store_sqlite/im_sqlite_db.c: the SQL behind the durable
+ * store: the schema and its migrations, the checks that keep this server
+ * away from files that are not its own, and one prepared statement per thing
+ * the store does.
+ *
+ * It owns one SQLite connection and nothing else: not threads, not queues,
+ * not batching (the storage thread around it decides when to begin and
+ * commit), not logging (every failure goes back in an im_error). SQLite's
+ * result codes are turned into IM_E* codes here and go no further.
+ *
+ * Shape of the data, and why:
+ * - conversations(id, last_seq) hands out seq: one upsert ... RETURNING per
+ *   message, inside the write transaction, so seqs have no gaps and no races.
+ * - messages is a rowid table with UNIQUE(conv, seq), not a WITHOUT ROWID
+ *   table keyed on (conv, seq): a row carries the body (up to
+ *   max_body_bytes, often more than a page), and SQLite's guidance is that
+ *   WITHOUT ROWID suits rows under ~1/20 of a page, since their interior
+ *   pages hold whole rows. New rows also land at the end of the rowid tree
+ *   instead of all over it. Reads go (conv, seq) index -> row.
+ * - cursors(user, conv, seq) is what a user has acked. pending starts from
+ *   the user's cursors, so it costs one probe per conversation plus the
+ *   unacked tail, never the acked past: a private conversation gets its
+ *   receiver's cursor with its first message to them, a group's members get
+ *   theirs when they join and lose it when they leave. That makes a separate
+ *   messages(target, conv, seq) index unnecessary (it would also have to
+ *   skip every acked message of the user at each pending).
+ * - group_members keeps join order explicitly; the owner is derived (the
+ *   smallest join_order), as in the domain, so nothing has to be kept in step.
+ * Everything with a composite primary key and small rows is WITHOUT ROWID. */
+#include "im_sqlite_db.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "domain/user.h"
+
+/* ---- the schema ----
+ * Migration i (from 1) takes user_version from i - 1 to i, in one transaction
+ * with the user_version change. Never edit a migration that has shipped:
+ * append a new one. */
+static const char *const migrations[] = {
+    /* 1: everything. */
+    "CREATE TABLE conversations ("
+    "  id TEXT NOT NULL PRIMARY KEY,"
+    "  last_seq INTEGER NOT NULL CHECK (last_seq >= 0)"
+    ") WITHOUT ROWID;"
+
+    "CREATE TABLE messages ("
+    "  id INTEGER PRIMARY KEY,"
+    "  conv TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL CHECK (seq > 0),"
+    "  kind INTEGER NOT NULL CHECK (kind IN (1, 2)),"
+    "  sender TEXT NOT NULL,"
+    "  target TEXT NOT NULL,"
+    "  client_msg_id TEXT," /* NULL when the client gave none */
+    "  server_time_ms INTEGER NOT NULL,"
+    "  body BLOB NOT NULL,"
+    "  UNIQUE (conv, seq)"
+    ");"
+    /* De-duplication, and only of messages that have a client id. */
+    "CREATE UNIQUE INDEX messages_by_client_id ON messages(sender, client_msg_id)"
+    "  WHERE client_msg_id IS NOT NULL;"
+
+    "CREATE TABLE cursors ("
+    "  user_id TEXT NOT NULL,"
+    "  conv TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL CHECK (seq >= 0),"
+    "  PRIMARY KEY (user_id, conv)"
+    ") WITHOUT ROWID;"
+    /* For the cascade when a group's conversation is deleted. */
+    "CREATE INDEX cursors_by_conv ON cursors(conv);"
+
+    "CREATE TABLE chat_groups ("
+    "  id TEXT NOT NULL PRIMARY KEY,"
+    "  max_members INTEGER NOT NULL CHECK (max_members > 0),"
+    "  member_count INTEGER NOT NULL CHECK (member_count >= 0),"
+    "  created_ms INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+
+    "CREATE TABLE group_members ("
+    "  group_id TEXT NOT NULL REFERENCES chat_groups(id) ON DELETE CASCADE,"
+    "  user_id TEXT NOT NULL,"
+    "  join_order INTEGER NOT NULL,"
+    "  joined_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (group_id, user_id)"
+    ") WITHOUT ROWID;"
+    "CREATE UNIQUE INDEX group_members_by_order ON group_members(group_id, join_order);"
+
+    "CREATE TABLE users ("
+    "  id TEXT NOT NULL PRIMARY KEY,"
+    "  display_name TEXT NOT NULL,"
+    "  password_hash TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+
+    "CREATE TABLE tokens ("
+    "  hash BLOB NOT NULL PRIMARY KEY,"
+    "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  expires_ms INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX tokens_by_user ON tokens(user_id);",
+};
+
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* ---- the statements, prepared once at open ---- */
+
+enum stmt_id {
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_DEDUP_FIND,
+    S_CONV_NEXT,
+    S_MSG_INSERT,
+    S_CURSOR_SEED,
+    S_CURSOR_FOLLOW,
+    S_CONV_LAST,
+    S_CURSOR_ACK_UPSERT,
+    S_CURSOR_ACK_UPDATE,
+    S_PENDING,
+    S_HISTORY,
+    S_GROUP_GET,
+    S_GROUP_INSERT,
+    S_GROUP_COUNT,
+    S_GROUP_DELETE,
+    S_GROUPS_ALL,
+    S_MEMBER_GET,
+    S_MEMBER_INSERT,
+    S_MEMBER_DELETE,
+    S_MEMBERS_ORDERED,
+    S_CONV_CREATE,
+    S_CONV_DELETE,
+    S_CURSOR_JOIN,
+    S_CURSOR_DELETE,
+    S_USER_INSERT,
+    S_USER_GET,
+    S_TOKEN_PUT,
+    S_TOKEN_GET,
+    S_TOKEN_DELETE,
+    S_COUNT
+};
+
+/* The columns of a message as pending and history read it back. */
+#define MSG_COLUMNS "conv, seq, kind, sender, target, client_msg_id, server_time_ms, body"
+
+static const char *const stmt_sql[S_COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    /* The partial index is usable: "client_msg_id = ?" implies IS NOT NULL. */
+    [S_DEDUP_FIND] = "SELECT seq, server_time_ms FROM messages"
+                     " WHERE sender = ?1 AND client_msg_id = ?2",
+    [S_CONV_NEXT] = "INSERT INTO conversations(id, last_seq) VALUES (?1, 1)"
+                    " ON CONFLICT(id) DO UPDATE SET last_seq = last_seq + 1"
+                    " RETURNING last_seq",
+    [S_MSG_INSERT] = "INSERT INTO messages(conv, seq, kind, sender, target, client_msg_id,"
+                     " server_time_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    /* A receiver's first message in a private conversation: everything before
+     * it there was theirs, so nothing before it is pending for them. */
+    [S_CURSOR_SEED] = "INSERT INTO cursors(user_id, conv, seq) VALUES (?1, ?2, ?3 - 1)"
+                      " ON CONFLICT(user_id, conv) DO NOTHING",
+    /* A sender who has acked everything before their own message has acked
+     * it too: keeps their unacked tail (which pending scans) empty. */
+    [S_CURSOR_FOLLOW] = "UPDATE cursors SET seq = ?3"
+                        " WHERE user_id = ?1 AND conv = ?2 AND seq = ?3 - 1",
+    [S_CONV_LAST] = "SELECT last_seq FROM conversations WHERE id = ?1",
+    [S_CURSOR_ACK_UPSERT] = "INSERT INTO cursors(user_id, conv, seq) VALUES (?1, ?2, ?3)"
+                            " ON CONFLICT(user_id, conv) DO UPDATE SET seq = excluded.seq"
+                            " WHERE excluded.seq > cursors.seq",
+    [S_CURSOR_ACK_UPDATE] = "UPDATE cursors SET seq = ?3"
+                            " WHERE user_id = ?1 AND conv = ?2 AND seq < ?3",
+    /* CROSS JOIN keeps cursors outside: one probe per conversation of the
+     * user, then the (conv, seq) index from the cursor on; both loops come
+     * out in ORDER BY order, so there is no sort. */
+    [S_PENDING] = "SELECT m.conv, m.seq, m.kind, m.sender, m.target, m.client_msg_id,"
+                  " m.server_time_ms, m.body"
+                  " FROM cursors AS c CROSS JOIN messages AS m"
+                  " WHERE c.user_id = ?1 AND m.conv = c.conv AND m.seq > c.seq"
+                  "   AND ((m.kind = 1 AND m.target = ?1) OR (m.kind = 2 AND m.sender <> ?1))"
+                  " ORDER BY c.conv, m.seq LIMIT ?2",
+    [S_HISTORY] = "SELECT " MSG_COLUMNS " FROM ("
+                  "  SELECT " MSG_COLUMNS " FROM messages"
+                  "  WHERE conv = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+                  ") ORDER BY seq",
+    [S_GROUP_GET] = "SELECT max_members, member_count FROM chat_groups WHERE id = ?1",
+    [S_GROUP_INSERT] = "INSERT INTO chat_groups(id, max_members, member_count, created_ms)"
+                       " VALUES (?1, ?2, 1, ?3)",
+    [S_GROUP_COUNT] = "UPDATE chat_groups SET member_count = member_count + ?2 WHERE id = ?1",
+    [S_GROUP_DELETE] = "DELETE FROM chat_groups WHERE id = ?1",
+    [S_GROUPS_ALL] = "SELECT id, max_members FROM chat_groups ORDER BY id",
+    [S_MEMBER_GET] = "SELECT 1 FROM group_members WHERE group_id = ?1 AND user_id = ?2",
+    [S_MEMBER_INSERT] = "INSERT INTO group_members(group_id, user_id, join_order, joined_ms)"
+                        " VALUES (?1, ?2, (SELECT coalesce(max(join_order), 0) + 1"
+                        "                  FROM group_members WHERE group_id = ?1), ?3)",
+    [S_MEMBER_DELETE] = "DELETE FROM group_members WHERE group_id = ?1 AND user_id = ?2",
+    [S_MEMBERS_ORDERED] = "SELECT user_id FROM group_members WHERE group_id = ?1"
+                          " ORDER BY join_order",
+    [S_CONV_CREATE] = "INSERT INTO conversations(id, last_seq) VALUES (?1, 0)"
+                      " ON CONFLICT(id) DO NOTHING",
+    /* Cascades to the conversation's messages and cursors. */
+    [S_CONV_DELETE] = "DELETE FROM conversations WHERE id = ?1",
+    [S_CURSOR_JOIN] = "INSERT OR REPLACE INTO cursors(user_id, conv, seq)"
+                      " VALUES (?1, ?2, (SELECT last_seq FROM conversations WHERE id = ?2))",
+    [S_CURSOR_DELETE] = "DELETE FROM cursors WHERE user_id = ?1 AND conv = ?2",
+    [S_USER_INSERT] = "INSERT INTO users(id, display_name, password_hash, created_ms)"
+                      " VALUES (?1, ?2, ?3, ?4)",
+    [S_USER_GET] = "SELECT display_name, password_hash FROM users WHERE id = ?1",
+    [S_TOKEN_PUT] = "INSERT INTO tokens(hash, user_id, expires_ms) VALUES (?1, ?2, ?3)"
+                    " ON CONFLICT(hash) DO UPDATE SET user_id = excluded.user_id,"
+                    " expires_ms = excluded.expires_ms",
+    [S_TOKEN_GET] = "SELECT user_id, expires_ms FROM tokens WHERE hash = ?1",
+    [S_TOKEN_DELETE] = "DELETE FROM tokens WHERE hash = ?1",
+};
+
+#define BUSY_TIMEOUT_MS 5000
+/* The WAL is truncated back to this after a checkpoint, so one burst does
+ * not leave a large file behind for ever. */
+#define JOURNAL_SIZE_LIMIT (64 * 1024 * 1024)
+
+struct im_sqlite_db {
+    sqlite3 *h;
+    char *path;
+    size_t max_body;    /* bodies above this would pass SQLite's length limit */
+    bool txn;           /* the caller's transaction is open */
+    int broken;         /* 0, or the code of the write that spoiled the caller's transaction */
+    char broken_msg[sizeof ((im_error *)0)->msg];
+    sqlite3_stmt *st[S_COUNT];
+};
+
+/* ---- errors ---- */
+
+static int code_of(sqlite3 *h, int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_FULL:
+        return IM_ENOSPC;
+    case SQLITE_NOMEM:
+        return IM_ENOMEM;
+    case SQLITE_IOERR: {
+        if (rc == SQLITE_IOERR_NOMEM)
+            return IM_ENOMEM;
+        /* The unix VFS reports ENOSPC on write as SQLITE_FULL, but an fsync
+         * or a truncate that runs out of space comes back as an I/O error. */
+        int e = sqlite3_system_errno(h);
+        return e == ENOSPC || e == EDQUOT ? IM_ENOSPC : IM_EIO;
+    }
+    default:
+        return IM_EIO;
+    }
+}
+
+/* Fills err with "WHAT: SQLite's message" and the IM_E* code for rc. The
+ * message must be taken before the statement is reset or another runs. */
+__attribute__((format(printf, 4, 5)))
+static int sql_fail(im_sqlite_db *db, int rc, im_error *err, const char *fmt, ...)
+{
+    char what[120];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return im_error_set(err, code_of(db->h, rc), "%s: %s", what, sqlite3_errmsg(db->h));
+}
+
+/* ---- statements ---- */
+
+static sqlite3_stmt *stmt(im_sqlite_db *db, enum stmt_id id)
+{
+    return db->st[id];
+}
+
+/* Text and integer binds cannot fail but for a wrong index (a bug the tests
+ * would show) and leave the parameter NULL if they did, which every NOT NULL
+ * column then refuses; so only blob binds, which can be too big, are checked. */
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+static void bind_u64(sqlite3_stmt *st, int i, uint64_t v)
+{
+    /* seq and times are far below 2^63; clamping keeps a hostile value from
+     * turning negative. */
+    sqlite3_bind_int64(st, i, v > (uint64_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)v);
+}
+
+/* Runs a statement that returns no row to its end. */
+__attribute__((format(printf, 4, 5)))
+static int run(im_sqlite_db *db, sqlite3_stmt *st, im_error *err, const char *fmt, ...)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW) {
+        sqlite3_reset(st);
+        return IM_OK;
+    }
+    char what[120];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    int code = sql_fail(db, rc, err, "%s", what);
+    sqlite3_reset(st);
+    return code;
+}
+
+/* Steps once: 1 with a row (the caller resets), 0 without (reset here), or
+ * an IM_E* code (reset here). */
+__attribute__((format(printf, 4, 5)))
+static int row(im_sqlite_db *db, sqlite3_stmt *st, im_error *err, const char *fmt, ...)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return 0;
+    }
+    char what[120];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    int code = sql_fail(db, rc, err, "%s", what);
+    sqlite3_reset(st);
+    return code;
+}
+
+/* ---- transactions ---- */
+
+static bool is_failure(int code)
+{
+    return code == IM_ENOSPC || code == IM_EIO || code == IM_ENOMEM;
+}
+
+static void spoil(im_sqlite_db *db, int code, const char *msg)
+{
+    if (db->broken)
+        return; /* the first failure is the one worth reporting */
+    db->broken = code;
+    snprintf(db->broken_msg, sizeof db->broken_msg, "%s", msg);
+}
+
+static void rollback_now(im_sqlite_db *db)
+{
+    /* ROLLBACK can only fail when there is nothing left to roll back. */
+    if (!sqlite3_get_autocommit(db->h)) {
+        sqlite3_step(stmt(db, S_ROLLBACK));
+        sqlite3_reset(stmt(db, S_ROLLBACK));
+    }
+}
+
+static int commit_now(im_sqlite_db *db, im_error *err)
+{
+    int rc = sqlite3_step(stmt(db, S_COMMIT));
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(stmt(db, S_COMMIT));
+        return IM_OK;
+    }
+    int code = sql_fail(db, rc, err, "%s: commit", db->path);
+    sqlite3_reset(stmt(db, S_COMMIT));
+    /* A commit that failed with BUSY or some I/O errors leaves the
+     * transaction open; the promise is that a failed commit stored nothing. */
+    rollback_now(db);
+    return code;
+}
+
+/* Every write runs in a transaction: the caller's if one is open, else one
+ * of its own (*own), committed by write_end. */
+static int write_begin(im_sqlite_db *db, bool *own, im_error *err)
+{
+    *own = false;
+    if (db->txn) {
+        /* SQLite rolls a whole transaction back by itself after some errors
+         * (SQLITE_FULL, NOMEM, some I/O errors). Writing on in autocommit
+         * mode would then store half a batch. */
+        if (sqlite3_get_autocommit(db->h))
+            spoil(db, IM_EIO, "SQLite rolled the transaction back after an error");
+        if (db->broken)
+            return im_error_set(err, db->broken, "the transaction failed and must be rolled back"
+                                                 " (%s)", db->broken_msg);
+        return IM_OK;
+    }
+    int rc = run(db, stmt(db, S_BEGIN), err, "%s: begin", db->path);
+    *own = rc == IM_OK;
+    return rc;
+}
+
+/* Ends a write: rc is the write's result so far, err its message. In its
+ * own transaction, commits on success and rolls back otherwise; in the
+ * caller's, a failure of the database spoils the transaction. */
+static int write_end(im_sqlite_db *db, bool own, int rc, im_error *err)
+{
+    if (!own) {
+        if (is_failure(rc))
+            spoil(db, rc, err->msg);
+        return rc;
+    }
+    if (rc == IM_OK)
+        return commit_now(db, err);
+    rollback_now(db);
+    return rc;
+}
+
+int im_sqlite_db_begin(im_sqlite_db *db, im_error *err)
+{
+    if (!db)
+        return im_error_set(err, IM_EINVAL, "no database");
+    if (db->txn)
+        return im_error_set(err, IM_EINVAL, "%s: a transaction is already open", db->path);
+    int rc = run(db, stmt(db, S_BEGIN), err, "%s: begin", db->path);
+    if (rc == IM_OK) {
+        db->txn = true;
+        db->broken = 0;
+        db->broken_msg[0] = '\0';
+    }
+    return rc;
+}
+
+int im_sqlite_db_commit(im_sqlite_db *db, im_error *err)
+{
+    if (!db)
+        return im_error_set(err, IM_EINVAL, "no database");
+    if (!db->txn)
+        return im_error_set(err, IM_EINVAL, "%s: no transaction to commit", db->path);
+    db->txn = false;
+    if (!db->broken && sqlite3_get_autocommit(db->h))
+        spoil(db, IM_EIO, "SQLite rolled the transaction back after an error");
+    if (db->broken) {
+        int code = db->broken;
+        rollback_now(db);
+        db->broken = 0;
+        return im_error_set(err, code, "%s: not committed, an earlier write failed (%s)",
+                            db->path, db->broken_msg);
+    }
+    return commit_now(db, err);
+}
+
+void im_sqlite_db_rollback(im_sqlite_db *db)
+{
+    if (!db)
+        return;
+    rollback_now(db);
+    db->txn = false;
+    db->broken = 0;
+}
+
+/* ---- opening ---- */
+
+int im_sqlite_db_schema_version(void)
+{
+    return SCHEMA_VERSION;
+}
+
+static char *copy_string(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p)
+        memcpy(p, s, n);
+    return p;
+}
+
+/* mkdir -p of path's parent directory. */
+static int make_parents(const char *path, im_error *err)
+{
+    char *dir = copy_string(path);
+    if (!dir)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    char *slash = strrchr(dir, '/');
+    int rc = IM_OK;
+    if (slash && slash != dir) {
+        *slash = '\0';
+        /* Each prefix in turn; a leading '/' is skipped, so "/a/b" makes
+         * "/a" and then "/a/b". */
+        for (char *p = dir + 1;; p++) {
+            if (*p != '/' && *p != '\0')
+                continue;
+            char c = *p;
+            *p = '\0';
+            if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+                rc = im_error_set(err, IM_EIO, "%s: cannot create directory %s: %s", path, dir,
+                                  strerror(errno));
+                break;
+            }
+            *p = c;
+            if (c == '\0')
+                break;
+        }
+        struct stat sb;
+        if (rc == IM_OK && (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+            rc = im_error_set(err, IM_EIO, "%s: %s is not a directory", path, dir);
+    }
+    free(dir);
+    return rc;
+}
+
+/* Looks at the file before SQLite does: creates a missing one (mode 0600),
+ * and refuses one that does not start like an SQLite database, so that SQLite
+ * never opens a stranger's file for writing. *had_wal tells whether a
+ * non-empty write-ahead log lies beside it. */
+static int prepare_file(const char *path, bool *had_wal, im_error *err)
+{
+    *had_wal = false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EEXIST)
+            return im_error_set(err, IM_EIO, "%s: cannot create: %s", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            return IM_OK;
+        }
+        fd = open(path, O_RDONLY | O_CLOEXEC); /* someone else just made it */
+    }
+    if (fd < 0)
+        return im_error_set(err, IM_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return im_error_set(err, IM_EIO, "%s: not a regular file", path);
+    }
+    static const char magic[16] = "SQLite format 3"; /* and its NUL */
+    char head[sizeof magic];
+    ssize_t n = sb.st_size > 0 ? read(fd, head, sizeof head) : 0;
+    close(fd);
+    /* An empty file is an empty database to SQLite, and to us. */
+    if (sb.st_size > 0 && (n != (ssize_t)sizeof head || memcmp(head, magic, sizeof magic) != 0))
+        return im_error_set(err, IM_EIO, "%s: not an SQLite database", path);
+
+    size_t len = strlen(path);
+    char *wal = malloc(len + 5);
+    if (!wal)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    memcpy(wal, path, len);
+    memcpy(wal + len, "-wal", 5);
+    *had_wal = stat(wal, &sb) == 0 && sb.st_size > 0;
+    free(wal);
+    return IM_OK;
+}
+
+/* An error while reading a file not yet known to be ours, worded for the
+ * operator who has to decide what to do with the file. */
+static int open_fail(im_sqlite_db *db, int rc, im_error *err, const char *what)
+{
+    switch (rc & 0xff) {
+    case SQLITE_NOTADB:
+        return im_error_set(err, IM_EIO, "%s: not an SQLite database", db->path);
+    case SQLITE_CORRUPT:
+        return im_error_set(err, IM_EIO, "%s: database is corrupt: %s", db->path,
+                            sqlite3_errmsg(db->h));
+    default:
+        return sql_fail(db, rc, err, "%s: %s", db->path, what);
+    }
+}
+
+/* Runs a one-row PRAGMA (or query) and takes its first column as an integer. */
+static int query_int(im_sqlite_db *db, const char *sql, sqlite3_int64 *out, im_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db->h, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *out = sqlite3_column_int64(st, 0);
+            rc = SQLITE_OK;
+        } else if (rc == SQLITE_DONE) {
+            rc = SQLITE_ERROR;
+        }
+    }
+    int code = rc == SQLITE_OK ? IM_OK : open_fail(db, rc, err, sql);
+    sqlite3_finalize(st);
+    return code;
+}
+
+/* Reads, and only reads, what tells whose file this is. Sets *version. */
+static int check_identity(im_sqlite_db *db, int *version, im_error *err)
+{
+    sqlite3_int64 app_id, user_version, objects;
+    int rc = query_int(db, "PRAGMA application_id", &app_id, err);
+    if (rc == IM_OK)
+        rc = query_int(db, "PRAGMA user_version", &user_version, err);
+    if (rc == IM_OK)
+        rc = query_int(db, "SELECT count(*) FROM sqlite_master"
+                           " WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'", &objects, err);
+    if (rc != IM_OK)
+        return rc;
+    /* application_id is a signed 32-bit field in the header. */
+    bool ours = (uint32_t)app_id == (uint32_t)IM_SQLITE_APPLICATION_ID;
+    if (!ours && (app_id != 0 || objects > 0 || user_version != 0))
+        return im_error_set(err, IM_EIO, "%s: not an imcore database", db->path);
+    if (user_version > SCHEMA_VERSION)
+        return im_error_set(err, IM_EIO, "%s: schema version %lld is newer than this server (%d)",
+                            db->path, (long long)user_version, SCHEMA_VERSION);
+    if (user_version < 0)
+        return im_error_set(err, IM_EIO, "%s: not an imcore database", db->path);
+    *version = (int)user_version;
+    return IM_OK;
+}
+
+static int quick_check(im_sqlite_db *db, im_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db->h, "PRAGMA quick_check(1)", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return open_fail(db, rc, err, "quick_check");
+    rc = sqlite3_step(st);
+    int code = IM_OK;
+    if (rc == SQLITE_ROW) {
+        const char *res = (const char *)sqlite3_column_text(st, 0);
+        if (!res) {
+            code = im_error_set(err, IM_ENOMEM, "out of memory");
+        } else if (strcmp(res, "ok") != 0) {
+            char what[160];
+            snprintf(what, sizeof what, "%s", res);
+            for (char *p = what; *p; p++)
+                if (*p == '\n')
+                    *p = ' ';
+            code = im_error_set(err, IM_EIO, "%s: database is corrupt: %s", db->path, what);
+        }
+    } else {
+        code = open_fail(db, rc, err, "quick_check");
+    }
+    sqlite3_finalize(st);
+    return code;
+}
+
+__attribute__((format(printf, 3, 4)))
+static int exec(im_sqlite_db *db, im_error *err, const char *fmt, ...)
+{
+    char sql[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    int rc = sqlite3_exec(db->h, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? IM_OK : sql_fail(db, rc, err, "%s: %s", db->path, sql);
+}
+
+/* WAL, durability, foreign keys: per connection, and outside any
+ * transaction (journal_mode and foreign_keys are no-ops inside one). */
+static int configure(im_sqlite_db *db, const im_sqlite_options *o, im_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db->h, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        int code = sql_fail(db, rc, err, "%s: journal_mode = WAL", db->path);
+        sqlite3_finalize(st);
+        return code;
+    }
+    const char *mode = (const char *)sqlite3_column_text(st, 0);
+    bool wal = mode && strcmp(mode, "wal") == 0;
+    int code = wal ? IM_OK
+                   : im_error_set(err, IM_EIO, "%s: cannot use write-ahead logging"
+                                               " (journal_mode stays %s)",
+                                  db->path, mode ? mode : "?");
+    sqlite3_finalize(st);
+    if (code != IM_OK)
+        return code;
+    code = exec(db, err, "PRAGMA synchronous = %s", o->synchronous_full ? "FULL" : "NORMAL");
+    if (code == IM_OK)
+        code = exec(db, err, "PRAGMA journal_size_limit = %d", JOURNAL_SIZE_LIMIT);
+    if (code == IM_OK)
+        code = exec(db, err, "PRAGMA foreign_keys = ON");
+    sqlite3_int64 fk = 0;
+    if (code == IM_OK)
+        code = query_int(db, "PRAGMA foreign_keys", &fk, err);
+    /* Group deletion relies on ON DELETE CASCADE. */
+    if (code == IM_OK && fk != 1)
+        code = im_error_set(err, IM_EIO, "%s: this SQLite has no foreign key support", db->path);
+    return code;
+}
+
+/* Applies the migrations after version, one transaction each. The version is
+ * read again under the write lock, so two servers opening one new file at
+ * once do not both create the schema. */
+static int migrate(im_sqlite_db *db, int version, im_error *err)
+{
+    for (int v = version; v < SCHEMA_VERSION; v++) {
+        int code = exec(db, err, "BEGIN IMMEDIATE");
+        sqlite3_int64 now = 0;
+        if (code == IM_OK)
+            code = query_int(db, "PRAGMA user_version", &now, err);
+        if (code == IM_OK && now > v) {
+            exec(db, NULL, "COMMIT");
+            v = (int)now - 1;
+            continue;
+        }
+        if (code == IM_OK) {
+            int rc = sqlite3_exec(db->h, migrations[v], NULL, NULL, NULL);
+            if (rc != SQLITE_OK)
+                code = sql_fail(db, rc, err, "%s: migration to schema version %d", db->path,
+                                v + 1);
+        }
+        if (code == IM_OK)
+            code = exec(db, err, "PRAGMA application_id = %d", IM_SQLITE_APPLICATION_ID);
+        if (code == IM_OK)
+            code = exec(db, err, "PRAGMA user_version = %d", v + 1);
+        if (code == IM_OK)
+            code = exec(db, err, "COMMIT");
+        if (code != IM_OK) {
+            if (!sqlite3_get_autocommit(db->h))
+                sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+            return code;
+        }
+    }
+    return IM_OK;
+}
+
+static int prepare_all(im_sqlite_db *db, im_error *err)
+{
+    for (int i = 0; i < S_COUNT; i++) {
+        int rc = sqlite3_prepare_v3(db->h, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &db->st[i], NULL);
+        if (rc != SQLITE_OK)
+            return sql_fail(db, rc, err, "%s: preparing statement %d", db->path, i);
+    }
+    return IM_OK;
+}
+
+int im_sqlite_db_open(const im_sqlite_options *o, im_sqlite_db **out, im_error *err)
+{
+    if (out)
+        *out = NULL;
+    if (!o || !o->path || !o->path[0] || !out)
+        return im_error_set(err, IM_EINVAL, "no database path");
+    im_sqlite_db *db = calloc(1, sizeof *db);
+    if (!db)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    db->path = copy_string(o->path);
+    if (!db->path) {
+        free(db);
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    }
+    bool had_wal = false;
+    int code = make_parents(db->path, err);
+    if (code == IM_OK)
+        code = prepare_file(db->path, &had_wal, err);
+    if (code != IM_OK)
+        goto fail;
+
+    /* NOMUTEX: a connection is used by one thread at a time (see the header). */
+    int rc = sqlite3_open_v2(db->path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        code = db->h ? open_fail(db, rc, err, "cannot open")
+                     : im_error_set(err, IM_ENOMEM, "out of memory");
+        goto fail;
+    }
+    sqlite3_extended_result_codes(db->h, 1);
+    sqlite3_busy_timeout(db->h, BUSY_TIMEOUT_MS);
+    /* Until the file is known to be ours and sound, closing must not
+     * checkpoint a log someone else left into their file. */
+    if (had_wal)
+        sqlite3_db_config(db->h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
+    /* The schema is ours alone: no writable_schema tricks, no functions run
+     * from a schema someone else could have edited. */
+    sqlite3_db_config(db->h, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+    sqlite3_db_config(db->h, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+    if (sqlite3_db_readonly(db->h, "main") == 1) {
+        code = im_error_set(err, IM_EIO, "%s: the file is read-only", db->path);
+        goto fail;
+    }
+
+    int version = 0;
+    code = check_identity(db, &version, err);
+    if (code == IM_OK)
+        code = quick_check(db, err);
+    if (code != IM_OK)
+        goto fail;
+    /* From here on the file is ours and writing to it is fine. */
+    if (had_wal)
+        sqlite3_db_config(db->h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, (int *)NULL);
+    code = configure(db, o, err);
+    if (code == IM_OK)
+        code = migrate(db, version, err);
+    /* After the migrations, so that the limit can only ever refuse data. */
+    if (code == IM_OK && o->max_page_count)
+        code = exec(db, err, "PRAGMA max_page_count = %u", (unsigned)o->max_page_count);
+    if (code == IM_OK)
+        code = prepare_all(db, err);
+    if (code != IM_OK)
+        goto fail;
+    int limit = sqlite3_limit(db->h, SQLITE_LIMIT_LENGTH, -1);
+    /* Room for the rest of the row beside the body. */
+    db->max_body = limit > 4096 ? (size_t)limit - 4096 : 0;
+    *out = db;
+    return IM_OK;
+
+fail:
+    im_sqlite_db_close(db);
+    return code;
+}
+
+void im_sqlite_db_close(im_sqlite_db *db)
+{
+    if (!db)
+        return;
+    if (db->h && !sqlite3_get_autocommit(db->h))
+        sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(db->st[i]);
+    /* Every statement is finalized, so this closes for real (and, in WAL
+     * mode, checkpoints and removes the log). */
+    if (sqlite3_close(db->h) != SQLITE_OK)
+        sqlite3_close_v2(db->h);
+    free(db->path);
+    free(db);
+}
+
+/* ---- messages ---- */
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int im_sqlite_db_append(im_sqlite_db *db, im_message *m, bool *duplicate, im_error *err)
+{
+    im_error local;
+    if (!err)
+        err = &local;
+    if (duplicate)
+        *duplicate = false;
+    if (!db || !m)
+        return im_error_set(err, IM_EINVAL, "no database or no message");
+    int code = im_message_validate(m, SIZE_MAX, err);
+    if (code != IM_OK)
+        return code;
+    /* Checked before anything is written: a row SQLite refuses as too big
+     * halfway through would leave a seq taken and no message. */
+    if (m->body_len > db->max_body)
+        return im_error_set(err, IM_ETOOBIG, "the message body is %zu bytes, over %zu",
+                            m->body_len, db->max_body);
+    char conv[IM_CONVERSATION_ID_MAX + 1];
+    if (im_message_conversation_id(m, conv, sizeof conv) < 0)
+        return im_error_set(err, IM_EINVAL, "the message has no valid conversation");
+    const char *cmid = m->client_msg_id && m->client_msg_id[0] ? m->client_msg_id : NULL;
+    uint64_t seq = 0, time_ms = m->server_time_ms ? m->server_time_ms : wall_ms();
+    bool dup = false, own;
+
+    code = write_begin(db, &own, err);
+    if (code != IM_OK)
+        return code;
+    if (cmid) {
+        sqlite3_stmt *st = stmt(db, S_DEDUP_FIND);
+        bind_text(st, 1, m->sender);
+        bind_text(st, 2, cmid);
+        int r = row(db, st, err, "looking up client_msg_id of %s", m->sender);
+        if (r == 1) {
+            seq = (uint64_t)sqlite3_column_int64(st, 0);
+            time_ms = (uint64_t)sqlite3_column_int64(st, 1);
+            sqlite3_reset(st);
+            dup = true;
+            goto out;
+        }
+        if ((code = r) != IM_OK)
+            goto out;
+    }
+
+    /* The message's own values are bound first: they can be refused (a body
+     * SQLite will not take) before a seq is spent. */
+    sqlite3_stmt *ins = stmt(db, S_MSG_INSERT);
+    bind_text(ins, 1, conv);
+    sqlite3_bind_int(ins, 3, (int)m->kind);
+    bind_text(ins, 4, m->sender);
+    bind_text(ins, 5, m->target);
+    if (cmid)
+        bind_text(ins, 6, cmid);
+    else
+        sqlite3_bind_null(ins, 6);
+    bind_u64(ins, 7, time_ms);
+    int rc = sqlite3_bind_blob64(ins, 8, m->body, m->body_len, SQLITE_STATIC);
+    if (rc != SQLITE_OK) {
+        code = im_error_set(err, rc == SQLITE_TOOBIG ? IM_ETOOBIG : code_of(db->h, rc),
+                            "append to %s: %s", conv, sqlite3_errstr(rc));
+        goto out;
+    }
+
+    sqlite3_stmt *next = stmt(db, S_CONV_NEXT);
+    bind_text(next, 1, conv);
+    int r = row(db, next, err, "append to %s", conv);
+    if (r != 1) {
+        code = r == 0 ? im_error_set(err, IM_EIO, "append to %s: no seq returned", conv) : r;
+        goto out;
+    }
+    seq = (uint64_t)sqlite3_column_int64(next, 0);
+    sqlite3_reset(next);
+
+    bind_u64(ins, 2, seq);
+    if ((code = run(db, ins, err, "append to %s", conv)) != IM_OK)
+        goto out;
+    if (m->kind == IM_MESSAGE_PRIVATE) {
+        sqlite3_stmt *st = stmt(db, S_CURSOR_SEED);
+        bind_text(st, 1, m->target);
+        bind_text(st, 2, conv);
+        bind_u64(st, 3, seq);
+        if ((code = run(db, st, err, "append to %s", conv)) != IM_OK)
+            goto out;
+    }
+    sqlite3_stmt *st = stmt(db, S_CURSOR_FOLLOW);
+    bind_text(st, 1, m->sender);
+    bind_text(st, 2, conv);
+    bind_u64(st, 3, seq);
+    code = run(db, st, err, "append to %s", conv);
+
+out:
+    code = write_end(db, own, code, err);
+    if (code == IM_OK) {
+        m->seq = seq;
+        m->server_time_ms = time_ms;
+        if (duplicate)
+            *duplicate = dup;
+    }
+    return code;
+}
+
+/* Fills m from a row of MSG_COLUMNS. Pointers are SQLite's, valid until the
+ * statement moves. IM_ENOMEM if SQLite could not produce a value. */
+static int read_message(sqlite3_stmt *st, im_message *m, const char **conv)
+{
+    memset(m, 0, sizeof *m);
+    *conv = (const char *)sqlite3_column_text(st, 0);
+    m->seq = (uint64_t)sqlite3_column_int64(st, 1);
+    m->kind = (im_message_kind)sqlite3_column_int(st, 2);
+    m->sender = (const char *)sqlite3_column_text(st, 3);
+    m->target = (const char *)sqlite3_column_text(st, 4);
+    m->client_msg_id = sqlite3_column_type(st, 5) == SQLITE_NULL
+                           ? ""
+                           : (const char *)sqlite3_column_text(st, 5);
+    m->server_time_ms = (uint64_t)sqlite3_column_int64(st, 6);
+    m->body = sqlite3_column_blob(st, 7);
+    m->body_len = (size_t)sqlite3_column_bytes(st, 7);
+    if (!*conv || !m->sender || !m->target || !m->client_msg_id || (m->body_len && !m->body))
+        return IM_ENOMEM;
+    return IM_OK;
+}
+
+/* Steps st to its end, handing each row to fn. */
+static int read_messages(im_sqlite_db *db, sqlite3_stmt *st, im_sqlite_msg_fn fn, void *arg,
+                         im_error *err, const char *what)
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        im_message m;
+        const char *conv;
+        if (read_message(st, &m, &conv) != IM_OK) {
+            sqlite3_reset(st);
+            return im_error_set(err, IM_ENOMEM, "%s: out of memory", what);
+        }
+        int r = fn(arg, &m, conv);
+        if (r != 0) {
+            sqlite3_reset(st);
+            if (r < 0)
+                im_error_set(err, r, "%s: stopped by its reader (%s)", what, im_strerror(r));
+            return r;
+        }
+    }
+    int code = rc == SQLITE_DONE ? IM_OK : sql_fail(db, rc, err, "%s", what);
+    sqlite3_reset(st);
+    return code;
+}
+
+static sqlite3_int64 clamp_limit(size_t limit)
+{
+    return limit > (size_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)limit;
+}
+
+int im_sqlite_db_pending(im_sqlite_db *db, const char *user, size_t limit, im_sqlite_msg_fn fn,
+                         void *arg, im_error *err)
+{
+    if (!db || !fn)
+        return im_error_set(err, IM_EINVAL, "no database or no callback");
+    int code = im_user_id_check(user, err);
+    if (code != IM_OK || limit == 0)
+        return code;
+    sqlite3_stmt *st = stmt(db, S_PENDING);
+    bind_text(st, 1, user);
+    sqlite3_bind_int64(st, 2, clamp_limit(limit));
+    char what[80];
+    snprintf(what, sizeof what, "pending for %s", user);
+    return read_messages(db, st, fn, arg, err, what);
+}
+
+int im_sqlite_db_history(im_sqlite_db *db, const char *conversation, uint64_t before_seq,
+                         size_t limit, im_sqlite_msg_fn fn, void *arg, im_error *err)
+{
+    if (!db || !fn || !conversation)
+        return im_error_set(err, IM_EINVAL, "no database, conversation or callback");
+    if (strnlen(conversation, IM_CONVERSATION_ID_MAX + 1) > IM_CONVERSATION_ID_MAX)
+        return im_error_set(err, IM_EINVAL, "conversation id longer than %d bytes",
+                            IM_CONVERSATION_ID_MAX);
+    if (limit == 0)
+        return IM_OK;
+    sqlite3_stmt *st = stmt(db, S_HISTORY);
+    bind_text(st, 1, conversation);
+    bind_u64(st, 2, before_seq ? before_seq : UINT64_MAX);
+    sqlite3_bind_int64(st, 3, clamp_limit(limit));
+    char what[120];
+    snprintf(what, sizeof what, "history of %s", conversation);
+    return read_messages(db, st, fn, arg, err, what);
+}
+
+/* Checks conv: "g:GROUP", or "p:A:B" with A < B; for a private one, user
+ * must be A or B. */
+static int check_ack_conversation(const char *user, const char *conv, bool *group,
+                                  im_error *err)
+{
+    if (strnlen(conv, IM_CONVERSATION_ID_MAX + 1) > IM_CONVERSATION_ID_MAX)
+        return im_error_set(err, IM_EINVAL, "conversation id longer than %d bytes",
+                            IM_CONVERSATION_ID_MAX);
+    if (strncmp(conv, "g:", 2) == 0 && im_user_id_is_valid(conv + 2)) {
+        *group = true;
+        return IM_OK;
+    }
+    *group = false;
+    const char *colon = strncmp(conv, "p:", 2) == 0 ? strchr(conv + 2, ':') : NULL;
+    if (colon) {
+        char a[IM_CONVERSATION_ID_MAX + 1];
+        size_t la = (size_t)(colon - (conv + 2));
+        memcpy(a, conv + 2, la);
+        a[la] = '\0';
+        const char *b = colon + 1;
+        if (im_user_id_is_valid(a) && im_user_id_is_valid(b) && strcmp(a, b) < 0) {
+            if (strcmp(user, a) == 0 || strcmp(user, b) == 0)
+                return IM_OK;
+            return im_error_set(err, IM_EINVAL, "%s is not in conversation %s", user, conv);
+        }
+    }
+    return im_error_set(err, IM_EINVAL, "malformed conversation id '%.80s'", conv);
+}
+
+int im_sqlite_db_ack(im_sqlite_db *db, const char *user, const char *conversation, uint64_t seq,
+                     im_error *err)
+{
+    im_error local;
+    if (!err)
+        err = &local;
+    if (!db || !conversation)
+        return im_error_set(err, IM_EINVAL, "no database or no conversation");
+    int code = im_user_id_check(user, err);
+    bool group = false;
+    if (code == IM_OK)
+        code = check_ack_conversation(user, conversation, &group, err);
+    bool own;
+    if (code == IM_OK)
+        code = write_begin(db, &own, err);
+    if (code != IM_OK)
+        return code;
+
+    sqlite3_stmt *st = stmt(db, S_CONV_LAST);
+    bind_text(st, 1, conversation);
+    int r = row(db, st, err, "ack in %s", conversation);
+    if (r == 1) {
+        uint64_t last = (uint64_t)sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        if (seq > last)
+            seq = last;
+        /* A group cursor is only ever moved, never made: its existence is
+         * the membership pending relies on. */
+        st = stmt(db, group ? S_CURSOR_ACK_UPDATE : S_CURSOR_ACK_UPSERT);
+        bind_text(st, 1, user);
+        bind_text(st, 2, conversation);
+        bind_u64(st, 3, seq);
+        code = run(db, st, err, "ack in %s", conversation);
+    } else {
+        code = r; /* 0: no such conversation, nothing to ack */
+    }
+    return write_end(db, own, code, err);
+}
+
+/* ---- groups ---- */
+
+static void group_conv(char *buf, size_t size, const char *group)
+{
+    snprintf(buf, size, "g:%s", group);
+}
+
+/* Reads the group's row: 1 (max and count set), 0 (no such group) or an
+ * error code. */
+static int group_get(im_sqlite_db *db, const char *group, uint32_t *max, int64_t *count,
+                     im_error *err)
+{
+    sqlite3_stmt *st = stmt(db, S_GROUP_GET);
+    bind_text(st, 1, group);
+    int r = row(db, st, err, "reading group %s", group);
+    if (r == 1) {
+        *max = (uint32_t)sqlite3_column_int64(st, 0);
+        *count = sqlite3_column_int64(st, 1);
+        sqlite3_reset(st);
+    }
+    return r;
+}
+
+/* 1 if user is a member, 0 if not, or an error code. */
+static int member_get(im_sqlite_db *db, const char *group, const char *user, im_error *err)
+{
+    sqlite3_stmt *st = stmt(db, S_MEMBER_GET);
+    bind_text(st, 1, group);
+    bind_text(st, 2, user);
+    int r = row(db, st, err, "reading group %s", group);
+    if (r == 1)
+        sqlite3_reset(st);
+    return r;
+}
+
+/* The writes of a join: the member row and a cursor at the group's last seq. */
+static int add_member(im_sqlite_db *db, const char *group, const char *conv, const char *user,
+                      uint64_t now_ms, im_error *err)
+{
+    sqlite3_stmt *st = stmt(db, S_CONV_CREATE);
+    bind_text(st, 1, conv);
+    int code = run(db, st, err, "group %s", group);
+    if (code == IM_OK) {
+        st = stmt(db, S_MEMBER_INSERT);
+        bind_text(st, 1, group);
+        bind_text(st, 2, user);
+        bind_u64(st, 3, now_ms);
+        code = run(db, st, err, "adding %s to group %s", user, group);
+    }
+    if (code == IM_OK) {
+        st = stmt(db, S_CURSOR_JOIN);
+        bind_text(st, 1, user);
+        bind_text(st, 2, conv);
+        code = run(db, st, err, "adding %s to group %s", user, group);
+    }
+    return code;
+}
+
+static int check_ids(const char *group, const char *user, im_error *err)
+{
+    im_error sub;
+    if (im_user_id_check(group, &sub) != IM_OK)
+        return im_error_set(err, IM_EINVAL, "bad group id: %s", sub.msg);
+    if (im_user_id_check(user, &sub) != IM_OK)
+        return im_error_set(err, IM_EINVAL, "bad user id: %s", sub.msg);
+    return IM_OK;
+}
+
+int im_sqlite_db_group_create(im_sqlite_db *db, const char *group, const char *owner,
+                              uint32_t max_members, uint64_t now_ms, im_error *err)
+{
+    im_error local;
+    if (!err)
+        err = &local;
+    if (!db)
+        return im_error_set(err, IM_EINVAL, "no database");
+    int code = check_ids(group, owner, err);
+    if (code != IM_OK)
+        return code;
+    if (max_members < 1 || max_members > IM_GROUP_MAX_MEMBERS_LIMIT)
+        return im_error_set(err, IM_EINVAL, "max_members %u is not in 1..%u", max_members,
+                            IM_GROUP_MAX_MEMBERS_LIMIT);
+    char conv[IM_CONVERSATION_ID_MAX + 1];
+    group_conv(conv, sizeof conv, group);
+    bool own;
+    if ((code = write_begin(db, &own, err)) != IM_OK)
+        return code;
+    uint32_t max;
+    int64_t count;
+    int r = group_get(db, group, &max, &count, err);
+    if (r == 1) {
+        code = im_error_set(err, IM_EEXIST, "group %s already exists", group);
+    } else if (r < 0) {
+        code = r;
+    } else {
+        sqlite3_stmt *st = stmt(db, S_GROUP_INSERT);
+        bind_text(st, 1, group);
+        sqlite3_bind_int64(st, 2, max_members);
+        bind_u64(st, 3, now_ms);
+        code = run(db, st, err, "creating group %s", group);
+        if (code == IM_OK)
+            code = add_member(db, group, conv, owner, now_ms, err);
+    }
+    return write_end(db, own, code, err);
+}
+
+int im_sqlite_db_group_add_member(im_sqlite_db *db, const char *group, const char *user,
+                                  uint64_t now_ms, im_error *err)
+{
+    im_error local;
+    if (!err)
+        err = &local;
+    if (!db)
+        return im_error_set(err, IM_EINVAL, "no database");
+    int code = check_ids(group, user, err);
+    if (code != IM_OK)
+        return code;
+    char conv[IM_CONVERSATION_ID_MAX + 1];
+    group_conv(conv, sizeof conv, group);
+    bool own;
+    if ((code = write_begin(db, &own, err)) != IM_OK)
+        return code;
+    uint32_t max = 0;
+    int64_t count = 0;
+    int r = group_get(db, group, &max, &count, err);
+    if (r == 0)
+        code = im_error_set(err, IM_ENOGROUP, "no group %s", group);
+    else if (r < 0)
+        code = r;
+    else if ((r = member_get(db, group, user, err)) != 0)
+        code = r == 1 ? im_error_set(err, IM_EMEMBER, "%s is already in group %s", user, group)
+                      : r;
+    else if (count >= (int64_t)max)
+        code = im_error_set(err, IM_EFULL, "group %s is full (%u members)", group, max);
+    if (code == IM_OK)
+        code = add_member(db, group, conv, user, now_ms, err);
+    if (code == IM_OK) {
+        sqlite3_stmt *st = stmt(db, S_GROUP_COUNT);
+        bind_text(st, 1, group);
+        sqlite3_bind_int(st, 2, 1);
+        code = run(db, st, err, "adding %s to group %s", user, group);
+    }
+    return write_end(db, own, code, err);
+}
+
+int im_sqlite_db_group_remove_member(im_sqlite_db *db, const char *group, const char *user,
+                                     im_error *err)
+{
+    im_error local;
+    if (!err)
+        err = &local;
+    if (!db)
+        return im_error_set(err, IM_EINVAL, "no database");
+    int code = check_ids(group, user, err);
+    if (code != IM_OK)
+        return code;
+    char conv[IM_CONVERSATION_ID_MAX + 1];
+    group_conv(conv, sizeof conv, group);
+    bool own;
+    if ((code = write_begin(db, &own, err)) != IM_OK)
+        return code;
+    uint32_t max = 0;
+    int64_t count = 0;
+    int r = group_get(db, group, &max, &count, err);
+    if (r == 0)
+        code = im_error_set(err, IM_ENOGROUP, "no group %s", group);
+    else if (r < 0)
+        code = r;
+    else if ((r = member_get(db, group, user, err)) != 1)
+        code = r == 0 ? im_error_set(err, IM_ENOTMEMBER, "%s is not in group %s", user, group)
+                      : r;
+    if (code == IM_OK) {
+        sqlite3_stmt *st = stmt(db, S_MEMBER_DELETE);
+        bind_text(st, 1, group);
+        bind_text(st, 2, user);
+        code = run(db, st, err, "removing %s from group %s", user, group);
+    }
+    if (code == IM_OK) {
+        sqlite3_stmt *st = stmt(db, S_CURSOR_DELETE);
+        bind_text(st, 1, user);
+        bind_text(st, 2, conv);
+        code = run(db, st, err, "removing %s from group %s", user, group);
+    }
+    if (code == IM_OK && count <= 1) {
+        /* The last one out: the group goes, and its conversation with it
+         * (messages and cursors by cascade). */
+        sqlite3_stmt *st = stmt(db, S_GROUP_DELETE);
+        bind_text(st, 1, group);
+        code = run(db, st, err, "deleting group %s", group);
+        if (code == IM_OK) {
+            st = stmt(db, S_CONV_DELETE);
+            bind_text(st, 1, conv);
+            code = run(db, st, err, "deleting group %s", group);
+        }
+    } else if (code == IM_OK) {
+        sqlite3_stmt *st = stmt(db, S_GROUP_COUNT);
+        bind_text(st, 1, group);
+        sqlite3_bind_int(st, 2, -1);
+        code = run(db, st, err, "removing %s from group %s", user, group);
+    }
+    return write_end(db, own, code, err);
+}
+
+/* Builds one group from its member rows, in join order. */
+static int load_one(im_sqlite_db *db, const char *id, uint32_t max, im_group **out,
+                    im_error *err)
+{
+    *out = NULL;
+    sqlite3_stmt *st = stmt(db, S_MEMBERS_ORDERED);
+    bind_text(st, 1, id);
+    im_group *g = NULL;
+    int code = IM_OK, rc;
+    im_error sub = { 0 };
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *user = (const char *)sqlite3_column_text(st, 0);
+        if (!user) {
+            code = im_error_set(err, IM_ENOMEM, "out of memory");
+            break;
+        }
+        int r = g ? im_group_add_member(g, user, &sub) : im_group_new(id, user, max, &g, &sub);
+        if (r != IM_OK) {
+            /* The domain refusing what the store holds means the file was
+             * changed behind the server's back. */
+            code = im_error_set(err, r == IM_ENOMEM ? IM_ENOMEM : IM_EIO,
+                                "%s: stored group %s: %s", db->path, id, sub.msg);
+            break;
+        }
+    }
+    if (code == IM_OK && rc != SQLITE_DONE)
+        code = sql_fail(db, rc, err, "%s: reading group %s", db->path, id);
+    sqlite3_reset(st);
+    if (code == IM_OK && !g)
+        code = im_error_set(err, IM_EIO, "%s: stored group %s has no members", db->path, id);
+    if (code != IM_OK) {
+        im_group_free(g);
+        return code;
+    }
+    *out = g;
+    return IM_OK;
+}
+
+int im_sqlite_db_groups_load(im_sqlite_db *db, int (*fn)(void *arg, im_group *g), void *arg,
+                             im_error *err)
+{
+    if (!db || !fn)
+        return im_error_set(err, IM_EINVAL, "no database or no callback");
+    sqlite3_stmt *st = stmt(db, S_GROUPS_ALL);
+    int code = IM_OK, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        uint32_t max = (uint32_t)sqlite3_column_int64(st, 1);
+        if (!id) {
+            code = im_error_set(err, IM_ENOMEM, "out of memory");
+            break;
+        }
+        im_group *g;
+        if ((code = load_one(db, id, max, &g, err)) != IM_OK)
+            break;
+        int r = fn(arg, g);
+        if (r != 0) {
+            if (r < 0)
+                im_error_set(err, r, "loading groups: stopped by the caller (%s)",
+                             im_strerror(r));
+            code = r;
+            break;
+        }
+    }
+    if (code == IM_OK && rc != SQLITE_DONE)
+        code = sql_fail(db, rc, err, "%s: reading groups", db->path);
+    sqlite3_reset(st);
+    return code;
+}
+
+/* ---- accounts ---- */
+
+int im_sqlite_db_user_create(im_sqlite_db *db, const char *user, const char *display_name,
+                             const char *password_hash, uint64_t now_ms, im_error *err)
+{
+    im_error local;
+    if (!err)
+        err = &local;
+    if (!db)
+        return im_error_set(err, IM_EINVAL, "no database");
+    int code = im_user_id_check(user, err);
+    if (code == IM_OK)
+        code = im_display_name_check(display_name, err);
+    if (code != IM_OK)
+        return code;
+    if (!password_hash || !password_hash[0])
+        return im_error_set(err, IM_EINVAL, "no password hash for %s", user);
+    bool own;
+    if ((code = write_begin(db, &own, err)) != IM_OK)
+        return code;
+    sqlite3_stmt *st = stmt(db, S_USER_INSERT);
+    bind_text(st, 1, user);
+    bind_text(st, 2, display_name ? display_name : "");
+    bind_text(st, 3, password_hash);
+    bind_u64(st, 4, now_ms);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+        code = im_error_set(err, IM_EEXIST, "user %s already exists", user);
+    else if (rc != SQLITE_DONE)
+        code = sql_fail(db, rc, err, "creating user %s", user);
+    sqlite3_reset(st);
+    return write_end(db, own, code, err);
+}
+
+/* Copies s into buf; false if it does not fit. */
+static bool copy_out(char *buf, size_t size, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    if (n > size)
+        return false;
+    memcpy(buf, s, n);
+    return true;
+}
+
+int im_sqlite_db_user_get(im_sqlite_db *db, const char *user, char *display_name,
+                          size_t name_size, char *password_hash, size_t hash_size, im_error *err)
+{
+    if (!db)
+        return im_error_set(err, IM_EINVAL, "no database");
+    int code = im_user_id_check(user, err);
+    if (code != IM_OK)
+        return code;
+    sqlite3_stmt *st = stmt(db, S_USER_GET);
+    bind_text(st, 1, user);
+    int r = row(db, st, err, "reading user %s", user);
+    if (r == 0)
+        return im_error_set(err, IM_ENOTFOUND, "no user %s", user);
+    if (r < 0)
+        return r;
+    const char *name = (const char *)sqlite3_column_text(st, 0);
+    const char *hash = (const char *)sqlite3_column_text(st, 1);
+    if (!name || !hash)
+        code = im_error_set(err, IM_ENOMEM, "out of memory");
+    else if ((display_name && strlen(name) >= name_size) ||
+             (password_hash && strlen(hash) >= hash_size))
+        code = im_error_set(err, IM_EINVAL, "a buffer for user %s is too small", user);
+    else {
+        if (display_name)
+            copy_out(display_name, name_size, name);
+        if (password_hash)
+            copy_out(password_hash, hash_size, hash);
+    }
+    sqlite3_reset(st);
+    return code;
+}
+
+static int check_token(const uint8_t *hash, size_t len, im_error *err)
+{
+    if (!hash || len == 0 || len > IM_SQLITE_TOKEN_HASH_MAX)
+        return im_error_set(err, IM_EINVAL, "a token hash is 1..%d bytes, not %zu",
+                            IM_SQLITE_TOKEN_HASH_MAX, hash ? len : 0);
+    return IM_OK;
+}
+
+int im_sqlite_db_token_put(im_sqlite_db *db, const uint8_t *token_hash, size_t hash_len,
+                           const char *user, uint64_t expires_ms, im_error *err)
+{
+    im_error local;
+    if (!err)
+        err = &local;
+    if (!db)
+        return im_error_set(err, IM_EINVAL, "no database");
+    int code = check_token(token_hash, hash_len, err);
+    if (code == IM_OK)
+        code = im_user_id_check(user, err);
+    bool own;
+    if (code == IM_OK)
+        code = write_begin(db, &own, err);
+    if (code != IM_OK)
+        return code;
+    sqlite3_stmt *st = stmt(db, S_TOKEN_PUT);
+    sqlite3_bind_blob(st, 1, token_hash, (int)hash_len, SQLITE_STATIC);
+    bind_text(st, 2, user);
+    bind_u64(st, 3, expires_ms);
+    int rc = sqlite3_step(st);
+    /* Immediate foreign keys: the statement is undone, the transaction goes on. */
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+        code = im_error_set(err, IM_ENOTFOUND, "no user %s", user);
+    else if (rc != SQLITE_DONE)
+        code = sql_fail(db, rc, err, "storing a token of %s", user);
+    sqlite3_reset(st);
+    return write_end(db, own, code, err);
+}
+
+static int token_delete(im_sqlite_db *db, const uint8_t *hash, size_t len, im_error *err)
+{
+    bool own;
+    int code = write_begin(db, &own, err);
+    if (code != IM_OK)
+        return code;
+    sqlite3_stmt *st = stmt(db, S_TOKEN_DELETE);
+    sqlite3_bind_blob(st, 1, hash, (int)len, SQLITE_STATIC);
+    code = run(db, st, err, "deleting a token");
+    return write_end(db, own, code, err);
+}
+
+int im_sqlite_db_token_get(im_sqlite_db *db, const uint8_t *token_hash, size_t hash_len,
+                           uint64_t now_ms, char *user, im_error *err)
+{
+    im_error local;
+    if (!err)
+        err = &local;
+    if (!db || !user)
+        return im_error_set(err, IM_EINVAL, "no database or no buffer");
+    int code = check_token(token_hash, hash_len, err);
+    if (code != IM_OK)
+        return code;
+    sqlite3_stmt *st = stmt(db, S_TOKEN_GET);
+    sqlite3_bind_blob(st, 1, token_hash, (int)hash_len, SQLITE_STATIC);
+    int r = row(db, st, err, "reading a token");
+    if (r == 0)
+        return im_error_set(err, IM_ENOTFOUND, "unknown token");
+    if (r < 0)
+        return r;
+    const char *owner = (const char *)sqlite3_column_text(st, 0);
+    uint64_t expires = (uint64_t)sqlite3_column_int64(st, 1);
+    if (!owner)
+        code = im_error_set(err, IM_ENOMEM, "out of memory");
+    else if (now_ms < expires && !copy_out(user, IM_USER_ID_MAX + 1, owner))
+        code = im_error_set(err, IM_EIO, "%s: a token names a malformed user id", db->path);
+    sqlite3_reset(st);
+    if (code != IM_OK || now_ms < expires)
+        return code;
+    /* Expired: forget it now, then say it is unknown. */
+    code = token_delete(db, token_hash, hash_len, err);
+    return code != IM_OK ? code : im_error_set(err, IM_ENOTFOUND, "the token has expired");
+}
+
+int im_sqlite_db_token_delete(im_sqlite_db *db, const uint8_t *token_hash, size_t hash_len,
+                              im_error *err)
+{
+    im_error local;
+    if (!err)
+        err = &local;
+    if (!db)
+        return im_error_set(err, IM_EINVAL, "no database");
+    int code = check_token(token_hash, hash_len, err);
+    return code != IM_OK ? code : token_delete(db, token_hash, hash_len, err);
+}

@@ -1,0 +1,229 @@
+/* infrastructure/store_sqlite/im_sqlite_db.h: the synchronous SQLite data
+ * layer of the durable store: messages and their per-conversation seq,
+ * per-user delivery cursors, groups, accounts and login tokens, in one file.
+ *
+ * One im_sqlite_db is one SQLite connection. It is not thread-safe: one
+ * thread at a time uses it (the storage thread for the writer; a reader
+ * connection behind a lock for history). Nothing here logs, sleeps beyond
+ * SQLite's busy timeout, or aborts: every failure comes back as an IM_E*
+ * code with a sentence in err, and SQLite's own codes never leave this file.
+ *
+ * Transactions. The caller groups writes with begin/commit (group commit).
+ * Every write below also works outside an explicit transaction: it then runs
+ * in a transaction of its own and is durable when it returns 0. Inside the
+ * caller's transaction, a write that fails with IM_ENOSPC, IM_EIO or IM_ENOMEM
+ * may have done part of its work (or SQLite may already have rolled the whole
+ * transaction back), so the transaction is then only good for rolling back:
+ * later writes and the commit refuse with that same code until
+ * im_sqlite_db_rollback(). A refusal for a reason of the data (IM_EINVAL,
+ * IM_EEXIST, IM_ENOGROUP, IM_EMEMBER, IM_ENOTMEMBER, IM_EFULL, IM_ENOTFOUND)
+ * writes nothing, and the transaction goes on as if the call had not been
+ * made.
+ *
+ * Callbacks (im_sqlite_msg_fn, the groups_load callback) run while a
+ * statement of db is being stepped: they must not call into the same db. */
+#ifndef IM_SQLITE_DB_H
+#define IM_SQLITE_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "imcore/errors.h"
+#include "domain/group.h"
+#include "domain/message.h"
+
+/* The PRAGMA application_id that marks a file as imcore's ("imco"). */
+#define IM_SQLITE_APPLICATION_ID 0x696d636f
+/* Longest token hash accepted, in bytes (BLAKE2b's largest output). */
+#define IM_SQLITE_TOKEN_HASH_MAX 64
+
+typedef struct im_sqlite_db im_sqlite_db;
+
+typedef struct im_sqlite_options {
+    /* The database file; borrowed for the call. Missing parent directories
+     * are created (mode 0700), and a new file is created with mode 0600:
+     * it holds password hashes. */
+    const char *path;
+    /* 0: no limit. Otherwise PRAGMA max_page_count, applied once the schema
+     * is in place: a write that would grow the file past it fails with
+     * IM_ENOSPC, as on a full disk (tests use it for that). */
+    uint32_t max_page_count;
+    /* Both in WAL mode. true: PRAGMA synchronous=FULL, every commit is
+     * fsynced and survives a power cut. false: NORMAL, a commit survives a
+     * crash of the process but the last ones may be lost on power loss. */
+    bool synchronous_full;
+} im_sqlite_options;
+
+/* The schema version this build writes (PRAGMA user_version after open). */
+int im_sqlite_db_schema_version(void);
+
+/* Opens or creates the database at o->path: WAL mode, foreign keys on, a
+ * busy timeout of 5 s, PRAGMA application_id IM_SQLITE_APPLICATION_ID, and the
+ * schema brought up to im_sqlite_db_schema_version() by applying the missing
+ * migrations in order, one transaction each. PRAGMA quick_check runs on every
+ * open, so opening costs a read of the whole file.
+ *
+ * These are refused, with nothing written to the file, err naming it:
+ *   "PATH: not an SQLite database"            (another kind of file)
+ *   "PATH: database is corrupt: WHAT"          (SQLite or quick_check says so)
+ *   "PATH: not an imcore database"             (another application's SQLite
+ *       file: an application_id that is not ours, or none but tables or a
+ *       user_version present)
+ *   "PATH: schema version N is newer than this server (M)"
+ * (The one write SQLite makes before anything can be checked is the roll-back
+ * of a hot journal a crashed program left beside the file, as every SQLite
+ * reader does.)
+ *
+ * *out is the caller's: release it with im_sqlite_db_close(). On failure
+ * *out is NULL. Errors: IM_EINVAL (no path), IM_EIO (the cases above, a file
+ * that cannot be created or opened or is read-only, a failed migration),
+ * IM_ENOSPC (the disk filled during a migration), IM_ENOMEM. */
+int im_sqlite_db_open(const im_sqlite_options *o, im_sqlite_db **out, im_error *err);
+
+/* Rolls back an open transaction and closes. NULL is fine. */
+void im_sqlite_db_close(im_sqlite_db *db);
+
+/* Starts the caller's transaction (BEGIN IMMEDIATE: the write lock is taken
+ * now, so a commit never waits for another writer). Errors: IM_EINVAL (one is
+ * already open), IM_EIO (the lock was not had within the busy timeout, or
+ * another failure), IM_ENOMEM. */
+int im_sqlite_db_begin(im_sqlite_db *db, im_error *err);
+
+/* Commits the caller's transaction: when this returns 0 every write in it is
+ * on disk (as far as synchronous allows). On failure the transaction is rolled
+ * back and nothing of it was stored. Errors: IM_EINVAL (no transaction is
+ * open), IM_ENOSPC, IM_EIO (including: a write in the transaction failed
+ * before, see above; the code is that write's), IM_ENOMEM. */
+int im_sqlite_db_commit(im_sqlite_db *db, im_error *err);
+
+/* Rolls back the caller's transaction; nothing when none is open. */
+void im_sqlite_db_rollback(im_sqlite_db *db);
+
+/* Stores m (private or group, its conversation from
+ * im_message_conversation_id) with seq = the conversation's last seq + 1, and
+ * sets m->seq. If m->server_time_ms is 0 it is set to the wall clock now;
+ * otherwise it is stored as given. *duplicate is set to false.
+ *
+ * If m->client_msg_id is not empty and the same sender stored a message with
+ * it before, nothing is stored: *duplicate is set to true and m->seq and
+ * m->server_time_ms are those of the stored message, so the caller can send
+ * the same ack again. An empty (or NULL) client_msg_id never de-duplicates.
+ *
+ * m's strings and body are borrowed for the call and copied. Group messages
+ * are stored without asking whether the group exists or the sender is in it:
+ * the application decides that. Errors: IM_EINVAL (m fails
+ * im_message_validate), IM_ETOOBIG (a body over SQLite's 1 GB limit),
+ * IM_ENOSPC (disk or max_page_count full), IM_EIO (anything else, with
+ * SQLite's message), IM_ENOMEM. */
+int im_sqlite_db_append(im_sqlite_db *db, im_message *m, bool *duplicate, im_error *err);
+
+/* A stored message as read back. m, its strings and body, and conversation are
+ * borrowed for the duration of the call only. Return 0 to go on; anything
+ * else stops the read, and the function that called fn returns that value. */
+typedef int (*im_sqlite_msg_fn)(void *arg, const im_message *m, const char *conversation);
+
+/* Calls fn for every message user has not acked, in order of conversation id
+ * (bytewise) then seq, at most limit of them (0: none):
+ *   - private messages whose target is user, with seq above user's cursor in
+ *     that conversation;
+ *   - messages of every group user is a member of, not sent by user, with
+ *     seq above user's cursor in the group's conversation. A member's cursor
+ *     starts at the group's last seq when they join (or create it): what was
+ *     said before is history, not pending. Leaving forgets the cursor.
+ * Cost: one index probe per conversation user has a cursor in, plus the
+ * unacked tail of each; acked messages are never scanned. A sender's cursor
+ * follows their own messages when they have acked everything before, so
+ * one's own messages do not pile up unacked.
+ * Returns 0 when all were delivered, fn's non-zero value if it stopped, or an
+ * error: IM_EINVAL (bad user id), IM_EIO, IM_ENOMEM. */
+int im_sqlite_db_pending(im_sqlite_db *db, const char *user, size_t limit, im_sqlite_msg_fn fn,
+                         void *arg, im_error *err);
+
+/* Moves user's cursor in conversation up to seq: never down, and a seq past
+ * the conversation's last one is taken as the last one. Nothing happens (and
+ * 0 is returned) for a conversation with no message yet, or a group user is
+ * not a member of (an ack arriving after a leave). Errors: IM_EINVAL (a
+ * malformed conversation id or user id, or a private conversation user is
+ * not one of the two of), IM_ENOSPC, IM_EIO, IM_ENOMEM. */
+int im_sqlite_db_ack(im_sqlite_db *db, const char *user, const char *conversation, uint64_t seq,
+                     im_error *err);
+
+/* The limit messages of conversation just before before_seq (0: the newest
+ * ones), delivered to fn in ascending seq. Returns 0, fn's non-zero value if
+ * it stopped, or an error: IM_EINVAL (no conversation, or one longer than
+ * IM_CONVERSATION_ID_MAX), IM_EIO, IM_ENOMEM. An unknown conversation simply
+ * has no messages. */
+int im_sqlite_db_history(im_sqlite_db *db, const char *conversation, uint64_t before_seq,
+                         size_t limit, im_sqlite_msg_fn fn, void *arg, im_error *err);
+
+/* ---- groups, durable ----
+ * Members are kept in join order; the owner is the earliest remaining member,
+ * as in domain/group.h. now_ms is recorded as the creation or join time. */
+
+/* Creates group with owner as its first member. Errors: IM_EINVAL (a bad id,
+ * max_members outside 1..IM_GROUP_MAX_MEMBERS_LIMIT), IM_EEXIST, IM_ENOSPC,
+ * IM_EIO, IM_ENOMEM. */
+int im_sqlite_db_group_create(im_sqlite_db *db, const char *group, const char *owner,
+                              uint32_t max_members, uint64_t now_ms, im_error *err);
+
+/* Errors: IM_EINVAL, IM_ENOGROUP, IM_EMEMBER (already in), IM_EFULL (the
+ * group's member limit is reached: the domain checks it first, this is the
+ * same rule kept by the store), IM_ENOSPC, IM_EIO, IM_ENOMEM. */
+int im_sqlite_db_group_add_member(im_sqlite_db *db, const char *group, const char *user,
+                                  uint64_t now_ms, im_error *err);
+
+/* Removes user; the next member in join order becomes the owner if user was
+ * it. The last member leaving deletes the group together with its messages
+ * and cursors, so that a group later created under the same id starts empty
+ * and at seq 1. Errors: IM_EINVAL, IM_ENOGROUP, IM_ENOTMEMBER, IM_ENOSPC,
+ * IM_EIO, IM_ENOMEM. */
+int im_sqlite_db_group_remove_member(im_sqlite_db *db, const char *group, const char *user,
+                                     im_error *err);
+
+/* Rebuilds every stored group, in id order, with the domain's constructors
+ * (im_group_new with the first member as owner, then im_group_add_member in
+ * join order) and hands each to fn, which takes ownership of it whatever it
+ * returns. fn returning non-zero stops, and that value is returned. Errors:
+ * IM_EIO (including a stored group the domain refuses), IM_ENOMEM. */
+int im_sqlite_db_groups_load(im_sqlite_db *db, int (*fn)(void *arg, im_group *g), void *arg,
+                             im_error *err);
+
+/* ---- accounts ----
+ * The password hashing is done elsewhere (libsodium); this layer keeps
+ * strings and opaque blobs. */
+
+/* display_name may be NULL or "" ("use the id"); password_hash is the
+ * encoded hash string, not empty. All borrowed for the call. Errors:
+ * IM_EINVAL (bad user id or display name, no hash), IM_EEXIST, IM_ENOSPC,
+ * IM_EIO, IM_ENOMEM. */
+int im_sqlite_db_user_create(im_sqlite_db *db, const char *user, const char *display_name,
+                             const char *password_hash, uint64_t now_ms, im_error *err);
+
+/* Copies user's display name and password hash, NUL-terminated, into the
+ * caller's buffers (IM_DISPLAY_NAME_MAX + 1 bytes is always enough for the
+ * name). Either buffer may be NULL (with its size 0) when not wanted.
+ * Errors: IM_EINVAL (bad id, a buffer too small: nothing is copied),
+ * IM_ENOTFOUND (no such user), IM_EIO, IM_ENOMEM. */
+int im_sqlite_db_user_get(im_sqlite_db *db, const char *user, char *display_name,
+                          size_t name_size, char *password_hash, size_t hash_size, im_error *err);
+
+/* Stores a login token by its hash (1..IM_SQLITE_TOKEN_HASH_MAX bytes,
+ * borrowed; the token itself is never stored) for user until expires_ms (wall
+ * clock). Putting a hash again replaces its user and expiry. Errors:
+ * IM_EINVAL, IM_ENOTFOUND (no such user), IM_ENOSPC, IM_EIO, IM_ENOMEM. */
+int im_sqlite_db_token_put(im_sqlite_db *db, const uint8_t *token_hash, size_t hash_len,
+                           const char *user, uint64_t expires_ms, im_error *err);
+
+/* Copies the user id of the token into user (IM_USER_ID_MAX + 1 bytes). A
+ * token is expired when now_ms >= its expires_ms; an expired one is deleted.
+ * Errors: IM_EINVAL, IM_ENOTFOUND (missing or expired), IM_ENOSPC, IM_EIO,
+ * IM_ENOMEM. */
+int im_sqlite_db_token_get(im_sqlite_db *db, const uint8_t *token_hash, size_t hash_len,
+                           uint64_t now_ms, char *user, im_error *err);
+
+/* Deletes the token; a missing one is not an error (logging out twice is
+ * fine). Errors: IM_EINVAL, IM_ENOSPC, IM_EIO, IM_ENOMEM. */
+int im_sqlite_db_token_delete(im_sqlite_db *db, const uint8_t *token_hash, size_t hash_len,
+                              im_error *err);
+
+#endif

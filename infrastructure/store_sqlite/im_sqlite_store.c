@@ -1,0 +1,495 @@
+/* infrastructure/store_sqlite/im_sqlite_store.c: the storage thread, its
+ * queue and group commit, over the synchronous data layer im_sqlite_db.
+ *
+ * A batch is one transaction. Logical refusals (a duplicate, a member who
+ * is already in) are answers to one request and leave the transaction
+ * alone; a failure of the database itself (disk full, I/O error) rolls the
+ * batch back and every write in it is answered with that error, so nothing
+ * is acked that is not on disk. Reads (pending) in a failed batch are run
+ * again after the rollback, so they never report a rolled-back message. */
+#include "im_sqlite_store.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "im_log.h"
+#include "im_sqlite_db.h"
+
+typedef enum req_kind {
+    REQ_APPEND,
+    REQ_PENDING,
+    REQ_ACK,
+    REQ_BARRIER,
+    REQ_GROUP_CREATE,
+    REQ_GROUP_JOIN,
+    REQ_GROUP_LEAVE,
+} req_kind;
+
+/* A stored message read back for a pending request, in one allocation. */
+typedef struct owned_msg {
+    struct owned_msg *next;
+    im_message m;
+    char data[]; /* sender, target, client_msg_id, body */
+} owned_msg;
+
+typedef struct req {
+    struct req *next;
+    req_kind kind;
+    /* inputs */
+    im_message msg;                 /* APPEND: points into buf */
+    char user[IM_USER_ID_MAX + 1];  /* PENDING, ACK, GROUP_* */
+    char group[IM_USER_ID_MAX + 1]; /* GROUP_* */
+    char conv[IM_CONVERSATION_ID_MAX + 1]; /* ACK */
+    uint64_t seq;                   /* ACK */
+    uint32_t max_members;           /* GROUP_CREATE */
+    size_t limit;                   /* PENDING */
+    im_store_append_fn append_done;
+    im_store_message_fn each;
+    im_store_done_fn done;
+    void *arg;
+    /* results */
+    int rc;
+    bool duplicate;
+    im_error err;
+    owned_msg *first, **tail;       /* PENDING results, in order */
+    char buf[];                     /* APPEND: the message's strings and body */
+} req;
+
+typedef struct sqlite_store {
+    im_store base;
+    im_sqlite_store_config cfg;
+    im_sqlite_db *writer;           /* the storage thread's only */
+    im_sqlite_db *reader;           /* history, under read_lock */
+    pthread_mutex_t read_lock;
+
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    req *head, *tail_req;
+    unsigned queued;
+    bool stopping;
+    pthread_t thread;
+    bool thread_started;
+} sqlite_store;
+
+/* ---- requests ---- */
+
+static req *req_new(req_kind kind, size_t extra)
+{
+    req *r = calloc(1, sizeof *r + extra);
+    if (r) {
+        r->kind = kind;
+        r->tail = &r->first;
+    }
+    return r;
+}
+
+static void free_results(req *r);
+
+static void req_free(req *r)
+{
+    free_results(r);
+    free(r);
+}
+
+static int enqueue(sqlite_store *st, req *r, im_error *err)
+{
+    pthread_mutex_lock(&st->lock);
+    if (st->stopping) {
+        pthread_mutex_unlock(&st->lock);
+        req_free(r);
+        return im_error_set(err, IM_ESHUTDOWN, "the store is shutting down");
+    }
+    /* Barriers and acks are never refused: refusing an unbind or a cursor
+     * move would be worse than a longer queue. */
+    if (st->queued >= st->cfg.max_queue && (r->kind == REQ_APPEND || r->kind == REQ_PENDING)) {
+        pthread_mutex_unlock(&st->lock);
+        req_free(r);
+        return im_error_set(err, IM_EBUSY, "the store is behind (%u requests queued)",
+                            st->cfg.max_queue);
+    }
+    if (st->tail_req)
+        st->tail_req->next = r;
+    else
+        st->head = r;
+    st->tail_req = r;
+    st->queued++;
+    pthread_cond_signal(&st->wake);
+    pthread_mutex_unlock(&st->lock);
+    return IM_OK;
+}
+
+/* ---- the storage thread ---- */
+
+static bool is_write(req_kind k)
+{
+    return k == REQ_APPEND || k == REQ_ACK || k == REQ_GROUP_CREATE || k == REQ_GROUP_JOIN ||
+           k == REQ_GROUP_LEAVE;
+}
+
+static int collect_pending(void *arg, const im_message *m, const char *conversation)
+{
+    (void)conversation;
+    req *r = arg;
+    size_t ls = strlen(m->sender) + 1, lt = strlen(m->target) + 1;
+    size_t lc = strlen(m->client_msg_id ? m->client_msg_id : "") + 1;
+    owned_msg *o = malloc(sizeof *o + ls + lt + lc + m->body_len);
+    if (!o)
+        return IM_ENOMEM;
+    char *p = o->data;
+    o->m = *m;
+    o->m.sender = memcpy(p, m->sender, ls), p += ls;
+    o->m.target = memcpy(p, m->target, lt), p += lt;
+    o->m.client_msg_id = memcpy(p, m->client_msg_id ? m->client_msg_id : "", lc), p += lc;
+    o->m.body = memcpy(p, m->body, m->body_len);
+    o->next = NULL;
+    *r->tail = o;
+    r->tail = &o->next;
+    return 0;
+}
+
+static void free_results(req *r)
+{
+    owned_msg *o = r->first;
+    while (o) {
+        owned_msg *next = o->next;
+        free(o);
+        o = next;
+    }
+    r->first = NULL;
+    r->tail = &r->first;
+}
+
+static void run_pending(sqlite_store *st, req *r)
+{
+    free_results(r);
+    r->rc = im_sqlite_db_pending(st->writer, r->user, r->limit, collect_pending, r, &r->err);
+    if (r->rc != IM_OK)
+        free_results(r);
+}
+
+/* Runs one request inside the open transaction. Returns a fatal code (the
+ * batch must roll back) or 0; the request's own answer is in r->rc. */
+static int run_one(sqlite_store *st, req *r)
+{
+    im_sqlite_db *db = st->writer;
+    switch (r->kind) {
+    case REQ_APPEND:
+        r->rc = im_sqlite_db_append(db, &r->msg, &r->duplicate, &r->err);
+        break;
+    case REQ_ACK:
+        r->rc = im_sqlite_db_ack(db, r->user, r->conv, r->seq, &r->err);
+        break;
+    case REQ_GROUP_CREATE:
+        r->rc = im_sqlite_db_group_create(db, r->group, r->user, r->max_members,
+                                          r->msg.server_time_ms, &r->err);
+        break;
+    case REQ_GROUP_JOIN:
+        r->rc = im_sqlite_db_group_add_member(db, r->group, r->user, r->msg.server_time_ms,
+                                              &r->err);
+        break;
+    case REQ_GROUP_LEAVE:
+        r->rc = im_sqlite_db_group_remove_member(db, r->group, r->user, &r->err);
+        break;
+    case REQ_PENDING:
+        run_pending(st, r);
+        break;
+    case REQ_BARRIER:
+        r->rc = IM_OK;
+        break;
+    }
+    bool failed = r->rc == IM_ENOSPC || r->rc == IM_EIO || r->rc == IM_ENOMEM;
+    return is_write(r->kind) && failed ? r->rc : 0;
+}
+
+static void complete(req *r)
+{
+    switch (r->kind) {
+    case REQ_APPEND:
+        r->append_done(r->arg, r->rc, r->rc == IM_OK ? &r->msg : NULL, r->duplicate, &r->err);
+        break;
+    case REQ_PENDING:
+        if (r->rc == IM_OK)
+            for (owned_msg *o = r->first; o; o = o->next)
+                if (!r->each(r->arg, &o->m))
+                    break;
+        r->done(r->arg, r->rc, &r->err);
+        break;
+    case REQ_ACK:
+        break;
+    default:
+        r->done(r->arg, r->rc, &r->err);
+        break;
+    }
+}
+
+static void run_batch(sqlite_store *st, req *batch)
+{
+    im_error err = { 0 };
+    int fatal = im_sqlite_db_begin(st->writer, &err);
+    for (req *r = batch; r && !fatal; r = r->next)
+        fatal = run_one(st, r);
+    if (!fatal)
+        fatal = im_sqlite_db_commit(st->writer, &err);
+    else
+        im_sqlite_db_rollback(st->writer);
+    if (fatal) {
+        unsigned n = 0;
+        for (req *r = batch; r; r = r->next)
+            n++;
+        /* The request that failed says best why (a commit failure already did). */
+        for (req *r = batch; r && !err.msg[0]; r = r->next)
+            if (r->rc == fatal && r->err.msg[0])
+                err = r->err;
+        IM_WARN("storage: a batch of %u requests failed and was rolled back: %s", n,
+                err.msg[0] ? err.msg : im_strerror(fatal));
+        for (req *r = batch; r; r = r->next) {
+            if (is_write(r->kind)) {
+                r->rc = fatal;
+                r->err = err;
+                r->err.code = fatal;
+            } else if (r->kind == REQ_PENDING) {
+                run_pending(st, r); /* read again: the rolled-back rows are gone */
+            }
+        }
+    }
+    for (req *r = batch; r;) {
+        req *next = r->next;
+        complete(r);
+        req_free(r);
+        r = next;
+    }
+}
+
+static void *storage_main(void *arg)
+{
+    sqlite_store *st = arg;
+    for (;;) {
+        pthread_mutex_lock(&st->lock);
+        while (!st->head && !st->stopping)
+            pthread_cond_wait(&st->wake, &st->lock);
+        if (!st->head) {
+            pthread_mutex_unlock(&st->lock);
+            break;
+        }
+        /* Take up to max_batch: everything that queued while the last
+         * batch was on disk shares the next fsync. */
+        req *batch = st->head, *last = batch;
+        unsigned n = 1;
+        while (last->next && n < st->cfg.max_batch)
+            last = last->next, n++;
+        st->head = last->next;
+        if (!st->head)
+            st->tail_req = NULL;
+        last->next = NULL;
+        st->queued -= n;
+        pthread_mutex_unlock(&st->lock);
+        run_batch(st, batch);
+    }
+    return NULL;
+}
+
+/* ---- the port ---- */
+
+static int sqlite_append(im_store *s, const im_message *m, im_store_append_fn done, void *arg,
+                         im_error *err)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    const char *cmid = m->client_msg_id ? m->client_msg_id : "";
+    size_t ls = strlen(m->sender) + 1, lt = strlen(m->target) + 1, lc = strlen(cmid) + 1;
+    req *r = req_new(REQ_APPEND, ls + lt + lc + m->body_len);
+    if (!r)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    char *p = r->buf;
+    r->msg = *m;
+    r->msg.sender = memcpy(p, m->sender, ls), p += ls;
+    r->msg.target = memcpy(p, m->target, lt), p += lt;
+    r->msg.client_msg_id = memcpy(p, cmid, lc), p += lc;
+    r->msg.body = memcpy(p, m->body, m->body_len);
+    r->append_done = done;
+    r->arg = arg;
+    return enqueue(st, r, err);
+}
+
+static int sqlite_pending(im_store *s, const char *user, size_t limit, im_store_message_fn each,
+                          im_store_done_fn done, void *arg, im_error *err)
+{
+    req *r = req_new(REQ_PENDING, 0);
+    if (!r)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    snprintf(r->user, sizeof r->user, "%s", user);
+    r->limit = limit;
+    r->each = each;
+    r->done = done;
+    r->arg = arg;
+    return enqueue((sqlite_store *)s, r, err);
+}
+
+static int sqlite_ack(im_store *s, const char *user, const char *conversation, uint64_t seq,
+                      im_error *err)
+{
+    if (strlen(conversation) > IM_CONVERSATION_ID_MAX)
+        return im_error_set(err, IM_EINVAL, "conversation id too long");
+    req *r = req_new(REQ_ACK, 0);
+    if (!r)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    snprintf(r->user, sizeof r->user, "%s", user);
+    snprintf(r->conv, sizeof r->conv, "%s", conversation);
+    r->seq = seq;
+    return enqueue((sqlite_store *)s, r, err);
+}
+
+static int sqlite_history(im_store *s, const char *conversation, uint64_t before_seq,
+                          size_t limit, im_store_message_fn each, void *arg, im_error *err);
+
+static int sqlite_barrier(im_store *s, im_store_done_fn done, void *arg, im_error *err)
+{
+    req *r = req_new(REQ_BARRIER, 0);
+    if (!r)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    r->done = done;
+    r->arg = arg;
+    return enqueue((sqlite_store *)s, r, err);
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int membership(sqlite_store *st, req_kind kind, const char *group, const char *user,
+                      uint32_t max_members, im_store_done_fn done, void *arg, im_error *err)
+{
+    req *r = req_new(kind, 0);
+    if (!r)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    snprintf(r->group, sizeof r->group, "%s", group);
+    snprintf(r->user, sizeof r->user, "%s", user);
+    r->max_members = max_members;
+    r->msg.server_time_ms = wall_ms();
+    r->done = done;
+    r->arg = arg;
+    return enqueue(st, r, err);
+}
+
+static int sqlite_group_create(im_store *s, const char *group, const char *owner,
+                               uint32_t max_members, im_store_done_fn done, void *arg,
+                               im_error *err)
+{
+    return membership((sqlite_store *)s, REQ_GROUP_CREATE, group, owner, max_members, done, arg,
+                      err);
+}
+
+static int sqlite_group_join(im_store *s, const char *group, const char *user,
+                             im_store_done_fn done, void *arg, im_error *err)
+{
+    return membership((sqlite_store *)s, REQ_GROUP_JOIN, group, user, 0, done, arg, err);
+}
+
+static int sqlite_group_leave(im_store *s, const char *group, const char *user,
+                              im_store_done_fn done, void *arg, im_error *err)
+{
+    return membership((sqlite_store *)s, REQ_GROUP_LEAVE, group, user, 0, done, arg, err);
+}
+
+static int sqlite_load_groups(im_store *s, int (*fn)(void *arg, im_group *g), void *arg,
+                              im_error *err)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    pthread_mutex_lock(&st->read_lock);
+    int rc = im_sqlite_db_groups_load(st->reader, fn, arg, err);
+    pthread_mutex_unlock(&st->read_lock);
+    return rc;
+}
+
+struct history_call { im_store_message_fn each; void *arg; };
+
+static int history_one(void *arg, const im_message *m, const char *conversation)
+{
+    (void)conversation;
+    struct history_call *hc = arg;
+    return hc->each(hc->arg, m) ? 0 : 1;
+}
+
+static int sqlite_history(im_store *s, const char *conversation, uint64_t before_seq,
+                          size_t limit, im_store_message_fn each, void *arg, im_error *err)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    struct history_call hc = { .each = each, .arg = arg };
+    pthread_mutex_lock(&st->read_lock);
+    int rc = im_sqlite_db_history(st->reader, conversation, before_seq, limit, history_one, &hc,
+                                  err);
+    pthread_mutex_unlock(&st->read_lock);
+    return rc == 1 ? IM_OK : rc; /* 1: the reader stopped early */
+}
+
+static void sqlite_destroy(im_store *s)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    if (!st)
+        return;
+    if (st->thread_started) {
+        pthread_mutex_lock(&st->lock);
+        st->stopping = true;
+        pthread_cond_signal(&st->wake);
+        pthread_mutex_unlock(&st->lock);
+        pthread_join(st->thread, NULL); /* it drains the queue first */
+    }
+    im_sqlite_db_close(st->reader);
+    im_sqlite_db_close(st->writer);
+    pthread_mutex_destroy(&st->lock);
+    pthread_mutex_destroy(&st->read_lock);
+    pthread_cond_destroy(&st->wake);
+    free(st);
+}
+
+static const struct im_store_ops sqlite_store_ops = {
+    .name = "sqlite",
+    .durable = true,
+    .append = sqlite_append,
+    .pending = sqlite_pending,
+    .ack = sqlite_ack,
+    .history = sqlite_history,
+    .barrier = sqlite_barrier,
+    .group_create = sqlite_group_create,
+    .group_join = sqlite_group_join,
+    .group_leave = sqlite_group_leave,
+    .load_groups = sqlite_load_groups,
+    .destroy = sqlite_destroy,
+};
+
+int im_sqlite_store_new(const im_sqlite_store_config *cfg, im_store **out, im_error *err)
+{
+    *out = NULL;
+    sqlite_store *st = calloc(1, sizeof *st);
+    if (!st)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    st->base.ops = &sqlite_store_ops;
+    st->cfg = *cfg;
+    st->cfg.path = NULL; /* borrowed for the call only */
+    if (st->cfg.max_batch == 0)
+        st->cfg.max_batch = 1;
+    if (st->cfg.max_queue == 0)
+        st->cfg.max_queue = 100000;
+    pthread_mutex_init(&st->lock, NULL);
+    pthread_mutex_init(&st->read_lock, NULL);
+    pthread_cond_init(&st->wake, NULL);
+    im_sqlite_options o = { .path = cfg->path, .max_page_count = cfg->max_page_count,
+                            .synchronous_full = cfg->synchronous_full };
+    int rc = im_sqlite_db_open(&o, &st->writer, err);
+    if (rc == IM_OK)
+        rc = im_sqlite_db_open(&o, &st->reader, err);
+    if (rc == IM_OK && pthread_create(&st->thread, NULL, storage_main, st) != 0)
+        rc = im_error_set(err, IM_EIO, "cannot start the storage thread");
+    if (rc != IM_OK) {
+        sqlite_destroy(&st->base);
+        return rc;
+    }
+    st->thread_started = true;
+    *out = &st->base;
+    return IM_OK;
+}

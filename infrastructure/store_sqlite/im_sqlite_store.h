@@ -1,0 +1,32 @@
+/* infrastructure/store_sqlite/im_sqlite_store.h: the durable store port on
+ * SQLite.
+ *
+ * One storage thread owns the writing connection. Requests queue up from
+ * any worker; the thread takes what has queued (up to max_batch), runs it in
+ * one transaction, commits, and only then runs the completions, in order:
+ * group commit, so one fsync covers a whole batch and an ack never runs
+ * ahead of the disk. History reads use a second connection (WAL lets it read
+ * while the writer writes). */
+#ifndef IM_SQLITE_STORE_H
+#define IM_SQLITE_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "imcore/errors.h"
+#include "application/ports/im_store.h"
+
+typedef struct im_sqlite_store_config {
+    const char *path;          /* borrowed for the call */
+    unsigned max_batch;        /* requests per transaction; 1 turns group commit off */
+    unsigned max_queue;        /* queued requests beyond this are refused with IM_EBUSY */
+    uint32_t max_page_count;   /* 0: no limit (tests use a limit to fill the "disk") */
+    bool synchronous_full;     /* fsync the WAL at every commit (FULL) or at checkpoints (NORMAL) */
+} im_sqlite_store_config;
+
+/* Opens (or creates) the database and starts the storage thread. *out is
+ * the caller's: release with im_store_destroy(), which finishes what is
+ * queued first. Errors: IM_EIO (cannot open, corrupt, foreign or newer
+ * database: err names the file), IM_ENOMEM. */
+int im_sqlite_store_new(const im_sqlite_store_config *cfg, im_store **out, im_error *err);
+
+#endif
