@@ -47,6 +47,7 @@ enum {
     FI_MAX_CONNECTIONS, FI_MAX_FRAME, FI_MAX_BODY, FI_MAX_GROUP, FI_OUTPUT_BUFFER,
     FI_HEARTBEAT, FI_IDLE, FI_POLICY, FI_LOG_LEVEL,
     FI_ENGINE, FI_PATH, FI_MAX_BATCH, FI_SYNC, FI_MAX_PAGES,
+    FI_ACC_MODE, FI_ACC_HASH, FI_ACC_TTL, FI_ACC_FAILURES, FI_ACC_WINDOW,
     FI_COUNT
 };
 
@@ -58,6 +59,8 @@ enum {
 
 static const char *const engine_names[] = { "sqlite", "memory", NULL };
 static const char *const sync_names[] = { "full", "normal", NULL };
+static const char *const accounts_modes[] = { "password", "open", NULL };
+static const char *const hash_costs[] = { "interactive", "moderate", "min", NULL };
 
 static const struct field fields[FI_COUNT] = {
     FIELD(FI_HOST, "listen.host", K_HOST, listen_host, 0, 0),
@@ -84,10 +87,19 @@ static const struct field fields[FI_COUNT] = {
     [FI_SYNC] = { .name = "storage.synchronous", .kind = K_CHOICE,
                   .offset = offsetof(im_config, storage_synchronous), .choices = sync_names },
     FIELD(FI_MAX_PAGES, "storage.max_page_count", K_U32, storage_max_pages, 0, 4294967295u),
+    [FI_ACC_MODE] = { .name = "accounts.mode", .kind = K_CHOICE,
+                      .offset = offsetof(im_config, accounts_mode), .choices = accounts_modes },
+    [FI_ACC_HASH] = { .name = "accounts.password_hash", .kind = K_CHOICE,
+                      .offset = offsetof(im_config, accounts_hash_cost), .choices = hash_costs },
+    FIELD(FI_ACC_TTL, "accounts.token_ttl_s", K_U32, accounts_token_ttl_s, 60, 31536000),
+    FIELD(FI_ACC_FAILURES, "accounts.max_login_failures", K_U32, accounts_max_failures, 0,
+          1000000),
+    FIELD(FI_ACC_WINDOW, "accounts.login_failure_window_s", K_U32, accounts_failure_window_s, 1,
+          86400),
 };
 
 /* Top-level keys whose value is a mapping of more keys. */
-static const char *const sections[] = { "listen", "limits", "session", "storage" };
+static const char *const sections[] = { "listen", "limits", "session", "storage", "accounts" };
 #define SECTION_COUNT (sizeof sections / sizeof sections[0])
 
 static const char *const policy_names[] = { "replace", "reject" };
@@ -113,6 +125,11 @@ void im_config_defaults(im_config *c)
     c->storage_max_batch = 512;
     c->storage_synchronous = IM_STORAGE_SYNC_FULL;
     c->storage_max_pages = 0;
+    c->accounts_mode = IM_ACCOUNTS_PASSWORD;
+    c->accounts_hash_cost = 0;
+    c->accounts_token_ttl_s = 2592000;
+    c->accounts_max_failures = 5;
+    c->accounts_failure_window_s = 60;
 }
 
 /* ---- errors ---------------------------------------------------------- */
@@ -275,6 +292,13 @@ static int check_rules(const im_config *c, im_error *err, const char *path, cons
         return fail(at_line(err, path, line[FI_MAX_BODY]), fields[FI_MAX_BODY].name,
                     "must be at most limits.max_frame_bytes - 256 (%lld)",
                     (long long)c->max_frame_bytes - ENVELOPE_RESERVE);
+    }
+    if (c->accounts_mode == IM_ACCOUNTS_PASSWORD && c->storage_engine == IM_STORAGE_MEMORY) {
+        unsigned at = line[FI_ACC_MODE] ? line[FI_ACC_MODE] : line[FI_ENGINE];
+        return fail(at_line(err, path, at), line[FI_ACC_MODE] ? fields[FI_ACC_MODE].name
+                                                               : fields[FI_ENGINE].name,
+                    "accounts.mode password keeps accounts in the database: it needs "
+                    "storage.engine sqlite (or accounts.mode open)");
     }
     return 0;
 }

@@ -35,10 +35,16 @@ typedef struct im_config {
     uint32_t storage_max_batch;   /* storage.max_batch, default 512, 1..100000; 1 = no group commit */
     int storage_synchronous;      /* storage.synchronous: "full" (IM_STORAGE_SYNC_FULL, default) or "normal" */
     uint32_t storage_max_pages;   /* storage.max_page_count, default 0 = no limit, 0..4294967295 */
+    int accounts_mode;            /* accounts.mode: "password" (IM_ACCOUNTS_PASSWORD, default) or "open" */
+    int accounts_hash_cost;       /* accounts.password_hash: interactive (0, default) | moderate | min */
+    uint32_t accounts_token_ttl_s;/* accounts.token_ttl_s, default 2592000 (30 days), 60..31536000 */
+    uint32_t accounts_max_failures; /* accounts.max_login_failures, default 5, 0..1000000; 0 = no limit */
+    uint32_t accounts_failure_window_s; /* accounts.login_failure_window_s, default 60, 1..86400 */
 } im_config;
 
 enum { IM_STORAGE_SQLITE = 0, IM_STORAGE_MEMORY = 1 };
 enum { IM_STORAGE_SYNC_FULL = 0, IM_STORAGE_SYNC_NORMAL = 1 };
+enum { IM_ACCOUNTS_PASSWORD = 0, IM_ACCOUNTS_OPEN = 1 };
 
 /* Fills c with the defaults above. workers stays 0: whoever starts the
  * workers asks the system for the number of online CPUs. */

@@ -18,6 +18,7 @@
 #include "im_log.h"
 #include "im_memory_store.h"
 #include "im_net_server.h"
+#include "im_sodium_accounts.h"
 #include "im_sqlite_store.h"
 
 #define DEFAULT_CONFIG "config/imcore.yaml"
@@ -79,6 +80,23 @@ static int open_store(const im_config *cfg, im_store **out, im_error *err)
         IM_INFO("storage: sqlite %s (max_batch %u, synchronous %s)", cfg->storage_path,
                 cfg->storage_max_batch, sc.synchronous_full ? "full" : "normal");
     return rc;
+}
+
+/* In "open" mode there is no accounts port: a login names any id. */
+static int open_accounts(const im_config *cfg, im_accounts **out, im_error *err)
+{
+    *out = NULL;
+    if (cfg->accounts_mode == IM_ACCOUNTS_OPEN) {
+        IM_WARN("accounts: open (no passwords: any client may use any user id)");
+        return IM_OK;
+    }
+    im_sodium_accounts_config ac = {
+        .db_path = cfg->storage_path,
+        .cost = (im_password_cost)cfg->accounts_hash_cost,
+        .token_ttl_s = cfg->accounts_token_ttl_s,
+        .threads = 1,
+    };
+    return im_sodium_accounts_new(&ac, out, err);
 }
 
 /* Each connection is a file descriptor: take all the kernel allows. */
@@ -145,6 +163,7 @@ int main(int argc, char **argv)
     im_group_repo *groups = NULL;
     im_net_server *srv = NULL;
     im_app *app = NULL;
+    im_accounts *accounts = NULL;
 
     im_net_config ncfg = {
         .listen_host = cfg.listen_host, .listen_port = cfg.listen_port,
@@ -152,9 +171,12 @@ int main(int argc, char **argv)
         .max_connections = cfg.max_connections, .max_frame_bytes = cfg.max_frame_bytes,
         .output_buffer_bytes = cfg.output_buffer_bytes,
         .heartbeat_s = cfg.heartbeat_s, .idle_timeout_s = cfg.idle_timeout_s,
+        .max_login_failures = cfg.accounts_max_failures,
+        .login_failure_window_s = cfg.accounts_failure_window_s,
     };
     if (open_store(&cfg, &store, &err) != IM_OK ||
         im_memory_group_repo_new(&groups, &err) != IM_OK ||
+        open_accounts(&cfg, &accounts, &err) != IM_OK ||
         im_net_server_new(&ncfg, &srv, &err) != IM_OK)
         goto out;
     im_app_limits limits = {
@@ -164,6 +186,7 @@ int main(int argc, char **argv)
     };
     im_app_ports ports = {
         .router = im_net_server_router(srv), .store = store, .groups = groups,
+        .accounts = accounts,
         .wall_clock_ms = wall_clock_ms,
     };
     if (im_app_new(&limits, &ports, &app, &err) != IM_OK)
@@ -179,8 +202,11 @@ int main(int argc, char **argv)
 out:
     if (status != 0)
         IM_ERROR("%s", err.msg[0] ? err.msg : "failed to start");
-    /* The store first: it finishes its queue, and the completions still
-     * reach the router (their sessions are gone, so they only free). */
+    /* Accounts and store first: they finish their queues, and their
+     * completions still reach the router (their sessions are gone, so they
+     * only free). */
+    if (accounts)
+        accounts->ops->destroy(accounts);
     im_store_destroy(store);
     im_net_server_free(srv);
     im_app_free(app);

@@ -1,0 +1,348 @@
+/* infrastructure/accounts_sodium/im_sodium_accounts.c: see the header.
+ *
+ * Requests queue up from any worker; each thread takes one, does the slow
+ * part (hashing) and the quick database part on its own connection, and
+ * calls the completion. Passwords live in the request only until hashed or
+ * verified, and are wiped then. */
+#include "im_sodium_accounts.h"
+
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "domain/user.h"
+#include "im_sqlite_db.h"
+
+#define TOKEN_BYTES 32
+#define TOKEN_HEX (TOKEN_BYTES * 2)
+
+typedef enum { REQ_CREATE, REQ_LOGIN, REQ_RESUME, REQ_REVOKE } req_kind;
+
+typedef struct req {
+    struct req *next;
+    req_kind kind;
+    char user[IM_USER_ID_MAX + 1];
+    char name[IM_DISPLAY_NAME_MAX + 1];
+    char password[IM_PASSWORD_MAX + 1];
+    char token[TOKEN_HEX + 1];
+    im_accounts_done_fn done;
+    void *arg;
+} req;
+
+typedef struct sodium_accounts sodium_accounts;
+
+typedef struct worker {
+    sodium_accounts *owner;
+    pthread_t thread;
+    bool started;
+    im_sqlite_db *db;
+} worker;
+
+struct sodium_accounts {
+    im_accounts base;
+    im_sodium_accounts_config cfg;
+    unsigned long long opslimit;
+    size_t memlimit;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    req *head, **tail;
+    bool stopping;
+    worker *workers;
+    unsigned nworkers;
+};
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void req_free(req *r)
+{
+    sodium_memzero(r->password, sizeof r->password);
+    sodium_memzero(r->token, sizeof r->token);
+    free(r);
+}
+
+/* The stored form of a token: its BLAKE2b hash. false if token is not 64
+ * hex digits (then it cannot be one of ours). */
+static bool token_hash(const char *token, uint8_t out[crypto_generichash_BYTES])
+{
+    uint8_t raw[TOKEN_BYTES];
+    size_t len = 0;
+    if (strlen(token) != TOKEN_HEX ||
+        sodium_hex2bin(raw, sizeof raw, token, TOKEN_HEX, NULL, &len, NULL) != 0 ||
+        len != TOKEN_BYTES)
+        return false;
+    crypto_generichash(out, crypto_generichash_BYTES, raw, sizeof raw, NULL, 0);
+    sodium_memzero(raw, sizeof raw);
+    return true;
+}
+
+/* A new token for user, stored by hash; its text goes to out. */
+static int issue_token(sodium_accounts *a, im_sqlite_db *db, const char *user,
+                       char out[TOKEN_HEX + 1], im_error *err)
+{
+    uint8_t raw[TOKEN_BYTES], hash[crypto_generichash_BYTES];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(out, TOKEN_HEX + 1, raw, sizeof raw);
+    crypto_generichash(hash, sizeof hash, raw, sizeof raw, NULL, 0);
+    sodium_memzero(raw, sizeof raw);
+    uint64_t expires = wall_ms() + (uint64_t)a->cfg.token_ttl_s * 1000u;
+    return im_sqlite_db_token_put(db, hash, sizeof hash, user, expires, err);
+}
+
+static int do_create(sodium_accounts *a, im_sqlite_db *db, req *r, im_error *err)
+{
+    /* A taken name is refused before the costly hash. */
+    int rc = im_sqlite_db_user_get(db, r->user, NULL, 0, NULL, 0, err);
+    if (rc == IM_OK)
+        return im_error_set(err, IM_EUSEREXISTS, "the user id %s is taken", r->user);
+    if (rc != IM_ENOTFOUND)
+        return rc;
+    char hash[crypto_pwhash_STRBYTES];
+    if (crypto_pwhash_str(hash, r->password, strlen(r->password), a->opslimit, a->memlimit) != 0)
+        return im_error_set(err, IM_ENOMEM, "out of memory while hashing the password");
+    if ((rc = im_sqlite_db_begin(db, err)) != IM_OK)
+        return rc;
+    rc = im_sqlite_db_user_create(db, r->user, r->name, hash, wall_ms(), err);
+    if (rc == IM_EEXIST) /* registered meanwhile by another thread */
+        rc = im_error_set(err, IM_EUSEREXISTS, "the user id %s is taken", r->user);
+    if (rc == IM_OK)
+        rc = issue_token(a, db, r->user, r->token, err);
+    if (rc == IM_OK)
+        return im_sqlite_db_commit(db, err);
+    im_sqlite_db_rollback(db);
+    return rc;
+}
+
+static int do_login(sodium_accounts *a, im_sqlite_db *db, req *r, im_error *err)
+{
+    char hash[crypto_pwhash_STRBYTES + 1];
+    int rc = im_sqlite_db_user_get(db, r->user, r->name, sizeof r->name, hash, sizeof hash, err);
+    if (rc == IM_ENOTFOUND)
+        return im_error_set(err, IM_ENOTFOUND, "no user %s: register first", r->user);
+    if (rc != IM_OK)
+        return rc;
+    if (crypto_pwhash_str_verify(hash, r->password, strlen(r->password)) != 0)
+        return im_error_set(err, IM_EAUTH, "wrong password for %s", r->user);
+    return issue_token(a, db, r->user, r->token, err);
+}
+
+static int do_resume(im_sqlite_db *db, req *r, im_error *err)
+{
+    uint8_t hash[crypto_generichash_BYTES];
+    if (!token_hash(r->token, hash))
+        return im_error_set(err, IM_EAUTH, "not a session token");
+    int rc = im_sqlite_db_token_get(db, hash, sizeof hash, wall_ms(), r->user, err);
+    if (rc == IM_ENOTFOUND)
+        return im_error_set(err, IM_EAUTH, "the token has expired or was revoked");
+    if (rc != IM_OK)
+        return rc;
+    return im_sqlite_db_user_get(db, r->user, r->name, sizeof r->name, NULL, 0, err);
+}
+
+static void run(sodium_accounts *a, im_sqlite_db *db, req *r)
+{
+    im_error err = { 0 };
+    int rc;
+    switch (r->kind) {
+    case REQ_CREATE: rc = do_create(a, db, r, &err); break;
+    case REQ_LOGIN: rc = do_login(a, db, r, &err); break;
+    case REQ_RESUME: rc = do_resume(db, r, &err); break;
+    case REQ_REVOKE: {
+        uint8_t hash[crypto_generichash_BYTES];
+        if (token_hash(r->token, hash))
+            im_sqlite_db_token_delete(db, hash, sizeof hash, &err);
+        return; /* no completion */
+    }
+    default: return;
+    }
+    sodium_memzero(r->password, sizeof r->password);
+    if (rc != IM_OK)
+        r->done(r->arg, rc, NULL, NULL, NULL, &err);
+    else
+        r->done(r->arg, IM_OK, r->user, r->name, r->token, NULL);
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    sodium_accounts *a = w->owner;
+    for (;;) {
+        pthread_mutex_lock(&a->lock);
+        while (!a->head && !a->stopping)
+            pthread_cond_wait(&a->wake, &a->lock);
+        req *r = a->head;
+        if (r) {
+            a->head = r->next;
+            if (!a->head)
+                a->tail = &a->head;
+        }
+        pthread_mutex_unlock(&a->lock);
+        if (!r)
+            break; /* stopping and drained */
+        run(a, w->db, r);
+        req_free(r);
+    }
+    return NULL;
+}
+
+static int enqueue(sodium_accounts *a, req *r, im_error *err)
+{
+    pthread_mutex_lock(&a->lock);
+    if (a->stopping) {
+        pthread_mutex_unlock(&a->lock);
+        req_free(r);
+        return im_error_set(err, IM_ESHUTDOWN, "the server is shutting down");
+    }
+    r->next = NULL;
+    *a->tail = r;
+    a->tail = &r->next;
+    pthread_cond_signal(&a->wake);
+    pthread_mutex_unlock(&a->lock);
+    return IM_OK;
+}
+
+static req *new_req(req_kind kind, im_accounts_done_fn done, void *arg)
+{
+    req *r = calloc(1, sizeof *r);
+    if (r) {
+        r->kind = kind;
+        r->done = done;
+        r->arg = arg;
+    }
+    return r;
+}
+
+static int acc_create(im_accounts *acc, const char *user, const char *display_name,
+                      const char *password, im_accounts_done_fn done, void *arg, im_error *err)
+{
+    req *r = new_req(REQ_CREATE, done, arg);
+    if (!r)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    snprintf(r->user, sizeof r->user, "%s", user);
+    snprintf(r->name, sizeof r->name, "%s", display_name ? display_name : "");
+    snprintf(r->password, sizeof r->password, "%s", password);
+    return enqueue((sodium_accounts *)acc, r, err);
+}
+
+static int acc_login(im_accounts *acc, const char *user, const char *password,
+                     im_accounts_done_fn done, void *arg, im_error *err)
+{
+    req *r = new_req(REQ_LOGIN, done, arg);
+    if (!r)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    snprintf(r->user, sizeof r->user, "%s", user);
+    snprintf(r->password, sizeof r->password, "%s", password);
+    return enqueue((sodium_accounts *)acc, r, err);
+}
+
+static int acc_resume(im_accounts *acc, const char *token, im_accounts_done_fn done, void *arg,
+                      im_error *err)
+{
+    req *r = new_req(REQ_RESUME, done, arg);
+    if (!r)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    /* Anything but 64 characters stays empty, and token_hash refuses it on
+     * the thread, so every refusal takes the same path. */
+    if (strlen(token) == TOKEN_HEX)
+        memcpy(r->token, token, TOKEN_HEX + 1);
+    return enqueue((sodium_accounts *)acc, r, err);
+}
+
+static int acc_revoke(im_accounts *acc, const char *token, im_error *err)
+{
+    req *r = new_req(REQ_REVOKE, NULL, NULL);
+    if (!r)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    if (strlen(token) == TOKEN_HEX)
+        memcpy(r->token, token, TOKEN_HEX + 1);
+    return enqueue((sodium_accounts *)acc, r, err);
+}
+
+static void acc_destroy(im_accounts *acc)
+{
+    sodium_accounts *a = (sodium_accounts *)acc;
+    if (!a)
+        return;
+    pthread_mutex_lock(&a->lock);
+    a->stopping = true;
+    pthread_cond_broadcast(&a->wake);
+    pthread_mutex_unlock(&a->lock);
+    for (unsigned i = 0; i < a->nworkers; i++) {
+        if (a->workers[i].started)
+            pthread_join(a->workers[i].thread, NULL);
+        im_sqlite_db_close(a->workers[i].db);
+    }
+    free(a->workers);
+    pthread_mutex_destroy(&a->lock);
+    pthread_cond_destroy(&a->wake);
+    free(a);
+}
+
+static const struct im_accounts_ops sodium_accounts_ops = {
+    .name = "sodium",
+    .create = acc_create,
+    .login = acc_login,
+    .resume = acc_resume,
+    .revoke = acc_revoke,
+    .destroy = acc_destroy,
+};
+
+int im_sodium_accounts_new(const im_sodium_accounts_config *cfg, im_accounts **out,
+                           im_error *err)
+{
+    *out = NULL;
+    if (sodium_init() < 0)
+        return im_error_set(err, IM_EIO, "libsodium cannot start");
+    sodium_accounts *a = calloc(1, sizeof *a);
+    if (!a)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    a->base.ops = &sodium_accounts_ops;
+    a->cfg = *cfg;
+    a->cfg.db_path = NULL; /* borrowed for the call only */
+    a->tail = &a->head;
+    switch (cfg->cost) {
+    case IM_PASSWORD_COST_MODERATE:
+        a->opslimit = crypto_pwhash_OPSLIMIT_MODERATE;
+        a->memlimit = crypto_pwhash_MEMLIMIT_MODERATE;
+        break;
+    case IM_PASSWORD_COST_MIN:
+        a->opslimit = crypto_pwhash_OPSLIMIT_MIN;
+        a->memlimit = crypto_pwhash_MEMLIMIT_MIN;
+        break;
+    default:
+        a->opslimit = crypto_pwhash_OPSLIMIT_INTERACTIVE;
+        a->memlimit = crypto_pwhash_MEMLIMIT_INTERACTIVE;
+        break;
+    }
+    pthread_mutex_init(&a->lock, NULL);
+    pthread_cond_init(&a->wake, NULL);
+    unsigned n = cfg->threads ? cfg->threads : 1;
+    a->workers = calloc(n, sizeof *a->workers);
+    if (!a->workers) {
+        acc_destroy(&a->base);
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    }
+    a->nworkers = n;
+    im_sqlite_options o = { .path = cfg->db_path, .synchronous_full = true };
+    for (unsigned i = 0; i < n; i++) {
+        worker *w = &a->workers[i];
+        w->owner = a;
+        int rc = im_sqlite_db_open(&o, &w->db, err);
+        if (rc == IM_OK && pthread_create(&w->thread, NULL, worker_main, w) != 0)
+            rc = im_error_set(err, IM_EIO, "cannot start an accounts thread");
+        if (rc != IM_OK) {
+            acc_destroy(&a->base);
+            return rc;
+        }
+        w->started = true;
+    }
+    *out = &a->base;
+    return IM_OK;
+}

@@ -1,0 +1,32 @@
+/* infrastructure/accounts_sodium/im_sodium_accounts.h: the accounts port
+ * with libsodium and the SQLite database.
+ *
+ * Passwords are hashed with crypto_pwhash (Argon2id) on the adapter's own
+ * threads, never on an event loop; only the hash is stored. A login issues
+ * a random 256-bit session token; the database keeps only its BLAKE2b hash
+ * and expiry, so a stolen database yields no usable token. */
+#ifndef IM_SODIUM_ACCOUNTS_H
+#define IM_SODIUM_ACCOUNTS_H
+
+#include "imcore/errors.h"
+#include "application/ports/im_accounts.h"
+
+typedef enum im_password_cost {
+    IM_PASSWORD_COST_INTERACTIVE = 0, /* libsodium's interactive limits (64 MiB) */
+    IM_PASSWORD_COST_MODERATE = 1,    /* moderate limits (256 MiB): slower, stronger */
+    IM_PASSWORD_COST_MIN = 2,         /* the minimum: for tests only */
+} im_password_cost;
+
+typedef struct im_sodium_accounts_config {
+    const char *db_path;      /* borrowed for the call: the server's SQLite database */
+    im_password_cost cost;
+    unsigned token_ttl_s;     /* how long a token stays valid */
+    unsigned threads;         /* hashing threads, >= 1 */
+} im_sodium_accounts_config;
+
+/* *out is the caller's: release with (*out)->ops->destroy(*out).
+ * Errors: IM_EIO (libsodium or the database cannot start), IM_ENOMEM. */
+int im_sodium_accounts_new(const im_sodium_accounts_config *cfg, im_accounts **out,
+                           im_error *err);
+
+#endif
