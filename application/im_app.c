@@ -333,14 +333,19 @@ static void private_stored(void *arg, int rc, const im_message *m, bool duplicat
 }
 
 /* Fills in and checks what every message needs. */
-static int prepare_message(im_app *app, const im_session *s, im_message *m, im_error *err)
+static int prepare_message(im_app *app, im_session *s, im_message *m, im_error *err)
 {
     int rc = require_login(s, err);
     if (rc != IM_OK)
         return rc;
     m->sender = s->user_id;
     m->server_time_ms = now_ms(app);
-    return im_message_validate(m, app->limits.max_body_bytes, err);
+    if ((rc = im_message_validate(m, app->limits.max_body_bytes, err)) != IM_OK)
+        return rc;
+    if (!im_session_take_send(s, m->server_time_ms, app->limits.send_rate, app->limits.send_burst))
+        return im_error_set(err, IM_ERATE, "sending too fast: at most %u messages per second",
+                            app->limits.send_rate);
+    return IM_OK;
 }
 
 static int submit(im_app *app, const im_session *s, const im_endpoint *ep, uint64_t rid,
@@ -356,7 +361,7 @@ static int submit(im_app *app, const im_session *s, const im_endpoint *ep, uint6
     return rc;
 }
 
-int im_app_send_private(im_app *app, const im_session *s, const im_endpoint *ep,
+int im_app_send_private(im_app *app, im_session *s, const im_endpoint *ep,
                         uint64_t request_id, const char *to, const uint8_t *body,
                         size_t body_len, const char *client_msg_id, im_error *err)
 {
@@ -443,7 +448,7 @@ static int require_member(im_app *app, const char *group, const char *user, im_e
     return rc;
 }
 
-int im_app_send_group(im_app *app, const im_session *s, const im_endpoint *ep,
+int im_app_send_group(im_app *app, im_session *s, const im_endpoint *ep,
                       uint64_t request_id, const char *group, const uint8_t *body,
                       size_t body_len, const char *client_msg_id, im_error *err)
 {

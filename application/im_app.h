@@ -34,6 +34,8 @@ typedef struct im_app_limits {
     uint32_t max_body_bytes;      /* per message body */
     uint32_t max_group_members;   /* ceiling and default for new groups */
     im_login_policy login_policy;
+    uint32_t send_rate;           /* messages per second per session; 0: unlimited */
+    uint32_t send_burst;          /* bucket size; 0: send_rate */
 } im_app_limits;
 
 typedef struct im_app_ports {
@@ -90,16 +92,16 @@ void im_app_session_closed(im_app *app, im_session *s, const im_endpoint *ep, in
 
 /* Sends body to user `to`; the answer (SendAck or Error) goes to ep with
  * request_id. With a durable store the receiver need not be online. Errors
- * decided at once: IM_ENOTAUTH, IM_EINVAL, IM_ETOOBIG, IM_EOFFLINE (memory
- * store only), IM_ENOMEM, IM_ESHUTDOWN. body is borrowed for the call. */
-int im_app_send_private(im_app *app, const im_session *s, const im_endpoint *ep,
+ * decided at once: IM_ENOTAUTH, IM_EINVAL, IM_ETOOBIG, IM_ERATE (over
+ * send_rate), IM_EOFFLINE (memory store only), IM_ENOMEM, IM_ESHUTDOWN. body is borrowed for the call. */
+int im_app_send_private(im_app *app, im_session *s, const im_endpoint *ep,
                         uint64_t request_id, const char *to, const uint8_t *body,
                         size_t body_len, const char *client_msg_id, im_error *err);
 
 /* Sends body to every member of group but the sender (online ones at once,
  * others at their next login with a durable store). Errors decided at once:
  * IM_ENOTAUTH, IM_EINVAL, IM_ETOOBIG, IM_ENOGROUP, IM_ENOTMEMBER, IM_ENOMEM. */
-int im_app_send_group(im_app *app, const im_session *s, const im_endpoint *ep,
+int im_app_send_group(im_app *app, im_session *s, const im_endpoint *ep,
                       uint64_t request_id, const char *group, const uint8_t *body,
                       size_t body_len, const char *client_msg_id, im_error *err);
 

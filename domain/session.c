@@ -16,6 +16,8 @@ void im_session_init(im_session *s, uint64_t id, uint64_t now_ms)
     s->state = IM_SESSION_CONNECTED;
     s->connected_ms = now_ms;
     s->last_seen_ms = now_ms;
+    s->send_tokens_milli = UINT64_MAX; /* full: set to burst at the first send */
+    s->send_refill_ms = now_ms;
 }
 
 int im_session_authenticate(im_session *s, const char *user_id,
@@ -88,4 +90,23 @@ const char *im_session_state_name(im_session_state st)
     }
     /* Not a default label, so that -Wswitch flags a state added later. */
     return "UNKNOWN";
+}
+
+bool im_session_take_send(im_session *s, uint64_t now_ms, uint32_t rate, uint32_t burst)
+{
+    if (rate == 0)
+        return true;
+    uint64_t cap = (uint64_t)(burst ? burst : rate) * 1000u;
+    if (s->send_tokens_milli > cap)
+        s->send_tokens_milli = cap;
+    /* rate tokens per second is rate thousandths of a token per ms. */
+    if (now_ms > s->send_refill_ms) {
+        uint64_t add = (now_ms - s->send_refill_ms) * rate;
+        s->send_tokens_milli = cap - s->send_tokens_milli < add ? cap : s->send_tokens_milli + add;
+        s->send_refill_ms = now_ms;
+    }
+    if (s->send_tokens_milli < 1000)
+        return false;
+    s->send_tokens_milli -= 1000;
+    return true;
 }

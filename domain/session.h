@@ -32,6 +32,10 @@ typedef struct im_session {
     uint64_t connected_ms;
     uint64_t last_seen_ms;
     int close_reason;             /* 0 or the IM_E* code that closed it */
+    /* The send-rate bucket: tokens in thousandths, refilled at rate per
+     * second up to burst (see im_session_take_send). */
+    uint64_t send_tokens_milli;
+    uint64_t send_refill_ms;
 } im_session;
 
 /* Starts a session in CONNECTED, seen at now_ms. */
@@ -57,6 +61,12 @@ void im_session_touch(im_session *s, uint64_t now_ms);
 /* True when nothing was heard for at least timeout_ms. A timeout of 0 means
  * never idle. */
 bool im_session_is_idle(const im_session *s, uint64_t now_ms, uint64_t timeout_ms);
+
+/* A token bucket on what the session sends: rate messages per second on
+ * average, bursts of up to burst. Takes one token and returns true if the
+ * send may go; returns false (and takes nothing) if the session is sending
+ * too fast. rate 0 means unlimited. The bucket starts full. */
+bool im_session_take_send(im_session *s, uint64_t now_ms, uint32_t rate, uint32_t burst);
 
 /* "CONNECTED", "AUTHENTICATED", "CLOSED". Static: never free. */
 const char *im_session_state_name(im_session_state st);

@@ -48,6 +48,7 @@ enum {
     FI_HEARTBEAT, FI_IDLE, FI_POLICY, FI_LOG_LEVEL,
     FI_ENGINE, FI_PATH, FI_MAX_BATCH, FI_SYNC, FI_MAX_PAGES,
     FI_ACC_MODE, FI_ACC_HASH, FI_ACC_TTL, FI_ACC_FAILURES, FI_ACC_WINDOW,
+    FI_SEND_RATE, FI_SEND_BURST,
     FI_COUNT
 };
 
@@ -96,6 +97,8 @@ static const struct field fields[FI_COUNT] = {
           1000000),
     FIELD(FI_ACC_WINDOW, "accounts.login_failure_window_s", K_U32, accounts_failure_window_s, 1,
           86400),
+    FIELD(FI_SEND_RATE, "limits.messages_per_second", K_U32, send_rate, 0, 1000000),
+    FIELD(FI_SEND_BURST, "limits.message_burst", K_U32, send_burst, 1, 1000000),
 };
 
 /* Top-level keys whose value is a mapping of more keys. */
@@ -125,6 +128,8 @@ void im_config_defaults(im_config *c)
     c->storage_max_batch = 512;
     c->storage_synchronous = IM_STORAGE_SYNC_FULL;
     c->storage_max_pages = 0;
+    c->send_rate = 200;
+    c->send_burst = 400;
     c->accounts_mode = IM_ACCOUNTS_PASSWORD;
     c->accounts_hash_cost = 0;
     c->accounts_token_ttl_s = 2592000;

@@ -25,6 +25,8 @@ typedef struct im_config {
     uint32_t output_buffer_bytes; /* limits.output_buffer_bytes, default 4194304, 4096..1073741824:
                                    * a session whose unsent output exceeds this is closed as a
                                    * slow consumer */
+    uint32_t send_rate;           /* limits.messages_per_second, default 200, 0..1000000; 0 = unlimited */
+    uint32_t send_burst;          /* limits.message_burst, default 400, 1..1000000 */
     unsigned heartbeat_s;         /* session.heartbeat_s, default 30, 1..3600 */
     unsigned idle_timeout_s;      /* session.idle_timeout_s, default 90, 1..86400; > heartbeat_s */
     int login_policy;             /* session.login_policy: "replace" (0, default) or "reject" (1),

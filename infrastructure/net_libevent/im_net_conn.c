@@ -532,7 +532,7 @@ static void handle_history(im_conn *c, uint64_t rid, const Imcore__History *req)
 static void dispatch(im_conn *c, const Imcore__Envelope *env)
 {
     im_app *app = c->w->srv->app;
-    const im_session *s = &c->session;
+    im_session *s = &c->session;
     uint64_t rid = env->request_id;
     im_error err = { 0 };
     int rc;

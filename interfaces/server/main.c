@@ -183,6 +183,8 @@ int main(int argc, char **argv)
         .max_body_bytes = cfg.max_body_bytes,
         .max_group_members = cfg.max_group_members,
         .login_policy = (im_login_policy)cfg.login_policy,
+        .send_rate = cfg.send_rate,
+        .send_burst = cfg.send_burst,
     };
     im_app_ports ports = {
         .router = im_net_server_router(srv), .store = store, .groups = groups,

@@ -302,9 +302,39 @@ static void state_names(void **state)
     assert_string_equal(im_session_state_name((im_session_state)99), "UNKNOWN");
 }
 
+static void send_bucket_limits_rate_and_burst(void **state)
+{
+    (void)state;
+    im_session s;
+    im_session_init(&s, 1, 1000);
+    for (int i = 0; i < 3; i++)
+        assert_true(im_session_take_send(&s, 1000, 10, 3)); /* the burst */
+    assert_false(im_session_take_send(&s, 1000, 10, 3));
+    assert_false(im_session_take_send(&s, 1099, 10, 3)); /* 0.99 of a token */
+    assert_true(im_session_take_send(&s, 1100, 10, 3));  /* 10/s: one per 100 ms */
+    assert_false(im_session_take_send(&s, 1100, 10, 3));
+    /* A long pause refills only up to the burst. */
+    for (int i = 0; i < 3; i++)
+        assert_true(im_session_take_send(&s, 60000, 10, 3));
+    assert_false(im_session_take_send(&s, 60000, 10, 3));
+    /* Time going backwards adds nothing. */
+    assert_false(im_session_take_send(&s, 50000, 10, 3));
+}
+
+static void send_bucket_zero_rate_is_unlimited(void **state)
+{
+    (void)state;
+    im_session s;
+    im_session_init(&s, 1, 0);
+    for (int i = 0; i < 100000; i++)
+        assert_true(im_session_take_send(&s, 0, 0, 0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(send_bucket_limits_rate_and_burst),
+        cmocka_unit_test(send_bucket_zero_rate_is_unlimited),
         cmocka_unit_test(init_starts_connected),
         cmocka_unit_test(connected_to_authenticated),
         cmocka_unit_test(authenticate_copies_its_strings),
