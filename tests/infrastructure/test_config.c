@@ -484,9 +484,40 @@ static void test_validate(void **state)
     assert_int_equal(im_config_validate(&c, NULL), IM_EINVAL);
 }
 
+static void test_storage_and_accounts(void **state)
+{
+    (void)state;
+    im_config c;
+    im_error err;
+    char path[64];
+    assert_int_equal(load_text("storage:\n  engine: memory\n  max_batch: 1\n"
+                               "accounts:\n  mode: open\n  password_hash: min\n"
+                               "limits:\n  messages_per_second: 0\n", &c, &err, path), IM_OK);
+    assert_int_equal(c.storage_engine, IM_STORAGE_MEMORY);
+    assert_int_equal(c.storage_max_batch, 1);
+    assert_int_equal(c.accounts_mode, IM_ACCOUNTS_OPEN);
+    assert_int_equal(c.accounts_hash_cost, 2);
+    assert_int_equal(c.send_rate, 0);
+    assert_int_equal(load_text("storage:\n  path: /var/lib/imcore/im.db\n"
+                               "  synchronous: normal\n", &c, &err, path), IM_OK);
+    assert_string_equal(c.storage_path, "/var/lib/imcore/im.db");
+    assert_int_equal(c.storage_synchronous, IM_STORAGE_SYNC_NORMAL);
+    expect_error("storage:\n  engine: mysql\n", 2, "storage.engine",
+                 "must be 'sqlite' or 'memory', not 'mysql'");
+    expect_error("storage:\n  path: \"\"\n", 2, "storage.path", "must be a path");
+    expect_error("storage:\n  max_batch: 0\n", 2, "storage.max_batch", "must be between 1");
+    expect_error("accounts:\n  password_hash: weak\n", 2, "accounts.password_hash",
+                 "must be 'interactive' or 'moderate' or 'min'");
+    /* Accounts live in the database: a memory store cannot keep them. */
+    expect_error("storage:\n  engine: memory\n", 2, "storage.engine", "needs storage.engine sqlite");
+    expect_error("accounts:\n  mode: password\nstorage:\n  engine: memory\n", 2,
+                 "accounts.mode", "needs storage.engine sqlite");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_storage_and_accounts),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_shipped_file_equals_defaults),
         cmocka_unit_test(test_every_key),

@@ -11,9 +11,11 @@ from imcore_harness import check, encode_fields
 
 
 def sqlite_config(h, name="imcore.db", **storage):
+    """The sqlite store in the test's directory, without a send-rate limit
+    (these tests pipeline thousands of messages on purpose)."""
     cfg = {"engine": "sqlite", "path": os.path.join(h.tmp, "db", name)}
     cfg.update(storage)
-    return {"storage": cfg}
+    return {"storage": cfg, "limits": {"messages_per_second": 0}}
 
 
 def private_body(to, text, cmid):

@@ -637,21 +637,17 @@ class Harness:
 
     def server(self, name="server", **config):
         """Starts imcore-server on BASE_CONFIG merged with config and waits
-        until it listens. Unless config names a storage engine, the server
-        keeps messages in memory: the tests of live delivery expect a message
-        to an offline user to be refused, not stored for later."""
-        base = BASE_CONFIG
-        if "storage" not in config and self.server_knows("storage", {"engine": "memory"}):
-            base = merge(BASE_CONFIG, {"storage": {"engine": "memory"}})
-        return Server(self, name, merge(base, config))
+        until it listens."""
+        return Server(self, name, merge(BASE_CONFIG, config))
 
-    def server_knows(self, key, value):
-        """True if the server accepts the top-level config key (asked once
-        with --check-config), so tests can run against servers from before
-        and after the key was added."""
-        cache = self.__dict__.setdefault("_known_keys", {})
+    def server_accepts(self, **config):
+        """True if the server accepts BASE_CONFIG merged with config (asked
+        once with --check-config), so a test can skip itself on a server
+        without the feature it tests."""
+        cache = self.__dict__.setdefault("_accepted", {})
+        key = repr(sorted(config.items()))
         if key not in cache:
-            path = self.write("probe-%s.yaml" % key, to_yaml(merge(BASE_CONFIG, {key: value})))
+            path = self.write("probe-%d.yaml" % len(cache), to_yaml(merge(BASE_CONFIG, config)))
             rc, _, _ = self.run([self.server_path, "--config", path, "--check-config"])
             cache[key] = rc == 0
         return cache[key]
@@ -695,7 +691,11 @@ class Harness:
             sys.stderr.write(p.describe() + "\n")
         for s in self.sockets:
             if isinstance(s, FrameSocket):
-                sys.stderr.write("==== %s received: %r\n" % (s.name, s.received))
+                tail = s.received[-10:]
+                sys.stderr.write("==== %s received %d frames%s: %r\n"
+                                 % (s.name, len(s.received),
+                                    ", the last %d" % len(tail) if len(tail) < len(s.received)
+                                    else "", tail))
 
     def cleanup(self, keep_tmp=False):
         with self.lock:

@@ -1,0 +1,925 @@
+/* interfaces/cli/cli_client.c: the client's side of the imcore protocol.
+ *
+ * States: IDLE (waiting to reconnect) -> CONNECTING -> LOGGING_IN -> ONLINE
+ * -> LOGGING_OUT -> DONE. Any loss of the connection before DONE goes back to
+ * IDLE with a backoff timer, unless the user asked to quit or the server said
+ * the session must not come back (SESSION_REPLACED, ALREADY_ONLINE).
+ *
+ * Commands wait in `queue` until a session exists; once sent they wait in
+ * `pending` for their answer, matched by request_id. A request in flight when
+ * the connection drops is reported as not confirmed and not sent again: the
+ * user decides, since the server may or may not have acted on it.
+ *
+ * What arrives is acked (DeliveryAck, cumulative per conversation) once per
+ * batch of frames read, so a burst costs one ack per conversation. */
+#include "cli_client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "cli_inbox.h"
+#include "cli_print.h"
+#include "cli_secret.h"
+#include "im_codec.h"
+#include "im_log.h"
+
+/* The largest frame accepted from a server, whatever it announces: the
+ * length is checked against it before anything is allocated. */
+#define CLI_MAX_FRAME_BYTES (16u * 1024u * 1024u)
+/* Connecting and logging in must each finish within this. */
+#define CLI_LOGIN_TIMEOUT_S 10
+/* Used when a server announces no heartbeat period. */
+#define CLI_DEFAULT_HEARTBEAT_S 30u
+/* Reconnect delays: full jitter over min(cap, first << attempt). */
+#define CLI_BACKOFF_FIRST_MS 100u
+#define CLI_BACKOFF_CAP_MS 5000u
+/* After the input ends, answers are awaited this long; after Logout, its Ok. */
+#define CLI_DRAIN_TIMEOUT_S 5
+#define CLI_LOGOUT_TIMEOUT_S 2
+/* Commands kept while there is no session; more are refused, not buffered. */
+#define CLI_QUEUE_MAX 10000u
+
+enum state { ST_IDLE, ST_CONNECTING, ST_LOGGING_IN, ST_ONLINE, ST_LOGGING_OUT, ST_DONE };
+
+/* A command sent and not yet answered. */
+typedef struct pending {
+    struct pending *next;
+    uint64_t request_id;
+    cli_command *cmd;
+    char client_msg_id[96]; /* messages only */
+} pending;
+
+struct cli_client {
+    struct event_base *base;
+    const cli_options *o;
+    struct sockaddr_storage addr;
+    int addr_len;
+
+    enum state state;
+    struct bufferevent *bev;
+    struct event *ping_timer;
+    struct event *reconnect_timer;
+    struct event *drain_timer;
+    struct event *logout_timer;
+
+    uint64_t next_request_id;
+    uint64_t msg_counter;
+    uint64_t login_rid;
+    uint64_t logout_rid;
+    unsigned heartbeat_s;
+    unsigned attempt; /* connections lost since the last healthy session */
+    uint64_t rng;
+
+    cli_command *queue_head, **queue_tail;
+    size_t queued;
+    pending *pend_head, **pend_tail;
+    cli_inbox *inbox;
+
+    char password[CLI_SECRET_MAX];
+    char token[256];     /* from the last LoginAck: how to log in again */
+    bool login_by_token; /* the Login in flight used token */
+    bool logged_in_once; /* --register applies to the first login only */
+
+    bool draining;       /* input ended or :q before login: log out once all is answered */
+    bool quit_requested; /* no new commands are taken */
+    int exit_code;
+};
+
+static void start_connect(cli_client *c);
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* xorshift64*: jitter needs spread, not secrecy. */
+static uint32_t next_random(cli_client *c)
+{
+    c->rng ^= c->rng >> 12;
+    c->rng ^= c->rng << 25;
+    c->rng ^= c->rng >> 27;
+    return (uint32_t)((c->rng * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+static const char *server_name(const cli_client *c, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s:%u", c->o->host, c->o->port);
+    return buf;
+}
+
+static void arm_timer(struct event *ev, unsigned ms)
+{
+    struct timeval tv = { .tv_sec = ms / 1000u, .tv_usec = (ms % 1000u) * 1000u };
+    evtimer_add(ev, &tv);
+}
+
+static void queue_push(cli_client *c, cli_command *cmd)
+{
+    cmd->next = NULL;
+    *c->queue_tail = cmd;
+    c->queue_tail = &cmd->next;
+    c->queued++;
+}
+
+static cli_command *queue_pop(cli_client *c)
+{
+    cli_command *cmd = c->queue_head;
+    if (cmd) {
+        c->queue_head = cmd->next;
+        if (!c->queue_head)
+            c->queue_tail = &c->queue_head;
+        c->queued--;
+        cmd->next = NULL;
+    }
+    return cmd;
+}
+
+static void pending_push(cli_client *c, pending *p)
+{
+    p->next = NULL;
+    *c->pend_tail = p;
+    c->pend_tail = &p->next;
+}
+
+/* Removes and returns the request with this id, or NULL. */
+static pending *pending_take(cli_client *c, uint64_t rid)
+{
+    for (pending **pp = &c->pend_head; *pp; pp = &(*pp)->next) {
+        pending *p = *pp;
+        if (p->request_id != rid)
+            continue;
+        *pp = p->next;
+        if (c->pend_tail == &p->next)
+            c->pend_tail = pp;
+        return p;
+    }
+    return NULL;
+}
+
+static void pending_free(pending *p)
+{
+    cli_command_free(p->cmd);
+    free(p);
+}
+
+/* Every request in flight is lost with its connection: say which. */
+static void report_unconfirmed(cli_client *c)
+{
+    pending *p;
+    while ((p = c->pend_head) != NULL) {
+        c->pend_head = p->next;
+        cli_print("! not confirmed: %s", p->cmd->line);
+        pending_free(p);
+    }
+    c->pend_tail = &c->pend_head;
+}
+
+static void report_unsent(cli_client *c)
+{
+    cli_command *cmd;
+    while ((cmd = queue_pop(c)) != NULL) {
+        cli_print("! not sent: %s", cmd->line);
+        cli_command_free(cmd);
+    }
+}
+
+/* ---- the connection ----------------------------------------------------- */
+
+static void drop_connection(cli_client *c)
+{
+    if (c->bev) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    evtimer_del(c->ping_timer);
+}
+
+static void finish(cli_client *c, int code)
+{
+    if (c->state == ST_DONE)
+        return;
+    c->state = ST_DONE;
+    c->exit_code = code;
+    report_unconfirmed(c);
+    report_unsent(c);
+    drop_connection(c);
+    evtimer_del(c->reconnect_timer);
+    evtimer_del(c->drain_timer);
+    evtimer_del(c->logout_timer);
+    event_base_loopexit(c->base, NULL);
+}
+
+static void schedule_reconnect(cli_client *c)
+{
+    unsigned shift = c->attempt < 16 ? c->attempt : 16;
+    uint64_t ceiling = (uint64_t)CLI_BACKOFF_FIRST_MS << shift;
+    if (ceiling > CLI_BACKOFF_CAP_MS)
+        ceiling = CLI_BACKOFF_CAP_MS;
+    unsigned delay = 1u + next_random(c) % (unsigned)ceiling;
+    c->attempt++;
+    c->state = ST_IDLE;
+    IM_WARN("* reconnecting in %u ms", delay);
+    arm_timer(c->reconnect_timer, delay);
+}
+
+/* The connection is gone (or unusable): report what it took with it and,
+ * unless we are leaving, try again later. */
+static void connection_lost(cli_client *c, const char *why)
+{
+    enum state was = c->state;
+    char name[80];
+    drop_connection(c);
+    if (was == ST_DONE)
+        return;
+    if (was == ST_LOGGING_OUT) {
+        finish(c, 0);
+        return;
+    }
+    if (was == ST_ONLINE)
+        IM_WARN("connection to %s lost: %s", server_name(c, name, sizeof name), why);
+    else if (was == ST_LOGGING_IN)
+        IM_WARN("login at %s failed: %s", server_name(c, name, sizeof name), why);
+    else
+        IM_WARN("cannot connect to %s: %s", server_name(c, name, sizeof name), why);
+    report_unconfirmed(c);
+    schedule_reconnect(c);
+}
+
+/* Frames one Envelope onto the connection; env->type is set from its body. */
+static int send_envelope(cli_client *c, Imcore__Envelope *env)
+{
+    env->type = im_envelope_type_for(env->body_case);
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    int rc = im_frame_encode(env, &frame, &len);
+    if (rc != 0) {
+        IM_ERROR("cannot encode a request: out of memory");
+        return rc;
+    }
+    rc = bufferevent_write(c->bev, frame, len) == 0 ? 0 : IM_ENOMEM;
+    free(frame);
+    if (rc != 0)
+        IM_ERROR("cannot queue %zu bytes for the server", len);
+    return rc;
+}
+
+static void send_login(cli_client *c)
+{
+    Imcore__Login login = IMCORE__LOGIN__INIT;
+    login.user_id = (char *)c->o->user;
+    login.display_name = (char *)c->o->name;
+    login.client_version = "imcore-cli " IMCORE_CLI_VERSION;
+    c->login_by_token = c->token[0] != '\0';
+    if (c->login_by_token) {
+        login.token = c->token;
+    } else {
+        login.password = c->password;
+        login.create_account = c->o->register_account && !c->logged_in_once;
+    }
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    env.request_id = c->login_rid = c->next_request_id++;
+    env.body_case = IMCORE__ENVELOPE__BODY_LOGIN;
+    env.login = &login;
+    if (send_envelope(c, &env) != 0)
+        connection_lost(c, "cannot send Login");
+}
+
+static void logout(cli_client *c)
+{
+    if (c->state != ST_ONLINE) {
+        finish(c, 0);
+        return;
+    }
+    c->quit_requested = true;
+    Imcore__Logout body = IMCORE__LOGOUT__INIT;
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    env.request_id = c->logout_rid = c->next_request_id++;
+    env.body_case = IMCORE__ENVELOPE__BODY_LOGOUT;
+    env.logout = &body;
+    c->state = ST_LOGGING_OUT;
+    evtimer_del(c->ping_timer);
+    if (send_envelope(c, &env) != 0) {
+        finish(c, 0);
+        return;
+    }
+    arm_timer(c->logout_timer, CLI_LOGOUT_TIMEOUT_S * 1000u);
+}
+
+/* Draining ends, with a logout, once nothing is left to send or to hear. */
+static void check_drained(cli_client *c)
+{
+    if (c->draining && c->state == ST_ONLINE && !c->queue_head && !c->pend_head)
+        logout(c);
+}
+
+/* Sends cmd as its request and keeps it until the answer comes. */
+static void send_command(cli_client *c, cli_command *cmd)
+{
+    if (cmd->kind == CLI_CMD_QUIT) {
+        cli_command_free(cmd);
+        logout(c);
+        return;
+    }
+    if (cmd->kind == CLI_CMD_HELP) { /* main.c answers it; harmless here */
+        cli_command_free(cmd);
+        return;
+    }
+    pending *p = calloc(1, sizeof *p);
+    if (!p) {
+        cli_print("! not sent (out of memory): %s", cmd->line);
+        cli_command_free(cmd);
+        return;
+    }
+    p->cmd = cmd;
+    p->request_id = c->next_request_id++;
+
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    env.request_id = p->request_id;
+    Imcore__PrivateMessage pm = IMCORE__PRIVATE_MESSAGE__INIT;
+    Imcore__GroupMessage gm = IMCORE__GROUP_MESSAGE__INIT;
+    Imcore__GroupCreate gc = IMCORE__GROUP_CREATE__INIT;
+    Imcore__GroupJoin gj = IMCORE__GROUP_JOIN__INIT;
+    Imcore__GroupLeave gl = IMCORE__GROUP_LEAVE__INIT;
+    Imcore__GroupList glist = IMCORE__GROUP_LIST__INIT;
+    Imcore__OnlineUsers ou = IMCORE__ONLINE_USERS__INIT;
+    Imcore__History hist = IMCORE__HISTORY__INIT;
+    ProtobufCBinaryData body = { strlen(cmd->text), (uint8_t *)cmd->text };
+
+    switch (cmd->kind) {
+    case CLI_CMD_PRIVATE:
+    case CLI_CMD_GROUP:
+        snprintf(p->client_msg_id, sizeof p->client_msg_id, "%s-%ld-%llu", c->o->user,
+                 (long)getpid(), (unsigned long long)++c->msg_counter);
+        if (cmd->kind == CLI_CMD_PRIVATE) {
+            pm.to = (char *)cmd->target;
+            pm.body = body;
+            pm.client_msg_id = p->client_msg_id;
+            env.body_case = IMCORE__ENVELOPE__BODY_PRIVATE_MESSAGE;
+            env.private_message = &pm;
+        } else {
+            gm.group = (char *)cmd->target;
+            gm.body = body;
+            gm.client_msg_id = p->client_msg_id;
+            env.body_case = IMCORE__ENVELOPE__BODY_GROUP_MESSAGE;
+            env.group_message = &gm;
+        }
+        break;
+    case CLI_CMD_CREATE:
+        gc.group = (char *)cmd->target;
+        gc.max_members = cmd->number;
+        env.body_case = IMCORE__ENVELOPE__BODY_GROUP_CREATE;
+        env.group_create = &gc;
+        break;
+    case CLI_CMD_JOIN:
+        gj.group = (char *)cmd->target;
+        env.body_case = IMCORE__ENVELOPE__BODY_GROUP_JOIN;
+        env.group_join = &gj;
+        break;
+    case CLI_CMD_LEAVE:
+        gl.group = (char *)cmd->target;
+        env.body_case = IMCORE__ENVELOPE__BODY_GROUP_LEAVE;
+        env.group_leave = &gl;
+        break;
+    case CLI_CMD_GROUPS:
+        env.body_case = IMCORE__ENVELOPE__BODY_GROUP_LIST;
+        env.group_list = &glist;
+        break;
+    case CLI_CMD_ONLINE:
+        env.body_case = IMCORE__ENVELOPE__BODY_ONLINE_USERS;
+        env.online_users = &ou;
+        break;
+    case CLI_CMD_HISTORY:
+        if (cmd->scope == '@')
+            hist.peer = (char *)cmd->target;
+        else
+            hist.group = (char *)cmd->target;
+        hist.limit = cmd->number;
+        env.body_case = IMCORE__ENVELOPE__BODY_HISTORY;
+        env.history = &hist;
+        break;
+    default:
+        pending_free(p);
+        return;
+    }
+    if (send_envelope(c, &env) != 0) {
+        cli_print("! not sent: %s", cmd->line);
+        pending_free(p);
+        return;
+    }
+    pending_push(c, p);
+}
+
+static void flush_queue(cli_client *c)
+{
+    cli_command *cmd;
+    while (c->state == ST_ONLINE && (cmd = queue_pop(c)) != NULL)
+        send_command(c, cmd);
+}
+
+/* ---- answers from the server ------------------------------------------ */
+
+/* Errors after which logging in again cannot help. */
+static bool is_final_error(Imcore__ErrorCode code)
+{
+    return code == IMCORE__ERROR_CODE__SESSION_REPLACED ||
+           code == IMCORE__ERROR_CODE__ALREADY_ONLINE;
+}
+
+/* Errors that a Login can get and that retrying would only repeat. */
+static bool is_login_refusal(Imcore__ErrorCode code)
+{
+    switch (code) {
+    case IMCORE__ERROR_CODE__SESSION_REPLACED:
+    case IMCORE__ERROR_CODE__ALREADY_ONLINE:
+    case IMCORE__ERROR_CODE__INVALID_ARGUMENT:
+    case IMCORE__ERROR_CODE__UNSUPPORTED:
+    case IMCORE__ERROR_CODE__BAD_CREDENTIALS:
+    case IMCORE__ERROR_CODE__NOT_FOUND:
+    case IMCORE__ERROR_CODE__USER_EXISTS:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Errors the server sends just before it closes the connection. */
+static bool closes_connection(Imcore__ErrorCode code)
+{
+    switch (code) {
+    case IMCORE__ERROR_CODE__BAD_FRAME:
+    case IMCORE__ERROR_CODE__FRAME_TOO_LARGE:
+    case IMCORE__ERROR_CODE__SESSION_REPLACED:
+    case IMCORE__ERROR_CODE__IDLE_TIMEOUT:
+    case IMCORE__ERROR_CODE__SERVER_SHUTDOWN:
+    case IMCORE__ERROR_CODE__ALREADY_ONLINE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void on_login_ack(cli_client *c, uint64_t rid, const Imcore__LoginAck *ack)
+{
+    if (c->state != ST_LOGGING_IN || rid != c->login_rid) {
+        IM_WARN("unexpected LoginAck (request %llu): ignored", (unsigned long long)rid);
+        return;
+    }
+    c->state = ST_ONLINE;
+    cli_inbox_new_session(c->inbox);
+    c->heartbeat_s = ack->heartbeat_s ? ack->heartbeat_s : CLI_DEFAULT_HEARTBEAT_S;
+    /* Silence for three heartbeats means the connection is dead even if TCP
+     * has not noticed: the server answers every Ping. */
+    struct timeval watchdog = { .tv_sec = 3 * (time_t)c->heartbeat_s };
+    bufferevent_set_timeouts(c->bev, &watchdog, &watchdog);
+    arm_timer(c->ping_timer, c->heartbeat_s * 1000u);
+    c->logged_in_once = true;
+    if (ack->token && ack->token[0] && strlen(ack->token) < sizeof c->token)
+        snprintf(c->token, sizeof c->token, "%s", ack->token);
+    const char *user = ack->user_id && ack->user_id[0] ? ack->user_id : c->o->user;
+    cli_print("* logged in as %s (session %llu)", user, (unsigned long long)ack->session_id);
+    IM_INFO("session %llu on node %s: heartbeat %u s, frames up to %u bytes, bodies up to %u",
+            (unsigned long long)ack->session_id, ack->node_id ? ack->node_id : "?",
+            c->heartbeat_s, ack->max_frame_bytes, ack->max_body_bytes);
+    flush_queue(c);
+    check_drained(c);
+}
+
+static void on_error(cli_client *c, uint64_t rid, const Imcore__Error *e)
+{
+    if (rid != 0 && rid == c->login_rid && c->state == ST_LOGGING_IN) {
+        if (c->login_by_token && (e->code == IMCORE__ERROR_CODE__BAD_CREDENTIALS ||
+                                  e->code == IMCORE__ERROR_CODE__NOT_FOUND)) {
+            /* The token expired or the server forgot it: the password is
+             * the way back in, on a new connection. */
+            IM_WARN("session token refused (%s): logging in with the password",
+                    cli_error_name((int)e->code));
+            cli_secret_wipe(c->token, sizeof c->token);
+            connection_lost(c, "token refused");
+            return;
+        }
+        cli_print_error(e);
+        if (is_login_refusal(e->code))
+            finish(c, 1);
+        else
+            connection_lost(c, "login failed");
+        return;
+    }
+    if (rid != 0 && rid == c->logout_rid && c->state == ST_LOGGING_OUT) {
+        cli_print_error(e);
+        finish(c, 0);
+        return;
+    }
+    if (rid != 0) {
+        pending *p = pending_take(c, rid);
+        cli_print_error(e);
+        if (p)
+            pending_free(p);
+        check_drained(c);
+        return;
+    }
+    /* Request id 0: about the connection itself. */
+    cli_print_error(e);
+    if (is_final_error(e->code))
+        finish(c, 1);
+    else if (closes_connection(e->code))
+        connection_lost(c, cli_error_name((int)e->code));
+}
+
+/* The answer to a command: Ok, SendAck or a list. */
+static void on_answer(cli_client *c, const Imcore__Envelope *env)
+{
+    pending *p = pending_take(c, env->request_id);
+    if (!p) {
+        IM_WARN("answer of type %d to unknown request %llu: ignored", (int)env->type,
+                (unsigned long long)env->request_id);
+        return;
+    }
+    const cli_command *cmd = p->cmd;
+    switch (env->body_case) {
+    case IMCORE__ENVELOPE__BODY_SEND_ACK:
+        if (c->o->show_acks) {
+            const Imcore__SendAck *a = env->send_ack;
+            cli_print("* sent %s seq=%llu delivered=%u%s",
+                      a->client_msg_id && a->client_msg_id[0] ? a->client_msg_id
+                                                              : p->client_msg_id,
+                      (unsigned long long)a->seq, a->delivered,
+                      a->duplicate ? " (duplicate)" : "");
+        }
+        break;
+    case IMCORE__ENVELOPE__BODY_OK:
+        if (cmd->kind == CLI_CMD_CREATE)
+            cli_print("* created %s", cmd->target);
+        else if (cmd->kind == CLI_CMD_JOIN)
+            cli_print("* joined %s", cmd->target);
+        else if (cmd->kind == CLI_CMD_LEAVE)
+            cli_print("* left %s", cmd->target);
+        else
+            cli_print("* ok: %s", cmd->line);
+        break;
+    case IMCORE__ENVELOPE__BODY_GROUP_LIST_RESULT:
+        cli_print_groups(env->group_list_result);
+        break;
+    case IMCORE__ENVELOPE__BODY_ONLINE_USERS_RESULT:
+        cli_print_users(env->online_users_result);
+        break;
+    case IMCORE__ENVELOPE__BODY_HISTORY_RESULT:
+        cli_print_history(env->history_result, c->o->user);
+        break;
+    default:
+        break;
+    }
+    pending_free(p);
+    check_drained(c);
+}
+
+static void handle_envelope(cli_client *c, const Imcore__Envelope *env)
+{
+    switch (env->body_case) {
+    case IMCORE__ENVELOPE__BODY_LOGIN_ACK:
+        on_login_ack(c, env->request_id, env->login_ack);
+        break;
+    case IMCORE__ENVELOPE__BODY_DELIVERY:
+        if (cli_inbox_accept(c->inbox, env->delivery))
+            cli_print_delivery(env->delivery);
+        else
+            IM_INFO("message %llu of %s from %s received again: not shown",
+                    (unsigned long long)env->delivery->seq, env->delivery->conversation,
+                    env->delivery->from);
+        break;
+    case IMCORE__ENVELOPE__BODY_ERROR:
+        on_error(c, env->request_id, env->error);
+        break;
+    case IMCORE__ENVELOPE__BODY_OK:
+        if (env->request_id != 0 && env->request_id == c->logout_rid &&
+            c->state == ST_LOGGING_OUT) {
+            finish(c, 0);
+            break;
+        }
+        on_answer(c, env);
+        break;
+    case IMCORE__ENVELOPE__BODY_SEND_ACK:
+    case IMCORE__ENVELOPE__BODY_GROUP_LIST_RESULT:
+    case IMCORE__ENVELOPE__BODY_ONLINE_USERS_RESULT:
+    case IMCORE__ENVELOPE__BODY_HISTORY_RESULT:
+        on_answer(c, env);
+        break;
+    case IMCORE__ENVELOPE__BODY_PONG:
+        /* Hearing it is the point: the read reset the watchdog. A session
+         * that lived to answer a Ping is healthy, so the backoff starts over;
+         * resetting at LoginAck instead would let a server that accepts and
+         * then crashes be hammered every 100 ms. */
+        c->attempt = 0;
+        break;
+    default:
+        IM_WARN("unexpected frame of type %d from the server: ignored", (int)env->type);
+        break;
+    }
+}
+
+static void send_delivery_ack(void *arg, const char *conversation, uint64_t seq)
+{
+    cli_client *c = arg;
+    Imcore__DeliveryAck ack = IMCORE__DELIVERY_ACK__INIT;
+    ack.conversation = (char *)conversation;
+    ack.seq = seq;
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    env.request_id = c->next_request_id++;
+    env.body_case = IMCORE__ENVELOPE__BODY_DELIVERY_ACK;
+    env.delivery_ack = &ack;
+    send_envelope(c, &env); /* a lost ack only means the message comes again */
+}
+
+/* Handles every whole frame in the input. Returns false when the connection
+ * was dropped meanwhile: bev is then gone and must not be touched. */
+static bool read_frames(cli_client *c, struct bufferevent *bev)
+{
+    struct evbuffer *in = bufferevent_get_input(bev);
+    while (c->bev == bev) {
+        uint8_t hdr[IM_FRAME_HEADER_BYTES];
+        if (evbuffer_copyout(in, hdr, sizeof hdr) < (ev_ssize_t)sizeof hdr)
+            return true;
+        uint32_t len = 0;
+        if (im_frame_length(hdr, CLI_MAX_FRAME_BYTES, &len) != 0) {
+            IM_ERROR("bad frame from the server: length %u (allowed 1..%u)", len,
+                     CLI_MAX_FRAME_BYTES);
+            connection_lost(c, "bad frame");
+            return false;
+        }
+        if (evbuffer_get_length(in) < IM_FRAME_HEADER_BYTES + (size_t)len)
+            return true;
+        evbuffer_drain(in, IM_FRAME_HEADER_BYTES);
+        const uint8_t *data = evbuffer_pullup(in, len);
+        Imcore__Envelope *env = NULL;
+        im_error err;
+        im_error_clear(&err);
+        int rc = data ? im_envelope_decode(data, len, &env, &err) : IM_ENOMEM;
+        evbuffer_drain(in, len);
+        if (rc != 0) {
+            IM_ERROR("bad frame from the server: %s", err.msg[0] ? err.msg : "out of memory");
+            connection_lost(c, "bad frame");
+            return false;
+        }
+        handle_envelope(c, env);
+        im_envelope_free(env);
+    }
+    return false;
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    cli_client *c = arg;
+    if (read_frames(c, bev) && (c->state == ST_ONLINE || c->state == ST_LOGGING_OUT))
+        cli_inbox_flush(c->inbox, send_delivery_ack, c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    cli_client *c = arg;
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        int one = 1;
+        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        c->state = ST_LOGGING_IN;
+        IM_INFO("connected, logging in as %s", c->o->user);
+        send_login(c);
+        return;
+    }
+    char why[160];
+    if (what & BEV_EVENT_TIMEOUT) {
+        if (c->state == ST_ONLINE || c->state == ST_LOGGING_OUT)
+            snprintf(why, sizeof why, "nothing heard from the server for %u s",
+                     3 * c->heartbeat_s);
+        else
+            snprintf(why, sizeof why, "no answer within %d s", CLI_LOGIN_TIMEOUT_S);
+    } else if (what & BEV_EVENT_EOF) {
+        snprintf(why, sizeof why, "the server closed the connection");
+    } else {
+        int e = EVUTIL_SOCKET_ERROR();
+        snprintf(why, sizeof why, "%s", evutil_socket_error_to_string(e));
+    }
+    connection_lost(c, why);
+}
+
+static void start_connect(cli_client *c)
+{
+    char name[80];
+    IM_INFO("connecting to %s", server_name(c, name, sizeof name));
+    c->state = ST_CONNECTING;
+    c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        connection_lost(c, "out of memory");
+        return;
+    }
+    bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+    struct timeval login_tv = { .tv_sec = CLI_LOGIN_TIMEOUT_S };
+    bufferevent_set_timeouts(c->bev, &login_tv, &login_tv);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&c->addr, c->addr_len) != 0)
+        connection_lost(c, strerror(errno));
+}
+
+/* ---- timers ------------------------------------------------------------ */
+
+static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    cli_client *c = arg;
+    if (c->state == ST_IDLE)
+        start_connect(c);
+}
+
+static void on_ping_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    cli_client *c = arg;
+    if (c->state != ST_ONLINE)
+        return;
+    Imcore__Ping ping = IMCORE__PING__INIT;
+    ping.client_time_ms = now_ms();
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    env.request_id = c->next_request_id++;
+    env.body_case = IMCORE__ENVELOPE__BODY_PING;
+    env.ping = &ping;
+    if (send_envelope(c, &env) != 0) {
+        connection_lost(c, "cannot send Ping");
+        return;
+    }
+    arm_timer(c->ping_timer, c->heartbeat_s * 1000u);
+}
+
+static void on_drain_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    cli_client *c = arg;
+    IM_WARN("gave up waiting for answers after %d s", CLI_DRAIN_TIMEOUT_S);
+    logout(c); /* or finish, when there is no session */
+}
+
+static void on_logout_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    cli_client *c = arg;
+    IM_WARN("no answer to Logout within %d s", CLI_LOGOUT_TIMEOUT_S);
+    finish(c, 0);
+}
+
+/* ---- the public calls ---------------------------------------------------- */
+
+int cli_client_new(struct event_base *base, const cli_options *o, cli_client **out)
+{
+    *out = NULL;
+    cli_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return IM_ENOMEM;
+    c->base = base;
+    c->o = o;
+    c->queue_tail = &c->queue_head;
+    c->pend_tail = &c->pend_head;
+    c->next_request_id = 1;
+    c->rng = (now_ms() << 16) ^ (uint64_t)getpid() ^ 0x9E3779B97F4A7C15ULL;
+
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&c->addr;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&c->addr;
+    if (inet_pton(AF_INET, o->host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(o->port);
+        c->addr_len = sizeof *v4;
+    } else if (inet_pton(AF_INET6, o->host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(o->port);
+        c->addr_len = sizeof *v6;
+    } else {
+        free(c);
+        return IM_EINVAL;
+    }
+
+    c->ping_timer = evtimer_new(base, on_ping_timer, c);
+    c->reconnect_timer = evtimer_new(base, on_reconnect_timer, c);
+    c->drain_timer = evtimer_new(base, on_drain_timer, c);
+    c->logout_timer = evtimer_new(base, on_logout_timer, c);
+    c->inbox = cli_inbox_new();
+    if (!c->ping_timer || !c->reconnect_timer || !c->drain_timer || !c->logout_timer ||
+        !c->inbox) {
+        cli_client_free(c);
+        return IM_ENOMEM;
+    }
+    *out = c;
+    return 0;
+}
+
+void cli_client_free(cli_client *c)
+{
+    if (!c)
+        return;
+    if (c->bev)
+        bufferevent_free(c->bev);
+    cli_command *cmd;
+    while ((cmd = queue_pop(c)) != NULL)
+        cli_command_free(cmd);
+    pending *p;
+    while ((p = c->pend_head) != NULL) {
+        c->pend_head = p->next;
+        pending_free(p);
+    }
+    struct event *timers[] = { c->ping_timer, c->reconnect_timer, c->drain_timer,
+                               c->logout_timer };
+    for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
+        if (timers[i])
+            event_free(timers[i]);
+    cli_inbox_free(c->inbox);
+    cli_secret_wipe(c->password, sizeof c->password);
+    cli_secret_wipe(c->token, sizeof c->token);
+    free(c);
+}
+
+void cli_client_set_password(cli_client *c, const char *password)
+{
+    snprintf(c->password, sizeof c->password, "%s", password ? password : "");
+}
+
+void cli_client_start(cli_client *c)
+{
+    if (c->state == ST_IDLE && !c->bev)
+        start_connect(c);
+}
+
+void cli_client_submit(cli_client *c, cli_command *cmd)
+{
+    if (c->state == ST_DONE || c->state == ST_LOGGING_OUT || c->quit_requested) {
+        cli_print("! not sent (logging out): %s", cmd->line);
+        cli_command_free(cmd);
+        return;
+    }
+    if (c->state == ST_ONLINE) {
+        send_command(c, cmd);
+        return;
+    }
+    /* No session yet. :q with nothing waiting leaves at once; with commands
+     * waiting it lets them go first, within the drain deadline. */
+    if (cmd->kind == CLI_CMD_QUIT) {
+        cli_command_free(cmd);
+        c->quit_requested = true;
+        if (!c->queue_head) {
+            finish(c, 0);
+            return;
+        }
+        if (!c->draining) {
+            c->draining = true;
+            arm_timer(c->drain_timer, CLI_DRAIN_TIMEOUT_S * 1000u);
+        }
+        return;
+    }
+    if (c->queued >= CLI_QUEUE_MAX) {
+        cli_print("! not sent (%u commands already wait for a session): %s", CLI_QUEUE_MAX,
+                  cmd->line);
+        cli_command_free(cmd);
+        return;
+    }
+    queue_push(c, cmd);
+}
+
+void cli_client_input_ended(cli_client *c)
+{
+    if (c->o->stay || c->draining || c->state == ST_DONE)
+        return;
+    c->draining = true;
+    arm_timer(c->drain_timer, CLI_DRAIN_TIMEOUT_S * 1000u);
+    check_drained(c);
+}
+
+void cli_client_interrupt(cli_client *c)
+{
+    if (c->state == ST_ONLINE && !c->quit_requested)
+        logout(c);
+    else
+        finish(c, 0);
+}
+
+bool cli_client_done(const cli_client *c)
+{
+    return c->state == ST_DONE;
+}
+
+int cli_client_exit_code(const cli_client *c)
+{
+    return c->exit_code;
+}

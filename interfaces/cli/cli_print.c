@@ -1,0 +1,132 @@
+/* interfaces/cli/cli_print.c: formats what the server said for people. */
+#include "cli_print.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+void cli_print(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stdout, fmt, ap);
+    va_end(ap);
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
+/* Writes s (n bytes, not NUL-terminated) with control characters replaced:
+ * a message body must not move the cursor, clear the screen or start a line
+ * that a reader would take for an event of its own. UTF-8 passes as is. */
+static void put_sanitized(const uint8_t *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t ch = s[i];
+        fputc(ch < 0x20 || ch == 0x7f ? '?' : ch, stdout);
+    }
+}
+
+static void put_str(const char *s)
+{
+    put_sanitized((const uint8_t *)s, strlen(s));
+}
+
+/* prefix: "" for a live delivery, "  " for an item of a history. me: NULL
+ * for a live delivery, which is always to "you"; in a history, the user
+ * whose own messages show their receiver. */
+static void put_delivery(const Imcore__Delivery *d, const char *prefix, const char *me)
+{
+    time_t t = d->server_time_ms ? (time_t)(d->server_time_ms / 1000) : time(NULL);
+    struct tm tm;
+    char stamp[16] = "??:??:??";
+    if (localtime_r(&t, &tm))
+        strftime(stamp, sizeof stamp, "%H:%M:%S", &tm);
+
+    const char *from = d->from ? d->from : "";
+    printf("%s[%s] ", prefix, stamp);
+    put_str(from);
+    if (d->kind == IMCORE__DELIVERY__KIND__GROUP) {
+        fputs(" @ ", stdout);
+        put_str(d->group ? d->group : "");
+    } else {
+        fputs(" \xe2\x86\x92 ", stdout); /* U+2192 RIGHTWARDS ARROW */
+        if (me && strcmp(from, me) == 0 && d->to && d->to[0])
+            put_str(d->to);
+        else
+            fputs("you", stdout);
+    }
+    fputs(": ", stdout);
+    put_sanitized(d->body.data, d->body.len);
+    fputc('\n', stdout);
+}
+
+void cli_print_delivery(const Imcore__Delivery *d)
+{
+    put_delivery(d, "", NULL);
+    fflush(stdout);
+}
+
+void cli_print_history(const Imcore__HistoryResult *r, const char *me)
+{
+    for (size_t i = 0; i < r->n_messages; i++)
+        put_delivery(r->messages[i], "  ", me);
+    printf("* %zu message%s\n", r->n_messages, r->n_messages == 1 ? "" : "s");
+    fflush(stdout);
+}
+
+const char *cli_error_name(int wire_code)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&imcore__error_code__descriptor, wire_code);
+    if (v)
+        return v->name;
+    static _Thread_local char unknown[24];
+    snprintf(unknown, sizeof unknown, "ERROR_%d", wire_code);
+    return unknown;
+}
+
+void cli_print_error(const Imcore__Error *e)
+{
+    fputs("! ", stdout);
+    fputs(cli_error_name((int)e->code), stdout);
+    if (e->message && e->message[0]) {
+        fputs(": ", stdout);
+        put_str(e->message);
+    }
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
+void cli_print_groups(const Imcore__GroupListResult *r)
+{
+    for (size_t i = 0; i < r->n_groups; i++) {
+        const Imcore__GroupInfo *g = r->groups[i];
+        fputs("  ", stdout);
+        put_str(g->group ? g->group : "");
+        fputs("  owner=", stdout);
+        put_str(g->owner ? g->owner : "");
+        printf(" members=%u/%u%s\n", g->members, g->max_members, g->member ? " [member]" : "");
+    }
+    uint32_t total = r->total > r->n_groups ? r->total : (uint32_t)r->n_groups;
+    printf("* %u group%s%s\n", total, total == 1 ? "" : "s",
+           total > r->n_groups ? " (list cut short)" : "");
+    fflush(stdout);
+}
+
+void cli_print_users(const Imcore__OnlineUsersResult *r)
+{
+    for (size_t i = 0; i < r->n_users; i++) {
+        const Imcore__UserInfo *u = r->users[i];
+        const char *id = u->user_id ? u->user_id : "";
+        const char *name = u->display_name && u->display_name[0] ? u->display_name : id;
+        fputs("  ", stdout);
+        put_str(id);
+        fputs(" (", stdout);
+        put_str(name);
+        fputs(")\n", stdout);
+    }
+    uint32_t total = r->total > r->n_users ? r->total : (uint32_t)r->n_users;
+    printf("* %u online%s\n", total, total > r->n_users ? " (list cut short)" : "");
+    fflush(stdout);
+}

@@ -1,0 +1,40 @@
+/* interfaces/cli/cli_print.h: everything imcore-cli prints on stdout.
+ *
+ * One function per kind of line, so that the formats documented in
+ * docs/cli.md live in one file. Every line is flushed at once: a script or a
+ * test reading the pipe sees each event as it happens. Lines starting with
+ * '*' report success, '!' a failure, '[' a received message, two spaces an
+ * item of a list. Log lines go to stderr through im_log instead. */
+#ifndef CLI_PRINT_H
+#define CLI_PRINT_H
+
+#include <stdint.h>
+
+#include "imcore.pb-c.h"
+
+/* One line of the caller's text, then '\n' and a flush. */
+void cli_print(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* "[HH:MM:SS] bob → you: text" or "[HH:MM:SS] bob @ room: text", in local
+ * time; control characters in the text are shown as '?', so one message is
+ * always one line. */
+void cli_print_delivery(const Imcore__Delivery *d);
+
+/* One line per message, oldest first, as for deliveries but indented by two
+ * spaces; private messages of me's own show "me → peer". Then "* N messages". */
+void cli_print_history(const Imcore__HistoryResult *r, const char *me);
+
+/* "! CODE_NAME: message" with the name from imcore.proto's ErrorCode. */
+void cli_print_error(const Imcore__Error *e);
+
+/* "  room  owner=alice members=3/1000 [member]" per group, then "* N groups". */
+void cli_print_groups(const Imcore__GroupListResult *r);
+
+/* "  alice (Alice)" per user, then "* N online". */
+void cli_print_users(const Imcore__OnlineUsersResult *r);
+
+/* The ErrorCode's name ("USER_OFFLINE"), or "ERROR_<n>" for a number this
+ * build does not know. Static or thread-local storage: do not free. */
+const char *cli_error_name(int wire_code);
+
+#endif
