@@ -1175,11 +1175,19 @@ int im_sqlite_db_group_create(im_sqlite_db *db, const char *group, const char *o
     } else if (r < 0) {
         code = r;
     } else {
-        sqlite3_stmt *st = stmt(db, S_GROUP_INSERT);
-        bind_text(st, 1, group);
-        sqlite3_bind_int64(st, 2, max_members);
-        bind_u64(st, 3, now_ms);
+        /* Messages under this id without a group (an append queued behind
+         * the last member's leave) belong to no one: the new group starts
+         * empty, at seq 1. */
+        sqlite3_stmt *st = stmt(db, S_CONV_DELETE);
+        bind_text(st, 1, conv);
         code = run(db, st, err, "creating group %s", group);
+        if (code == IM_OK) {
+            st = stmt(db, S_GROUP_INSERT);
+            bind_text(st, 1, group);
+            sqlite3_bind_int64(st, 2, max_members);
+            bind_u64(st, 3, now_ms);
+            code = run(db, st, err, "creating group %s", group);
+        }
         if (code == IM_OK)
             code = add_member(db, group, conv, owner, now_ms, err);
     }

@@ -85,8 +85,8 @@ void im_sqlite_db_close(im_sqlite_db *db);
 
 /* Starts the caller's transaction (BEGIN IMMEDIATE: the write lock is taken
  * now, so a commit never waits for another writer). Errors: IM_EINVAL (one is
- * already open), IM_EIO (the lock was not had within the busy timeout, or
- * another failure), IM_ENOMEM. */
+ * already open), IM_EIO (the lock could not be taken within the busy timeout,
+ * or another failure), IM_ENOMEM. */
 int im_sqlite_db_begin(im_sqlite_db *db, im_error *err);
 
 /* Commits the caller's transaction: when this returns 0 every write in it is
@@ -143,8 +143,8 @@ int im_sqlite_db_pending(im_sqlite_db *db, const char *user, size_t limit, im_sq
  * the conversation's last one is taken as the last one. Nothing happens (and
  * 0 is returned) for a conversation with no message yet, or a group user is
  * not a member of (an ack arriving after a leave). Errors: IM_EINVAL (a
- * malformed conversation id or user id, or a private conversation user is
- * not one of the two of), IM_ENOSPC, IM_EIO, IM_ENOMEM. */
+ * malformed conversation id or user id, or a private conversation between
+ * two others), IM_ENOSPC, IM_EIO, IM_ENOMEM. */
 int im_sqlite_db_ack(im_sqlite_db *db, const char *user, const char *conversation, uint64_t seq,
                      im_error *err);
 
@@ -175,7 +175,8 @@ int im_sqlite_db_group_add_member(im_sqlite_db *db, const char *group, const cha
 /* Removes user; the next member in join order becomes the owner if user was
  * it. The last member leaving deletes the group together with its messages
  * and cursors, so that a group later created under the same id starts empty
- * and at seq 1. Errors: IM_EINVAL, IM_ENOGROUP, IM_ENOTMEMBER, IM_ENOSPC,
+ * and at seq 1 (group_create also clears messages stored under its id while
+ * no group had it). Errors: IM_EINVAL, IM_ENOGROUP, IM_ENOTMEMBER, IM_ENOSPC,
  * IM_EIO, IM_ENOMEM. */
 int im_sqlite_db_group_remove_member(im_sqlite_db *db, const char *group, const char *user,
                                      im_error *err);
