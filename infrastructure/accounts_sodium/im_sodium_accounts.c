@@ -330,7 +330,8 @@ int im_sodium_accounts_new(const im_sodium_accounts_config *cfg, im_accounts **o
         return im_error_set(err, IM_ENOMEM, "out of memory");
     }
     a->nworkers = n;
-    im_sqlite_options o = { .path = cfg->db_path, .synchronous_full = true };
+    /* The store opened and checked the file first. */
+    im_sqlite_options o = { .path = cfg->db_path, .synchronous_full = true, .skip_check = true };
     for (unsigned i = 0; i < n; i++) {
         worker *w = &a->workers[i];
         w->owner = a;

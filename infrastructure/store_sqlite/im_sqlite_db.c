@@ -773,7 +773,7 @@ int im_sqlite_db_open(const im_sqlite_options *o, im_sqlite_db **out, im_error *
 
     int version = 0;
     code = check_identity(db, &version, err);
-    if (code == IM_OK)
+    if (code == IM_OK && !o->skip_check)
         code = quick_check(db, err);
     if (code != IM_OK)
         goto fail;

@@ -52,6 +52,10 @@ typedef struct im_sqlite_options {
      * fsynced and survives a power cut. false: NORMAL, a commit survives a
      * crash of the process but the last ones may be lost on power loss. */
     bool synchronous_full;
+    /* true: skip PRAGMA quick_check at open. For the second and later
+     * connections of one process, once the first has checked the file:
+     * quick_check reads the whole database. */
+    bool skip_check;
 } im_sqlite_options;
 
 /* The schema version this build writes (PRAGMA user_version after open). */

@@ -481,6 +481,7 @@ int im_sqlite_store_new(const im_sqlite_store_config *cfg, im_store **out, im_er
     im_sqlite_options o = { .path = cfg->path, .max_page_count = cfg->max_page_count,
                             .synchronous_full = cfg->synchronous_full };
     int rc = im_sqlite_db_open(&o, &st->writer, err);
+    o.skip_check = true; /* the writer has just checked the file */
     if (rc == IM_OK)
         rc = im_sqlite_db_open(&o, &st->reader, err);
     if (rc == IM_OK && pthread_create(&st->thread, NULL, storage_main, st) != 0)
