@@ -25,15 +25,13 @@
 #define LIST_DEFAULT 1000u
 #define LIST_MAX 10000u
 
-static void on_read(struct bufferevent *bev, void *arg);
+static void take_frames(im_conn *c);
 
 /* The user for log lines: "-" before login. */
 static const char *who(const im_conn *c)
 {
     return c->session.user_id[0] ? c->session.user_id : "-";
 }
-static void on_event(struct bufferevent *bev, short what, void *arg);
-static void on_drained(struct bufferevent *bev, void *arg);
 
 /* ---- the slot table: conn id -> conn, for this worker only ---- */
 
@@ -70,46 +68,61 @@ im_conn *im__conn_find(im_worker *w, uint64_t id)
     return c && c->id == id && !c->closing ? c : NULL;
 }
 
-/* ---- writing ---- */
+/* ---- writing ----
+ *
+ * Writes only append to the connection's output buffer and put the
+ * connection on its worker's flush list; the worker writes every listed
+ * connection once per loop iteration, just before it waits again (as Redis
+ * does before sleeping). So a burst of answers and deliveries costs one
+ * writev, and the write event is registered only when the kernel's buffer
+ * is full, instead of being added and removed around every write. */
+
+static void want_flush(im_conn *c)
+{
+    if (!c->flush_listed) {
+        c->flush_listed = true;
+        c->next_flush = c->w->flush;
+        c->w->flush = c;
+    }
+}
 
 void im__conn_send(im_conn *c, const uint8_t *data, size_t len)
 {
     if (c->closing)
         return;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (evbuffer_get_length(out) + len > c->w->srv->cfg.output_buffer_bytes) {
+    if (evbuffer_get_length(c->out) + len > c->w->srv->cfg.output_buffer_bytes) {
         IM_WARN("user=%s peer=%s closing a slow consumer: %zu bytes unsent",
-                who(c), c->peer, evbuffer_get_length(out));
+                who(c), c->peer, evbuffer_get_length(c->out));
         im__conn_close(c, IM_EBUSY, "too much unread output: closing a slow consumer");
         return;
     }
-    evbuffer_add(out, data, len);
+    evbuffer_add(c->out, data, len);
+    want_flush(c);
 }
 
-/* Packs env straight into the output buffer: no copy for answers. */
+/* Packs env straight into the output buffer's free space: no copy. */
 static void send_envelope(im_conn *c, Imcore__Envelope *env)
 {
-    if (c->closing && env->body_case != IMCORE__ENVELOPE__BODY_ERROR)
+    bool farewell = c->closing && env->body_case == IMCORE__ENVELOPE__BODY_ERROR;
+    if (c->closing && !farewell)
         return;
     env->type = im_envelope_type_for(env->body_case);
     size_t size = im_frame_size(env);
-    if (size <= ANSWER_STACK_BYTES) {
-        uint8_t buf[ANSWER_STACK_BYTES];
-        size_t n = im_frame_pack(env, buf);
-        if (c->closing) /* the last words of a closing connection skip the limit */
-            bufferevent_write(c->bev, buf, n);
-        else
-            im__conn_send(c, buf, n);
+    /* The last words of a closing connection skip the output limit. */
+    if (!farewell && evbuffer_get_length(c->out) + size > c->w->srv->cfg.output_buffer_bytes) {
+        IM_WARN("user=%s peer=%s closing a slow consumer: %zu bytes unsent",
+                who(c), c->peer, evbuffer_get_length(c->out));
+        im__conn_close(c, IM_EBUSY, "too much unread output: closing a slow consumer");
         return;
     }
-    uint8_t *buf;
-    size_t n;
-    if (im_frame_encode(env, &buf, &n) != IM_OK) {
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(c->out, (ev_ssize_t)size, &v, 1) != 1 || v.iov_len < size) {
         im__conn_close(c, IM_ENOMEM, "out of memory");
         return;
     }
-    im__conn_send(c, buf, n);
-    free(buf);
+    v.iov_len = im_frame_pack(env, v.iov_base);
+    evbuffer_commit_space(c->out, &v, 1);
+    want_flush(c);
 }
 
 static void send_error(im_conn *c, uint64_t request_id, int code, const char *msg,
@@ -136,7 +149,94 @@ static void send_ok(im_conn *c, uint64_t request_id)
     send_envelope(c, &env);
 }
 
+/* Hands the connection to the reap event, which frees it outside of any of
+ * its callbacks. */
+static void retire(im_conn *c)
+{
+    if (c->reaping)
+        return;
+    c->reaping = true;
+    c->closing = true;
+    event_del(c->rev);
+    if (c->wev)
+        event_del(c->wev);
+    c->next_dead = c->w->dead;
+    c->w->dead = c;
+    event_active(c->w->reap, 0, 0);
+}
+
+/* Writes what the socket takes now. Returns false if the connection broke
+ * (it is then closed without a farewell). */
+static bool write_out(im_conn *c)
+{
+    while (evbuffer_get_length(c->out) > 0) {
+        int n = evbuffer_write(c->out, c->fd);
+        if (n > 0)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            break;
+        IM_DEBUG("peer=%s write failed: %s", c->peer, n < 0 ? strerror(errno) : "closed");
+        evbuffer_drain(c->out, evbuffer_get_length(c->out));
+        if (c->closing)
+            retire(c);
+        else
+            im__conn_close(c, 0, "connection broken");
+        return false;
+    }
+    return true;
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg);
+
+/* After a write: wait for the socket to drain if data is left, else stop
+ * waiting; a closing connection whose output is out is done. */
+static void after_write(im_conn *c)
+{
+    if (c->reaping)
+        return;
+    bool left = evbuffer_get_length(c->out) > 0;
+    if (left && !c->wev) {
+        c->wev = event_new(c->w->base, c->fd, EV_WRITE | EV_PERSIST, on_writable, c);
+        if (!c->wev) {
+            retire(c);
+            return;
+        }
+    }
+    if (left && !c->wev_added) {
+        event_add(c->wev, NULL);
+        c->wev_added = true;
+    } else if (!left && c->wev_added) {
+        event_del(c->wev);
+        c->wev_added = false;
+    }
+    if (!left && c->closing)
+        retire(c);
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    im_conn *c = arg;
+    if (write_out(c))
+        after_write(c);
+}
+
+void im__worker_flush(im_worker *w)
+{
+    while (w->flush) {
+        im_conn *c = w->flush;
+        w->flush = c->next_flush;
+        c->flush_listed = false;
+        if (c->reaping || c->wev_added) /* a waiting socket is written when writable */
+            continue;
+        if (write_out(c))
+            after_write(c);
+    }
+}
+
 /* ---- life and death ---- */
+
+static void on_readable(evutil_socket_t fd, short what, void *arg);
 
 void im__conn_accept(im_worker *w, int fd, const char *peer)
 {
@@ -150,12 +250,14 @@ void im__conn_accept(im_worker *w, int fd, const char *peer)
         atomic_fetch_sub(&srv->connections, 1);
         return;
     }
-    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev) {
-        IM_ERROR("peer=%s cannot make a bufferevent", peer);
+    c->fd = fd;
+    c->in = evbuffer_new();
+    c->out = evbuffer_new();
+    c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_readable, c);
+    if (!c->in || !c->out || !c->rev) {
+        IM_ERROR("peer=%s out of memory accepting a connection", peer);
         w->free_slots[w->nfree++] = slot;
-        free(c);
-        close(fd);
+        im__conn_destroy(c);
         atomic_fetch_sub(&srv->connections, 1);
         return;
     }
@@ -166,9 +268,23 @@ void im__conn_accept(im_worker *w, int fd, const char *peer)
     im_session_init(&c->session, atomic_fetch_add(&srv->next_session_id, 1), im__monotonic_ms());
     w->slots[slot] = c;
     w->live++;
-    bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    event_add(c->rev, NULL);
     IM_DEBUG("peer=%s connected (session %llu)", peer, (unsigned long long)c->session.id);
+}
+
+void im__conn_destroy(im_conn *c)
+{
+    if (c->rev)
+        event_free(c->rev);
+    if (c->wev)
+        event_free(c->wev);
+    if (c->in)
+        evbuffer_free(c->in);
+    if (c->out)
+        evbuffer_free(c->out);
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c);
 }
 
 void im__conn_close(im_conn *c, int code, const char *why)
@@ -187,32 +303,15 @@ void im__conn_close(im_conn *c, int code, const char *why)
         IM_DEBUG("peer=%s session %llu closed: %s", c->peer,
                  (unsigned long long)c->session.id, why ? why : "closed");
     im_app_session_closed(c->w->srv->app, &c->session, &c->ep, code);
-    bufferevent_disable(c->bev, EV_READ);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (evbuffer_get_length(out) == 0) {
-        on_drained(c->bev, c);
+    event_del(c->rev);
+    if (evbuffer_get_length(c->out) == 0) {
+        retire(c);
         return;
     }
-    /* Let the last frames go out, but not forever: a peer that does not read
-     * is dropped when the write timeout fires. */
-    struct timeval grace = { .tv_sec = CLOSE_GRACE_S };
-    bufferevent_set_timeouts(c->bev, NULL, &grace);
-    bufferevent_setcb(c->bev, NULL, on_drained, on_event, c);
-}
-
-/* Output flushed (or given up on): queue the connection for freeing. */
-static void on_drained(struct bufferevent *bev, void *arg)
-{
-    (void)bev;
-    im_conn *c = arg;
-    if (c->reaping)
-        return;
-    c->reaping = true;
-    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
-    c->next_dead = c->w->dead;
-    c->w->dead = c;
-    event_active(c->w->reap, 0, 0);
+    /* Let the last frames go out, but not forever: the sweep drops a peer
+     * that has not read them by the deadline. */
+    c->close_deadline_ms = im__monotonic_ms() + CLOSE_GRACE_S * 1000u;
+    want_flush(c);
 }
 
 void im__conn_reap(im_worker *w)
@@ -224,8 +323,7 @@ void im__conn_reap(im_worker *w)
         w->slots[slot] = NULL;
         w->free_slots[w->nfree++] = slot;
         w->live--;
-        bufferevent_free(c->bev);
-        free(c);
+        im__conn_destroy(c);
         atomic_fetch_sub(&w->srv->connections, 1);
     }
     if (w->shutting_down && w->live == 0)
@@ -243,31 +341,23 @@ void im__worker_close_all(im_worker *w)
         event_base_loopexit(w->base, NULL);
 }
 
+/* Once a second: sessions silent too long are closed, and closing ones
+ * whose peer did not take their last frames in time are dropped. */
 void im__conn_sweep_idle(im_worker *w)
 {
     uint64_t now = im__monotonic_ms();
     uint64_t timeout = (uint64_t)w->srv->cfg.idle_timeout_s * 1000u;
     for (uint32_t i = 0; i < w->nslots; i++) {
         im_conn *c = w->slots[i];
-        if (c && !c->closing && im_session_is_idle(&c->session, now, timeout))
+        if (!c || c->reaping)
+            continue;
+        if (c->closing) {
+            if (now >= c->close_deadline_ms)
+                retire(c);
+        } else if (im_session_is_idle(&c->session, now, timeout)) {
             im__conn_close(c, IM_EIDLE, "no heartbeat within idle_timeout_s");
+        }
     }
-}
-
-static void on_event(struct bufferevent *bev, short what, void *arg)
-{
-    (void)bev;
-    im_conn *c = arg;
-    if (c->closing) { /* the grace period ran out, or the peer went away */
-        on_drained(c->bev, c);
-        return;
-    }
-    const char *why = (what & BEV_EVENT_EOF) ? "peer closed the connection"
-                      : (what & BEV_EVENT_TIMEOUT) ? "timeout"
-                      : "connection error";
-    if (what & BEV_EVENT_ERROR)
-        IM_DEBUG("peer=%s socket error: %s", c->peer, strerror(EVUTIL_SOCKET_ERROR()));
-    im__conn_close(c, 0, why);
 }
 
 /* ---- requests ---- */
@@ -605,17 +695,49 @@ static void dispatch(im_conn *c, const Imcore__Envelope *env)
     }
 }
 
-/* Takes every complete frame from the input. A frame over the limit is
- * refused from its header alone, before anything is allocated for it. */
-static void on_read(struct bufferevent *bev, void *arg)
+#define READ_CHUNK 16384
+#define READ_ROUNDS 4 /* per wake-up, so one busy peer cannot starve the rest */
+
+/* Reads what the socket has (into the input buffer's own space: no ioctl
+ * to ask how much first), then takes every complete frame. A frame over the
+ * limit is refused from its header alone, before anything is allocated. */
+static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
+    (void)what;
     im_conn *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    for (int round = 0; round < READ_ROUNDS; round++) {
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(c->in, READ_CHUNK, &v, 1) != 1) {
+            im__conn_close(c, IM_ENOMEM, "out of memory");
+            return;
+        }
+        ssize_t n = read(fd, v.iov_base, v.iov_len);
+        if (n > 0) {
+            v.iov_len = (size_t)n;
+            evbuffer_commit_space(c->in, &v, 1);
+            if ((size_t)n < READ_CHUNK)
+                break;
+            continue;
+        }
+        evbuffer_commit_space(c->in, &v, 0);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            break;
+        if (n < 0)
+            IM_DEBUG("peer=%s read failed: %s", c->peer, strerror(errno));
+        take_frames(c); /* what came before the end still counts */
+        im__conn_close(c, 0, n == 0 ? "peer closed the connection" : "connection error");
+        return;
+    }
+    take_frames(c);
+}
+
+static void take_frames(im_conn *c)
+{
+    struct evbuffer *in = c->in;
     uint32_t max = c->w->srv->cfg.max_frame_bytes;
     im_session_touch(&c->session, im__monotonic_ms());
 
-    while (!c->closing) {
-        size_t avail = evbuffer_get_length(in);
+    while (!c->closing) {        size_t avail = evbuffer_get_length(in);
         if (avail < IM_FRAME_HEADER_BYTES)
             break;
         uint8_t hdr[IM_FRAME_HEADER_BYTES];

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include <event2/event.h>
-#include <event2/bufferevent.h>
+#include <event2/buffer.h>
 
 #include "im_net_server.h"
 #include "im_strmap.h"
@@ -74,13 +74,21 @@ typedef struct im_worker {
     uint32_t generation;
     size_t live;
     im_conn *dead;              /* closed, waiting for reap */
+    im_conn *flush;             /* with output to write before the loop waits again */
     bool shutting_down;
 } im_worker;
 
 struct im_conn {
     im_worker *w;
     uint64_t id;
-    struct bufferevent *bev;
+    int fd;
+    struct event *rev;          /* readable: always on while open */
+    struct event *wev;          /* writable: made when first needed, on only while output waits */
+    bool wev_added;
+    struct evbuffer *in, *out;
+    bool flush_listed;          /* on the worker's flush list */
+    im_conn *next_flush;
+    uint64_t close_deadline_ms; /* closing: dropped by the sweep after this */
     im_session session;
     im_endpoint ep;
     char peer[64];
@@ -149,6 +157,10 @@ void im__conn_sweep_idle(im_worker *w);
  * peer's failed logins for IM_EAUTH and IM_ENOTFOUND). On c's worker. */
 void im__conn_login_result(im_conn *c, uint64_t rid, int rc, const char *token, const char *msg);
 void im__conn_reap(im_worker *w);
+/* Writes the output of every connection that got some this iteration. */
+void im__worker_flush(im_worker *w);
+/* Frees c and closes its socket, whatever its state: for reap and teardown. */
+void im__conn_destroy(im_conn *c);
 void im__worker_close_all(im_worker *w);
 
 /* im_net_router.c */

@@ -188,7 +188,13 @@ static void *worker_main(void *arg)
     snprintf(name, sizeof name, "worker-%u", w->index);
     im_log_set_thread_name(name);
     current_worker = w;
-    event_base_dispatch(w->base);
+    /* One iteration at a time, so that the output of everything that ran
+     * in it is written in one go before the loop waits again. */
+    while (!event_base_got_exit(w->base) && !event_base_got_break(w->base)) {
+        if (event_base_loop(w->base, EVLOOP_ONCE) < 0)
+            break;
+        im__worker_flush(w);
+    }
     current_worker = NULL;
     return NULL;
 }

@@ -285,10 +285,8 @@ void im_net_server_free(im_net_server *srv)
         /* Connections left after the loop ended (none after a clean run). */
         for (uint32_t s = 0; s < w->nslots; s++) {
             im_conn *c = w->slots[s];
-            if (c) {
-                bufferevent_free(c->bev);
-                free(c);
-            }
+            if (c)
+                im__conn_destroy(c);
         }
         im__worker_destroy(w);
     }
