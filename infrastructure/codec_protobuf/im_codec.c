@@ -86,6 +86,41 @@ size_t im_frame_size(const Imcore__Envelope *env)
     return IM_FRAME_HEADER_BYTES + imcore__envelope__get_packed_size(env);
 }
 
+/* Per field at most: a 2-byte tag and a 5-byte length, or a 2-byte tag and
+ * a 10-byte varint. */
+#define STR_BOUND(s) ((s) ? strlen(s) + 7 : 0)
+#define INT_BOUND 12u
+
+size_t im_frame_size_bound(const Imcore__Envelope *env)
+{
+    size_t body;
+    switch (env->body_case) {
+    case IMCORE__ENVELOPE__BODY_DELIVERY: {
+        const Imcore__Delivery *d = env->delivery;
+        body = STR_BOUND(d->from) + STR_BOUND(d->to) + STR_BOUND(d->group) +
+               d->body.len + 7 + STR_BOUND(d->client_msg_id) + STR_BOUND(d->from_name) +
+               STR_BOUND(d->conversation) + 3 * INT_BOUND;
+        break;
+    }
+    case IMCORE__ENVELOPE__BODY_SEND_ACK:
+        body = STR_BOUND(env->send_ack->client_msg_id) + 4 * INT_BOUND;
+        break;
+    case IMCORE__ENVELOPE__BODY_ERROR:
+        body = STR_BOUND(env->error->message) + STR_BOUND(env->error->client_msg_id) + INT_BOUND;
+        break;
+    case IMCORE__ENVELOPE__BODY_PONG:
+        body = 2 * INT_BOUND;
+        break;
+    case IMCORE__ENVELOPE__BODY_OK:
+        body = 0;
+        break;
+    default:
+        return im_frame_size(env);
+    }
+    /* type and request_id, the body's own tag and length, the header */
+    return 2 * INT_BOUND + 7 + body + IM_FRAME_HEADER_BYTES;
+}
+
 size_t im_frame_pack(const Imcore__Envelope *env, uint8_t *out)
 {
     size_t n = imcore__envelope__pack(env, out + IM_FRAME_HEADER_BYTES);

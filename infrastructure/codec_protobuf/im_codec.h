@@ -31,6 +31,13 @@ void im_envelope_free(Imcore__Envelope *env); /* NULL is fine */
 /* The whole frame size of env: header plus packed Envelope. */
 size_t im_frame_size(const Imcore__Envelope *env);
 
+/* An upper bound of im_frame_size(env), cheap to compute: for the frames
+ * sent per message (Delivery, SendAck, Error, Ok, Pong) it adds up string
+ * lengths instead of letting protobuf-c size every field, which it does
+ * again while packing; for other bodies it is the exact size. Pack into a
+ * buffer this big and use what im_frame_pack returns. */
+size_t im_frame_size_bound(const Imcore__Envelope *env);
+
 /* Writes header and Envelope into out (at least im_frame_size(env) bytes) and
  * returns the bytes written. env->type must already match its body. */
 size_t im_frame_pack(const Imcore__Envelope *env, uint8_t *out);

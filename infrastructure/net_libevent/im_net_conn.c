@@ -107,7 +107,7 @@ static void send_envelope(im_conn *c, Imcore__Envelope *env)
     if (c->closing && !farewell)
         return;
     env->type = im_envelope_type_for(env->body_case);
-    size_t size = im_frame_size(env);
+    size_t size = im_frame_size_bound(env);
     /* The last words of a closing connection skip the output limit. */
     if (!farewell && evbuffer_get_length(c->out) + size > c->w->srv->cfg.output_buffer_bytes) {
         IM_WARN("user=%s peer=%s closing a slow consumer: %zu bytes unsent",

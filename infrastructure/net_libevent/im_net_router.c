@@ -115,7 +115,7 @@ static im_frame *encode_delivery(const im_message *m, const char *sender_name)
     env.type = IMCORE__TYPE__DELIVERY;
     env.body_case = IMCORE__ENVELOPE__BODY_DELIVERY;
     env.delivery = &d;
-    im_frame *f = im__frame_new(im_frame_size(&env));
+    im_frame *f = im__frame_new(im_frame_size_bound(&env));
     if (f)
         f->len = im_frame_pack(&env, f->data);
     return f;
@@ -204,7 +204,7 @@ out:
 static im_frame *encode_envelope(Imcore__Envelope *env)
 {
     env->type = im_envelope_type_for(env->body_case);
-    im_frame *f = im__frame_new(im_frame_size(env));
+    im_frame *f = im__frame_new(im_frame_size_bound(env));
     if (f)
         f->len = im_frame_pack(env, f->data);
     return f;

@@ -1,0 +1,147 @@
+/* tests/infrastructure/test_codec.c: framing, the type/body rule, and the
+ * size bound used to pack without sizing twice. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "im_codec.h"
+
+static void test_length_prefix(void **state)
+{
+    (void)state;
+    uint8_t hdr[4] = { 0, 0, 1, 0 };
+    uint32_t len;
+    assert_int_equal(im_frame_length(hdr, 256, &len), IM_OK);
+    assert_int_equal(len, 256);
+    assert_int_equal(im_frame_length(hdr, 255, &len), IM_EFRAMESIZE);
+    uint8_t zero[4] = { 0 };
+    assert_int_equal(im_frame_length(zero, 256, &len), IM_EFRAMESIZE);
+    uint8_t huge[4] = { 0x7f, 0xff, 0xff, 0xff };
+    assert_int_equal(im_frame_length(huge, 65536, &len), IM_EFRAMESIZE);
+    assert_int_equal(len, 0x7fffffffu);
+}
+
+static void test_round_trip_and_type_rule(void **state)
+{
+    (void)state;
+    Imcore__Ping ping = IMCORE__PING__INIT;
+    ping.client_time_ms = 42;
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    env.type = IMCORE__TYPE__PING;
+    env.request_id = 7;
+    env.body_case = IMCORE__ENVELOPE__BODY_PING;
+    env.ping = &ping;
+    uint8_t *frame;
+    size_t n;
+    assert_int_equal(im_frame_encode(&env, &frame, &n), IM_OK);
+    uint32_t len;
+    assert_int_equal(im_frame_length(frame, 1024, &len), IM_OK);
+    assert_int_equal(len + 4, n);
+    Imcore__Envelope *out;
+    assert_int_equal(im_envelope_decode(frame + 4, len, &out, NULL), IM_OK);
+    assert_int_equal(out->request_id, 7);
+    assert_int_equal(out->ping->client_time_ms, 42);
+    im_envelope_free(out);
+    free(frame);
+
+    /* A type that names another body is refused. */
+    env.type = IMCORE__TYPE__PONG;
+    assert_int_equal(im_frame_encode(&env, &frame, &n), IM_OK);
+    im_error err;
+    assert_int_equal(im_envelope_decode(frame + 4, n - 4, &out, &err), IM_EPROTO);
+    assert_null(out);
+    assert_non_null(strstr(err.msg, "does not match"));
+    free(frame);
+
+    /* No body at all, and bytes that are not protobuf. */
+    Imcore__Envelope empty = IMCORE__ENVELOPE__INIT;
+    empty.type = IMCORE__TYPE__PING;
+    assert_int_equal(im_frame_encode(&empty, &frame, &n), IM_OK);
+    assert_int_equal(im_envelope_decode(frame + 4, n - 4, &out, NULL), IM_EPROTO);
+    free(frame);
+    const uint8_t junk[] = { 0xff, 0xff, 0xff, 0xff, 0xff };
+    assert_int_equal(im_envelope_decode(junk, sizeof junk, &out, NULL), IM_EPROTO);
+}
+
+static char *repeat(char ch, size_t n)
+{
+    char *s = malloc(n + 1);
+    memset(s, ch, n);
+    s[n] = '\0';
+    return s;
+}
+
+/* The bound must never be below the real size, whatever the lengths. */
+static void test_size_bound(void **state)
+{
+    (void)state;
+    static const size_t lens[] = { 0, 1, 15, 16, 127, 128, 200, 16383, 16384, 70000 };
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        char *s = repeat('a', lens[i] > 64 ? 64 : lens[i]);
+        uint8_t *body = calloc(1, lens[i] + 1);
+        Imcore__Delivery d = IMCORE__DELIVERY__INIT;
+        d.kind = IMCORE__DELIVERY__KIND__GROUP;
+        d.from = d.to = d.group = d.client_msg_id = d.from_name = d.conversation = s;
+        d.body.data = body;
+        d.body.len = lens[i];
+        d.seq = UINT64_MAX;
+        d.server_time_ms = UINT64_MAX;
+        Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+        env.type = IMCORE__TYPE__DELIVERY;
+        env.request_id = UINT64_MAX;
+        env.body_case = IMCORE__ENVELOPE__BODY_DELIVERY;
+        env.delivery = &d;
+        assert_true(im_frame_size_bound(&env) >= im_frame_size(&env));
+
+        Imcore__SendAck ack = IMCORE__SEND_ACK__INIT;
+        ack.client_msg_id = s;
+        ack.seq = ack.server_time_ms = UINT64_MAX;
+        ack.delivered = UINT32_MAX;
+        ack.duplicate = 1;
+        env.body_case = IMCORE__ENVELOPE__BODY_SEND_ACK;
+        env.type = IMCORE__TYPE__SEND_ACK;
+        env.send_ack = &ack;
+        assert_true(im_frame_size_bound(&env) >= im_frame_size(&env));
+
+        Imcore__Error e = IMCORE__ERROR__INIT;
+        e.code = IMCORE__ERROR_CODE__USER_EXISTS;
+        e.message = e.client_msg_id = s;
+        env.body_case = IMCORE__ENVELOPE__BODY_ERROR;
+        env.type = IMCORE__TYPE__ERROR;
+        env.error = &e;
+        assert_true(im_frame_size_bound(&env) >= im_frame_size(&env));
+        free(s);
+        free(body);
+    }
+    /* Bodies without a cheap bound get the exact size. */
+    Imcore__GroupList gl = IMCORE__GROUP_LIST__INIT;
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    env.type = IMCORE__TYPE__GROUP_LIST;
+    env.body_case = IMCORE__ENVELOPE__BODY_GROUP_LIST;
+    env.group_list = &gl;
+    assert_int_equal(im_frame_size_bound(&env), im_frame_size(&env));
+}
+
+static void test_error_codes_match(void **state)
+{
+    (void)state;
+    assert_int_equal(im_wire_error_code(IM_EFRAMESIZE), IMCORE__ERROR_CODE__FRAME_TOO_LARGE);
+    assert_int_equal(im_wire_error_code(IM_EUSEREXISTS), IMCORE__ERROR_CODE__USER_EXISTS);
+    assert_int_equal(im_wire_error_code(-1000), IMCORE__ERROR_CODE__INTERNAL);
+    assert_int_equal(im_error_from_wire(IMCORE__ERROR_CODE__GROUP_FULL), IM_EFULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_length_prefix),
+        cmocka_unit_test(test_round_trip_and_type_rule),
+        cmocka_unit_test(test_size_bound),
+        cmocka_unit_test(test_error_codes_match),
+    };
+    return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
+}
