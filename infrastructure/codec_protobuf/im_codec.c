@@ -54,25 +54,92 @@ int im_frame_length(const uint8_t hdr[IM_FRAME_HEADER_BYTES], uint32_t max_frame
     return IM_OK;
 }
 
-int im_envelope_decode(const uint8_t *buf, size_t len, Imcore__Envelope **out, im_error *err)
+static int decode_with(ProtobufCAllocator *pa, const uint8_t *buf, size_t len,
+                       Imcore__Envelope **out, im_error *err)
 {
     *out = NULL;
-    Imcore__Envelope *env = imcore__envelope__unpack(NULL, len, buf);
+    Imcore__Envelope *env = imcore__envelope__unpack(pa, len, buf);
     if (!env)
         return im_error_set(err, IM_EPROTO, "frame of %zu bytes is not an Envelope", len);
     if (env->body_case == IMCORE__ENVELOPE__BODY__NOT_SET) {
-        imcore__envelope__free_unpacked(env, NULL);
+        imcore__envelope__free_unpacked(env, pa);
         return im_error_set(err, IM_EPROTO, "Envelope has no body");
     }
     Imcore__Type want = im_envelope_type_for(env->body_case);
     if (env->type != want) {
         int got = (int)env->type;
-        imcore__envelope__free_unpacked(env, NULL);
+        imcore__envelope__free_unpacked(env, pa);
         return im_error_set(err, IM_EPROTO, "Envelope type %d does not match its body (%d)",
                             got, (int)want);
     }
     *out = env;
     return IM_OK;
+}
+
+int im_envelope_decode(const uint8_t *buf, size_t len, Imcore__Envelope **out, im_error *err)
+{
+    return decode_with(NULL, buf, len, out, err);
+}
+
+static void *arena_alloc(void *data, size_t size)
+{
+    im_decode_arena *a = data;
+    size = (size + 15) & ~(size_t)15;
+    if (size <= a->cap - a->used) {
+        void *p = a->mem + a->used;
+        a->used += size;
+        return p;
+    }
+    a->spilled++;
+    return malloc(size);
+}
+
+static void arena_free(void *data, void *p)
+{
+    im_decode_arena *a = data;
+    uint8_t *b = p;
+    if (b && (b < a->mem || b >= a->mem + a->cap))
+        free(p);
+}
+
+int im_decode_arena_init(im_decode_arena *a, size_t cap)
+{
+    a->mem = malloc(cap);
+    if (!a->mem)
+        return IM_ENOMEM;
+    a->cap = cap;
+    a->used = 0;
+    a->spilled = 0;
+    a->allocator = (ProtobufCAllocator){ .alloc = arena_alloc, .free = arena_free,
+                                         .allocator_data = a };
+    return IM_OK;
+}
+
+void im_decode_arena_fini(im_decode_arena *a)
+{
+    free(a->mem);
+    a->mem = NULL;
+    a->cap = a->used = 0;
+}
+
+int im_envelope_decode_in(im_decode_arena *a, const uint8_t *buf, size_t len,
+                          Imcore__Envelope **out, im_error *err)
+{
+    int rc = decode_with(&a->allocator, buf, len, out, err);
+    if (rc != IM_OK) {
+        a->used = 0; /* a failed decode freed what it spilled */
+        a->spilled = 0;
+    }
+    return rc;
+}
+
+void im_envelope_release(im_decode_arena *a, Imcore__Envelope *env)
+{
+    /* Only spilled pieces need freeing; the rest goes with the reset. */
+    if (env && a->spilled)
+        imcore__envelope__free_unpacked(env, &a->allocator);
+    a->used = 0;
+    a->spilled = 0;
 }
 
 void im_envelope_free(Imcore__Envelope *env)

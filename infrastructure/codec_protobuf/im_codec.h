@@ -28,6 +28,27 @@ int im_frame_length(const uint8_t hdr[IM_FRAME_HEADER_BYTES], uint32_t max_frame
 int im_envelope_decode(const uint8_t *buf, size_t len, Imcore__Envelope **out, im_error *err);
 void im_envelope_free(Imcore__Envelope *env); /* NULL is fine */
 
+/* Scratch memory for decoding one frame at a time, so that the dozen small
+ * allocations protobuf-c makes per Envelope are a pointer bump instead of
+ * malloc and free. What does not fit spills to malloc. One per thread;
+ * not thread-safe. */
+typedef struct im_decode_arena {
+    uint8_t *mem;
+    size_t cap, used;
+    unsigned spilled;            /* allocations that went to malloc */
+    ProtobufCAllocator allocator;
+} im_decode_arena;
+
+/* Errors: IM_ENOMEM. */
+int im_decode_arena_init(im_decode_arena *a, size_t cap);
+void im_decode_arena_fini(im_decode_arena *a);
+
+/* As im_envelope_decode, with *out in the arena: release it with
+ * im_envelope_release before decoding the next. */
+int im_envelope_decode_in(im_decode_arena *a, const uint8_t *buf, size_t len,
+                          Imcore__Envelope **out, im_error *err);
+void im_envelope_release(im_decode_arena *a, Imcore__Envelope *env); /* NULL is fine */
+
 /* The whole frame size of env: header plus packed Envelope. */
 size_t im_frame_size(const Imcore__Envelope *env);
 

@@ -755,7 +755,8 @@ static void take_frames(im_conn *c)
         uint8_t *frame = evbuffer_pullup(in, IM_FRAME_HEADER_BYTES + (ssize_t)len);
         Imcore__Envelope *env;
         im_error err = { 0 };
-        int rc = im_envelope_decode(frame + IM_FRAME_HEADER_BYTES, len, &env, &err);
+        int rc = im_envelope_decode_in(&c->w->arena, frame + IM_FRAME_HEADER_BYTES, len, &env,
+                                       &err);
         evbuffer_drain(in, IM_FRAME_HEADER_BYTES + (size_t)len);
         if (rc != IM_OK) {
             IM_WARN("user=%s peer=%s bad frame: %s", who(c), c->peer, err.msg);
@@ -763,6 +764,6 @@ static void take_frames(im_conn *c)
             break;
         }
         dispatch(c, env);
-        im_envelope_free(env);
+        im_envelope_release(&c->w->arena, env);
     }
 }

@@ -14,6 +14,7 @@
 #include <event2/event.h>
 #include <event2/buffer.h>
 
+#include "im_codec.h"
 #include "im_net_server.h"
 #include "im_strmap.h"
 
@@ -75,6 +76,7 @@ typedef struct im_worker {
     size_t live;
     im_conn *dead;              /* closed, waiting for reap */
     im_conn *flush;             /* with output to write before the loop waits again */
+    im_decode_arena arena;      /* for the frame being handled */
     bool shutting_down;
 } im_worker;
 

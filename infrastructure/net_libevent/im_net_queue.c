@@ -167,6 +167,9 @@ int im__worker_init(im_worker *w, struct im_net_server *srv, unsigned index)
     event_config_free(ec);
     if (!w->base)
         return IM_ENOMEM;
+    /* Room for any Envelope of a typical frame; bigger ones spill to malloc. */
+    if (im_decode_arena_init(&w->arena, 2 * 65536) != IM_OK)
+        return IM_ENOMEM;
     w->wakeup = event_new(w->base, -1, 0, on_wakeup, w);
     w->sweep = event_new(w->base, -1, EV_PERSIST, on_sweep, w);
     w->reap = event_new(w->base, -1, 0, on_reap, w);
@@ -223,5 +226,6 @@ void im__worker_destroy(im_worker *w)
         event_base_free(w->base);
     free(w->slots);
     free(w->free_slots);
+    im_decode_arena_fini(&w->arena);
     pthread_mutex_destroy(&w->qlock);
 }

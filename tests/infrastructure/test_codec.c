@@ -135,6 +135,46 @@ static void test_error_codes_match(void **state)
     assert_int_equal(im_error_from_wire(IMCORE__ERROR_CODE__GROUP_FULL), IM_EFULL);
 }
 
+/* Decoding in an arena: small frames fit, a big one spills to malloc and
+ * is freed at release (the sanitizer build checks that nothing leaks). */
+static void test_arena_decode(void **state)
+{
+    (void)state;
+    im_decode_arena a;
+    assert_int_equal(im_decode_arena_init(&a, 512), IM_OK);
+    static const size_t sizes[] = { 10, 4000 };
+    for (size_t k = 0; k < 2; k++) {
+        size_t body_len = sizes[k];
+        uint8_t *body = calloc(1, body_len);
+        Imcore__PrivateMessage pm = IMCORE__PRIVATE_MESSAGE__INIT;
+        pm.to = "bob";
+        pm.client_msg_id = "m-1";
+        pm.body.data = body;
+        pm.body.len = body_len;
+        Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+        env.type = IMCORE__TYPE__PRIVATE_MESSAGE;
+        env.body_case = IMCORE__ENVELOPE__BODY_PRIVATE_MESSAGE;
+        env.private_message = &pm;
+        uint8_t *frame;
+        size_t n;
+        assert_int_equal(im_frame_encode(&env, &frame, &n), IM_OK);
+        Imcore__Envelope *out;
+        assert_int_equal(im_envelope_decode_in(&a, frame + 4, n - 4, &out, NULL), IM_OK);
+        assert_string_equal(out->private_message->to, "bob");
+        assert_int_equal(out->private_message->body.len, body_len);
+        assert_true(body_len < 100 ? a.spilled == 0 : a.spilled > 0);
+        im_envelope_release(&a, out);
+        assert_int_equal(a.used, 0);
+        free(frame);
+        free(body);
+    }
+    const uint8_t junk[] = { 0x0a, 0xff, 0x01 };
+    Imcore__Envelope *out;
+    assert_int_equal(im_envelope_decode_in(&a, junk, sizeof junk, &out, NULL), IM_EPROTO);
+    assert_int_equal(a.used, 0);
+    im_decode_arena_fini(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -142,6 +182,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_and_type_rule),
         cmocka_unit_test(test_size_bound),
         cmocka_unit_test(test_error_codes_match),
+        cmocka_unit_test(test_arena_decode),
     };
     return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
 }
