@@ -70,6 +70,15 @@ static uint64_t now_ms(const im_app *app)
     return app->ports.wall_clock_ms(app->ports.clock_arg);
 }
 
+/* Copies src into dst[size], cut if longer: snprintf("%s") without the
+ * format parsing, which showed in the per-message profile. */
+static void copy_str(char *dst, size_t size, const char *src)
+{
+    size_t n = src ? strnlen(src, size - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
+}
+
 static bool durable(const im_app *app)
 {
     return app->ports.store->ops->durable;
@@ -123,8 +132,8 @@ static int start_go_live(im_app *app, const im_session *s, const im_endpoint *ep
         return im_error_set(err, IM_ENOMEM, "out of memory");
     ref->app = app;
     ref->ep = *ep;
-    snprintf(ref->user, sizeof ref->user, "%s", s->user_id);
-    snprintf(ref->name, sizeof ref->name, "%s", s->display_name);
+    copy_str(ref->user, sizeof ref->user, s->user_id);
+    copy_str(ref->name, sizeof ref->name, s->display_name);
     im_store *st = app->ports.store;
     int rc = st->ops->pending(st, s->user_id, IM_PENDING_LIMIT, deliver_pending, go_live, ref, err);
     if (rc != IM_OK)
@@ -189,10 +198,11 @@ static void login_verified(void *arg, int rc, const char *user, const char *disp
     if (rc != IM_OK) {
         c->err = err ? *err : (im_error){ .code = rc };
     } else {
-        snprintf(c->user, sizeof c->user, "%s", user);
+        copy_str(c->user, sizeof c->user, user);
         if (!c->name[0])
-            snprintf(c->name, sizeof c->name, "%s", display_name && display_name[0] ? display_name : user);
-        snprintf(c->token, sizeof c->token, "%s", token ? token : "");
+            copy_str(c->name, sizeof c->name,
+                     display_name && display_name[0] ? display_name : user);
+        copy_str(c->token, sizeof c->token, token ? token : "");
     }
     c->app->ports.router->ops->with_session(c->app->ports.router, &c->ep, login_on_session, c);
 }
@@ -226,7 +236,7 @@ int im_app_login(im_app *app, im_session *s, const im_login_request *req,
     c->app = app;
     c->ep = *ep;
     c->request_id = request_id;
-    snprintf(c->name, sizeof c->name, "%s", req->display_name ? req->display_name : "");
+    copy_str(c->name, sizeof c->name, req->display_name ? req->display_name : "");
     if (by_token)
         rc = acc->ops->resume(acc, req->token, login_verified, c, err);
     else if (req->create_account)
@@ -264,7 +274,7 @@ void im_app_session_closed(im_app *app, im_session *s, const im_endpoint *ep, in
         if (ref) {
             ref->app = app;
             ref->ep = *ep;
-            snprintf(ref->user, sizeof ref->user, "%s", s->user_id);
+            copy_str(ref->user, sizeof ref->user, s->user_id);
         }
         if (!ref || st->ops->barrier(st, unbind_after, ref, NULL) != IM_OK) {
             free(ref);
@@ -295,8 +305,8 @@ static send_ctx *send_ctx_new(im_app *app, const im_session *s, const im_endpoin
     c->app = app;
     c->ep = *ep;
     c->request_id = rid;
-    snprintf(c->client_msg_id, sizeof c->client_msg_id, "%s", client_msg_id);
-    snprintf(c->sender_name, sizeof c->sender_name, "%s", s->display_name);
+    copy_str(c->client_msg_id, sizeof c->client_msg_id, client_msg_id);
+    copy_str(c->sender_name, sizeof c->sender_name, s->display_name);
     return c;
 }
 
@@ -513,8 +523,8 @@ static member_ctx *member_ctx_new(im_app *app, const im_session *s, const im_end
     c->ep = *ep;
     c->request_id = rid;
     c->kind = kind;
-    snprintf(c->group, sizeof c->group, "%s", group);
-    snprintf(c->user, sizeof c->user, "%s", s->user_id);
+    copy_str(c->group, sizeof c->group, group);
+    copy_str(c->user, sizeof c->user, s->user_id);
     return c;
 }
 
