@@ -12,12 +12,18 @@
 
 #include "domain/user.h"
 
+/* The id alphabet as a table: ids are checked several times per message,
+ * and a lookup beats six comparisons. Spelled out rather than isalnum():
+ * the rule is ASCII, and <ctype.h> answers differently under other locales. */
+#define ID_RANGE(a, b) [a ... b] = true
+static const bool id_chars[256] = {
+    ID_RANGE('a', 'z'), ID_RANGE('A', 'Z'), ID_RANGE('0', '9'),
+    ['_'] = true, ['.'] = true, ['-'] = true,
+};
+
 static bool is_id_char(unsigned char c)
 {
-    /* Spelled out rather than isalnum(): the rule is ASCII, and <ctype.h>
-     * answers differently under other locales. */
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+    return id_chars[c];
 }
 
 int im_user_id_check(const char *id, im_error *err)

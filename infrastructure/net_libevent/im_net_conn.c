@@ -101,7 +101,7 @@ void im__conn_send(im_conn *c, const uint8_t *data, size_t len)
 }
 
 /* Packs env straight into the output buffer's free space: no copy. */
-static void send_envelope(im_conn *c, Imcore__Envelope *env)
+void im__conn_send_envelope(im_conn *c, Imcore__Envelope *env)
 {
     bool farewell = c->closing && env->body_case == IMCORE__ENVELOPE__BODY_ERROR;
     if (c->closing && !farewell)
@@ -136,7 +136,7 @@ static void send_error(im_conn *c, uint64_t request_id, int code, const char *ms
     env.request_id = request_id;
     env.body_case = IMCORE__ENVELOPE__BODY_ERROR;
     env.error = &e;
-    send_envelope(c, &env);
+    im__conn_send_envelope(c, &env);
 }
 
 static void send_ok(im_conn *c, uint64_t request_id)
@@ -146,7 +146,7 @@ static void send_ok(im_conn *c, uint64_t request_id)
     env.request_id = request_id;
     env.body_case = IMCORE__ENVELOPE__BODY_OK;
     env.ok = &ok;
-    send_envelope(c, &env);
+    im__conn_send_envelope(c, &env);
 }
 
 /* Hands the connection to the reap event, which frees it outside of any of
@@ -422,7 +422,7 @@ void im__conn_login_result(im_conn *c, uint64_t rid, int rc, const char *token, 
     env.request_id = rid;
     env.body_case = IMCORE__ENVELOPE__BODY_LOGIN_ACK;
     env.login_ack = &ack;
-    send_envelope(c, &env);
+    im__conn_send_envelope(c, &env);
 }
 
 static void handle_ping(im_conn *c, uint64_t rid, const Imcore__Ping *req)
@@ -434,7 +434,7 @@ static void handle_ping(im_conn *c, uint64_t rid, const Imcore__Ping *req)
     env.request_id = rid;
     env.body_case = IMCORE__ENVELOPE__BODY_PONG;
     env.pong = &pong;
-    send_envelope(c, &env);
+    im__conn_send_envelope(c, &env);
 }
 
 typedef struct list_builder {
@@ -506,7 +506,7 @@ static void handle_group_list(im_conn *c, uint64_t rid)
         env.request_id = rid;
         env.body_case = IMCORE__ENVELOPE__BODY_GROUP_LIST_RESULT;
         env.group_list_result = &res;
-        send_envelope(c, &env);
+        im__conn_send_envelope(c, &env);
     }
     for (size_t i = 0; i < lb.n; i++) {
         Imcore__GroupInfo *info = lb.items[i];
@@ -538,7 +538,7 @@ static void handle_online_users(im_conn *c, uint64_t rid, const Imcore__OnlineUs
         env.request_id = rid;
         env.body_case = IMCORE__ENVELOPE__BODY_ONLINE_USERS_RESULT;
         env.online_users_result = &res;
-        send_envelope(c, &env);
+        im__conn_send_envelope(c, &env);
     }
     for (size_t i = 0; i < lb.n; i++) {
         Imcore__UserInfo *info = lb.items[i];
@@ -612,7 +612,7 @@ static void handle_history(im_conn *c, uint64_t rid, const Imcore__History *req)
         env.request_id = rid;
         env.body_case = IMCORE__ENVELOPE__BODY_HISTORY_RESULT;
         env.history_result = &res;
-        send_envelope(c, &env);
+        im__conn_send_envelope(c, &env);
     }
     for (size_t i = 0; i < lb.n; i++)
         history_entry_free(lb.items[i]);

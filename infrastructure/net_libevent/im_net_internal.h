@@ -151,6 +151,9 @@ im_conn *im__conn_find(im_worker *w, uint64_t id);
 /* Writes a frame to c unless c is closing; closes c as a slow consumer when
  * its unsent output passes the limit. */
 void im__conn_send(im_conn *c, const uint8_t *data, size_t len);
+/* Packs env (its type set from its body) straight into c's output, under
+ * the same limit; an Error still goes out on a closing connection. */
+void im__conn_send_envelope(im_conn *c, Imcore__Envelope *env);
 /* Closes c: tells the peer code/why (code 0: nothing), unbinds it, and frees
  * it once the output is flushed or after a grace period. Idempotent. */
 void im__conn_close(im_conn *c, int code, const char *why);

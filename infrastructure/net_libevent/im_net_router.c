@@ -93,33 +93,59 @@ static bool router_is_online(im_router *r, const char *user_id)
     return lookup(server_of(r), user_id, &ep);
 }
 
+/* Fills d and env (which points to d) for m; conv is the caller's buffer
+ * of IM_CONVERSATION_ID_MAX + 1 bytes. */
+static void fill_delivery(const im_message *m, const char *sender_name, char *conv,
+                          Imcore__Delivery *d, Imcore__Envelope *env)
+{
+    conv[0] = '\0';
+    im_message_conversation_id(m, conv, IM_CONVERSATION_ID_MAX + 1);
+    imcore__delivery__init(d);
+    d->conversation = conv;
+    d->kind = m->kind == IM_MESSAGE_GROUP ? IMCORE__DELIVERY__KIND__GROUP
+                                          : IMCORE__DELIVERY__KIND__PRIVATE;
+    d->from = (char *)m->sender;
+    d->from_name = (char *)(sender_name ? sender_name : m->sender);
+    d->to = (char *)(m->kind == IM_MESSAGE_PRIVATE ? m->target : "");
+    d->group = (char *)(m->kind == IM_MESSAGE_GROUP ? m->target : "");
+    d->body.data = (uint8_t *)m->body;
+    d->body.len = m->body_len;
+    d->seq = m->seq;
+    d->server_time_ms = m->server_time_ms;
+    d->client_msg_id = (char *)m->client_msg_id;
+    imcore__envelope__init(env);
+    env->type = IMCORE__TYPE__DELIVERY;
+    env->body_case = IMCORE__ENVELOPE__BODY_DELIVERY;
+    env->delivery = d;
+}
+
 /* One Delivery frame for m, with a reference for the caller. */
 static im_frame *encode_delivery(const im_message *m, const char *sender_name)
 {
-    char conv[IM_CONVERSATION_ID_MAX + 1] = "";
-    im_message_conversation_id(m, conv, sizeof conv);
-    Imcore__Delivery d = IMCORE__DELIVERY__INIT;
-    d.conversation = conv;
-    d.kind = m->kind == IM_MESSAGE_GROUP ? IMCORE__DELIVERY__KIND__GROUP
-                                         : IMCORE__DELIVERY__KIND__PRIVATE;
-    d.from = (char *)m->sender;
-    d.from_name = (char *)(sender_name ? sender_name : m->sender);
-    d.to = (char *)(m->kind == IM_MESSAGE_PRIVATE ? m->target : "");
-    d.group = (char *)(m->kind == IM_MESSAGE_GROUP ? m->target : "");
-    d.body.data = (uint8_t *)m->body;
-    d.body.len = m->body_len;
-    d.seq = m->seq;
-    d.server_time_ms = m->server_time_ms;
-    d.client_msg_id = (char *)m->client_msg_id;
-    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
-    env.type = IMCORE__TYPE__DELIVERY;
-    env.body_case = IMCORE__ENVELOPE__BODY_DELIVERY;
-    env.delivery = &d;
+    char conv[IM_CONVERSATION_ID_MAX + 1];
+    Imcore__Delivery d;
+    Imcore__Envelope env;
+    fill_delivery(m, sender_name, conv, &d, &env);
     im_frame *f = im__frame_new(im_frame_size_bound(&env));
     if (f)
         f->len = im_frame_pack(&env, f->data);
     return f;
 }
+
+/* The connection at ep when it is on the calling worker, else NULL: then
+ * an answer can be packed straight into its output, with no shared frame. */
+static im_conn *local_conn(const im_endpoint *ep)
+{
+    im_worker *self = im__current_worker();
+    return self && self->index == ep->worker ? im__conn_find(self, ep->conn_id) : NULL;
+}
+
+static bool is_local(const im_endpoint *ep)
+{
+    im_worker *self = im__current_worker();
+    return self && self->index == ep->worker;
+}
+
 
 /* Hands frame to the sessions eps[0..n), all on worker w. */
 static int deliver_to_worker(im_net_server *srv, unsigned w, const uint64_t *ids, size_t n,
@@ -152,6 +178,17 @@ static int router_deliver(im_router *r, const im_message *m, const char *sender_
     im_endpoint ep;
     if (!lookup(srv, m->target, &ep))
         return im_error_set(err, IM_EOFFLINE, "%s is not online", m->target);
+    if (is_local(&ep)) {
+        im_conn *c = local_conn(&ep);
+        if (!c)
+            return im_error_set(err, IM_EOFFLINE, "%s is not online", m->target);
+        char conv[IM_CONVERSATION_ID_MAX + 1];
+        Imcore__Delivery d;
+        Imcore__Envelope env;
+        fill_delivery(m, sender_name, conv, &d, &env);
+        im__conn_send_envelope(c, &env);
+        return IM_OK;
+    }
     im_frame *f = encode_delivery(m, sender_name);
     if (!f)
         return im_error_set(err, IM_ENOMEM, "out of memory");
@@ -224,13 +261,31 @@ static void send_frame_to(im_net_server *srv, const im_endpoint *ep, im_frame *f
     im__frame_unref(f);
 }
 
+/* Sends env to the session at ep: packed in place when it is local, else
+ * through a frame on its worker's queue. */
+static void send_envelope_to(im_net_server *srv, const im_endpoint *ep, Imcore__Envelope *env)
+{
+    if (is_local(ep)) {
+        im_conn *c = local_conn(ep);
+        if (c)
+            im__conn_send_envelope(c, env);
+        return;
+    }
+    send_frame_to(srv, ep, encode_envelope(env));
+}
+
 static void router_deliver_to(im_router *r, const im_endpoint *ep, const im_message *m,
                               const char *sender_name)
 {
-    send_frame_to(server_of(r), ep, encode_delivery(m, sender_name));
+    char conv[IM_CONVERSATION_ID_MAX + 1];
+    Imcore__Delivery d;
+    Imcore__Envelope env;
+    fill_delivery(m, sender_name, conv, &d, &env);
+    send_envelope_to(server_of(r), ep, &env);
 }
 
-static im_frame *encode_error(uint64_t rid, int rc, const char *msg, const char *client_msg_id)
+static void send_error_to(im_net_server *srv, const im_endpoint *ep, uint64_t rid, int rc,
+                          const char *msg, const char *client_msg_id)
 {
     Imcore__Error e = IMCORE__ERROR__INIT;
     e.code = im_wire_error_code(rc);
@@ -240,7 +295,7 @@ static im_frame *encode_error(uint64_t rid, int rc, const char *msg, const char 
     env.request_id = rid;
     env.body_case = IMCORE__ENVELOPE__BODY_ERROR;
     env.error = &e;
-    return encode_envelope(&env);
+    send_envelope_to(srv, ep, &env);
 }
 
 static void router_send_result(im_router *r, const im_endpoint *ep, uint64_t rid,
@@ -248,7 +303,7 @@ static void router_send_result(im_router *r, const im_endpoint *ep, uint64_t rid
                                const char *msg)
 {
     if (rc != IM_OK) {
-        send_frame_to(server_of(r), ep, encode_error(rid, rc, msg, client_msg_id));
+        send_error_to(server_of(r), ep, rid, rc, msg, client_msg_id);
         return;
     }
     Imcore__SendAck ack = IMCORE__SEND_ACK__INIT;
@@ -261,14 +316,14 @@ static void router_send_result(im_router *r, const im_endpoint *ep, uint64_t rid
     env.request_id = rid;
     env.body_case = IMCORE__ENVELOPE__BODY_SEND_ACK;
     env.send_ack = &ack;
-    send_frame_to(server_of(r), ep, encode_envelope(&env));
+    send_envelope_to(server_of(r), ep, &env);
 }
 
 static void router_send_status(im_router *r, const im_endpoint *ep, uint64_t rid, int rc,
                                const char *msg)
 {
     if (rc != IM_OK) {
-        send_frame_to(server_of(r), ep, encode_error(rid, rc, msg, NULL));
+        send_error_to(server_of(r), ep, rid, rc, msg, NULL);
         return;
     }
     Imcore__Ok ok = IMCORE__OK__INIT;
@@ -276,7 +331,7 @@ static void router_send_status(im_router *r, const im_endpoint *ep, uint64_t rid
     env.request_id = rid;
     env.body_case = IMCORE__ENVELOPE__BODY_OK;
     env.ok = &ok;
-    send_frame_to(server_of(r), ep, encode_envelope(&env));
+    send_envelope_to(server_of(r), ep, &env);
 }
 
 static void router_with_session(im_router *r, const im_endpoint *ep,
