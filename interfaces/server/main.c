@@ -5,6 +5,7 @@
  * out of memory), 2 on bad usage or a bad config. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,6 +158,12 @@ int main(int argc, char **argv)
     }
     raise_fd_limit();
     signal(SIGPIPE, SIG_IGN);
+    /* Messages are allocated on one thread and freed on another, so glibc's
+     * per-thread heaps kept growing and being trimmed back: with durable
+     * storage the profile showed a sixth of the time in page faults and
+     * madvise. Keep freed memory for reuse instead. */
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_TOP_PAD, 4 << 20);
 
     int status = 1;
     im_store *store = NULL;
