@@ -141,6 +141,8 @@ void im__worker_destroy(im_worker *w);
 /* Takes ownership of item. Wakes the worker if it was idle. */
 void im__worker_push(im_worker *w, im_item *item);
 im_item *im__item_new(item_kind kind, size_t nids);
+/* True if nothing waits in w's queue (a snapshot: pushes may follow). */
+bool im__worker_queue_empty(im_worker *w);
 void im__item_free(im_item *item);
 /* The worker running on this thread, or NULL. */
 im_worker *im__current_worker(void);

@@ -87,6 +87,14 @@ void im__worker_push(im_worker *w, im_item *item)
         event_active(w->wakeup, EV_READ, 0);
 }
 
+bool im__worker_queue_empty(im_worker *w)
+{
+    pthread_mutex_lock(&w->qlock);
+    bool empty = w->qhead == NULL;
+    pthread_mutex_unlock(&w->qlock);
+    return empty;
+}
+
 static void run_item(im_worker *w, im_item *it)
 {
     switch (it->kind) {

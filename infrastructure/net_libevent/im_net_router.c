@@ -147,12 +147,19 @@ static bool is_local(const im_endpoint *ep)
 }
 
 
-/* Hands frame to the sessions eps[0..n), all on worker w. */
+/* Hands frame to the sessions eps[0..n), all on worker w.
+ *
+ * Written at once when w is the calling worker, but only if nothing is
+ * queued for it: a queued delivery may carry an earlier seq of the same
+ * conversation (two group members sending from two workers), and the
+ * message must not overtake it. The store's ordering makes the check
+ * sufficient: an earlier message's fan-out was queued before this one's
+ * seq was given. */
 static int deliver_to_worker(im_net_server *srv, unsigned w, const uint64_t *ids, size_t n,
                              im_frame *f)
 {
     im_worker *self = im__current_worker();
-    if (self && self->index == w) {
+    if (self && self->index == w && im__worker_queue_empty(self)) {
         for (size_t i = 0; i < n; i++) {
             im_conn *c = im__conn_find(self, ids[i]);
             if (c)
@@ -178,7 +185,7 @@ static int router_deliver(im_router *r, const im_message *m, const char *sender_
     im_endpoint ep;
     if (!lookup(srv, m->target, &ep))
         return im_error_set(err, IM_EOFFLINE, "%s is not online", m->target);
-    if (is_local(&ep)) {
+    if (is_local(&ep) && im__worker_queue_empty(im__current_worker())) {
         im_conn *c = local_conn(&ep);
         if (!c)
             return im_error_set(err, IM_EOFFLINE, "%s is not online", m->target);
