@@ -725,6 +725,15 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         if (n < 0)
             IM_DEBUG("peer=%s read failed: %s", c->peer, strerror(errno));
         take_frames(c); /* what came before the end still counts */
+        size_t left = evbuffer_get_length(c->in);
+        if (n == 0 && left > 0 && !c->closing) {
+            /* Half a frame, then the end: say so (the peer may still read). */
+            char why[96];
+            snprintf(why, sizeof why, "the connection ended inside a frame (%zu bytes)", left);
+            IM_WARN("user=%s peer=%s %s", who(c), c->peer, why);
+            im__conn_close(c, IM_EPROTO, why);
+            return;
+        }
         im__conn_close(c, 0, n == 0 ? "peer closed the connection" : "connection error");
         return;
     }

@@ -3,6 +3,7 @@
 EOF; a length prefix of 0x7fffffff gets Error FRAME_TOO_LARGE and then EOF,
 before the server allocates anything; alice and bob chat before and after."""
 import os
+import socket
 import struct
 import sys
 
@@ -43,6 +44,14 @@ def test(h):
     huge.send(b"\x7f\xff\xff\xff")
     huge.expect_error("FRAME_TOO_LARGE")
     huge.expect_eof()
+
+    # Half a frame, then the client shuts its sending side: the server says
+    # the connection ended inside a frame, then closes.
+    cut = h.raw(srv, "truncated")
+    cut.send(struct.pack(">I", 100) + b"\x08\x04")
+    cut.sock.shutdown(socket.SHUT_WR)
+    cut.expect_error("BAD_FRAME")
+    cut.expect_eof()
 
     # The same after login: the session dies, the others feel nothing.
     late = h.raw(srv, "late")
