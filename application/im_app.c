@@ -342,6 +342,26 @@ static void private_stored(void *arg, int rc, const im_message *m, bool duplicat
     free(c);
 }
 
+/* A replaced body lives in the filter's buffer until the next message on
+ * this thread, long enough: the store copies the message in append. */
+static int apply_filter(im_app *app, im_message *m, im_error *err)
+{
+    im_filter *f = app->ports.filter;
+    if (!f)
+        return IM_OK;
+    const uint8_t *body = NULL;
+    size_t len = 0;
+    int rc = f->ops->check(f, m, &body, &len, err);
+    if (rc == 1 && body && len >= 1 && len <= app->limits.max_body_bytes) {
+        m->body = body;
+        m->body_len = len;
+        return IM_OK;
+    }
+    if (rc == 1) /* an adapter bug: refuse rather than store garbage */
+        return im_error_set(err, IM_EREFUSED, "a filter returned a body of %zu bytes", len);
+    return rc;
+}
+
 /* Fills in and checks what every message needs. */
 static int prepare_message(im_app *app, im_session *s, im_message *m, im_error *err)
 {
@@ -355,7 +375,7 @@ static int prepare_message(im_app *app, im_session *s, im_message *m, im_error *
     if (!im_session_take_send(s, m->server_time_ms, app->limits.send_rate, app->limits.send_burst))
         return im_error_set(err, IM_ERATE, "sending too fast: at most %u messages per second",
                             app->limits.send_rate);
-    return IM_OK;
+    return apply_filter(app, m, err);
 }
 
 static int submit(im_app *app, const im_session *s, const im_endpoint *ep, uint64_t rid,

@@ -22,6 +22,7 @@
 #include "domain/group.h"
 #include "domain/message.h"
 #include "ports/im_accounts.h"
+#include "ports/im_filter.h"
 #include "ports/im_router.h"
 #include "ports/im_store.h"
 #include "ports/im_group_repo.h"
@@ -43,6 +44,7 @@ typedef struct im_app_ports {
     im_store *store;              /* borrowed */
     im_group_repo *groups;        /* borrowed */
     im_accounts *accounts;        /* borrowed; NULL: "open" mode, a login names any id */
+    im_filter *filter;            /* borrowed; NULL: messages are not filtered */
     /* Unix time in milliseconds; replaced in tests. */
     uint64_t (*wall_clock_ms)(void *arg);
     void *clock_arg;

@@ -65,6 +65,7 @@ const char *im_strerror(int code)
     case IM_ENOTFOUND:    return "ENOTFOUND";
     case IM_EAUTH:        return "EAUTH";
     case IM_EUSEREXISTS:  return "EUSEREXISTS";
+    case IM_EREFUSED:     return "EREFUSED";
     default:              return "EUNKNOWN";
     }
 }

@@ -43,9 +43,10 @@ enum {
     IM_ENOTFOUND = -23,    /* no such user, token or record */
     IM_EAUTH = -24,        /* wrong password, or a token that is unknown, expired or revoked */
     IM_EUSEREXISTS = -25,  /* registration refused: the user id is taken */
+    IM_EREFUSED = -26,     /* a plugin refused the message (the reason says why) */
 };
 
-#define IM_ERROR_CODE_LAST IM_EUSEREXISTS
+#define IM_ERROR_CODE_LAST IM_EREFUSED
 
 /* The caller's record of one failure. Functions that take an im_error* accept
  * NULL when the caller wants only the code. */

@@ -48,7 +48,7 @@ enum {
     FI_HEARTBEAT, FI_IDLE, FI_POLICY, FI_LOG_LEVEL,
     FI_ENGINE, FI_PATH, FI_MAX_BATCH, FI_SYNC, FI_MAX_PAGES,
     FI_ACC_MODE, FI_ACC_HASH, FI_ACC_TTL, FI_ACC_FAILURES, FI_ACC_WINDOW,
-    FI_SEND_RATE, FI_SEND_BURST,
+    FI_SEND_RATE, FI_SEND_BURST, FI_PLUGIN_DIR,
     FI_COUNT
 };
 
@@ -99,6 +99,9 @@ static const struct field fields[FI_COUNT] = {
           86400),
     FIELD(FI_SEND_RATE, "limits.messages_per_second", K_U32, send_rate, 0, 1000000),
     FIELD(FI_SEND_BURST, "limits.message_burst", K_U32, send_burst, 1, 1000000),
+    [FI_PLUGIN_DIR] = { .name = "plugin_dir", .kind = K_PATH,
+                        .offset = offsetof(im_config, plugin_dir),
+                        .size = sizeof(((im_config *)0)->plugin_dir) },
 };
 
 /* Top-level keys whose value is a mapping of more keys. */
@@ -128,6 +131,7 @@ void im_config_defaults(im_config *c)
     c->storage_max_batch = 512;
     c->storage_synchronous = IM_STORAGE_SYNC_FULL;
     c->storage_max_pages = 0;
+    snprintf(c->plugin_dir, sizeof c->plugin_dir, "%s", "plugins");
     c->send_rate = 200;
     c->send_burst = 400;
     c->accounts_mode = IM_ACCOUNTS_PASSWORD;
@@ -355,6 +359,7 @@ struct loader {
     im_config cfg;
     unsigned field_line[FI_COUNT];        /* 0: not in the file (yet) */
     unsigned section_line[SECTION_COUNT]; /* likewise, for duplicate sections */
+    unsigned plugins_line;
 };
 
 static const char *node_kind(const yaml_node_t *n)
@@ -460,6 +465,143 @@ static int find_section(const char *name)
 
 static int load_mapping(struct loader *L, const yaml_node_t *map, const char *section);
 
+/* ---- plugins: a list of {name, path, config} ---------------------------- */
+
+static bool plugin_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 63)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* Flattens the mapping at node into p's settings, keys joined with dots. */
+static int load_plugin_settings(struct loader *L, im_plugin_config *p, const yaml_node_t *map,
+                                const char *prefix, const char *where)
+{
+    for (const yaml_node_pair_t *kv = map->data.mapping.pairs.start;
+         kv < map->data.mapping.pairs.top; kv++) {
+        const yaml_node_t *k = yaml_document_get_node(L->doc, kv->key);
+        const yaml_node_t *v = yaml_document_get_node(L->doc, kv->value);
+        struct where at = { L->err, L->path, line_of(k) };
+        if (k->type != YAML_SCALAR_NODE)
+            return fail(at, where, "a key must be a scalar, not %s", node_kind(k));
+        char key[64];
+        int n = snprintf(key, sizeof key, "%s%s%s", prefix, prefix[0] ? "." : "",
+                         (const char *)k->data.scalar.value);
+        if (n < 0 || (size_t)n >= sizeof key)
+            return fail(at, where, "the key '%.40s...' is longer than 63 bytes", key);
+        char name[160];
+        snprintf(name, sizeof name, "%s.%s", where, key);
+        if (v->type == YAML_MAPPING_NODE) {
+            int rc = load_plugin_settings(L, p, v, key, where);
+            if (rc != 0)
+                return rc;
+            continue;
+        }
+        if (v->type != YAML_SCALAR_NODE)
+            return fail(at, name, "expected a scalar or a mapping, found %s (write a list as "
+                        "one comma-separated string)", node_kind(v));
+        for (unsigned i = 0; i < p->nsettings; i++)
+            if (strcmp(p->settings[i].key, key) == 0)
+                return fail(at, name, "duplicate key (first on line %u)", p->settings[i].line);
+        if (p->nsettings == IM_CONFIG_MAX_PLUGIN_KEYS)
+            return fail(at, name, "a plugin has at most %u settings", IM_CONFIG_MAX_PLUGIN_KEYS);
+        const char *value = (const char *)v->data.scalar.value;
+        if (strlen(value) >= sizeof p->settings[0].value)
+            return fail(at, name, "the value is longer than %zu bytes",
+                        sizeof p->settings[0].value - 1);
+        im_plugin_setting *st = &p->settings[p->nsettings++];
+        snprintf(st->key, sizeof st->key, "%s", key);
+        snprintf(st->value, sizeof st->value, "%s", is_null(v) ? "" : value);
+        st->line = line_of(k);
+    }
+    return 0;
+}
+
+static int load_plugin(struct loader *L, const yaml_node_t *entry, unsigned index)
+{
+    struct where at = { L->err, L->path, line_of(entry) };
+    char where[32];
+    snprintf(where, sizeof where, "plugins[%u]", index);
+    if (entry->type != YAML_MAPPING_NODE)
+        return fail(at, where, "expected a mapping with name (and path, config), found %s",
+                    node_kind(entry));
+    if (L->cfg.nplugins == IM_CONFIG_MAX_PLUGINS)
+        return fail(at, where, "at most %u plugins", IM_CONFIG_MAX_PLUGINS);
+    im_plugin_config *p = &L->cfg.plugins[L->cfg.nplugins];
+    memset(p, 0, sizeof *p);
+    p->line = at.line;
+    for (const yaml_node_pair_t *kv = entry->data.mapping.pairs.start;
+         kv < entry->data.mapping.pairs.top; kv++) {
+        const yaml_node_t *k = yaml_document_get_node(L->doc, kv->key);
+        const yaml_node_t *v = yaml_document_get_node(L->doc, kv->value);
+        struct where kat = { L->err, L->path, line_of(k) };
+        const char *key = k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "";
+        char name[64];
+        snprintf(name, sizeof name, "%s.%.20s", where, key);
+        if (strcmp(key, "config") == 0) {
+            if (is_null(v))
+                continue;
+            if (v->type != YAML_MAPPING_NODE)
+                return fail(kat, name, "expected a mapping, found %s", node_kind(v));
+            int rc = load_plugin_settings(L, p, v, "", name);
+            if (rc != 0)
+                return rc;
+            continue;
+        }
+        if (strcmp(key, "name") != 0 && strcmp(key, "path") != 0)
+            return fail(kat, name, "unknown key (a plugin entry has name, path and config)");
+        if (v->type != YAML_SCALAR_NODE)
+            return fail(kat, name, "expected a string, found %s", node_kind(v));
+        const char *value = (const char *)v->data.scalar.value;
+        if (strcmp(key, "name") == 0) {
+            if (!plugin_name_ok(value))
+                return fail(kat, name, "must be 1 to 63 characters of A-Z a-z 0-9 _ -, not "
+                            "'%.60s'", value);
+            snprintf(p->name, sizeof p->name, "%s", value);
+        } else {
+            if (!value[0] || strlen(value) >= sizeof p->path)
+                return fail(kat, name, "must be a path of 1 to %zu bytes", sizeof p->path - 1);
+            snprintf(p->path, sizeof p->path, "%s", value);
+        }
+    }
+    if (!p->name[0])
+        return fail(at, where, "a plugin entry needs a name");
+    for (unsigned i = 0; i < L->cfg.nplugins; i++)
+        if (strcmp(L->cfg.plugins[i].name, p->name) == 0)
+            return fail(at, where, "plugin %s is listed twice (first on line %u)", p->name,
+                        L->cfg.plugins[i].line);
+    L->cfg.nplugins++;
+    return 0;
+}
+
+static int load_plugins(struct loader *L, const yaml_node_t *k, const yaml_node_t *v)
+{
+    struct where at = { L->err, L->path, line_of(k) };
+    if (L->plugins_line != 0)
+        return fail(at, "plugins", "duplicate key (first on line %u)", L->plugins_line);
+    L->plugins_line = at.line;
+    if (is_null(v))
+        return 0;
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail(at, "plugins", "expected a list of plugins, found %s", node_kind(v));
+    unsigned index = 0;
+    for (const yaml_node_item_t *it = v->data.sequence.items.start;
+         it < v->data.sequence.items.top; it++, index++) {
+        int rc = load_plugin(L, yaml_document_get_node(L->doc, *it), index);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* One "key: value" pair of the mapping for section (NULL at the top level). */
 static int load_pair(struct loader *L, const yaml_node_pair_t *pair, const char *section)
 {
@@ -477,6 +619,9 @@ static int load_pair(struct loader *L, const yaml_node_pair_t *pair, const char 
     char name[96];
     snprintf(name, sizeof name, "%s%s%.60s", section != NULL ? section : "",
              section != NULL ? "." : "", key);
+
+    if (section == NULL && strcmp(key, "plugins") == 0)
+        return load_plugins(L, k, v);
 
     int si = section == NULL ? find_section(key) : -1;
     if (si >= 0) {
@@ -595,8 +740,10 @@ int im_config_load(const char *path, im_config *c, im_error *err)
         rc = im_error_set(err, IM_EINVAL, "%s:%u: only one YAML document is allowed", path,
                           line_of(extra));
     yaml_document_delete(&doc);
-    if (rc == 0)
+    if (rc == 0) {
         *c = L.cfg;
+        snprintf(c->source, sizeof c->source, "%s", path);
+    }
 out:
     yaml_parser_delete(&parser);
     fclose(f);

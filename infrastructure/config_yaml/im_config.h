@@ -12,6 +12,24 @@
 #include "imcore/errors.h"
 
 #define IM_CONFIG_MAX_WORKERS 64u
+#define IM_CONFIG_MAX_PLUGINS 8u
+#define IM_CONFIG_MAX_PLUGIN_KEYS 32u
+
+/* One scalar of a plugin's `config:` subtree, its key flattened with dots. */
+typedef struct im_plugin_setting {
+    char key[64];
+    char value[256];
+    unsigned line;
+} im_plugin_setting;
+
+/* One entry of `plugins:`. */
+typedef struct im_plugin_config {
+    char name[64];                /* 1..63 of [A-Za-z0-9_-] */
+    char path[256];               /* "": plugin_dir/<name>.so */
+    unsigned line;                /* of the entry, for messages */
+    im_plugin_setting settings[IM_CONFIG_MAX_PLUGIN_KEYS];
+    unsigned nsettings;
+} im_plugin_config;
 
 typedef struct im_config {
     char listen_host[64];         /* listen.host, default "127.0.0.1"; an IPv4 or IPv6 literal */
@@ -42,6 +60,10 @@ typedef struct im_config {
     uint32_t accounts_token_ttl_s;/* accounts.token_ttl_s, default 2592000 (30 days), 60..31536000 */
     uint32_t accounts_max_failures; /* accounts.max_login_failures, default 5, 0..1000000; 0 = no limit */
     uint32_t accounts_failure_window_s; /* accounts.login_failure_window_s, default 60, 1..86400 */
+    char plugin_dir[256];         /* plugin_dir: where plugins are found by name, default "plugins" */
+    im_plugin_config plugins[IM_CONFIG_MAX_PLUGINS]; /* plugins: loaded in this order */
+    unsigned nplugins;
+    char source[256];             /* the file this was loaded from ("" for defaults) */
 } im_config;
 
 enum { IM_STORAGE_SQLITE = 0, IM_STORAGE_MEMORY = 1 };

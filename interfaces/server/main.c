@@ -19,6 +19,7 @@
 #include "im_log.h"
 #include "im_memory_store.h"
 #include "im_net_server.h"
+#include "im_plugin_host.h"
 #include "im_sodium_accounts.h"
 #include "im_sqlite_store.h"
 
@@ -165,6 +166,14 @@ int main(int argc, char **argv)
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
     mallopt(M_TOP_PAD, 4 << 20);
 
+    /* Plugins are part of the configuration: one that does not load is a
+     * bad config (exit 2), reported as FILE:LINE: plugin NAME: why. */
+    im_plugin_host *plugins = NULL;
+    if (im_plugin_host_load(&cfg, cfg.max_body_bytes, &plugins, &err) != IM_OK) {
+        fprintf(stderr, "imcore-server: %s\n", err.msg);
+        return 2;
+    }
+
     int status = 1;
     im_store *store = NULL;
     im_group_repo *groups = NULL;
@@ -195,7 +204,7 @@ int main(int argc, char **argv)
     };
     im_app_ports ports = {
         .router = im_net_server_router(srv), .store = store, .groups = groups,
-        .accounts = accounts,
+        .accounts = accounts, .filter = im_plugin_host_filter(plugins),
         .wall_clock_ms = wall_clock_ms,
     };
     if (im_app_new(&limits, &ports, &app, &err) != IM_OK)
@@ -221,5 +230,6 @@ out:
     im_app_free(app);
     if (groups)
         groups->ops->destroy(groups);
+    im_plugin_host_free(plugins); /* last: no worker can reach a plugin any more */
     return status;
 }

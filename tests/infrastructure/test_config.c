@@ -514,9 +514,45 @@ static void test_storage_and_accounts(void **state)
                  "accounts.mode", "needs storage.engine sqlite");
 }
 
+static void test_plugins_list(void **state)
+{
+    (void)state;
+    im_config c;
+    im_error err;
+    char path[64];
+    assert_int_equal(load_text("plugin_dir: /opt/imcore/plugins\n"
+                               "plugins:\n"
+                               "  - name: word_filter\n"
+                               "    config:\n"
+                               "      words: \"a, b\"\n"
+                               "      limits:\n"
+                               "        max: 3\n"
+                               "  - name: echo\n"
+                               "    path: /tmp/echo.so\n", &c, &err, path), IM_OK);
+    assert_string_equal(c.plugin_dir, "/opt/imcore/plugins");
+    assert_int_equal(c.nplugins, 2);
+    assert_string_equal(c.plugins[0].name, "word_filter");
+    assert_int_equal(c.plugins[0].line, 3);
+    assert_int_equal(c.plugins[0].nsettings, 2);
+    assert_string_equal(c.plugins[0].settings[0].key, "words");
+    assert_string_equal(c.plugins[0].settings[0].value, "a, b");
+    assert_string_equal(c.plugins[0].settings[1].key, "limits.max");
+    assert_int_equal(c.plugins[0].settings[1].line, 7);
+    assert_string_equal(c.plugins[1].path, "/tmp/echo.so");
+    expect_error("plugins:\n  - path: /x.so\n", 2, "plugins[0]", "a plugin entry needs a name");
+    expect_error("plugins:\n  - name: a\n  - name: a\n", 3, "plugins[1]", "listed twice");
+    expect_error("plugins:\n  - name: a\n    colour: red\n", 3, "plugins[0].colour",
+                 "unknown key");
+    expect_error("plugins:\n  - name: bad/name\n", 2, "plugins[0].name", "must be 1 to 63");
+    expect_error("plugins:\n  - name: a\n    config:\n      words: [a, b]\n", 4,
+                 "plugins[0].config.words", "comma-separated");
+    expect_error("plugins: yes\n", 1, "plugins", "expected a list of plugins");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plugins_list),
         cmocka_unit_test(test_storage_and_accounts),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_shipped_file_equals_defaults),

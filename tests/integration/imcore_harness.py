@@ -587,13 +587,20 @@ class Cli(Process):
 
 
 def to_yaml(value, indent=0):
-    """A nested dict of scalars as block YAML, in insertion order."""
+    """A nested dict of scalars (and lists of such dicts) as block YAML, in
+    insertion order."""
     lines = []
     for key, v in value.items():
         pad = "  " * indent
         if isinstance(v, dict):
             lines.append("%s%s:" % (pad, key))
             lines.append(to_yaml(v, indent + 1))
+        elif isinstance(v, list):
+            lines.append("%s%s:" % (pad, key))
+            for item in v:
+                body = to_yaml(item, indent + 2).rstrip("\n").split("\n")
+                lines.append("%s  - %s" % (pad, body[0].lstrip()))
+                lines.extend(body[1:])
         elif isinstance(v, bool):
             lines.append("%s%s: %s" % (pad, key, "true" if v else "false"))
         elif isinstance(v, int):

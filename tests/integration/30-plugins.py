@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""30-plugins: plugins listed in the YAML are loaded with dlopen. The
+word_filter plugin masks listed words (mode mask) or refuses the message
+(mode drop: REFUSED, the connection stays); and each way a plugin can fail
+to load stops the server with exit 2 and FILE:LINE: plugin NAME: why."""
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from imcore_harness import BASE_CONFIG, check, main, merge, to_yaml  # noqa: E402
+from durable import next_delivery, private_body, send_private  # noqa: E402
+
+PLUGINS = os.environ.get("IMCORE_PLUGIN_DIR", "")
+TEST_PLUGINS = os.environ.get("IMCORE_TEST_PLUGIN_DIR", "")
+
+
+def with_plugins(plugins):
+    return {"plugin_dir": PLUGINS, "plugins": plugins}
+
+
+def test_mask(h):
+    srv = h.server(**with_plugins([{"name": "word_filter",
+                                    "config": {"words": "heck, darn", "mode": "mask"}}]))
+    alice, bob = h.raw(srv, "alice"), h.raw(srv, "bob")
+    alice.login("alice")
+    bob.login("bob")
+    send_private(alice, "bob", "oh Heck, darn it (checkers are fine)", "w-1")
+    d = next_delivery(bob)
+    check(d.body == "oh ****, **** it (checkers are fine)", "bob got %r" % d.body)
+    send_private(alice, "bob", "all clean", "w-2")
+    check(next_delivery(bob).body == "all clean", "a clean message was changed")
+    check(srv.terminate() == 0, "the server did not stop cleanly")
+    check("plugin word_filter: 2 words, mode mask" in srv.err.text(), "the plugin did not log")
+
+
+def test_drop(h):
+    srv = h.server("server-drop", **with_plugins([{"name": "word_filter",
+                                                  "config": {"words": "heck", "mode": "drop"}}]))
+    alice, bob = h.raw(srv, "alice-d"), h.raw(srv, "bob-d")
+    alice.login("alice")
+    bob.login("bob")
+    rid = alice.request("PRIVATE_MESSAGE", private_body("bob", "what the heck", "d-1"))
+    e = alice.expect_error("REFUSED")
+    check(e.request_id == rid and e.str(3) == "d-1" and "not allowed" in e.str(2),
+          "the refusal %r" % e)
+    send_private(alice, "bob", "sorry", "d-2")  # the connection stays
+    check(next_delivery(bob).body == "sorry", "bob did not get the next message")
+
+
+def refused(h, name, plugins, pattern):
+    """The server must refuse to start: exit 2, FILE:LINE: plugin ...: why."""
+    cfg = merge(BASE_CONFIG, with_plugins(plugins))
+    path = h.write(name + ".yaml", to_yaml(cfg))
+    text = open(path).read()
+    line = text.split("\n").index("plugins:") + 2  # the entry's first line
+    rc, out, err = h.run([h.server_path, "--config", path])
+    check(rc == 2, "%s: exit %d, not 2:\n%s" % (name, rc, err))
+    want = r"%s:%d: plugin [a-z_]+: %s" % (re.escape(path), line, pattern)
+    check(re.search(want, err), "%s: no %r in:\n%s" % (name, want, err))
+
+
+def test_refusals(h):
+    refused(h, "unknown", [{"name": "nosuch"}], "cannot load it:")
+    refused(h, "no-entry", [{"name": "no_entry", "path": os.path.join(TEST_PLUGINS, "no_entry.so")}],
+            ".*no_entry.so has no imcore_plugin_init: not an imcore plugin")
+    refused(h, "future", [{"name": "abi_future",
+                           "path": os.path.join(TEST_PLUGINS, "abi_future.so")}],
+            "built for plugin API version 99, this server speaks 1")
+    refused(h, "init", [{"name": "init_fails", "path": os.path.join(TEST_PLUGINS, "init_fails.so"),
+                         "config": {"answer": "41"}}], "init failed: the answer is 41, not 42")
+    refused(h, "bad-config", [{"name": "word_filter", "config": {"words": "x", "mode": "loud"}}],
+            r"init failed: .*:\d+: mode must be mask or drop, not 'loud'")
+    # A mistake in the list itself is a config error like any other.
+    path = h.write("bad-entry.yaml", "plugins:\n  - name: word_filter\n    colour: red\n")
+    rc, out, err = h.run([h.server_path, "--config", path])
+    check(rc == 2 and "%s:3: plugins[0].colour: unknown key" % path in err,
+          "an unknown key in a plugin entry: exit %d:\n%s" % (rc, err))
+
+
+def test(h):
+    check(PLUGINS and TEST_PLUGINS, "IMCORE_PLUGIN_DIR and IMCORE_TEST_PLUGIN_DIR must be set")
+    test_mask(h)
+    test_drop(h)
+    test_refusals(h)
+
+
+if __name__ == "__main__":
+    main(test)
