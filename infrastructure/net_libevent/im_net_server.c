@@ -243,8 +243,11 @@ int im_net_server_run(im_net_server *srv, im_app *app, im_error *err)
     if (started < srv->nworkers) {
         rc = im_error_set(err, IM_EIO, "cannot start worker thread %u", started);
     } else {
+        /* Backlog 0: the socket already listens with 4096; -1 would make
+         * libevent call listen() again with 128, and a login storm would
+         * overflow the accept queue (SYN retransmits, a p99 of one second). */
         srv->listener = evconnlistener_new(srv->base, on_accept, srv, LEV_OPT_CLOSE_ON_FREE,
-                                           -1, srv->listen_fd);
+                                           0, srv->listen_fd);
         if (!srv->listener) {
             rc = im_error_set(err, IM_EIO, "cannot accept on the listening socket");
         } else {
