@@ -456,7 +456,7 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
     }
     if (ch == 'G' && d->phase == BENCH_PH_READY)
         enter_phase(d, BENCH_PH_MEASURE);
-    else if (ch == 'S')
+    else if (ch == 'S' && !d->interrupted) /* a terminal's SIGINT may have come first */
         stop_now(d);
 }
 
