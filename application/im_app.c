@@ -316,17 +316,28 @@ static void answer(send_ctx *c, int rc, const im_send_result *res, const char *m
     r->ops->send_result(r, &c->ep, c->request_id, c->client_msg_id, rc, res, msg);
 }
 
+/* The common start of a send's completion: a failed store is answered
+ * (and c freed) here; otherwise res is filled for the SendAck. */
+static bool stored_ok(send_ctx *c, int rc, const im_message *m, bool duplicate,
+                      const im_error *err, im_send_result *res)
+{
+    if (rc != IM_OK) {
+        answer(c, rc, NULL, err ? err->msg : NULL);
+        free(c);
+        return false;
+    }
+    *res = (im_send_result){ .seq = m->seq, .server_time_ms = m->server_time_ms,
+                             .duplicate = duplicate };
+    return true;
+}
+
 static void private_stored(void *arg, int rc, const im_message *m, bool duplicate,
                            const im_error *err)
 {
     send_ctx *c = arg;
-    if (rc != IM_OK) {
-        answer(c, rc, NULL, err ? err->msg : NULL);
-        free(c);
+    im_send_result res;
+    if (!stored_ok(c, rc, m, duplicate, err, &res))
         return;
-    }
-    im_send_result res = { .seq = m->seq, .server_time_ms = m->server_time_ms,
-                           .duplicate = duplicate };
     im_router *r = c->app->ports.router;
     /* A duplicate was delivered (or kept for the receiver) the first time. */
     if (!duplicate) {
@@ -440,13 +451,9 @@ static void group_stored(void *arg, int rc, const im_message *m, bool duplicate,
                          const im_error *err)
 {
     send_ctx *c = arg;
-    if (rc != IM_OK) {
-        answer(c, rc, NULL, err ? err->msg : NULL);
-        free(c);
+    im_send_result res;
+    if (!stored_ok(c, rc, m, duplicate, err, &res))
         return;
-    }
-    im_send_result res = { .seq = m->seq, .server_time_ms = m->server_time_ms,
-                           .duplicate = duplicate };
     if (!duplicate) {
         /* The members as they are now, at commit: one who joined meanwhile
          * gets it, one who left does not. */
