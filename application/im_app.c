@@ -115,12 +115,15 @@ static void go_live(void *arg, int rc, const im_error *err)
         free(ref);
         return;
     }
+    im_error bind_err = { 0 };
     rc = r->ops->bind(r, ref->user, ref->name, &ref->ep, ref->app->limits.login_policy,
-                      &replaced, NULL);
+                      &replaced, &bind_err);
     if (rc == 1)
         r->ops->kick(r, &replaced, IM_EREPLACED, "logged in from another connection");
     else if (rc < 0)
-        r->ops->kick(r, &ref->ep, rc, rc == IM_EDUPLICATE ? "already online" : "cannot go online");
+        r->ops->kick(r, &ref->ep, rc, bind_err.msg[0] ? bind_err.msg
+                                      : rc == IM_EDUPLICATE ? "already online"
+                                                            : "cannot go online");
     free(ref);
 }
 
@@ -148,6 +151,8 @@ static int finish_login(im_app *app, im_session *s, const im_endpoint *ep, uint6
     im_router *r = app->ports.router;
     if (im_session_is_authenticated(s))
         return im_error_set(err, IM_ESTATE, "already logged in as %s", s->user_id);
+    if (r->ops->is_reserved && r->ops->is_reserved(r, user))
+        return im_error_set(err, IM_EREFUSED, "%s is a service account of this server", user);
     if (app->limits.login_policy == IM_LOGIN_REJECT && r->ops->is_online(r, user))
         return im_error_set(err, IM_EDUPLICATE, "%s is already online", user);
     int rc = im_session_authenticate(s, user, name, err);

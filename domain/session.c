@@ -92,9 +92,14 @@ const char *im_session_state_name(im_session_state st)
     return "UNKNOWN";
 }
 
+void im_session_set_unmetered(im_session *s)
+{
+    s->unmetered = true;
+}
+
 bool im_session_take_send(im_session *s, uint64_t now_ms, uint32_t rate, uint32_t burst)
 {
-    if (rate == 0)
+    if (rate == 0 || s->unmetered)
         return true;
     uint64_t cap = (uint64_t)(burst ? burst : rate) * 1000u;
     if (s->send_tokens_milli > cap)

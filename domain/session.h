@@ -36,6 +36,7 @@ typedef struct im_session {
      * second up to burst (see im_session_take_send). */
     uint64_t send_tokens_milli;
     uint64_t send_refill_ms;
+    bool unmetered;               /* a service account: no send-rate limit */
 } im_session;
 
 /* Starts a session in CONNECTED, seen at now_ms. */
@@ -67,6 +68,11 @@ bool im_session_is_idle(const im_session *s, uint64_t now_ms, uint64_t timeout_m
  * send may go; returns false (and takes nothing) if the session is sending
  * too fast. rate 0 means unlimited. The bucket starts full. */
 bool im_session_take_send(im_session *s, uint64_t now_ms, uint32_t rate, uint32_t burst);
+
+/* Exempts the session from the send-rate limit: for a service account the
+ * server itself speaks for (a plugin's bot), which answers many users at
+ * once and is trusted. Never for a client's session. */
+void im_session_set_unmetered(im_session *s);
 
 /* "CONNECTED", "AUTHENTICATED", "CLOSED". Static: never free. */
 const char *im_session_state_name(im_session_state st);

@@ -55,9 +55,13 @@ struct im_router_ops {
                 const im_endpoint *ep, im_login_policy policy,
                 im_endpoint *replaced, im_error *err);
     /* Forgets user_id, but only if it is still bound to ep (a replaced session
-     * closing late must not unbind its successor). */
-    void (*unbind)(im_router *r, const char *user_id, const im_endpoint *ep);
+     * closing late must not unbind its successor). Returns true if it did:
+     * the user has gone offline. */
+    bool (*unbind)(im_router *r, const char *user_id, const im_endpoint *ep);
     bool (*is_online)(im_router *r, const char *user_id);
+    /* True if user_id is spoken for by the server itself (a plugin's
+     * service account): no client may log in as it. NULL: none are. */
+    bool (*is_reserved)(im_router *r, const char *user_id);
     /* Hands m to the receiver's session: to m->target for a private message.
      * Errors: IM_EOFFLINE, IM_EBUSY (the receiver is not reading), IM_ENOMEM. */
     int (*deliver)(im_router *r, const im_message *m, const char *sender_name, im_error *err);

@@ -36,6 +36,14 @@ typedef void (*im_store_append_fn)(void *arg, int rc, const im_message *m, bool 
 typedef bool (*im_store_message_fn)(void *arg, const im_message *m);
 /* The end of a read or a barrier; rc as above. */
 typedef void (*im_store_done_fn)(void *arg, int rc, const im_error *err);
+/* One key of a plugin's key-value map for a reader; key and value (len
+ * bytes) are borrowed for the call. Return false to stop. */
+typedef bool (*im_store_kv_fn)(void *arg, const char *key, const void *value, size_t len);
+
+/* The key-value map's limits, in bytes: a namespace or a key is
+ * 1..IM_STORE_KV_KEY_MAX, a value 0..IM_STORE_KV_VALUE_MAX. */
+#define IM_STORE_KV_KEY_MAX 200
+#define IM_STORE_KV_VALUE_MAX 65536
 
 struct im_store_ops {
     const char *name;
@@ -81,6 +89,26 @@ struct im_store_ops {
     /* At start-up, before any request: hands every stored group to fn, which
      * takes ownership of it. A memory store has none. Errors: IM_EIO. */
     int (*load_groups)(im_store *s, int (*fn)(void *arg, im_group *g), void *arg, im_error *err);
+
+    /* A key-value map per namespace (a plugin's name), for plugins that
+     * keep state of their own. */
+
+    /* Sets key of namespace ns to value (len bytes), or deletes it when
+     * value is NULL; in order with every other write, and as durable as the
+     * store. done may be NULL; otherwise it runs exactly once if this
+     * returns 0 (IM_ENOSPC or IM_EIO on failure). Limits: ns and key 1..200
+     * bytes, value at most IM_STORE_KV_VALUE_MAX bytes. Strings and value
+     * are copied. Errors: IM_EINVAL, IM_ENOMEM, IM_ESHUTDOWN. */
+    int (*kv_put)(im_store *s, const char *ns, const char *key, const void *value, size_t len,
+                  im_store_done_fn done, void *arg, im_error *err);
+    /* Synchronous read, from any thread: every key of ns starting with prefix
+     * ("" for all), in key (byte) order, with what has been made durable.
+     * Returns how many it visited (the calls of fn), or a negative code
+     * (IM_EIO; IM_EINVAL for a bad ns, IM_ENOMEM). fn's arguments are
+     * borrowed for the call; return false to stop. fn may make requests
+     * (kv_put) but, as for history, no synchronous read of s. */
+    int (*kv_each)(im_store *s, const char *ns, const char *prefix, im_store_kv_fn fn,
+                   void *arg, im_error *err);
 
     /* Finishes what is queued (completions included), then frees s. NULL-safe. */
     void (*destroy)(im_store *s);

@@ -1,5 +1,5 @@
 /* imcore/plugin.h: the plugin ABI of imcore-server. The only header a
- * plugin includes.
+ * plugin includes (it brings imcore/errors.h, for the error codes).
  *
  * A plugin is a shared object that exports one symbol:
  *
@@ -22,9 +22,15 @@
  * knows.
  *
  * Threads: on_message runs on the sending session's network thread,
- * several at once, so it must be thread-safe; init and shutdown run on the
- * server's main thread, alone. No callback may block (no disk, no network,
- * no sleep): a blocking callback stalls every session on that thread.
+ * several at once, so it must be thread-safe. Every other callback
+ * (on_start, on_delivery, on_login, on_logout, on_timer, run_blocking's
+ * done) runs on one thread, the plugin loop, shared by all plugins and
+ * never more than one callback at a time: state touched only there needs
+ * no lock. init and shutdown run on the server's main thread, alone. No
+ * callback may block (no disk, no network, no sleep): a blocking callback
+ * stalls every plugin, or every session of a network thread. Slow work
+ * goes to run_blocking, which runs it on a thread of its own and calls
+ * back on the plugin loop when it is done.
  *
  * Ownership: every pointer the server passes to a callback is borrowed for
  * the duration of that call only; copy what you keep. Every pointer a
@@ -35,6 +41,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* For the IM_E* codes the host functions return. Only the codes: the
+ * functions declared there live in the server, out of a plugin's reach. */
+#include "errors.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -68,7 +78,15 @@ typedef struct imcore_message {
     const char *client_msg_id;   /* the sender's id for the message; may be "" */
     uint64_t seq;                /* 0 in on_message: not yet stored */
     uint64_t server_time_ms;     /* Unix time, milliseconds */
+    /* Added after the first release: read only if size reaches them. */
+    const char *from_name;       /* the sender's display name ("" if unknown) */
 } imcore_message;
+
+/* Called by group_members for each member; return non-zero to stop. */
+typedef int (*imcore_member_fn)(void *arg, const char *user_id);
+/* Called by kv_each for each key; value is len bytes, borrowed for the
+ * call. Return non-zero to stop. */
+typedef int (*imcore_kv_fn)(void *arg, const char *key, const void *value, size_t len);
 
 /* What on_message decides. */
 typedef enum imcore_verdict {
@@ -104,6 +122,71 @@ typedef struct imcore_host_api {
      * messages; NULL if absent. Borrowed until shutdown. */
     const char *(*config_where)(imcore_host *h, const char *key);
 
+    /* ---- added after the first release: check size before calling ----
+     * Unless said otherwise, these return 0 (or a count) on success and a
+     * negative IM_E* code of imcore/errors.h on failure. */
+
+    /* Makes user_id a service account this plugin speaks for: from the
+     * start of service it is online, messages to it (private, and group
+     * messages of its groups) go to on_delivery, and no client can log in
+     * as it. Only during init. Errors: IM_EINVAL (bad id), IM_EEXIST
+     * (claimed by another plugin), IM_ESTATE (not in init). */
+    int (*claim_user)(imcore_host *h, const char *user_id, const char *display_name);
+
+    /* Sends body (UTF-8, body_len bytes) from the claimed user `from` to the
+     * user `to`, or to the group `group`, as that user's client would: the
+     * message is filtered, stored and delivered like any other. Returns 0
+     * once accepted; a failure after that (a full disk) is logged. From any
+     * thread; messages sent from one thread leave in the order sent.
+     * Errors: IM_EINVAL (from is not claimed by this plugin, bad receiver,
+     * empty body), IM_ETOOBIG, IM_ENOGROUP, IM_ENOTMEMBER, IM_EOFFLINE
+     * (memory storage only: to is not online), IM_ENOMEM, IM_ESHUTDOWN. */
+    int (*send_private)(imcore_host *h, const char *from, const char *to, const uint8_t *body,
+                        size_t body_len);
+    int (*send_group)(imcore_host *h, const char *from, const char *group, const uint8_t *body,
+                      size_t body_len);
+
+    /* Makes the claimed user `account` a member of group, as that user's
+     * client would with a Join (the group must exist and have room); the
+     * outcome is logged. Same threads and errors as send_group. */
+    int (*group_join)(imcore_host *h, const char *account, const char *group);
+
+    /* 1 if user_id has a live session on this server, else 0. Any thread. */
+    int (*is_online)(imcore_host *h, const char *user_id);
+
+    /* Calls fn for each member of group, in join order (the owner first);
+     * returns how many members it has. Any thread. Errors: IM_ENOGROUP. */
+    int (*group_members)(imcore_host *h, const char *group, imcore_member_fn fn, void *arg);
+
+    /* Calls on_timer(state, id, arg) on the plugin loop after_ms from now,
+     * then every every_ms (0: once). Returns the timer's id (> 0), or 0 when
+     * out of memory. In init, on_start or another plugin-loop callback. */
+    uint64_t (*timer_start)(imcore_host *h, uint64_t after_ms, uint64_t every_ms, void *arg);
+    /* Stops the timer; unknown or finished ids are ignored. On the plugin
+     * loop, or in init. */
+    void (*timer_cancel)(imcore_host *h, uint64_t timer_id);
+
+    /* Runs work(arg) on a thread that may block (one thread, in call
+     * order), then done(state, arg) on the plugin loop. done may be NULL.
+     * Any thread. Errors: IM_ENOMEM, IM_ESHUTDOWN. */
+    int (*run_blocking)(imcore_host *h, void (*work)(void *arg),
+                        void (*done)(void *state, void *arg), void *arg);
+
+    /* A small durable map of the plugin's own (keys are seen by no other
+     * plugin), kept by the server's storage, so it survives a restart when
+     * the storage does. kv_put sets key to value (len bytes; value NULL
+     * deletes the key); it returns at once, and puts are applied in call
+     * order. Keys: 1..200 bytes of text; values: at most 65,536 bytes. Any
+     * thread, from on_start on. Errors: IM_EINVAL, IM_ENOMEM, IM_ESHUTDOWN,
+     * IM_ESTATE (before on_start, in init). */
+    int (*kv_put)(imcore_host *h, const char *key, const void *value, size_t len);
+    /* Calls fn for every key that starts with prefix ("" for all), in key
+     * order, with what earlier puts have made durable; returns how many it
+     * visited. Reads the disk: call it in on_start, or in run_blocking's
+     * work, not in other callbacks. Errors: IM_EIO, IM_ESTATE (before
+     * on_start). */
+    int (*kv_each)(imcore_host *h, const char *prefix, imcore_kv_fn fn, void *arg);
+
     /* Functions are appended here in later versions: check size first. */
 } imcore_host_api;
 
@@ -127,7 +210,31 @@ typedef struct imcore_plugin {
     /* The server is stopping: free everything. No host call but log. */
     void (*shutdown)(void *state);
 
-    void *reserved[8];           /* for callbacks of later versions: leave NULL */
+    /* ---- added after the first release (in what were reserved slots);
+     * the server calls them only if its imcore_host_api has claim_user ---- */
+
+    /* The server is ready: storage is open, claimed users are online, and
+     * no client has been let in yet. The one plugin-loop callback that may
+     * read the disk (kv_each). Before any on_delivery. */
+    void (*on_start)(void *state);
+
+    /* A message for the claimed user `account`, private or from one of its
+     * groups, in the order the store gave them. Messages stored while the
+     * server was down come first. Delivery is at least once: a message
+     * counts as received when on_delivery returns, so one being handled
+     * when the server stopped comes again at the next start. */
+    void (*on_delivery)(void *state, const char *account, const imcore_message *m);
+
+    /* user_id came online (its first session went live) or went offline
+     * (its last session closed). A session replaced by a newer login of the
+     * same user is neither. */
+    void (*on_login)(void *state, const char *user_id, const char *display_name);
+    void (*on_logout)(void *state, const char *user_id);
+
+    /* A timer of timer_start fired; arg is the one given there. */
+    void (*on_timer)(void *state, uint64_t timer_id, void *arg);
+
+    void *reserved[3];           /* for callbacks of later versions: leave NULL */
 } imcore_plugin;
 
 /* The one symbol a plugin exports. */

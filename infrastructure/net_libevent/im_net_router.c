@@ -64,16 +64,18 @@ static int router_bind(im_router *r, const char *user_id, const char *display_na
     return rc;
 }
 
-static void router_unbind(im_router *r, const char *user_id, const im_endpoint *ep)
+static bool router_unbind(im_router *r, const char *user_id, const im_endpoint *ep)
 {
     im_registry_shard *sh = shard_of(server_of(r), user_id);
     pthread_mutex_lock(&sh->lock);
     reg_entry *e = im_strmap_get(sh->users, user_id);
-    if (e && same_endpoint(&e->ep, ep)) {
+    bool forgot = e && same_endpoint(&e->ep, ep);
+    if (forgot) {
         im_strmap_remove(sh->users, user_id);
         free(e);
     }
     pthread_mutex_unlock(&sh->lock);
+    return forgot;
 }
 
 static bool lookup(im_net_server *srv, const char *user_id, im_endpoint *ep)

@@ -5,7 +5,7 @@
  * contract in plugin.h: dlopen with RTLD_NOW | RTLD_LOCAL (a missing symbol
  * fails now, not at the first message; plugins cannot see each other),
  * check the one entry symbol, call it, check the version it answers. */
-#include "im_plugin_host.h"
+#include "im_plugin_internal.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
@@ -13,17 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "imcore/plugin.h"
 #include "im_log.h"
-
-struct imcore_host {
-    char name[64];
-    void *dl;
-    imcore_plugin desc;
-    const im_plugin_config *cfg;  /* a copy owned by the host */
-    char (*where)[300];           /* "FILE:LINE" per setting */
-};
 
 /* Per-thread scratch for rewritten bodies, two so that one plugin's output
  * can be the next one's input. Registered, so they are freed with the host
@@ -32,19 +24,6 @@ typedef struct scratch {
     struct scratch *next;
     uint8_t *buf[2];
 } scratch;
-
-struct im_plugin_host {
-    im_filter filter;             /* the port; first, so the port is the host */
-    imcore_host *plugins;
-    im_plugin_config *configs;
-    unsigned n;
-    bool filters;                 /* some plugin has on_message */
-    uint32_t max_body;
-    char source[256];
-    pthread_mutex_t scratch_lock;
-    scratch *scratches;
-    pthread_key_t scratch_key;
-};
 
 /* ---- the table a plugin gets ---- */
 
@@ -83,12 +62,262 @@ static const char *host_config_where(imcore_host *h, const char *key)
     return i < 0 ? NULL : h->where[i];
 }
 
+#define MAX_CLAIMS 64
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int host_claim_user(imcore_host *h, const char *user_id, const char *display_name)
+{
+    im_plugin_host *ph = h->ph;
+    im_error err = { 0 };
+    if (atomic_load(&ph->state) != LOOP_LOADING || ph->initialising != h) {
+        IM_ERROR("plugin %s: claim_user outside init: refused", h->name);
+        return IM_ESTATE;
+    }
+    if (im_user_id_check(user_id, &err) != IM_OK ||
+        im_display_name_check(display_name, &err) != IM_OK) {
+        IM_ERROR("plugin %s: cannot claim '%s': %s", h->name, user_id ? user_id : "", err.msg);
+        return IM_EINVAL;
+    }
+    im_claim *other = im__claim_find(ph, user_id);
+    if (other) {
+        IM_ERROR("plugin %s: cannot claim %s: plugin %s has it", h->name, user_id,
+                 other->owner->name);
+        return IM_EEXIST;
+    }
+    if (ph->nclaims == MAX_CLAIMS)
+        return IM_ENOMEM;
+    im_claim *grown = realloc(ph->claims, (ph->nclaims + 1) * sizeof *grown);
+    if (!grown)
+        return IM_ENOMEM;
+    ph->claims = grown;
+    unsigned i = ph->nclaims;
+    im_claim *c = &ph->claims[i];
+    memset(c, 0, sizeof *c);
+    c->owner = h;
+    snprintf(c->user, sizeof c->user, "%s", user_id);
+    snprintf(c->name, sizeof c->name, "%s",
+             display_name && display_name[0] ? display_name : user_id);
+    /* Session ids of the network count up from 1: these stay clear of them. */
+    im_session_init(&c->session, (UINT64_C(1) << 62) + i, now_ms());
+    if (im_session_authenticate(&c->session, c->user, c->name, &err) != IM_OK)
+        return IM_EINVAL;
+    im_session_set_unmetered(&c->session);
+    c->ep = (im_endpoint){ .node = 0, .worker = IM_PLUGIN_WORKER, .conn_id = i + 1 };
+    ph->nclaims++;
+    IM_INFO("plugin %s speaks for %s (%s)", h->name, c->user, c->name);
+    return IM_OK;
+}
+
+/* On the loop: the claim's session is the loop's. */
+static int send_now(im_plugin_host *ph, im_claim *c, bool group, const char *to,
+                    const uint8_t *body, size_t len)
+{
+    im_error err = { 0 };
+    uint64_t rid = ++c->next_request;
+    int rc = !body  ? im_app_group_join(ph->app, &c->session, &c->ep, rid, to, &err)
+             : group ? im_app_send_group(ph->app, &c->session, &c->ep, rid, to, body, len, "",
+                                         &err)
+                     : im_app_send_private(ph->app, &c->session, &c->ep, rid, to, body, len, "",
+                                           &err);
+    if (rc != IM_OK)
+        IM_DEBUG("plugin %s: %s to %s refused: %s", c->owner->name, c->user, to, err.msg);
+    return rc;
+}
+
+typedef struct send_item {
+    im_loop_item base;
+    im_claim *claim;
+    bool group;
+    bool join;                    /* a group_join: no body */
+    char to[IM_USER_ID_MAX + 1];
+    size_t len;
+    uint8_t body[];
+} send_item;
+
+static void run_send(im_plugin_host *ph, im_loop_item *it)
+{
+    send_item *si = (send_item *)it;
+    int rc = send_now(ph, si->claim, si->group, si->to, si->join ? NULL : si->body, si->len);
+    if (rc != IM_OK)
+        IM_WARN("plugin %s: a message from %s to %s was refused: %s", si->claim->owner->name,
+                si->claim->user, si->to, im_strerror(rc));
+}
+
+static int host_send(imcore_host *h, bool group, const char *from, const char *to,
+                     const uint8_t *body, size_t len)
+{
+    im_plugin_host *ph = h->ph;
+    im_claim *c = from ? im__claim_find(ph, from) : NULL;
+    if (!c || c->owner != h || !to || (!body && len))
+        return IM_EINVAL;
+    int state = atomic_load(&ph->state);
+    if (state != LOOP_RUNNING)
+        return state == LOOP_STOPPED ? IM_ESHUTDOWN : IM_ESTATE;
+    if (im__on_loop(ph))
+        return send_now(ph, c, group, to, body, len);
+    /* From another thread: carried to the loop, which owns the session. */
+    if (strlen(to) > IM_USER_ID_MAX)
+        return IM_EINVAL;
+    if (len > ph->max_body)
+        return IM_ETOOBIG;
+    send_item *si = calloc(1, sizeof *si + len);
+    if (!si)
+        return IM_ENOMEM;
+    si->base.run = run_send;
+    si->claim = c;
+    si->group = group;
+    si->join = body == NULL;
+    snprintf(si->to, sizeof si->to, "%s", to);
+    si->len = len;
+    if (len)
+        memcpy(si->body, body, len);
+    if (!im__loop_push(ph, &si->base)) {
+        free(si);
+        return IM_ESHUTDOWN;
+    }
+    return IM_OK;
+}
+
+static int host_send_private(imcore_host *h, const char *from, const char *to,
+                             const uint8_t *body, size_t len)
+{
+    return body ? host_send(h, false, from, to, body, len) : IM_EINVAL;
+}
+
+static int host_send_group(imcore_host *h, const char *from, const char *group,
+                           const uint8_t *body, size_t len)
+{
+    return body ? host_send(h, true, from, group, body, len) : IM_EINVAL;
+}
+
+/* A join is a send without a body: the same path to the loop. */
+static int host_group_join(imcore_host *h, const char *account, const char *group)
+{
+    return host_send(h, true, account, group, NULL, 0);
+}
+
+static int host_is_online(imcore_host *h, const char *user_id)
+{
+    im_plugin_host *ph = h->ph;
+    if (!user_id)
+        return 0;
+    if (im__claim_find(ph, user_id))
+        return 1;
+    return ph->inner && ph->inner->ops->is_online(ph->inner, user_id) ? 1 : 0;
+}
+
+struct member_walk { imcore_member_fn fn; void *arg; };
+
+static int walk_members(void *arg, const im_group *g, im_error *err)
+{
+    (void)err;
+    struct member_walk *w = arg;
+    size_t n = im_group_member_count(g);
+    for (size_t i = 0; i < n; i++)
+        if (w->fn && w->fn(w->arg, im_group_member(g, i)) != 0)
+            break;
+    return (int)n;
+}
+
+static int host_group_members(imcore_host *h, const char *group, imcore_member_fn fn, void *arg)
+{
+    im_plugin_host *ph = h->ph;
+    if (!group)
+        return IM_EINVAL;
+    if (!ph->groups)
+        return IM_ESTATE;
+    struct member_walk w = { fn, arg };
+    return ph->groups->ops->read(ph->groups, group, walk_members, &w, NULL);
+}
+
+static uint64_t host_timer_start(imcore_host *h, uint64_t after_ms, uint64_t every_ms,
+                                 void *arg)
+{
+    return im__timer_start(h, after_ms, every_ms, arg);
+}
+
+static void host_timer_cancel(imcore_host *h, uint64_t timer_id)
+{
+    im__timer_cancel(h, timer_id);
+}
+
+static int host_run_blocking(imcore_host *h, void (*work)(void *arg),
+                             void (*done)(void *state, void *arg), void *arg)
+{
+    return im__run_blocking(h, work, done, arg);
+}
+
+static bool kv_key_ok(const char *key)
+{
+    size_t n = key ? strlen(key) : 0;
+    return n >= 1 && n <= IM_STORE_KV_KEY_MAX;
+}
+
+static int host_kv_put(imcore_host *h, const char *key, const void *value, size_t len)
+{
+    im_plugin_host *ph = h->ph;
+    if (!kv_key_ok(key) || len > IM_STORE_KV_VALUE_MAX || (!value && len))
+        return IM_EINVAL;
+    int state = atomic_load(&ph->state);
+    if (state == LOOP_STOPPED)
+        return IM_ESHUTDOWN;
+    if (state != LOOP_RUNNING || !ph->store)
+        return IM_ESTATE;
+    im_error err = { 0 };
+    int rc = ph->store->ops->kv_put(ph->store, h->name, key, value, value ? len : 0, NULL, NULL,
+                                    &err);
+    if (rc != IM_OK)
+        IM_WARN("plugin %s: kv_put %s: %s", h->name, key, err.msg);
+    return rc;
+}
+
+struct kv_walk { imcore_kv_fn fn; void *arg; };
+
+static bool kv_through(void *arg, const char *key, const void *value, size_t len)
+{
+    struct kv_walk *w = arg;
+    return w->fn(w->arg, key, value, len) == 0;
+}
+
+static int host_kv_each(imcore_host *h, const char *prefix, imcore_kv_fn fn, void *arg)
+{
+    im_plugin_host *ph = h->ph;
+    if (!fn)
+        return IM_EINVAL;
+    if (atomic_load(&ph->state) != LOOP_RUNNING || !ph->store)
+        return IM_ESTATE;
+    struct kv_walk w = { fn, arg };
+    im_error err = { 0 };
+    int rc = ph->store->ops->kv_each(ph->store, h->name, prefix ? prefix : "", kv_through, &w,
+                                     &err);
+    if (rc < 0)
+        IM_WARN("plugin %s: kv_each: %s", h->name, err.msg);
+    return rc;
+}
+
 static const imcore_host_api host_api = {
     .size = sizeof(imcore_host_api),
     .api_version = IMCORE_PLUGIN_API_VERSION,
     .log = host_log,
     .config_get = host_config_get,
     .config_where = host_config_where,
+    .claim_user = host_claim_user,
+    .send_private = host_send_private,
+    .send_group = host_send_group,
+    .group_join = host_group_join,
+    .is_online = host_is_online,
+    .group_members = host_group_members,
+    .timer_start = host_timer_start,
+    .timer_cancel = host_timer_cancel,
+    .run_blocking = host_run_blocking,
+    .kv_put = host_kv_put,
+    .kv_each = host_kv_each,
 };
 
 /* ---- the filter port ---- */
@@ -172,6 +401,8 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
     imcore_host *h = &ph->plugins[i];
     snprintf(h->name, sizeof h->name, "%s", pc->name);
     h->cfg = pc;
+    h->ph = ph;
+    h->index = i;
     h->where = calloc(pc->nsettings ? pc->nsettings : 1, sizeof *h->where);
     if (!h->where)
         return im_error_set(err, IM_ENOMEM, "out of memory");
@@ -200,7 +431,9 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
         FAIL("%s has no %s: not an imcore plugin", path, IMCORE_PLUGIN_INIT_SYMBOL);
     memset(&h->desc, 0, sizeof h->desc);
     h->desc.size = sizeof h->desc;
+    ph->initialising = h;
     int rc = init(&host_api, h, &h->desc);
+    ph->initialising = NULL;
     h->desc.error[sizeof h->desc.error - 1] = '\0';
     if (rc != 0) {
         h->desc.shutdown = NULL; /* a refused init has nothing to shut down */
@@ -217,6 +450,8 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
 #undef FAIL
     if (h->desc.on_message)
         ph->filters = true;
+    if (h->desc.on_login || h->desc.on_logout)
+        ph->wants_presence = true;
     IM_INFO("plugin %s %s loaded from %s", pc->name, h->desc.version ? h->desc.version : "",
             path);
     return IM_OK;
@@ -237,6 +472,11 @@ int im_plugin_host_load(const im_config *cfg, uint32_t max_body_bytes, im_plugin
         free(ph);
         return im_error_set(err, IM_ENOMEM, "out of thread keys");
     }
+    if (im__loop_init(ph, err) != IM_OK) {
+        im_plugin_host_free(ph);
+        return err ? err->code : IM_ENOMEM;
+    }
+    im__plugin_router_init(ph);
     unsigned n = cfg->nplugins;
     ph->plugins = calloc(n ? n : 1, sizeof *ph->plugins);
     ph->configs = calloc(n ? n : 1, sizeof *ph->configs);
@@ -262,14 +502,165 @@ im_filter *im_plugin_host_filter(im_plugin_host *h)
     return h && h->filters ? &h->filter : NULL;
 }
 
+/* ---- start and stop ---- */
+
+im_router *im_plugin_host_router(im_plugin_host *ph, im_router *inner)
+{
+    if (!ph)
+        return inner;
+    ph->inner = inner;
+    /* Without claims or presence hooks, plugins take no part in routing:
+     * the application gets the network's port, with nothing in between. */
+    return ph->nclaims || ph->wants_presence ? &ph->router : inner;
+}
+
+typedef struct start_item {
+    im_loop_item base;
+    imcore_host *h;               /* NULL: the start-up barrier */
+} start_item;
+
+static void run_start(im_plugin_host *ph, im_loop_item *it)
+{
+    imcore_host *h = ((start_item *)it)->h;
+    if (h) {
+        h->desc.on_start(h->desc.state);
+        return;
+    }
+    pthread_mutex_lock(&ph->start_lock);
+    ph->start_waiting--;
+    pthread_cond_signal(&ph->start_cond);
+    pthread_mutex_unlock(&ph->start_lock);
+}
+
+static bool push_start(im_plugin_host *ph, imcore_host *h)
+{
+    start_item *si = calloc(1, sizeof *si);
+    if (!si)
+        return false;
+    si->base.run = run_start;
+    si->h = h;
+    if (im__loop_push(ph, &si->base))
+        return true;
+    free(si);
+    return false;
+}
+
+typedef struct pending_wait {
+    im_plugin_host *ph;
+    int rc;
+    im_error err;
+} pending_wait;
+
+/* One claimed account's fetch; the store gives each and done one arg. */
+typedef struct pending_fetch {
+    pending_wait *wait;
+    im_claim *claim;
+} pending_fetch;
+
+static bool pending_one(void *arg, const im_message *m)
+{
+    im_claim *c = ((pending_fetch *)arg)->claim;
+    im__deliver_to_claim(c->owner->ph, c, m, NULL);
+    return true;
+}
+
+static void pending_done(void *arg, int rc, const im_error *err)
+{
+    pending_wait *pw = ((pending_fetch *)arg)->wait;
+    pthread_mutex_lock(&pw->ph->start_lock);
+    if (rc != IM_OK && pw->rc == IM_OK) {
+        pw->rc = rc;
+        if (err)
+            pw->err = *err;
+    }
+    pw->ph->start_waiting--;
+    pthread_cond_signal(&pw->ph->start_cond);
+    pthread_mutex_unlock(&pw->ph->start_lock);
+}
+
+static void wait_start(im_plugin_host *ph)
+{
+    pthread_mutex_lock(&ph->start_lock);
+    while (ph->start_waiting > 0)
+        pthread_cond_wait(&ph->start_cond, &ph->start_lock);
+    pthread_mutex_unlock(&ph->start_lock);
+}
+
+int im_plugin_host_start(im_plugin_host *ph, im_app *app, im_store *store,
+                         im_group_repo *groups, im_error *err)
+{
+    if (!ph || ph->n == 0)
+        return IM_OK;
+    ph->app = app;
+    ph->store = store;
+    ph->groups = groups;
+    atomic_store(&ph->state, LOOP_RUNNING);
+    /* on_start first, in config order; then what claimed accounts missed. */
+    for (unsigned i = 0; i < ph->n; i++)
+        if (ph->plugins[i].desc.on_start && !push_start(ph, &ph->plugins[i]))
+            return im_error_set(err, IM_ENOMEM, "out of memory");
+    int rc = im__loop_start_threads(ph, err);
+    if (rc != IM_OK)
+        return rc;
+    pending_wait pw = { .ph = ph, .rc = IM_OK };
+    pending_fetch *fetches = calloc(ph->nclaims ? ph->nclaims : 1, sizeof *fetches);
+    if (!fetches)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    for (unsigned i = 0; i < ph->nclaims; i++) {
+        pthread_mutex_lock(&ph->start_lock);
+        ph->start_waiting++;
+        pthread_mutex_unlock(&ph->start_lock);
+        fetches[i] = (pending_fetch){ .wait = &pw, .claim = &ph->claims[i] };
+        rc = store->ops->pending(store, ph->claims[i].user, IM_PENDING_LIMIT, pending_one,
+                                 pending_done, &fetches[i], err);
+        if (rc != IM_OK) {
+            pthread_mutex_lock(&ph->start_lock);
+            ph->start_waiting--;
+            pthread_mutex_unlock(&ph->start_lock);
+            wait_start(ph);
+            free(fetches);
+            return rc;
+        }
+    }
+    wait_start(ph);
+    free(fetches);
+    if (pw.rc != IM_OK) {
+        if (err)
+            *err = pw.err;
+        return pw.rc;
+    }
+    /* Clients are let in once the plugins have seen all of that. */
+    pthread_mutex_lock(&ph->start_lock);
+    ph->start_waiting++;
+    pthread_mutex_unlock(&ph->start_lock);
+    if (!push_start(ph, NULL))
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    wait_start(ph);
+    return IM_OK;
+}
+
+void im_plugin_host_stop(im_plugin_host *ph)
+{
+    if (!ph)
+        return;
+    im__loop_stop(ph);
+    atomic_store(&ph->state, LOOP_STOPPED);
+}
+
 void im_plugin_host_free(im_plugin_host *ph)
 {
     if (!ph)
         return;
+    im_plugin_host_stop(ph);
     for (unsigned i = ph->n; i-- > 0;) {
         imcore_host *h = &ph->plugins[i];
         if (h->desc.shutdown)
             h->desc.shutdown(h->desc.state);
+        h->desc.shutdown = NULL;
+    }
+    im__loop_destroy(ph); /* timers, before the code they belong to goes */
+    for (unsigned i = ph->n; i-- > 0;) {
+        imcore_host *h = &ph->plugins[i];
         if (h->dl)
             dlclose(h->dl);
         free(h->where);
@@ -283,6 +674,7 @@ void im_plugin_host_free(im_plugin_host *ph)
     }
     pthread_key_delete(ph->scratch_key);
     pthread_mutex_destroy(&ph->scratch_lock);
+    free(ph->claims);
     free(ph->plugins);
     free(ph->configs);
     free(ph);

@@ -1,6 +1,13 @@
 /* infrastructure/plugin_host/im_plugin_host.h: loads the plugins the config
  * lists (dlopen), gives each the host table of include/imcore/plugin.h, and
- * fills the application's message filter port with their on_message hooks.
+ * connects them to the server: the message filter port (on_message), a
+ * route port around the network's (accounts the plugins speak for, and
+ * login/logout events), and the plugin loop, the one thread where every
+ * other callback runs.
+ *
+ * Lifecycle: load (each plugin's init) -> router (wrap the network's port)
+ * -> start (on_start, then what claimed accounts missed, before clients
+ * are let in) -> stop (before the store goes) -> free (shutdown, unload).
  *
  * Every failure at load names the config file and line and the plugin:
  * "imcore.yaml:12: plugin word_filter: cannot load ...". */
@@ -9,6 +16,7 @@
 
 #include <stdint.h>
 #include "imcore/errors.h"
+#include "application/im_app.h"
 #include "application/ports/im_filter.h"
 #include "im_config.h"
 
@@ -25,8 +33,31 @@ int im_plugin_host_load(const im_config *cfg, uint32_t max_body_bytes, im_plugin
  * valid until the host is freed. */
 im_filter *im_plugin_host_filter(im_plugin_host *h);
 
-/* Calls each plugin's shutdown (in reverse order), then unloads it.
- * NULL is fine. Only once no worker can call the filter any more. */
+/* The route port to build the application with: inner itself when no
+ * plugin claims an account or watches logins (so plugins cost routing
+ * nothing then), else the host's port around inner. inner is borrowed and
+ * must outlive the host; so is the result. h NULL gives inner. */
+im_router *im_plugin_host_router(im_plugin_host *h, im_router *inner);
+
+/* Wires the host to the application and its stores (borrowed: they must
+ * outlive im_plugin_host_stop) and starts the plugin loop: runs each
+ * on_start, hands each claimed account what was stored for it while the
+ * server was down, and returns once the plugins have handled all of it.
+ * Call it before clients are let in. NULL or no plugins: nothing to do.
+ * Errors: IM_ENOMEM, IM_EIO (reading what was stored). */
+int im_plugin_host_start(im_plugin_host *h, im_app *app, im_store *store,
+                         im_group_repo *groups, im_error *err);
+
+/* Lets the plugins finish the work already queued, then stops the plugin
+ * loop and the blocking thread. From then on messages for claimed accounts
+ * stay unacked in the store (they come at the next start), and sends fail
+ * with IM_ESHUTDOWN. Call it after the network has stopped and before the
+ * store is destroyed. Idempotent; NULL is fine. */
+void im_plugin_host_stop(im_plugin_host *h);
+
+/* Stops (as above), calls each plugin's shutdown (in reverse order), then
+ * unloads it. NULL is fine. Only once no worker can call the filter any
+ * more. */
 void im_plugin_host_free(im_plugin_host *h);
 
 #endif

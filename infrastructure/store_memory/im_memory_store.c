@@ -1,11 +1,17 @@
 /* infrastructure/store_memory/im_memory_store.c: the store port without
  * storage: per-conversation sequence numbers in memory, every request
  * completed at once on the caller's thread. Conversations are spread over shards by hash so that
- * workers sending in different conversations rarely meet on one lock. */
+ * workers sending in different conversations rarely meet on one lock.
+ *
+ * The plugins' key-value map lives here too, as long as the process: one
+ * hash map per namespace behind one lock. Plugins write it rarely and read it
+ * by prefix, so a read copies what matches and sorts it, rather than the map
+ * keeping an order every write would pay for. */
 #include "im_memory_store.h"
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "im_strmap.h"
 
@@ -16,9 +22,17 @@ struct shard {
     im_strmap *next_seq; /* conversation id -> uint64_t* last seq given */
 };
 
+/* A value of the key-value map, in one allocation. */
+typedef struct kv_value {
+    size_t len;
+    unsigned char data[];
+} kv_value;
+
 typedef struct memory_store {
     im_store base;
     struct shard shards[SHARDS];
+    pthread_mutex_t kv_lock;
+    im_strmap *kv; /* namespace -> im_strmap* (key -> kv_value*), all owned */
 } memory_store;
 
 /* Numbers m and completes at once. The completion runs under the shard
@@ -100,11 +114,172 @@ static int memory_load_groups(im_store *s, int (*fn)(void *arg, im_group *g), vo
     return IM_OK;
 }
 
+static int kv_check_name(const char *what, const char *s, im_error *err)
+{
+    size_t n = s ? strnlen(s, IM_STORE_KV_KEY_MAX + 1) : 0;
+    if (n == 0 || n > IM_STORE_KV_KEY_MAX)
+        return im_error_set(err, IM_EINVAL, "a %s is 1..%d bytes", what, IM_STORE_KV_KEY_MAX);
+    return IM_OK;
+}
+
 static bool free_value(void *arg, const char *key, void *value)
 {
     (void)arg, (void)key;
     free(value);
     return true;
+}
+
+static bool free_namespace(void *arg, const char *key, void *value)
+{
+    (void)arg, (void)key;
+    im_strmap_each(value, free_value, NULL);
+    im_strmap_free(value);
+    return true;
+}
+
+/* Under kv_lock. Nothing is changed when it fails. */
+static int kv_set(memory_store *ms, const char *ns, const char *key, const void *value,
+                  size_t len)
+{
+    im_strmap *keys = im_strmap_get(ms->kv, ns);
+    if (!value) {
+        if (keys) {
+            free(im_strmap_remove(keys, key));
+            /* An empty namespace is forgotten, so deleted keys cost nothing. */
+            if (im_strmap_count(keys) == 0)
+                im_strmap_free(im_strmap_remove(ms->kv, ns));
+        }
+        return IM_OK;
+    }
+    kv_value *v = malloc(sizeof *v + len);
+    if (!v)
+        return IM_ENOMEM;
+    v->len = len;
+    if (len)
+        memcpy(v->data, value, len);
+    bool made = false;
+    if (!keys) {
+        if (!(keys = im_strmap_new()) || im_strmap_put(ms->kv, ns, keys, NULL) != IM_OK) {
+            im_strmap_free(keys);
+            free(v);
+            return IM_ENOMEM;
+        }
+        made = true;
+    }
+    void *old = NULL;
+    if (im_strmap_put(keys, key, v, &old) != IM_OK) {
+        if (made)
+            im_strmap_free(im_strmap_remove(ms->kv, ns));
+        free(v);
+        return IM_ENOMEM;
+    }
+    free(old);
+    return IM_OK;
+}
+
+/* Completes at once. done runs after the lock is let go, so that it may use
+ * the map again (a plugin reading back what it wrote). */
+static int memory_kv_put(im_store *s, const char *ns, const char *key, const void *value,
+                         size_t len, im_store_done_fn done, void *arg, im_error *err)
+{
+    memory_store *ms = (memory_store *)s;
+    int rc = kv_check_name("namespace", ns, err);
+    if (rc == IM_OK)
+        rc = kv_check_name("key", key, err);
+    if (rc == IM_OK && value && len > IM_STORE_KV_VALUE_MAX)
+        rc = im_error_set(err, IM_EINVAL, "a value is at most %d bytes, not %zu",
+                          IM_STORE_KV_VALUE_MAX, len);
+    if (rc != IM_OK)
+        return rc;
+    pthread_mutex_lock(&ms->kv_lock);
+    rc = kv_set(ms, ns, key, value, len);
+    pthread_mutex_unlock(&ms->kv_lock);
+    if (rc != IM_OK)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    if (done)
+        done(arg, IM_OK, NULL);
+    return IM_OK;
+}
+
+/* A key and its value as a read hands them out, copied. */
+typedef struct kv_item {
+    size_t len;
+    const char *key; /* in data, after the value */
+    unsigned char data[];
+} kv_item;
+
+struct kv_snapshot {
+    const char *prefix;
+    size_t prefix_len;
+    kv_item **items;
+    size_t n;
+    bool nomem;
+};
+
+static bool snapshot_one(void *arg, const char *key, void *value)
+{
+    struct kv_snapshot *snap = arg;
+    const kv_value *v = value;
+    if (strncmp(key, snap->prefix, snap->prefix_len) != 0)
+        return true;
+    size_t lk = strlen(key) + 1;
+    kv_item *it = malloc(sizeof *it + v->len + lk);
+    if (!it) {
+        snap->nomem = true;
+        return false;
+    }
+    it->len = v->len;
+    if (v->len)
+        memcpy(it->data, v->data, v->len);
+    it->key = memcpy(it->data + v->len, key, lk);
+    snap->items[snap->n++] = it;
+    return true;
+}
+
+/* strcmp compares as unsigned char: byte order, as the port promises. */
+static int by_key(const void *a, const void *b)
+{
+    return strcmp((*(const kv_item *const *)a)->key, (*(const kv_item *const *)b)->key);
+}
+
+/* The matching entries are copied under the lock and handed out after it,
+ * so fn may write to the map while it reads. */
+static int memory_kv_each(im_store *s, const char *ns, const char *prefix, im_store_kv_fn fn,
+                          void *arg, im_error *err)
+{
+    memory_store *ms = (memory_store *)s;
+    int rc = kv_check_name("namespace", ns, err);
+    if (rc != IM_OK)
+        return rc;
+    if (!fn)
+        return im_error_set(err, IM_EINVAL, "no callback");
+    struct kv_snapshot snap = { .prefix = prefix ? prefix : "" };
+    snap.prefix_len = strlen(snap.prefix);
+    pthread_mutex_lock(&ms->kv_lock);
+    im_strmap *keys = im_strmap_get(ms->kv, ns);
+    size_t total = keys ? im_strmap_count(keys) : 0;
+    if (total) {
+        snap.items = malloc(total * sizeof *snap.items);
+        if (snap.items)
+            im_strmap_each(keys, snapshot_one, &snap);
+        else
+            snap.nomem = true;
+    }
+    pthread_mutex_unlock(&ms->kv_lock);
+    int visited = 0;
+    if (!snap.nomem && snap.n) {
+        qsort(snap.items, snap.n, sizeof *snap.items, by_key);
+        for (size_t i = 0; i < snap.n; i++) {
+            visited++;
+            const kv_item *it = snap.items[i];
+            if (!fn(arg, it->key, it->data, it->len))
+                break;
+        }
+    }
+    for (size_t i = 0; i < snap.n; i++)
+        free(snap.items[i]);
+    free(snap.items);
+    return snap.nomem ? im_error_set(err, IM_ENOMEM, "out of memory") : visited;
 }
 
 static void memory_destroy(im_store *s)
@@ -119,6 +294,11 @@ static void memory_destroy(im_store *s)
         }
         pthread_mutex_destroy(&ms->shards[i].lock);
     }
+    if (ms->kv) {
+        im_strmap_each(ms->kv, free_namespace, NULL);
+        im_strmap_free(ms->kv);
+    }
+    pthread_mutex_destroy(&ms->kv_lock);
     free(ms);
 }
 
@@ -134,6 +314,8 @@ static const struct im_store_ops memory_store_ops = {
     .group_join = memory_group_change,
     .group_leave = memory_group_change,
     .load_groups = memory_load_groups,
+    .kv_put = memory_kv_put,
+    .kv_each = memory_kv_each,
     .destroy = memory_destroy,
 };
 
@@ -144,6 +326,7 @@ int im_memory_store_new(im_store **out, im_error *err)
     if (!ms)
         return im_error_set(err, IM_ENOMEM, "out of memory");
     ms->base.ops = &memory_store_ops;
+    pthread_mutex_init(&ms->kv_lock, NULL);
     for (int i = 0; i < SHARDS; i++) {
         pthread_mutex_init(&ms->shards[i].lock, NULL);
         ms->shards[i].next_seq = im_strmap_new();
@@ -151,6 +334,10 @@ int im_memory_store_new(im_store **out, im_error *err)
             memory_destroy(&ms->base);
             return im_error_set(err, IM_ENOMEM, "out of memory");
         }
+    }
+    if (!(ms->kv = im_strmap_new())) {
+        memory_destroy(&ms->base);
+        return im_error_set(err, IM_ENOMEM, "out of memory");
     }
     *out = &ms->base;
     return IM_OK;

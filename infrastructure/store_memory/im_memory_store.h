@@ -1,8 +1,9 @@
 /* infrastructure/store_memory/im_memory_store.h: in-memory adapters for the
  * store and group-repository ports. Nothing survives a restart: the store
- * numbers messages without keeping them, and groups live as long as the
- * process. The memory store is for a server that needs no offline messages
- * or history (storage: memory), and for tests. Both are thread-safe. */
+ * numbers messages without keeping them, and groups and the plugins'
+ * key-value map live as long as the process. The memory store is for a
+ * server that needs no offline messages or history (storage: memory), and
+ * for tests. Both are thread-safe. */
 #ifndef IM_MEMORY_STORE_H
 #define IM_MEMORY_STORE_H
 

@@ -26,6 +26,9 @@
  *   skip every acked message of the user at each pending).
  * - group_members keeps join order explicitly; the owner is derived (the
  *   smallest join_order), as in the domain, so nothing has to be kept in step.
+ * - kv(ns, key) is the plugins' map, read by prefix as a range of the
+ *   primary key. Its values are mostly small; a large one (up to 64 kB)
+ *   spills to overflow pages, which costs that row only.
  * Everything with a composite primary key and small rows is WITHOUT ROWID. */
 #include "im_sqlite_db.h"
 
@@ -108,6 +111,14 @@ static const char *const migrations[] = {
     "  expires_ms INTEGER NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE INDEX tokens_by_user ON tokens(user_id);",
+
+    /* 2: the plugins' key-value map. */
+    "CREATE TABLE kv ("
+    "  ns TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  value BLOB NOT NULL,"
+    "  PRIMARY KEY (ns, key)"
+    ") WITHOUT ROWID;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -146,6 +157,10 @@ enum stmt_id {
     S_TOKEN_PUT,
     S_TOKEN_GET,
     S_TOKEN_DELETE,
+    S_KV_PUT,
+    S_KV_DELETE,
+    S_KV_RANGE,
+    S_KV_FROM,
     S_COUNT
 };
 
@@ -219,6 +234,14 @@ static const char *const stmt_sql[S_COUNT] = {
                     " expires_ms = excluded.expires_ms",
     [S_TOKEN_GET] = "SELECT user_id, expires_ms FROM tokens WHERE hash = ?1",
     [S_TOKEN_DELETE] = "DELETE FROM tokens WHERE hash = ?1",
+    [S_KV_PUT] = "INSERT OR REPLACE INTO kv(ns, key, value) VALUES (?1, ?2, ?3)",
+    [S_KV_DELETE] = "DELETE FROM kv WHERE ns = ?1 AND key = ?2",
+    /* A prefix is the range [prefix, the prefix's successor): text compares
+     * with memcmp, so this is exact for any bytes. S_KV_FROM is for a prefix
+     * with no successor ("" or all 0xff bytes). */
+    [S_KV_RANGE] = "SELECT key, value FROM kv WHERE ns = ?1 AND key >= ?2 AND key < ?3"
+                   " ORDER BY key",
+    [S_KV_FROM] = "SELECT key, value FROM kv WHERE ns = ?1 AND key >= ?2 ORDER BY key",
 };
 
 #define BUSY_TIMEOUT_MS 5000
@@ -1529,4 +1552,108 @@ int im_sqlite_db_token_delete(im_sqlite_db *db, const uint8_t *token_hash, size_
         return im_error_set(err, IM_EINVAL, "no database");
     int code = check_token(token_hash, hash_len, err);
     return code != IM_OK ? code : token_delete(db, token_hash, hash_len, err);
+}
+
+/* ---- the plugins' key-value map ---- */
+
+static int check_kv_name(const char *what, const char *s, im_error *err)
+{
+    size_t n = s ? strnlen(s, IM_SQLITE_KV_KEY_MAX + 1) : 0;
+    if (n == 0 || n > IM_SQLITE_KV_KEY_MAX)
+        return im_error_set(err, IM_EINVAL, "a %s is 1..%d bytes", what, IM_SQLITE_KV_KEY_MAX);
+    return IM_OK;
+}
+
+int im_sqlite_db_kv_put(im_sqlite_db *db, const char *ns, const char *key, const void *value,
+                        size_t len, im_error *err)
+{
+    im_error local;
+    if (!err)
+        err = &local;
+    if (!db)
+        return im_error_set(err, IM_EINVAL, "no database");
+    int code = check_kv_name("namespace", ns, err);
+    if (code == IM_OK)
+        code = check_kv_name("key", key, err);
+    if (code == IM_OK && value && len > IM_SQLITE_KV_VALUE_MAX)
+        code = im_error_set(err, IM_EINVAL, "a value is at most %d bytes, not %zu",
+                            IM_SQLITE_KV_VALUE_MAX, len);
+    bool own;
+    if (code == IM_OK)
+        code = write_begin(db, &own, err);
+    if (code != IM_OK)
+        return code;
+    sqlite3_stmt *st = stmt(db, value ? S_KV_PUT : S_KV_DELETE);
+    bind_text(st, 1, ns);
+    bind_text(st, 2, key);
+    if (value) {
+        /* A NULL pointer would bind NULL, which the column refuses: an empty
+         * value is a zero-length blob. */
+        int rc = len ? sqlite3_bind_blob(st, 3, value, (int)len, SQLITE_STATIC)
+                     : sqlite3_bind_zeroblob(st, 3, 0);
+        if (rc != SQLITE_OK) {
+            code = im_error_set(err, code_of(db->h, rc), "storing %s/%s: %s", ns, key,
+                                sqlite3_errstr(rc));
+            sqlite3_reset(st);
+            return write_end(db, own, code, err);
+        }
+    }
+    code = run(db, st, err, "%s %.80s/%.80s", value ? "storing" : "deleting", ns, key);
+    return write_end(db, own, code, err);
+}
+
+/* The smallest string above every string that starts with prefix: prefix
+ * with its trailing 0xff bytes dropped and its last byte then raised by one.
+ * false when there is none (prefix is "" or all 0xff). */
+static bool prefix_successor(const char *prefix, char *out, size_t size)
+{
+    size_t n = strlen(prefix);
+    while (n > 0 && (unsigned char)prefix[n - 1] == 0xff)
+        n--;
+    if (n == 0 || n >= size)
+        return false;
+    memcpy(out, prefix, n);
+    out[n - 1] = (char)((unsigned char)out[n - 1] + 1);
+    out[n] = '\0';
+    return true;
+}
+
+int im_sqlite_db_kv_each(im_sqlite_db *db, const char *ns, const char *prefix,
+                         im_sqlite_kv_fn fn, void *arg, im_error *err)
+{
+    if (!db || !fn)
+        return im_error_set(err, IM_EINVAL, "no database or no callback");
+    int code = check_kv_name("namespace", ns, err);
+    if (code != IM_OK)
+        return code;
+    if (!prefix)
+        prefix = "";
+    /* No key is longer than the limit, so neither is a prefix that matches. */
+    if (strnlen(prefix, IM_SQLITE_KV_KEY_MAX + 1) > IM_SQLITE_KV_KEY_MAX)
+        return 0;
+    char upper[IM_SQLITE_KV_KEY_MAX + 1];
+    bool bounded = prefix_successor(prefix, upper, sizeof upper);
+    sqlite3_stmt *st = stmt(db, bounded ? S_KV_RANGE : S_KV_FROM);
+    bind_text(st, 1, ns);
+    bind_text(st, 2, prefix);
+    if (bounded)
+        bind_text(st, 3, upper);
+    int visited = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(st, 0);
+        const void *value = sqlite3_column_blob(st, 1);
+        int len = sqlite3_column_bytes(st, 1);
+        if (!key || (len > 0 && !value)) {
+            sqlite3_reset(st);
+            return im_error_set(err, IM_ENOMEM, "reading %.80s: out of memory", ns);
+        }
+        visited++;
+        if (!fn(arg, key, value ? value : "", (size_t)len)) {
+            sqlite3_reset(st);
+            return visited;
+        }
+    }
+    code = rc == SQLITE_DONE ? visited : sql_fail(db, rc, err, "reading %.80s", ns);
+    sqlite3_reset(st);
+    return code;
 }

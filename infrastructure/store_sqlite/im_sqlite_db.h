@@ -1,6 +1,7 @@
 /* infrastructure/store_sqlite/im_sqlite_db.h: the synchronous SQLite data
  * layer of the durable store: messages and their per-conversation seq,
- * per-user delivery cursors, groups, accounts and login tokens, in one file.
+ * per-user delivery cursors, groups, accounts and login tokens, and the
+ * plugins' key-value map, in one file.
  *
  * One im_sqlite_db is one SQLite connection. It is not thread-safe: one
  * thread at a time uses it (the storage thread for the writer; a reader
@@ -20,8 +21,9 @@
  * writes nothing, and the transaction goes on as if the call had not been
  * made.
  *
- * Callbacks (im_sqlite_msg_fn, the groups_load callback) run while a
- * statement of db is being stepped: they must not call into the same db. */
+ * Callbacks (im_sqlite_msg_fn, the groups_load callback, im_sqlite_kv_fn)
+ * run while a statement of db is being stepped: they must not call into the
+ * same db. */
 #ifndef IM_SQLITE_DB_H
 #define IM_SQLITE_DB_H
 
@@ -230,5 +232,32 @@ int im_sqlite_db_token_get(im_sqlite_db *db, const uint8_t *token_hash, size_t h
  * fine). Errors: IM_EINVAL, IM_ENOSPC, IM_EIO, IM_ENOMEM. */
 int im_sqlite_db_token_delete(im_sqlite_db *db, const uint8_t *token_hash, size_t hash_len,
                               im_error *err);
+
+/* ---- the plugins' key-value map ----
+ * One map per namespace. Keys are text compared byte by byte (memcmp, not
+ * by character), values opaque bytes. The limits are the store port's
+ * (IM_STORE_KV_KEY_MAX, IM_STORE_KV_VALUE_MAX), which this layer does not
+ * include. */
+#define IM_SQLITE_KV_KEY_MAX 200
+#define IM_SQLITE_KV_VALUE_MAX 65536
+
+/* Sets key of ns to value (len bytes; a zero-length value is a value) or,
+ * when value is NULL, deletes it (a missing key is no error). All borrowed
+ * for the call. Errors: IM_EINVAL (ns or key empty or over
+ * IM_SQLITE_KV_KEY_MAX bytes, value over IM_SQLITE_KV_VALUE_MAX), IM_ENOSPC,
+ * IM_EIO, IM_ENOMEM. */
+int im_sqlite_db_kv_put(im_sqlite_db *db, const char *ns, const char *key, const void *value,
+                        size_t len, im_error *err);
+
+/* A key read back; key and value (len bytes, never NULL) are borrowed for
+ * the call. Return false to stop. */
+typedef bool (*im_sqlite_kv_fn)(void *arg, const char *key, const void *value, size_t len);
+
+/* Calls fn for every key of ns that starts with prefix (NULL or "": every
+ * key), in byte order, from one snapshot of the file. Returns how many calls
+ * of fn there were (the one that stopped included), or an error: IM_EINVAL
+ * (a bad ns, no fn), IM_EIO, IM_ENOMEM. */
+int im_sqlite_db_kv_each(im_sqlite_db *db, const char *ns, const char *prefix,
+                         im_sqlite_kv_fn fn, void *arg, im_error *err);
 
 #endif

@@ -6,7 +6,11 @@
  * alone; a failure of the database itself (disk full, I/O error) rolls the
  * batch back and every write in it is answered with that error, so nothing
  * is acked that is not on disk. Reads (pending) in a failed batch are run
- * again after the rollback, so they never report a rolled-back message. */
+ * again after the rollback, so they never report a rolled-back message.
+ *
+ * The plugins' key-value puts are writes like the others: queued, batched
+ * and answered after the commit. Their reads, like history, go to the reader
+ * connection, which sees only what has been committed. */
 #include "im_sqlite_store.h"
 
 #include <pthread.h>
@@ -26,6 +30,7 @@ typedef enum req_kind {
     REQ_GROUP_CREATE,
     REQ_GROUP_JOIN,
     REQ_GROUP_LEAVE,
+    REQ_KV_PUT,
 } req_kind;
 
 /* A stored message read back for a pending request, in one allocation. */
@@ -46,6 +51,9 @@ typedef struct req {
     uint64_t seq;                   /* ACK */
     uint32_t max_members;           /* GROUP_CREATE */
     size_t limit;                   /* PENDING */
+    const char *ns, *key;           /* KV_PUT: point into buf */
+    const void *value;              /* KV_PUT: into buf; NULL deletes */
+    size_t value_len;               /* KV_PUT */
     im_store_append_fn append_done;
     im_store_message_fn each;
     im_store_done_fn done;
@@ -55,7 +63,8 @@ typedef struct req {
     bool duplicate;
     im_error err;
     owned_msg *first, **tail;       /* PENDING results, in order */
-    char buf[];                     /* APPEND: the message's strings and body */
+    char buf[];                     /* APPEND: the message's strings and body; KV_PUT: ns,
+                                     * key and value */
 } req;
 
 typedef struct sqlite_store {
@@ -103,7 +112,8 @@ static int enqueue(sqlite_store *st, req *r, im_error *err)
         return im_error_set(err, IM_ESHUTDOWN, "the store is shutting down");
     }
     /* Barriers and acks are never refused: refusing an unbind or a cursor
-     * move would be worse than a longer queue. */
+     * move would be worse than a longer queue. Nor are key-value puts, whose
+     * port promises no IM_EBUSY. */
     if (st->queued >= st->cfg.max_queue && (r->kind == REQ_APPEND || r->kind == REQ_PENDING)) {
         pthread_mutex_unlock(&st->lock);
         req_free(r);
@@ -126,7 +136,7 @@ static int enqueue(sqlite_store *st, req *r, im_error *err)
 static bool is_write(req_kind k)
 {
     return k == REQ_APPEND || k == REQ_ACK || k == REQ_GROUP_CREATE || k == REQ_GROUP_JOIN ||
-           k == REQ_GROUP_LEAVE;
+           k == REQ_GROUP_LEAVE || k == REQ_KV_PUT;
 }
 
 static int collect_pending(void *arg, const im_message *m, const char *conversation)
@@ -193,6 +203,9 @@ static int run_one(sqlite_store *st, req *r)
     case REQ_GROUP_LEAVE:
         r->rc = im_sqlite_db_group_remove_member(db, r->group, r->user, &r->err);
         break;
+    case REQ_KV_PUT:
+        r->rc = im_sqlite_db_kv_put(db, r->ns, r->key, r->value, r->value_len, &r->err);
+        break;
     case REQ_PENDING:
         run_pending(st, r);
         break;
@@ -218,6 +231,17 @@ static void complete(req *r)
         r->done(r->arg, r->rc, &r->err);
         break;
     case REQ_ACK:
+        break;
+    case REQ_KV_PUT:
+        if (!r->done)
+            break;
+        /* The port promises IM_ENOSPC or IM_EIO: a batch that ran out of
+         * memory is, to a plugin, storage that failed. */
+        if (r->rc != IM_OK && r->rc != IM_ENOSPC) {
+            r->rc = IM_EIO;
+            r->err.code = IM_EIO;
+        }
+        r->done(r->arg, r->rc, &r->err);
         break;
     default:
         r->done(r->arg, r->rc, &r->err);
@@ -406,6 +430,58 @@ static int sqlite_load_groups(im_store *s, int (*fn)(void *arg, im_group *g), vo
     return rc;
 }
 
+/* Checked here as well as in the data layer, so that a bad request is
+ * refused by the call instead of answered later. */
+_Static_assert(IM_SQLITE_KV_KEY_MAX == IM_STORE_KV_KEY_MAX &&
+                   IM_SQLITE_KV_VALUE_MAX == IM_STORE_KV_VALUE_MAX,
+               "the data layer keeps the port's limits");
+
+static int kv_check_name(const char *what, const char *s, im_error *err)
+{
+    size_t n = s ? strnlen(s, IM_STORE_KV_KEY_MAX + 1) : 0;
+    if (n == 0 || n > IM_STORE_KV_KEY_MAX)
+        return im_error_set(err, IM_EINVAL, "a %s is 1..%d bytes", what, IM_STORE_KV_KEY_MAX);
+    return IM_OK;
+}
+
+static int sqlite_kv_put(im_store *s, const char *ns, const char *key, const void *value,
+                         size_t len, im_store_done_fn done, void *arg, im_error *err)
+{
+    int rc = kv_check_name("namespace", ns, err);
+    if (rc == IM_OK)
+        rc = kv_check_name("key", key, err);
+    if (rc == IM_OK && value && len > IM_STORE_KV_VALUE_MAX)
+        rc = im_error_set(err, IM_EINVAL, "a value is at most %d bytes, not %zu",
+                          IM_STORE_KV_VALUE_MAX, len);
+    if (rc != IM_OK)
+        return rc;
+    if (!value)
+        len = 0;
+    size_t ln = strlen(ns) + 1, lk = strlen(key) + 1;
+    req *r = req_new(REQ_KV_PUT, ln + lk + len);
+    if (!r)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    char *p = r->buf;
+    r->ns = memcpy(p, ns, ln), p += ln;
+    r->key = memcpy(p, key, lk), p += lk;
+    /* p is a valid pointer even for an empty value, which stays a value. */
+    r->value = value ? memcpy(p, value, len) : NULL;
+    r->value_len = len;
+    r->done = done;
+    r->arg = arg;
+    return enqueue((sqlite_store *)s, r, err);
+}
+
+static int sqlite_kv_each(im_store *s, const char *ns, const char *prefix, im_store_kv_fn fn,
+                          void *arg, im_error *err)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    pthread_mutex_lock(&st->read_lock);
+    int rc = im_sqlite_db_kv_each(st->reader, ns, prefix, fn, arg, err);
+    pthread_mutex_unlock(&st->read_lock);
+    return rc;
+}
+
 struct history_call { im_store_message_fn each; void *arg; };
 
 static int history_one(void *arg, const im_message *m, const char *conversation)
@@ -459,6 +535,8 @@ static const struct im_store_ops sqlite_store_ops = {
     .group_join = sqlite_group_join,
     .group_leave = sqlite_group_leave,
     .load_groups = sqlite_load_groups,
+    .kv_put = sqlite_kv_put,
+    .kv_each = sqlite_kv_each,
     .destroy = sqlite_destroy,
 };
 

@@ -203,11 +203,13 @@ int main(int argc, char **argv)
         .send_burst = cfg.send_burst,
     };
     im_app_ports ports = {
-        .router = im_net_server_router(srv), .store = store, .groups = groups,
+        .router = im_plugin_host_router(plugins, im_net_server_router(srv)),
+        .store = store, .groups = groups,
         .accounts = accounts, .filter = im_plugin_host_filter(plugins),
         .wall_clock_ms = wall_clock_ms,
     };
-    if (im_app_new(&limits, &ports, &app, &err) != IM_OK)
+    if (im_app_new(&limits, &ports, &app, &err) != IM_OK ||
+        im_plugin_host_start(plugins, app, store, groups, &err) != IM_OK)
         goto out;
     if (port_file && write_port_file(port_file, im_net_server_bound_port(srv)) != 0) {
         im_error_set(&err, IM_EIO, "cannot write port file %s: %s", port_file, strerror(errno));
@@ -225,6 +227,8 @@ out:
      * only free). */
     if (accounts)
         accounts->ops->destroy(accounts);
+    /* The plugin loop's last sends still reach the store. */
+    im_plugin_host_stop(plugins);
     im_store_destroy(store);
     im_net_server_free(srv);
     im_app_free(app);

@@ -321,6 +321,20 @@ static void send_bucket_limits_rate_and_burst(void **state)
     assert_false(im_session_take_send(&s, 50000, 10, 3));
 }
 
+static void unmetered_session_is_never_limited(void **state)
+{
+    (void)state;
+    im_session s, metered;
+    im_session_init(&s, 1, 1000);
+    im_session_init(&metered, 2, 1000);
+    im_session_set_unmetered(&s);
+    for (int i = 0; i < 1000; i++)
+        assert_true(im_session_take_send(&s, 1000, 10, 3));
+    for (int i = 0; i < 3; i++)
+        assert_true(im_session_take_send(&metered, 1000, 10, 3));
+    assert_false(im_session_take_send(&metered, 1000, 10, 3)); /* only the one it was set on */
+}
+
 static void send_bucket_zero_rate_is_unlimited(void **state)
 {
     (void)state;
@@ -355,6 +369,7 @@ int main(void)
         cmocka_unit_test(idle_with_clock_behind_last_seen),
         cmocka_unit_test(idle_at_the_ends_of_the_clock),
         cmocka_unit_test(state_names),
+        cmocka_unit_test(unmetered_session_is_never_limited),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum op_kind { OP_APPEND, OP_PENDING, OP_BARRIER };
+enum op_kind { OP_APPEND, OP_PENDING, OP_BARRIER, OP_KV_PUT };
 
 typedef struct op {
     struct op *next;
@@ -14,6 +14,10 @@ typedef struct op {
     char sender[IM_USER_ID_MAX + 1], target[IM_USER_ID_MAX + 1];
     char cmid[IM_CLIENT_MSG_ID_MAX + 1];
     uint8_t body[256];
+    char *kv;             /* KV_PUT: ns, key and value, malloc'ed */
+    const char *ns, *key; /* KV_PUT: into kv */
+    const void *value;    /* KV_PUT: into kv; NULL deletes */
+    size_t value_len;
     im_store_append_fn append_done;
     im_store_message_fn each;
     im_store_done_fn done;
@@ -119,6 +123,43 @@ static int ds_group_change(im_store *s, const char *g, const char *u, im_store_d
     return ds_barrier(s, done, arg, err);
 }
 
+/* Queued like any write and put into the wrapped store when it runs, so a
+ * read (kv_each, straight from the wrapped store) sees only what has run. */
+static int ds_kv_put(im_store *s, const char *ns, const char *key, const void *value, size_t len,
+                     im_store_done_fn done, void *arg, im_error *err)
+{
+    size_t ln = ns ? strlen(ns) : 0, lk = key ? strlen(key) : 0;
+    if (ln == 0 || ln > IM_STORE_KV_KEY_MAX || lk == 0 || lk > IM_STORE_KV_KEY_MAX ||
+        (value && len > IM_STORE_KV_VALUE_MAX))
+        return im_error_set(err, IM_EINVAL, "fake store: bad key-value put");
+    if (!value)
+        len = 0;
+    op *o = calloc(1, sizeof *o);
+    char *kv = malloc(ln + 1 + lk + 1 + len);
+    if (!o || !kv) {
+        free(o);
+        free(kv);
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    }
+    o->kind = OP_KV_PUT;
+    o->kv = kv;
+    o->ns = memcpy(kv, ns, ln + 1);
+    o->key = memcpy(kv + ln + 1, key, lk + 1);
+    o->value = value ? memcpy(kv + ln + 1 + lk + 1, value, len) : NULL;
+    o->value_len = len;
+    o->done = done;
+    o->arg = arg;
+    push((deferred_store *)s, o);
+    return IM_OK;
+}
+
+static int ds_kv_each(im_store *s, const char *ns, const char *prefix, im_store_kv_fn fn,
+                      void *arg, im_error *err)
+{
+    deferred_store *ds = (deferred_store *)s;
+    return ds->inner->ops->kv_each(ds->inner, ns, prefix, fn, arg, err);
+}
+
 static int ds_load_groups(im_store *s, int (*fn)(void *, im_group *), void *arg, im_error *err)
 {
     (void)s, (void)fn, (void)arg, (void)err;
@@ -134,7 +175,8 @@ static const struct im_store_ops deferred_ops = {
     .name = "deferred", .durable = true, .append = ds_append, .pending = ds_pending,
     .ack = ds_ack, .history = ds_history, .barrier = ds_barrier,
     .group_create = ds_group_create, .group_join = ds_group_change,
-    .group_leave = ds_group_change, .load_groups = ds_load_groups, .destroy = ds_destroy,
+    .group_leave = ds_group_change, .load_groups = ds_load_groups, .kv_put = ds_kv_put,
+    .kv_each = ds_kv_each, .destroy = ds_destroy,
 };
 
 deferred_store *deferred_store_new(im_store *inner)
@@ -192,7 +234,19 @@ int deferred_store_run(deferred_store *ds)
         case OP_BARRIER:
             o->done(o->arg, IM_OK, NULL);
             break;
+        case OP_KV_PUT: {
+            im_error e = { 0 };
+            int rc = ds->inner->ops->kv_put(ds->inner, o->ns, o->key, o->value, o->value_len,
+                                            o->done, o->arg, &e);
+            /* Refused by the wrapped store: answered as a failed commit. */
+            if (rc != IM_OK && o->done) {
+                e.code = IM_EIO;
+                o->done(o->arg, IM_EIO, &e);
+            }
+            break;
         }
+        }
+        free(o->kv);
         free(o);
         n++;
     }
@@ -209,6 +263,7 @@ void deferred_store_free(deferred_store *ds)
     while (ds && ds->head) {
         op *o = ds->head;
         ds->head = o->next;
+        free(o->kv);
         free(o);
     }
     free(ds);

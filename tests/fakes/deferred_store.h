@@ -2,7 +2,8 @@
  * the test runs them, the way a durable store's thread completes them later.
  * Appends are numbered by a wrapped store when they run; pending requests
  * return the messages the test queued with deferred_store_add_pending.
- * Single-threaded. */
+ * Key-value puts reach the wrapped store when they run, and kv_each reads
+ * it. Single-threaded. */
 #ifndef IM_DEFERRED_STORE_H
 #define IM_DEFERRED_STORE_H
 
@@ -10,7 +11,7 @@
 
 typedef struct deferred_store deferred_store;
 
-/* inner: numbers appends when they run (borrowed). */
+/* inner: numbers appends and keeps key-value puts when they run (borrowed). */
 deferred_store *deferred_store_new(im_store *inner);
 im_store *deferred_store_port(deferred_store *ds);
 /* A message that every later pending request returns (copied). */

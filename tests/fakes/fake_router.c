@@ -32,12 +32,14 @@ static int fr_bind(im_router *r, const char *user, const char *name, const im_en
     return 0;
 }
 
-static void fr_unbind(im_router *r, const char *user, const im_endpoint *ep)
+static bool fr_unbind(im_router *r, const char *user, const im_endpoint *ep)
 {
     fake_router *fr = (fake_router *)r;
     int i = find(fr, user);
-    if (i >= 0 && fr->bound[i].ep.conn_id == ep->conn_id)
-        fr->bound[i] = fr->bound[--fr->nbound];
+    if (i < 0 || fr->bound[i].ep.conn_id != ep->conn_id)
+        return false;
+    fr->bound[i] = fr->bound[--fr->nbound];
+    return true;
 }
 
 static bool fr_is_online(im_router *r, const char *user)

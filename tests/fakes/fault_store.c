@@ -68,6 +68,29 @@ static int fault_group_change(im_store *s, const char *group, const char *user,
     return fault_membership((fault_store *)s, done, arg, err);
 }
 
+/* A key-value put is a write too, failed from the same counter; a put
+ * that is let through goes to the wrapped store. */
+static int fault_kv_put(im_store *s, const char *ns, const char *key, const void *value,
+                        size_t len, im_store_done_fn done, void *arg, im_error *err)
+{
+    fault_store *fs = (fault_store *)s;
+    if (fs->fail_from && ++fs->calls >= fs->fail_from) {
+        im_error e;
+        im_error_set(&e, fs->code, "injected store failure");
+        if (done)
+            done(arg, fs->code, &e);
+        return IM_OK;
+    }
+    return fs->inner->ops->kv_put(fs->inner, ns, key, value, len, done, arg, err);
+}
+
+static int fault_kv_each(im_store *s, const char *ns, const char *prefix, im_store_kv_fn fn,
+                         void *arg, im_error *err)
+{
+    fault_store *fs = (fault_store *)s;
+    return fs->inner->ops->kv_each(fs->inner, ns, prefix, fn, arg, err);
+}
+
 static int fault_load_groups(im_store *s, int (*fn)(void *, im_group *), void *arg, im_error *err)
 {
     fault_store *fs = (fault_store *)s;
@@ -83,7 +106,8 @@ static const struct im_store_ops fault_store_ops = {
     .name = "fault", .append = fault_append, .pending = fault_pending, .ack = fault_ack,
     .history = fault_history, .barrier = fault_barrier, .group_create = fault_group_create,
     .group_join = fault_group_change, .group_leave = fault_group_change,
-    .load_groups = fault_load_groups, .destroy = fault_destroy,
+    .load_groups = fault_load_groups, .kv_put = fault_kv_put, .kv_each = fault_kv_each,
+    .destroy = fault_destroy,
 };
 
 void fault_store_init(fault_store *fs, im_store *inner, unsigned fail_from, int code)

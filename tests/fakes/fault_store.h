@@ -1,5 +1,5 @@
 /* tests/fakes/fault_store.h: a store decorator that fails the Nth write
- * (append or membership change, 1-based) and every one after it while
+ * (append, membership change or kv_put, 1-based) and every one after it while
  * fail_from is set, passing everything else to the wrapped store. The
  * failure arrives through the completion, as a failed commit would. */
 #ifndef IM_FAULT_STORE_H

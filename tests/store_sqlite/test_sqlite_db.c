@@ -355,6 +355,80 @@ static void expect_members(const im_group *g, const char *const *members, size_t
     assert_string_equal(im_group_owner(g), members[0]);
 }
 
+/* Keys and values read back by kv_each, copied. */
+typedef struct kv_rec {
+    char key[IM_SQLITE_KV_KEY_MAX + 1];
+    uint8_t *value;
+    size_t len;
+} kv_rec;
+
+typedef struct kv_recs {
+    kv_rec r[64];
+    size_t n;
+    size_t stop_at; /* 0: never; else stop at the stop_at-th key */
+} kv_recs;
+
+static bool kv_collect(void *arg, const char *key, const void *value, size_t len)
+{
+    kv_recs *ks = arg;
+    assert_true(ks->n < 64);
+    assert_non_null(value); /* even when empty */
+    kv_rec *r = &ks->r[ks->n++];
+    assert_true(strlen(key) <= IM_SQLITE_KV_KEY_MAX);
+    strcpy(r->key, key);
+    r->value = malloc(len ? len : 1);
+    assert_non_null(r->value);
+    memcpy(r->value, value, len);
+    r->len = len;
+    return !(ks->stop_at && ks->n == ks->stop_at);
+}
+
+static void kv_recs_reset(kv_recs *ks)
+{
+    for (size_t i = 0; i < ks->n; i++)
+        free(ks->r[i].value);
+    memset(ks, 0, sizeof *ks);
+}
+
+/* Reads ns by prefix into ks; the count returned must be what was read. */
+static void kv_each(im_sqlite_db *db, const char *ns, const char *prefix, kv_recs *ks)
+{
+    size_t stop_at = ks->stop_at;
+    kv_recs_reset(ks);
+    ks->stop_at = stop_at;
+    im_error err = { 0 };
+    int n = im_sqlite_db_kv_each(db, ns, prefix, kv_collect, ks, &err);
+    if (n < 0)
+        fail_msg("kv_each %s '%s': %s", ns, prefix, err.msg);
+    assert_int_equal((size_t)n, ks->n);
+}
+
+static void kv_put(im_sqlite_db *db, const char *ns, const char *key, const char *value)
+{
+    im_error err = { 0 };
+    int rc = im_sqlite_db_kv_put(db, ns, key, value, value ? strlen(value) : 0, &err);
+    if (rc != IM_OK)
+        fail_msg("kv_put %s %s: %s", ns, key, err.msg);
+}
+
+/* ks holds exactly keys, in that order, each with its value (the key
+ * itself unless values is given). */
+static void expect_keys(const kv_recs *ks, const char *const *keys, size_t n,
+                        const char *const *values)
+{
+    if (ks->n != n) {
+        for (size_t i = 0; i < ks->n; i++)
+            print_message("  got '%s'\n", ks->r[i].key);
+        fail_msg("expected %zu keys, got %zu", n, ks->n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(ks->r[i].key, keys[i]);
+        const char *v = values ? values[i] : keys[i];
+        assert_int_equal(ks->r[i].len, strlen(v));
+        assert_memory_equal(ks->r[i].value, v, strlen(v));
+    }
+}
+
 /* ---- opening ---- */
 
 static void test_create_and_reopen_keeps_data(void **state)
@@ -430,6 +504,51 @@ static void test_schema_version_and_identity(void **state)
     spill(empty, (const uint8_t *)"", 0);
     im_sqlite_db_close(open_db(empty, 0));
     assert_int_equal(raw_int(empty, "PRAGMA user_version"), im_sqlite_db_schema_version());
+}
+
+/* A file of the previous schema (version 1: no kv table), with data, is
+ * brought up to date on open and keeps what it held. Migration 1 is never
+ * edited, so a current file with the later migrations' tables dropped and
+ * its version set back is what version 1 wrote. */
+static void test_migrates_from_version_1(void **state)
+{
+    fixture *fx = *state;
+    assert_int_equal(im_sqlite_db_schema_version(), 2);
+    im_sqlite_db *db = open_db(fx->path, 0);
+    say(db, "alice", "bob", "from v1");
+    group_create(db, "team", "alice", 10);
+    im_error err = { 0 };
+    assert_int_equal(im_sqlite_db_user_create(db, "alice", "Alice", "$argon2id$x", 1, &err), IM_OK);
+    im_sqlite_db_close(db);
+    raw_exec(fx->path, "DROP TABLE kv; PRAGMA user_version = 1;");
+    assert_int_equal(raw_int(fx->path, "PRAGMA user_version"), 1);
+    assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'kv'"), 0);
+
+    db = open_db(fx->path, 0);
+    assert_int_equal(raw_int(fx->path, "PRAGMA user_version"), im_sqlite_db_schema_version());
+    kv_recs ks = { 0 };
+    kv_each(db, "bot", "", &ks);
+    assert_int_equal(ks.n, 0);
+    kv_put(db, "bot", "k", "v");
+    recs rs = { 0 };
+    history(db, "p:alice:bob", 0, 10, &rs);
+    assert_int_equal(rs.n, 1);
+    expect(&rs, 0, "p:alice:bob", 1, "from v1");
+    assert_int_equal(say(db, "alice", "bob", "in v2"), 2);
+    loaded l = { 0 };
+    load_groups(db, &l);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(im_sqlite_db_user_get(db, "alice", NULL, 0, NULL, 0, &err), IM_OK);
+    im_sqlite_db_close(db);
+
+    /* Opened again, nothing is migrated twice and the new table kept its row. */
+    db = open_db(fx->path, 0);
+    kv_each(db, "bot", "", &ks);
+    expect_keys(&ks, (const char *[]){ "k" }, 1, (const char *[]){ "v" });
+    kv_recs_reset(&ks);
+    recs_reset(&rs);
+    loaded_free(&l);
+    im_sqlite_db_close(db);
 }
 
 static void test_open_bad_arguments(void **state)
@@ -1034,6 +1153,209 @@ static void test_tokens(void **state)
     im_sqlite_db_close(db);
 }
 
+/* ---- the plugins' key-value map ---- */
+
+static void test_kv_put_replace_delete(void **state)
+{
+    fixture *fx = *state;
+    im_sqlite_db *db = open_db(fx->path, 0);
+    im_error err = { 0 };
+    kv_recs ks = { 0 };
+    kv_each(db, "bot", "", &ks);
+    assert_int_equal(ks.n, 0);
+
+    kv_put(db, "bot", "b", "two");
+    kv_put(db, "bot", "a", "one");
+    kv_put(db, "bot", "c", "three");
+    kv_each(db, "bot", NULL, &ks);
+    expect_keys(&ks, (const char *[]){ "a", "b", "c" }, 3,
+                (const char *[]){ "one", "two", "three" });
+    /* Replacing keeps one row. */
+    kv_put(db, "bot", "b", "TWO, longer");
+    kv_each(db, "bot", "", &ks);
+    expect_keys(&ks, (const char *[]){ "a", "b", "c" }, 3,
+                (const char *[]){ "one", "TWO, longer", "three" });
+    /* An empty value is a value, not a deletion. */
+    assert_int_equal(im_sqlite_db_kv_put(db, "bot", "b", "", 0, &err), IM_OK);
+    kv_each(db, "bot", "b", &ks);
+    expect_keys(&ks, (const char *[]){ "b" }, 1, (const char *[]){ "" });
+    /* NULL deletes, whatever len says; deleting what is not there is fine. */
+    assert_int_equal(im_sqlite_db_kv_put(db, "bot", "b", NULL, 99, &err), IM_OK);
+    assert_int_equal(im_sqlite_db_kv_put(db, "bot", "b", NULL, 0, &err), IM_OK);
+    assert_int_equal(im_sqlite_db_kv_put(db, "bot", "never", NULL, 0, &err), IM_OK);
+    kv_each(db, "bot", "", &ks);
+    expect_keys(&ks, (const char *[]){ "a", "c" }, 2, (const char *[]){ "one", "three" });
+
+    /* Values are bytes: zeros and 0xff survive, at the largest size. */
+    uint8_t *big = malloc(IM_SQLITE_KV_VALUE_MAX + 1);
+    assert_non_null(big);
+    garbage(big, IM_SQLITE_KV_VALUE_MAX + 1, 3);
+    big[0] = 0, big[1] = 0xff;
+    assert_int_equal(im_sqlite_db_kv_put(db, "bot", "big", big, IM_SQLITE_KV_VALUE_MAX, &err),
+                     IM_OK);
+    kv_each(db, "bot", "big", &ks);
+    assert_int_equal(ks.n, 1);
+    assert_int_equal(ks.r[0].len, IM_SQLITE_KV_VALUE_MAX);
+    assert_memory_equal(ks.r[0].value, big, IM_SQLITE_KV_VALUE_MAX);
+
+    /* Refusals write nothing. */
+    char long_key[IM_SQLITE_KV_KEY_MAX + 2];
+    memset(long_key, 'k', sizeof long_key - 1);
+    long_key[sizeof long_key - 1] = '\0';
+    assert_int_equal(im_sqlite_db_kv_put(db, "bot", long_key, "x", 1, &err), IM_EINVAL);
+    assert_int_equal(im_sqlite_db_kv_put(db, long_key, "k", "x", 1, &err), IM_EINVAL);
+    assert_int_equal(im_sqlite_db_kv_put(db, "bot", "k", big, IM_SQLITE_KV_VALUE_MAX + 1, &err),
+                     IM_EINVAL);
+    assert_int_equal(im_sqlite_db_kv_put(db, "", "k", "x", 1, &err), IM_EINVAL);
+    assert_int_equal(im_sqlite_db_kv_put(db, "bot", "", "x", 1, &err), IM_EINVAL);
+    assert_int_equal(im_sqlite_db_kv_put(db, NULL, "k", "x", 1, &err), IM_EINVAL);
+    assert_int_equal(im_sqlite_db_kv_put(db, "bot", NULL, "x", 1, &err), IM_EINVAL);
+    assert_int_equal(im_sqlite_db_kv_put(NULL, "bot", "k", "x", 1, &err), IM_EINVAL);
+    assert_int_equal(im_sqlite_db_kv_each(db, "", "", kv_collect, &ks, &err), IM_EINVAL);
+    assert_int_equal(im_sqlite_db_kv_each(db, long_key, "", kv_collect, &ks, &err), IM_EINVAL);
+    assert_int_equal(im_sqlite_db_kv_each(db, "bot", "", NULL, NULL, &err), IM_EINVAL);
+    /* The longest key and namespace are fine. */
+    long_key[IM_SQLITE_KV_KEY_MAX] = '\0';
+    kv_put(db, long_key, long_key, "edge");
+    kv_each(db, long_key, "", &ks);
+    expect_keys(&ks, (const char *[]){ long_key }, 1, (const char *[]){ "edge" });
+    /* A prefix longer than any key matches nothing. */
+    char longer[IM_SQLITE_KV_KEY_MAX + 2];
+    memset(longer, 'k', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    kv_each(db, long_key, longer, &ks);
+    assert_int_equal(ks.n, 0);
+    free(big);
+
+    /* Kept across a close. */
+    im_sqlite_db_close(db);
+    db = open_db(fx->path, 0);
+    kv_each(db, "bot", "", &ks);
+    assert_int_equal(ks.n, 3);
+    assert_string_equal(ks.r[0].key, "a");
+    assert_string_equal(ks.r[1].key, "big");
+    assert_int_equal(ks.r[1].len, IM_SQLITE_KV_VALUE_MAX);
+    assert_string_equal(ks.r[2].key, "c");
+    kv_recs_reset(&ks);
+    im_sqlite_db_close(db);
+}
+
+static void test_kv_each_prefix_and_order(void **state)
+{
+    fixture *fx = *state;
+    im_sqlite_db *db = open_db(fx->path, 0);
+    /* Every key in byte order. Some are not UTF-8 (lone 0xff bytes): a key
+     * is bytes to the store, and the prefix bound must hold for all of them. */
+    static const char *const all[] = {
+        "a", "ab", "abc", "abd", "a\x7f", "a\x7f\x7f", "a\xc2\x80", /* "a" U+0080 */
+        "b", "p", "pz", "p\xff", "p\xff" "z", "p\xff\xff", "q",
+        "\xc3\xa9",           /* é */
+        "\xc3\xa9" "a",       /* éa */
+        "\xc3\xa9" "b",       /* éb */
+        "\xc3\xaa",           /* ê */
+        "\xef\xbf\xbf",       /* U+FFFF */
+        "\xef\xbf\xbf" "z",
+        "\xf0\x90\x80\x80",   /* U+10000, just above */
+        "\xf4\x8f\xbf\xbf",   /* U+10FFFF, the largest code point */
+        "\xff", "\xff\xff",
+    };
+    size_t n = sizeof all / sizeof all[0];
+    /* Stored in reverse, so that insertion order cannot pass for key order. */
+    for (size_t i = n; i-- > 0;)
+        kv_put(db, "bot", all[i], all[i]);
+    /* Neighbouring namespaces hold keys that would match every prefix. */
+    kv_put(db, "bo", "a", "wrong namespace");
+    kv_put(db, "bot2", "a", "wrong namespace");
+    kv_put(db, "bot2", "ab", "wrong namespace");
+    kv_put(db, "other", "\xff", "wrong namespace");
+
+    kv_recs ks = { 0 };
+    kv_each(db, "bot", "", &ks);
+    expect_keys(&ks, all, n, NULL);
+    static const struct { const char *prefix; const char *keys[8]; } cases[] = {
+        /* A prefix that is a key and a strict prefix of others. */
+        { "a", { "a", "ab", "abc", "abd", "a\x7f", "a\x7f\x7f", "a\xc2\x80" } },
+        { "ab", { "ab", "abc", "abd" } },
+        { "abc", { "abc" } },
+        { "abcd", { NULL } },
+        /* 0x7f: its successor 0x80 is not ASCII. */
+        { "a\x7f", { "a\x7f", "a\x7f\x7f" } },
+        { "a\xc2", { "a\xc2\x80" } },
+        /* Bytes, not characters: é is two of them. */
+        { "\xc3", { "\xc3\xa9", "\xc3\xa9" "a", "\xc3\xa9" "b", "\xc3\xaa" } },
+        { "\xc3\xa9", { "\xc3\xa9", "\xc3\xa9" "a", "\xc3\xa9" "b" } },
+        { "\xef\xbf\xbf", { "\xef\xbf\xbf", "\xef\xbf\xbf" "z" } },
+        { "\xf4\x8f\xbf\xbf", { "\xf4\x8f\xbf\xbf" } },
+        /* Trailing 0xff: the bound carries into the byte before. */
+        { "p", { "p", "pz", "p\xff", "p\xff" "z", "p\xff\xff" } },
+        { "p\xff", { "p\xff", "p\xff" "z", "p\xff\xff" } },
+        { "p\xff\xff", { "p\xff\xff" } },
+        /* All 0xff: no bound above at all. */
+        { "\xff", { "\xff", "\xff\xff" } },
+        { "\xff\xff", { "\xff\xff" } },
+        { "z", { NULL } },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t want = 0;
+        while (want < 8 && cases[c].keys[want])
+            want++;
+        kv_each(db, "bot", cases[c].prefix, &ks);
+        expect_keys(&ks, cases[c].keys, want, NULL);
+    }
+
+    /* Namespaces see only their own keys, with their own values. */
+    kv_each(db, "bot2", "", &ks);
+    expect_keys(&ks, (const char *[]){ "a", "ab" }, 2,
+                (const char *[]){ "wrong namespace", "wrong namespace" });
+    kv_each(db, "bo", "a", &ks);
+    expect_keys(&ks, (const char *[]){ "a" }, 1, (const char *[]){ "wrong namespace" });
+    kv_each(db, "nobody", "", &ks);
+    assert_int_equal(ks.n, 0);
+    /* Deleting in one namespace leaves the same key in another. */
+    kv_put(db, "bot2", "a", NULL);
+    kv_each(db, "bo", "", &ks);
+    assert_int_equal(ks.n, 1);
+    kv_each(db, "bot", "a", &ks);
+    assert_int_equal(ks.n, 7);
+
+    /* The reader stops: the count includes the key it stopped at. */
+    ks.stop_at = 2;
+    kv_each(db, "bot", "", &ks);
+    assert_int_equal(ks.n, 2);
+    assert_string_equal(ks.r[1].key, "ab");
+    kv_recs_reset(&ks);
+    im_sqlite_db_close(db);
+}
+
+/* In the caller's transaction a put is a write like any other: rolled back
+ * with it, and a refused put leaves the batch alone. */
+static void test_kv_in_transaction(void **state)
+{
+    fixture *fx = *state;
+    im_sqlite_db *db = open_db(fx->path, 0);
+    im_error err = { 0 };
+    kv_put(db, "bot", "kept", "1");
+    assert_int_equal(im_sqlite_db_begin(db, &err), IM_OK);
+    kv_put(db, "bot", "gone", "2");
+    kv_put(db, "bot", "kept", NULL);
+    say(db, "alice", "bob", "gone too");
+    im_sqlite_db_rollback(db);
+    kv_recs ks = { 0 };
+    kv_each(db, "bot", "", &ks);
+    expect_keys(&ks, (const char *[]){ "kept" }, 1, (const char *[]){ "1" });
+
+    assert_int_equal(im_sqlite_db_begin(db, &err), IM_OK);
+    kv_put(db, "bot", "in batch 1", "a");
+    assert_int_equal(im_sqlite_db_kv_put(db, "bot", "", "x", 1, &err), IM_EINVAL);
+    kv_put(db, "bot", "in batch 2", "b");
+    assert_int_equal(im_sqlite_db_commit(db, &err), IM_OK);
+    kv_each(db, "bot", "in batch", &ks);
+    expect_keys(&ks, (const char *[]){ "in batch 1", "in batch 2" }, 2,
+                (const char *[]){ "a", "b" });
+    kv_recs_reset(&ks);
+    im_sqlite_db_close(db);
+}
+
 /* ---- transactions ---- */
 
 static void test_rollback_discards(void **state)
@@ -1544,11 +1866,12 @@ static bool clean_failure(int rc)
 
 /* What a run of the workload got acknowledged. */
 typedef struct outcome {
-    bool opened, batch_acked, single_acked;
+    bool opened, batch_acked, single_acked, kv_acked;
 } outcome;
 
-/* Open (migrations included), one batch of five messages and a group, one
- * message on its own, an ack, close. Every failure must be a clean code. */
+/* Open (migrations included), one batch of five messages, a group and a
+ * key-value put, one message on its own, a key-value put on its own, an ack,
+ * the reads, close. Every failure must be a clean code. */
 static void workload(const char *path, outcome *out)
 {
     memset(out, 0, sizeof *out);
@@ -1576,6 +1899,11 @@ static void workload(const char *path, outcome *out)
     if (rc == IM_OK)
         rc = im_sqlite_db_group_create(db, "team", "alice", 10, 1, &err);
     if (rc == IM_OK) {
+        char value[1500];
+        memset(value, 'v', sizeof value);
+        rc = im_sqlite_db_kv_put(db, "bot", "batch", value, sizeof value, &err);
+    }
+    if (rc == IM_OK) {
         rc = im_sqlite_db_commit(db, &err);
         out->batch_acked = rc == IM_OK;
     } else {
@@ -1585,6 +1913,10 @@ static void workload(const char *path, outcome *out)
         assert_true(clean_failure(rc));
     rc = try_send(db, IM_MESSAGE_PRIVATE, "bob", "alice", "single", "single", NULL, NULL, &err);
     out->single_acked = rc == IM_OK;
+    if (rc != IM_OK)
+        assert_true(clean_failure(rc));
+    rc = im_sqlite_db_kv_put(db, "bot", "single", "single", 6, &err);
+    out->kv_acked = rc == IM_OK;
     if (rc != IM_OK)
         assert_true(clean_failure(rc));
     rc = im_sqlite_db_ack(db, "bob", "p:alice:bob", 2, &err);
@@ -1601,6 +1933,10 @@ static void workload(const char *path, outcome *out)
     rc = im_sqlite_db_groups_load(db, keep_group, &l, &err);
     assert_true(rc == IM_OK || clean_failure(rc));
     loaded_free(&l);
+    kv_recs ks = { 0 };
+    rc = im_sqlite_db_kv_each(db, "bot", "", kv_collect, &ks, &err);
+    assert_true(rc >= 0 || clean_failure(rc));
+    kv_recs_reset(&ks);
     im_sqlite_db_close(db);
 }
 
@@ -1629,8 +1965,29 @@ static void check_after(const char *path, const outcome *out)
     load_groups(db, &l);
     assert_int_equal(l.n, batch == 5 ? 1 : 0);
     loaded_free(&l);
+    /* The batch's put went with the batch; the single one is whole or absent. */
+    kv_recs ks = { 0 };
+    kv_each(db, "bot", "", &ks);
+    size_t k = 0;
+    if (batch == 5) {
+        assert_true(k < ks.n);
+        assert_string_equal(ks.r[k].key, "batch");
+        assert_int_equal(ks.r[k].len, 1500);
+        k++;
+    }
+    if (k < ks.n) {
+        assert_string_equal(ks.r[k].key, "single");
+        assert_int_equal(ks.r[k].len, 6);
+        assert_memory_equal(ks.r[k].value, "single", 6);
+        k++;
+    } else {
+        assert_false(out->kv_acked);
+    }
+    assert_int_equal(k, ks.n);
+    kv_recs_reset(&ks);
     /* And it takes new writes. */
     say(db, "carol", "dave", "afterwards");
+    kv_put(db, "bot", "afterwards", "x");
     recs_reset(&rs);
     im_sqlite_db_close(db);
 }
@@ -1638,7 +1995,7 @@ static void check_after(const char *path, const outcome *out)
 static void fault_sweep(fixture *fx, int rc)
 {
     fault_vfs_install();
-    long n, open_failed = 0, batch_failed = 0, single_failed = 0;
+    long n, open_failed = 0, batch_failed = 0, single_failed = 0, kv_failed = 0;
     for (n = 1; n < 2000; n++) {
         char path[PATH_MAX];
         char name[48];
@@ -1655,19 +2012,82 @@ static void fault_sweep(fixture *fx, int rc)
         open_failed += !out.opened;
         batch_failed += out.opened && !out.batch_acked;
         single_failed += out.opened && !out.single_acked;
+        kv_failed += out.opened && !out.kv_acked;
         check_after(path, &out);
         if (!fired) {
             /* The whole workload went through: every fault point was tried. */
-            assert_true(out.opened && out.batch_acked && out.single_acked);
+            assert_true(out.opened && out.batch_acked && out.single_acked && out.kv_acked);
             break;
         }
     }
     assert_true(n > 10 && n < 2000);
     /* Each stage met faults: the sweep reaches what it means to test. */
-    assert_true(open_failed > 0 && batch_failed > 0 && single_failed > 0);
-    print_message("%ld fault points: open failed %ld times, the batch %ld, the single append %ld\n",
-                  n - 1, open_failed, batch_failed, single_failed);
+    assert_true(open_failed > 0 && batch_failed > 0 && single_failed > 0 && kv_failed > 0);
+    print_message("%ld fault points: open failed %ld times, the batch %ld, the single append %ld,"
+                  " the single put %ld\n",
+                  n - 1, open_failed, batch_failed, single_failed, kv_failed);
     fault_vfs_remove();
+}
+
+/* A version 1 file (made as in test_migrates_from_version_1) opened while
+ * the Nth write or sync fails: the migration is in the file whole or not at
+ * all, and the next open finishes it and keeps the data. */
+static void test_fault_sweep_migration(void **state)
+{
+    fixture *fx = *state;
+    char v1[PATH_MAX];
+    path_in(fx, v1, "v1.db");
+    im_sqlite_db *db = open_db(v1, 0);
+    say(db, "alice", "bob", "from v1");
+    im_sqlite_db_close(db);
+    raw_exec(v1, "DROP TABLE kv; PRAGMA user_version = 1;");
+    size_t len;
+    uint8_t *bytes = slurp(v1, &len);
+    fault_vfs_install();
+    long n, failed = 0;
+    for (n = 1; n < 500; n++) {
+        char path[PATH_MAX];
+        char name[48];
+        snprintf(name, sizeof name, "migrate-%ld.db", n);
+        path_in(fx, path, name);
+        spill(path, bytes, len);
+        fault_calls = 0;
+        fault_at = n;
+        fault_rc = SQLITE_IOERR_WRITE;
+        fault_fired = false;
+        im_sqlite_options o = { .path = path, .synchronous_full = true };
+        im_error err = { 0 };
+        db = NULL;
+        int rc = im_sqlite_db_open(&o, &db, &err);
+        fault_at = 0;
+        bool fired = fault_fired;
+        if (rc == IM_OK) {
+            im_sqlite_db_close(db);
+        } else {
+            assert_true(clean_failure(rc));
+            failed++;
+        }
+        long long version = raw_int(path, "PRAGMA user_version");
+        long long kv = raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'kv'");
+        if (!((version == 1 && kv == 0) || (version == 2 && kv == 1)))
+            fail_msg("fault %ld: schema version %lld with %lld kv tables", n, version, kv);
+        if (rc == IM_OK)
+            assert_int_equal(version, 2);
+        db = open_db(path, 0);
+        recs rs = { 0 };
+        history(db, "p:alice:bob", 0, 10, &rs);
+        assert_int_equal(rs.n, 1);
+        recs_reset(&rs);
+        kv_put(db, "bot", "k", "v");
+        im_sqlite_db_close(db);
+        if (!fired)
+            break;
+    }
+    free(bytes);
+    fault_vfs_remove();
+    assert_true(n > 3 && n < 500 && failed > 0);
+    print_message("%ld fault points in migrating a version 1 file, %ld refused the open\n",
+                  n - 1, failed);
 }
 
 /* ---- faults: SQLite's allocator fails the Nth allocation ---- */
@@ -1755,7 +2175,7 @@ static long nomem_pass(fixture *fx, bool after_open, long step, long *failed)
         workload(path, &out);
         mem_fail_at = mem_fail_after_open = 0;
         runs++;
-        *failed += !(out.opened && out.batch_acked && out.single_acked);
+        *failed += !(out.opened && out.batch_acked && out.single_acked && out.kv_acked);
         check_after(path, &out);
         if (!mem_fired)
             return runs;
@@ -1800,6 +2220,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest unit[] = {
         T(test_create_and_reopen_keeps_data),
         T(test_schema_version_and_identity),
+        T(test_migrates_from_version_1),
         T(test_open_bad_arguments),
         T(test_seq_private_both_directions),
         T(test_seq_group),
@@ -1814,6 +2235,9 @@ int main(int argc, char **argv)
         T(test_groups_load_rebuilds_identical),
         T(test_users),
         T(test_tokens),
+        T(test_kv_put_replace_delete),
+        T(test_kv_each_prefix_and_order),
+        T(test_kv_in_transaction),
         T(test_rollback_discards),
         T(test_refuses_not_sqlite),
         T(test_refuses_corrupt_page),
@@ -1824,6 +2248,7 @@ int main(int argc, char **argv)
         T(test_full_disk),
         T(test_fault_sweep_full),
         T(test_fault_sweep_ioerr),
+        T(test_fault_sweep_migration),
         T(test_fault_sweep_nomem),
     };
     const char *which = argc > 1 ? argv[1] : "unit";

@@ -1,0 +1,155 @@
+/* infrastructure/plugin_host/im_plugin_internal.h: what the files of the
+ * plugin host share. Not a public header.
+ *
+ * Ownership: the host owns every imcore_host (one per loaded plugin), the
+ * claimed accounts, the loop and its queued items, the timers and the
+ * blocking jobs. A queued item owns its payload. */
+#ifndef IM_PLUGIN_INTERNAL_H
+#define IM_PLUGIN_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "imcore/plugin.h"
+#include "im_plugin_host.h"
+#include "im_config.h"
+
+/* Endpoints of claimed accounts carry this worker number, which no network
+ * worker has: the route port sends what is addressed to them to the loop. */
+#define IM_PLUGIN_WORKER 0xFFFFFFFFu
+
+struct imcore_host {
+    im_plugin_host *ph;
+    unsigned index;
+    char name[64];
+    void *dl;
+    imcore_plugin desc;
+    const im_plugin_config *cfg;  /* a copy owned by the host */
+    char (*where)[300];           /* "FILE:LINE" per setting */
+};
+
+/* A service account a plugin speaks for. Its session is touched only on the
+ * loop thread (sends) or before the loop starts. */
+typedef struct im_claim {
+    imcore_host *owner;
+    char user[IM_USER_ID_MAX + 1];
+    char name[IM_DISPLAY_NAME_MAX + 1];
+    im_session session;           /* authenticated and unmetered */
+    im_endpoint ep;               /* { 0, IM_PLUGIN_WORKER, index + 1 } */
+    uint64_t next_request;
+} im_claim;
+
+/* Work for the loop thread: run(item) then free(item). */
+typedef struct im_loop_item {
+    struct im_loop_item *next;
+    void (*run)(im_plugin_host *ph, struct im_loop_item *it);
+} im_loop_item;
+
+typedef struct im_timer {
+    struct im_timer *next;
+    imcore_host *owner;
+    uint64_t id;
+    uint64_t every_ms;
+    void *arg;
+    struct event *ev;
+    bool cancelled;               /* while its callback runs */
+} im_timer;
+
+typedef struct im_job {
+    struct im_job *next;
+    imcore_host *owner;
+    void (*work)(void *arg);
+    void (*done)(void *state, void *arg);
+    void *arg;
+} im_job;
+
+typedef enum loop_state {
+    LOOP_LOADING = 0,   /* plugins' init: claims allowed, no store yet */
+    LOOP_READY,         /* wired to the app; not started */
+    LOOP_RUNNING,
+    LOOP_STOPPED,
+} loop_state;
+
+struct im_plugin_host {
+    im_filter filter;             /* the filter port; first, so the port is the host */
+    im_router router;             /* the route port around the network's */
+    im_router *inner;
+    im_app *app;
+    im_store *store;
+    im_group_repo *groups;
+
+    imcore_host *plugins;
+    im_plugin_config *configs;
+    unsigned n;
+    bool filters;                 /* some plugin has on_message */
+    bool wants_presence;          /* some plugin has on_login or on_logout */
+    uint32_t max_body;
+    char source[256];
+
+    pthread_mutex_t scratch_lock;
+    struct scratch *scratches;
+    pthread_key_t scratch_key;
+
+    /* Claimed accounts: fixed once the plugins are loaded, read without a
+     * lock after that. */
+    im_claim *claims;
+    unsigned nclaims;
+
+    /* The loop. */
+    atomic_int state;             /* a loop_state; changes on the main thread only */
+    imcore_host *initialising;    /* the plugin whose init is running */
+    struct event_base *base;
+    struct event *wakeup;
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t qlock;
+    im_loop_item *qhead, *qtail;  /* under qlock */
+    bool accepting;               /* under qlock: pushes are taken */
+    im_timer *timers;             /* loop thread (or main before start) */
+    uint64_t next_timer_id;
+    im_timer *firing;
+
+    /* The blocking thread. */
+    pthread_t bthread;
+    bool bthread_started;
+    pthread_mutex_t jlock;
+    pthread_cond_t jwake;
+    im_job *jhead, *jtail;        /* under jlock */
+    bool jstopping;
+
+    /* Start-up: pending fetches and the first barrier, waited for on main. */
+    pthread_mutex_t start_lock;
+    pthread_cond_t start_cond;
+    unsigned start_waiting;
+};
+
+/* im_plugin_loop.c */
+int im__loop_init(im_plugin_host *ph, im_error *err);
+/* Starts the loop and blocking threads: at im_plugin_host_start. */
+int im__loop_start_threads(im_plugin_host *ph, im_error *err);
+/* Lets the blocking thread finish its jobs and the loop what is queued,
+ * then joins both; later pushes are refused. Idempotent. */
+void im__loop_stop(im_plugin_host *ph);
+void im__loop_destroy(im_plugin_host *ph);
+/* Queues it for the loop thread (takes ownership). Returns false, freeing
+ * nothing, when the loop takes no more work: the caller disposes of it. */
+bool im__loop_push(im_plugin_host *ph, im_loop_item *it);
+bool im__on_loop(const im_plugin_host *ph);
+uint64_t im__timer_start(imcore_host *h, uint64_t after_ms, uint64_t every_ms, void *arg);
+void im__timer_cancel(imcore_host *h, uint64_t id);
+int im__run_blocking(imcore_host *h, void (*work)(void *), void (*done)(void *, void *),
+                     void *arg);
+
+/* im_plugin_router.c */
+void im__plugin_router_init(im_plugin_host *ph);
+/* The claim for user, or NULL: a lock-free lookup. */
+im_claim *im__claim_find(im_plugin_host *ph, const char *user);
+/* Queues m for the claim's on_delivery, acked once handled. */
+void im__deliver_to_claim(im_plugin_host *ph, im_claim *c, const im_message *m,
+                          const char *sender_name);
+
+#endif

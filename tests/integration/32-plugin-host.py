@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""32-plugin-host: the host functions of the plugin API, through a real
+server and real clients, with tests/plugins/echo_bot.so, which speaks for
+the account "echo" (durable sqlite storage):
+
+- a claimed account is online and answers; no client can log in as it;
+- its plugin's kv map survives a restart; timers (one-shot, repeating and
+  cancelled from their own callback); run_blocking, and a send from the
+  blocking thread; presence (is_online, on_login, on_logout); group
+  membership, group_join and a group message to and from the bot;
+- a message being handled when the server is killed comes again at the
+  next start, and so does one stored behind it: delivery to a plugin is at
+  least once, nothing acked is lost."""
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from imcore_harness import check, encode_fields, main  # noqa: E402
+from durable import ack_body, group_body, next_delivery, send_private, sqlite_config  # noqa: E402
+
+TEST_PLUGINS = os.environ.get("IMCORE_TEST_PLUGIN_DIR", "")
+
+
+def config(h):
+    cfg = sqlite_config(h)
+    cfg["plugins"] = [{"name": "echo_bot", "path": os.path.join(TEST_PLUGINS, "echo_bot.so")}]
+    return cfg
+
+
+class Chat:
+    """One raw client talking to echo: says a line, reads echo's answers."""
+
+    def __init__(self, h, srv, user):
+        self.raw = h.raw(srv, user)
+        self.raw.login(user)
+
+    sent = 0  # over every Chat: a client_msg_id is never used twice
+
+    def say(self, text, to="echo"):
+        Chat.sent += 1
+        send_private(self.raw, to, text, "%s-%d" % (self.raw.name, Chat.sent))
+
+    def hear(self, timeout=10.0):
+        d = next_delivery(self.raw, timeout)
+        self.raw.send_frame("DELIVERY_ACK", 0, ack_body(d.conversation, d.seq))
+        check(d.frm == "echo", "a message from %r, not echo: %r" % (d.frm, d))
+        return d.body
+
+    def expect(self, text, timeout=10.0):
+        got = self.hear(timeout)
+        check(got == text, "echo said %r, expected %r" % (got, text))
+
+
+def request_ok(raw, type_name, body):
+    rid = raw.request(type_name, body)
+    f = raw.expect_frame("OK")
+    check(f.request_id == rid, "Ok %r does not answer %d" % (f, rid))
+
+
+def test(h):
+    check(TEST_PLUGINS, "IMCORE_TEST_PLUGIN_DIR must be set")
+    srv = h.server(**config(h))
+    alice = Chat(h, srv, "alice")
+
+    alice.say("hello")
+    alice.expect("echo #1: hello")
+    alice.say("again")
+    alice.expect("echo #2: again")
+
+    # Nobody logs in as a service account.
+    thief = h.raw(srv, "thief")
+    thief.request("LOGIN", encode_fields([(1, "echo")]))
+    e = thief.expect_error("REFUSED")
+    check("service account" in e.str(2), "the refusal says why: %r" % e)
+
+    # Timers: one-shot, and repeating until it cancels itself.
+    alice.say(":later 50 after a while")
+    alice.expect("later: after a while")
+    alice.say(":tick 3")
+    for i in (1, 2, 3):
+        alice.expect("tick %d" % i)
+    alice.say("after ticks")  # the 4th tick would come before this answer
+    alice.expect("echo #3: after ticks")
+
+    # Slow work off the loop, and a send from that other thread.
+    alice.say(":slow quiet please")
+    alice.expect("slow: QUIET PLEASE")
+    alice.say(":thread hi")
+    alice.expect("from-thread: hi")
+
+    # Presence.
+    alice.say(":online echo")
+    alice.expect("echo is online")
+    bob = Chat(h, srv, "bob")
+    alice.say(":online bob")
+    alice.expect("bob is online")
+    bob.raw.close()
+    # bob's logout and alice's question reach the bot by different workers:
+    # ask until the logout has arrived.
+    deadline = time.monotonic() + 10
+    while True:
+        alice.say(":seen bob")
+        got = alice.hear()
+        if got == "bob: 1 logins, 1 logouts" or time.monotonic() > deadline:
+            break
+    check(got == "bob: 1 logins, 1 logouts", "presence: %r" % got)
+    alice.say(":online bob")
+    alice.expect("bob is offline")
+
+    # Groups: members, join, and group messages both ways.
+    request_ok(alice.raw, "GROUP_CREATE", encode_fields([(1, "room")]))
+    alice.say(":members room")
+    alice.expect("members of room: alice")
+    alice.say(":members nowhere")
+    alice.expect("no group nowhere")
+    alice.say(":join room")
+    alice.expect("joining room")
+    alice.say(":members room")
+    alice.expect("members of room: alice,echo")
+    rid = alice.raw.request("GROUP_MESSAGE", group_body("room", "hi room", "g-1"))
+    f = alice.raw.expect_frame("SEND_ACK")
+    check(f.request_id == rid, "no ack for the group message")
+    d = next_delivery(alice.raw)
+    alice.raw.send_frame("DELIVERY_ACK", 0, ack_body(d.conversation, d.seq))
+    check(d.group == "room" and d.frm == "echo" and d.body == "echo heard alice",
+          "the bot's group answer: %r" % d)
+
+    # The count lives in the plugin's kv: it survives a clean restart.
+    check(srv.terminate() == 0, "the server did not stop cleanly")
+    srv = h.server("server-2", **config(h))
+    alice = Chat(h, srv, "alice")
+    alice.say("after restart")
+    alice.expect("echo #4: after restart")
+
+    # Killed while the bot handles a message, with another stored behind it:
+    # both are acked to the sender, neither was acked by the bot, so both
+    # come to the bot again after the restart.
+    alice.say(":hold 3000")
+    alice.say("behind the hold")
+    srv.signal(signal.SIGKILL)
+    srv.wait_exit()
+    srv = h.server("server-3", **config(h))
+    alice = Chat(h, srv, "alice")
+    alice.expect("echo #5: behind the hold", timeout=20.0)
+    check(srv.terminate() == 0, "the server did not stop cleanly")
+    check("plugin echo_bot: started: 1 keys, count 4" in srv.err.text(),
+          "the bot did not load its count at the third start:\n%s" % srv.err.text())
+
+
+if __name__ == "__main__":
+    main(test)
