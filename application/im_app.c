@@ -19,9 +19,22 @@ struct im_app {
     im_app_ports ports;
 };
 
-static int add_loaded_group(void *arg, im_group *g)
+/* A stored group, rebuilt through the domain's rules: a store (perhaps a
+ * third party's) cannot slip in a group the domain would refuse. */
+static int add_loaded_group(void *arg, const im_group_record *r)
 {
     im_group_repo *repo = arg;
+    im_error err = { 0 };
+    im_group *g = NULL;
+    if (r->nmembers == 0)
+        return IM_EIO;
+    int rc = im_group_new(r->id, r->members[0], r->max_members, &g, &err);
+    for (size_t i = 1; rc == IM_OK && i < r->nmembers; i++)
+        rc = im_group_add_member(g, r->members[i], &err);
+    if (rc != IM_OK) {
+        im_group_free(g);
+        return IM_EIO;
+    }
     return repo->ops->insert(repo, g, NULL);
 }
 
@@ -41,6 +54,8 @@ int im_app_new(const im_app_limits *limits, const im_app_ports *ports, im_app **
     app->ports = *ports;
     int rc = ports->store->ops->load_groups(ports->store, add_loaded_group, ports->groups, err);
     if (rc != IM_OK) {
+        if (err && err->code == IM_OK)
+            im_error_set(err, rc, "the store holds a group the server refuses");
         free(app);
         return rc;
     }

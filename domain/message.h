@@ -6,34 +6,17 @@
  * within one conversation and is given by the store, never by the client.
  * The client's client_msg_id names the message for acks and de-duplication.
  *
- * im_message only points at its strings and body: whoever fills it keeps
- * them alive for as long as the message is used. */
+ * The record itself (im_message) and the id limits are plain data in the
+ * public imcore/message.h, which storage adapters share; the rules are
+ * here. */
 #ifndef IM_DOMAIN_MESSAGE_H
 #define IM_DOMAIN_MESSAGE_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include "imcore/errors.h"
+#include "imcore/message.h"
 #include "user.h"
-
-#define IM_CLIENT_MSG_ID_MAX 64              /* bytes */
-#define IM_CONVERSATION_ID_MAX (2 + IM_USER_ID_MAX + 1 + IM_USER_ID_MAX) /* without NUL */
-
-typedef enum im_message_kind {
-    IM_MESSAGE_PRIVATE = 1,
-    IM_MESSAGE_GROUP = 2,
-} im_message_kind;
-
-typedef struct im_message {
-    im_message_kind kind;
-    const char *sender;         /* borrowed: a user id */
-    const char *target;         /* borrowed: the receiver's user id or the group id */
-    const char *client_msg_id;  /* borrowed: may be "" (NULL is taken as "") */
-    const uint8_t *body;        /* borrowed: body_len bytes, not NUL-terminated */
-    size_t body_len;
-    uint64_t seq;               /* 0 until the store assigns it */
-    uint64_t server_time_ms;    /* wall clock, set by the application */
-} im_message;
 
 /* Checks every rule: a known kind, valid sender and target ids, a private
  * message not addressed to its own sender, a non-empty body of at most

@@ -6,9 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "imcore/errors.h"
-
-#define IM_USER_ID_MAX 32       /* bytes, without the NUL */
-#define IM_DISPLAY_NAME_MAX 64  /* bytes, without the NUL */
+#include "imcore/message.h" /* IM_USER_ID_MAX, IM_DISPLAY_NAME_MAX */
 
 /* A user id is 1..IM_USER_ID_MAX characters of [A-Za-z0-9_.-], not starting
  * with '.' or '-'. Ids are case-sensitive. The same rule names groups. */

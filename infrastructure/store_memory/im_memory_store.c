@@ -9,6 +9,8 @@
  * keeping an order every write would pay for. */
 #include "im_memory_store.h"
 
+#include "domain/message.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,8 +109,8 @@ static int memory_group_change(im_store *s, const char *group, const char *user,
     return memory_barrier(s, done, arg, err);
 }
 
-static int memory_load_groups(im_store *s, int (*fn)(void *arg, im_group *g), void *arg,
-                              im_error *err)
+static int memory_load_groups(im_store *s, int (*fn)(void *arg, const im_group_record *g),
+                              void *arg, im_error *err)
 {
     (void)s, (void)fn, (void)arg, (void)err;
     return IM_OK;

@@ -420,12 +420,38 @@ static int sqlite_group_leave(im_store *s, const char *group, const char *user,
     return membership((sqlite_store *)s, REQ_GROUP_LEAVE, group, user, 0, done, arg, err);
 }
 
-static int sqlite_load_groups(im_store *s, int (*fn)(void *arg, im_group *g), void *arg,
-                              im_error *err)
+struct group_export {
+    int (*fn)(void *arg, const im_group_record *g);
+    void *arg;
+};
+
+/* The data layer rebuilds groups with the domain's rules; the port hands
+ * out plain records, so each is turned into one and freed. */
+static int export_group(void *arg, im_group *g)
+{
+    struct group_export *ex = arg;
+    size_t n = im_group_member_count(g);
+    const char **members = malloc((n ? n : 1) * sizeof *members);
+    int rc = IM_ENOMEM;
+    if (members) {
+        for (size_t i = 0; i < n; i++)
+            members[i] = im_group_member(g, i);
+        im_group_record r = { .id = im_group_id(g), .max_members = im_group_max_members(g),
+                              .members = members, .nmembers = n };
+        rc = ex->fn(ex->arg, &r);
+        free(members);
+    }
+    im_group_free(g);
+    return rc;
+}
+
+static int sqlite_load_groups(im_store *s, int (*fn)(void *arg, const im_group_record *g),
+                              void *arg, im_error *err)
 {
     sqlite_store *st = (sqlite_store *)s;
+    struct group_export ex = { fn, arg };
     pthread_mutex_lock(&st->read_lock);
-    int rc = im_sqlite_db_groups_load(st->reader, fn, arg, err);
+    int rc = im_sqlite_db_groups_load(st->reader, export_group, &ex, err);
     pthread_mutex_unlock(&st->read_lock);
     return rc;
 }

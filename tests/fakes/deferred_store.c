@@ -160,7 +160,7 @@ static int ds_kv_each(im_store *s, const char *ns, const char *prefix, im_store_
     return ds->inner->ops->kv_each(ds->inner, ns, prefix, fn, arg, err);
 }
 
-static int ds_load_groups(im_store *s, int (*fn)(void *, im_group *), void *arg, im_error *err)
+static int ds_load_groups(im_store *s, int (*fn)(void *, const im_group_record *), void *arg, im_error *err)
 {
     (void)s, (void)fn, (void)arg, (void)err;
     return IM_OK;

@@ -91,7 +91,7 @@ static int fault_kv_each(im_store *s, const char *ns, const char *prefix, im_sto
     return fs->inner->ops->kv_each(fs->inner, ns, prefix, fn, arg, err);
 }
 
-static int fault_load_groups(im_store *s, int (*fn)(void *, im_group *), void *arg, im_error *err)
+static int fault_load_groups(im_store *s, int (*fn)(void *, const im_group_record *), void *arg, im_error *err)
 {
     fault_store *fs = (fault_store *)s;
     return fs->inner->ops->load_groups(fs->inner, fn, arg, err);

@@ -1,0 +1,44 @@
+/* imcore/message.h: one chat message as it crosses the storage port, and
+ * the limits of the ids it carries. Plain data: a storage adapter built
+ * outside imcore needs nothing else to read and write messages.
+ *
+ * im_message only points at its strings and body: whoever fills it keeps
+ * them alive for as long as the message is used (for a callback, the
+ * call). */
+#ifndef IMCORE_MESSAGE_H
+#define IMCORE_MESSAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define IM_USER_ID_MAX 32        /* bytes of a user or group id, without the NUL */
+#define IM_DISPLAY_NAME_MAX 64   /* bytes of a display name, without the NUL */
+#define IM_CLIENT_MSG_ID_MAX 64  /* bytes */
+/* "p:<a>:<b>" (a < b bytewise) for a private conversation, "g:<group>" for a
+ * group; without the NUL. */
+#define IM_CONVERSATION_ID_MAX (2 + IM_USER_ID_MAX + 1 + IM_USER_ID_MAX)
+
+typedef enum im_message_kind {
+    IM_MESSAGE_PRIVATE = 1,
+    IM_MESSAGE_GROUP = 2,
+} im_message_kind;
+
+typedef struct im_message {
+    im_message_kind kind;
+    const char *sender;         /* borrowed: a user id */
+    const char *target;         /* borrowed: the receiver's user id or the group id */
+    const char *client_msg_id;  /* borrowed: may be "" (NULL is taken as "") */
+    const uint8_t *body;        /* borrowed: body_len bytes, not NUL-terminated */
+    size_t body_len;
+    uint64_t seq;               /* 0 until the store assigns it */
+    uint64_t server_time_ms;    /* wall clock, set by the application */
+} im_message;
+
+#ifdef __cplusplus
+}
+#endif
+#endif
