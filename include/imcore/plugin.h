@@ -45,6 +45,8 @@
 /* For the IM_E* codes the host functions return. Only the codes: the
  * functions declared there live in the server, out of a plugin's reach. */
 #include "errors.h"
+/* The storage port, for plugins that are storage adapters (open_storage). */
+#include "storage.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -163,7 +165,10 @@ typedef struct imcore_host_api {
      * out of memory. In init, on_start or another plugin-loop callback. */
     uint64_t (*timer_start)(imcore_host *h, uint64_t after_ms, uint64_t every_ms, void *arg);
     /* Stops the timer; unknown or finished ids are ignored. On the plugin
-     * loop, or in init. */
+     * loop, or in init. A timer started in init may fire before on_start:
+     * start timers in on_start when they need its state. Timers still
+     * running at shutdown are dropped by the server; on_timer never runs
+     * during or after shutdown. */
     void (*timer_cancel)(imcore_host *h, uint64_t timer_id);
 
     /* Runs work(arg) on a thread that may block (one thread, in call
@@ -180,12 +185,24 @@ typedef struct imcore_host_api {
      * thread, from on_start on. Errors: IM_EINVAL, IM_ENOMEM, IM_ESHUTDOWN,
      * IM_ESTATE (before on_start, in init). */
     int (*kv_put)(imcore_host *h, const char *key, const void *value, size_t len);
-    /* Calls fn for every key that starts with prefix ("" for all), in key
-     * order, with what earlier puts have made durable; returns how many it
-     * visited. Reads the disk: call it in on_start, or in run_blocking's
+    /* A put is durable once the store has committed it (milliseconds,
+     * with the next messages); a clean stop commits every put made before
+     * it, a crash may lose the last ones.
+     * kv_each calls fn for every key that starts with prefix ("" for all),
+     * in key order, with what earlier puts have made durable; returns how
+     * many it visited. fn may call kv_put, not kv_each. Reads the disk: call it in on_start, or in run_blocking's
      * work, not in other callbacks. Errors: IM_EIO, IM_ESTATE (before
      * on_start). */
     int (*kv_each)(imcore_host *h, const char *prefix, imcore_kv_fn fn, void *arg);
+
+    /* The level the server logs at: log lines below it are dropped, so a
+     * plugin can skip building them. */
+    imcore_log_level (*log_level)(imcore_host *h);
+
+    /* The index-th key of the plugin's config (0, 1, ...), in file order,
+     * or NULL past the end: to refuse keys the plugin does not know, which
+     * are most often misspelt ones. Borrowed until shutdown. */
+    const char *(*config_key)(imcore_host *h, unsigned index);
 
     /* Functions are appended here in later versions: check size first. */
 } imcore_host_api;
@@ -219,7 +236,9 @@ typedef struct imcore_plugin {
     void (*on_start)(void *state);
 
     /* A message for the claimed user `account`, private or from one of its
-     * groups, in the order the store gave them. Messages stored while the
+     * groups, in the order the store gave them: m->seq grows within each
+     * conversation and names the message for good, so a plugin that must
+     * not act twice can remember the last seq it handled. Messages stored while the
      * server was down come first. Delivery is at least once: a message
      * counts as received when on_delivery returns, so one being handled
      * when the server stopped comes again at the next start. */
@@ -234,7 +253,17 @@ typedef struct imcore_plugin {
     /* A timer of timer_start fired; arg is the one given there. */
     void (*on_timer)(void *state, uint64_t timer_id, void *arg);
 
-    void *reserved[3];           /* for callbacks of later versions: leave NULL */
+    /* A storage adapter: opens the store the server keeps everything in,
+     * from the plugin's config (the `storage:` section: path, max_batch,
+     * synchronous, max_page_count, and options.* for the adapter's own
+     * keys). Called once, on the main thread, after init; *out is the
+     * adapter's, until its destroy op. Return 0, or an IM_E* code with err
+     * saying why. A plugin named by storage.engine must have it; the
+     * server's own adapters (storage_sqlite, storage_memory) are plugins of
+     * exactly this kind. */
+    int (*open_storage)(void *state, im_store **out, im_error *err);
+
+    void *reserved[2];           /* for callbacks of later versions: leave NULL */
 } imcore_plugin;
 
 /* The one symbol a plugin exports. */

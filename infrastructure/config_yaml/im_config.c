@@ -58,7 +58,6 @@ enum {
 #define FIELD(idx, key, k, member, lo, hi) \
     [idx] = { .name = key, .kind = k, .offset = offsetof(im_config, member), .min = lo, .max = hi }
 
-static const char *const engine_names[] = { "sqlite", "memory", NULL };
 static const char *const sync_names[] = { "full", "normal", NULL };
 static const char *const accounts_modes[] = { "password", "open", NULL };
 static const char *const hash_costs[] = { "interactive", "moderate", "min", NULL };
@@ -79,8 +78,7 @@ static const struct field fields[FI_COUNT] = {
     FIELD(FI_IDLE, "session.idle_timeout_s", K_UINT, idle_timeout_s, 1, 86400),
     FIELD(FI_POLICY, "session.login_policy", K_POLICY, login_policy, 0, 0),
     FIELD(FI_LOG_LEVEL, "log_level", K_LEVEL, log_level, 0, 0),
-    [FI_ENGINE] = { .name = "storage.engine", .kind = K_CHOICE,
-                    .offset = offsetof(im_config, storage_engine), .choices = engine_names },
+    FIELD(FI_ENGINE, "storage.engine", K_NODE_ID, storage_engine, 0, 0),
     [FI_PATH] = { .name = "storage.path", .kind = K_PATH,
                   .offset = offsetof(im_config, storage_path),
                   .size = sizeof(((im_config *)0)->storage_path) },
@@ -126,12 +124,12 @@ void im_config_defaults(im_config *c)
     c->idle_timeout_s = 90;
     c->login_policy = 0;
     c->log_level = IM_LOG_INFO;
-    c->storage_engine = IM_STORAGE_SQLITE;
+    snprintf(c->storage_engine, sizeof c->storage_engine, "%s", "sqlite");
     snprintf(c->storage_path, sizeof c->storage_path, "%s", "data/imcore.db");
     c->storage_max_batch = 512;
     c->storage_synchronous = IM_STORAGE_SYNC_FULL;
     c->storage_max_pages = 0;
-    snprintf(c->plugin_dir, sizeof c->plugin_dir, "%s", "plugins");
+    snprintf(c->plugin_dir, sizeof c->plugin_dir, "%s", IMCORE_PLUGIN_DIR);
     c->send_rate = 200;
     c->send_burst = 400;
     c->accounts_mode = IM_ACCOUNTS_PASSWORD;
@@ -302,7 +300,7 @@ static int check_rules(const im_config *c, im_error *err, const char *path, cons
                     "must be at most limits.max_frame_bytes - 256 (%lld)",
                     (long long)c->max_frame_bytes - ENVELOPE_RESERVE);
     }
-    if (c->accounts_mode == IM_ACCOUNTS_PASSWORD && c->storage_engine == IM_STORAGE_MEMORY) {
+    if (c->accounts_mode == IM_ACCOUNTS_PASSWORD && strcmp(c->storage_engine, "sqlite") != 0) {
         unsigned at = line[FI_ACC_MODE] ? line[FI_ACC_MODE] : line[FI_ENGINE];
         return fail(at_line(err, path, at), line[FI_ACC_MODE] ? fields[FI_ACC_MODE].name
                                                                : fields[FI_ENGINE].name,
@@ -360,6 +358,7 @@ struct loader {
     unsigned field_line[FI_COUNT];        /* 0: not in the file (yet) */
     unsigned section_line[SECTION_COUNT]; /* likewise, for duplicate sections */
     unsigned plugins_line;
+    unsigned options_line;                /* storage.options */
 };
 
 static const char *node_kind(const yaml_node_t *n)
@@ -635,6 +634,17 @@ static int load_pair(struct loader *L, const yaml_node_pair_t *pair, const char 
         return load_mapping(L, v, sections[si]);
     }
 
+    if (strcmp(name, "storage.options") == 0) {
+        if (L->options_line != 0)
+            return fail(at, name, "duplicate key (first on line %u)", L->options_line);
+        L->options_line = at.line;
+        if (is_null(v))
+            return 0;
+        if (v->type != YAML_MAPPING_NODE)
+            return fail(at, name, "expected a mapping, found %s", node_kind(v));
+        return load_plugin_settings(L, &L->cfg.storage_options, v, "options", "storage");
+    }
+
     int fi = find_field(name);
     if (fi < 0)
         return fail(at, name, "unknown key");
@@ -742,6 +752,7 @@ int im_config_load(const char *path, im_config *c, im_error *err)
     yaml_document_delete(&doc);
     if (rc == 0) {
         *c = L.cfg;
+        c->storage_engine_line = L.field_line[FI_ENGINE];
         snprintf(c->source, sizeof c->source, "%s", path);
     }
 out:

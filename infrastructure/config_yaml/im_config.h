@@ -50,23 +50,28 @@ typedef struct im_config {
     int login_policy;             /* session.login_policy: "replace" (0, default) or "reject" (1),
                                    * the values of im_login_policy (application/ports/im_router.h) */
     int log_level;                /* log_level: debug|info|warn|error, default info (an im_log_level) */
-    int storage_engine;           /* storage.engine: "sqlite" (IM_STORAGE_SQLITE, default) or "memory" */
+    char storage_engine[64];      /* storage.engine, default "sqlite": the storage adapter, the plugin
+                                   * storage_<engine>.so in plugin_dir ("sqlite", "memory" are built
+                                   * in); 1..63 of [A-Za-z0-9_.-] */
+    unsigned storage_engine_line; /* its line in source, 0 if not there */
     char storage_path[256];       /* storage.path, default "data/imcore.db"; its directory is created */
     uint32_t storage_max_batch;   /* storage.max_batch, default 512, 1..100000; 1 = no group commit */
     int storage_synchronous;      /* storage.synchronous: "full" (IM_STORAGE_SYNC_FULL, default) or "normal" */
     uint32_t storage_max_pages;   /* storage.max_page_count, default 0 = no limit, 0..4294967295 */
+    im_plugin_config storage_options; /* storage.options: the adapter's own keys, flattened
+                                   * (name and path unused) */
     int accounts_mode;            /* accounts.mode: "password" (IM_ACCOUNTS_PASSWORD, default) or "open" */
     int accounts_hash_cost;       /* accounts.password_hash: interactive (0, default) | moderate | min */
     uint32_t accounts_token_ttl_s;/* accounts.token_ttl_s, default 2592000 (30 days), 60..31536000 */
     uint32_t accounts_max_failures; /* accounts.max_login_failures, default 5, 0..1000000; 0 = no limit */
     uint32_t accounts_failure_window_s; /* accounts.login_failure_window_s, default 60, 1..86400 */
-    char plugin_dir[256];         /* plugin_dir: where plugins are found by name, default "plugins" */
+    char plugin_dir[256];         /* plugin_dir: where plugins are found by name, default
+                                   * IMCORE_PLUGIN_DIR (set at build time: the build's plugins) */
     im_plugin_config plugins[IM_CONFIG_MAX_PLUGINS]; /* plugins: loaded in this order */
     unsigned nplugins;
     char source[256];             /* the file this was loaded from ("" for defaults) */
 } im_config;
 
-enum { IM_STORAGE_SQLITE = 0, IM_STORAGE_MEMORY = 1 };
 enum { IM_STORAGE_SYNC_FULL = 0, IM_STORAGE_SYNC_NORMAL = 1 };
 enum { IM_ACCOUNTS_PASSWORD = 0, IM_ACCOUNTS_OPEN = 1 };
 

@@ -8,6 +8,7 @@
 #include "im_plugin_internal.h"
 
 #include <dlfcn.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -301,6 +302,20 @@ static int host_kv_each(imcore_host *h, const char *prefix, imcore_kv_fn fn, voi
     return rc;
 }
 
+static imcore_log_level host_log_level(imcore_host *h)
+{
+    (void)h;
+    return IM_LOG_ENABLED(IM_LOG_DEBUG)  ? IMCORE_LOG_DEBUG
+           : IM_LOG_ENABLED(IM_LOG_INFO) ? IMCORE_LOG_INFO
+           : IM_LOG_ENABLED(IM_LOG_WARN) ? IMCORE_LOG_WARN
+                                         : IMCORE_LOG_ERROR;
+}
+
+static const char *host_config_key(imcore_host *h, unsigned index)
+{
+    return index < h->cfg->nsettings ? h->cfg->settings[index].key : NULL;
+}
+
 static const imcore_host_api host_api = {
     .size = sizeof(imcore_host_api),
     .api_version = IMCORE_PLUGIN_API_VERSION,
@@ -318,6 +333,8 @@ static const imcore_host_api host_api = {
     .run_blocking = host_run_blocking,
     .kv_put = host_kv_put,
     .kv_each = host_kv_each,
+    .log_level = host_log_level,
+    .config_key = host_config_key,
 };
 
 /* ---- the filter port ---- */
@@ -406,8 +423,24 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
     h->where = calloc(pc->nsettings ? pc->nsettings : 1, sizeof *h->where);
     if (!h->where)
         return im_error_set(err, IM_ENOMEM, "out of memory");
-    for (unsigned k = 0; k < pc->nsettings; k++)
-        snprintf(h->where[k], sizeof h->where[k], "%s:%u", ph->source, pc->settings[k].line);
+    for (unsigned k = 0; k < pc->nsettings; k++) {
+        unsigned line = pc->settings[k].line;
+        if (line)
+            snprintf(h->where[k], sizeof h->where[k], "%s:%u", ph->source, line);
+        else /* a default, or a key the config reader has already checked */
+            snprintf(h->where[k], sizeof h->where[k], "%s", ph->source);
+    }
+    /* Messages name the entry: "FILE:LINE: plugin NAME: ..." for a plugin,
+     * "FILE:LINE: storage.engine: NAME: ..." for the storage adapter. */
+    char label[128], at[300];
+    if (i == ph->storage_index)
+        snprintf(label, sizeof label, "storage.engine: %s", pc->name + strlen("storage_"));
+    else
+        snprintf(label, sizeof label, "plugin %s", pc->name);
+    if (pc->line)
+        snprintf(at, sizeof at, "%s:%u", ph->source, pc->line);
+    else
+        snprintf(at, sizeof at, "%s", ph->source);
 
     char path[600];
     if (pc->path[0])
@@ -418,8 +451,7 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
     do {                                                                                    \
         char what_[1024];                                                                   \
         snprintf(what_, sizeof what_, __VA_ARGS__);                                         \
-        return im_error_set(err, IM_EINVAL, "%s:%u: plugin %s: %s", ph->source, pc->line,   \
-                            pc->name, what_);                                               \
+        return im_error_set(err, IM_EINVAL, "%s: %s: %s", at, label, what_);                  \
     } while (0)
     dlerror();
     h->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -447,6 +479,14 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
         FAIL("built for plugin API version %u, this server speaks %u", got,
              IMCORE_PLUGIN_API_VERSION);
     }
+    if (i == ph->storage_index && (h->desc.size < offsetof(imcore_plugin, open_storage) +
+                                                      sizeof h->desc.open_storage ||
+                                   !h->desc.open_storage)) {
+        if (h->desc.shutdown)
+            h->desc.shutdown(h->desc.state);
+        h->desc.shutdown = NULL;
+        FAIL("%s is a plugin but not a storage adapter (it has no open_storage)", path);
+    }
 #undef FAIL
     if (h->desc.on_message)
         ph->filters = true;
@@ -457,8 +497,39 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
     return IM_OK;
 }
 
-int im_plugin_host_load(const im_config *cfg, uint32_t max_body_bytes, im_plugin_host **out,
-                        im_error *err)
+static void add_setting(im_plugin_config *pc, const char *key, const char *value, unsigned line)
+{
+    if (pc->nsettings == IM_CONFIG_MAX_PLUGIN_KEYS)
+        return;
+    im_plugin_setting *st = &pc->settings[pc->nsettings++];
+    snprintf(st->key, sizeof st->key, "%s", key);
+    snprintf(st->value, sizeof st->value, "%s", value);
+    st->line = line;
+}
+
+/* The storage adapter's entry: plugin storage_<engine>, whose config is
+ * the storage section (already checked by the config reader) and its
+ * options. */
+static void storage_entry(const im_config *cfg, im_plugin_config *pc)
+{
+    memset(pc, 0, sizeof *pc);
+    snprintf(pc->name, sizeof pc->name, "storage_%.50s", cfg->storage_engine);
+    pc->line = cfg->storage_engine_line;
+    char num[32];
+    add_setting(pc, "path", cfg->storage_path, 0);
+    snprintf(num, sizeof num, "%u", cfg->storage_max_batch);
+    add_setting(pc, "max_batch", num, 0);
+    add_setting(pc, "synchronous",
+                cfg->storage_synchronous == IM_STORAGE_SYNC_NORMAL ? "normal" : "full", 0);
+    snprintf(num, sizeof num, "%u", cfg->storage_max_pages);
+    add_setting(pc, "max_page_count", num, 0);
+    const im_plugin_config *opt = &cfg->storage_options;
+    for (unsigned i = 0; i < opt->nsettings; i++)
+        add_setting(pc, opt->settings[i].key, opt->settings[i].value, opt->settings[i].line);
+}
+
+int im_plugin_host_load(const im_config *cfg, uint32_t max_body_bytes, bool with_storage,
+                        im_plugin_host **out, im_error *err)
 {
     *out = NULL;
     im_plugin_host *ph = calloc(1, sizeof *ph);
@@ -477,14 +548,18 @@ int im_plugin_host_load(const im_config *cfg, uint32_t max_body_bytes, im_plugin
         return err ? err->code : IM_ENOMEM;
     }
     im__plugin_router_init(ph);
-    unsigned n = cfg->nplugins;
+    /* The extensions in config order, then the storage adapter, if asked. */
+    unsigned n = cfg->nplugins + (with_storage ? 1 : 0);
+    ph->storage_index = with_storage ? cfg->nplugins : UINT_MAX;
     ph->plugins = calloc(n ? n : 1, sizeof *ph->plugins);
     ph->configs = calloc(n ? n : 1, sizeof *ph->configs);
     if (!ph->plugins || !ph->configs) {
         im_plugin_host_free(ph);
         return im_error_set(err, IM_ENOMEM, "out of memory");
     }
-    memcpy(ph->configs, cfg->plugins, n * sizeof *ph->configs);
+    memcpy(ph->configs, cfg->plugins, cfg->nplugins * sizeof *ph->configs);
+    if (with_storage)
+        storage_entry(cfg, &ph->configs[ph->storage_index]);
     for (unsigned i = 0; i < n; i++) {
         ph->n = i + 1; /* so that free unloads the ones before, and this one's dl */
         int rc = load_one(ph, cfg, i, err);
@@ -500,6 +575,22 @@ int im_plugin_host_load(const im_config *cfg, uint32_t max_body_bytes, im_plugin
 im_filter *im_plugin_host_filter(im_plugin_host *h)
 {
     return h && h->filters ? &h->filter : NULL;
+}
+
+int im_plugin_host_open_storage(im_plugin_host *ph, im_store **out, im_error *err)
+{
+    *out = NULL;
+    if (!ph || ph->storage_index == UINT_MAX)
+        return im_error_set(err, IM_EINVAL, "no storage adapter was loaded");
+    imcore_host *h = &ph->plugins[ph->storage_index];
+    im_error e = { 0 };
+    int rc = h->desc.open_storage(h->desc.state, out, &e);
+    if (rc != IM_OK || !*out) {
+        *out = NULL;
+        return im_error_set(err, rc != IM_OK ? rc : IM_EIO, "storage %s: %s", h->name,
+                            e.msg[0] ? e.msg : "cannot open the store");
+    }
+    return IM_OK;
 }
 
 /* ---- start and stop ---- */

@@ -14,6 +14,7 @@
 #ifndef IM_PLUGIN_HOST_H
 #define IM_PLUGIN_HOST_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "imcore/errors.h"
 #include "application/im_app.h"
@@ -22,12 +23,20 @@
 
 typedef struct im_plugin_host im_plugin_host;
 
-/* Loads cfg->plugins in order (cfg is only read during the call). A plugin
- * found by name is plugin_dir/<name>.so. *out is the caller's: release with
+/* Loads cfg->plugins in order (cfg is only read during the call), then,
+ * with with_storage, the storage adapter cfg->storage_engine names. A
+ * plugin found by name is plugin_dir/<name>.so. *out is the caller's: release with
  * im_plugin_host_free(). Errors: IM_EINVAL (unknown plugin, missing symbol,
  * ABI version mismatch, init refused: err says which), IM_ENOMEM. */
-int im_plugin_host_load(const im_config *cfg, uint32_t max_body_bytes, im_plugin_host **out,
-                        im_error *err);
+int im_plugin_host_load(const im_config *cfg, uint32_t max_body_bytes, bool with_storage,
+                        im_plugin_host **out, im_error *err);
+
+/* Opens the store through the storage adapter loaded with with_storage:
+ * the plugin storage_<engine>.so in plugin_dir, whose config is the
+ * storage section. *out is the caller's (im_store_destroy), and must be
+ * destroyed before the host is freed: its code lives in the adapter.
+ * Errors: the adapter's (IM_EIO: cannot open the database, ...). */
+int im_plugin_host_open_storage(im_plugin_host *h, im_store **out, im_error *err);
 
 /* The filter port, or NULL when no plugin filters messages. Borrowed:
  * valid until the host is freed. */

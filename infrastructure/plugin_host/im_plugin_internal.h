@@ -85,6 +85,7 @@ struct im_plugin_host {
     imcore_host *plugins;
     im_plugin_config *configs;
     unsigned n;
+    unsigned storage_index;       /* the storage adapter's entry, or UINT_MAX */
     bool filters;                 /* some plugin has on_message */
     bool wants_presence;          /* some plugin has on_login or on_logout */
     uint32_t max_body;

@@ -21,7 +21,6 @@
 #include "im_net_server.h"
 #include "im_plugin_host.h"
 #include "im_sodium_accounts.h"
-#include "im_sqlite_store.h"
 
 #define DEFAULT_CONFIG "config/imcore.yaml"
 
@@ -63,25 +62,6 @@ static int write_port_file(const char *path, unsigned port)
         return -1;
     }
     return 0;
-}
-
-static int open_store(const im_config *cfg, im_store **out, im_error *err)
-{
-    if (cfg->storage_engine == IM_STORAGE_MEMORY) {
-        IM_INFO("storage: memory (nothing survives a restart)");
-        return im_memory_store_new(out, err);
-    }
-    im_sqlite_store_config sc = {
-        .path = cfg->storage_path,
-        .max_batch = cfg->storage_max_batch,
-        .max_page_count = cfg->storage_max_pages,
-        .synchronous_full = cfg->storage_synchronous == IM_STORAGE_SYNC_FULL,
-    };
-    int rc = im_sqlite_store_new(&sc, out, err);
-    if (rc == IM_OK)
-        IM_INFO("storage: sqlite %s (max_batch %u, synchronous %s)", cfg->storage_path,
-                cfg->storage_max_batch, sc.synchronous_full ? "full" : "normal");
-    return rc;
 }
 
 /* In "open" mode there is no accounts port: a login names any id. */
@@ -166,10 +146,11 @@ int main(int argc, char **argv)
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
     mallopt(M_TOP_PAD, 4 << 20);
 
-    /* Plugins are part of the configuration: one that does not load is a
-     * bad config (exit 2), reported as FILE:LINE: plugin NAME: why. */
+    /* Plugins are part of the configuration, the storage adapter too: one
+     * that does not load is a bad config (exit 2), reported as
+     * FILE:LINE: plugin NAME: why (or storage.engine: NAME: why). */
     im_plugin_host *plugins = NULL;
-    if (im_plugin_host_load(&cfg, cfg.max_body_bytes, &plugins, &err) != IM_OK) {
+    if (im_plugin_host_load(&cfg, cfg.max_body_bytes, true, &plugins, &err) != IM_OK) {
         fprintf(stderr, "imcore-server: %s\n", err.msg);
         return 2;
     }
@@ -190,7 +171,7 @@ int main(int argc, char **argv)
         .max_login_failures = cfg.accounts_max_failures,
         .login_failure_window_s = cfg.accounts_failure_window_s,
     };
-    if (open_store(&cfg, &store, &err) != IM_OK ||
+    if (im_plugin_host_open_storage(plugins, &store, &err) != IM_OK ||
         im_memory_group_repo_new(&groups, &err) != IM_OK ||
         open_accounts(&cfg, &accounts, &err) != IM_OK ||
         im_net_server_new(&ncfg, &srv, &err) != IM_OK)

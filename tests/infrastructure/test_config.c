@@ -493,7 +493,8 @@ static void test_storage_and_accounts(void **state)
     assert_int_equal(load_text("storage:\n  engine: memory\n  max_batch: 1\n"
                                "accounts:\n  mode: open\n  password_hash: min\n"
                                "limits:\n  messages_per_second: 0\n", &c, &err, path), IM_OK);
-    assert_int_equal(c.storage_engine, IM_STORAGE_MEMORY);
+    assert_string_equal(c.storage_engine, "memory");
+    assert_int_equal(c.storage_engine_line, 2);
     assert_int_equal(c.storage_max_batch, 1);
     assert_int_equal(c.accounts_mode, IM_ACCOUNTS_OPEN);
     assert_int_equal(c.accounts_hash_cost, 2);
@@ -502,8 +503,23 @@ static void test_storage_and_accounts(void **state)
                                "  synchronous: normal\n", &c, &err, path), IM_OK);
     assert_string_equal(c.storage_path, "/var/lib/imcore/im.db");
     assert_int_equal(c.storage_synchronous, IM_STORAGE_SYNC_NORMAL);
-    expect_error("storage:\n  engine: mysql\n", 2, "storage.engine",
-                 "must be 'sqlite' or 'memory', not 'mysql'");
+    /* Any engine may be named (its adapter is looked for at start), and its
+     * own keys go under options, flattened for it with their lines. */
+    assert_int_equal(load_text("accounts:\n  mode: open\nstorage:\n  engine: postgres\n"
+                               "  options:\n    dsn: host=db\n    pool:\n      size: 8\n",
+                               &c, &err, path), IM_OK);
+    assert_string_equal(c.storage_engine, "postgres");
+    assert_int_equal(c.storage_engine_line, 4);
+    assert_int_equal(c.storage_options.nsettings, 2);
+    assert_string_equal(c.storage_options.settings[0].key, "options.dsn");
+    assert_string_equal(c.storage_options.settings[0].value, "host=db");
+    assert_int_equal(c.storage_options.settings[0].line, 6);
+    assert_string_equal(c.storage_options.settings[1].key, "options.pool.size");
+    expect_error("storage:\n  engine: ../evil\n", 2, "storage.engine",
+                 "must be 1 to 63 characters");
+    expect_error("storage:\n  options: 3\n", 2, "storage.options", "expected a mapping");
+    expect_error("storage:\n  options:\n    - a\n", 2, "storage.options",
+                 "expected a mapping");
     expect_error("storage:\n  path: \"\"\n", 2, "storage.path", "must be a path");
     expect_error("storage:\n  max_batch: 0\n", 2, "storage.max_batch", "must be between 1");
     expect_error("accounts:\n  password_hash: weak\n", 2, "accounts.password_hash",

@@ -5,6 +5,7 @@ word_filter plugin masks listed words (mode mask) or refuses the message
 to load stops the server with exit 2 and FILE:LINE: plugin NAME: why."""
 import os
 import re
+import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -78,8 +79,42 @@ def test_refusals(h):
           "an unknown key in a plugin entry: exit %d:\n%s" % (rc, err))
 
 
+def refused_storage(h, name, storage, pattern, plugin_dir=PLUGINS):
+    """The storage adapter is a plugin too: one that does not load stops the
+    server with exit 2 and FILE:LINE: storage.engine: NAME: why."""
+    cfg = merge(BASE_CONFIG, {"plugin_dir": plugin_dir, "storage": storage})
+    path = h.write(name + ".yaml", to_yaml(cfg))
+    lines = open(path).read().split("\n")
+    line = next(i for i, l in enumerate(lines) if l.strip().startswith("engine:")) + 1
+    rc, out, err = h.run([h.server_path, "--config", path])
+    check(rc == 2, "%s: exit %d, not 2:\n%s" % (name, rc, err))
+    want = r"%s:%d: storage\.engine: [a-z_]+: %s" % (re.escape(path), line, pattern)
+    check(re.search(want, err), "%s: no %r in:\n%s" % (name, want, err))
+
+
+def test_storage_adapters(h):
+    # The built-in engines are plugins found by name in plugin_dir.
+    for engine in ("memory", "sqlite"):
+        check(os.path.exists(os.path.join(PLUGINS, "storage_%s.so" % engine)),
+              "storage_%s.so is not in %s" % (engine, PLUGINS))
+    srv = h.server("server-mem", plugin_dir=PLUGINS)
+    check(re.search(r"plugin storage_memory 1 loaded from .*/storage_memory\.so",
+                    srv.err.expect(r"storage_memory").string), "the memory adapter's log")
+    refused_storage(h, "no-engine", {"engine": "nosuch"}, "cannot load it:.*storage_nosuch\\.so")
+    refused_storage(h, "engine-option", {"engine": "memory", "options": {"colour": "red"}},
+                    r"init failed: .*:\d+: storage\.options\.colour: unknown key for storage_memory")
+    # A plugin that is not a storage adapter cannot be one.
+    fake_dir = os.path.join(h.tmp, "fake-plugins")
+    os.makedirs(fake_dir, exist_ok=True)
+    shutil.copy(os.path.join(TEST_PLUGINS, "echo_bot.so"),
+                os.path.join(fake_dir, "storage_fake.so"))
+    refused_storage(h, "not-storage", {"engine": "fake"},
+                    ".*storage_fake.so is a plugin but not a storage adapter", plugin_dir=fake_dir)
+
+
 def test(h):
     check(PLUGINS and TEST_PLUGINS, "IMCORE_PLUGIN_DIR and IMCORE_TEST_PLUGIN_DIR must be set")
+    test_storage_adapters(h)
     test_mask(h)
     test_drop(h)
     test_refusals(h)

@@ -1,0 +1,71 @@
+/* infrastructure/adapters/storage_sqlite.c: the SQLite store as a storage
+ * adapter plugin (storage_sqlite.so), chosen with storage.engine: sqlite.
+ *
+ * It is built like any plugin, against include/imcore only at its boundary,
+ * and carries its own copy of the store and data layer inside the .so; the
+ * server reaches it through imcore_plugin_init and open_storage alone. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "imcore/plugin.h"
+#include "adapter_config.h"
+#include "im_log.h"
+#include "im_sqlite_store.h"
+
+typedef struct adapter {
+    const imcore_host_api *api;
+    imcore_host *host;
+    char path[256];
+    im_sqlite_store_config cfg;
+} adapter;
+
+static int open_storage(void *state, im_store **out, im_error *err)
+{
+    adapter *a = state;
+    int rc = im_sqlite_store_new(&a->cfg, out, err);
+    if (rc == IM_OK)
+        a->api->log(a->host, IMCORE_LOG_INFO, "sqlite %s (max_batch %u, synchronous %s)",
+                    a->path, a->cfg.max_batch, a->cfg.synchronous_full ? "full" : "normal");
+    return rc;
+}
+
+static void shutdown_adapter(void *state)
+{
+    free(state);
+}
+
+__attribute__((visibility("default")))
+int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
+{
+    out->api_version = IMCORE_PLUGIN_API_VERSION;
+    out->name = "storage_sqlite";
+    out->version = "1";
+    if (!im_adapter_api_ok(api, out))
+        return 1;
+    static const char *const known[] = { "path", "max_batch", "synchronous", "max_page_count",
+                                         NULL };
+    if (!im_adapter_keys_ok(api, host, known, out))
+        return 1;
+    adapter *a = calloc(1, sizeof *a);
+    if (!a) {
+        snprintf(out->error, sizeof out->error, "out of memory");
+        return 1;
+    }
+    a->api = api;
+    a->host = host;
+    const char *path = api->config_get(host, "path");
+    snprintf(a->path, sizeof a->path, "%s", path && path[0] ? path : "data/imcore.db");
+    const char *sync = api->config_get(host, "synchronous");
+    a->cfg = (im_sqlite_store_config){
+        .path = a->path,
+        .max_batch = im_adapter_uint(api, host, "max_batch", 512),
+        .max_page_count = im_adapter_uint(api, host, "max_page_count", 0),
+        .synchronous_full = !sync || strcmp(sync, "normal") != 0,
+    };
+    im_log_set_level((im_log_level)api->log_level(host));
+    out->state = a;
+    out->open_storage = open_storage;
+    out->shutdown = shutdown_adapter;
+    return 0;
+}
