@@ -233,9 +233,35 @@ static int cfg_bool(bot *b, imcore_plugin *out, const char *key, bool *dst)
     return 0;
 }
 
+/* A misspelt key would be ignored in silence: refuse what is not ours, on
+ * a server that can list the keys (config_key came after the first
+ * release). */
+static int cfg_known_keys(bot *b, imcore_plugin *out)
+{
+    static const char *const known[] = { "service_account", "display_name", "agents_group",
+                                         "greeting", "max_customers_per_agent",
+                                         "assign_interval_ms", "reveal_ids", "faq", NULL };
+    const imcore_host_api *api = b->api;
+    if (api->size < offsetof(imcore_host_api, config_key) + sizeof api->config_key)
+        return 0;
+    const char *key;
+    for (unsigned i = 0; (key = api->config_key(b->host, i)) != NULL; i++) {
+        const char *const *k = known;
+        while (*k && strcmp(*k, key) != 0)
+            k++;
+        if (!*k)
+            return refuse(out, "%s: %s: unknown key (cs_bot has service_account, "
+                          "display_name, agents_group, greeting, max_customers_per_agent, "
+                          "assign_interval_ms, reveal_ids and faq)", where(b, key), key);
+    }
+    return 0;
+}
+
 static int configure(bot *b, imcore_plugin *out)
 {
     unsigned long interval;
+    if (cfg_known_keys(b, out) != 0)
+        return -1;
     if (cfg_text(b, out, "service_account", "support", &b->account) != 0 ||
         cfg_text(b, out, "display_name", "Support", &b->display_name) != 0 ||
         cfg_text(b, out, "agents_group", "agents", &b->group) != 0 ||

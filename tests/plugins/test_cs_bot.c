@@ -134,6 +134,12 @@ static const char *fake_config_where(imcore_host *h, const char *key)
     return i < 0 ? NULL : F.cfg[i].where;
 }
 
+static const char *fake_config_key(imcore_host *h, unsigned index)
+{
+    (void)h;
+    return index < F.ncfg ? F.cfg[index].key : NULL;
+}
+
 static int fake_claim_user(imcore_host *h, const char *user_id, const char *display_name)
 {
     (void)h;
@@ -323,6 +329,7 @@ static imcore_host_api API = {
     .run_blocking = fake_run_blocking,
     .kv_put = fake_kv_put,
     .kv_each = fake_kv_each,
+    .config_key = fake_config_key,
 };
 
 /* ---- driving the plugin ---- */
@@ -1050,6 +1057,23 @@ static void expect_init_error_at(const char *file, int line, const char *text)
     assert_string_equal(F.claimed, "");
 }
 
+static void test_unknown_key(void **state)
+{
+    (void)state;
+    char want[512];
+    cfg("max_customers_per_agent", "2");
+    cfg("max_customer_per_agent", "2"); /* misspelt */
+    snprintf(want, sizeof want, "%s: max_customer_per_agent: unknown key (cs_bot has "
+             "service_account, display_name, agents_group, greeting, "
+             "max_customers_per_agent, assign_interval_ms, reveal_ids and faq)",
+             F.cfg[find_cfg("max_customer_per_agent")].where);
+    expect_init_error(want);
+    /* A server without config_key cannot list them: the bot starts. */
+    API.size = offsetof(imcore_host_api, config_key);
+    assert_int_equal(boot(), 0);
+    API.size = sizeof API;
+}
+
 static void test_bad_config(void **state)
 {
     (void)state;
@@ -1152,6 +1176,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_end_rating_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_key, setup, teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     dlclose(dl);
