@@ -26,18 +26,11 @@
 #include "ports/im_router.h"
 #include "ports/im_store.h"
 #include "ports/im_group_repo.h"
+/* im_app (opaque there), im_app_limits, im_login_request, im_group_info:
+ * the types a transport shares with the application. */
+#include "imcore/transport.h"
 
 #define IM_PENDING_LIMIT 10000u  /* unacked messages sent at one login */
-#define IM_HISTORY_DEFAULT 20u
-#define IM_HISTORY_MAX 200u
-
-typedef struct im_app_limits {
-    uint32_t max_body_bytes;      /* per message body */
-    uint32_t max_group_members;   /* ceiling and default for new groups */
-    im_login_policy login_policy;
-    uint32_t send_rate;           /* messages per second per session; 0: unlimited */
-    uint32_t send_burst;          /* bucket size; 0: send_rate */
-} im_app_limits;
 
 typedef struct im_app_ports {
     im_router *router;            /* borrowed: outlives the app */
@@ -50,8 +43,6 @@ typedef struct im_app_ports {
     void *clock_arg;
 } im_app_ports;
 
-typedef struct im_app im_app;
-
 /* Copies limits and ports (the port objects themselves are borrowed), and
  * loads the store's groups into the group repository. *out is the caller's:
  * free with im_app_free(). Errors: IM_EINVAL, IM_ENOMEM, IM_EIO. */
@@ -60,15 +51,6 @@ int im_app_new(const im_app_limits *limits, const im_app_ports *ports, im_app **
 void im_app_free(im_app *app); /* NULL is fine */
 
 const im_app_limits *im_app_get_limits(const im_app *app);
-
-/* What a Login carries; every string borrowed for the call. */
-typedef struct im_login_request {
-    const char *user_id;
-    const char *display_name;     /* "" or NULL: the account's name, or the id */
-    const char *password;         /* with accounts: the password, or */
-    const char *token;            /* a token from an earlier login */
-    bool create_account;          /* register user_id with password first */
-} im_login_request;
 
 /* Logs session s in, reachable at ep, and answers with request_id through
  * the router's send_login_result: at once in "open" mode, after the
@@ -123,16 +105,6 @@ int im_app_group_leave(im_app *app, const im_session *s, const im_endpoint *ep,
  * IM_EINVAL (not a conversation of this user). */
 int im_app_ack(im_app *app, const im_session *s, const char *conversation, uint64_t seq,
                im_error *err);
-
-/* One group as the list shows it; strings borrowed for the callback only. */
-typedef struct im_group_info {
-    const char *id;
-    const char *owner;
-    uint32_t members;
-    uint32_t max_members;
-    bool is_member;              /* the asking session's user is a member */
-} im_group_info;
-typedef bool (*im_group_info_fn)(void *arg, const im_group_info *info);
 
 /* Calls fn for groups in id order; *total gets the number of groups.
  * Errors: IM_ENOTAUTH. */

@@ -47,6 +47,10 @@
 #include "errors.h"
 /* The storage port, for plugins that are storage adapters (open_storage). */
 #include "storage.h"
+/* The transport port and the route port, for plugins that are transports
+ * (open_transport). */
+#include "route.h"
+#include "transport.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -263,7 +267,41 @@ typedef struct imcore_plugin {
      * exactly this kind. */
     int (*open_storage)(void *state, im_store **out, im_error *err);
 
-    void *reserved[2];           /* for callbacks of later versions: leave NULL */
+    /* A transport: opens what clients connect to (imcore/transport.h),
+     * from the plugin's config: the server's listen.host, listen.port,
+     * workers (already resolved: >= 1), node_id, limits.max_connections,
+     * limits.max_frame_bytes, limits.output_buffer_bytes,
+     * session.heartbeat_s, session.idle_timeout_s,
+     * accounts.max_login_failures and accounts.login_failure_window_s, and
+     * options.* for the `transport_options:` mapping. Called once, on the
+     * main thread, after init and after open_storage; it may bind its
+     * socket here (a port in use is then a start-up error). *out is the
+     * adapter's until the server calls (*out)->ops->destroy, which it does
+     * before it unloads the plugin. Return 0, or an IM_E* code with err
+     * saying why. A plugin named by `transport:` must have it; the
+     * server's own (transport_tcp) is a plugin of exactly this kind. */
+    int (*open_transport)(void *state, imcore_transport **out, im_error *err);
+
+    /* A cluster adapter: wraps local, this node's route port (the
+     * transport's, borrowed: valid until the adapter's shutdown), into the
+     * port the application uses, one that also reaches users on other
+     * nodes: what it cannot or need not send elsewhere it passes to local
+     * (the way the server's own plugin host wraps the port for service
+     * accounts). Every op of *out may be called from any thread at once,
+     * and must not block (see imcore/route.h). *out is the adapter's,
+     * valid until its shutdown, which the server calls only once nothing
+     * can use the port any more. Called once, on the main thread, after
+     * open_transport; return 0, or an IM_E* code with err saying why. A
+     * plugin named by `cluster:` must have it. No cluster adapter is built
+     * in yet: real ones (Redis streams for delivery, ZooKeeper or Redis
+     * for membership and user -> node) come later on this seam, and
+     * cluster: none (the default) loads none. The config of the plugin:
+     * node_id. */
+    int (*open_cluster)(void *state, im_router *local, im_router **out, im_error *err);
+
+    /* Callbacks are appended here in later versions (the reserved slots
+     * are used up): a plugin sets one only if out->size reaches it, and the
+     * server reads one only if it knows it. */
 } imcore_plugin;
 
 /* The one symbol a plugin exports. */

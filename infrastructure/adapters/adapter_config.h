@@ -12,11 +12,17 @@
 
 #include "imcore/plugin.h"
 
-/* The server knows every function and callback an adapter uses. */
-static inline bool im_adapter_api_ok(const imcore_host_api *api, imcore_plugin *out)
+/* The server knows every function an adapter uses, and the callback it
+ * fills (open_storage, open_transport, ...): IM_ADAPTER_API_OK(api, out,
+ * open_storage). */
+#define IM_ADAPTER_API_OK(api, out, callback) \
+    im_adapter_api_ok((api), (out), offsetof(imcore_plugin, callback) + sizeof (out)->callback)
+
+static inline bool im_adapter_api_ok(const imcore_host_api *api, imcore_plugin *out,
+                                     size_t plugin_size)
 {
     if (api->size < offsetof(imcore_host_api, config_key) + sizeof api->config_key ||
-        out->size < offsetof(imcore_plugin, open_storage) + sizeof out->open_storage) {
+        out->size < plugin_size) {
         snprintf(out->error, sizeof out->error, "this server is older than the adapter");
         return false;
     }
@@ -24,9 +30,12 @@ static inline bool im_adapter_api_ok(const imcore_host_api *api, imcore_plugin *
 }
 
 /* Every key is one of known (NULL-terminated): options.* belong to other
- * engines. */
+ * engines. The server sets the other keys itself, so an unknown one comes
+ * from the options mapping, which the config calls options_name
+ * ("storage.options", "transport_options"). */
 static inline bool im_adapter_keys_ok(const imcore_host_api *api, imcore_host *host,
-                                      const char *const *known, imcore_plugin *out)
+                                      const char *const *known, const char *options_name,
+                                      imcore_plugin *out)
 {
     const char *key;
     for (unsigned i = 0; (key = api->config_key(host, i)) != NULL; i++) {
@@ -35,8 +44,9 @@ static inline bool im_adapter_keys_ok(const imcore_host_api *api, imcore_host *h
             ok = strcmp(*k, key) == 0;
         if (!ok) {
             const char *where = api->config_where(host, key);
-            snprintf(out->error, sizeof out->error, "%s%sstorage.%s: unknown key for %s",
-                     where ? where : "", where ? ": " : "", key, out->name);
+            const char *shown = strncmp(key, "options.", 8) == 0 ? key + 8 : key;
+            snprintf(out->error, sizeof out->error, "%s%s%s.%s: unknown key for %s",
+                     where ? where : "", where ? ": " : "", options_name, shown, out->name);
             return false;
         }
     }

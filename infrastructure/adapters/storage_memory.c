@@ -29,13 +29,13 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
     out->api_version = IMCORE_PLUGIN_API_VERSION;
     out->name = "storage_memory";
     out->version = "1";
-    if (!im_adapter_api_ok(api, out))
+    if (!IM_ADAPTER_API_OK(api, out, open_storage))
         return 1;
     /* The section's generic keys mean nothing here and are passed over;
      * options would be a mistake. */
     static const char *const known[] = { "path", "max_batch", "synchronous", "max_page_count",
                                          NULL };
-    if (!im_adapter_keys_ok(api, host, known, out))
+    if (!im_adapter_keys_ok(api, host, known, "storage.options", out))
         return 1;
     the_adapter = (adapter){ api, host };
     out->state = &the_adapter;

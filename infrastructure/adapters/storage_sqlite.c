@@ -41,11 +41,11 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
     out->api_version = IMCORE_PLUGIN_API_VERSION;
     out->name = "storage_sqlite";
     out->version = "1";
-    if (!im_adapter_api_ok(api, out))
+    if (!IM_ADAPTER_API_OK(api, out, open_storage))
         return 1;
     static const char *const known[] = { "path", "max_batch", "synchronous", "max_page_count",
                                          NULL };
-    if (!im_adapter_keys_ok(api, host, known, out))
+    if (!im_adapter_keys_ok(api, host, known, "storage.options", out))
         return 1;
     adapter *a = calloc(1, sizeof *a);
     if (!a) {

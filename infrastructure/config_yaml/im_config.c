@@ -48,7 +48,7 @@ enum {
     FI_HEARTBEAT, FI_IDLE, FI_POLICY, FI_LOG_LEVEL,
     FI_ENGINE, FI_PATH, FI_MAX_BATCH, FI_SYNC, FI_MAX_PAGES,
     FI_ACC_MODE, FI_ACC_HASH, FI_ACC_TTL, FI_ACC_FAILURES, FI_ACC_WINDOW,
-    FI_SEND_RATE, FI_SEND_BURST, FI_PLUGIN_DIR,
+    FI_SEND_RATE, FI_SEND_BURST, FI_PLUGIN_DIR, FI_TRANSPORT, FI_CLUSTER,
     FI_COUNT
 };
 
@@ -100,6 +100,8 @@ static const struct field fields[FI_COUNT] = {
     [FI_PLUGIN_DIR] = { .name = "plugin_dir", .kind = K_PATH,
                         .offset = offsetof(im_config, plugin_dir),
                         .size = sizeof(((im_config *)0)->plugin_dir) },
+    FIELD(FI_TRANSPORT, "transport", K_NODE_ID, transport, 0, 0),
+    FIELD(FI_CLUSTER, "cluster", K_NODE_ID, cluster, 0, 0),
 };
 
 /* Top-level keys whose value is a mapping of more keys. */
@@ -125,6 +127,8 @@ void im_config_defaults(im_config *c)
     c->login_policy = 0;
     c->log_level = IM_LOG_INFO;
     snprintf(c->storage_engine, sizeof c->storage_engine, "%s", "sqlite");
+    snprintf(c->transport, sizeof c->transport, "%s", "tcp");
+    snprintf(c->cluster, sizeof c->cluster, "%s", "none");
     snprintf(c->storage_path, sizeof c->storage_path, "%s", "data/imcore.db");
     c->storage_max_batch = 512;
     c->storage_synchronous = IM_STORAGE_SYNC_FULL;
@@ -359,6 +363,7 @@ struct loader {
     unsigned section_line[SECTION_COUNT]; /* likewise, for duplicate sections */
     unsigned plugins_line;
     unsigned options_line;                /* storage.options */
+    unsigned transport_options_line;      /* transport_options */
 };
 
 static const char *node_kind(const yaml_node_t *n)
@@ -481,8 +486,10 @@ static bool plugin_name_ok(const char *s)
 }
 
 /* Flattens the mapping at node into p's settings, keys joined with dots. */
+/* Messages name a key where.KEY, KEY without its first strip bytes (the
+ * prefix a section's keys get but its YAML name already says). */
 static int load_plugin_settings(struct loader *L, im_plugin_config *p, const yaml_node_t *map,
-                                const char *prefix, const char *where)
+                                const char *prefix, const char *where, size_t strip)
 {
     for (const yaml_node_pair_t *kv = map->data.mapping.pairs.start;
          kv < map->data.mapping.pairs.top; kv++) {
@@ -497,9 +504,9 @@ static int load_plugin_settings(struct loader *L, im_plugin_config *p, const yam
         if (n < 0 || (size_t)n >= sizeof key)
             return fail(at, where, "the key '%.40s...' is longer than 63 bytes", key);
         char name[160];
-        snprintf(name, sizeof name, "%s.%s", where, key);
+        snprintf(name, sizeof name, "%s.%s", where, strlen(key) > strip ? key + strip : key);
         if (v->type == YAML_MAPPING_NODE) {
-            int rc = load_plugin_settings(L, p, v, key, where);
+            int rc = load_plugin_settings(L, p, v, key, where, strip);
             if (rc != 0)
                 return rc;
             continue;
@@ -550,7 +557,7 @@ static int load_plugin(struct loader *L, const yaml_node_t *entry, unsigned inde
                 continue;
             if (v->type != YAML_MAPPING_NODE)
                 return fail(kat, name, "expected a mapping, found %s", node_kind(v));
-            int rc = load_plugin_settings(L, p, v, "", name);
+            int rc = load_plugin_settings(L, p, v, "", name, 0);
             if (rc != 0)
                 return rc;
             continue;
@@ -642,7 +649,20 @@ static int load_pair(struct loader *L, const yaml_node_pair_t *pair, const char 
             return 0;
         if (v->type != YAML_MAPPING_NODE)
             return fail(at, name, "expected a mapping, found %s", node_kind(v));
-        return load_plugin_settings(L, &L->cfg.storage_options, v, "options", "storage");
+        return load_plugin_settings(L, &L->cfg.storage_options, v, "options", "storage", 0);
+    }
+
+    /* The transport's own keys, handed to it as options.* like storage's. */
+    if (section == NULL && strcmp(key, "transport_options") == 0) {
+        if (L->transport_options_line != 0)
+            return fail(at, name, "duplicate key (first on line %u)", L->transport_options_line);
+        L->transport_options_line = at.line;
+        if (is_null(v))
+            return 0;
+        if (v->type != YAML_MAPPING_NODE)
+            return fail(at, name, "expected a mapping, found %s", node_kind(v));
+        return load_plugin_settings(L, &L->cfg.transport_options, v, "options",
+                                    "transport_options", strlen("options."));
     }
 
     int fi = find_field(name);
@@ -753,6 +773,8 @@ int im_config_load(const char *path, im_config *c, im_error *err)
     if (rc == 0) {
         *c = L.cfg;
         c->storage_engine_line = L.field_line[FI_ENGINE];
+        c->transport_line = L.field_line[FI_TRANSPORT];
+        c->cluster_line = L.field_line[FI_CLUSTER];
         snprintf(c->source, sizeof c->source, "%s", path);
     }
 out:

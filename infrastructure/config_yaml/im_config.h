@@ -48,7 +48,7 @@ typedef struct im_config {
     unsigned heartbeat_s;         /* session.heartbeat_s, default 30, 1..3600 */
     unsigned idle_timeout_s;      /* session.idle_timeout_s, default 90, 1..86400; > heartbeat_s */
     int login_policy;             /* session.login_policy: "replace" (0, default) or "reject" (1),
-                                   * the values of im_login_policy (application/ports/im_router.h) */
+                                   * the values of im_login_policy (imcore/route.h) */
     int log_level;                /* log_level: debug|info|warn|error, default info (an im_log_level) */
     char storage_engine[64];      /* storage.engine, default "sqlite": the storage adapter, the plugin
                                    * storage_<engine>.so in plugin_dir ("sqlite", "memory" are built
@@ -60,6 +60,16 @@ typedef struct im_config {
     uint32_t storage_max_pages;   /* storage.max_page_count, default 0 = no limit, 0..4294967295 */
     im_plugin_config storage_options; /* storage.options: the adapter's own keys, flattened
                                    * (name and path unused) */
+    char transport[64];           /* transport, default "tcp": the transport adapter, the plugin
+                                   * transport_<name>.so in plugin_dir ("tcp" is built in);
+                                   * 1..63 of [A-Za-z0-9_.-] */
+    unsigned transport_line;      /* its line in source, 0 if not there */
+    im_plugin_config transport_options; /* transport_options: the adapter's own keys, flattened
+                                   * as options.* (name and path unused) */
+    char cluster[64];             /* cluster, default "none": no cluster adapter; any other name
+                                   * is the plugin cluster_<name>.so in plugin_dir, which wraps
+                                   * the route port to reach other nodes; 1..63 of [A-Za-z0-9_.-] */
+    unsigned cluster_line;        /* its line in source, 0 if not there */
     int accounts_mode;            /* accounts.mode: "password" (IM_ACCOUNTS_PASSWORD, default) or "open" */
     int accounts_hash_cost;       /* accounts.password_hash: interactive (0, default) | moderate | min */
     uint32_t accounts_token_ttl_s;/* accounts.token_ttl_s, default 2592000 (30 days), 60..31536000 */

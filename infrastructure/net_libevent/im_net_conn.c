@@ -30,7 +30,13 @@ static void take_frames(im_conn *c);
 /* The user for log lines: "-" before login. */
 static const char *who(const im_conn *c)
 {
-    return c->session.user_id[0] ? c->session.user_id : "-";
+    const char *u = c->w->srv->core->session_user_id(&c->session);
+    return u[0] ? u : "-";
+}
+
+static uint64_t session_id(const im_conn *c)
+{
+    return c->w->srv->core->session_id(&c->session);
 }
 
 /* ---- the slot table: conn id -> conn, for this worker only ---- */
@@ -265,11 +271,12 @@ void im__conn_accept(im_worker *w, int fd, const char *peer)
     c->id = ((uint64_t)++w->generation << 32) | slot;
     c->ep = (im_endpoint){ .node = srv->cfg.node, .worker = w->index, .conn_id = c->id };
     snprintf(c->peer, sizeof c->peer, "%s", peer);
-    im_session_init(&c->session, atomic_fetch_add(&srv->next_session_id, 1), im__monotonic_ms());
+    srv->core->session_init(&c->session, atomic_fetch_add(&srv->next_session_id, 1),
+                           im__monotonic_ms());
     w->slots[slot] = c;
     w->live++;
     event_add(c->rev, NULL);
-    IM_DEBUG("peer=%s connected (session %llu)", peer, (unsigned long long)c->session.id);
+    IM_DEBUG("peer=%s connected (session %llu)", peer, (unsigned long long)session_id(c));
 }
 
 void im__conn_destroy(im_conn *c)
@@ -296,13 +303,13 @@ void im__conn_close(im_conn *c, int code, const char *why)
     c->closing = true;
     if (code != 0)
         send_error(c, 0, code, why, NULL);
-    if (im_session_is_authenticated(&c->session))
+    if (c->w->srv->core->session_is_authenticated(&c->session))
         IM_INFO("user=%s peer=%s session %llu closed: %s", who(c), c->peer,
-                (unsigned long long)c->session.id, why ? why : "logout");
+                (unsigned long long)session_id(c), why ? why : "logout");
     else
         IM_DEBUG("peer=%s session %llu closed: %s", c->peer,
-                 (unsigned long long)c->session.id, why ? why : "closed");
-    im_app_session_closed(c->w->srv->app, &c->session, &c->ep, code);
+                 (unsigned long long)session_id(c), why ? why : "closed");
+    c->w->srv->core->session_closed(c->w->srv->app, &c->session, &c->ep, code);
     event_del(c->rev);
     if (evbuffer_get_length(c->out) == 0) {
         retire(c);
@@ -354,7 +361,7 @@ void im__conn_sweep_idle(im_worker *w)
         if (c->closing) {
             if (now >= c->close_deadline_ms)
                 retire(c);
-        } else if (im_session_is_idle(&c->session, now, timeout)) {
+        } else if (w->srv->core->session_is_idle(&c->session, now, timeout)) {
             im__conn_close(c, IM_EIDLE, "no heartbeat within idle_timeout_s");
         }
     }
@@ -386,7 +393,7 @@ static void handle_login(im_conn *c, uint64_t rid, const Imcore__Login *req)
         .password = req->password, .token = req->token,
         .create_account = req->create_account,
     };
-    int rc = im_app_login(srv->app, &c->session, &lr, &c->ep, rid, &err);
+    int rc = srv->core->login(srv->app, &c->session, &lr, &c->ep, rid, &err);
     if (rc != IM_OK) {
         IM_INFO("peer=%s login as '%.32s' refused: %s", c->peer, req->user_id, err.msg);
         send_error(c, rid, rc, err.msg, NULL);
@@ -407,15 +414,15 @@ void im__conn_login_result(im_conn *c, uint64_t rid, int rc, const char *token, 
     }
     snprintf(c->token, sizeof c->token, "%s", token ? token : "");
     IM_INFO("user=%s peer=%s logged in (session %llu)", who(c), c->peer,
-            (unsigned long long)c->session.id);
+            (unsigned long long)session_id(c));
     Imcore__LoginAck ack = IMCORE__LOGIN_ACK__INIT;
-    ack.user_id = c->session.user_id;
-    ack.session_id = c->session.id;
+    ack.user_id = (char *)srv->core->session_user_id(&c->session);
+    ack.session_id = session_id(c);
     ack.heartbeat_s = srv->cfg.heartbeat_s;
     ack.idle_timeout_s = srv->cfg.idle_timeout_s;
     ack.server_time_ms = wall_ms();
     ack.max_frame_bytes = srv->cfg.max_frame_bytes;
-    ack.max_body_bytes = im_app_get_limits(srv->app)->max_body_bytes;
+    ack.max_body_bytes = srv->core->get_limits(srv->app)->max_body_bytes;
     ack.node_id = srv->node_id;
     ack.token = c->token;
     Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
@@ -490,8 +497,9 @@ static void handle_group_list(im_conn *c, uint64_t rid)
     list_builder lb = { .cap = LIST_DEFAULT };
     lb.items = calloc(lb.cap, sizeof *lb.items);
     size_t total = 0;
-    int rc = lb.items ? im_app_group_list(c->w->srv->app, &c->session, add_group_info, &lb,
-                                          &total, &err)
+    const imcore_core_api *core = c->w->srv->core;
+    int rc = lb.items ? core->group_list(c->w->srv->app, &c->session, add_group_info, &lb,
+                                         &total, &err)
                       : im_error_set(&err, IM_ENOMEM, "out of memory");
     if (rc == IM_OK && lb.failed)
         rc = im_error_set(&err, IM_ENOMEM, "out of memory");
@@ -522,8 +530,9 @@ static void handle_online_users(im_conn *c, uint64_t rid, const Imcore__OnlineUs
                                : req->limit > LIST_MAX ? LIST_MAX : req->limit };
     lb.items = calloc(lb.cap, sizeof *lb.items);
     size_t total = 0;
-    int rc = lb.items ? im_app_online_users(c->w->srv->app, &c->session, add_user_info, &lb,
-                                            &total, &err)
+    const imcore_core_api *core = c->w->srv->core;
+    int rc = lb.items ? core->online_users(c->w->srv->app, &c->session, add_user_info, &lb,
+                                           &total, &err)
                       : im_error_set(&err, IM_ENOMEM, "out of memory");
     if (rc == IM_OK && lb.failed)
         rc = im_error_set(&err, IM_ENOMEM, "out of memory");
@@ -597,8 +606,9 @@ static void handle_history(im_conn *c, uint64_t rid, const Imcore__History *req)
     list_builder lb = { .cap = IM_HISTORY_MAX };
     lb.items = calloc(lb.cap, sizeof *lb.items);
     int rc = lb.items
-                 ? im_app_history(c->w->srv->app, &c->session, req->peer, req->group,
-                                  req->before_seq, req->limit, add_history, &lb, &err)
+                 ? c->w->srv->core->history(c->w->srv->app, &c->session, req->peer,
+                                            req->group, req->before_seq, req->limit,
+                                            add_history, &lb, &err)
                  : im_error_set(&err, IM_ENOMEM, "out of memory");
     if (rc == IM_OK && lb.failed)
         rc = im_error_set(&err, IM_ENOMEM, "out of memory");
@@ -622,6 +632,7 @@ static void handle_history(im_conn *c, uint64_t rid, const Imcore__History *req)
 static void dispatch(im_conn *c, const Imcore__Envelope *env)
 {
     im_app *app = c->w->srv->app;
+    const imcore_core_api *core = c->w->srv->core;
     im_session *s = &c->session;
     uint64_t rid = env->request_id;
     im_error err = { 0 };
@@ -632,7 +643,7 @@ static void dispatch(im_conn *c, const Imcore__Envelope *env)
         handle_login(c, rid, env->login);
         break;
     case IMCORE__ENVELOPE__BODY_LOGOUT:
-        im_app_logout(app, s, c->token);
+        core->logout(app, s, c->token);
         send_ok(c, rid);
         im__conn_close(c, 0, "logout");
         break;
@@ -643,39 +654,39 @@ static void dispatch(im_conn *c, const Imcore__Envelope *env)
      * stored; only a refusal decided at once is answered here. */
     case IMCORE__ENVELOPE__BODY_PRIVATE_MESSAGE: {
         const Imcore__PrivateMessage *pm = env->private_message;
-        rc = im_app_send_private(app, s, &c->ep, rid, pm->to, pm->body.data, pm->body.len,
-                                 pm->client_msg_id, &err);
+        rc = core->send_private(app, s, &c->ep, rid, pm->to, pm->body.data, pm->body.len,
+                                pm->client_msg_id, &err);
         if (rc != IM_OK)
             send_error(c, rid, rc, err.msg, pm->client_msg_id);
         break;
     }
     case IMCORE__ENVELOPE__BODY_GROUP_MESSAGE: {
         const Imcore__GroupMessage *gm = env->group_message;
-        rc = im_app_send_group(app, s, &c->ep, rid, gm->group, gm->body.data, gm->body.len,
-                               gm->client_msg_id, &err);
+        rc = core->send_group(app, s, &c->ep, rid, gm->group, gm->body.data, gm->body.len,
+                              gm->client_msg_id, &err);
         if (rc != IM_OK)
             send_error(c, rid, rc, err.msg, gm->client_msg_id);
         break;
     }
     case IMCORE__ENVELOPE__BODY_GROUP_CREATE:
-        rc = im_app_group_create(app, s, &c->ep, rid, env->group_create->group,
-                                 env->group_create->max_members, &err);
+        rc = core->group_create(app, s, &c->ep, rid, env->group_create->group,
+                                env->group_create->max_members, &err);
         if (rc != IM_OK)
             send_error(c, rid, rc, err.msg, NULL);
         break;
     case IMCORE__ENVELOPE__BODY_GROUP_JOIN:
-        rc = im_app_group_join(app, s, &c->ep, rid, env->group_join->group, &err);
+        rc = core->group_join(app, s, &c->ep, rid, env->group_join->group, &err);
         if (rc != IM_OK)
             send_error(c, rid, rc, err.msg, NULL);
         break;
     case IMCORE__ENVELOPE__BODY_GROUP_LEAVE:
-        rc = im_app_group_leave(app, s, &c->ep, rid, env->group_leave->group, &err);
+        rc = core->group_leave(app, s, &c->ep, rid, env->group_leave->group, &err);
         if (rc != IM_OK)
             send_error(c, rid, rc, err.msg, NULL);
         break;
     case IMCORE__ENVELOPE__BODY_DELIVERY_ACK:
         /* No answer: acks are cumulative, and a refused one is only logged. */
-        rc = im_app_ack(app, s, env->delivery_ack->conversation, env->delivery_ack->seq, &err);
+        rc = core->ack(app, s, env->delivery_ack->conversation, env->delivery_ack->seq, &err);
         if (rc != IM_OK)
             IM_DEBUG("user=%s peer=%s ack refused: %s", who(c), c->peer, err.msg);
         break;
@@ -744,7 +755,7 @@ static void take_frames(im_conn *c)
 {
     struct evbuffer *in = c->in;
     uint32_t max = c->w->srv->cfg.max_frame_bytes;
-    im_session_touch(&c->session, im__monotonic_ms());
+    c->w->srv->core->session_touch(&c->session, im__monotonic_ms());
 
     while (!c->closing) {        size_t avail = evbuffer_get_length(in);
         if (avail < IM_FRAME_HEADER_BYTES)

@@ -14,6 +14,7 @@
 #include <event2/event.h>
 #include <event2/buffer.h>
 
+#include "domain/message.h"   /* conversation ids: pure rules, a copy in the .so */
 #include "im_codec.h"
 #include "im_net_server.h"
 #include "im_strmap.h"
@@ -91,7 +92,9 @@ struct im_conn {
     bool flush_listed;          /* on the worker's flush list */
     im_conn *next_flush;
     uint64_t close_deadline_ms; /* closing: dropped by the sweep after this */
-    im_session session;
+    im_session session;         /* by value: this transport is built with the
+                                 * server's domain (a third party's allocates
+                                 * core->session_size bytes instead) */
     im_endpoint ep;
     char peer[64];
     bool closing;               /* no more input; output drains, then reap */
@@ -115,7 +118,8 @@ struct im_net_server {
     uint16_t bound_port;
     int listen_fd;
     int reserve_fd;             /* spare fd given up to shed a connection at EMFILE */
-    im_app *app;
+    im_app *app;                /* from run on: reached only through core */
+    const imcore_core_api *core;
 
     struct event_base *base;    /* the acceptor's loop */
     struct evconnlistener *listener;

@@ -197,7 +197,8 @@ static void *worker_main(void *arg)
     im_worker *w = arg;
     char name[32];
     snprintf(name, sizeof name, "worker-%u", w->index);
-    im_log_set_thread_name(name);
+    im_log_set_thread_name(name);       /* this transport's own log lines */
+    w->srv->core->log_thread_name(name); /* the application's, on this thread */
     current_worker = w;
     /* One iteration at a time, so that the output of everything that ran
      * in it is written in one go before the loop waits again. */

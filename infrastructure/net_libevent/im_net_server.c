@@ -221,8 +221,10 @@ void im_net_server_stop(im_net_server *srv)
         event_active(srv->stop_event, 0, 0);
 }
 
-int im_net_server_run(im_net_server *srv, im_app *app, im_error *err)
+int im_net_server_run(im_net_server *srv, const imcore_core_api *core, im_app *app,
+                      im_error *err)
 {
+    srv->core = core;
     srv->app = app;
     srv->base = event_base_new();
     if (!srv->base)

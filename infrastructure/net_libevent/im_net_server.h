@@ -8,6 +8,11 @@
  * delivery of messages across workers through a per-worker queue and a
  * wake-up.
  *
+ * It reaches the application only through the core table of
+ * imcore/transport.h, given at run: it is built into the plugin
+ * transport_tcp.so (infrastructure/adapters/transport_tcp.c), which the
+ * server loads by the config's `transport: tcp`.
+ *
  * Lifecycle: im_net_server_new() binds the socket, im_net_server_router()
  * gives the port to build the application with, im_net_server_run() serves
  * until SIGINT/SIGTERM or im_net_server_stop(), then im_net_server_free(). */
@@ -16,7 +21,10 @@
 
 #include <stdint.h>
 #include "imcore/errors.h"
-#include "application/im_app.h"
+#include "imcore/transport.h"
+/* The session is embedded in each connection: this transport is built
+ * from the server's tree. It is read only through the core's functions. */
+#include "domain/session.h"
 
 typedef struct im_net_config {
     const char *listen_host;       /* borrowed for the call: an IP literal */
@@ -48,9 +56,10 @@ uint16_t im_net_server_bound_port(const im_net_server *srv);
 
 /* Starts the workers, accepts and serves until SIGINT/SIGTERM or
  * im_net_server_stop(); then stops accepting, delivers what is queued, tells
- * every session SERVER_SHUTDOWN, closes them and returns 0. app is borrowed
- * and must outlive the call. Errors: IM_EIO, IM_ENOMEM. */
-int im_net_server_run(im_net_server *srv, im_app *app, im_error *err);
+ * every session SERVER_SHUTDOWN, closes them and returns 0. core and app
+ * are borrowed and must outlive the call. Errors: IM_EIO, IM_ENOMEM. */
+int im_net_server_run(im_net_server *srv, const imcore_core_api *core, im_app *app,
+                      im_error *err);
 
 /* Asks a running server to stop, from any thread or a signal-free context. */
 void im_net_server_stop(im_net_server *srv);

@@ -431,10 +431,15 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
             snprintf(h->where[k], sizeof h->where[k], "%s", ph->source);
     }
     /* Messages name the entry: "FILE:LINE: plugin NAME: ..." for a plugin,
-     * "FILE:LINE: storage.engine: NAME: ..." for the storage adapter. */
+     * "FILE:LINE: storage.engine: NAME: ..." for the storage adapter,
+     * "FILE:LINE: transport: NAME: ..." for the transport. */
     char label[128], at[300];
     if (i == ph->storage_index)
         snprintf(label, sizeof label, "storage.engine: %s", pc->name + strlen("storage_"));
+    else if (i == ph->transport_index)
+        snprintf(label, sizeof label, "transport: %s", pc->name + strlen("transport_"));
+    else if (i == ph->cluster_index)
+        snprintf(label, sizeof label, "cluster: %s", pc->name + strlen("cluster_"));
     else
         snprintf(label, sizeof label, "plugin %s", pc->name);
     if (pc->line)
@@ -487,6 +492,22 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
         h->desc.shutdown = NULL;
         FAIL("%s is a plugin but not a storage adapter (it has no open_storage)", path);
     }
+    if (i == ph->transport_index && (h->desc.size < offsetof(imcore_plugin, open_transport) +
+                                                        sizeof h->desc.open_transport ||
+                                     !h->desc.open_transport)) {
+        if (h->desc.shutdown)
+            h->desc.shutdown(h->desc.state);
+        h->desc.shutdown = NULL;
+        FAIL("%s is a plugin but not a transport (it has no open_transport)", path);
+    }
+    if (i == ph->cluster_index && (h->desc.size < offsetof(imcore_plugin, open_cluster) +
+                                                      sizeof h->desc.open_cluster ||
+                                   !h->desc.open_cluster)) {
+        if (h->desc.shutdown)
+            h->desc.shutdown(h->desc.state);
+        h->desc.shutdown = NULL;
+        FAIL("%s is a plugin but not a cluster adapter (it has no open_cluster)", path);
+    }
 #undef FAIL
     if (h->desc.on_message)
         ph->filters = true;
@@ -528,7 +549,48 @@ static void storage_entry(const im_config *cfg, im_plugin_config *pc)
         add_setting(pc, opt->settings[i].key, opt->settings[i].value, opt->settings[i].line);
 }
 
-int im_plugin_host_load(const im_config *cfg, uint32_t max_body_bytes, bool with_storage,
+/* The transport adapter's entry: plugin transport_<name>, whose config is
+ * the server's network settings (already checked by the config reader) and
+ * transport_options as options.*. */
+static void transport_entry(const im_config *cfg, im_plugin_config *pc)
+{
+    memset(pc, 0, sizeof *pc);
+    snprintf(pc->name, sizeof pc->name, "transport_%.50s", cfg->transport);
+    pc->line = cfg->transport_line;
+    char num[32];
+    add_setting(pc, "listen.host", cfg->listen_host, 0);
+#define NUM(key, value)                                         \
+    do {                                                        \
+        snprintf(num, sizeof num, "%u", (unsigned)(value));     \
+        add_setting(pc, key, num, 0);                           \
+    } while (0)
+    NUM("listen.port", cfg->listen_port);
+    NUM("workers", cfg->workers);
+    add_setting(pc, "node_id", cfg->node_id, 0);
+    NUM("limits.max_connections", cfg->max_connections);
+    NUM("limits.max_frame_bytes", cfg->max_frame_bytes);
+    NUM("limits.output_buffer_bytes", cfg->output_buffer_bytes);
+    NUM("session.heartbeat_s", cfg->heartbeat_s);
+    NUM("session.idle_timeout_s", cfg->idle_timeout_s);
+    NUM("accounts.max_login_failures", cfg->accounts_max_failures);
+    NUM("accounts.login_failure_window_s", cfg->accounts_failure_window_s);
+#undef NUM
+    const im_plugin_config *opt = &cfg->transport_options;
+    for (unsigned i = 0; i < opt->nsettings; i++)
+        add_setting(pc, opt->settings[i].key, opt->settings[i].value, opt->settings[i].line);
+}
+
+/* The cluster adapter's entry: plugin cluster_<name>; its config is this
+ * node's id. */
+static void cluster_entry(const im_config *cfg, im_plugin_config *pc)
+{
+    memset(pc, 0, sizeof *pc);
+    snprintf(pc->name, sizeof pc->name, "cluster_%.50s", cfg->cluster);
+    pc->line = cfg->cluster_line;
+    add_setting(pc, "node_id", cfg->node_id, 0);
+}
+
+int im_plugin_host_load(const im_config *cfg, uint32_t max_body_bytes, bool with_adapters,
                         im_plugin_host **out, im_error *err)
 {
     *out = NULL;
@@ -548,9 +610,13 @@ int im_plugin_host_load(const im_config *cfg, uint32_t max_body_bytes, bool with
         return err ? err->code : IM_ENOMEM;
     }
     im__plugin_router_init(ph);
-    /* The extensions in config order, then the storage adapter, if asked. */
-    unsigned n = cfg->nplugins + (with_storage ? 1 : 0);
-    ph->storage_index = with_storage ? cfg->nplugins : UINT_MAX;
+    /* The extensions in config order, then the storage adapter and the
+     * transport, if asked. */
+    bool with_cluster = with_adapters && strcmp(cfg->cluster, "none") != 0;
+    unsigned n = cfg->nplugins + (with_adapters ? 2 : 0) + (with_cluster ? 1 : 0);
+    ph->storage_index = with_adapters ? cfg->nplugins : UINT_MAX;
+    ph->transport_index = with_adapters ? cfg->nplugins + 1 : UINT_MAX;
+    ph->cluster_index = with_cluster ? cfg->nplugins + 2 : UINT_MAX;
     ph->plugins = calloc(n ? n : 1, sizeof *ph->plugins);
     ph->configs = calloc(n ? n : 1, sizeof *ph->configs);
     if (!ph->plugins || !ph->configs) {
@@ -558,8 +624,12 @@ int im_plugin_host_load(const im_config *cfg, uint32_t max_body_bytes, bool with
         return im_error_set(err, IM_ENOMEM, "out of memory");
     }
     memcpy(ph->configs, cfg->plugins, cfg->nplugins * sizeof *ph->configs);
-    if (with_storage)
+    if (with_adapters) {
         storage_entry(cfg, &ph->configs[ph->storage_index]);
+        transport_entry(cfg, &ph->configs[ph->transport_index]);
+    }
+    if (with_cluster)
+        cluster_entry(cfg, &ph->configs[ph->cluster_index]);
     for (unsigned i = 0; i < n; i++) {
         ph->n = i + 1; /* so that free unloads the ones before, and this one's dl */
         int rc = load_one(ph, cfg, i, err);
@@ -590,6 +660,41 @@ int im_plugin_host_open_storage(im_plugin_host *ph, im_store **out, im_error *er
         return im_error_set(err, rc != IM_OK ? rc : IM_EIO, "storage %s: %s", h->name,
                             e.msg[0] ? e.msg : "cannot open the store");
     }
+    return IM_OK;
+}
+
+int im_plugin_host_open_transport(im_plugin_host *ph, imcore_transport **out, im_error *err)
+{
+    *out = NULL;
+    if (!ph || ph->transport_index == UINT_MAX)
+        return im_error_set(err, IM_EINVAL, "no transport adapter was loaded");
+    imcore_host *h = &ph->plugins[ph->transport_index];
+    im_error e = { 0 };
+    int rc = h->desc.open_transport(h->desc.state, out, &e);
+    if (rc != IM_OK || !*out) {
+        *out = NULL;
+        return im_error_set(err, rc != IM_OK ? rc : IM_EIO, "transport %s: %s", h->name,
+                            e.msg[0] ? e.msg : "cannot open the transport");
+    }
+    return IM_OK;
+}
+
+int im_plugin_host_open_cluster(im_plugin_host *ph, im_router *local, im_router **out,
+                                im_error *err)
+{
+    *out = local;
+    if (!ph || ph->cluster_index == UINT_MAX)
+        return IM_OK;
+    imcore_host *h = &ph->plugins[ph->cluster_index];
+    im_error e = { 0 };
+    im_router *r = NULL;
+    int rc = h->desc.open_cluster(h->desc.state, local, &r, &e);
+    if (rc != IM_OK || !r || !r->ops) {
+        *out = NULL;
+        return im_error_set(err, rc != IM_OK ? rc : IM_EIO, "cluster %s: %s", h->name,
+                            e.msg[0] ? e.msg : "cannot open the cluster adapter");
+    }
+    *out = r;
     return IM_OK;
 }
 

@@ -24,19 +24,39 @@
 typedef struct im_plugin_host im_plugin_host;
 
 /* Loads cfg->plugins in order (cfg is only read during the call), then,
- * with with_storage, the storage adapter cfg->storage_engine names. A
- * plugin found by name is plugin_dir/<name>.so. *out is the caller's: release with
+ * with with_adapters, the storage adapter cfg->storage_engine names, the
+ * transport adapter cfg->transport names and the cluster adapter
+ * cfg->cluster names (none for "none"). A plugin found by name is
+ * plugin_dir/<name>.so. *out is the caller's: release with
  * im_plugin_host_free(). Errors: IM_EINVAL (unknown plugin, missing symbol,
  * ABI version mismatch, init refused: err says which), IM_ENOMEM. */
-int im_plugin_host_load(const im_config *cfg, uint32_t max_body_bytes, bool with_storage,
+int im_plugin_host_load(const im_config *cfg, uint32_t max_body_bytes, bool with_adapters,
                         im_plugin_host **out, im_error *err);
 
-/* Opens the store through the storage adapter loaded with with_storage:
+/* Opens the store through the storage adapter loaded with with_adapters:
  * the plugin storage_<engine>.so in plugin_dir, whose config is the
  * storage section. *out is the caller's (im_store_destroy), and must be
  * destroyed before the host is freed: its code lives in the adapter.
  * Errors: the adapter's (IM_EIO: cannot open the database, ...). */
 int im_plugin_host_open_storage(im_plugin_host *h, im_store **out, im_error *err);
+
+/* Opens the transport through the transport adapter loaded with
+ * with_adapters: the plugin transport_<name>.so in plugin_dir, whose config
+ * is the server's network settings (listen.*, workers, node_id, limits.*,
+ * session.*, accounts.* of the failed-login limit) and transport_options
+ * as options.*. *out is the caller's ((*out)->ops->destroy, or
+ * imcore_transport_destroy), and must be destroyed before the host is
+ * freed: its code lives in the adapter. Errors: the adapter's (IM_EIO:
+ * cannot listen, ...). */
+int im_plugin_host_open_transport(im_plugin_host *h, imcore_transport **out, im_error *err);
+
+/* The route port the application is to use, before the plugins' own
+ * (im_plugin_host_router): local itself without a cluster adapter (cluster:
+ * none), else the port the adapter cluster_<name>.so wraps around local.
+ * local is borrowed and must outlive the host; so is *out, which is the
+ * adapter's until the host is freed. Errors: the adapter's. */
+int im_plugin_host_open_cluster(im_plugin_host *h, im_router *local, im_router **out,
+                                im_error *err);
 
 /* The filter port, or NULL when no plugin filters messages. Borrowed:
  * valid until the host is freed. */

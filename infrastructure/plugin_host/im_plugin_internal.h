@@ -86,6 +86,8 @@ struct im_plugin_host {
     im_plugin_config *configs;
     unsigned n;
     unsigned storage_index;       /* the storage adapter's entry, or UINT_MAX */
+    unsigned transport_index;     /* the transport adapter's entry, or UINT_MAX */
+    unsigned cluster_index;       /* the cluster adapter's entry, or UINT_MAX (none) */
     bool filters;                 /* some plugin has on_message */
     bool wants_presence;          /* some plugin has on_login or on_logout */
     uint32_t max_body;

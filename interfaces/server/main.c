@@ -1,5 +1,6 @@
-/* interfaces/server/main.c: imcore-server. Reads the config, wires the
- * adapters to the ports, and serves until SIGINT/SIGTERM.
+/* interfaces/server/main.c: imcore-server. Reads the config, loads the
+ * adapters it names (storage, transport: plugins), wires them to the
+ * ports, and serves through the transport until SIGINT/SIGTERM.
  *
  * Exit codes: 0 after a clean shutdown, 1 on a runtime failure (cannot bind,
  * out of memory), 2 on bad usage or a bad config. */
@@ -15,10 +16,10 @@
 #include <unistd.h>
 
 #include "application/im_app.h"
+#include "core_api.h"
 #include "im_config.h"
 #include "im_log.h"
 #include "im_memory_store.h"
-#include "im_net_server.h"
 #include "im_plugin_host.h"
 #include "im_sodium_accounts.h"
 
@@ -146,9 +147,10 @@ int main(int argc, char **argv)
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
     mallopt(M_TOP_PAD, 4 << 20);
 
-    /* Plugins are part of the configuration, the storage adapter too: one
-     * that does not load is a bad config (exit 2), reported as
-     * FILE:LINE: plugin NAME: why (or storage.engine: NAME: why). */
+    /* Plugins are part of the configuration, the storage adapter and the
+     * transport too: one that does not load is a bad config (exit 2),
+     * reported as FILE:LINE: plugin NAME: why (or storage.engine: NAME: why,
+     * transport: NAME: why). */
     im_plugin_host *plugins = NULL;
     if (im_plugin_host_load(&cfg, cfg.max_body_bytes, true, &plugins, &err) != IM_OK) {
         fprintf(stderr, "imcore-server: %s\n", err.msg);
@@ -158,23 +160,16 @@ int main(int argc, char **argv)
     int status = 1;
     im_store *store = NULL;
     im_group_repo *groups = NULL;
-    im_net_server *srv = NULL;
+    imcore_transport *transport = NULL;
     im_app *app = NULL;
     im_accounts *accounts = NULL;
 
-    im_net_config ncfg = {
-        .listen_host = cfg.listen_host, .listen_port = cfg.listen_port,
-        .workers = cfg.workers, .node = 0, .node_id = cfg.node_id,
-        .max_connections = cfg.max_connections, .max_frame_bytes = cfg.max_frame_bytes,
-        .output_buffer_bytes = cfg.output_buffer_bytes,
-        .heartbeat_s = cfg.heartbeat_s, .idle_timeout_s = cfg.idle_timeout_s,
-        .max_login_failures = cfg.accounts_max_failures,
-        .login_failure_window_s = cfg.accounts_failure_window_s,
-    };
+    /* The transport binds its socket when opened: a port in use stops the
+     * server here, before any client could be let in. */
     if (im_plugin_host_open_storage(plugins, &store, &err) != IM_OK ||
         im_memory_group_repo_new(&groups, &err) != IM_OK ||
         open_accounts(&cfg, &accounts, &err) != IM_OK ||
-        im_net_server_new(&ncfg, &srv, &err) != IM_OK)
+        im_plugin_host_open_transport(plugins, &transport, &err) != IM_OK)
         goto out;
     im_app_limits limits = {
         .max_body_bytes = cfg.max_body_bytes,
@@ -183,8 +178,15 @@ int main(int argc, char **argv)
         .send_rate = cfg.send_rate,
         .send_burst = cfg.send_burst,
     };
+    /* The route port: the transport's sessions on this node, wrapped by the
+     * cluster adapter (if any) to reach other nodes, wrapped by the plugins'
+     * port (if they claim accounts or watch logins). */
+    im_router *routes = NULL;
+    if (im_plugin_host_open_cluster(plugins, transport->ops->router(transport), &routes,
+                                    &err) != IM_OK)
+        goto out;
     im_app_ports ports = {
-        .router = im_plugin_host_router(plugins, im_net_server_router(srv)),
+        .router = im_plugin_host_router(plugins, routes),
         .store = store, .groups = groups,
         .accounts = accounts, .filter = im_plugin_host_filter(plugins),
         .wall_clock_ms = wall_clock_ms,
@@ -192,12 +194,12 @@ int main(int argc, char **argv)
     if (im_app_new(&limits, &ports, &app, &err) != IM_OK ||
         im_plugin_host_start(plugins, app, store, groups, &err) != IM_OK)
         goto out;
-    if (port_file && write_port_file(port_file, im_net_server_bound_port(srv)) != 0) {
+    if (port_file && write_port_file(port_file, transport->ops->bound_port(transport)) != 0) {
         im_error_set(&err, IM_EIO, "cannot write port file %s: %s", port_file, strerror(errno));
         goto out;
     }
     IM_INFO("imcore-server %s, config %s, node %s", IMCORE_VERSION, config_path, cfg.node_id);
-    if (im_net_server_run(srv, app, &err) != IM_OK)
+    if (transport->ops->run(transport, im_server_core_api(), app, &err) != IM_OK)
         goto out;
     status = 0;
 out:
@@ -211,7 +213,7 @@ out:
     /* The plugin loop's last sends still reach the store. */
     im_plugin_host_stop(plugins);
     im_store_destroy(store);
-    im_net_server_free(srv);
+    imcore_transport_destroy(transport); /* before the host unloads its code */
     im_app_free(app);
     if (groups)
         groups->ops->destroy(groups);

@@ -54,6 +54,8 @@ static void assert_config_equal(const im_config *a, const im_config *b)
     assert_int_equal(a->idle_timeout_s, b->idle_timeout_s);
     assert_int_equal(a->login_policy, b->login_policy);
     assert_int_equal(a->log_level, b->log_level);
+    assert_string_equal(a->transport, b->transport);
+    assert_string_equal(a->cluster, b->cluster);
 }
 
 /* Loads text, which must fail with IM_EINVAL and a message that starts with
@@ -530,6 +532,65 @@ static void test_storage_and_accounts(void **state)
                  "accounts.mode", "needs storage.engine sqlite");
 }
 
+static void test_transport(void **state)
+{
+    (void)state;
+    im_config c;
+    im_error err;
+    char path[64];
+    /* The default: the built-in TCP transport, not written in the file. */
+    im_config_defaults(&c);
+    assert_string_equal(c.transport, "tcp");
+    assert_int_equal(c.transport_line, 0);
+    assert_int_equal(c.transport_options.nsettings, 0);
+    assert_int_equal(load_text("workers: 2\n", &c, &err, path), IM_OK);
+    assert_string_equal(c.transport, "tcp");
+    assert_int_equal(c.transport_line, 0);
+    /* Any name may be given (its adapter is looked for at start), with its
+     * line; its own keys are flattened as options.* with their lines. */
+    assert_int_equal(load_text("workers: 2\ntransport: quic.v1-x_2\n"
+                               "transport_options:\n  cert: /etc/im.pem\n"
+                               "  tls:\n    min_version: 1.3\n", &c, &err, path), IM_OK);
+    assert_string_equal(c.transport, "quic.v1-x_2");
+    assert_int_equal(c.transport_line, 2);
+    assert_int_equal(c.transport_options.nsettings, 2);
+    assert_string_equal(c.transport_options.settings[0].key, "options.cert");
+    assert_string_equal(c.transport_options.settings[0].value, "/etc/im.pem");
+    assert_int_equal(c.transport_options.settings[0].line, 4);
+    assert_string_equal(c.transport_options.settings[1].key, "options.tls.min_version");
+    assert_string_equal(c.transport_options.settings[1].value, "1.3");
+    assert_int_equal(c.transport_options.settings[1].line, 6);
+    /* Storage's options stay storage's. */
+    assert_int_equal(c.storage_options.nsettings, 0);
+    expect_error("transport: ../evil\n", 1, "transport", "must be 1 to 63 characters");
+    expect_error("transport: \"\"\n", 1, "transport", "must be 1 to 63 characters");
+    expect_error("transport:\n  name: tcp\n", 1, "transport", "expected a string");
+    expect_error("transport: tcp\ntransport: tcp\n", 2, "transport", "duplicate key");
+    expect_error("transport_options: 3\n", 1, "transport_options", "expected a mapping");
+    expect_error("transport_options:\n  a: 1\ntransport_options:\n  b: 2\n", 3,
+                 "transport_options", "duplicate key");
+    expect_error("transport_options:\n  a: 1\n  a: 2\n", 3, "transport_options.a",
+                 "duplicate key");
+    expect_error("transport_options:\n  ports: [1, 2]\n", 2, "transport_options.ports",
+                 "comma-separated");
+}
+
+static void test_cluster(void **state)
+{
+    (void)state;
+    im_config c;
+    im_error err;
+    char path[64];
+    im_config_defaults(&c);
+    assert_string_equal(c.cluster, "none");
+    assert_int_equal(c.cluster_line, 0);
+    assert_int_equal(load_text("workers: 2\ncluster: redis\n", &c, &err, path), IM_OK);
+    assert_string_equal(c.cluster, "redis");
+    assert_int_equal(c.cluster_line, 2);
+    expect_error("cluster: a/b\n", 1, "cluster", "must be 1 to 63 characters");
+    expect_error("cluster:\n  - redis\n", 1, "cluster", "expected a string");
+}
+
 static void test_plugins_list(void **state)
 {
     (void)state;
@@ -569,6 +630,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plugins_list),
+        cmocka_unit_test(test_transport),
+        cmocka_unit_test(test_cluster),
         cmocka_unit_test(test_storage_and_accounts),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_shipped_file_equals_defaults),

@@ -2,7 +2,8 @@
 """30-plugins: plugins listed in the YAML are loaded with dlopen. The
 word_filter plugin masks listed words (mode mask) or refuses the message
 (mode drop: REFUSED, the connection stays); and each way a plugin can fail
-to load stops the server with exit 2 and FILE:LINE: plugin NAME: why."""
+to load stops the server with exit 2 and FILE:LINE: plugin NAME: why. The
+storage and transport adapters are plugins too, with their own labels."""
 import os
 import re
 import shutil
@@ -112,8 +113,90 @@ def test_storage_adapters(h):
                     ".*storage_fake.so is a plugin but not a storage adapter", plugin_dir=fake_dir)
 
 
+def refused_transport(h, name, extra, pattern, plugin_dir=PLUGINS):
+    """The transport is a plugin too: one that does not load stops the
+    server with exit 2 and FILE:LINE: transport: NAME: why."""
+    cfg = merge(BASE_CONFIG, dict({"plugin_dir": plugin_dir}, **extra))
+    path = h.write(name + ".yaml", to_yaml(cfg))
+    lines = open(path).read().split("\n")
+    line = next(i for i, l in enumerate(lines) if l.startswith("transport:")) + 1
+    rc, out, err = h.run([h.server_path, "--config", path])
+    check(rc == 2, "%s: exit %d, not 2:\n%s" % (name, rc, err))
+    want = r"%s:%d: transport: %s" % (re.escape(path), line, pattern)
+    check(re.search(want, err), "%s: no %r in:\n%s" % (name, want, err))
+
+
+def test_transport_adapters(h):
+    # Every other test already runs through transport_tcp.so, the default.
+    check(os.path.exists(os.path.join(PLUGINS, "transport_tcp.so")),
+          "transport_tcp.so is not in %s" % PLUGINS)
+    srv = h.server("server-tcp", plugin_dir=PLUGINS, transport="tcp")
+    check(re.search(r"plugin transport_tcp 1 loaded from .*/transport_tcp\.so",
+                    srv.err.expect(r"transport_tcp").string), "the tcp adapter's log")
+    alice, bob = h.raw(srv, "alice-t"), h.raw(srv, "bob-t")
+    alice.login("alice")
+    bob.login("bob")
+    send_private(alice, "bob", "over the plugin", "t-1")
+    check(next_delivery(bob).body == "over the plugin", "bob did not get it")
+    check(srv.terminate() == 0, "the server did not stop cleanly on SIGTERM")
+    refused_transport(h, "no-transport", {"transport": "nosuch"},
+                      "nosuch: cannot load it:.*transport_nosuch\\.so")
+    refused_transport(h, "transport-option", {"transport": "tcp",
+                                              "transport_options": {"colour": "red"}},
+                      r"tcp: init failed: .*:\d+: transport_options\.colour: unknown key for "
+                      r"transport_tcp")
+    # A plugin that is not a transport cannot be one (the storage adapter,
+    # loaded first, must be found in the same directory).
+    fake_dir = os.path.join(h.tmp, "fake-transports")
+    os.makedirs(fake_dir, exist_ok=True)
+    shutil.copy(os.path.join(PLUGINS, "storage_memory.so"), fake_dir)
+    shutil.copy(os.path.join(TEST_PLUGINS, "echo_bot.so"),
+                os.path.join(fake_dir, "transport_fake.so"))
+    refused_transport(h, "not-transport", {"transport": "fake"},
+                      "fake: .*transport_fake.so is a plugin but not a transport",
+                      plugin_dir=fake_dir)
+
+
+def test_cluster_adapter(h):
+    """cluster: trace loads cluster_trace.so from plugin_dir, which wraps the
+    route port: messages still arrive, and each delivery is logged."""
+    cluster_dir = os.path.join(h.tmp, "cluster-plugins")
+    os.makedirs(cluster_dir, exist_ok=True)
+    for name in ("storage_memory.so", "transport_tcp.so"):
+        shutil.copy(os.path.join(PLUGINS, name), cluster_dir)
+    shutil.copy(os.path.join(TEST_PLUGINS, "cluster_trace.so"), cluster_dir)
+    srv = h.server("server-cluster", plugin_dir=cluster_dir, cluster="trace")
+    srv.err.expect(r"plugin cluster_trace: node it-1: wrapping the local route port")
+    alice, bob = h.raw(srv, "alice-c"), h.raw(srv, "bob-c")
+    alice.login("alice")
+    bob.login("bob")
+    send_private(alice, "bob", "across the cluster seam", "c-1")
+    check(next_delivery(bob).body == "across the cluster seam", "bob did not get it")
+    srv.err.expect(r"cluster_trace: deliver alice -> bob")
+    check(srv.terminate() == 0, "the server did not stop cleanly")
+    # A cluster adapter that does not load stops the server like any other.
+    cfg = merge(BASE_CONFIG, {"plugin_dir": cluster_dir, "cluster": "nosuch"})
+    path = h.write("no-cluster.yaml", to_yaml(cfg))
+    lines = open(path).read().split("\n")
+    line = next(i for i, l in enumerate(lines) if l.startswith("cluster:")) + 1
+    rc, out, err = h.run([h.server_path, "--config", path])
+    check(rc == 2 and "%s:%d: cluster: nosuch: cannot load it" % (path, line) in err,
+          "an unknown cluster adapter: exit %d:\n%s" % (rc, err))
+    # A plugin that is not a cluster adapter cannot be one.
+    shutil.copy(os.path.join(TEST_PLUGINS, "echo_bot.so"),
+                os.path.join(cluster_dir, "cluster_fake.so"))
+    cfg = merge(BASE_CONFIG, {"plugin_dir": cluster_dir, "cluster": "fake"})
+    path = h.write("not-cluster.yaml", to_yaml(cfg))
+    rc, out, err = h.run([h.server_path, "--config", path])
+    check(rc == 2 and re.search(r"cluster: fake: .*cluster_fake\.so is a plugin but not a "
+                                r"cluster adapter", err),
+          "a plugin that is not a cluster adapter: exit %d:\n%s" % (rc, err))
+
+
 def test(h):
     check(PLUGINS and TEST_PLUGINS, "IMCORE_PLUGIN_DIR and IMCORE_TEST_PLUGIN_DIR must be set")
+    test_cluster_adapter(h)
+    test_transport_adapters(h)
     test_storage_adapters(h)
     test_mask(h)
     test_drop(h)

@@ -1,0 +1,156 @@
+/* infrastructure/adapters/transport_tcp.c: the libevent TCP transport as a
+ * transport adapter plugin (transport_tcp.so), chosen with `transport: tcp`
+ * (the default).
+ *
+ * Built like any plugin, against include/imcore at its boundary: it carries
+ * its own copy of the network code (infrastructure/net_libevent), the codec
+ * and the domain's session rules inside the .so, and reaches the
+ * application only through the core table the server hands to run. The
+ * server reaches it through imcore_plugin_init and open_transport alone.
+ *
+ * Its settings are the server's own typed keys (listen.*, workers, ...),
+ * which the config reader has checked, handed over flattened; it has no
+ * options of its own, so any transport_options key is refused. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "imcore/plugin.h"
+#include "adapter_config.h"
+#include "im_log.h"
+#include "im_net_server.h"
+
+typedef struct adapter {
+    const imcore_host_api *api;
+    imcore_host *host;
+    char listen_host[64];
+    char node_id[64];
+    im_net_config cfg;
+} adapter;
+
+/* The port: the net server behind it. */
+typedef struct tcp_transport {
+    imcore_transport base;        /* first: the port is the transport */
+    im_net_server *srv;
+} tcp_transport;
+
+static im_net_server *srv_of(const imcore_transport *t)
+{
+    return ((const tcp_transport *)t)->srv;
+}
+
+static im_router *tcp_router(imcore_transport *t)
+{
+    return im_net_server_router(srv_of(t));
+}
+
+static unsigned tcp_bound_port(const imcore_transport *t)
+{
+    return im_net_server_bound_port(srv_of(t));
+}
+
+static int tcp_run(imcore_transport *t, const imcore_core_api *core, im_app *app, im_error *err)
+{
+    /* Every function of the table this transport calls. */
+    if (!core || core->size < offsetof(imcore_core_api, log_thread_name) +
+                                  sizeof core->log_thread_name)
+        return im_error_set(err, IM_EINVAL, "transport tcp: the server's core table is too old");
+    return im_net_server_run(srv_of(t), core, app, err);
+}
+
+static void tcp_stop(imcore_transport *t)
+{
+    im_net_server_stop(srv_of(t));
+}
+
+static void tcp_destroy(imcore_transport *t)
+{
+    if (!t)
+        return;
+    im_net_server_free(srv_of(t));
+    free(t);
+}
+
+static const struct imcore_transport_ops tcp_ops = {
+    .name = "tcp",
+    .router = tcp_router,
+    .bound_port = tcp_bound_port,
+    .run = tcp_run,
+    .stop = tcp_stop,
+    .destroy = tcp_destroy,
+};
+
+static int open_transport(void *state, imcore_transport **out, im_error *err)
+{
+    adapter *a = state;
+    *out = NULL;
+    tcp_transport *t = calloc(1, sizeof *t);
+    if (!t)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    t->base.ops = &tcp_ops;
+    int rc = im_net_server_new(&a->cfg, &t->srv, err);
+    if (rc != IM_OK) {
+        free(t);
+        return rc;
+    }
+    *out = &t->base;
+    return IM_OK;
+}
+
+static void shutdown_adapter(void *state)
+{
+    free(state);
+}
+
+__attribute__((visibility("default")))
+int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
+{
+    out->api_version = IMCORE_PLUGIN_API_VERSION;
+    out->name = "transport_tcp";
+    out->version = "1";
+    if (!IM_ADAPTER_API_OK(api, out, open_transport))
+        return 1;
+    static const char *const known[] = {
+        "listen.host", "listen.port", "workers", "node_id", "limits.max_connections",
+        "limits.max_frame_bytes", "limits.output_buffer_bytes", "session.heartbeat_s",
+        "session.idle_timeout_s", "accounts.max_login_failures",
+        "accounts.login_failure_window_s", NULL,
+    };
+    if (!im_adapter_keys_ok(api, host, known, "transport_options", out))
+        return 1;
+    adapter *a = calloc(1, sizeof *a);
+    if (!a) {
+        snprintf(out->error, sizeof out->error, "out of memory");
+        return 1;
+    }
+    a->api = api;
+    a->host = host;
+    const char *h = api->config_get(host, "listen.host");
+    snprintf(a->listen_host, sizeof a->listen_host, "%s", h && h[0] ? h : "127.0.0.1");
+    const char *node = api->config_get(host, "node_id");
+    snprintf(a->node_id, sizeof a->node_id, "%s", node && node[0] ? node : "node-1");
+    a->cfg = (im_net_config){
+        .listen_host = a->listen_host,
+        .listen_port = (uint16_t)im_adapter_uint(api, host, "listen.port", 7000),
+        .workers = im_adapter_uint(api, host, "workers", 1),
+        .node = 0,
+        .node_id = a->node_id,
+        .max_connections = im_adapter_uint(api, host, "limits.max_connections", 19000),
+        .max_frame_bytes = im_adapter_uint(api, host, "limits.max_frame_bytes", 65536),
+        .output_buffer_bytes = im_adapter_uint(api, host, "limits.output_buffer_bytes", 4194304),
+        .heartbeat_s = im_adapter_uint(api, host, "session.heartbeat_s", 30),
+        .idle_timeout_s = im_adapter_uint(api, host, "session.idle_timeout_s", 90),
+        .max_login_failures = im_adapter_uint(api, host, "accounts.max_login_failures", 5),
+        .login_failure_window_s =
+            im_adapter_uint(api, host, "accounts.login_failure_window_s", 60),
+    };
+    if (a->cfg.workers == 0)
+        a->cfg.workers = 1;
+    /* The network code logs through its own copy of the logger: at the
+     * server's level, in the server's format, on the same stderr. */
+    im_log_set_level((im_log_level)api->log_level(host));
+    out->state = a;
+    out->open_transport = open_transport;
+    out->shutdown = shutdown_adapter;
+    return 0;
+}
