@@ -135,8 +135,11 @@ typedef struct imcore_host_api {
     /* Makes user_id a service account this plugin speaks for: from the
      * start of service it is online, messages to it (private, and group
      * messages of its groups) go to on_delivery, and no client can log in
-     * as it. Only during init. Errors: IM_EINVAL (bad id), IM_EEXIST
-     * (claimed by another plugin), IM_ESTATE (not in init). */
+     * as it. display_name NULL or "" shows the id. Only during init.
+     * on_login is not called for claimed accounts, nor for users who were
+     * online before on_start (there are none: clients come after it).
+     * Errors: IM_EINVAL (bad id or name), IM_EEXIST (claimed by another
+     * plugin), IM_ESTATE (not in init). */
     int (*claim_user)(imcore_host *h, const char *user_id, const char *display_name);
 
     /* Sends body (UTF-8, body_len bytes) from the claimed user `from` to the
