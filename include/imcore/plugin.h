@@ -15,6 +15,11 @@
  * server's own symbols: build it with -fvisibility=hidden and export only
  * imcore_plugin_init.
  *
+ * Adapters: a plugin that fills open_storage, open_transport or
+ * open_cluster is one of the server's adapters, loaded by name from
+ * storage.engine (storage_NAME.so), transport (transport_NAME.so) or
+ * cluster (cluster_NAME.so); the server's own are plugins of this kind.
+ *
  * Versioning: IMCORE_PLUGIN_API_VERSION changes only when something is
  * removed or changes meaning. Functions are only ever appended to
  * imcore_host_api, callbacks to imcore_plugin, fields to imcore_message;
@@ -26,7 +31,8 @@
  * (on_start, on_delivery, on_login, on_logout, on_timer, run_blocking's
  * done) runs on one thread, the plugin loop, shared by all plugins and
  * never more than one callback at a time: state touched only there needs
- * no lock. init and shutdown run on the server's main thread, alone. No
+ * no lock. init, the open_* callbacks and shutdown run on the server's
+ * main thread, alone. No
  * callback may block (no disk, no network, no sleep): a blocking callback
  * stalls every plugin, or every session of a network thread. Slow work
  * goes to run_blocking, which runs it on a thread of its own and calls
