@@ -608,6 +608,22 @@ static int load_plugins(struct loader *L, const yaml_node_t *k, const yaml_node_
     return 0;
 }
 
+/* A mapping of an adapter's own keys (name, at its line *seen), flattened
+ * into dst as options.KEY; messages name where.KEY[strip..]. */
+static int load_options(struct loader *L, struct where at, const char *name,
+                        const yaml_node_t *v, unsigned *seen, im_plugin_config *dst,
+                        const char *where, size_t strip)
+{
+    if (*seen != 0)
+        return fail(at, name, "duplicate key (first on line %u)", *seen);
+    *seen = at.line;
+    if (is_null(v))
+        return 0;
+    if (v->type != YAML_MAPPING_NODE)
+        return fail(at, name, "expected a mapping, found %s", node_kind(v));
+    return load_plugin_settings(L, dst, v, "options", where, strip);
+}
+
 /* One "key: value" pair of the mapping for section (NULL at the top level). */
 static int load_pair(struct loader *L, const yaml_node_pair_t *pair, const char *section)
 {
@@ -641,29 +657,13 @@ static int load_pair(struct loader *L, const yaml_node_pair_t *pair, const char 
         return load_mapping(L, v, sections[si]);
     }
 
-    if (strcmp(name, "storage.options") == 0) {
-        if (L->options_line != 0)
-            return fail(at, name, "duplicate key (first on line %u)", L->options_line);
-        L->options_line = at.line;
-        if (is_null(v))
-            return 0;
-        if (v->type != YAML_MAPPING_NODE)
-            return fail(at, name, "expected a mapping, found %s", node_kind(v));
-        return load_plugin_settings(L, &L->cfg.storage_options, v, "options", "storage", 0);
-    }
-
-    /* The transport's own keys, handed to it as options.* like storage's. */
-    if (section == NULL && strcmp(key, "transport_options") == 0) {
-        if (L->transport_options_line != 0)
-            return fail(at, name, "duplicate key (first on line %u)", L->transport_options_line);
-        L->transport_options_line = at.line;
-        if (is_null(v))
-            return 0;
-        if (v->type != YAML_MAPPING_NODE)
-            return fail(at, name, "expected a mapping, found %s", node_kind(v));
-        return load_plugin_settings(L, &L->cfg.transport_options, v, "options",
-                                    "transport_options", strlen("options."));
-    }
+    /* An adapter's own keys, handed to it as options.*. */
+    if (strcmp(name, "storage.options") == 0)
+        return load_options(L, at, name, v, &L->options_line, &L->cfg.storage_options,
+                            "storage", 0);
+    if (section == NULL && strcmp(key, "transport_options") == 0)
+        return load_options(L, at, name, v, &L->transport_options_line,
+                            &L->cfg.transport_options, "transport_options", strlen("options."));
 
     int fi = find_field(name);
     if (fi < 0)

@@ -412,6 +412,42 @@ static const struct im_filter_ops plugin_filter_ops = {
 
 /* ---- loading ---- */
 
+/* The server's adapters: plugins named by a config key, each filling one
+ * open_* callback. ph->adapter[k] is the entry of kind k, or UINT_MAX. */
+static const struct adapter_kind {
+    const char *key;              /* the config key that names it, for messages */
+    const char *prefix;           /* of its file name: storage_NAME.so */
+    const char *what;
+    const char *callback;
+    size_t offset;                /* of the callback in imcore_plugin */
+} adapter_kinds[IM_ADAPTER_KINDS] = {
+    [IM_ADAPTER_STORAGE] = { "storage.engine", "storage_", "storage adapter", "open_storage",
+                             offsetof(imcore_plugin, open_storage) },
+    [IM_ADAPTER_TRANSPORT] = { "transport", "transport_", "transport", "open_transport",
+                               offsetof(imcore_plugin, open_transport) },
+    [IM_ADAPTER_CLUSTER] = { "cluster", "cluster_", "cluster adapter", "open_cluster",
+                             offsetof(imcore_plugin, open_cluster) },
+};
+
+/* The kind of adapter entry i is, or -1 for an extension. */
+static int adapter_kind_of(const im_plugin_host *ph, unsigned i)
+{
+    for (int k = 0; k < IM_ADAPTER_KINDS; k++)
+        if (ph->adapter[k] == i)
+            return k;
+    return -1;
+}
+
+/* Whether the plugin filled the callback at offset (and knows of it). */
+static bool has_callback(const imcore_plugin *desc, size_t offset)
+{
+    void (*fn)(void);
+    if (desc->size < offset + sizeof fn)
+        return false;
+    memcpy(&fn, (const char *)desc + offset, sizeof fn);
+    return fn != NULL;
+}
+
 static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_error *err)
 {
     const im_plugin_config *pc = &ph->configs[i];
@@ -431,15 +467,12 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
             snprintf(h->where[k], sizeof h->where[k], "%s", ph->source);
     }
     /* Messages name the entry: "FILE:LINE: plugin NAME: ..." for a plugin,
-     * "FILE:LINE: storage.engine: NAME: ..." for the storage adapter,
-     * "FILE:LINE: transport: NAME: ..." for the transport. */
+     * "FILE:LINE: storage.engine: NAME: ..." for an adapter. */
+    int kind = adapter_kind_of(ph, i);
     char label[128], at[300];
-    if (i == ph->storage_index)
-        snprintf(label, sizeof label, "storage.engine: %s", pc->name + strlen("storage_"));
-    else if (i == ph->transport_index)
-        snprintf(label, sizeof label, "transport: %s", pc->name + strlen("transport_"));
-    else if (i == ph->cluster_index)
-        snprintf(label, sizeof label, "cluster: %s", pc->name + strlen("cluster_"));
+    if (kind >= 0)
+        snprintf(label, sizeof label, "%s: %s", adapter_kinds[kind].key,
+                 pc->name + strlen(adapter_kinds[kind].prefix));
     else
         snprintf(label, sizeof label, "plugin %s", pc->name);
     if (pc->line)
@@ -484,29 +517,12 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
         FAIL("built for plugin API version %u, this server speaks %u", got,
              IMCORE_PLUGIN_API_VERSION);
     }
-    if (i == ph->storage_index && (h->desc.size < offsetof(imcore_plugin, open_storage) +
-                                                      sizeof h->desc.open_storage ||
-                                   !h->desc.open_storage)) {
+    if (kind >= 0 && !has_callback(&h->desc, adapter_kinds[kind].offset)) {
         if (h->desc.shutdown)
             h->desc.shutdown(h->desc.state);
         h->desc.shutdown = NULL;
-        FAIL("%s is a plugin but not a storage adapter (it has no open_storage)", path);
-    }
-    if (i == ph->transport_index && (h->desc.size < offsetof(imcore_plugin, open_transport) +
-                                                        sizeof h->desc.open_transport ||
-                                     !h->desc.open_transport)) {
-        if (h->desc.shutdown)
-            h->desc.shutdown(h->desc.state);
-        h->desc.shutdown = NULL;
-        FAIL("%s is a plugin but not a transport (it has no open_transport)", path);
-    }
-    if (i == ph->cluster_index && (h->desc.size < offsetof(imcore_plugin, open_cluster) +
-                                                      sizeof h->desc.open_cluster ||
-                                   !h->desc.open_cluster)) {
-        if (h->desc.shutdown)
-            h->desc.shutdown(h->desc.state);
-        h->desc.shutdown = NULL;
-        FAIL("%s is a plugin but not a cluster adapter (it has no open_cluster)", path);
+        FAIL("%s is a plugin but not a %s (it has no %s)", path, adapter_kinds[kind].what,
+             adapter_kinds[kind].callback);
     }
 #undef FAIL
     if (h->desc.on_message)
@@ -614,9 +630,9 @@ int im_plugin_host_load(const im_config *cfg, uint32_t max_body_bytes, bool with
      * transport, if asked. */
     bool with_cluster = with_adapters && strcmp(cfg->cluster, "none") != 0;
     unsigned n = cfg->nplugins + (with_adapters ? 2 : 0) + (with_cluster ? 1 : 0);
-    ph->storage_index = with_adapters ? cfg->nplugins : UINT_MAX;
-    ph->transport_index = with_adapters ? cfg->nplugins + 1 : UINT_MAX;
-    ph->cluster_index = with_cluster ? cfg->nplugins + 2 : UINT_MAX;
+    ph->adapter[IM_ADAPTER_STORAGE] = with_adapters ? cfg->nplugins : UINT_MAX;
+    ph->adapter[IM_ADAPTER_TRANSPORT] = with_adapters ? cfg->nplugins + 1 : UINT_MAX;
+    ph->adapter[IM_ADAPTER_CLUSTER] = with_cluster ? cfg->nplugins + 2 : UINT_MAX;
     ph->plugins = calloc(n ? n : 1, sizeof *ph->plugins);
     ph->configs = calloc(n ? n : 1, sizeof *ph->configs);
     if (!ph->plugins || !ph->configs) {
@@ -625,11 +641,11 @@ int im_plugin_host_load(const im_config *cfg, uint32_t max_body_bytes, bool with
     }
     memcpy(ph->configs, cfg->plugins, cfg->nplugins * sizeof *ph->configs);
     if (with_adapters) {
-        storage_entry(cfg, &ph->configs[ph->storage_index]);
-        transport_entry(cfg, &ph->configs[ph->transport_index]);
+        storage_entry(cfg, &ph->configs[ph->adapter[IM_ADAPTER_STORAGE]]);
+        transport_entry(cfg, &ph->configs[ph->adapter[IM_ADAPTER_TRANSPORT]]);
     }
     if (with_cluster)
-        cluster_entry(cfg, &ph->configs[ph->cluster_index]);
+        cluster_entry(cfg, &ph->configs[ph->adapter[IM_ADAPTER_CLUSTER]]);
     for (unsigned i = 0; i < n; i++) {
         ph->n = i + 1; /* so that free unloads the ones before, and this one's dl */
         int rc = load_one(ph, cfg, i, err);
@@ -647,55 +663,62 @@ im_filter *im_plugin_host_filter(im_plugin_host *h)
     return h && h->filters ? &h->filter : NULL;
 }
 
+/* The loaded adapter of kind k, or NULL. */
+static imcore_host *adapter_of(im_plugin_host *ph, int k)
+{
+    return ph && ph->adapter[k] != UINT_MAX ? &ph->plugins[ph->adapter[k]] : NULL;
+}
+
+/* What an open_* call gave: rc, and whether it filled its out pointer. */
+static int opened(const imcore_host *h, int rc, bool filled, const im_error *e, im_error *err)
+{
+    if (rc == IM_OK && filled)
+        return IM_OK;
+    return im_error_set(err, rc != IM_OK ? rc : IM_EIO, "%s: %s", h->name,
+                        e->msg[0] ? e->msg : "it opened nothing");
+}
+
 int im_plugin_host_open_storage(im_plugin_host *ph, im_store **out, im_error *err)
 {
     *out = NULL;
-    if (!ph || ph->storage_index == UINT_MAX)
+    imcore_host *h = adapter_of(ph, IM_ADAPTER_STORAGE);
+    if (!h)
         return im_error_set(err, IM_EINVAL, "no storage adapter was loaded");
-    imcore_host *h = &ph->plugins[ph->storage_index];
     im_error e = { 0 };
     int rc = h->desc.open_storage(h->desc.state, out, &e);
-    if (rc != IM_OK || !*out) {
+    rc = opened(h, rc, *out != NULL, &e, err);
+    if (rc != IM_OK)
         *out = NULL;
-        return im_error_set(err, rc != IM_OK ? rc : IM_EIO, "storage %s: %s", h->name,
-                            e.msg[0] ? e.msg : "cannot open the store");
-    }
-    return IM_OK;
+    return rc;
 }
 
 int im_plugin_host_open_transport(im_plugin_host *ph, imcore_transport **out, im_error *err)
 {
     *out = NULL;
-    if (!ph || ph->transport_index == UINT_MAX)
+    imcore_host *h = adapter_of(ph, IM_ADAPTER_TRANSPORT);
+    if (!h)
         return im_error_set(err, IM_EINVAL, "no transport adapter was loaded");
-    imcore_host *h = &ph->plugins[ph->transport_index];
     im_error e = { 0 };
     int rc = h->desc.open_transport(h->desc.state, out, &e);
-    if (rc != IM_OK || !*out) {
+    rc = opened(h, rc, *out != NULL, &e, err);
+    if (rc != IM_OK)
         *out = NULL;
-        return im_error_set(err, rc != IM_OK ? rc : IM_EIO, "transport %s: %s", h->name,
-                            e.msg[0] ? e.msg : "cannot open the transport");
-    }
-    return IM_OK;
+    return rc;
 }
 
 int im_plugin_host_open_cluster(im_plugin_host *ph, im_router *local, im_router **out,
                                 im_error *err)
 {
     *out = local;
-    if (!ph || ph->cluster_index == UINT_MAX)
-        return IM_OK;
-    imcore_host *h = &ph->plugins[ph->cluster_index];
+    imcore_host *h = adapter_of(ph, IM_ADAPTER_CLUSTER);
+    if (!h)
+        return IM_OK; /* cluster: none */
     im_error e = { 0 };
     im_router *r = NULL;
     int rc = h->desc.open_cluster(h->desc.state, local, &r, &e);
-    if (rc != IM_OK || !r || !r->ops) {
-        *out = NULL;
-        return im_error_set(err, rc != IM_OK ? rc : IM_EIO, "cluster %s: %s", h->name,
-                            e.msg[0] ? e.msg : "cannot open the cluster adapter");
-    }
-    *out = r;
-    return IM_OK;
+    rc = opened(h, rc, r && r->ops, &e, err);
+    *out = rc == IM_OK ? r : NULL;
+    return rc;
 }
 
 /* ---- start and stop ---- */

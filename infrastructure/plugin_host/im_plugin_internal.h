@@ -67,6 +67,9 @@ typedef struct im_job {
     void *arg;
 } im_job;
 
+/* The server's adapters, loaded after the extensions in this order. */
+enum { IM_ADAPTER_STORAGE, IM_ADAPTER_TRANSPORT, IM_ADAPTER_CLUSTER, IM_ADAPTER_KINDS };
+
 typedef enum loop_state {
     LOOP_LOADING = 0,   /* plugins' init: claims allowed, no store yet */
     LOOP_READY,         /* wired to the app; not started */
@@ -85,9 +88,7 @@ struct im_plugin_host {
     imcore_host *plugins;
     im_plugin_config *configs;
     unsigned n;
-    unsigned storage_index;       /* the storage adapter's entry, or UINT_MAX */
-    unsigned transport_index;     /* the transport adapter's entry, or UINT_MAX */
-    unsigned cluster_index;       /* the cluster adapter's entry, or UINT_MAX (none) */
+    unsigned adapter[IM_ADAPTER_KINDS]; /* each adapter's entry, or UINT_MAX */
     bool filters;                 /* some plugin has on_message */
     bool wants_presence;          /* some plugin has on_login or on_logout */
     uint32_t max_body;
