@@ -1,5 +1,6 @@
 /* infrastructure/adapters/adapter_config.h: what the built-in adapter
- * plugins share: checking the server's API and reading their settings.
+ * plugins share: checking the server's API, the start of their init, and
+ * reading their settings.
  * Header-only (static inline): each plugin is its own .so. */
 #ifndef IM_ADAPTER_CONFIG_H
 #define IM_ADAPTER_CONFIG_H
@@ -12,11 +13,16 @@
 
 #include "imcore/plugin.h"
 
-/* The server knows every function an adapter uses, and the callback it
- * fills (open_storage, open_transport, ...): IM_ADAPTER_API_OK(api, out,
- * open_storage). */
-#define IM_ADAPTER_API_OK(api, out, callback) \
-    im_adapter_api_ok((api), (out), offsetof(imcore_plugin, callback) + sizeof (out)->callback)
+/* What imcore_plugin must reach for the adapter's callback (open_storage,
+ * open_transport, ...). */
+#define IM_ADAPTER_PLUGIN_SIZE(callback) \
+    (offsetof(imcore_plugin, callback) + sizeof(((imcore_plugin *)0)->callback))
+
+/* The server, as every adapter keeps it: the first member of its state. */
+typedef struct im_adapter {
+    const imcore_host_api *api;
+    imcore_host *host;
+} im_adapter;
 
 static inline bool im_adapter_api_ok(const imcore_host_api *api, imcore_plugin *out,
                                      size_t plugin_size)
@@ -51,6 +57,40 @@ static inline bool im_adapter_keys_ok(const imcore_host_api *api, imcore_host *h
         }
     }
     return true;
+}
+
+static inline void im_adapter_free(void *state)
+{
+    free(state);
+}
+
+/* The start of every adapter's init: names the plugin, checks that the
+ * server knows the adapter's callback (plugin_size, from
+ * IM_ADAPTER_PLUGIN_SIZE) and that every key is known, then allocates
+ * size zeroed bytes of state beginning with an im_adapter, which the
+ * plugin's shutdown frees. Returns the state, or NULL with out->error set:
+ * init then returns non-zero. */
+static inline void *im_adapter_new(const imcore_host_api *api, imcore_host *host,
+                                   imcore_plugin *out, const char *name, size_t plugin_size,
+                                   const char *const *known, const char *options_name,
+                                   size_t size)
+{
+    out->api_version = IMCORE_PLUGIN_API_VERSION;
+    out->name = name;
+    out->version = "1";
+    if (!im_adapter_api_ok(api, out, plugin_size) ||
+        !im_adapter_keys_ok(api, host, known, options_name, out))
+        return NULL;
+    im_adapter *a = calloc(1, size);
+    if (!a) {
+        snprintf(out->error, sizeof out->error, "out of memory");
+        return NULL;
+    }
+    a->api = api;
+    a->host = host;
+    out->state = a;
+    out->shutdown = im_adapter_free;
+    return a;
 }
 
 /* A number the server's config reader has already checked. */

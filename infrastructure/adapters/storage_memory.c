@@ -7,16 +7,9 @@
 #include "adapter_config.h"
 #include "im_memory_store.h"
 
-typedef struct adapter {
-    const imcore_host_api *api;
-    imcore_host *host;
-} adapter;
-
-static adapter the_adapter; /* nothing to allocate: one per load */
-
 static int open_storage(void *state, im_store **out, im_error *err)
 {
-    adapter *a = state;
+    im_adapter *a = state;
     int rc = im_memory_store_new(out, err);
     if (rc == IM_OK)
         a->api->log(a->host, IMCORE_LOG_INFO, "memory (nothing survives a restart)");
@@ -26,19 +19,13 @@ static int open_storage(void *state, im_store **out, im_error *err)
 __attribute__((visibility("default")))
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {
-    out->api_version = IMCORE_PLUGIN_API_VERSION;
-    out->name = "storage_memory";
-    out->version = "1";
-    if (!IM_ADAPTER_API_OK(api, out, open_storage))
-        return 1;
     /* The section's generic keys mean nothing here and are passed over;
      * options would be a mistake. */
     static const char *const known[] = { "path", "max_batch", "synchronous", "max_page_count",
                                          NULL };
-    if (!im_adapter_keys_ok(api, host, known, "storage.options", out))
+    if (!im_adapter_new(api, host, out, "storage_memory", IM_ADAPTER_PLUGIN_SIZE(open_storage),
+                        known, "storage.options", sizeof(im_adapter)))
         return 1;
-    the_adapter = (adapter){ api, host };
-    out->state = &the_adapter;
     out->open_storage = open_storage;
     return 0;
 }

@@ -14,8 +14,7 @@
 #include "im_sqlite_store.h"
 
 typedef struct adapter {
-    const imcore_host_api *api;
-    imcore_host *host;
+    im_adapter base;              /* first */
     char path[256];
     im_sqlite_store_config cfg;
 } adapter;
@@ -25,35 +24,21 @@ static int open_storage(void *state, im_store **out, im_error *err)
     adapter *a = state;
     int rc = im_sqlite_store_new(&a->cfg, out, err);
     if (rc == IM_OK)
-        a->api->log(a->host, IMCORE_LOG_INFO, "sqlite %s (max_batch %u, synchronous %s)",
+        a->base.api->log(a->base.host, IMCORE_LOG_INFO, "sqlite %s (max_batch %u, synchronous %s)",
                     a->path, a->cfg.max_batch, a->cfg.synchronous_full ? "full" : "normal");
     return rc;
-}
-
-static void shutdown_adapter(void *state)
-{
-    free(state);
 }
 
 __attribute__((visibility("default")))
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {
-    out->api_version = IMCORE_PLUGIN_API_VERSION;
-    out->name = "storage_sqlite";
-    out->version = "1";
-    if (!IM_ADAPTER_API_OK(api, out, open_storage))
-        return 1;
     static const char *const known[] = { "path", "max_batch", "synchronous", "max_page_count",
                                          NULL };
-    if (!im_adapter_keys_ok(api, host, known, "storage.options", out))
+    adapter *a = im_adapter_new(api, host, out, "storage_sqlite",
+                                IM_ADAPTER_PLUGIN_SIZE(open_storage), known, "storage.options",
+                                sizeof *a);
+    if (!a)
         return 1;
-    adapter *a = calloc(1, sizeof *a);
-    if (!a) {
-        snprintf(out->error, sizeof out->error, "out of memory");
-        return 1;
-    }
-    a->api = api;
-    a->host = host;
     const char *path = api->config_get(host, "path");
     snprintf(a->path, sizeof a->path, "%s", path && path[0] ? path : "data/imcore.db");
     const char *sync = api->config_get(host, "synchronous");
@@ -64,8 +49,6 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
         .synchronous_full = !sync || strcmp(sync, "normal") != 0,
     };
     im_log_set_level((im_log_level)api->log_level(host));
-    out->state = a;
     out->open_storage = open_storage;
-    out->shutdown = shutdown_adapter;
     return 0;
 }

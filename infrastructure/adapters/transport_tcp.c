@@ -21,8 +21,7 @@
 #include "im_net_server.h"
 
 typedef struct adapter {
-    const imcore_host_api *api;
-    imcore_host *host;
+    im_adapter base;              /* first */
     char listen_host[64];
     char node_id[64];
     im_net_config cfg;
@@ -97,34 +96,20 @@ static int open_transport(void *state, imcore_transport **out, im_error *err)
     return IM_OK;
 }
 
-static void shutdown_adapter(void *state)
-{
-    free(state);
-}
-
 __attribute__((visibility("default")))
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {
-    out->api_version = IMCORE_PLUGIN_API_VERSION;
-    out->name = "transport_tcp";
-    out->version = "1";
-    if (!IM_ADAPTER_API_OK(api, out, open_transport))
-        return 1;
     static const char *const known[] = {
         "listen.host", "listen.port", "workers", "node_id", "limits.max_connections",
         "limits.max_frame_bytes", "limits.output_buffer_bytes", "session.heartbeat_s",
         "session.idle_timeout_s", "accounts.max_login_failures",
         "accounts.login_failure_window_s", NULL,
     };
-    if (!im_adapter_keys_ok(api, host, known, "transport_options", out))
+    adapter *a = im_adapter_new(api, host, out, "transport_tcp",
+                                IM_ADAPTER_PLUGIN_SIZE(open_transport), known,
+                                "transport_options", sizeof *a);
+    if (!a)
         return 1;
-    adapter *a = calloc(1, sizeof *a);
-    if (!a) {
-        snprintf(out->error, sizeof out->error, "out of memory");
-        return 1;
-    }
-    a->api = api;
-    a->host = host;
     const char *h = api->config_get(host, "listen.host");
     snprintf(a->listen_host, sizeof a->listen_host, "%s", h && h[0] ? h : "127.0.0.1");
     const char *node = api->config_get(host, "node_id");
@@ -149,8 +134,6 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
     /* The network code logs through its own copy of the logger: at the
      * server's level, in the server's format, on the same stderr. */
     im_log_set_level((im_log_level)api->log_level(host));
-    out->state = a;
     out->open_transport = open_transport;
-    out->shutdown = shutdown_adapter;
     return 0;
 }
