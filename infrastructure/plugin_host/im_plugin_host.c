@@ -254,16 +254,10 @@ static int host_run_blocking(imcore_host *h, void (*work)(void *arg),
     return im__run_blocking(h, work, done, arg);
 }
 
-static bool kv_key_ok(const char *key)
-{
-    size_t n = key ? strlen(key) : 0;
-    return n >= 1 && n <= IM_STORE_KV_KEY_MAX;
-}
-
 static int host_kv_put(imcore_host *h, const char *key, const void *value, size_t len)
 {
     im_plugin_host *ph = h->ph;
-    if (!kv_key_ok(key) || len > IM_STORE_KV_VALUE_MAX || (!value && len))
+    if ((!value && len) || im_store_kv_check(h->name, key, value, len, NULL) != IM_OK)
         return IM_EINVAL;
     int state = atomic_load(&ph->state);
     if (state == LOOP_STOPPED)

@@ -116,14 +116,6 @@ static int memory_load_groups(im_store *s, int (*fn)(void *arg, const im_group_r
     return IM_OK;
 }
 
-static int kv_check_name(const char *what, const char *s, im_error *err)
-{
-    size_t n = s ? strnlen(s, IM_STORE_KV_KEY_MAX + 1) : 0;
-    if (n == 0 || n > IM_STORE_KV_KEY_MAX)
-        return im_error_set(err, IM_EINVAL, "a %s is 1..%d bytes", what, IM_STORE_KV_KEY_MAX);
-    return IM_OK;
-}
-
 static bool free_value(void *arg, const char *key, void *value)
 {
     (void)arg, (void)key;
@@ -185,12 +177,7 @@ static int memory_kv_put(im_store *s, const char *ns, const char *key, const voi
                          size_t len, im_store_done_fn done, void *arg, im_error *err)
 {
     memory_store *ms = (memory_store *)s;
-    int rc = kv_check_name("namespace", ns, err);
-    if (rc == IM_OK)
-        rc = kv_check_name("key", key, err);
-    if (rc == IM_OK && value && len > IM_STORE_KV_VALUE_MAX)
-        rc = im_error_set(err, IM_EINVAL, "a value is at most %d bytes, not %zu",
-                          IM_STORE_KV_VALUE_MAX, len);
+    int rc = im_store_kv_check(ns, key, value, len, err);
     if (rc != IM_OK)
         return rc;
     pthread_mutex_lock(&ms->kv_lock);
@@ -250,7 +237,7 @@ static int memory_kv_each(im_store *s, const char *ns, const char *prefix, im_st
                           void *arg, im_error *err)
 {
     memory_store *ms = (memory_store *)s;
-    int rc = kv_check_name("namespace", ns, err);
+    int rc = im_store_kv_check(ns, NULL, NULL, 0, err);
     if (rc != IM_OK)
         return rc;
     if (!fn)

@@ -462,23 +462,10 @@ _Static_assert(IM_SQLITE_KV_KEY_MAX == IM_STORE_KV_KEY_MAX &&
                    IM_SQLITE_KV_VALUE_MAX == IM_STORE_KV_VALUE_MAX,
                "the data layer keeps the port's limits");
 
-static int kv_check_name(const char *what, const char *s, im_error *err)
-{
-    size_t n = s ? strnlen(s, IM_STORE_KV_KEY_MAX + 1) : 0;
-    if (n == 0 || n > IM_STORE_KV_KEY_MAX)
-        return im_error_set(err, IM_EINVAL, "a %s is 1..%d bytes", what, IM_STORE_KV_KEY_MAX);
-    return IM_OK;
-}
-
 static int sqlite_kv_put(im_store *s, const char *ns, const char *key, const void *value,
                          size_t len, im_store_done_fn done, void *arg, im_error *err)
 {
-    int rc = kv_check_name("namespace", ns, err);
-    if (rc == IM_OK)
-        rc = kv_check_name("key", key, err);
-    if (rc == IM_OK && value && len > IM_STORE_KV_VALUE_MAX)
-        rc = im_error_set(err, IM_EINVAL, "a value is at most %d bytes, not %zu",
-                          IM_STORE_KV_VALUE_MAX, len);
+    int rc = im_store_kv_check(ns, key, value, len, err);
     if (rc != IM_OK)
         return rc;
     if (!value)
