@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "test_dir.h"
 #include "im_sodium_accounts.h"
 #include "im_sqlite_db.h"
 
@@ -48,15 +49,15 @@ static void wait_for(result *r)
 }
 
 typedef struct fixture {
-    char dir[64], path[96];
+    char dir[PATH_MAX], path[PATH_MAX + 16];
     im_accounts *acc;
 } fixture;
 
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/imcore-acc-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    assert_non_null(f);
+    assert_int_equal(test_dir_make(f->dir, "acc"), 0);
     snprintf(f->path, sizeof f->path, "%s/acc.db", f->dir);
     /* The store creates the schema; do the same with the data layer. */
     im_sqlite_options o = { .path = f->path };
@@ -74,9 +75,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     f->acc->ops->destroy(f->acc);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(test_dir_remove(f->dir), 0);
     free(f);
     return 0;
 }

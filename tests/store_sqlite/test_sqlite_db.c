@@ -25,6 +25,7 @@
 #include <sqlite3.h>
 
 #include "im_sqlite_db.h"
+#include "test_dir.h"
 #include "domain/group.h"
 #include "domain/message.h"
 
@@ -38,16 +39,9 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture *fx = calloc(1, sizeof *fx);
-    if (!fx)
-        return -1;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(fx->dir, sizeof fx->dir, "%s/imcore-sqlite-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(fx->dir)) {
-        free(fx);
-        return -1;
-    }
-    if (snprintf(fx->path, sizeof fx->path, "%s/data/imcore.db", fx->dir) >=
-        (int)sizeof fx->path) {
+    if (!fx || test_dir_make(fx->dir, "sqlite") != 0 ||
+        snprintf(fx->path, sizeof fx->path, "%s/data/imcore.db", fx->dir) >=
+            (int)sizeof fx->path) {
         free(fx);
         return -1;
     }
@@ -55,16 +49,10 @@ static int setup(void **state)
     return 0;
 }
 
-static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     fixture *fx = *state;
-    int rc = nftw(fx->dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    int rc = test_dir_remove(fx->dir);
     free(fx);
     return rc;
 }

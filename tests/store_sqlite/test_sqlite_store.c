@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "im_sqlite_store.h"
+#include "test_dir.h"
 
 /* ---- files ---- */
 
@@ -32,11 +33,7 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture *fx = calloc(1, sizeof *fx);
-    if (!fx)
-        return -1;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(fx->dir, sizeof fx->dir, "%s/imcore-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(fx->dir) ||
+    if (!fx || test_dir_make(fx->dir, "store") != 0 ||
         snprintf(fx->path, sizeof fx->path, "%s/data/imcore.db", fx->dir) >=
             (int)sizeof fx->path) {
         free(fx);
@@ -46,16 +43,10 @@ static int setup(void **state)
     return 0;
 }
 
-static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     fixture *fx = *state;
-    int rc = nftw(fx->dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    int rc = test_dir_remove(fx->dir);
     free(fx);
     return rc;
 }
