@@ -552,6 +552,19 @@ static int teardown(void **state)
 }
 
 /* ann and ben, agents, online; `max` customers each. */
+/* A customer's first message asks for a person: the greeting, then an
+ * agent at once, who is told too. */
+#define first_assigned(cust, ask, told, agent, agent_told) \
+    first_assigned_at(__FILE__, __LINE__, cust, ask, told, agent, agent_told)
+static void first_assigned_at(const char *file, int line, const char *cust, const char *ask,
+                              const char *told, const char *agent, const char *agent_told)
+{
+    to_bot(cust, ask);
+    expect_at(file, line, cust, GREETING);
+    expect_at(file, line, cust, told);
+    expect_at(file, line, agent, agent_told);
+}
+
 static void two_agents(const char *max)
 {
     cfg("max_customers_per_agent", max);
@@ -614,14 +627,9 @@ static void test_queue_and_assignment(void **state)
 {
     (void)state;
     two_agents("1");
-    to_bot("cat", "agent");
-    expect("cat", GREETING);
-    expect("cat", "You are now talking to Agent 1."); /* both free: the lower id */
-    expect("ann", "New customer #1 (customer #1).");
-    to_bot("dan", "  HUMAN ");
-    expect("dan", GREETING);
-    expect("dan", "You are now talking to Agent 2.");
-    expect("ben", "New customer #2 (customer #2).");
+    /* both free: the lower id */
+    first_assigned("cat", "agent", "You are now talking to Agent 1.", "ann", "New customer #1 (customer #1).");
+    first_assigned("dan", "  HUMAN ", "You are now talking to Agent 2.", "ben", "New customer #2 (customer #2).");
     to_bot("eve", "my invoice is wrong");
     expect("eve", GREETING);
     expect("eve", "All our agents are busy. You are number 1 in the queue.");
@@ -652,18 +660,11 @@ static void test_fewest_then_oldest(void **state)
 {
     (void)state;
     two_agents("2");
-    to_bot("cat", "agent");
-    expect("cat", GREETING);
-    expect("cat", "You are now talking to Agent 1.");
-    expect("ann", "New customer #1 (customer #1).");
-    to_bot("dan", "agent"); /* ann has one, ben none */
-    expect("dan", GREETING);
-    expect("dan", "You are now talking to Agent 2.");
-    expect("ben", "New customer #2 (customer #2).");
-    to_bot("eve", "agent"); /* one each: ann's last assignment is the older */
-    expect("eve", GREETING);
-    expect("eve", "You are now talking to Agent 1.");
-    expect("ann", "New customer #3 (customer #3).");
+    first_assigned("cat", "agent", "You are now talking to Agent 1.", "ann", "New customer #1 (customer #1).");
+    /* ann has one, ben none */
+    first_assigned("dan", "agent", "You are now talking to Agent 2.", "ben", "New customer #2 (customer #2).");
+    /* one each: ann's last assignment is the older */
+    first_assigned("eve", "agent", "You are now talking to Agent 1.", "ann", "New customer #3 (customer #3).");
     quiet();
 }
 
@@ -673,10 +674,7 @@ static void test_offline_customers_keep_their_place(void **state)
     member("ann");
     set_online("ann", true);
     assert_int_equal(boot(), 0);
-    to_bot("cat", "agent");
-    expect("cat", GREETING);
-    expect("cat", "You are now talking to Agent 1.");
-    expect("ann", "New customer #1 (customer #1).");
+    first_assigned("cat", "agent", "You are now talking to Agent 1.", "ann", "New customer #1 (customer #1).");
     to_bot("dan", "agent");
     expect("dan", GREETING);
     expect("dan", "All our agents are busy. You are number 1 in the queue.");
@@ -711,10 +709,7 @@ static void test_relay_without_ids(void **state)
     set_online("ann", true);
     cfg("max_customers_per_agent", "2");
     assert_int_equal(boot(), 0);
-    to_bot("cat", "agent");
-    expect("cat", GREETING);
-    expect("cat", "You are now talking to Agent 1.");
-    expect("ann", "New customer #1 (customer #1).");
+    first_assigned("cat", "agent", "You are now talking to Agent 1.", "ann", "New customer #1 (customer #1).");
     to_bot("cat", "hello there");
     expect("ann", "#1: hello there");
     to_bot("ann", "hi, how can I help?");
@@ -723,10 +718,7 @@ static void test_relay_without_ids(void **state)
     expect("cat", "Agent 1: with a #1 in front");
     to_bot("ann", "#7 is not a conversation");
     expect("cat", "Agent 1: #7 is not a conversation");
-    to_bot("dan", "agent");
-    expect("dan", GREETING);
-    expect("dan", "You are now talking to Agent 1.");
-    expect("ann", "New customer #2 (customer #2).");
+    first_assigned("dan", "agent", "You are now talking to Agent 1.", "ann", "New customer #2 (customer #2).");
     quiet();
 
     to_bot("ann", "for whom?");
@@ -786,10 +778,7 @@ static void test_reveal_ids(void **state)
     member("ann");
     set_online("ann", true);
     assert_int_equal(boot(), 0);
-    to_bot("cat", "agent");
-    expect("cat", GREETING);
-    expect("cat", "You are now talking to ann.");
-    expect("ann", "New customer #1 (cat).");
+    first_assigned("cat", "agent", "You are now talking to ann.", "ann", "New customer #1 (cat).");
     to_bot("cat", "hi");
     expect("ann", "#1: hi");
     to_bot("ann", "hello");
@@ -803,14 +792,8 @@ static void test_agent_logout(void **state)
 {
     (void)state;
     two_agents("1");
-    to_bot("cat", "agent");
-    expect("cat", GREETING);
-    expect("cat", "You are now talking to Agent 1.");
-    expect("ann", "New customer #1 (customer #1).");
-    to_bot("dan", "agent");
-    expect("dan", GREETING);
-    expect("dan", "You are now talking to Agent 2.");
-    expect("ben", "New customer #2 (customer #2).");
+    first_assigned("cat", "agent", "You are now talking to Agent 1.", "ann", "New customer #1 (customer #1).");
+    first_assigned("dan", "agent", "You are now talking to Agent 2.", "ben", "New customer #2 (customer #2).");
     to_bot("eve", "my invoice is wrong");
     expect("eve", GREETING);
     expect("eve", "All our agents are busy. You are number 1 in the queue.");
@@ -836,14 +819,8 @@ static void test_agent_logout_several(void **state)
     member("ben"); /* offline for now */
     set_online("ann", true);
     assert_int_equal(boot(), 0);
-    to_bot("cat", "agent");
-    expect("cat", GREETING);
-    expect("cat", "You are now talking to Agent 1.");
-    expect("ann", "New customer #1 (customer #1).");
-    to_bot("dan", "agent");
-    expect("dan", GREETING);
-    expect("dan", "You are now talking to Agent 1.");
-    expect("ann", "New customer #2 (customer #2).");
+    first_assigned("cat", "agent", "You are now talking to Agent 1.", "ann", "New customer #1 (customer #1).");
+    first_assigned("dan", "agent", "You are now talking to Agent 1.", "ann", "New customer #2 (customer #2).");
     to_bot("eve", "agent");
     expect("eve", GREETING);
     expect("eve", "All our agents are busy. You are number 1 in the queue.");
@@ -871,14 +848,8 @@ static void test_transfer(void **state)
     (void)state;
     member("fay"); /* offline for now */
     two_agents("1");
-    to_bot("cat", "agent");
-    expect("cat", GREETING);
-    expect("cat", "You are now talking to Agent 1.");
-    expect("ann", "New customer #1 (customer #1).");
-    to_bot("dan", "agent");
-    expect("dan", GREETING);
-    expect("dan", "You are now talking to Agent 2.");
-    expect("ben", "New customer #2 (customer #2).");
+    first_assigned("cat", "agent", "You are now talking to Agent 1.", "ann", "New customer #1 (customer #1).");
+    first_assigned("dan", "agent", "You are now talking to Agent 2.", "ben", "New customer #2 (customer #2).");
     to_bot("ann", ":transfer");
     expect("ann", "No other agent can take #1 now.");
     quiet();
@@ -895,10 +866,7 @@ static void test_transfer(void **state)
     expect("ben", "#2 transferred to Agent 1.");
     quiet();
 
-    to_bot("eve", "my invoice is wrong");
-    expect("eve", GREETING);
-    expect("eve", "You are now talking to Agent 2.");
-    expect("ben", "New customer #3 (customer #3).");
+    first_assigned("eve", "my invoice is wrong", "You are now talking to Agent 2.", "ben", "New customer #3 (customer #3).");
     expect("ben", "#3 wrote: my invoice is wrong");
     to_bot("ben", ":transfer #3 fay");
     expect("ben", "No other agent can take #3 now.");
@@ -929,10 +897,7 @@ static void test_end_rating_stats(void **state)
     to_bot("ann", ":stats");
     expect("ann", "0 conversations, 0 rated, average rating -");
 
-    to_bot("cat", "agent");
-    expect("cat", GREETING);
-    expect("cat", "You are now talking to Agent 1.");
-    expect("ann", "New customer #1 (customer #1).");
+    first_assigned("cat", "agent", "You are now talking to Agent 1.", "ann", "New customer #1 (customer #1).");
     to_bot("ann", ":end");
     expect("cat", RATE_IT);
     expect("ann", "#1 ended.");
@@ -945,10 +910,7 @@ static void test_end_rating_stats(void **state)
     to_bot("ann", ":stats");
     expect("ann", "1 conversation, 1 rated, average rating 5.0");
 
-    to_bot("dan", "agent");
-    expect("dan", GREETING);
-    expect("dan", "You are now talking to Agent 1.");
-    expect("ann", "New customer #2 (customer #2).");
+    first_assigned("dan", "agent", "You are now talking to Agent 1.", "ann", "New customer #2 (customer #2).");
     to_bot("ann", ":end #2");
     expect("dan", RATE_IT);
     expect("ann", "#2 ended.");
@@ -956,10 +918,7 @@ static void test_end_rating_stats(void **state)
     expect("dan", "Thank you for your rating!");
 
     /* Anything but 1..5 skips the rating and goes to the bot. */
-    to_bot("eve", "agent");
-    expect("eve", GREETING);
-    expect("eve", "You are now talking to Agent 1.");
-    expect("ann", "New customer #3 (customer #3).");
+    first_assigned("eve", "agent", "You are now talking to Agent 1.", "ann", "New customer #3 (customer #3).");
     to_bot("ann", ":end");
     expect("eve", RATE_IT);
     expect("ann", "#3 ended.");
@@ -978,10 +937,7 @@ static void test_restart(void **state)
 {
     (void)state;
     two_agents("1");
-    to_bot("cat", "agent");
-    expect("cat", GREETING);
-    expect("cat", "You are now talking to Agent 1.");
-    expect("ann", "New customer #1 (customer #1).");
+    first_assigned("cat", "agent", "You are now talking to Agent 1.", "ann", "New customer #1 (customer #1).");
     to_bot("ann", ":end");
     expect("cat", RATE_IT);
     expect("ann", "#1 ended.");
@@ -990,10 +946,7 @@ static void test_restart(void **state)
     to_bot("cat", "agent"); /* both free: ben's last assignment is the older (never) */
     expect("cat", "You are now talking to Agent 2.");
     expect("ben", "New customer #2 (customer #2).");
-    to_bot("dan", "agent");
-    expect("dan", GREETING);
-    expect("dan", "You are now talking to Agent 1.");
-    expect("ann", "New customer #3 (customer #3).");
+    first_assigned("dan", "agent", "You are now talking to Agent 1.", "ann", "New customer #3 (customer #3).");
     to_bot("ben", ":end");
     expect("cat", RATE_IT);
     expect("ben", "#2 ended.");
@@ -1039,10 +992,7 @@ static void test_restart(void **state)
     F.kv_each_fails = true;
     puts = F.kv_puts;
     assert_int_equal(boot(), 0);
-    to_bot("hal", "agent");
-    expect("hal", GREETING);
-    expect("hal", "You are now talking to Agent 1.");
-    expect("ann", "New customer #1 (customer #1).");
+    first_assigned("hal", "agent", "You are now talking to Agent 1.", "ann", "New customer #1 (customer #1).");
     quiet();
     assert_int_equal(F.kv_puts, puts);
 }
