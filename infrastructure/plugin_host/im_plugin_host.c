@@ -449,7 +449,6 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
     snprintf(h->name, sizeof h->name, "%s", pc->name);
     h->cfg = pc;
     h->ph = ph;
-    h->index = i;
     h->where = calloc(pc->nsettings ? pc->nsettings : 1, sizeof *h->where);
     if (!h->where)
         return im_error_set(err, IM_ENOMEM, "out of memory");

@@ -24,7 +24,6 @@
 
 struct imcore_host {
     im_plugin_host *ph;
-    unsigned index;
     char name[64];
     void *dl;
     imcore_plugin desc;
@@ -72,7 +71,6 @@ enum { IM_ADAPTER_STORAGE, IM_ADAPTER_TRANSPORT, IM_ADAPTER_CLUSTER, IM_ADAPTER_
 
 typedef enum loop_state {
     LOOP_LOADING = 0,   /* plugins' init: claims allowed, no store yet */
-    LOOP_READY,         /* wired to the app; not started */
     LOOP_RUNNING,
     LOOP_STOPPED,
 } loop_state;
