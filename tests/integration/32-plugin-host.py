@@ -126,6 +126,12 @@ def test(h):
     alice.raw.send_frame("DELIVERY_ACK", 0, ack_body(d.conversation, d.seq))
     check(d.group == "room" and d.frm == "echo" and d.body == "echo heard alice",
           "the bot's group answer: %r" % d)
+    # An ack has no answer: a Ping after it makes sure the server read it
+    # before the stop below, or the bot's answer would come again (at least
+    # once) at the next login.
+    rid = alice.raw.request("PING")
+    f = alice.raw.expect_frame("PONG", skip=())
+    check(f.request_id == rid, "Pong %r does not answer %d" % (f, rid))
 
     # The count lives in the plugin's kv: it survives a clean restart.
     check(srv.terminate() == 0, "the server did not stop cleanly")
