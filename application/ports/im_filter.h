@@ -19,7 +19,9 @@ struct im_filter_ops {
     /* Returns 0 to pass m unchanged; 1 when the body is replaced, with
      * *new_body pointing to the adapter's buffer (valid until the next call
      * on this thread) and *new_len its length (1..max_body); IM_EREFUSED
-     * with the reason for the sender in err. m is borrowed for the call. */
+     * with the reason for the sender in err, or IM_EBUSY when the receiver
+     * cannot take more now (the sender may try again). m is borrowed for
+     * the call. */
     int (*check)(im_filter *f, const im_message *m, const uint8_t **new_body, size_t *new_len,
                  im_error *err);
 };

@@ -254,7 +254,12 @@ typedef struct imcore_plugin {
      * not act twice can remember the last seq it handled. Messages stored while the
      * server was down come first. Delivery is at least once: a message
      * counts as received when on_delivery returns, so one being handled
-     * when the server stopped comes again at the next start. */
+     * when the server stopped comes again at the next start. A slow plugin
+     * is not flooded: past limits.plugin_backlog messages waiting for the
+     * account, new ones wait in a durable store and follow, in the same
+     * order, once those are handled; with the memory store private
+     * messages to it are refused with IM_EBUSY and group messages skip
+     * it. */
     void (*on_delivery)(void *state, const char *account, const imcore_message *m);
 
     /* user_id came online (its first session went live) or went offline

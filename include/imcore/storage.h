@@ -75,8 +75,10 @@ struct im_store_ops {
 
     /* The messages user has not acked (private ones to user, and messages of
      * user's groups sent by others), in conversation then seq order, at most
-     * limit; then done. Runs in order with appends: every message whose
-     * append completed before this request is included. */
+     * limit; then done. Runs in order with the requests made before it:
+     * every message whose append completed before this request is
+     * included, and every ack made before it is applied (so a reader that
+     * acks what it handled, then asks again, gets what follows). */
     int (*pending)(im_store *s, const char *user, size_t limit, im_store_message_fn each,
                    im_store_done_fn done, void *arg, im_error *err);
 

@@ -48,7 +48,7 @@ enum {
     FI_HEARTBEAT, FI_IDLE, FI_POLICY, FI_LOG_LEVEL,
     FI_ENGINE, FI_PATH, FI_MAX_BATCH, FI_SYNC, FI_MAX_PAGES,
     FI_ACC_MODE, FI_ACC_HASH, FI_ACC_TTL, FI_ACC_FAILURES, FI_ACC_WINDOW,
-    FI_SEND_RATE, FI_SEND_BURST, FI_PLUGIN_DIR, FI_TRANSPORT, FI_CLUSTER,
+    FI_SEND_RATE, FI_SEND_BURST, FI_PLUGIN_BACKLOG, FI_PLUGIN_DIR, FI_TRANSPORT, FI_CLUSTER,
     FI_COUNT
 };
 
@@ -97,6 +97,7 @@ static const struct field fields[FI_COUNT] = {
           86400),
     FIELD(FI_SEND_RATE, "limits.messages_per_second", K_U32, send_rate, 0, 1000000),
     FIELD(FI_SEND_BURST, "limits.message_burst", K_U32, send_burst, 1, 1000000),
+    FIELD(FI_PLUGIN_BACKLOG, "limits.plugin_backlog", K_U32, plugin_backlog, 1, 1000000),
     [FI_PLUGIN_DIR] = { .name = "plugin_dir", .kind = K_PATH,
                         .offset = offsetof(im_config, plugin_dir),
                         .size = sizeof(((im_config *)0)->plugin_dir) },
@@ -136,6 +137,7 @@ void im_config_defaults(im_config *c)
     snprintf(c->plugin_dir, sizeof c->plugin_dir, "%s", IMCORE_PLUGIN_DIR);
     c->send_rate = 200;
     c->send_burst = 400;
+    c->plugin_backlog = 10000;
     c->accounts_mode = IM_ACCOUNTS_PASSWORD;
     c->accounts_hash_cost = 0;
     c->accounts_token_ttl_s = 2592000;

@@ -45,6 +45,8 @@ typedef struct im_config {
                                    * slow consumer */
     uint32_t send_rate;           /* limits.messages_per_second, default 200, 0..1000000; 0 = unlimited */
     uint32_t send_burst;          /* limits.message_burst, default 400, 1..1000000 */
+    uint32_t plugin_backlog;      /* limits.plugin_backlog, default 10000, 1..1000000: deliveries
+                                   * to one service account held in memory for its plugin */
     unsigned heartbeat_s;         /* session.heartbeat_s, default 30, 1..3600 */
     unsigned idle_timeout_s;      /* session.idle_timeout_s, default 90, 1..86400; > heartbeat_s */
     int login_policy;             /* session.login_policy: "replace" (0, default) or "reject" (1),

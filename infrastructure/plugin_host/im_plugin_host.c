@@ -109,6 +109,7 @@ static int host_claim_user(imcore_host *h, const char *user_id, const char *disp
     if (im_session_authenticate(&c->session, c->user, c->name, &err) != IM_OK)
         return IM_EINVAL;
     im_session_set_unmetered(&c->session);
+    atomic_init(&c->behind, true); /* until the first catch-up, at start */
     c->ep = (im_endpoint){ .node = 0, .worker = IM_PLUGIN_WORKER, .conn_id = i + 1 };
     ph->nclaims++;
     IM_INFO("plugin %s speaks for %s (%s)", h->name, c->user, c->name);
@@ -357,6 +358,10 @@ static int filter_check(im_filter *f, const im_message *m, const uint8_t **new_b
                         size_t *new_len, im_error *err)
 {
     im_plugin_host *ph = (im_plugin_host *)f;
+    im_claim *c = m->kind == IM_MESSAGE_PRIVATE ? im__claim_find(ph, m->target) : NULL;
+    int rc = c ? im__claim_admits_private(ph, c, err) : IM_OK;
+    if (rc != IM_OK)
+        return rc;
     imcore_message im = {
         .size = sizeof im,
         .kind = m->kind == IM_MESSAGE_GROUP ? IMCORE_MESSAGE_GROUP : IMCORE_MESSAGE_PRIVATE,
@@ -608,6 +613,7 @@ int im_plugin_host_load(const im_config *cfg, uint32_t max_body_bytes, bool with
         return im_error_set(err, IM_ENOMEM, "out of memory");
     ph->filter.ops = &plugin_filter_ops;
     ph->max_body = max_body_bytes;
+    ph->backlog = cfg->plugin_backlog ? cfg->plugin_backlog : 1;
     snprintf(ph->source, sizeof ph->source, "%s", cfg->source[0] ? cfg->source : "config");
     pthread_mutex_init(&ph->scratch_lock, NULL);
     if (pthread_key_create(&ph->scratch_key, NULL) != 0) {
@@ -653,7 +659,9 @@ int im_plugin_host_load(const im_config *cfg, uint32_t max_body_bytes, bool with
 
 im_filter *im_plugin_host_filter(im_plugin_host *h)
 {
-    return h && h->filters ? &h->filter : NULL;
+    /* Service accounts need it too: without a durable store, a full backlog
+     * refuses messages to them before they are stored. */
+    return h && (h->filters || h->nclaims) ? &h->filter : NULL;
 }
 
 /* The loaded adapter of kind k, or NULL. */
@@ -757,39 +765,6 @@ static bool push_start(im_plugin_host *ph, imcore_host *h)
     return false;
 }
 
-typedef struct pending_wait {
-    im_plugin_host *ph;
-    int rc;
-    im_error err;
-} pending_wait;
-
-/* One claimed account's fetch; the store gives each and done one arg. */
-typedef struct pending_fetch {
-    pending_wait *wait;
-    im_claim *claim;
-} pending_fetch;
-
-static bool pending_one(void *arg, const im_message *m)
-{
-    im_claim *c = ((pending_fetch *)arg)->claim;
-    im__deliver_to_claim(c->owner->ph, c, m, NULL);
-    return true;
-}
-
-static void pending_done(void *arg, int rc, const im_error *err)
-{
-    pending_wait *pw = ((pending_fetch *)arg)->wait;
-    pthread_mutex_lock(&pw->ph->start_lock);
-    if (rc != IM_OK && pw->rc == IM_OK) {
-        pw->rc = rc;
-        if (err)
-            pw->err = *err;
-    }
-    pw->ph->start_waiting--;
-    pthread_cond_signal(&pw->ph->start_cond);
-    pthread_mutex_unlock(&pw->ph->start_lock);
-}
-
 static void wait_start(im_plugin_host *ph)
 {
     pthread_mutex_lock(&ph->start_lock);
@@ -814,32 +789,27 @@ int im_plugin_host_start(im_plugin_host *ph, im_app *app, im_store *store,
     int rc = im__loop_start_threads(ph, err);
     if (rc != IM_OK)
         return rc;
-    pending_wait pw = { .ph = ph, .rc = IM_OK };
-    pending_fetch *fetches = calloc(ph->nclaims ? ph->nclaims : 1, sizeof *fetches);
-    if (!fetches)
-        return im_error_set(err, IM_ENOMEM, "out of memory");
+    /* Every claim starts behind: its first catch-up reads what it missed
+     * while the server was down. */
+    im_start_wait sw = { .rc = IM_OK };
     for (unsigned i = 0; i < ph->nclaims; i++) {
         pthread_mutex_lock(&ph->start_lock);
         ph->start_waiting++;
         pthread_mutex_unlock(&ph->start_lock);
-        fetches[i] = (pending_fetch){ .wait = &pw, .claim = &ph->claims[i] };
-        rc = store->ops->pending(store, ph->claims[i].user, IM_PENDING_LIMIT, pending_one,
-                                 pending_done, &fetches[i], err);
+        rc = im__claim_catch_up(ph, &ph->claims[i], &sw, err);
         if (rc != IM_OK) {
             pthread_mutex_lock(&ph->start_lock);
             ph->start_waiting--;
             pthread_mutex_unlock(&ph->start_lock);
             wait_start(ph);
-            free(fetches);
             return rc;
         }
     }
     wait_start(ph);
-    free(fetches);
-    if (pw.rc != IM_OK) {
+    if (sw.rc != IM_OK) {
         if (err)
-            *err = pw.err;
-        return pw.rc;
+            *err = sw.err;
+        return sw.rc;
     }
     /* Clients are let in once the plugins have seen all of that. */
     pthread_mutex_lock(&ph->start_lock);
@@ -870,6 +840,7 @@ void im_plugin_host_free(im_plugin_host *ph)
             h->desc.shutdown(h->desc.state);
         h->desc.shutdown = NULL;
     }
+    im__claims_free(ph);
     im__loop_destroy(ph); /* timers, before the code they belong to goes */
     for (unsigned i = ph->n; i-- > 0;) {
         imcore_host *h = &ph->plugins[i];

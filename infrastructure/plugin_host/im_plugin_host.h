@@ -58,8 +58,8 @@ int im_plugin_host_open_transport(im_plugin_host *h, imcore_transport **out, im_
 int im_plugin_host_open_cluster(im_plugin_host *h, im_router *local, im_router **out,
                                 im_error *err);
 
-/* The filter port, or NULL when no plugin filters messages. Borrowed:
- * valid until the host is freed. */
+/* The filter port, or NULL when no plugin filters messages and none speaks
+ * for an account. Borrowed: valid until the host is freed. */
 im_filter *im_plugin_host_filter(im_plugin_host *h);
 
 /* The route port to build the application with: inner itself when no
@@ -71,8 +71,9 @@ im_router *im_plugin_host_router(im_plugin_host *h, im_router *inner);
 /* Wires the host to the application and its stores (borrowed: they must
  * outlive im_plugin_host_stop) and starts the plugin loop: runs each
  * on_start, hands each claimed account what was stored for it while the
- * server was down, and returns once the plugins have handled all of it.
- * Call it before clients are let in. NULL or no plugins: nothing to do.
+ * server was down (up to limits.plugin_backlog messages each; the rest
+ * follows as the plugin catches up), and returns once the plugins have
+ * handled that. Call it before clients are let in. NULL or no plugins: nothing to do.
  * Errors: IM_ENOMEM, IM_EIO (reading what was stored). */
 int im_plugin_host_start(im_plugin_host *h, im_app *app, im_store *store,
                          im_group_repo *groups, im_error *err);

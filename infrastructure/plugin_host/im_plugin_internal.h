@@ -32,7 +32,13 @@ struct imcore_host {
 };
 
 /* A service account a plugin speaks for. Its session is touched only on the
- * loop thread (sends) or before the loop starts. */
+ * loop thread (sends) or before the loop starts.
+ *
+ * Back-pressure: at most ph->backlog deliveries for it wait on the loop.
+ * Past that it is "behind": with a durable store, live deliveries are left
+ * in the store and a catch-up reads them back once the loop has handled
+ * what it holds; without one, private messages to it are refused (BUSY)
+ * before they are stored and group messages skip it. */
 typedef struct im_claim {
     imcore_host *owner;
     char user[IM_USER_ID_MAX + 1];
@@ -40,6 +46,14 @@ typedef struct im_claim {
     im_session session;           /* authenticated and unmetered */
     im_endpoint ep;               /* { 0, IM_PLUGIN_WORKER, index + 1 } */
     uint64_t next_request;
+
+    atomic_uint queued;           /* deliveries on the loop, not yet handled */
+    atomic_bool behind;           /* set and cleared in the store's completion order */
+    atomic_ulong skipped;         /* group messages not delivered (no durable store) */
+    bool announced;               /* store order: "behind" was logged */
+    bool fetching;                /* loop: a catch-up read is under way */
+    bool ack_failed;              /* loop: an ack failed since the last catch-up */
+    struct event *retry;          /* loop: a catch-up after a failure, a little later */
 } im_claim;
 
 /* Work for the loop thread: run(item) then free(item). */
@@ -90,6 +104,7 @@ struct im_plugin_host {
     bool filters;                 /* some plugin has on_message */
     bool wants_presence;          /* some plugin has on_login or on_logout */
     uint32_t max_body;
+    uint32_t backlog;             /* limits.plugin_backlog */
     char source[256];
 
     pthread_mutex_t scratch_lock;
@@ -150,8 +165,25 @@ int im__run_blocking(imcore_host *h, void (*work)(void *), void (*done)(void *, 
 void im__plugin_router_init(im_plugin_host *ph);
 /* The claim for user, or NULL: a lock-free lookup. */
 im_claim *im__claim_find(im_plugin_host *ph, const char *user);
-/* Queues m for the claim's on_delivery, acked once handled. */
+/* A message routed to the claim, live: queued for its on_delivery (acked
+ * once handled), unless the claim is behind (see im_claim). Called in the
+ * store's completion order. */
 void im__deliver_to_claim(im_plugin_host *ph, im_claim *c, const im_message *m,
                           const char *sender_name);
+/* IM_EBUSY when a private message to the claim must be refused before it is
+ * stored (no durable store, and the claim's backlog is full), else IM_OK. */
+int im__claim_admits_private(im_plugin_host *ph, im_claim *c, im_error *err);
+
+/* What the claim missed, read from the store: every message it has not
+ * acked, at most ph->backlog of them, queued for the plugin; fewer than
+ * that and the claim is live again. At start (start not NULL) the read's
+ * result goes to *start and the start-up waiter is signalled. */
+typedef struct im_start_wait {
+    int rc;
+    im_error err;
+} im_start_wait;
+int im__claim_catch_up(im_plugin_host *ph, im_claim *c, im_start_wait *start, im_error *err);
+/* Frees the claims' loop resources (retry timers): at host free. */
+void im__claims_free(im_plugin_host *ph);
 
 #endif

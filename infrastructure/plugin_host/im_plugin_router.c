@@ -42,6 +42,11 @@ im_claim *im__claim_find(im_plugin_host *ph, const char *user)
 
 /* ---- deliveries to claimed accounts ---- */
 
+static bool durable(const im_plugin_host *ph)
+{
+    return ph->store && ph->store->ops->durable;
+}
+
 typedef struct delivery_item {
     im_loop_item base;
     im_claim *claim;
@@ -50,6 +55,8 @@ typedef struct delivery_item {
     char conv[IM_CONVERSATION_ID_MAX + 1];
     char data[];                  /* sender, target, client_msg_id, sender name, body */
 } delivery_item;
+
+static void maybe_catch_up(im_plugin_host *ph, im_claim *c);
 
 static void run_delivery(im_plugin_host *ph, im_loop_item *it)
 {
@@ -66,12 +73,17 @@ static void run_delivery(im_plugin_host *ph, im_loop_item *it)
     imcore_host *h = c->owner;
     if (h->desc.on_delivery)
         h->desc.on_delivery(h->desc.state, c->user, &im);
-    /* Handled: acked, so it does not come again at the next start. */
+    /* Handled: acked, so it does not come again at the next start (nor at
+     * the next catch-up, which the store orders after this ack). */
     im_error err = { 0 };
     if (ph->store && m->seq &&
-        ph->store->ops->ack(ph->store, c->user, d->conv, m->seq, &err) != IM_OK)
+        ph->store->ops->ack(ph->store, c->user, d->conv, m->seq, &err) != IM_OK) {
+        c->ack_failed = true;
         IM_WARN("plugin %s: cannot ack %s #%llu for %s: %s", h->name, d->conv,
                 (unsigned long long)m->seq, c->user, err.msg);
+    }
+    atomic_fetch_sub(&c->queued, 1);
+    maybe_catch_up(ph, c);
 }
 
 static char *put_str(char *p, const char **field, const char *s)
@@ -82,8 +94,9 @@ static char *put_str(char *p, const char **field, const char *s)
     return p + n;
 }
 
-void im__deliver_to_claim(im_plugin_host *ph, im_claim *c, const im_message *m,
-                          const char *sender_name)
+/* Copies m into a loop item for the claim's on_delivery. */
+static void queue_delivery(im_plugin_host *ph, im_claim *c, const im_message *m,
+                           const char *sender_name)
 {
     const char *cmid = m->client_msg_id ? m->client_msg_id : "";
     const char *name = sender_name ? sender_name : m->sender;
@@ -106,10 +119,191 @@ void im__deliver_to_claim(im_plugin_host *ph, im_claim *c, const im_message *m,
     p[m->body_len] = '\0';
     d->m.body = (const uint8_t *)p;
     im_message_conversation_id(&d->m, d->conv, sizeof d->conv);
+    atomic_fetch_add(&c->queued, 1);
     /* A refused push (the loop has stopped) leaves the message unacked:
      * the store hands it over again at the next start. */
-    if (!im__loop_push(ph, &d->base))
+    if (!im__loop_push(ph, &d->base)) {
+        atomic_fetch_sub(&c->queued, 1);
         free(d);
+    }
+}
+
+/* Work for the loop that only looks at the claim: pushed when it falls
+ * behind, so that a loop that has already drained starts the catch-up. */
+typedef struct claim_item {
+    im_loop_item base;
+    im_claim *claim;
+} claim_item;
+
+static void run_check(im_plugin_host *ph, im_loop_item *it)
+{
+    maybe_catch_up(ph, ((claim_item *)it)->claim);
+}
+
+static void push_check(im_plugin_host *ph, im_claim *c)
+{
+    claim_item *ci = calloc(1, sizeof *ci);
+    if (!ci)
+        return; /* the next handled delivery checks too */
+    ci->base.run = run_check;
+    ci->claim = c;
+    if (!im__loop_push(ph, &ci->base))
+        free(ci);
+}
+
+void im__deliver_to_claim(im_plugin_host *ph, im_claim *c, const im_message *m,
+                          const char *sender_name)
+{
+    if (durable(ph)) {
+        if (atomic_load(&c->behind))
+            return; /* kept in the store: the catch-up reads it */
+        if (atomic_load(&c->queued) >= ph->backlog) {
+            atomic_store(&c->behind, true);
+            c->announced = true;
+            IM_WARN("plugin %s: %s is behind, %u messages wait on the plugin loop: new ones "
+                    "wait in the store", c->owner->name, c->user, ph->backlog);
+            push_check(ph, c);
+            return;
+        }
+    } else if (m->kind == IM_MESSAGE_GROUP && atomic_load(&c->queued) >= ph->backlog) {
+        /* Nowhere to keep it (private ones were refused before the store). */
+        if (atomic_fetch_add(&c->skipped, 1) == 0)
+            IM_WARN("plugin %s: %s is behind: group messages skip it (no durable storage)",
+                    c->owner->name, c->user);
+        return;
+    }
+    queue_delivery(ph, c, m, sender_name);
+}
+
+int im__claim_admits_private(im_plugin_host *ph, im_claim *c, im_error *err)
+{
+    if (durable(ph) || atomic_load(&c->queued) < ph->backlog)
+        return IM_OK;
+    return im_error_set(err, IM_EBUSY, "%s is busy: try again later", c->user);
+}
+
+/* ---- catching up from the store ---- */
+
+typedef struct catch_up {
+    im_loop_item base;            /* ends it on the loop */
+    im_plugin_host *ph;
+    im_claim *claim;
+    size_t count;
+    int rc;
+    im_error err;
+    im_start_wait *start;
+} catch_up;
+
+static bool catch_up_one(void *arg, const im_message *m)
+{
+    catch_up *cu = arg;
+    queue_delivery(cu->ph, cu->claim, m, NULL);
+    cu->count++;
+    return true;
+}
+
+static void run_catch_up_done(im_plugin_host *ph, im_loop_item *it)
+{
+    catch_up *cu = (catch_up *)it;
+    im_claim *c = cu->claim;
+    c->fetching = false;
+    if (cu->rc != IM_OK) {
+        c->ack_failed = true; /* the same remedy: try again a little later */
+        IM_WARN("plugin %s: cannot read what %s missed: %s", c->owner->name, c->user,
+                cu->err.msg);
+    }
+    maybe_catch_up(ph, c);
+}
+
+/* In the store's completion order: every message stored before this read
+ * is in it, every one after finds the claim live again. */
+static void catch_up_done(void *arg, int rc, const im_error *err)
+{
+    catch_up *cu = arg;
+    im_plugin_host *ph = cu->ph;
+    im_claim *c = cu->claim;
+    cu->rc = rc;
+    if (rc != IM_OK && err)
+        cu->err = *err;
+    if (rc == IM_OK && cu->count < ph->backlog) {
+        atomic_store(&c->behind, false);
+        if (c->announced)
+            IM_INFO("plugin %s: %s has caught up", c->owner->name, c->user);
+        c->announced = false;
+    }
+    if (cu->start) {
+        pthread_mutex_lock(&ph->start_lock);
+        if (rc != IM_OK && cu->start->rc == IM_OK) {
+            cu->start->rc = rc;
+            cu->start->err = cu->err;
+        }
+        ph->start_waiting--;
+        pthread_cond_signal(&ph->start_cond);
+        pthread_mutex_unlock(&ph->start_lock);
+    }
+    cu->base.run = run_catch_up_done;
+    if (!im__loop_push(ph, &cu->base))
+        free(cu);
+}
+
+int im__claim_catch_up(im_plugin_host *ph, im_claim *c, im_start_wait *start, im_error *err)
+{
+    catch_up *cu = calloc(1, sizeof *cu);
+    if (!cu)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    *cu = (catch_up){ .ph = ph, .claim = c, .start = start };
+    c->fetching = true;
+    c->ack_failed = false;
+    int rc = ph->store->ops->pending(ph->store, c->user, ph->backlog, catch_up_one,
+                                     catch_up_done, cu, err);
+    if (rc != IM_OK) {
+        c->fetching = false;
+        free(cu);
+    }
+    return rc;
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    im_claim *c = arg;
+    maybe_catch_up(c->owner->ph, c);
+}
+
+#define CATCH_UP_RETRY_MS 1000
+
+/* On the loop, once it holds nothing for c: reads what c missed. After a
+ * failed ack or read, a second later, so that a failing store is not read
+ * in a tight loop (the same messages would come again and again). */
+static void maybe_catch_up(im_plugin_host *ph, im_claim *c)
+{
+    if (!atomic_load(&c->behind) || c->fetching || atomic_load(&c->queued) > 0)
+        return;
+    if (c->retry && evtimer_pending(c->retry, NULL))
+        return;
+    if (!c->ack_failed) {
+        im_error err = { 0 };
+        if (im__claim_catch_up(ph, c, NULL, &err) == IM_OK)
+            return;
+        IM_WARN("plugin %s: cannot read what %s missed: %s", c->owner->name, c->user, err.msg);
+    }
+    c->ack_failed = false;
+    struct timeval tv = { .tv_sec = CATCH_UP_RETRY_MS / 1000,
+                          .tv_usec = (CATCH_UP_RETRY_MS % 1000) * 1000 };
+    if (!c->retry)
+        c->retry = evtimer_new(ph->base, on_retry, c);
+    if (!c->retry || evtimer_add(c->retry, &tv) != 0)
+        IM_ERROR("plugin %s: cannot schedule a catch-up for %s: what it missed waits for the "
+                 "next start", c->owner->name, c->user);
+}
+
+void im__claims_free(im_plugin_host *ph)
+{
+    for (unsigned i = 0; i < ph->nclaims; i++)
+        if (ph->claims[i].retry) {
+            event_free(ph->claims[i].retry);
+            ph->claims[i].retry = NULL;
+        }
 }
 
 /* ---- presence ---- */

@@ -50,6 +50,7 @@ static void assert_config_equal(const im_config *a, const im_config *b)
     assert_int_equal(a->max_body_bytes, b->max_body_bytes);
     assert_int_equal(a->max_group_members, b->max_group_members);
     assert_int_equal(a->output_buffer_bytes, b->output_buffer_bytes);
+    assert_int_equal(a->plugin_backlog, b->plugin_backlog);
     assert_int_equal(a->heartbeat_s, b->heartbeat_s);
     assert_int_equal(a->idle_timeout_s, b->idle_timeout_s);
     assert_int_equal(a->login_policy, b->login_policy);
@@ -109,6 +110,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_body_bytes, 8192);
     assert_int_equal(c.max_group_members, 1000);
     assert_int_equal(c.output_buffer_bytes, 4194304);
+    assert_int_equal(c.plugin_backlog, 10000);
     assert_int_equal(c.heartbeat_s, 30);
     assert_int_equal(c.idle_timeout_s, 90);
     assert_int_equal(c.login_policy, 0);
@@ -142,7 +144,7 @@ static void test_every_key(void **state)
               "node_id: eu-west_1.b\n"
               "limits: {max_connections: 1000000, max_frame_bytes: 16777216,\n"
               "         max_body_bytes: 16776960, max_group_members: 100000,\n"
-              "         output_buffer_bytes: 4096}\n"
+              "         output_buffer_bytes: 4096, plugin_backlog: 1000000}\n"
               "session:\n"
               "  heartbeat_s: 3600\n"
               "  idle_timeout_s: 86400\n"
@@ -158,6 +160,7 @@ static void test_every_key(void **state)
     assert_int_equal(c.max_body_bytes, 16776960);
     assert_int_equal(c.max_group_members, 100000);
     assert_int_equal(c.output_buffer_bytes, 4096);
+    assert_int_equal(c.plugin_backlog, 1000000);
     assert_int_equal(c.heartbeat_s, 3600);
     assert_int_equal(c.idle_timeout_s, 86400);
     assert_int_equal(c.login_policy, 1);
@@ -246,6 +249,8 @@ static void test_out_of_range(void **state)
                  "must be between 4096 and 1073741824");
     expect_error("limits:\n  max_group_members: 100001\n", 2, "limits.max_group_members",
                  "must be between 1 and 100000");
+    expect_error("limits:\n  plugin_backlog: 0\n", 2, "limits.plugin_backlog",
+                 "must be between 1 and 1000000");
     expect_error("session:\n  idle_timeout_s: 86401\n", 2, "session.idle_timeout_s",
                  "must be between 1 and 86400");
     expect_error("listen:\n  port: 65536\n", 2, "listen.port", "must be between 0 and 65535");

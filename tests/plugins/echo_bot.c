@@ -14,6 +14,9 @@
  *   :seen USER           -> "USER: N logins, M logouts" (this run)
  *   :hold MS             -> blocks the plugin loop for MS ms (to test that
  *                           a message being handled at a crash comes again)
+ *   :gate PATH           -> blocks the plugin loop until PATH exists (at
+ *                           most 20 s), then "gate PATH open" (to test what
+ *                           piles up behind a busy plugin)
  * A group message in a group echo is in gets "echo heard FROM" in the group.
  */
 #include <ctype.h>
@@ -22,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "imcore/plugin.h"
 
@@ -188,6 +192,13 @@ static void command(bot *b, const char *from, const char *text)
     } else if (sscanf(text, ":seen %64s", arg) == 1) {
         seen *s = seen_of(b, arg);
         say(b, from, "%s: %u logins, %u logouts", arg, s ? s->logins : 0, s ? s->logouts : 0);
+    } else if (sscanf(text, ":gate %255s", arg) == 1) {
+        /* Blocks the loop until the file exists (at most 20 s): the test
+         * decides when the bot is free again. */
+        struct timespec tick = { .tv_sec = 0, .tv_nsec = 5 * 1000000 };
+        for (int i = 0; i < 4000 && access(arg, F_OK) != 0; i++)
+            nanosleep(&tick, NULL);
+        say(b, from, "gate %s open", arg);
     } else if (sscanf(text, ":hold %lu", &n) == 1) {
         struct timespec ts = { .tv_sec = (time_t)(n / 1000), .tv_nsec = (long)(n % 1000) * 1000000 };
         nanosleep(&ts, NULL);

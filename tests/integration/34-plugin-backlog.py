@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""34-plugin-backlog: back-pressure between the server and a busy plugin,
+with tests/plugins/echo_bot.so (":gate PATH" blocks the plugin loop until
+the test creates PATH) and limits.plugin_backlog 3:
+
+- durable store: messages for a service account whose plugin is busy wait
+  in the store once 3 wait in memory; when the plugin is free they all
+  come, in order, once each, and the account is live again;
+- more than a backlog missed while the server was down comes in several
+  reads at the next start, in order, none lost, none twice;
+- memory store (nowhere else to keep them): private messages past the
+  backlog are refused with BUSY before they are stored; every accepted one
+  is handled."""
+import os
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from imcore_harness import check, main  # noqa: E402
+from durable import private_body  # noqa: E402
+from echo_chat import Chat, echo_config  # noqa: E402
+
+BACKLOG = 3
+
+
+def config(h, **over):
+    return echo_config(h, limits={"messages_per_second": 0, "plugin_backlog": BACKLOG}, **over)
+
+
+def open_gate(h, name):
+    with open(os.path.join(h.tmp, name), "w"):
+        pass
+
+
+def expect_echoes(alice, texts):
+    """echo's answers to texts, in this order, each once."""
+    for t in texts:
+        got = alice.hear()
+        check(got.startswith("echo #") and got.split(": ", 1)[1] == t,
+              "echo said %r, expected the answer to %r" % (got, t))
+
+
+def test(h):
+    # A busy plugin: the backlog fills, the rest waits in the store.
+    srv = h.server(**config(h))
+    alice = Chat(h, srv, "alice")
+    alice.say(":gate %s" % os.path.join(h.tmp, "g1"))
+    first = ["m%d" % i for i in range(1, 13)]
+    for t in first:
+        alice.say(t)  # each is acked: stored
+    srv.err.expect(r"WARN .*plugin echo_bot: echo is behind, %d messages wait" % BACKLOG)
+    open_gate(h, "g1")
+    alice.expect("gate %s open" % os.path.join(h.tmp, "g1"))
+    expect_echoes(alice, first)
+    srv.err.expect(r"INFO .*plugin echo_bot: echo has caught up")
+    alice.say("live again")
+    expect_echoes(alice, ["live again"])
+
+    # Killed with more than a backlog unhandled: it all comes at the next
+    # start, over several reads.
+    alice.say(":gate %s" % os.path.join(h.tmp, "g2"))
+    second = ["n%d" % i for i in range(1, 9)]
+    for t in second:
+        alice.say(t)
+    srv.signal(signal.SIGKILL)
+    srv.wait_exit()
+    open_gate(h, "g2")
+    srv = h.server("server-2", **config(h))
+    alice = Chat(h, srv, "alice")
+    alice.expect("gate %s open" % os.path.join(h.tmp, "g2"), timeout=20.0)
+    expect_echoes(alice, second)
+    alice.say("after the restart")
+    expect_echoes(alice, ["after the restart"])  # and nothing came twice before it
+    check(srv.terminate() == 0, "the server did not stop cleanly")
+
+    # The memory store: past the backlog, the sender hears BUSY.
+    srv = h.server("server-memory", **config(h, storage={"engine": "memory"}))
+    alice = Chat(h, srv, "alice")
+    alice.say(":gate %s" % os.path.join(h.tmp, "g3"))
+    accepted, busy = [], 0
+    for i in range(1, 11):
+        text = "p%d" % i
+        rid = alice.raw.request("PRIVATE_MESSAGE", private_body("echo", text,
+                                                                Chat.next_cmid(alice.raw)))
+        f = alice.raw.recv_frame()
+        check(f is not None and f.request_id == rid and f.type in ("SEND_ACK", "ERROR"),
+              "no answer to %s: %r" % (text, f))
+        if f.type == "SEND_ACK":
+            check(busy == 0, "%s was taken after a refusal, with the plugin still busy" % text)
+            accepted.append(text)
+        else:
+            check(f.error_code == "BUSY" and "echo is busy" in f.str(2),
+                  "%s refused with %r, not BUSY" % (text, f))
+            busy += 1
+    check(accepted and busy, "accepted %r, %d refused: the backlog did not push back"
+          % (accepted, busy))
+    open_gate(h, "g3")
+    alice.expect("gate %s open" % os.path.join(h.tmp, "g3"))
+    expect_echoes(alice, accepted)
+    alice.say("free again")
+    expect_echoes(alice, ["free again"])
+    check(srv.terminate() == 0, "the server did not stop cleanly")
+
+
+if __name__ == "__main__":
+    main(test)
