@@ -104,6 +104,8 @@ void store_conv(bot *b, const customer *c);           /* the open conversation o
 void store_closed(bot *b, const customer *c, int rating); /* c's conversation, closed */
 void store_next(bot *b);
 void store_agent(bot *b, const agent *a);
+void store_kept(bot *b, const customer *c, unsigned i); /* c->kept[i], just added */
+void store_drop_kept(bot *b, const customer *c);      /* before c's kept lines are cleared */
 void store_load(bot *b);                              /* in on_start */
 
 /* cs_bot.c */

@@ -52,7 +52,7 @@ static label conv_list(const agent *a)
     return l;
 }
 
-static void keep_line(customer *c, const char *text)
+static void keep_line(bot *b, customer *c, const char *text)
 {
     size_t len = strlen(text);
     if (len == 0 || c->nkept == KEPT_MAX)
@@ -63,8 +63,17 @@ static void keep_line(customer *c, const char *text)
             len--; /* not in the middle of a UTF-8 sequence */
     }
     char *line = strndup(text, len);
-    if (line)
-        c->kept[c->nkept++] = line;
+    if (!line)
+        return;
+    c->kept[c->nkept++] = line;
+    store_kept(b, c, c->nkept - 1);
+}
+
+/* The lines are the agent's now, or the conversation is over. */
+static void drop_kept(bot *b, customer *c)
+{
+    store_drop_kept(b, c);
+    customer_clear_kept(c);
 }
 
 /* "#N wrote: TEXT" for each kept line. */
@@ -277,15 +286,15 @@ void bot_agent_left(bot *b, const char *id)
 
 static void open_conversation(bot *b, customer *c, const char *first_line, uint64_t now)
 {
+    drop_kept(b, c); /* none in the normal course: the last conversation's went at its end */
     c->conv = b->next_conv++;
     c->started_ms = now;
     c->ended_ms = 0;
     c->agent = NULL;
     c->state = ST_WAITING;
     c->told_pos = 0;
-    customer_clear_kept(c);
     if (first_line)
-        keep_line(c, first_line);
+        keep_line(b, c, first_line);
     queue_append(b, c);
     b->total++;
     store_next(b);
@@ -303,7 +312,7 @@ static void end_conversation(bot *b, customer *c, uint64_t now)
     agent_remove_customer(a, c);
     c->state = ST_RATING;
     c->ended_ms = now;
-    customer_clear_kept(c);
+    drop_kept(b, c);
     store_conv(b, c);
     say(b, c->id, "This conversation has ended. Please rate it from 1 (poor) to 5 (excellent).");
     say(b, a->id, "#%lu ended.", c->conv);
@@ -361,7 +370,7 @@ static void customer_text(bot *b, customer *c, const char *text, uint64_t now)
         return;
     }
     case ST_WAITING:
-        keep_line(c, text);
+        keep_line(b, c, text);
         c->told_pos = queue_pos(b, c);
         say(b, c->id, "You are number %u in the queue. An agent will be with you soon.",
             c->told_pos);

@@ -5,6 +5,8 @@
  *   agent/ID           K of "Agent K"
  *   conv/0000000042    one conversation: "customer=cat agent=ann
  *                      state=chatting started_ms=... ended_ms=0 rating=0"
+ *   kept/0000000042/07 a line the customer of #42 wrote before an agent
+ *                      came (the 8th), until the conversation ends
  *
  * Conversation keys are fixed-width so that kv_each, which goes in key
  * order, goes in number order. A record is rewritten whole on every change
@@ -19,14 +21,21 @@
 
 #define CONV_PREFIX "conv/"
 #define AGENT_PREFIX "agent/"
+#define KEPT_PREFIX "kept/"
 
+/* value NULL deletes key. */
 static void put(bot *b, const char *key, const char *value)
 {
     if (!b->kv_ok)
         return;
-    int rc = b->api->kv_put(b->host, key, value, strlen(value));
+    int rc = b->api->kv_put(b->host, key, value, value ? strlen(value) : 0);
     if (rc < 0)
         b->api->log(b->host, IMCORE_LOG_WARN, "could not save %s (error %d)", key, rc);
+}
+
+static void kept_key(char *key, size_t n, unsigned long conv, unsigned i)
+{
+    snprintf(key, n, KEPT_PREFIX "%010lu/%02u", conv, i);
 }
 
 static void put_conv(bot *b, const customer *c, const char *state, const agent *a, int rating)
@@ -68,6 +77,22 @@ void store_agent(bot *b, const agent *a)
     put(b, key, value);
 }
 
+void store_kept(bot *b, const customer *c, unsigned i)
+{
+    char key[40];
+    kept_key(key, sizeof key, c->conv, i);
+    put(b, key, c->kept[i]);
+}
+
+void store_drop_kept(bot *b, const customer *c)
+{
+    char key[40];
+    for (unsigned i = 0; i < c->nkept; i++) {
+        kept_key(key, sizeof key, c->conv, i);
+        put(b, key, NULL);
+    }
+}
+
 /* ---- loading ---- */
 
 /* An open conversation found at start, applied once kv_each is done (so
@@ -80,12 +105,37 @@ typedef struct open_rec {
     uint64_t started_ms, ended_ms;
 } open_rec;
 
+/* A kept line found at start: given back to its customer once the
+ * conversations are open again. */
+typedef struct kept_rec {
+    unsigned long num;
+    unsigned index;
+    char *text;
+} kept_rec;
+
 typedef struct loader {
     bot *b;
     open_rec *recs;
     size_t n, cap;
+    kept_rec *kept;
+    size_t nkept, kept_cap;
     bool oom;
 } loader;
+
+/* Makes room for one more of an array of size-byte items; false when out
+ * of memory. */
+static bool grow(void **items, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return true;
+    size_t ncap = *cap ? 2 * *cap : 16;
+    void *more = realloc(*items, ncap * size);
+    if (!more)
+        return false;
+    *items = more;
+    *cap = ncap;
+    return true;
+}
 
 static bool parse_ul(const char *s, unsigned long long *out)
 {
@@ -155,17 +205,34 @@ static void load_conv(loader *l, unsigned long num, const char *text)
     } else {
         return; /* closed */
     }
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 16;
-        open_rec *recs = realloc(l->recs, cap * sizeof *recs);
-        if (!recs) {
-            l->oom = true;
-            return;
-        }
-        l->recs = recs;
-        l->cap = cap;
+    if (!grow((void **)&l->recs, &l->cap, l->n, sizeof *l->recs)) {
+        l->oom = true;
+        return;
     }
     l->recs[l->n++] = r;
+}
+
+/* "kept/NUM/II": text is the loader's from now on. A key it cannot read
+ * is left alone. */
+static void load_kept(loader *l, const char *key, char *text)
+{
+    const char *p = key + strlen(KEPT_PREFIX);
+    char *end = NULL;
+    unsigned long num = 0, index = KEPT_MAX;
+    if (*p >= '0' && *p <= '9')
+        num = strtoul(p, &end, 10);
+    if (num > 0 && end[0] == '/' && end[1] >= '0' && end[1] <= '9')
+        index = strtoul(end + 1, &end, 10);
+    if (index >= KEPT_MAX || *end != '\0') {
+        free(text);
+        return;
+    }
+    if (!grow((void **)&l->kept, &l->kept_cap, l->nkept, sizeof *l->kept)) {
+        l->oom = true;
+        free(text);
+        return;
+    }
+    l->kept[l->nkept++] = (kept_rec){ .num = num, .index = (unsigned)index, .text = text };
 }
 
 static int load_one(void *arg, const char *key, const void *value, size_t len)
@@ -193,6 +260,9 @@ static int load_one(void *arg, const char *key, const void *value, size_t len)
     } else if (strncmp(key, CONV_PREFIX, strlen(CONV_PREFIX)) == 0) {
         if (parse_ul(key + strlen(CONV_PREFIX), &v) && v > 0)
             load_conv(l, (unsigned long)v, text);
+    } else if (strncmp(key, KEPT_PREFIX, strlen(KEPT_PREFIX)) == 0) {
+        load_kept(l, key, text);
+        text = NULL;
     }
     free(text);
     return l->oom;
@@ -230,6 +300,42 @@ static void reopen(bot *b, const open_rec *r)
         store_conv(b, c);
 }
 
+/* The kept lines go back to their customers, in key order (so in index
+ * order within a conversation). One whose conversation no longer waits
+ * for an agent is deleted; one whose index moved is written again. */
+static void restore_kept(bot *b, loader *l)
+{
+    size_t r = 0;
+    for (size_t i = 0; i < l->nkept; i++) {
+        kept_rec *k = &l->kept[i];
+        while (r < l->n && l->recs[r].num < k->num)
+            r++;
+        customer *c = r < l->n && l->recs[r].num == k->num
+                          ? customer_get(b, l->recs[r].customer) : NULL;
+        char key[40];
+        kept_key(key, sizeof key, k->num, k->index);
+        if (!c || c->conv != k->num || c->state != ST_WAITING || c->nkept == KEPT_MAX) {
+            put(b, key, NULL);
+            free(k->text);
+            continue;
+        }
+        c->kept[c->nkept++] = k->text;
+        if (k->index != c->nkept - 1) {
+            put(b, key, NULL);
+            store_kept(b, c, c->nkept - 1);
+        }
+    }
+    l->nkept = 0;
+}
+
+static void loader_free(loader *l)
+{
+    for (size_t i = 0; i < l->nkept; i++)
+        free(l->kept[i].text);
+    free(l->kept);
+    free(l->recs);
+}
+
 void store_load(bot *b)
 {
     loader l = {.b = b};
@@ -239,13 +345,14 @@ void store_load(bot *b)
          * the bot still answers, but writes nothing this run. */
         b->api->log(b->host, IMCORE_LOG_ERROR, "could not read my records (%s): nothing will "
                     "be saved until the next start", l.oom ? "out of memory" : "storage error");
-        free(l.recs);
+        loader_free(&l);
         return;
     }
     b->kv_ok = true;
     for (size_t i = 0; i < l.n; i++)
         reopen(b, &l.recs[i]);
-    free(l.recs);
+    restore_kept(b, &l);
+    loader_free(&l);
     b->api->log(b->host, IMCORE_LOG_INFO, "%lu conversations so far, %zu waiting, next #%lu",
                 b->total, b->qlen, b->next_conv);
 }

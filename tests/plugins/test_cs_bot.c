@@ -551,7 +551,6 @@ static int teardown(void **state)
     return 0;
 }
 
-/* ann and ben, agents, online; `max` customers each. */
 /* A customer's first message asks for a person: the greeting, then an
  * agent at once, who is told too. */
 #define first_assigned(cust, ask, told, agent, agent_told) \
@@ -565,6 +564,7 @@ static void first_assigned_at(const char *file, int line, const char *cust, cons
     expect_at(file, line, agent, agent_told);
 }
 
+/* ann and ben, agents, online; `max` customers each. */
 static void two_agents(const char *max)
 {
     cfg("max_customers_per_agent", max);
@@ -997,6 +997,67 @@ static void test_restart(void **state)
     assert_int_equal(F.kv_puts, puts);
 }
 
+static void test_restart_keeps_waiting_lines(void **state)
+{
+    (void)state;
+    two_agents("1");
+    first_assigned("cat", "agent", "You are now talking to Agent 1.", "ann", "New customer #1 (customer #1).");
+    first_assigned("dan", "agent", "You are now talking to Agent 2.", "ben", "New customer #2 (customer #2).");
+    to_bot("eve", "my invoice is wrong");
+    expect("eve", GREETING);
+    expect("eve", "All our agents are busy. You are number 1 in the queue.");
+    to_bot("eve", "hello?");
+    expect("eve", "You are number 1 in the queue. An agent will be with you soon.");
+    quiet();
+    assert_string_equal(kv_value("kept/0000000003/00"), "my invoice is wrong");
+    assert_string_equal(kv_value("kept/0000000003/01"), "hello?");
+    /* A line of a conversation that is over, left by a crash between two
+     * writes, and a key the bot cannot read: neither goes to anyone. */
+    F.phase = PH_LOOP;
+    API.kv_put(HOST, "kept/0000000001/05", "stale", 5);
+    API.kv_put(HOST, "kept/x", "junk", 4);
+    to_bot("ann", ":end");
+    expect("cat", RATE_IT);
+    expect("ann", "#1 ended.");
+    expect("eve", "You are now talking to Agent 1.");
+    expect("ann", "New customer #3 (customer #3).");
+    expect("ann", "#3 wrote: my invoice is wrong");
+    expect("ann", "#3 wrote: hello?");
+    quiet();
+    assert_string_equal(kv_value("kept/0000000001/05"), "stale");
+
+    /* Restart: everyone offline; dan's #2 and eve's #3 wait again, with
+     * what eve wrote, kept until the conversation ends. */
+    stop();
+    F.nonline = 0;
+    assert_int_equal(boot(), 0);
+    quiet();
+    assert_null(kv_value("kept/0000000001/05"));
+    assert_string_equal(kv_value("kept/x"), "junk");
+    login("eve");
+    login("ann");
+    expect("eve", "You are now talking to Agent 1.");
+    expect("ann", "New customer #3 (customer #3).");
+    expect("ann", "#3 wrote: my invoice is wrong");
+    expect("ann", "#3 wrote: hello?");
+    quiet();
+    /* Still the agent's at a transfer, gone at the end. */
+    login("ben");
+    to_bot("ann", ":transfer");
+    expect("eve", "You are now talking to Agent 2.");
+    expect("ben", "Customer #3 (customer #3) was transferred to you.");
+    expect("ben", "#3 wrote: my invoice is wrong");
+    expect("ben", "#3 wrote: hello?");
+    expect("ann", "#3 transferred to Agent 2.");
+    quiet();
+    to_bot("ben", ":end");
+    expect("eve", RATE_IT);
+    expect("ben", "#3 ended.");
+    quiet();
+    assert_null(kv_value("kept/0000000003/00"));
+    assert_null(kv_value("kept/0000000003/01"));
+}
+
 #define expect_init_error(text) expect_init_error_at(__FILE__, __LINE__, text)
 static void expect_init_error_at(const char *file, int line, const char *text)
 {
@@ -1125,6 +1186,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transfer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_end_rating_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_keeps_waiting_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key, setup, teardown),
     };
