@@ -358,10 +358,14 @@ static int filter_check(im_filter *f, const im_message *m, const uint8_t **new_b
                         size_t *new_len, im_error *err)
 {
     im_plugin_host *ph = (im_plugin_host *)f;
-    im_claim *c = m->kind == IM_MESSAGE_PRIVATE ? im__claim_find(ph, m->target) : NULL;
-    int rc = c ? im__claim_admits_private(ph, c, err) : IM_OK;
-    if (rc != IM_OK)
-        return rc;
+    if (!ph->durable_store && m->kind == IM_MESSAGE_PRIVATE) {
+        im_claim *c = im__claim_find(ph, m->target);
+        int rc = c ? im__claim_admits_private(ph, c, err) : IM_OK;
+        if (rc != IM_OK)
+            return rc;
+    }
+    if (!ph->filters)
+        return 0;
     imcore_message im = {
         .size = sizeof im,
         .kind = m->kind == IM_MESSAGE_GROUP ? IMCORE_MESSAGE_GROUP : IMCORE_MESSAGE_PRIVATE,
@@ -659,9 +663,9 @@ int im_plugin_host_load(const im_config *cfg, uint32_t max_body_bytes, bool with
 
 im_filter *im_plugin_host_filter(im_plugin_host *h)
 {
-    /* Service accounts need it too: without a durable store, a full backlog
+    /* Service accounts need it too without a durable store: a full backlog
      * refuses messages to them before they are stored. */
-    return h && (h->filters || h->nclaims) ? &h->filter : NULL;
+    return h && (h->filters || (h->nclaims && !h->durable_store)) ? &h->filter : NULL;
 }
 
 /* The loaded adapter of kind k, or NULL. */
@@ -690,6 +694,8 @@ int im_plugin_host_open_storage(im_plugin_host *ph, im_store **out, im_error *er
     rc = opened(h, rc, *out != NULL, &e, err);
     if (rc != IM_OK)
         *out = NULL;
+    else
+        ph->durable_store = (*out)->ops->durable;
     return rc;
 }
 
@@ -780,6 +786,7 @@ int im_plugin_host_start(im_plugin_host *ph, im_app *app, im_store *store,
         return IM_OK;
     ph->app = app;
     ph->store = store;
+    ph->durable_store = store && store->ops->durable;
     ph->groups = groups;
     atomic_store(&ph->state, LOOP_RUNNING);
     /* on_start first, in config order; then what claimed accounts missed. */

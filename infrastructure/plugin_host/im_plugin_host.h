@@ -59,7 +59,9 @@ int im_plugin_host_open_cluster(im_plugin_host *h, im_router *local, im_router *
                                 im_error *err);
 
 /* The filter port, or NULL when no plugin filters messages and none speaks
- * for an account. Borrowed: valid until the host is freed. */
+ * for an account (or the store opened by im_plugin_host_open_storage is
+ * durable, so a busy account's messages can wait there). Borrowed: valid
+ * until the host is freed. */
 im_filter *im_plugin_host_filter(im_plugin_host *h);
 
 /* The route port to build the application with: inner itself when no

@@ -42,11 +42,6 @@ im_claim *im__claim_find(im_plugin_host *ph, const char *user)
 
 /* ---- deliveries to claimed accounts ---- */
 
-static bool durable(const im_plugin_host *ph)
-{
-    return ph->store && ph->store->ops->durable;
-}
-
 typedef struct delivery_item {
     im_loop_item base;
     im_claim *claim;
@@ -154,7 +149,7 @@ static void push_check(im_plugin_host *ph, im_claim *c)
 void im__deliver_to_claim(im_plugin_host *ph, im_claim *c, const im_message *m,
                           const char *sender_name)
 {
-    if (durable(ph)) {
+    if (ph->durable_store) {
         if (atomic_load(&c->behind))
             return; /* kept in the store: the catch-up reads it */
         if (atomic_load(&c->queued) >= ph->backlog) {
@@ -177,7 +172,7 @@ void im__deliver_to_claim(im_plugin_host *ph, im_claim *c, const im_message *m,
 
 int im__claim_admits_private(im_plugin_host *ph, im_claim *c, im_error *err)
 {
-    if (durable(ph) || atomic_load(&c->queued) < ph->backlog)
+    if (ph->durable_store || atomic_load(&c->queued) < ph->backlog)
         return IM_OK;
     return im_error_set(err, IM_EBUSY, "%s is busy: try again later", c->user);
 }
