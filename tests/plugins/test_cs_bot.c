@@ -575,6 +575,36 @@ static void two_agents(const char *max)
     assert_int_equal(boot(), 0);
 }
 
+/* ann and ben, one customer each and no room for more: cat (#1) with ann,
+ * dan (#2) with ben. */
+static void both_agents_busy(void)
+{
+    two_agents("1");
+    first_assigned("cat", "agent", "You are now talking to Agent 1.", "ann", "New customer #1 (customer #1).");
+    first_assigned("dan", "agent", "You are now talking to Agent 2.", "ben", "New customer #2 (customer #2).");
+}
+
+/* eve asks a question nobody answers while both agents are busy: queued
+ * first, with her line kept for the agent. */
+#define eve_waits() eve_waits_at(__FILE__, __LINE__)
+static void eve_waits_at(const char *file, int line)
+{
+    to_bot("eve", "my invoice is wrong");
+    expect_at(file, line, "eve", GREETING);
+    expect_at(file, line, "eve", "All our agents are busy. You are number 1 in the queue.");
+}
+
+/* eve (#3, who wrote two lines while she waited) goes to ann, who reads
+ * the lines first. */
+#define eve_to_ann() eve_to_ann_at(__FILE__, __LINE__)
+static void eve_to_ann_at(const char *file, int line)
+{
+    expect_at(file, line, "eve", "You are now talking to Agent 1.");
+    expect_at(file, line, "ann", "New customer #3 (customer #3).");
+    expect_at(file, line, "ann", "#3 wrote: my invoice is wrong");
+    expect_at(file, line, "ann", "#3 wrote: hello?");
+}
+
 /* ---- the tests ---- */
 
 static void test_faq(void **state)
@@ -630,9 +660,7 @@ static void test_queue_and_assignment(void **state)
     /* both free: the lower id */
     first_assigned("cat", "agent", "You are now talking to Agent 1.", "ann", "New customer #1 (customer #1).");
     first_assigned("dan", "  HUMAN ", "You are now talking to Agent 2.", "ben", "New customer #2 (customer #2).");
-    to_bot("eve", "my invoice is wrong");
-    expect("eve", GREETING);
-    expect("eve", "All our agents are busy. You are number 1 in the queue.");
+    eve_waits();
     to_bot("eve", "hello?");
     expect("eve", "You are number 1 in the queue. An agent will be with you soon.");
     to_bot("fay", ":agent");
@@ -645,10 +673,7 @@ static void test_queue_and_assignment(void **state)
     to_bot("ann", ":end");
     expect("cat", RATE_IT);
     expect("ann", "#1 ended.");
-    expect("eve", "You are now talking to Agent 1.");
-    expect("ann", "New customer #3 (customer #3).");
-    expect("ann", "#3 wrote: my invoice is wrong");
-    expect("ann", "#3 wrote: hello?");
+    eve_to_ann();
     expect("fay", "You are now number 1 in the queue.");
     quiet();
     assert_non_null(strstr(kv_value("conv/0000000003"), "customer=eve agent=ann state=chatting"));
@@ -791,12 +816,8 @@ static void test_reveal_ids(void **state)
 static void test_agent_logout(void **state)
 {
     (void)state;
-    two_agents("1");
-    first_assigned("cat", "agent", "You are now talking to Agent 1.", "ann", "New customer #1 (customer #1).");
-    first_assigned("dan", "agent", "You are now talking to Agent 2.", "ben", "New customer #2 (customer #2).");
-    to_bot("eve", "my invoice is wrong");
-    expect("eve", GREETING);
-    expect("eve", "All our agents are busy. You are number 1 in the queue.");
+    both_agents_busy();
+    eve_waits();
     quiet();
 
     logout("ben");
@@ -1000,12 +1021,8 @@ static void test_restart(void **state)
 static void test_restart_keeps_waiting_lines(void **state)
 {
     (void)state;
-    two_agents("1");
-    first_assigned("cat", "agent", "You are now talking to Agent 1.", "ann", "New customer #1 (customer #1).");
-    first_assigned("dan", "agent", "You are now talking to Agent 2.", "ben", "New customer #2 (customer #2).");
-    to_bot("eve", "my invoice is wrong");
-    expect("eve", GREETING);
-    expect("eve", "All our agents are busy. You are number 1 in the queue.");
+    both_agents_busy();
+    eve_waits();
     to_bot("eve", "hello?");
     expect("eve", "You are number 1 in the queue. An agent will be with you soon.");
     quiet();
@@ -1019,10 +1036,7 @@ static void test_restart_keeps_waiting_lines(void **state)
     to_bot("ann", ":end");
     expect("cat", RATE_IT);
     expect("ann", "#1 ended.");
-    expect("eve", "You are now talking to Agent 1.");
-    expect("ann", "New customer #3 (customer #3).");
-    expect("ann", "#3 wrote: my invoice is wrong");
-    expect("ann", "#3 wrote: hello?");
+    eve_to_ann();
     quiet();
     assert_string_equal(kv_value("kept/0000000001/05"), "stale");
 
@@ -1036,10 +1050,7 @@ static void test_restart_keeps_waiting_lines(void **state)
     assert_string_equal(kv_value("kept/x"), "junk");
     login("eve");
     login("ann");
-    expect("eve", "You are now talking to Agent 1.");
-    expect("ann", "New customer #3 (customer #3).");
-    expect("ann", "#3 wrote: my invoice is wrong");
-    expect("ann", "#3 wrote: hello?");
+    eve_to_ann();
     quiet();
     /* Still the agent's at a transfer, gone at the end. */
     login("ben");
