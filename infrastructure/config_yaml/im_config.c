@@ -487,7 +487,53 @@ static bool plugin_name_ok(const char *s)
     return true;
 }
 
-/* Flattens the mapping at node into p's settings, keys joined with dots. */
+/* A plugin setting's scalar, copied to out ("" for null). */
+static int scalar_value(struct loader *L, const yaml_node_t *v, const char *name, char *out,
+                        size_t size)
+{
+    struct where at = { L->err, L->path, line_of(v) };
+    if (v->type != YAML_SCALAR_NODE)
+        return fail(at, name, "expected a scalar, a list or a mapping, found %s", node_kind(v));
+    const char *value = is_null(v) ? "" : (const char *)v->data.scalar.value;
+    if (strlen(value) >= size)
+        return fail(at, name, "the value is longer than %zu bytes", size - 1);
+    snprintf(out, size, "%s", value);
+    return 0;
+}
+
+/* A list of scalars, as the one string a plugin reads: the items joined
+ * with ", ". An item that holds a comma would read as two, so it is
+ * refused. */
+static int join_list(struct loader *L, const yaml_node_t *seq, const char *name, char *out,
+                     size_t size)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (const yaml_node_item_t *it = seq->data.sequence.items.start;
+         it < seq->data.sequence.items.top; it++) {
+        const yaml_node_t *v = yaml_document_get_node(L->doc, *it);
+        struct where at = { L->err, L->path, line_of(v) };
+        if (v->type != YAML_SCALAR_NODE)
+            return fail(at, name, "a list item must be a scalar, not %s", node_kind(v));
+        const char *item = (const char *)v->data.scalar.value;
+        if (strchr(item, ','))
+            return fail(at, name, "the item '%.40s' holds a comma: a plugin reads a list as "
+                        "one comma-separated string", item);
+        size_t len = strlen(item);
+        if (n + (n ? 2 : 0) + len >= size)
+            return fail(at, name, "the list is longer than %zu bytes", size - 1);
+        if (n) {
+            memcpy(out + n, ", ", 2);
+            n += 2;
+        }
+        memcpy(out + n, item, len + 1);
+        n += len;
+    }
+    return 0;
+}
+
+/* Flattens the mapping at node into p's settings, keys joined with dots;
+ * a list becomes one comma-separated value. */
 /* Messages name a key where.KEY, KEY without its first strip bytes (the
  * prefix a section's keys get but its YAML name already says). */
 static int load_plugin_settings(struct loader *L, im_plugin_config *p, const yaml_node_t *map,
@@ -513,21 +559,19 @@ static int load_plugin_settings(struct loader *L, im_plugin_config *p, const yam
                 return rc;
             continue;
         }
-        if (v->type != YAML_SCALAR_NODE)
-            return fail(at, name, "expected a scalar or a mapping, found %s (write a list as "
-                        "one comma-separated string)", node_kind(v));
         for (unsigned i = 0; i < p->nsettings; i++)
             if (strcmp(p->settings[i].key, key) == 0)
                 return fail(at, name, "duplicate key (first on line %u)", p->settings[i].line);
         if (p->nsettings == IM_CONFIG_MAX_PLUGIN_KEYS)
             return fail(at, name, "a plugin has at most %u settings", IM_CONFIG_MAX_PLUGIN_KEYS);
-        const char *value = (const char *)v->data.scalar.value;
-        if (strlen(value) >= sizeof p->settings[0].value)
-            return fail(at, name, "the value is longer than %zu bytes",
-                        sizeof p->settings[0].value - 1);
+        char value[sizeof p->settings[0].value];
+        int rc = v->type == YAML_SEQUENCE_NODE ? join_list(L, v, name, value, sizeof value)
+                                               : scalar_value(L, v, name, value, sizeof value);
+        if (rc != 0)
+            return rc;
         im_plugin_setting *st = &p->settings[p->nsettings++];
         snprintf(st->key, sizeof st->key, "%s", key);
-        snprintf(st->value, sizeof st->value, "%s", is_null(v) ? "" : value);
+        memcpy(st->value, value, sizeof st->value);
         st->line = line_of(k);
     }
     return 0;

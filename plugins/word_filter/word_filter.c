@@ -3,7 +3,7 @@
  *   plugins:
  *     - name: word_filter
  *       config:
- *         words: "darn, heck"    # compared without regard to ASCII case
+ *         words: [darn, heck]    # compared without regard to ASCII case
  *         mode: mask             # mask: replace the word's letters with '*'
  *                                # drop: refuse the message (REFUSED)
  *

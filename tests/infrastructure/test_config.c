@@ -576,8 +576,8 @@ static void test_transport(void **state)
                  "transport_options", "duplicate key");
     expect_error("transport_options:\n  a: 1\n  a: 2\n", 3, "transport_options.a",
                  "duplicate key");
-    expect_error("transport_options:\n  ports: [1, 2]\n", 2, "transport_options.ports",
-                 "comma-separated");
+    expect_error("transport_options:\n  ports: [1, {a: 2}]\n", 2, "transport_options.ports",
+                 "a list item must be a scalar, not a mapping");
 }
 
 static void test_cluster(void **state)
@@ -626,8 +626,31 @@ static void test_plugins_list(void **state)
     expect_error("plugins:\n  - name: a\n    colour: red\n", 3, "plugins[0].colour",
                  "unknown key");
     expect_error("plugins:\n  - name: bad/name\n", 2, "plugins[0].name", "must be 1 to 63");
-    expect_error("plugins:\n  - name: a\n    config:\n      words: [a, b]\n", 4,
-                 "plugins[0].config.words", "comma-separated");
+    expect_error("plugins:\n  - name: a\n    config:\n      words: [a, \"b,c\"]\n", 4,
+                 "plugins[0].config.words", "the item 'b,c' holds a comma");
+    expect_error("plugins:\n  - name: a\n    config:\n      words:\n        - a\n"
+                 "        - [b]\n", 6, "plugins[0].config.words",
+                 "a list item must be a scalar, not a sequence");
+
+    /* A list is the one comma-separated string the plugin reads. */
+    assert_int_equal(load_text("plugins:\n"
+                               "  - name: word_filter\n"
+                               "    config:\n"
+                               "      words: [heck, darn]\n"
+                               "      more:\n"
+                               "        - oh no\n"
+                               "        - 3\n"
+                               "      none: []\n", &c, &err, path), IM_OK);
+    assert_int_equal(c.plugins[0].nsettings, 3);
+    assert_string_equal(c.plugins[0].settings[0].value, "heck, darn");
+    assert_string_equal(c.plugins[0].settings[1].value, "oh no, 3");
+    assert_int_equal(c.plugins[0].settings[1].line, 5);
+    assert_string_equal(c.plugins[0].settings[2].value, "");
+    char long_list[600] = "plugins:\n  - name: a\n    config:\n      words: [";
+    for (int i = 0; i < 60; i++)
+        strcat(long_list, i ? ", word" : "word");
+    strcat(long_list, "]\n");
+    expect_error(long_list, 4, "plugins[0].config.words", "the list is longer than 255 bytes");
     expect_error("plugins: yes\n", 1, "plugins", "expected a list of plugins");
 }
 

@@ -23,7 +23,7 @@ def with_plugins(plugins):
 
 def test_mask(h):
     srv = h.server(**with_plugins([{"name": "word_filter",
-                                    "config": {"words": "heck, darn", "mode": "mask"}}]))
+                                    "config": {"words": ["heck", "darn"], "mode": "mask"}}]))
     alice, bob = h.raw(srv, "alice"), h.raw(srv, "bob")
     alice.login("alice")
     bob.login("bob")

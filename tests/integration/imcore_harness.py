@@ -586,9 +586,17 @@ class Cli(Process):
         return int(m.group(1))
 
 
+def _yaml_scalar(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return "%d" % v
+    return "\"%s\"" % str(v).replace("\\", "\\\\").replace('"', '\\"')
+
+
 def to_yaml(value, indent=0):
-    """A nested dict of scalars (and lists of such dicts) as block YAML, in
-    insertion order."""
+    """A nested dict of scalars, lists of scalars and lists of such dicts
+    as block YAML, in insertion order."""
     lines = []
     for key, v in value.items():
         pad = "  " * indent
@@ -598,15 +606,14 @@ def to_yaml(value, indent=0):
         elif isinstance(v, list):
             lines.append("%s%s:" % (pad, key))
             for item in v:
+                if not isinstance(item, dict):
+                    lines.append("%s  - %s" % (pad, _yaml_scalar(item)))
+                    continue
                 body = to_yaml(item, indent + 2).rstrip("\n").split("\n")
                 lines.append("%s  - %s" % (pad, body[0].lstrip()))
                 lines.extend(body[1:])
-        elif isinstance(v, bool):
-            lines.append("%s%s: %s" % (pad, key, "true" if v else "false"))
-        elif isinstance(v, int):
-            lines.append("%s%s: %d" % (pad, key, v))
         else:
-            lines.append("%s%s: \"%s\"" % (pad, key, str(v).replace("\\", "\\\\").replace('"', '\\"')))
+            lines.append("%s%s: %s" % (pad, key, _yaml_scalar(v)))
     return "\n".join(lines) + ("\n" if indent == 0 else "")
 
 
