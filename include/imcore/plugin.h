@@ -116,6 +116,16 @@ typedef struct imcore_rewrite {
     char reason[128];    /* for DROP: shown to the sender, NUL-terminated */
 } imcore_rewrite;
 
+/* The server's limits that a plugin's own messages and groups keep to, as
+ * configured (the limits: section). Filled by the server; read a field only
+ * if size reaches it. */
+typedef struct imcore_limits {
+    size_t size;                 /* sizeof(imcore_limits) as the server knows it */
+    uint32_t max_body_bytes;     /* a message body: send_* refuse more (IM_ETOOBIG) */
+    uint32_t max_group_members;  /* members of one group */
+    uint32_t plugin_backlog;     /* deliveries to one claimed account held in memory */
+} imcore_limits;
+
 /* The server's functions for a plugin. Every one takes the host handle the
  * plugin was given, and may be called from any thread. */
 typedef struct imcore_host_api {
@@ -127,8 +137,9 @@ typedef struct imcore_host_api {
         __attribute__((format(printf, 3, 4)));
 
     /* The plugin's own config subtree (the `config:` mapping of its entry
-     * in the YAML), flattened to dotted keys: "words", "limits.max". Returns
-     * the scalar as text, or NULL if absent. Borrowed until shutdown. */
+     * in the YAML), flattened to dotted keys: "words", "limits.max"; a
+     * list of scalars is one string, its items joined with ", ". Returns
+     * the value as text, or NULL if absent. Borrowed until shutdown. */
     const char *(*config_get)(imcore_host *h, const char *key);
     /* Where key is written, "FILE:LINE", for the plugin's own error
      * messages; NULL if absent. Borrowed until shutdown. */
@@ -216,6 +227,12 @@ typedef struct imcore_host_api {
      * or NULL past the end: to refuse keys the plugin does not know, which
      * are most often misspelt ones. Borrowed until shutdown. */
     const char *(*config_key)(imcore_host *h, unsigned index);
+
+    /* The server's limits, for a plugin to check its own texts against
+     * (at init, say: an answer longer than max_body_bytes could never be
+     * sent). Borrowed until shutdown, and the same for the whole run. Any
+     * time, init included. */
+    const imcore_limits *(*limits)(imcore_host *h);
 
     /* Functions are appended here in later versions: check size first. */
 } imcore_host_api;

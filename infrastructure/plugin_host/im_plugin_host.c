@@ -311,6 +311,11 @@ static const char *host_config_key(imcore_host *h, unsigned index)
     return index < h->cfg->nsettings ? h->cfg->settings[index].key : NULL;
 }
 
+static const imcore_limits *host_limits(imcore_host *h)
+{
+    return &h->ph->limits;
+}
+
 static const imcore_host_api host_api = {
     .size = sizeof(imcore_host_api),
     .api_version = IMCORE_PLUGIN_API_VERSION,
@@ -330,6 +335,7 @@ static const imcore_host_api host_api = {
     .kv_each = host_kv_each,
     .log_level = host_log_level,
     .config_key = host_config_key,
+    .limits = host_limits,
 };
 
 /* ---- the filter port ---- */
@@ -618,6 +624,9 @@ int im_plugin_host_load(const im_config *cfg, uint32_t max_body_bytes, bool with
     ph->filter.ops = &plugin_filter_ops;
     ph->max_body = max_body_bytes;
     ph->backlog = cfg->plugin_backlog ? cfg->plugin_backlog : 1;
+    ph->limits = (imcore_limits){ .size = sizeof ph->limits, .max_body_bytes = max_body_bytes,
+                                  .max_group_members = cfg->max_group_members,
+                                  .plugin_backlog = ph->backlog };
     snprintf(ph->source, sizeof ph->source, "%s", cfg->source[0] ? cfg->source : "config");
     pthread_mutex_init(&ph->scratch_lock, NULL);
     if (pthread_key_create(&ph->scratch_key, NULL) != 0) {

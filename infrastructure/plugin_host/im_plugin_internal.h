@@ -105,6 +105,7 @@ struct im_plugin_host {
     bool wants_presence;          /* some plugin has on_login or on_logout */
     uint32_t max_body;
     uint32_t backlog;             /* limits.plugin_backlog */
+    imcore_limits limits;         /* what host_limits hands out */
     bool durable_store;           /* known from open_storage (or start) on */
     char source[256];
 

@@ -271,6 +271,17 @@ static int configure(bot *b, imcore_plugin *out)
         cfg_bool(b, out, "reveal_ids", &b->reveal_ids) != 0)
         return -1;
     b->assign_interval_ms = interval;
+    /* The server's message limit, where the server can tell (limits came
+     * after the first release): a text over it could never be sent. */
+    size_t max_body = 0;
+    if (b->api->size >= offsetof(imcore_host_api, limits) + sizeof b->api->limits) {
+        const imcore_limits *lim = b->api->limits(b->host);
+        if (lim && lim->size >= offsetof(imcore_limits, max_body_bytes) + sizeof lim->max_body_bytes)
+            max_body = lim->max_body_bytes;
+    }
+    if (max_body && strlen(b->greeting) > max_body)
+        return refuse(out, "%s: greeting: %zu bytes, longer than a message may be (%zu)",
+                      where(b, "greeting"), strlen(b->greeting), max_body);
     if (strlen(b->account) > ID_MAX)
         return refuse(out, "%s: service_account: longer than %d bytes", where(b, "service_account"),
                       ID_MAX);
@@ -279,7 +290,7 @@ static int configure(bot *b, imcore_plugin *out)
         char err[sizeof out->error];
         if (!*path)
             return refuse(out, "%s: faq: must be the path of a YAML file", where(b, "faq"));
-        if (!(b->faq = faq_load(path, err, sizeof err))) {
+        if (!(b->faq = faq_load(path, max_body, err, sizeof err))) {
             /* "PATH:LINE: what" names the FAQ's own line; a file that
              * cannot be read is the config's mistake. */
             if (strncmp(err, "cannot read ", 12) == 0)

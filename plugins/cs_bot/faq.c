@@ -88,6 +88,7 @@ typedef struct loader {
     const char *path;
     char *err;
     size_t errlen;
+    size_t max_answer;
     yaml_document_t *doc;
 } loader;
 
@@ -199,6 +200,9 @@ static int load_entry(loader *l, entry *e, yaml_node_t *node)
                 return fail_at(l, line_of(v), "out of memory");
             if (!*e->answer)
                 return fail_at(l, line_of(v), "answer is empty");
+            if (l->max_answer && strlen(e->answer) > l->max_answer)
+                return fail_at(l, line_of(v), "answer is %zu bytes, longer than a message may "
+                               "be (%zu)", strlen(e->answer), l->max_answer);
         } else {
             return fail_at(l, line_of(k), "unknown key '%.40s' (an entry has keywords and answer)",
                            key);
@@ -255,9 +259,9 @@ static int parse_error(loader *l, const yaml_parser_t *p, FILE *fp)
     return fail_at(l, line, "%s", problem);
 }
 
-faq *faq_load(const char *path, char *err, size_t errlen)
+faq *faq_load(const char *path, size_t max_answer, char *err, size_t errlen)
 {
-    loader l = {.path = path, .err = err, .errlen = errlen};
+    loader l = {.path = path, .err = err, .errlen = errlen, .max_answer = max_answer};
     FILE *fp = fopen(path, "rb");
     if (!fp) {
         snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));

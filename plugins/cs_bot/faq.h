@@ -14,11 +14,12 @@ typedef struct faq faq;
  *     - keywords: [hours, open]        # or "hours, open"
  *       answer: "We are open from 9 to 5."
  *
- * On success returns the FAQ (an empty file gives one with no entries),
- * the caller's, freed with faq_free(). On failure returns NULL with a
- * sentence in err (errlen bytes, NUL-terminated): "PATH:LINE: what", or
- * "cannot read PATH: why" when the file cannot be opened. */
-faq *faq_load(const char *path, char *err, size_t errlen);
+ * An answer may be at most max_answer bytes (0: any length), once on one
+ * line. On success returns the FAQ (an empty file gives one with no
+ * entries), the caller's, freed with faq_free(). On failure returns NULL
+ * with a sentence in err (errlen bytes, NUL-terminated): "PATH:LINE: what",
+ * or "cannot read PATH: why" when the file cannot be opened. */
+faq *faq_load(const char *path, size_t max_answer, char *err, size_t errlen);
 
 void faq_free(faq *f); /* NULL is fine */
 

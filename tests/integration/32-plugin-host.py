@@ -37,6 +37,10 @@ def test(h):
     alice.say("again")
     alice.expect("echo #2: again")
 
+    # The server's limits, as configured (the defaults here).
+    alice.say(":limits")
+    alice.expect("max_body_bytes 8192, max_group_members 1000, plugin_backlog 10000")
+
     # Nobody logs in as a service account.
     thief = h.raw(srv, "thief")
     thief.request("LOGIN", encode_fields([(1, "echo")]))

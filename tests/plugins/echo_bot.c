@@ -14,6 +14,7 @@
  *   :seen USER           -> "USER: N logins, M logouts" (this run)
  *   :hold MS             -> blocks the plugin loop for MS ms (to test that
  *                           a message being handled at a crash comes again)
+ *   :limits              -> the server's limits, as limits() gives them
  *   :gate PATH           -> blocks the plugin loop until PATH exists (at
  *                           most 20 s), then "gate PATH open" (to test what
  *                           piles up behind a busy plugin)
@@ -192,6 +193,10 @@ static void command(bot *b, const char *from, const char *text)
     } else if (sscanf(text, ":seen %64s", arg) == 1) {
         seen *s = seen_of(b, arg);
         say(b, from, "%s: %u logins, %u logouts", arg, s ? s->logins : 0, s ? s->logouts : 0);
+    } else if (strcmp(text, ":limits") == 0) {
+        const imcore_limits *lim = b->api->limits(b->host);
+        say(b, from, "max_body_bytes %u, max_group_members %u, plugin_backlog %u",
+            lim->max_body_bytes, lim->max_group_members, lim->plugin_backlog);
     } else if (sscanf(text, ":gate %255s", arg) == 1) {
         /* Blocks the loop until the file exists (at most 20 s): the test
          * decides when the bot is free again. */
@@ -260,7 +265,7 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
     out->api_version = IMCORE_PLUGIN_API_VERSION;
     out->name = "echo_bot";
     out->version = "1";
-    if (api->size < offsetof(imcore_host_api, kv_each) + sizeof api->kv_each) {
+    if (api->size < offsetof(imcore_host_api, limits) + sizeof api->limits) {
         snprintf(out->error, sizeof out->error, "this server's plugin API is too old");
         return 1;
     }

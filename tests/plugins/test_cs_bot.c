@@ -68,6 +68,7 @@ static struct fake {
     size_t nmembers;
     int claim_rc;
     bool kv_each_fails;
+    uint32_t max_body;       /* limits: 0 means 8192 */
     char faq_path[64];
 
     /* recorded */
@@ -138,6 +139,15 @@ static const char *fake_config_key(imcore_host *h, unsigned index)
 {
     (void)h;
     return index < F.ncfg ? F.cfg[index].key : NULL;
+}
+
+static const imcore_limits *fake_limits(imcore_host *h)
+{
+    (void)h;
+    static imcore_limits lim;
+    lim = (imcore_limits){ .size = sizeof lim, .max_body_bytes = F.max_body ? F.max_body : 8192,
+                           .max_group_members = 1000, .plugin_backlog = 10000 };
+    return &lim;
 }
 
 static int fake_claim_user(imcore_host *h, const char *user_id, const char *display_name)
@@ -330,6 +340,7 @@ static imcore_host_api API = {
     .kv_put = fake_kv_put,
     .kv_each = fake_kv_each,
     .config_key = fake_config_key,
+    .limits = fake_limits,
 };
 
 /* ---- driving the plugin ---- */
@@ -1167,6 +1178,20 @@ static void test_bad_config(void **state)
     assert_int_equal(boot(), 0);
     assert_string_equal(F.claimed, "help");
     quiet();
+    stop();
+
+    /* Texts the server could never send. */
+    F.max_body = 10;
+    write_faq("- keywords: [a]\n  answer: short\n- keywords: [b]\n  answer: >\n"
+              "    a bit too long\n");
+    cfg("greeting", "Hi there.");
+    snprintf(want, sizeof want, "%s:4: answer is 14 bytes, longer than a message may be (10)",
+             F.faq_path);
+    expect_init_error(want);
+    cfg("greeting", "Hello, and welcome!");
+    expect_init_error("bot.yaml:26: greeting: 19 bytes, longer than a message may be (10)");
+    F.max_body = 0;
+    assert_int_equal(boot(), 0);
 }
 
 int main(void)
