@@ -169,9 +169,10 @@ void im__plugin_router_init(im_plugin_host *ph);
 im_claim *im__claim_find(im_plugin_host *ph, const char *user);
 /* A message routed to the claim, live: queued for its on_delivery (acked
  * once handled), unless the claim is behind (see im_claim). Called in the
- * store's completion order. */
-void im__deliver_to_claim(im_plugin_host *ph, im_claim *c, const im_message *m,
-                          const char *sender_name);
+ * store's completion order. IM_OK when queued; IM_EBUSY when it is left in
+ * the store (or, without one, skipped); IM_ENOMEM, IM_ESHUTDOWN. */
+int im__deliver_to_claim(im_plugin_host *ph, im_claim *c, const im_message *m,
+                         const char *sender_name);
 /* IM_EBUSY when a private message to the claim must be refused before it is
  * stored (no durable store, and the claim's backlog is full), else IM_OK. */
 int im__claim_admits_private(im_plugin_host *ph, im_claim *c, im_error *err);

@@ -89,9 +89,10 @@ static char *put_str(char *p, const char **field, const char *s)
     return p + n;
 }
 
-/* Copies m into a loop item for the claim's on_delivery. */
-static void queue_delivery(im_plugin_host *ph, im_claim *c, const im_message *m,
-                           const char *sender_name)
+/* Copies m into a loop item for the claim's on_delivery. IM_OK, or
+ * IM_ENOMEM, or IM_ESHUTDOWN when the loop has stopped. */
+static int queue_delivery(im_plugin_host *ph, im_claim *c, const im_message *m,
+                          const char *sender_name)
 {
     const char *cmid = m->client_msg_id ? m->client_msg_id : "";
     const char *name = sender_name ? sender_name : m->sender;
@@ -100,7 +101,7 @@ static void queue_delivery(im_plugin_host *ph, im_claim *c, const im_message *m,
     delivery_item *d = calloc(1, sizeof *d + len);
     if (!d) {
         IM_ERROR("out of memory: a message for %s waits for the next start", c->user);
-        return;
+        return IM_ENOMEM;
     }
     d->base.run = run_delivery;
     d->claim = c;
@@ -120,7 +121,9 @@ static void queue_delivery(im_plugin_host *ph, im_claim *c, const im_message *m,
     if (!im__loop_push(ph, &d->base)) {
         atomic_fetch_sub(&c->queued, 1);
         free(d);
+        return IM_ESHUTDOWN;
     }
+    return IM_OK;
 }
 
 /* Work for the loop that only looks at the claim: pushed when it falls
@@ -146,28 +149,28 @@ static void push_check(im_plugin_host *ph, im_claim *c)
         free(ci);
 }
 
-void im__deliver_to_claim(im_plugin_host *ph, im_claim *c, const im_message *m,
-                          const char *sender_name)
+int im__deliver_to_claim(im_plugin_host *ph, im_claim *c, const im_message *m,
+                         const char *sender_name)
 {
     if (ph->durable_store) {
         if (atomic_load(&c->behind))
-            return; /* kept in the store: the catch-up reads it */
+            return IM_EBUSY; /* kept in the store: the catch-up reads it */
         if (atomic_load(&c->queued) >= ph->backlog) {
             atomic_store(&c->behind, true);
             c->announced = true;
             IM_WARN("plugin %s: %s is behind, %u messages wait on the plugin loop: new ones "
                     "wait in the store", c->owner->name, c->user, ph->backlog);
             push_check(ph, c);
-            return;
+            return IM_EBUSY;
         }
     } else if (m->kind == IM_MESSAGE_GROUP && atomic_load(&c->queued) >= ph->backlog) {
         /* Nowhere to keep it (private ones were refused before the store). */
         if (atomic_fetch_add(&c->skipped, 1) == 0)
             IM_WARN("plugin %s: %s is behind: group messages skip it (no durable storage)",
                     c->owner->name, c->user);
-        return;
+        return IM_EBUSY;
     }
-    queue_delivery(ph, c, m, sender_name);
+    return queue_delivery(ph, c, m, sender_name);
 }
 
 int im__claim_admits_private(im_plugin_host *ph, im_claim *c, im_error *err)
@@ -192,7 +195,7 @@ typedef struct catch_up {
 static bool catch_up_one(void *arg, const im_message *m)
 {
     catch_up *cu = arg;
-    queue_delivery(cu->ph, cu->claim, m, NULL);
+    (void)queue_delivery(cu->ph, cu->claim, m, NULL); /* a failure: it stays unacked */
     cu->count++;
     return true;
 }
@@ -381,8 +384,8 @@ static int pr_deliver(im_router *r, const im_message *m, const char *sender_name
     im_claim *c = m->kind == IM_MESSAGE_PRIVATE ? im__claim_find(ph, m->target) : NULL;
     if (!c)
         return ph->inner->ops->deliver(ph->inner, m, sender_name, err);
-    im__deliver_to_claim(ph, c, m, sender_name);
-    return IM_OK;
+    int rc = im__deliver_to_claim(ph, c, m, sender_name);
+    return rc == IM_OK ? IM_OK : im_error_set(err, rc, "%s cannot take it now", c->user);
 }
 
 static int pr_deliver_many(im_router *r, const char *const *members, size_t n,
@@ -398,8 +401,7 @@ static int pr_deliver_many(im_router *r, const char *const *members, size_t n,
             continue;
         for (size_t i = 0; i < n; i++)
             if (strcmp(members[i], c->user) == 0) {
-                im__deliver_to_claim(ph, c, m, sender_name);
-                delivered++;
+                delivered += im__deliver_to_claim(ph, c, m, sender_name) == IM_OK;
                 break;
             }
     }
@@ -447,7 +449,7 @@ static void pr_deliver_to(im_router *r, const im_endpoint *ep, const im_message 
     }
     im_claim *c = claim_at(ph, ep);
     if (c)
-        im__deliver_to_claim(ph, c, m, sender_name);
+        (void)im__deliver_to_claim(ph, c, m, sender_name);
 }
 
 /* An answer to a claimed account's own request: nobody reads it, so a

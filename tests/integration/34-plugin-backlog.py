@@ -4,8 +4,9 @@ with tests/plugins/echo_bot.so (":gate PATH" blocks the plugin loop until
 the test creates PATH) and limits.plugin_backlog 3:
 
 - durable store: messages for a service account whose plugin is busy wait
-  in the store once 3 wait in memory; when the plugin is free they all
-  come, in order, once each, and the account is live again;
+  in the store once 3 wait in memory (their SendAck says delivered 0);
+  when the plugin is free they all come, in order, once each, and the
+  account is live again;
 - more than a backlog missed while the server was down comes in several
   reads at the next start, in order, none lost, none twice;
 - memory store (nowhere else to keep them): private messages past the
@@ -46,8 +47,12 @@ def test(h):
     alice = Chat(h, srv, "alice")
     alice.say(":gate %s" % os.path.join(h.tmp, "g1"))
     first = ["m%d" % i for i in range(1, 13)]
-    for t in first:
-        alice.say(t)  # each is acked: stored
+    # Each is acked (stored); "delivered" says whether it reached the plugin's
+    # queue or waits in the store: the first few, then none while it is busy.
+    delivered = [alice.say(t).int(4) for t in first]
+    check(delivered[0] == 1 and 0 in delivered
+          and delivered == sorted(delivered, reverse=True),
+          "delivered flags %r: not a few 1s, then 0s" % delivered)
     srv.err.expect(r"WARN .*plugin echo_bot: echo is behind, %d messages wait" % BACKLOG)
     open_gate(h, "g1")
     alice.expect("gate %s open" % os.path.join(h.tmp, "g1"))

@@ -33,7 +33,8 @@ class Chat:
         return "%s-%d" % (raw.name, Chat.sent)
 
     def say(self, text, to="echo"):
-        send_private(self.raw, to, text, Chat.next_cmid(self.raw))
+        """Sends and waits for the SendAck, which it returns."""
+        return send_private(self.raw, to, text, Chat.next_cmid(self.raw))
 
     def hear(self, timeout=10.0):
         d = next_delivery(self.raw, timeout)
