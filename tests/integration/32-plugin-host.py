@@ -109,16 +109,21 @@ def test(h):
     alice.say("after restart")
     alice.expect("echo #4: after restart")
 
-    # Killed while the bot handles a message, with another stored behind it:
-    # both are acked to the sender, neither was acked by the bot, so both
-    # come to the bot again after the restart.
-    alice.say(":hold 3000")
-    alice.say("behind the hold")
+    # Killed while the bot handles a message (it waits at a gate the test
+    # opens only after the kill), with another stored behind it: both are
+    # acked to the sender, neither was acked by the bot, so both come to the
+    # bot again after the restart.
+    gate = os.path.join(h.tmp, "gate")
+    alice.say(":gate %s" % gate)
+    alice.say("behind the gate")
     srv.signal(signal.SIGKILL)
     srv.wait_exit()
+    with open(gate, "w"):
+        pass
     srv = h.server("server-3", **echo_config(h))
     alice = Chat(h, srv, "alice")
-    alice.expect("echo #5: behind the hold", timeout=20.0)
+    alice.expect("gate %s open" % gate)
+    alice.expect("echo #5: behind the gate")
     check(srv.terminate() == 0, "the server did not stop cleanly")
     check("plugin echo_bot: started: 1 keys, count 4" in srv.err.text(),
           "the bot did not load its count at the third start:\n%s" % srv.err.text())

@@ -12,12 +12,11 @@
  *   :members GROUP       -> "members of GROUP: a,b" / "no group GROUP"
  *   :join GROUP          -> echo joins GROUP; "joining GROUP"
  *   :seen USER           -> "USER: N logins, M logouts" (this run)
- *   :hold MS             -> blocks the plugin loop for MS ms (to test that
- *                           a message being handled at a crash comes again)
  *   :limits              -> the server's limits, as limits() gives them
  *   :gate PATH           -> blocks the plugin loop until PATH exists (at
- *                           most 20 s), then "gate PATH open" (to test what
- *                           piles up behind a busy plugin)
+ *                           most 20 s), then "gate PATH open": to test what
+ *                           piles up behind a busy plugin, and that a
+ *                           message being handled at a crash comes again
  * A group message in a group echo is in gets "echo heard FROM" in the group.
  */
 #include <ctype.h>
@@ -204,9 +203,6 @@ static void command(bot *b, const char *from, const char *text)
         for (int i = 0; i < 4000 && access(arg, F_OK) != 0; i++)
             nanosleep(&tick, NULL);
         say(b, from, "gate %s open", arg);
-    } else if (sscanf(text, ":hold %lu", &n) == 1) {
-        struct timespec ts = { .tv_sec = (time_t)(n / 1000), .tv_nsec = (long)(n % 1000) * 1000000 };
-        nanosleep(&ts, NULL);
     } else {
         char count[32];
         int len = snprintf(count, sizeof count, "%lu", ++b->count);
