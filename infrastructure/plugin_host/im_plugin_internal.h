@@ -124,7 +124,7 @@ struct im_plugin_host {
     struct event_base *base;
     struct event *wakeup;
     pthread_t thread;
-    bool thread_started;
+    bool thread_started;          /* main thread only: for the join */
     pthread_mutex_t qlock;
     im_loop_item *qhead, *qtail;  /* under qlock */
     bool accepting;               /* under qlock: pushes are taken */

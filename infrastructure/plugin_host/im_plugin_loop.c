@@ -53,20 +53,34 @@ bool im__loop_push(im_plugin_host *ph, im_loop_item *it)
     return taken;
 }
 
+/* The host whose loop this thread runs. Set by the loop thread itself:
+ * comparing with the pthread_t that pthread_create stores would race with
+ * the loop's first callbacks, which can run before that store. */
+static _Thread_local const im_plugin_host *loop_host;
+
 bool im__on_loop(const im_plugin_host *ph)
 {
-    return ph->thread_started && pthread_equal(pthread_self(), ph->thread);
+    return loop_host == ph;
 }
 
 static void *loop_main(void *arg)
 {
     im_plugin_host *ph = arg;
+    loop_host = ph;
     im_log_set_thread_name("plugins");
     event_base_loop(ph->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    loop_host = NULL;
     return NULL;
 }
 
 /* ---- timers ---- */
+
+/* Timers belong to the loop: touched on it, or on the main thread while no
+ * loop thread runs (init, shutdown). */
+static bool may_touch_timers(const im_plugin_host *ph)
+{
+    return im__on_loop(ph) || atomic_load(&ph->state) != LOOP_RUNNING;
+}
 
 static void timer_free(im_timer *t)
 {
@@ -117,9 +131,9 @@ static void on_timer_event(evutil_socket_t fd, short what, void *arg)
 uint64_t im__timer_start(imcore_host *h, uint64_t after_ms, uint64_t every_ms, void *arg)
 {
     im_plugin_host *ph = h->ph;
-    if (ph->state == LOOP_STOPPED)
+    if (atomic_load(&ph->state) == LOOP_STOPPED)
         return 0;
-    if (ph->thread_started && !im__on_loop(ph)) {
+    if (!may_touch_timers(ph)) {
         IM_ERROR("plugin %s: timer_start off the plugin loop: refused", h->name);
         return 0;
     }
@@ -143,7 +157,7 @@ uint64_t im__timer_start(imcore_host *h, uint64_t after_ms, uint64_t every_ms, v
 void im__timer_cancel(imcore_host *h, uint64_t id)
 {
     im_plugin_host *ph = h->ph;
-    if (ph->thread_started && !im__on_loop(ph)) {
+    if (!may_touch_timers(ph)) {
         IM_ERROR("plugin %s: timer_cancel off the plugin loop: ignored", h->name);
         return;
     }
