@@ -49,6 +49,9 @@ static void usage(FILE *f)
 "  -s, --size B            message body bytes, at least 36 (default 64)\n"
 "  -g, --group-size G      members per group (default 10)\n"
 "      --senders one|all   group: the owner sends, or every member (default one)\n"
+"      --to USER           private: every connection sends to USER, a plugin's service\n"
+"                          account that sends each message back (plugins/bench_echo);\n"
+"                          the reply is the delivery checked and timed\n"
 "      --heartbeat S       ping every S seconds (default: what the server's LoginAck says;\n"
 "                          MQTT: the keepalive, default 30)\n"
 "\n"
@@ -158,6 +161,21 @@ static int resolve_loopback(bench_opts *o)
     return -1;
 }
 
+/* A user id the server takes: 1..64 of letters, digits, _ . - */
+static bool user_ok(const char *u)
+{
+    size_t n = strlen(u);
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = u[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '.' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
 static bool prefix_ok(const char *p)
 {
     size_t n = strlen(p);
@@ -174,7 +192,7 @@ static bool prefix_ok(const char *p)
 
 enum {
     OPT_SENDERS = 256, OPT_HEARTBEAT, OPT_PROTOCOL, OPT_SOURCE_ADDRS, OPT_PREFIX,
-    OPT_RAMP_TIMEOUT, OPT_DRAIN_TIMEOUT, OPT_SERVER_PID, OPT_JSON, OPT_PASSWORD,
+    OPT_RAMP_TIMEOUT, OPT_DRAIN_TIMEOUT, OPT_SERVER_PID, OPT_JSON, OPT_PASSWORD, OPT_TO,
 };
 
 static const struct option long_opts[] = {
@@ -187,6 +205,7 @@ static const struct option long_opts[] = {
     { "size", required_argument, NULL, 's' },
     { "group-size", required_argument, NULL, 'g' },
     { "senders", required_argument, NULL, OPT_SENDERS },
+    { "to", required_argument, NULL, OPT_TO },
     { "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
     { "host", required_argument, NULL, 'H' },
     { "port", required_argument, NULL, 'p' },
@@ -295,6 +314,11 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, FILE *out, FILE *err)
                 BAD("--senders wants one or all, not '%s'", optarg);
             senders_set = true;
             break;
+        case OPT_TO:
+            if (!user_ok(optarg))
+                BAD("--to wants a user id (1..64 letters, digits, _ . -), not '%s'", optarg);
+            snprintf(o->to, sizeof o->to, "%s", optarg);
+            break;
         case OPT_HEARTBEAT:
             if (parse_u64(optarg, 1, 3600, &u))
                 BAD("--heartbeat wants seconds 1..3600, not '%s'", optarg);
@@ -386,13 +410,17 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, FILE *out, FILE *err)
     if ((senders_set || group_size_set) && o->workload != BENCH_WL_GROUP &&
         o->workload != BENCH_WL_MIXED)
         BAD("--group-size and --senders apply to group and mixed");
+    if (o->to[0] && o->workload != BENCH_WL_PRIVATE)
+        BAD("--to applies to private");
+    if (o->to[0] && o->protocol != BENCH_PROTO_IMCORE)
+        BAD("--to needs an imcore server: it talks to a plugin's service account");
     if (o->procs > o->connections)
         BAD("--procs %u is more than --connections %u", o->procs, o->connections);
 
     /* Each driver process runs its conversations among its own users, so
      * each must have enough of them. */
     uint32_t per_proc = o->connections / o->procs;
-    if (o->workload == BENCH_WL_PRIVATE && per_proc < 2)
+    if (o->workload == BENCH_WL_PRIVATE && per_proc < 2 && !o->to[0])
         BAD("private needs at least 2 connections per driver process");
     if (o->workload == BENCH_WL_GROUP && per_proc < o->group_size)
         BAD("group needs at least --group-size (%u) connections per driver process, has %u",

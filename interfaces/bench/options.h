@@ -55,6 +55,8 @@ typedef struct bench_opts {
     bool quiet;
     char prefix[BENCH_PREFIX_MAX + 1];
     char password[129];               /* "" : the server is in accounts.mode open */
+    char to[65];                      /* private: every message goes to this service account,
+                                       * which sends it back; "": the ring of connections */
     uint32_t run_id;                  /* random, 24 bits: in every body, and naming groups */
     char run_tag[8];                  /* run_id in hex */
 } bench_opts;

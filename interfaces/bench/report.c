@@ -103,6 +103,8 @@ void bench_report_text(FILE *f, const bench_opts *o, const bench_agg *a, const b
     if (o->workload == BENCH_WL_GROUP || o->workload == BENCH_WL_MIXED)
         fprintf(f, "  groups       of %u, %s sends, body %u bytes\n", o->group_size,
                 o->all_senders ? "every member" : "the owner", o->size);
+    if (o->to[0])
+        fprintf(f, "  to           %s, which sends each message back\n", o->to);
     fprintf(f, "  connections  held %llu/%llu", (unsigned long long)st->conns_held,
             (unsigned long long)st->conns_target);
     if (st->conns_min_held != UINT64_MAX && o->workload != BENCH_WL_LOGIN_STORM)
@@ -217,11 +219,11 @@ void bench_report_json(FILE *f, const bench_opts *o, const bench_agg *a, const b
     }
     fprintf(f, "],\"workload\":\"%s\",\"protocol\":\"%s\",\"loop\":\"%s\",\"rate\":%.1f,"
                "\"window\":%u,\"size\":%u,\"group_size\":%u,\"senders\":\"%s\",\"procs\":%u,"
-               "\"duration_s\":%.3f,\"interrupted\":%s,",
+               "\"duration_s\":%.3f,\"interrupted\":%s,\"to\":\"%s\",",
             bench_workload_name(o->workload), o->protocol == BENCH_PROTO_MQTT ? "mqtt" : "imcore",
             !bench_workload_sends(o->workload) ? "none" : o->rate > 0 ? "open" : "closed", o->rate,
             o->window, o->size, o->group_size, o->all_senders ? "all" : "one", o->procs,
-            (double)st->measure_ns / 1e9, st->interrupted ? "true" : "false");
+            (double)st->measure_ns / 1e9, st->interrupted ? "true" : "false", o->to);
     fprintf(f, "\"connections\":{\"target\":%llu,\"held\":%llu,\"min_held\":%llu,\"connects\":%llu,"
                "\"logins\":%llu,\"logouts\":%llu,\"disconnects\":%llu,\"setup_failed\":%llu},",
             (unsigned long long)st->conns_target, (unsigned long long)st->conns_held,

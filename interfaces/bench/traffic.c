@@ -3,7 +3,9 @@
  *
  * Workloads are laid out over the driver's own connections:
  *   private  conns[0..n) form a ring: i sends to i+1, so each receiver has
- *            exactly one sender and one conversation to check;
+ *            exactly one sender and one conversation to check; with --to,
+ *            each sends to that service account instead, and the message
+ *            it sends back is checked as a delivery to the sender itself;
  *   group    conns are cut into groups of --group-size; the owner (slot 0)
  *            or every member sends, and every other member receives;
  *   mixed    the first half is a private ring, the second half groups.
@@ -48,7 +50,7 @@ void bench__workload_assign(bench_driver *d)
     for (uint32_t i = 0; i < d->nprivate; i++) {
         bench_conn *c = &d->conns[i];
         c->role = BENCH_ROLE_PRIVATE;
-        c->peer = (i + 1) % d->nprivate;
+        c->peer = o->to[0] ? i : (i + 1) % d->nprivate;
         c->sender = true;
     }
     if (group_first < d->n) {
@@ -212,8 +214,8 @@ static bool send_one(bench_driver *d, bench_conn *c, uint64_t intended_ns)
         b.kind = BENCH_KIND_PRIVATE;
         b.target = c->peer;
         bench_body_write(d->body_buf, d->o->size, &b);
-        rc = d->tp->send_private(c, d->conns[c->peer].user, d->body_buf, d->o->size,
-                                 b.counter, intended_ns);
+        const char *to = d->o->to[0] ? d->o->to : d->conns[c->peer].user;
+        rc = d->tp->send_private(c, to, d->body_buf, d->o->size, b.counter, intended_ns);
     } else {
         b.kind = BENCH_KIND_GROUP;
         b.target = c->group;
@@ -405,9 +407,11 @@ void bench_on_delivery(bench_conn *c, const bench_delivery *dl)
     bench_seqcheck *chk;
     bool ok;
     if (b.kind == BENCH_KIND_PRIVATE) {
+        /* With --to the message comes back from the service account. */
+        const char *from = d->o->to[0] ? d->o->to : s->user;
         ok = c->role == BENCH_ROLE_PRIVATE && s->role == BENCH_ROLE_PRIVATE &&
              s->peer == c->index && b.target == c->index && same(dl->to, c->user) &&
-             same(dl->from, s->user);
+             same(dl->from, from);
         chk = &c->rx;
     } else {
         bench_group *g = b.target < d->ngroups ? &d->groups[b.target] : NULL;

@@ -43,6 +43,10 @@ CASES = {
     "mixed": ("imcore", ["-w", "mixed", "-c", "300", "-g", "10", "-m", "6000", "-d", "60s"],
               "budget"),
     "procs": ("imcore", ["-w", "private", "-c", "300", "-P", "2", "-d", "3s"], "messages"),
+    # Through a plugin: every message goes to the service account of
+    # plugins/bench_echo, which sends it back; the reply is the delivery.
+    "service": ("imcore", ["-w", "private", "--to", "echo", "-c", "100", "-d", "3s", "-W", "2"],
+                "messages"),
     # accounts.mode password: every user registers (NOT_FOUND, then
     # create_account) and logs in with the password.
     "password": ("imcore", ["-w", "private", "-c", "50", "-d", "2s", "--password", "smoke-pass-1"],
@@ -69,7 +73,10 @@ accounts:
   password_hash: min
 storage:
   engine: %s
-"""
+%s"""
+
+# The cases that talk to a plugin's service account load its plugin.
+PLUGINS = {"service": "plugins:\n  - name: bench_echo\n"}
 
 
 def free_port():
@@ -90,11 +97,11 @@ def wait_listening(port, proc, deadline):
     return False
 
 
-def start_imcore(server, tmp, accounts, engine):
+def start_imcore(server, tmp, accounts, engine, plugins=""):
     cfg = os.path.join(tmp, "imcore.yaml")
     port_file = os.path.join(tmp, "port")
     with open(cfg, "w") as f:
-        f.write(SERVER_CONFIG % (accounts, engine))
+        f.write(SERVER_CONFIG % (accounts, engine, plugins))
     log = open(os.path.join(tmp, "server.log"), "w")
     proc = subprocess.Popen([server, "--config", cfg, "--port-file", port_file],
                             cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
@@ -190,7 +197,9 @@ def usage_case(bench):
         bad.append("--version: %d %r" % (r.returncode, r.stdout))
     for args in (["--bogus"], ["-c"], ["-c", "0"], ["-w", "nope"], ["--host", "10.1.2.3"],
                  ["--host", "example.com"], ["--host", "::2"], ["-w", "idle", "-r", "10"],
-                 ["-d", "0s"], ["-s", "8"], ["-w", "group", "-c", "5", "-g", "10"], ["extra"]):
+                 ["-d", "0s"], ["-s", "8"], ["-w", "group", "-c", "5", "-g", "10"], ["extra"],
+                 ["--to", "not an id"], ["-w", "group", "--to", "echo"],
+                 ["--protocol", "mqtt", "--to", "echo"]):
         r = run(*args)
         if r.returncode != 2 or not r.stderr:
             bad.append("%s: exit %d, stderr %r (want 2 and a message)" % (args, r.returncode, r.stderr))
@@ -236,7 +245,8 @@ def main():
         else:
             proc, port = start_imcore(a.server, tmp,
                                       "password" if "--password" in args else "open",
-                                      "memory" if a.case.endswith("-memory") else "sqlite")
+                                      "memory" if a.case.endswith("-memory") else "sqlite",
+                                      PLUGINS.get(a.case, ""))
 
         cmd = [a.bench, "--protocol", protocol, "-p", str(port), "--json", "-q",
                "--server-pid", str(proc.pid), "--prefix", "s" + a.case.replace("-", "_")[:7]]
