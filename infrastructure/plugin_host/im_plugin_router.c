@@ -299,11 +299,17 @@ static void maybe_catch_up(im_plugin_host *ph, im_claim *c)
 
 void im__claims_free(im_plugin_host *ph)
 {
-    for (unsigned i = 0; i < ph->nclaims; i++)
-        if (ph->claims[i].retry) {
-            event_free(ph->claims[i].retry);
-            ph->claims[i].retry = NULL;
+    for (unsigned i = 0; i < ph->nclaims; i++) {
+        im_claim *c = &ph->claims[i];
+        unsigned long skipped = atomic_load(&c->skipped);
+        if (skipped)
+            IM_WARN("plugin %s: %lu group messages skipped %s while it was behind",
+                    c->owner->name, skipped, c->user);
+        if (c->retry) {
+            event_free(c->retry);
+            c->retry = NULL;
         }
+    }
 }
 
 /* ---- presence ---- */

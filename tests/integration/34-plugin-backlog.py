@@ -11,14 +11,14 @@ the test creates PATH) and limits.plugin_backlog 3:
   reads at the next start, in order, none lost, none twice;
 - memory store (nowhere else to keep them): private messages past the
   backlog are refused with BUSY before they are stored; every accepted one
-  is handled."""
+  is handled; group messages past it skip the account, counted in the log."""
 import os
 import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from imcore_harness import check, main  # noqa: E402
-from durable import private_body  # noqa: E402
+from imcore_harness import check, encode_fields, main  # noqa: E402
+from durable import group_body, next_delivery, private_body  # noqa: E402
 from echo_chat import Chat, echo_config  # noqa: E402
 
 BACKLOG = 3
@@ -37,7 +37,7 @@ def expect_echoes(alice, texts):
     """echo's answers to texts, in this order, each once."""
     for t in texts:
         got = alice.hear()
-        check(got.startswith("echo #") and got.split(": ", 1)[1] == t,
+        check(got.startswith("echo #") and got.split(": ", 1)[-1] == t,
               "echo said %r, expected the answer to %r" % (got, t))
 
 
@@ -104,7 +104,33 @@ def test(h):
     expect_echoes(alice, accepted)
     alice.say("free again")
     expect_echoes(alice, ["free again"])
+
+    # Group messages cannot be refused for one member: past the backlog they
+    # skip the account (SendAck delivered 0), and the log says so.
+    rid = alice.raw.request("GROUP_CREATE", encode_fields([(1, "room")]))
+    check(alice.raw.expect_frame("OK").request_id == rid, "no Ok for the group")
+    alice.say(":join room")
+    alice.expect("joining room")
+    alice.say(":gate %s" % os.path.join(h.tmp, "g4"))
+    reached = []
+    for i in range(1, 7):
+        rid = alice.raw.request("GROUP_MESSAGE", group_body("room", "r%d" % i,
+                                                            Chat.next_cmid(alice.raw)))
+        f = alice.raw.expect_frame("SEND_ACK")
+        check(f.request_id == rid, "SendAck %r does not answer %d" % (f, rid))
+        reached.append(f.int(4))
+    check(reached[0] == 1 and reached[-1] == 0, "delivered to the bot: %r" % reached)
+    srv.err.expect(r"WARN .*plugin echo_bot: echo is behind: group messages skip it")
+    open_gate(h, "g4")
+    alice.expect("gate %s open" % os.path.join(h.tmp, "g4"))
+    for _ in range(sum(reached)):
+        d = next_delivery(alice.raw)
+        check(d.group == "room" and d.body == "echo heard alice", "the bot's answer: %r" % d)
+    alice.say("after the group")
+    expect_echoes(alice, ["after the group"])  # nothing more from the room before it
     check(srv.terminate() == 0, "the server did not stop cleanly")
+    check("plugin echo_bot: %d group messages skipped echo" % reached.count(0) in srv.err.text(),
+          "the count of skipped group messages is not in the log:\n%s" % srv.err.text())
 
 
 if __name__ == "__main__":
