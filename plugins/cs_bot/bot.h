@@ -1,7 +1,8 @@
 /* plugins/cs_bot/bot.h: the bot's state, shared by its files: cs_bot.c
  * (the plugin entry, config and callbacks), conv.c (the conversations),
- * people.c (customers, agents and the queue) and store.c (the records in
- * the host's key-value map). faq.h stands apart: it knows none of this.
+ * people.c (customers, agents and the queue), store.c (the records in the
+ * host's key-value map) and reload.c (rereading an edited FAQ). faq.h
+ * stands apart: it knows none of this.
  *
  * Everything here is touched only on the plugin loop (or in init and
  * shutdown, alone), so nothing is locked. */
@@ -58,6 +59,13 @@ typedef struct idmap {
     const char *(*key)(const void *val);
 } idmap;
 
+/* What the FAQ file looked like when it was last read: a change of either
+ * means it was edited. */
+typedef struct faq_stamp {
+    long long mtime_ns;
+    long long size;
+} faq_stamp;
+
 typedef struct bot {
     const imcore_host_api *api;
     imcore_host *host;
@@ -65,11 +73,17 @@ typedef struct bot {
     /* config */
     char *account, *display_name, *group, *greeting;
     faq *faq;
+    char *faq_path;         /* NULL without an FAQ */
+    size_t max_body;        /* the server's limit for one message; 0: unknown */
     unsigned long max_per_agent;
     bool reveal_ids;
     uint64_t assign_interval_ms;
+    uint64_t faq_reload_ms; /* 0: the FAQ is read at start only */
 
     uint64_t timer;
+    uint64_t reload_timer;
+    bool reloading;         /* a reread is on the blocking thread */
+    faq_stamp faq_seen;     /* the file as last read (or last refused) */
     bool kv_ok;             /* the records were read: writing cannot clobber them */
     idmap customers, agents;
     customer *qhead, *qtail;
@@ -107,6 +121,10 @@ void store_agent(bot *b, const agent *a);
 void store_kept(bot *b, const customer *c, unsigned i); /* c->kept[i], just added */
 void store_drop_kept(bot *b, const customer *c);      /* before c's kept lines are cleared */
 void store_load(bot *b);                              /* in on_start */
+
+/* reload.c: rereads the FAQ when its file changes, off the loop. */
+int faq_stamp_of(const char *path, faq_stamp *out); /* 0, or -1 with errno */
+void faq_reload_check(bot *b);                      /* on the reload timer */
 
 /* cs_bot.c */
 void say(bot *b, const char *to, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

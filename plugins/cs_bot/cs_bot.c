@@ -16,13 +16,16 @@
  *         reveal_ids: false               # true: user ids instead of
  *                                         # "Agent K" and "customer #N"
  *         assign_interval_ms: 1000        # 50..600000: retry the queue
+ *         faq_reload_s: 0                 # 1..86400: reread an edited FAQ;
+ *                                         # 0: read it at start only
  *         greeting: "Hello! ..."
  *
  * This file holds the plugin's entry, its config and the host's callbacks;
  * conv.c what the bot does, people.c whom it knows, store.c its records,
- * faq.c the FAQ. Every callback but init and shutdown runs on the plugin
- * loop, one at a time, so nothing is locked; nothing blocks but kv_each in
- * on_start, where the host allows it. */
+ * faq.c the FAQ, reload.c its rereading. Every callback but init and
+ * shutdown runs on the plugin loop, one at a time, so nothing is locked;
+ * nothing blocks but kv_each in on_start, where the host allows it (the
+ * FAQ is reread on the host's blocking thread). */
 /* strdup, strndup, clock_gettime: POSIX, which -std=c11 alone hides. */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -114,6 +117,12 @@ static void on_start(void *state)
     if (b->timer == 0)
         b->api->log(b->host, IMCORE_LOG_ERROR, "no timer (out of memory): the queue moves "
                     "only on messages, logins and logouts");
+    if (b->faq_reload_ms) {
+        b->reload_timer = b->api->timer_start(b->host, b->faq_reload_ms, b->faq_reload_ms, NULL);
+        if (b->reload_timer == 0)
+            b->api->log(b->host, IMCORE_LOG_ERROR, "no timer (out of memory): the FAQ will "
+                        "not be reread");
+    }
 }
 
 static void on_delivery(void *state, const char *account, const imcore_message *m)
@@ -152,6 +161,8 @@ static void on_timer(void *state, uint64_t timer_id, void *arg)
     (void)arg;
     if (timer_id == b->timer)
         bot_assign(b);
+    else if (timer_id == b->reload_timer)
+        faq_reload_check(b);
 }
 
 static void bot_free(bot *b)
@@ -160,6 +171,7 @@ static void bot_free(bot *b)
         return;
     bot_free_people(b);
     faq_free(b->faq);
+    free(b->faq_path);
     free(b->account);
     free(b->display_name);
     free(b->group);
@@ -240,7 +252,8 @@ static int cfg_known_keys(bot *b, imcore_plugin *out)
 {
     static const char *const known[] = { "service_account", "display_name", "agents_group",
                                          "greeting", "max_customers_per_agent",
-                                         "assign_interval_ms", "reveal_ids", "faq", NULL };
+                                         "assign_interval_ms", "reveal_ids", "faq",
+                                         "faq_reload_s", NULL };
     const imcore_host_api *api = b->api;
     if (api->size < offsetof(imcore_host_api, config_key) + sizeof api->config_key)
         return 0;
@@ -252,14 +265,15 @@ static int cfg_known_keys(bot *b, imcore_plugin *out)
         if (!*k)
             return refuse(out, "%s: %s: unknown key (cs_bot has service_account, "
                           "display_name, agents_group, greeting, max_customers_per_agent, "
-                          "assign_interval_ms, reveal_ids and faq)", where(b, key), key);
+                          "assign_interval_ms, reveal_ids, faq and faq_reload_s)",
+                          where(b, key), key);
     }
     return 0;
 }
 
 static int configure(bot *b, imcore_plugin *out)
 {
-    unsigned long interval;
+    unsigned long interval, reload_s;
     if (cfg_known_keys(b, out) != 0)
         return -1;
     if (cfg_text(b, out, "service_account", "support", &b->account) != 0 ||
@@ -268,9 +282,11 @@ static int configure(bot *b, imcore_plugin *out)
         cfg_text(b, out, "greeting", DEFAULT_GREETING, &b->greeting) != 0 ||
         cfg_number(b, out, "max_customers_per_agent", 3, 1, 1000, &b->max_per_agent) != 0 ||
         cfg_number(b, out, "assign_interval_ms", 1000, 50, 600000, &interval) != 0 ||
+        cfg_number(b, out, "faq_reload_s", 0, 0, 86400, &reload_s) != 0 ||
         cfg_bool(b, out, "reveal_ids", &b->reveal_ids) != 0)
         return -1;
     b->assign_interval_ms = interval;
+    b->faq_reload_ms = (uint64_t)reload_s * 1000;
     /* The server's message limit, where the server can tell (limits came
      * after the first release): a text over it could never be sent. */
     size_t max_body = 0;
@@ -279,6 +295,7 @@ static int configure(bot *b, imcore_plugin *out)
         if (lim && lim->size >= offsetof(imcore_limits, max_body_bytes) + sizeof lim->max_body_bytes)
             max_body = lim->max_body_bytes;
     }
+    b->max_body = max_body;
     if (max_body && strlen(b->greeting) > max_body)
         return refuse(out, "%s: greeting: %zu bytes, longer than a message may be (%zu)",
                       where(b, "greeting"), strlen(b->greeting), max_body);
@@ -286,10 +303,17 @@ static int configure(bot *b, imcore_plugin *out)
         return refuse(out, "%s: service_account: longer than %d bytes", where(b, "service_account"),
                       ID_MAX);
     const char *path = b->api->config_get(b->host, "faq");
+    if (!path && b->faq_reload_ms)
+        return refuse(out, "%s: faq_reload_s: there is no faq to reread",
+                      where(b, "faq_reload_s"));
     if (path) {
         char err[sizeof out->error];
         if (!*path)
             return refuse(out, "%s: faq: must be the path of a YAML file", where(b, "faq"));
+        /* The stamp first: an edit made while the file is read is seen at
+         * the next look, not lost. */
+        if (faq_stamp_of(path, &b->faq_seen) != 0)
+            b->faq_seen = (faq_stamp){ 0, 0 };
         if (!(b->faq = faq_load(path, max_body, err, sizeof err))) {
             /* "PATH:LINE: what" names the FAQ's own line; a file that
              * cannot be read is the config's mistake. */
@@ -297,6 +321,8 @@ static int configure(bot *b, imcore_plugin *out)
                 return refuse(out, "%s: faq: %s", where(b, "faq"), err);
             return refuse(out, "%s", err);
         }
+        if (!(b->faq_path = strdup(path)))
+            return refuse(out, "out of memory");
     }
     return 0;
 }

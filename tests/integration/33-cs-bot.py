@@ -12,10 +12,12 @@ real imcore-cli clients on a real server and durable storage:
   when back;
 - :transfer with nobody free is refused, and to a third agent succeeds;
 - :end asks the customer for a rating, which :stats counts, and which,
-  with the conversation counter, survives a restart."""
+  with the conversation counter, survives a restart;
+- an edited FAQ file is read again without a restart."""
 import os
 import re
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from imcore_harness import check, main  # noqa: E402
@@ -44,6 +46,7 @@ def config(h):
         "faq": h.write("faq.yaml", FAQ),
         "max_customers_per_agent": 1,
         "assign_interval_ms": 200,
+        "faq_reload_s": 1,
     }}]
     return cfg
 
@@ -149,6 +152,17 @@ def test(h):
     bot_says(gil, GREETING)
     bot_says(gil, "You are now talking to Agent 1.")
     bot_says(ann, "New customer #4 (customer #4).")
+
+    # An edited FAQ applies without a restart (faq_reload_s: 1): the bot
+    # rereads it on the host's blocking thread.
+    path = h.write("faq.yaml", FAQ.replace("from 9 to 17", "from 8 to 18"))
+    now = time.time()
+    os.utime(path, (now, now + 10))  # an edit even within one clock tick
+    srv.err.expect(r"plugin cs_bot: FAQ reloaded from .*faq.yaml: 2 entries")
+    hal = h.cli(srv, "hal")
+    hal.send("@support when do you open?")
+    bot_says(hal, GREETING)
+    bot_says(hal, "We are open from 8 to 18, Monday to Friday.")
 
 
 if __name__ == "__main__":

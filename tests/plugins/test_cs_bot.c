@@ -13,6 +13,7 @@
  * The plugin's path comes from CS_BOT_SO (set by tests/plugins/CMakeLists.txt
  * to the built cs_bot.so), or from the environment variable of that name. */
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -22,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -82,6 +85,9 @@ static struct fake {
     unsigned kv_puts;
     ftimer timers[16];
     size_t ntimers;
+    struct { void (*work)(void *); void (*done)(void *, void *); void *arg; } jobs[4];
+    size_t njobs;            /* run_blocking jobs not run yet: run_jobs() runs them */
+    char log[512];           /* the last line the bot logged */
     uint64_t next_timer_id;
     char broken[256]; /* the first rule the bot broke */
 } F;
@@ -103,14 +109,12 @@ static void broke(const char *fmt, ...)
 static void fake_log(imcore_host *h, imcore_log_level level, const char *fmt, ...)
 {
     (void)h;
-    if (!getenv("CS_BOT_TEST_LOG"))
-        return;
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "[cs_bot %d] ", (int)level);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(F.log, sizeof F.log, fmt, ap);
     va_end(ap);
+    if (getenv("CS_BOT_TEST_LOG"))
+        fprintf(stderr, "[cs_bot %d] %s\n", (int)level, F.log);
 }
 
 static int find_cfg(const char *key)
@@ -245,12 +249,20 @@ static void fake_timer_cancel(imcore_host *h, uint64_t id)
             F.timers[i].live = false;
 }
 
+/* Jobs wait for run_jobs(), which plays the blocking thread (work) and
+ * then the loop (done), so a test decides when slow work finishes. */
 static int fake_run_blocking(imcore_host *h, void (*work)(void *), void (*done)(void *, void *),
                              void *arg)
 {
-    (void)h, (void)work, (void)done, (void)arg;
-    broke("run_blocking (not expected of the bot)");
-    return IM_EINVAL;
+    (void)h;
+    if (F.phase != PH_LOOP && F.phase != PH_START)
+        broke("run_blocking outside the plugin loop");
+    assert_true(F.njobs < 4);
+    F.jobs[F.njobs].work = work;
+    F.jobs[F.njobs].done = done;
+    F.jobs[F.njobs].arg = arg;
+    F.njobs++;
+    return 0;
 }
 
 static kvrec *kv_find(const char *key)
@@ -383,10 +395,22 @@ static int boot(void)
     return 0;
 }
 
+static void run_jobs(void)
+{
+    while (F.njobs > 0) {
+        F.njobs--;
+        F.jobs[0].work(F.jobs[0].arg);
+        if (F.jobs[0].done)
+            F.jobs[0].done(P.state, F.jobs[0].arg);
+        memmove(&F.jobs[0], &F.jobs[1], F.njobs * sizeof F.jobs[0]);
+    }
+}
+
 static void stop(void)
 {
     if (!running)
         return;
+    run_jobs(); /* the host finishes the blocking thread's jobs before shutdown */
     F.phase = PH_OFF;
     P.shutdown(P.state);
     running = false;
@@ -1090,6 +1114,86 @@ static void expect_init_error_at(const char *file, int line, const char *text)
     assert_string_equal(F.claimed, "");
 }
 
+/* Gives the FAQ file a modification time of its own, so that a rewrite
+ * within the same clock tick still reads as an edit. */
+static void touch_faq(long seconds_ahead)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct timespec times[2] = { now, { now.tv_sec + seconds_ahead, 0 } };
+    assert_int_equal(utimensat(AT_FDCWD, F.faq_path, times, 0), 0);
+}
+
+/* Fires the timers, as the loop would when faq_reload_s has passed, and
+ * lets the blocking thread's reread finish. */
+static void reload_tick(void)
+{
+    tick();
+    run_jobs();
+}
+
+static void test_faq_reload(void **state)
+{
+    (void)state;
+    cfg("faq_reload_s", "5");
+    assert_int_equal(boot(), 0);
+    to_bot("cat", "what are your opening hours?");
+    expect("cat", GREETING);
+    expect("cat", "We are open from 9 to 17, Monday to Friday.");
+    quiet();
+
+    /* Unchanged: looked at, not read again. */
+    F.log[0] = '\0';
+    reload_tick();
+    assert_string_equal(F.log, "");
+
+    /* Edited: the new answers apply from the next message on. */
+    write_faq("- keywords: [hours]\n  answer: Open around the clock now.\n");
+    touch_faq(10);
+    reload_tick();
+    assert_non_null(strstr(F.log, "FAQ reloaded from"));
+    assert_non_null(strstr(F.log, ": 1 entries"));
+    to_bot("cat", "and your hours?");
+    expect("cat", "Open around the clock now.");
+    quiet();
+
+    /* A mistake in the file: said once, with its line; the last good FAQ
+     * stays. */
+    write_faq("- keywords: [hours]\n  answer: x\n  colour: red\n");
+    touch_faq(20);
+    reload_tick();
+    char want[512];
+    snprintf(want, sizeof want, "FAQ not reloaded, the one read before stays: %s:3: unknown "
+             "key 'colour' (an entry has keywords and answer)", F.faq_path);
+    assert_string_equal(F.log, want);
+    F.log[0] = '\0';
+    reload_tick();
+    assert_string_equal(F.log, "");
+    to_bot("cat", "hours?");
+    expect("cat", "Open around the clock now.");
+
+    /* Gone: said once too. */
+    unlink(F.faq_path);
+    reload_tick();
+    assert_non_null(strstr(F.log, "cannot read"));
+    F.log[0] = '\0';
+    reload_tick();
+    assert_string_equal(F.log, "");
+    to_bot("cat", "hours?");
+    expect("cat", "Open around the clock now.");
+    quiet();
+    write_faq(FAQ); /* for teardown */
+
+    /* Off by default, and it needs an FAQ. */
+    stop();
+    F.ncfg = 0;
+    cfg("faq_reload_s", "5");
+    expect_init_error("bot.yaml:20: faq_reload_s: there is no faq to reread");
+    cfg("faq_reload_s", "86401");
+    expect_init_error("bot.yaml:20: faq_reload_s: must be a whole number from 0 to 86400, not "
+                      "'86401'");
+}
+
 static void test_unknown_key(void **state)
 {
     (void)state;
@@ -1098,7 +1202,7 @@ static void test_unknown_key(void **state)
     cfg("max_customer_per_agent", "2"); /* misspelt */
     snprintf(want, sizeof want, "%s: max_customer_per_agent: unknown key (cs_bot has "
              "service_account, display_name, agents_group, greeting, "
-             "max_customers_per_agent, assign_interval_ms, reveal_ids and faq)",
+             "max_customers_per_agent, assign_interval_ms, reveal_ids, faq and faq_reload_s)",
              F.cfg[find_cfg("max_customer_per_agent")].where);
     expect_init_error(want);
     /* A server without config_key cannot list them: the bot starts. */
@@ -1223,6 +1327,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_end_rating_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_keeps_waiting_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_faq_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key, setup, teardown),
     };
