@@ -56,6 +56,11 @@ void bench_judge(const bench_opts *o, const bench_agg *a, const bench_stats *st,
         fail(v, "no login completed in the window");
     if (st->interrupted)
         fail(v, "interrupted");
+    /* The commonest reason for no login at all, in words. */
+    if (o->protocol == BENCH_PROTO_IMCORE && !o->password[0] && st->logins == 0 &&
+        bench_errors_named(st, "INVALID_ARGUMENT") + bench_errors_named(st, "NOT_FOUND") +
+                bench_errors_named(st, "BAD_CREDENTIALS") > 0)
+        fail(v, "every login was refused: a server in accounts.mode password needs --password");
 }
 
 /* ---- text ---------------------------------------------------------------- */

@@ -38,6 +38,13 @@ const char *bench_error_name(int slot)
     return v ? v->name : "OTHER";
 }
 
+uint64_t bench_errors_named(const bench_stats *s, const char *name)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value_by_name(&imcore__error_code__descriptor, name);
+    return v && v->value > 0 && v->value < BENCH_ERR_SLOTS ? s->errors[v->value] : 0;
+}
+
 void bench_stats_init(bench_stats *s)
 {
     memset(s, 0, sizeof *s);

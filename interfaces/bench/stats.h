@@ -94,5 +94,7 @@ void bench_stats_init(bench_stats *s);
 void bench_stats_merge(bench_stats *dst, const bench_stats *src);
 uint64_t bench_stats_violations(const bench_stats *s);
 uint64_t bench_stats_errors(const bench_stats *s);
+/* How many errors of the protocol's code called name ("NOT_FOUND") s counts. */
+uint64_t bench_errors_named(const bench_stats *s, const char *name);
 
 #endif

@@ -51,6 +51,9 @@ CASES = {
     # create_account) and logs in with the password.
     "password": ("imcore", ["-w", "private", "-c", "50", "-d", "2s", "--password", "smoke-pass-1"],
                  "messages"),
+    # accounts.mode password without --password: the run fails, and says why.
+    "password-missing": ("imcore", ["-w", "private", "-c", "10", "-d", "1s",
+                                    "--ramp-timeout", "3s"], "hint"),
     "mqtt-private": ("mqtt", ["-w", "private", "-c", "200", "-d", "3s"], "messages"),
     "mqtt-group": ("mqtt", ["-w", "group", "-c", "200", "-g", "10", "--senders", "all",
                             "-d", "3s", "-r", "1000"], "messages"),
@@ -153,6 +156,11 @@ def check(case, kind, rc, out, err):
         j = json.loads(out)
     except ValueError:
         return ["the summary is not JSON: %r" % out[:300]]
+    if kind == "hint":
+        want = "every login was refused: a server in accounts.mode password needs --password"
+        if rc != 1 or want not in j.get("failures", []):
+            bad.append("exit %d, failures %s: want 1 and %r" % (rc, j.get("failures"), want))
+        return bad
     if rc != 0:
         bad.append("exit status %d (failures: %s)" % (rc, j.get("failures")))
     if not j.get("ok"):
@@ -244,7 +252,8 @@ def main():
             proc, port = start_mosquitto(broker, tmp)
         else:
             proc, port = start_imcore(a.server, tmp,
-                                      "password" if "--password" in args else "open",
+                                      "password" if "--password" in args or
+                                      a.case == "password-missing" else "open",
                                       "memory" if a.case.endswith("-memory") else "sqlite",
                                       PLUGINS.get(a.case, ""))
 
