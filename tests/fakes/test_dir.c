@@ -24,3 +24,24 @@ int test_dir_remove(const char *dir)
 {
     return nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+int test_db_dir_setup(void **state)
+{
+    test_db_dir *fx = calloc(1, sizeof *fx);
+    if (!fx || test_dir_make(fx->dir, "db") != 0 ||
+        snprintf(fx->path, sizeof fx->path, "%s/data/imcore.db", fx->dir) >=
+            (int)sizeof fx->path) {
+        free(fx);
+        return -1;
+    }
+    *state = fx;
+    return 0;
+}
+
+int test_db_dir_teardown(void **state)
+{
+    test_db_dir *fx = *state;
+    int rc = test_dir_remove(fx->dir);
+    free(fx);
+    return rc;
+}

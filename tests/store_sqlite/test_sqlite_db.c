@@ -30,31 +30,8 @@
 
 /* ---- files ---- */
 
-typedef struct fixture {
-    char dir[PATH_MAX];
-    char path[PATH_MAX]; /* dir/data/imcore.db: the data folder does not exist yet */
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *fx = calloc(1, sizeof *fx);
-    if (!fx || test_dir_make(fx->dir, "sqlite") != 0 ||
-        snprintf(fx->path, sizeof fx->path, "%s/data/imcore.db", fx->dir) >=
-            (int)sizeof fx->path) {
-        free(fx);
-        return -1;
-    }
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *fx = *state;
-    int rc = test_dir_remove(fx->dir);
-    free(fx);
-    return rc;
-}
+/* The files: tests/fakes/test_dir.h. */
+typedef test_db_dir fixture;
 
 static void path_in(const fixture *fx, char *buf, const char *name)
 {
@@ -2200,7 +2177,7 @@ static void test_fault_sweep_ioerr(void **state)
     fault_sweep(*state, SQLITE_IOERR_WRITE);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, test_db_dir_setup, test_db_dir_teardown)
 
 int main(int argc, char **argv)
 {

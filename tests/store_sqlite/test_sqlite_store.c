@@ -24,31 +24,8 @@
 
 /* ---- files ---- */
 
-typedef struct fixture {
-    char dir[PATH_MAX];
-    char path[PATH_MAX]; /* dir/data/imcore.db */
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *fx = calloc(1, sizeof *fx);
-    if (!fx || test_dir_make(fx->dir, "store") != 0 ||
-        snprintf(fx->path, sizeof fx->path, "%s/data/imcore.db", fx->dir) >=
-            (int)sizeof fx->path) {
-        free(fx);
-        return -1;
-    }
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *fx = *state;
-    int rc = test_dir_remove(fx->dir);
-    free(fx);
-    return rc;
-}
+/* The files: tests/fakes/test_dir.h. */
+typedef test_db_dir fixture;
 
 static im_store *open_store(const char *path, uint32_t max_page_count, unsigned max_batch)
 {
@@ -309,7 +286,7 @@ static void test_kv_put_disk_full(void **state)
     journal_destroy(&j);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, test_db_dir_setup, test_db_dir_teardown)
 
 int main(void)
 {
