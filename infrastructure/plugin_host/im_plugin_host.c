@@ -552,25 +552,42 @@ static void add_setting(im_plugin_config *pc, const char *key, const char *value
     st->line = line;
 }
 
+static void add_number(im_plugin_config *pc, const char *key, unsigned long value)
+{
+    char num[32];
+    snprintf(num, sizeof num, "%lu", value);
+    add_setting(pc, key, num, 0);
+}
+
+/* An adapter's entry: the plugin PREFIX_NAME, found at the config line of
+ * the key that names it. */
+static void adapter_entry(im_plugin_config *pc, const char *prefix, const char *name,
+                          unsigned line)
+{
+    memset(pc, 0, sizeof *pc);
+    snprintf(pc->name, sizeof pc->name, "%s_%.50s", prefix, name);
+    pc->line = line;
+}
+
+/* The adapter's own keys, options.*, after the server's. */
+static void add_options(im_plugin_config *pc, const im_plugin_config *opt)
+{
+    for (unsigned i = 0; i < opt->nsettings; i++)
+        add_setting(pc, opt->settings[i].key, opt->settings[i].value, opt->settings[i].line);
+}
+
 /* The storage adapter's entry: plugin storage_<engine>, whose config is
  * the storage section (already checked by the config reader) and its
  * options. */
 static void storage_entry(const im_config *cfg, im_plugin_config *pc)
 {
-    memset(pc, 0, sizeof *pc);
-    snprintf(pc->name, sizeof pc->name, "storage_%.50s", cfg->storage_engine);
-    pc->line = cfg->storage_engine_line;
-    char num[32];
+    adapter_entry(pc, "storage", cfg->storage_engine, cfg->storage_engine_line);
     add_setting(pc, "path", cfg->storage_path, 0);
-    snprintf(num, sizeof num, "%u", cfg->storage_max_batch);
-    add_setting(pc, "max_batch", num, 0);
+    add_number(pc, "max_batch", cfg->storage_max_batch);
     add_setting(pc, "synchronous",
                 cfg->storage_synchronous == IM_STORAGE_SYNC_NORMAL ? "normal" : "full", 0);
-    snprintf(num, sizeof num, "%u", cfg->storage_max_pages);
-    add_setting(pc, "max_page_count", num, 0);
-    const im_plugin_config *opt = &cfg->storage_options;
-    for (unsigned i = 0; i < opt->nsettings; i++)
-        add_setting(pc, opt->settings[i].key, opt->settings[i].value, opt->settings[i].line);
+    add_number(pc, "max_page_count", cfg->storage_max_pages);
+    add_options(pc, &cfg->storage_options);
 }
 
 /* The transport adapter's entry: plugin transport_<name>, whose config is
@@ -578,39 +595,26 @@ static void storage_entry(const im_config *cfg, im_plugin_config *pc)
  * transport_options as options.*. */
 static void transport_entry(const im_config *cfg, im_plugin_config *pc)
 {
-    memset(pc, 0, sizeof *pc);
-    snprintf(pc->name, sizeof pc->name, "transport_%.50s", cfg->transport);
-    pc->line = cfg->transport_line;
-    char num[32];
+    adapter_entry(pc, "transport", cfg->transport, cfg->transport_line);
     add_setting(pc, "listen.host", cfg->listen_host, 0);
-#define NUM(key, value)                                         \
-    do {                                                        \
-        snprintf(num, sizeof num, "%u", (unsigned)(value));     \
-        add_setting(pc, key, num, 0);                           \
-    } while (0)
-    NUM("listen.port", cfg->listen_port);
-    NUM("workers", cfg->workers);
+    add_number(pc, "listen.port", cfg->listen_port);
+    add_number(pc, "workers", cfg->workers);
     add_setting(pc, "node_id", cfg->node_id, 0);
-    NUM("limits.max_connections", cfg->max_connections);
-    NUM("limits.max_frame_bytes", cfg->max_frame_bytes);
-    NUM("limits.output_buffer_bytes", cfg->output_buffer_bytes);
-    NUM("session.heartbeat_s", cfg->heartbeat_s);
-    NUM("session.idle_timeout_s", cfg->idle_timeout_s);
-    NUM("accounts.max_login_failures", cfg->accounts_max_failures);
-    NUM("accounts.login_failure_window_s", cfg->accounts_failure_window_s);
-#undef NUM
-    const im_plugin_config *opt = &cfg->transport_options;
-    for (unsigned i = 0; i < opt->nsettings; i++)
-        add_setting(pc, opt->settings[i].key, opt->settings[i].value, opt->settings[i].line);
+    add_number(pc, "limits.max_connections", cfg->max_connections);
+    add_number(pc, "limits.max_frame_bytes", cfg->max_frame_bytes);
+    add_number(pc, "limits.output_buffer_bytes", cfg->output_buffer_bytes);
+    add_number(pc, "session.heartbeat_s", cfg->heartbeat_s);
+    add_number(pc, "session.idle_timeout_s", cfg->idle_timeout_s);
+    add_number(pc, "accounts.max_login_failures", cfg->accounts_max_failures);
+    add_number(pc, "accounts.login_failure_window_s", cfg->accounts_failure_window_s);
+    add_options(pc, &cfg->transport_options);
 }
 
 /* The cluster adapter's entry: plugin cluster_<name>; its config is this
  * node's id. */
 static void cluster_entry(const im_config *cfg, im_plugin_config *pc)
 {
-    memset(pc, 0, sizeof *pc);
-    snprintf(pc->name, sizeof pc->name, "cluster_%.50s", cfg->cluster);
-    pc->line = cfg->cluster_line;
+    adapter_entry(pc, "cluster", cfg->cluster, cfg->cluster_line);
     add_setting(pc, "node_id", cfg->node_id, 0);
 }
 
