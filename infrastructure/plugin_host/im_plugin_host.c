@@ -166,7 +166,7 @@ static int host_send(imcore_host *h, bool group, const char *from, const char *t
     /* From another thread: carried to the loop, which owns the session. */
     if (strlen(to) > IM_USER_ID_MAX)
         return IM_EINVAL;
-    if (len > ph->max_body)
+    if (len > ph->limits.max_body_bytes)
         return IM_ETOOBIG;
     send_item *si = calloc(1, sizeof *si + len);
     if (!si)
@@ -346,7 +346,7 @@ static scratch *thread_scratch(im_plugin_host *ph)
     if (s)
         return s;
     s = calloc(1, sizeof *s);
-    if (!s || !(s->buf[0] = malloc(ph->max_body)) || !(s->buf[1] = malloc(ph->max_body))) {
+    if (!s || !(s->buf[0] = malloc(ph->limits.max_body_bytes)) || !(s->buf[1] = malloc(ph->limits.max_body_bytes))) {
         if (s)
             free(s->buf[0]);
         free(s);
@@ -388,7 +388,7 @@ static int filter_check(im_filter *f, const im_message *m, const uint8_t **new_b
             continue;
         if (!s && !(s = thread_scratch(ph)))
             return im_error_set(err, IM_ENOMEM, "out of memory");
-        imcore_rewrite out = { .body = s->buf[which], .capacity = ph->max_body };
+        imcore_rewrite out = { .body = s->buf[which], .capacity = ph->limits.max_body_bytes };
         imcore_verdict v = h->desc.on_message(h->desc.state, &im, &out);
         if (v == IMCORE_DROP) {
             out.reason[sizeof out.reason - 1] = '\0';
@@ -396,9 +396,9 @@ static int filter_check(im_filter *f, const im_message *m, const uint8_t **new_b
                                 out.reason[0] ? out.reason : "refused by the server");
         }
         if (v == IMCORE_REWRITE) {
-            if (out.body_len < 1 || out.body_len > ph->max_body) {
+            if (out.body_len < 1 || out.body_len > ph->limits.max_body_bytes) {
                 IM_ERROR("plugin %s: rewrote a message to %zu bytes (1..%u allowed)", h->name,
-                         out.body_len, ph->max_body);
+                         out.body_len, ph->limits.max_body_bytes);
                 return im_error_set(err, IM_EREFUSED, "refused: a server plugin failed");
             }
             im.body = s->buf[which];
@@ -618,19 +618,19 @@ static void cluster_entry(const im_config *cfg, im_plugin_config *pc)
     add_setting(pc, "node_id", cfg->node_id, 0);
 }
 
-int im_plugin_host_load(const im_config *cfg, uint32_t max_body_bytes, bool with_adapters,
-                        im_plugin_host **out, im_error *err)
+int im_plugin_host_load(const im_config *cfg, bool with_adapters, im_plugin_host **out,
+                        im_error *err)
 {
     *out = NULL;
     im_plugin_host *ph = calloc(1, sizeof *ph);
     if (!ph)
         return im_error_set(err, IM_ENOMEM, "out of memory");
     ph->filter.ops = &plugin_filter_ops;
-    ph->max_body = max_body_bytes;
-    ph->backlog = cfg->plugin_backlog ? cfg->plugin_backlog : 1;
-    ph->limits = (imcore_limits){ .size = sizeof ph->limits, .max_body_bytes = max_body_bytes,
-                                  .max_group_members = cfg->max_group_members,
-                                  .plugin_backlog = ph->backlog };
+    ph->limits = (imcore_limits){
+        .size = sizeof ph->limits, .max_body_bytes = cfg->max_body_bytes,
+        .max_group_members = cfg->max_group_members,
+        .plugin_backlog = cfg->plugin_backlog ? cfg->plugin_backlog : 1,
+    };
     snprintf(ph->source, sizeof ph->source, "%s", cfg->source[0] ? cfg->source : "config");
     pthread_mutex_init(&ph->scratch_lock, NULL);
     if (pthread_key_create(&ph->scratch_key, NULL) != 0) {

@@ -30,8 +30,8 @@ typedef struct im_plugin_host im_plugin_host;
  * plugin_dir/<name>.so. *out is the caller's: release with
  * im_plugin_host_free(). Errors: IM_EINVAL (unknown plugin, missing symbol,
  * ABI version mismatch, init refused: err says which), IM_ENOMEM. */
-int im_plugin_host_load(const im_config *cfg, uint32_t max_body_bytes, bool with_adapters,
-                        im_plugin_host **out, im_error *err);
+int im_plugin_host_load(const im_config *cfg, bool with_adapters, im_plugin_host **out,
+                        im_error *err);
 
 /* Opens the store through the storage adapter loaded with with_adapters:
  * the plugin storage_<engine>.so in plugin_dir, whose config is the

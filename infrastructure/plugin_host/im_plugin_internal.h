@@ -34,7 +34,7 @@ struct imcore_host {
 /* A service account a plugin speaks for. Its session is touched only on the
  * loop thread (sends) or before the loop starts.
  *
- * Back-pressure: at most ph->backlog deliveries for it wait on the loop.
+ * Back-pressure: at most limits.plugin_backlog deliveries for it wait on the loop.
  * Past that it is "behind": with a durable store, live deliveries are left
  * in the store and a catch-up reads them back once the loop has handled
  * what it holds; without one, private messages to it are refused (BUSY)
@@ -52,7 +52,7 @@ typedef struct im_claim {
     atomic_ulong skipped;         /* group messages not delivered (no durable store) */
     bool announced;               /* store order: "behind" was logged */
     bool fetching;                /* loop: a catch-up read is under way */
-    bool ack_failed;              /* loop: an ack failed since the last catch-up */
+    bool retry_later;             /* loop: an ack or a read failed: the next catch-up waits */
     struct event *retry;          /* loop: a catch-up after a failure, a little later */
 } im_claim;
 
@@ -103,9 +103,7 @@ struct im_plugin_host {
     unsigned adapter[IM_ADAPTER_KINDS]; /* each adapter's entry, or UINT_MAX */
     bool filters;                 /* some plugin has on_message */
     bool wants_presence;          /* some plugin has on_login or on_logout */
-    uint32_t max_body;
-    uint32_t backlog;             /* limits.plugin_backlog */
-    imcore_limits limits;         /* what host_limits hands out */
+    imcore_limits limits;         /* the server's, as host_limits hands them out */
     bool durable_store;           /* known from open_storage (or start) on */
     char source[256];
 
@@ -178,7 +176,7 @@ int im__deliver_to_claim(im_plugin_host *ph, im_claim *c, const im_message *m,
 int im__claim_admits_private(im_plugin_host *ph, im_claim *c, im_error *err);
 
 /* What the claim missed, read from the store: every message it has not
- * acked, at most ph->backlog of them, queued for the plugin; fewer than
+ * acked, at most limits.plugin_backlog of them, queued for the plugin; fewer than
  * that and the claim is live again. At start (start not NULL) the read's
  * result goes to *start and the start-up waiter is signalled. */
 typedef struct im_start_wait {

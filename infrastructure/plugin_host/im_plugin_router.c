@@ -75,7 +75,7 @@ static void run_delivery(im_plugin_host *ph, im_loop_item *it)
     im_error err = { 0 };
     if (ph->store && m->seq &&
         ph->store->ops->ack(ph->store, c->user, d->conv, m->seq, &err) != IM_OK) {
-        c->ack_failed = true;
+        c->retry_later = true;
         IM_WARN("plugin %s: cannot ack %s #%llu for %s: %s", h->name, d->conv,
                 (unsigned long long)m->seq, c->user, err.msg);
     }
@@ -157,15 +157,15 @@ int im__deliver_to_claim(im_plugin_host *ph, im_claim *c, const im_message *m,
     if (ph->durable_store) {
         if (atomic_load(&c->behind))
             return IM_EBUSY; /* kept in the store: the catch-up reads it */
-        if (atomic_load(&c->queued) >= ph->backlog) {
+        if (atomic_load(&c->queued) >= ph->limits.plugin_backlog) {
             atomic_store(&c->behind, true);
             c->announced = true;
             IM_WARN("plugin %s: %s is behind, %u messages wait on the plugin loop: new ones "
-                    "wait in the store", c->owner->name, c->user, ph->backlog);
+                    "wait in the store", c->owner->name, c->user, ph->limits.plugin_backlog);
             push_check(ph, c);
             return IM_EBUSY;
         }
-    } else if (m->kind == IM_MESSAGE_GROUP && atomic_load(&c->queued) >= ph->backlog) {
+    } else if (m->kind == IM_MESSAGE_GROUP && atomic_load(&c->queued) >= ph->limits.plugin_backlog) {
         /* Nowhere to keep it (private ones were refused before the store). */
         if (atomic_fetch_add(&c->skipped, 1) == 0)
             IM_WARN("plugin %s: %s is behind: group messages skip it (no durable storage)",
@@ -177,7 +177,7 @@ int im__deliver_to_claim(im_plugin_host *ph, im_claim *c, const im_message *m,
 
 int im__claim_admits_private(im_plugin_host *ph, im_claim *c, im_error *err)
 {
-    if (ph->durable_store || atomic_load(&c->queued) < ph->backlog)
+    if (ph->durable_store || atomic_load(&c->queued) < ph->limits.plugin_backlog)
         return IM_OK;
     return im_error_set(err, IM_EBUSY, "%s is busy: try again later", c->user);
 }
@@ -208,7 +208,7 @@ static void run_catch_up_done(im_plugin_host *ph, im_loop_item *it)
     im_claim *c = cu->claim;
     c->fetching = false;
     if (cu->rc != IM_OK) {
-        c->ack_failed = true; /* the same remedy: try again a little later */
+        c->retry_later = true;
         IM_WARN("plugin %s: cannot read what %s missed: %s", c->owner->name, c->user,
                 cu->err.msg);
     }
@@ -225,7 +225,7 @@ static void catch_up_done(void *arg, int rc, const im_error *err)
     cu->rc = rc;
     if (rc != IM_OK && err)
         cu->err = *err;
-    if (rc == IM_OK && cu->count < ph->backlog) {
+    if (rc == IM_OK && cu->count < ph->limits.plugin_backlog) {
         atomic_store(&c->behind, false);
         if (c->announced)
             IM_INFO("plugin %s: %s has caught up", c->owner->name, c->user);
@@ -253,8 +253,8 @@ int im__claim_catch_up(im_plugin_host *ph, im_claim *c, im_start_wait *start, im
         return im_error_set(err, IM_ENOMEM, "out of memory");
     *cu = (catch_up){ .ph = ph, .claim = c, .start = start };
     c->fetching = true;
-    c->ack_failed = false;
-    int rc = ph->store->ops->pending(ph->store, c->user, ph->backlog, catch_up_one,
+    c->retry_later = false;
+    int rc = ph->store->ops->pending(ph->store, c->user, ph->limits.plugin_backlog, catch_up_one,
                                      catch_up_done, cu, err);
     if (rc != IM_OK) {
         c->fetching = false;
@@ -281,13 +281,13 @@ static void maybe_catch_up(im_plugin_host *ph, im_claim *c)
         return;
     if (c->retry && evtimer_pending(c->retry, NULL))
         return;
-    if (!c->ack_failed) {
+    if (!c->retry_later) {
         im_error err = { 0 };
         if (im__claim_catch_up(ph, c, NULL, &err) == IM_OK)
             return;
         IM_WARN("plugin %s: cannot read what %s missed: %s", c->owner->name, c->user, err.msg);
     }
-    c->ack_failed = false;
+    c->retry_later = false;
     struct timeval tv = { .tv_sec = CATCH_UP_RETRY_MS / 1000,
                           .tv_usec = (CATCH_UP_RETRY_MS % 1000) * 1000 };
     if (!c->retry)

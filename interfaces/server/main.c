@@ -152,7 +152,7 @@ int main(int argc, char **argv)
      * reported as FILE:LINE: plugin NAME: why (or storage.engine: NAME: why,
      * transport: NAME: why). */
     im_plugin_host *plugins = NULL;
-    if (im_plugin_host_load(&cfg, cfg.max_body_bytes, true, &plugins, &err) != IM_OK) {
+    if (im_plugin_host_load(&cfg, true, &plugins, &err) != IM_OK) {
         fprintf(stderr, "imcore-server: %s\n", err.msg);
         return 2;
     }
