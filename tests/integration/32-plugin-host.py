@@ -19,7 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from imcore_harness import check, encode_fields, main  # noqa: E402
 from durable import ack_body, group_body, next_delivery  # noqa: E402
-from echo_chat import Chat, echo_config  # noqa: E402
+from echo_chat import Chat, Gate, echo_config  # noqa: E402
 
 
 def request_ok(raw, type_name, body):
@@ -113,16 +113,15 @@ def test(h):
     # opens only after the kill), with another stored behind it: both are
     # acked to the sender, neither was acked by the bot, so both come to the
     # bot again after the restart.
-    gate = os.path.join(h.tmp, "gate")
-    alice.say(":gate %s" % gate)
+    gate = Gate(h, "gate")
+    gate.block(alice)
     alice.say("behind the gate")
     srv.signal(signal.SIGKILL)
     srv.wait_exit()
-    with open(gate, "w"):
-        pass
+    gate.open()
     srv = h.server("server-3", **echo_config(h))
     alice = Chat(h, srv, "alice")
-    alice.expect("gate %s open" % gate)
+    gate.passed(alice)
     alice.expect("echo #5: behind the gate")
     check(srv.terminate() == 0, "the server did not stop cleanly")
     check("plugin echo_bot: started: 1 keys, count 4" in srv.err.text(),

@@ -19,18 +19,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from imcore_harness import check, encode_fields, main  # noqa: E402
 from durable import group_body, next_delivery, private_body  # noqa: E402
-from echo_chat import Chat, echo_config  # noqa: E402
+from echo_chat import Chat, Gate, echo_config  # noqa: E402
 
 BACKLOG = 3
 
 
 def config(h, **over):
     return echo_config(h, limits={"messages_per_second": 0, "plugin_backlog": BACKLOG}, **over)
-
-
-def open_gate(h, name):
-    with open(os.path.join(h.tmp, name), "w"):
-        pass
 
 
 def expect_echoes(alice, texts):
@@ -45,7 +40,8 @@ def test(h):
     # A busy plugin: the backlog fills, the rest waits in the store.
     srv = h.server(**config(h))
     alice = Chat(h, srv, "alice")
-    alice.say(":gate %s" % os.path.join(h.tmp, "g1"))
+    g1 = Gate(h, "g1")
+    g1.block(alice)
     first = ["m%d" % i for i in range(1, 13)]
     # Each is acked (stored); "delivered" says whether it reached the plugin's
     # queue or waits in the store: the first few, then none while it is busy.
@@ -54,8 +50,8 @@ def test(h):
           and delivered == sorted(delivered, reverse=True),
           "delivered flags %r: not a few 1s, then 0s" % delivered)
     srv.err.expect(r"WARN .*plugin echo_bot: echo is behind, %d messages wait" % BACKLOG)
-    open_gate(h, "g1")
-    alice.expect("gate %s open" % os.path.join(h.tmp, "g1"))
+    g1.open()
+    g1.passed(alice)
     expect_echoes(alice, first)
     srv.err.expect(r"INFO .*plugin echo_bot: echo has caught up")
     alice.say("live again")
@@ -63,16 +59,17 @@ def test(h):
 
     # Killed with more than a backlog unhandled: it all comes at the next
     # start, over several reads.
-    alice.say(":gate %s" % os.path.join(h.tmp, "g2"))
+    g2 = Gate(h, "g2")
+    g2.block(alice)
     second = ["n%d" % i for i in range(1, 9)]
     for t in second:
         alice.say(t)
     srv.signal(signal.SIGKILL)
     srv.wait_exit()
-    open_gate(h, "g2")
+    g2.open()
     srv = h.server("server-2", **config(h))
     alice = Chat(h, srv, "alice")
-    alice.expect("gate %s open" % os.path.join(h.tmp, "g2"), timeout=20.0)
+    g2.passed(alice, timeout=20.0)
     expect_echoes(alice, second)
     alice.say("after the restart")
     expect_echoes(alice, ["after the restart"])  # and nothing came twice before it
@@ -81,7 +78,8 @@ def test(h):
     # The memory store: past the backlog, the sender hears BUSY.
     srv = h.server("server-memory", **config(h, storage={"engine": "memory"}))
     alice = Chat(h, srv, "alice")
-    alice.say(":gate %s" % os.path.join(h.tmp, "g3"))
+    g3 = Gate(h, "g3")
+    g3.block(alice)
     accepted, busy = [], 0
     for i in range(1, 11):
         text = "p%d" % i
@@ -99,8 +97,8 @@ def test(h):
             busy += 1
     check(accepted and busy, "accepted %r, %d refused: the backlog did not push back"
           % (accepted, busy))
-    open_gate(h, "g3")
-    alice.expect("gate %s open" % os.path.join(h.tmp, "g3"))
+    g3.open()
+    g3.passed(alice)
     expect_echoes(alice, accepted)
     alice.say("free again")
     expect_echoes(alice, ["free again"])
@@ -111,7 +109,8 @@ def test(h):
     check(alice.raw.expect_frame("OK").request_id == rid, "no Ok for the group")
     alice.say(":join room")
     alice.expect("joining room")
-    alice.say(":gate %s" % os.path.join(h.tmp, "g4"))
+    g4 = Gate(h, "g4")
+    g4.block(alice)
     reached = []
     for i in range(1, 7):
         rid = alice.raw.request("GROUP_MESSAGE", group_body("room", "r%d" % i,
@@ -121,8 +120,8 @@ def test(h):
         reached.append(f.int(4))
     check(reached[0] == 1 and reached[-1] == 0, "delivered to the bot: %r" % reached)
     srv.err.expect(r"WARN .*plugin echo_bot: echo is behind: group messages skip it")
-    open_gate(h, "g4")
-    alice.expect("gate %s open" % os.path.join(h.tmp, "g4"))
+    g4.open()
+    g4.passed(alice)
     for _ in range(sum(reached)):
         d = next_delivery(alice.raw)
         check(d.group == "room" and d.body == "echo heard alice", "the bot's answer: %r" % d)

@@ -52,3 +52,22 @@ class Chat:
         rid = self.raw.request("PING")
         f = self.raw.expect_frame("PONG", skip=())
         check(f.request_id == rid, "Pong %r does not answer %d" % (f, rid))
+
+
+class Gate:
+    """A file echo_bot's ":gate PATH" waits for: from block() on, the plugin
+    loop is stuck in that command until the test calls open()."""
+
+    def __init__(self, h, name):
+        self.path = os.path.join(h.tmp, name)
+
+    def block(self, chat):
+        chat.say(":gate %s" % self.path)
+
+    def open(self):
+        with open(self.path, "w"):
+            pass
+
+    def passed(self, chat, timeout=10.0):
+        """The bot's word that it went through."""
+        chat.expect("gate %s open" % self.path, timeout)
