@@ -171,8 +171,8 @@ im_claim *im__claim_find(im_plugin_host *ph, const char *user);
  * the store (or, without one, skipped); IM_ENOMEM, IM_ESHUTDOWN. */
 int im__deliver_to_claim(im_plugin_host *ph, im_claim *c, const im_message *m,
                          const char *sender_name);
-/* IM_EBUSY when a private message to the claim must be refused before it is
- * stored (no durable store, and the claim's backlog is full), else IM_OK. */
+/* IM_EBUSY when the claim's backlog is full, else IM_OK: asked, without a
+ * durable store, before a private message to it is stored. */
 int im__claim_admits_private(im_plugin_host *ph, im_claim *c, im_error *err);
 
 /* What the claim missed, read from the store: every message it has not

@@ -177,7 +177,7 @@ int im__deliver_to_claim(im_plugin_host *ph, im_claim *c, const im_message *m,
 
 int im__claim_admits_private(im_plugin_host *ph, im_claim *c, im_error *err)
 {
-    if (ph->durable_store || atomic_load(&c->queued) < ph->limits.plugin_backlog)
+    if (atomic_load(&c->queued) < ph->limits.plugin_backlog)
         return IM_OK;
     return im_error_set(err, IM_EBUSY, "%s is busy: try again later", c->user);
 }
