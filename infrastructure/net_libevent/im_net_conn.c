@@ -24,8 +24,12 @@
 #define ANSWER_STACK_BYTES 2048  /* answers this small are packed on the stack */
 #define LIST_DEFAULT 1000u
 #define LIST_MAX 10000u
+#define READ_CHUNK 16384
+#define READ_ROUNDS 4            /* per wake-up, so one busy peer cannot starve the rest */
+#define SHUTDOWN_READ_ROUNDS 64  /* 1 MiB: what a peer had sent when shutdown began */
 
 static void take_frames(im_conn *c);
+static void read_input(im_conn *c, int rounds);
 
 /* The user for log lines: "-" before login. */
 static const char *who(const im_conn *c)
@@ -337,10 +341,17 @@ void im__conn_reap(im_worker *w)
         event_base_loopexit(w->base, NULL);
 }
 
+/* Shutdown. What a peer sent before it still counts: an ack left unread
+ * would be a message delivered again after the restart, a request left
+ * unread one its sender never hears about. So the input already in each
+ * socket is taken first (bounded: a peer that keeps sending cannot hold the
+ * shutdown up), answered, and only then is the session closed. */
 void im__worker_close_all(im_worker *w)
 {
     for (uint32_t i = 0; i < w->nslots; i++) {
         im_conn *c = w->slots[i];
+        if (c && !c->closing)
+            read_input(c, SHUTDOWN_READ_ROUNDS);
         if (c && !c->closing)
             im__conn_close(c, IM_ESHUTDOWN, "the server is shutting down");
     }
@@ -706,17 +717,14 @@ static void dispatch(im_conn *c, const Imcore__Envelope *env)
     }
 }
 
-#define READ_CHUNK 16384
-#define READ_ROUNDS 4 /* per wake-up, so one busy peer cannot starve the rest */
-
-/* Reads what the socket has (into the input buffer's own space: no ioctl
- * to ask how much first), then takes every complete frame. A frame over the
- * limit is refused from its header alone, before anything is allocated. */
-static void on_readable(evutil_socket_t fd, short what, void *arg)
+/* Reads what the socket has, at most rounds chunks (into the input buffer's
+ * own space: no ioctl to ask how much first), then takes every complete
+ * frame. A frame over the limit is refused from its header alone, before
+ * anything is allocated. */
+static void read_input(im_conn *c, int rounds)
 {
-    (void)what;
-    im_conn *c = arg;
-    for (int round = 0; round < READ_ROUNDS; round++) {
+    int fd = c->fd;
+    for (int round = 0; round < rounds; round++) {
         struct evbuffer_iovec v;
         if (evbuffer_reserve_space(c->in, READ_CHUNK, &v, 1) != 1) {
             im__conn_close(c, IM_ENOMEM, "out of memory");
@@ -751,13 +759,20 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     take_frames(c);
 }
 
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    read_input(arg, READ_ROUNDS);
+}
+
 static void take_frames(im_conn *c)
 {
     struct evbuffer *in = c->in;
     uint32_t max = c->w->srv->cfg.max_frame_bytes;
     c->w->srv->core->session_touch(&c->session, im__monotonic_ms());
 
-    while (!c->closing) {        size_t avail = evbuffer_get_length(in);
+    while (!c->closing) {
+        size_t avail = evbuffer_get_length(in);
         if (avail < IM_FRAME_HEADER_BYTES)
             break;
         uint8_t hdr[IM_FRAME_HEADER_BYTES];
