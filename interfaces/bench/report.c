@@ -32,6 +32,17 @@ static void fail(bench_verdict *v, const char *fmt, ...)
     va_end(ap);
 }
 
+static void note(bench_verdict *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(bench_verdict *v, const char *fmt, ...)
+{
+    if (v->nnotes >= BENCH_MAX_NOTES)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->note[v->nnotes++], sizeof v->note[0], fmt, ap);
+    va_end(ap);
+}
+
 void bench_judge(const bench_opts *o, const bench_agg *a, const bench_stats *st, bench_verdict *v)
 {
     memset(v, 0, sizeof *v);
@@ -61,6 +72,13 @@ void bench_judge(const bench_opts *o, const bench_agg *a, const bench_stats *st,
         bench_errors_named(st, "INVALID_ARGUMENT") + bench_errors_named(st, "NOT_FOUND") +
                 bench_errors_named(st, "BAD_CREDENTIALS") > 0)
         fail(v, "every login was refused: a server in accounts.mode password needs --password");
+    /* The default config limits each session to a few hundred messages a
+     * second: a run against it measures that limit, not the server. */
+    uint64_t limited = bench_errors_named(st, "RATE_LIMITED");
+    if (limited && st->refused)
+        note(v, "the server refused sends with RATE_LIMITED (%llu errors): its "
+                "limits.messages_per_second holds each session back (0 turns it off)",
+             (unsigned long long)limited);
 }
 
 /* ---- text ---------------------------------------------------------------- */
@@ -173,6 +191,8 @@ void bench_report_text(FILE *f, const bench_opts *o, const bench_agg *a, const b
     if (st->measure_ns)
         fprintf(f, "  bench        CPU %.0f%% of a core in the window\n",
                 100.0 * (double)st->cpu_ns / (double)st->measure_ns);
+    for (int i = 0; i < v->nnotes; i++)
+        fprintf(f, "  note         %s\n", v->note[i]);
     if (v->n == 0) {
         fprintf(f, "  result       OK\n");
     } else {
@@ -221,6 +241,12 @@ void bench_report_json(FILE *f, const bench_opts *o, const bench_agg *a, const b
         if (i)
             fputc(',', f);
         json_str(f, v->why[i]);
+    }
+    fprintf(f, "],\"notes\":[");
+    for (int i = 0; i < v->nnotes; i++) {
+        if (i)
+            fputc(',', f);
+        json_str(f, v->note[i]);
     }
     fprintf(f, "],\"workload\":\"%s\",\"protocol\":\"%s\",\"loop\":\"%s\",\"rate\":%.1f,"
                "\"window\":%u,\"size\":%u,\"group_size\":%u,\"senders\":\"%s\",\"procs\":%u,"

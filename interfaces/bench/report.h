@@ -12,16 +12,20 @@
 #include "stats.h"
 
 #define BENCH_MAX_FAILURES 8
+#define BENCH_MAX_NOTES 4
 
-/* Why a run failed; none means it succeeded. */
+/* Why a run failed; none means it succeeded. Notes explain figures that
+ * are probably not what the user meant to measure, without failing. */
 typedef struct bench_verdict {
     int n;
     char why[BENCH_MAX_FAILURES][160];
+    int nnotes;
+    char note[BENCH_MAX_NOTES][200];
 } bench_verdict;
 
 /* A run fails on any correctness violation, on a connection not held, when
  * the workload made no progress, when it was interrupted, or when a driver
- * died. Speed never fails a run. */
+ * died. Speed never fails a run; a server that throttled it is noted. */
 void bench_judge(const bench_opts *o, const bench_agg *a, const bench_stats *st,
                  bench_verdict *v);
 

@@ -54,6 +54,9 @@ CASES = {
     # accounts.mode password without --password: the run fails, and says why.
     "password-missing": ("imcore", ["-w", "private", "-c", "10", "-d", "1s",
                                     "--ramp-timeout", "3s"], "hint"),
+    # A server that limits each session's send rate: the run passes, and
+    # its summary says the limit, not the server, set the pace.
+    "rate-limited": ("imcore", ["-w", "private", "-c", "10", "-d", "2s", "-W", "4"], "note"),
     "mqtt-private": ("mqtt", ["-w", "private", "-c", "200", "-d", "3s"], "messages"),
     "mqtt-group": ("mqtt", ["-w", "group", "-c", "200", "-g", "10", "--senders", "all",
                             "-d", "3s", "-r", "1000"], "messages"),
@@ -61,13 +64,14 @@ CASES = {
 
 # SQLite storage (the default, in the temporary directory) unless the case
 # ends in -memory, no per-session rate limit (the bench sends as fast as it
-# can), and logins without passwords unless the case gives one.
+# can) unless the case is about it, and logins without passwords unless the
+# case gives one.
 SERVER_CONFIG = """\
 listen: {host: 127.0.0.1, port: 0}
 workers: 2
 log_level: warn
 limits:
-  messages_per_second: 0
+  messages_per_second: %s
 session:
   heartbeat_s: 1
   idle_timeout_s: 3
@@ -100,11 +104,11 @@ def wait_listening(port, proc, deadline):
     return False
 
 
-def start_imcore(server, tmp, accounts, engine, plugins=""):
+def start_imcore(server, tmp, accounts, engine, plugins="", rate=0):
     cfg = os.path.join(tmp, "imcore.yaml")
     port_file = os.path.join(tmp, "port")
     with open(cfg, "w") as f:
-        f.write(SERVER_CONFIG % (accounts, engine, plugins))
+        f.write(SERVER_CONFIG % (rate, accounts, engine, plugins))
     log = open(os.path.join(tmp, "server.log"), "w")
     proc = subprocess.Popen([server, "--config", cfg, "--port-file", port_file],
                             cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
@@ -156,6 +160,15 @@ def check(case, kind, rc, out, err):
         j = json.loads(out)
     except ValueError:
         return ["the summary is not JSON: %r" % out[:300]]
+    if kind == "note":
+        want = "limits.messages_per_second holds each session back"
+        if rc != 0 or not j.get("ok") or not any(want in n for n in j.get("notes", [])):
+            bad.append("exit %d, ok %s, notes %s: want 0, true and a note saying %r"
+                       % (rc, j.get("ok"), j.get("notes"), want))
+        if j["errors"].get("RATE_LIMITED", 0) == 0 or j["messages"]["refused"] == 0:
+            bad.append("no send was refused with RATE_LIMITED: %s %s"
+                       % (j["errors"], j["messages"]))
+        return bad
     if kind == "hint":
         want = "every login was refused: a server in accounts.mode password needs --password"
         if rc != 1 or want not in j.get("failures", []):
@@ -255,7 +268,8 @@ def main():
                                       "password" if "--password" in args or
                                       a.case == "password-missing" else "open",
                                       "memory" if a.case.endswith("-memory") else "sqlite",
-                                      PLUGINS.get(a.case, ""))
+                                      PLUGINS.get(a.case, ""),
+                                      50 if a.case == "rate-limited" else 0)
 
         cmd = [a.bench, "--protocol", protocol, "-p", str(port), "--json", "-q",
                "--server-pid", str(proc.pid), "--prefix", "s" + a.case.replace("-", "_")[:7]]
