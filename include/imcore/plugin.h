@@ -290,8 +290,8 @@ typedef struct imcore_plugin {
 
     /* A storage adapter: opens the store the server keeps everything in,
      * from the plugin's config (the `storage:` section: path, max_batch,
-     * synchronous, max_page_count, and options.* for the adapter's own
-     * keys). Called once, on the main thread, after init; *out is the
+     * synchronous, max_page_count, check_on_start, and options.* for the
+     * adapter's own keys). Called once, on the main thread, after init; *out is the
      * adapter's, until its destroy op. Return 0, or an IM_E* code with err
      * saying why. A plugin named by storage.engine must have it; the
      * server's own adapters (storage_sqlite, storage_memory) are plugins of

@@ -22,7 +22,7 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
     /* The section's generic keys mean nothing here and are passed over;
      * options would be a mistake. */
     static const char *const known[] = { "path", "max_batch", "synchronous", "max_page_count",
-                                         NULL };
+                                         "check_on_start", NULL };
     if (!im_adapter_new(api, host, out, "storage_memory", IM_ADAPTER_PLUGIN_SIZE(open_storage),
                         known, "storage.options", sizeof(im_adapter)))
         return 1;

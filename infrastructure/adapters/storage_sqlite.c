@@ -24,8 +24,10 @@ static int open_storage(void *state, im_store **out, im_error *err)
     adapter *a = state;
     int rc = im_sqlite_store_new(&a->cfg, out, err);
     if (rc == IM_OK)
-        a->base.api->log(a->base.host, IMCORE_LOG_INFO, "sqlite %s (max_batch %u, synchronous %s)",
-                    a->path, a->cfg.max_batch, a->cfg.synchronous_full ? "full" : "normal");
+        a->base.api->log(a->base.host, IMCORE_LOG_INFO,
+                         "sqlite %s (max_batch %u, synchronous %s, %s)", a->path,
+                         a->cfg.max_batch, a->cfg.synchronous_full ? "full" : "normal",
+                         a->cfg.skip_check ? "not checked at start" : "checked at start");
     return rc;
 }
 
@@ -33,7 +35,7 @@ __attribute__((visibility("default")))
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {
     static const char *const known[] = { "path", "max_batch", "synchronous", "max_page_count",
-                                         NULL };
+                                         "check_on_start", NULL };
     adapter *a = im_adapter_new(api, host, out, "storage_sqlite",
                                 IM_ADAPTER_PLUGIN_SIZE(open_storage), known, "storage.options",
                                 sizeof *a);
@@ -42,11 +44,13 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
     const char *path = api->config_get(host, "path");
     snprintf(a->path, sizeof a->path, "%s", path && path[0] ? path : "data/imcore.db");
     const char *sync = api->config_get(host, "synchronous");
+    const char *check = api->config_get(host, "check_on_start");
     a->cfg = (im_sqlite_store_config){
         .path = a->path,
         .max_batch = im_adapter_uint(api, host, "max_batch", 512),
         .max_page_count = im_adapter_uint(api, host, "max_page_count", 0),
         .synchronous_full = !sync || strcmp(sync, "normal") != 0,
+        .skip_check = check && strcmp(check, "none") == 0,
     };
     im_log_set_level((im_log_level)api->log_level(host));
     out->open_storage = open_storage;

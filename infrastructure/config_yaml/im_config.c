@@ -46,7 +46,7 @@ enum {
     FI_HOST, FI_PORT, FI_WORKERS, FI_NODE_ID,
     FI_MAX_CONNECTIONS, FI_MAX_FRAME, FI_MAX_BODY, FI_MAX_GROUP, FI_OUTPUT_BUFFER,
     FI_HEARTBEAT, FI_IDLE, FI_POLICY, FI_LOG_LEVEL,
-    FI_ENGINE, FI_PATH, FI_MAX_BATCH, FI_SYNC, FI_MAX_PAGES,
+    FI_ENGINE, FI_PATH, FI_MAX_BATCH, FI_SYNC, FI_MAX_PAGES, FI_CHECK,
     FI_ACC_MODE, FI_ACC_HASH, FI_ACC_TTL, FI_ACC_FAILURES, FI_ACC_WINDOW,
     FI_SEND_RATE, FI_SEND_BURST, FI_PLUGIN_BACKLOG, FI_PLUGIN_DIR, FI_TRANSPORT, FI_CLUSTER,
     FI_COUNT
@@ -59,6 +59,7 @@ enum {
     [idx] = { .name = key, .kind = k, .offset = offsetof(im_config, member), .min = lo, .max = hi }
 
 static const char *const sync_names[] = { "full", "normal", NULL };
+static const char *const check_names[] = { "quick", "none", NULL };
 static const char *const accounts_modes[] = { "password", "open", NULL };
 static const char *const hash_costs[] = { "interactive", "moderate", "min", NULL };
 
@@ -86,6 +87,8 @@ static const struct field fields[FI_COUNT] = {
     [FI_SYNC] = { .name = "storage.synchronous", .kind = K_CHOICE,
                   .offset = offsetof(im_config, storage_synchronous), .choices = sync_names },
     FIELD(FI_MAX_PAGES, "storage.max_page_count", K_U32, storage_max_pages, 0, 4294967295u),
+    [FI_CHECK] = { .name = "storage.check_on_start", .kind = K_CHOICE,
+                   .offset = offsetof(im_config, storage_check), .choices = check_names },
     [FI_ACC_MODE] = { .name = "accounts.mode", .kind = K_CHOICE,
                       .offset = offsetof(im_config, accounts_mode), .choices = accounts_modes },
     [FI_ACC_HASH] = { .name = "accounts.password_hash", .kind = K_CHOICE,
@@ -134,6 +137,7 @@ void im_config_defaults(im_config *c)
     c->storage_max_batch = 512;
     c->storage_synchronous = IM_STORAGE_SYNC_FULL;
     c->storage_max_pages = 0;
+    c->storage_check = IM_STORAGE_CHECK_QUICK;
     snprintf(c->plugin_dir, sizeof c->plugin_dir, "%s", IMCORE_PLUGIN_DIR);
     c->send_rate = 200;
     c->send_burst = 400;

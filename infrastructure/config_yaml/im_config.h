@@ -60,6 +60,8 @@ typedef struct im_config {
     uint32_t storage_max_batch;   /* storage.max_batch, default 512, 1..100000; 1 = no group commit */
     int storage_synchronous;      /* storage.synchronous: "full" (IM_STORAGE_SYNC_FULL, default) or "normal" */
     uint32_t storage_max_pages;   /* storage.max_page_count, default 0 = no limit, 0..4294967295 */
+    int storage_check;            /* storage.check_on_start: "quick" (IM_STORAGE_CHECK_QUICK, default)
+                                   * or "none" */
     im_plugin_config storage_options; /* storage.options: the adapter's own keys, flattened
                                    * (name and path unused) */
     char transport[64];           /* transport, default "tcp": the transport adapter, the plugin
@@ -85,6 +87,7 @@ typedef struct im_config {
 } im_config;
 
 enum { IM_STORAGE_SYNC_FULL = 0, IM_STORAGE_SYNC_NORMAL = 1 };
+enum { IM_STORAGE_CHECK_QUICK = 0, IM_STORAGE_CHECK_NONE = 1 };
 enum { IM_ACCOUNTS_PASSWORD = 0, IM_ACCOUNTS_OPEN = 1 };
 
 /* Fills c with the defaults above. workers stays 0: whoever starts the

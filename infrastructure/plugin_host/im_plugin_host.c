@@ -587,6 +587,8 @@ static void storage_entry(const im_config *cfg, im_plugin_config *pc)
     add_setting(pc, "synchronous",
                 cfg->storage_synchronous == IM_STORAGE_SYNC_NORMAL ? "normal" : "full", 0);
     add_number(pc, "max_page_count", cfg->storage_max_pages);
+    add_setting(pc, "check_on_start",
+                cfg->storage_check == IM_STORAGE_CHECK_NONE ? "none" : "quick", 0);
     add_options(pc, &cfg->storage_options);
 }
 

@@ -570,7 +570,8 @@ int im_sqlite_store_new(const im_sqlite_store_config *cfg, im_store **out, im_er
     pthread_mutex_init(&st->read_lock, NULL);
     pthread_cond_init(&st->wake, NULL);
     im_sqlite_options o = { .path = cfg->path, .max_page_count = cfg->max_page_count,
-                            .synchronous_full = cfg->synchronous_full };
+                            .synchronous_full = cfg->synchronous_full,
+                            .skip_check = cfg->skip_check };
     int rc = im_sqlite_db_open(&o, &st->writer, err);
     o.skip_check = true; /* the writer has just checked the file */
     if (rc == IM_OK)

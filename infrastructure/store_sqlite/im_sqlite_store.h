@@ -21,6 +21,7 @@ typedef struct im_sqlite_store_config {
     unsigned max_queue;        /* queued requests beyond this are refused with IM_EBUSY */
     uint32_t max_page_count;   /* 0: no limit (tests use a limit to fill the "disk") */
     bool synchronous_full;     /* fsync the WAL at every commit (FULL) or at checkpoints (NORMAL) */
+    bool skip_check;           /* no PRAGMA quick_check at open: it reads the whole file */
 } im_sqlite_store_config;
 
 /* Opens (or creates) the database and starts the storage thread. *out is

@@ -510,6 +510,11 @@ static void test_storage_and_accounts(void **state)
                                "  synchronous: normal\n", &c, &err, path), IM_OK);
     assert_string_equal(c.storage_path, "/var/lib/imcore/im.db");
     assert_int_equal(c.storage_synchronous, IM_STORAGE_SYNC_NORMAL);
+    assert_int_equal(c.storage_check, IM_STORAGE_CHECK_QUICK);
+    assert_int_equal(load_text("storage:\n  check_on_start: none\n", &c, &err, path), IM_OK);
+    assert_int_equal(c.storage_check, IM_STORAGE_CHECK_NONE);
+    expect_error("storage:\n  engine: sqlite\n  check_on_start: full\n", 3,
+                 "storage.check_on_start", "must be 'quick' or 'none'");
     /* Any engine may be named (its adapter is looked for at start), and its
      * own keys go under options, flattened for it with their lines. */
     assert_int_equal(load_text("accounts:\n  mode: open\nstorage:\n  engine: postgres\n"
