@@ -5,13 +5,16 @@
  * data is durable, in commit order, on its own thread: that is where
  * messages are delivered and senders answered, so receivers see each
  * conversation in seq order and an ack never runs ahead of the disk.
- * No locks here: ports that are shared between workers lock themselves. */
+ * No locks here: ports that are shared between workers lock themselves, and
+ * what a login hands over is kept on the store's thread (see handover). */
 #include "im_app.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "domain/handover.h"
 #include "domain/user.h"
 
 struct im_app {
@@ -109,53 +112,212 @@ typedef struct session_ref {
     char name[IM_DISPLAY_NAME_MAX + 1];
 } session_ref;
 
-static bool deliver_pending(void *arg, const im_message *m)
+/* ---- the hand-over: a login's unacked messages, page by page ---- */
+
+/* A login handing over what its user has not acked, one page at a time
+ * (domain/handover.h), then going live. Its state is touched only on the
+ * store's thread, whose completions run one at a time and in request order;
+ * the session points at it (session thread) until it goes live or closes.
+ * refs counts the session's pointer, the flow (reading or waiting for acks)
+ * and each request in flight that names it. */
+typedef struct handover {
+    im_app *app;
+    im_endpoint ep;
+    char user[IM_USER_ID_MAX + 1];
+    char name[IM_DISPLAY_NAME_MAX + 1];
+    atomic_uint refs;
+    im_handover_page page;
+    bool flowing;                 /* the flow's reference is held */
+    bool reading;                 /* a page read is under way */
+    bool waiting;                 /* a full page went out: the next waits for its acks */
+    bool closed;                  /* the session has gone */
+    bool failed;                  /* the page could not be recorded (out of memory) */
+} handover;
+
+/* Frame bytes a message costs beyond its body, for the page's byte budget. */
+#define HANDOVER_FRAME_OVERHEAD 160u
+
+static void handover_release(handover *h)
 {
-    session_ref *ref = arg;
-    im_router *r = ref->app->ports.router;
-    r->ops->deliver_to(r, &ref->ep, m, NULL);
-    return true;
+    if (atomic_fetch_sub(&h->refs, 1) == 1) {
+        im_handover_clear(&h->page);
+        free(h);
+    }
 }
 
-/* Runs after the unacked messages were handed over, in store order: binding
- * here means every message stored before went out in the pending batch and
- * every message stored after is delivered live, none twice. */
-static void go_live(void *arg, int rc, const im_error *err)
+static void handover_flow_end(handover *h)
 {
-    session_ref *ref = arg;
-    im_router *r = ref->app->ports.router;
-    im_endpoint replaced;
-    if (rc != IM_OK) {
-        r->ops->kick(r, &ref->ep, rc, err && err->msg[0] ? err->msg : "cannot read messages");
-        free(ref);
-        return;
+    if (h->flowing) {
+        h->flowing = false;
+        handover_release(h);
     }
+}
+
+static size_t handover_page_bytes(const im_app *app)
+{
+    return app->limits.handover_bytes ? app->limits.handover_bytes : IM_HANDOVER_BYTES;
+}
+
+static bool deliver_pending(void *arg, const im_message *m)
+{
+    handover *h = arg;
+    if (h->closed || h->failed)
+        return false;
+    char conv[IM_CONVERSATION_ID_MAX + 1];
+    if (im_message_conversation_id(m, conv, sizeof conv) < 0 ||
+        im_handover_sent(&h->page, conv, m->seq, m->body_len + HANDOVER_FRAME_OVERHEAD,
+                         NULL) != IM_OK) {
+        h->failed = true;
+        return false;
+    }
+    im_router *r = h->app->ports.router;
+    r->ops->deliver_to(r, &h->ep, m, NULL);
+    return h->page.bytes < handover_page_bytes(h->app);
+}
+
+/* Clears the session's pointer once the hand-over is over (session thread). */
+static void handover_detach(void *arg, im_session *s)
+{
+    handover *h = arg;
+    if (s && s->handover == h) {
+        s->handover = NULL;
+        handover_release(h); /* the session's */
+    }
+    handover_release(h);     /* this request's */
+}
+
+/* Binding here, in the store's order, means every message stored before
+ * went out in the pages and every message stored after is delivered live,
+ * none twice. */
+static void handover_go_live(handover *h)
+{
+    im_router *r = h->app->ports.router;
+    im_endpoint replaced;
     im_error bind_err = { 0 };
-    rc = r->ops->bind(r, ref->user, ref->name, &ref->ep, ref->app->limits.login_policy,
-                      &replaced, &bind_err);
+    int rc = r->ops->bind(r, h->user, h->name, &h->ep, h->app->limits.login_policy,
+                          &replaced, &bind_err);
     if (rc == 1)
         r->ops->kick(r, &replaced, IM_EREPLACED, "logged in from another connection");
     else if (rc < 0)
-        r->ops->kick(r, &ref->ep, rc, bind_err.msg[0] ? bind_err.msg
-                                      : rc == IM_EDUPLICATE ? "already online"
-                                                            : "cannot go online");
-    free(ref);
+        r->ops->kick(r, &h->ep, rc, bind_err.msg[0] ? bind_err.msg
+                                    : rc == IM_EDUPLICATE ? "already online"
+                                                          : "cannot go online");
+    atomic_fetch_add(&h->refs, 1);
+    r->ops->with_session(r, &h->ep, handover_detach, h);
 }
 
-/* Hands over what the session missed, then makes it live (go_live). */
-static int start_go_live(im_app *app, const im_session *s, const im_endpoint *ep, im_error *err)
+static void handover_page_read(void *arg, int rc, const im_error *err);
+
+/* Reads the next page: what the user has not acked, which the acks of the
+ * page before have moved past everything sent. */
+static void handover_read(handover *h)
 {
-    session_ref *ref = calloc(1, sizeof *ref);
-    if (!ref)
-        return im_error_set(err, IM_ENOMEM, "out of memory");
-    ref->app = app;
-    ref->ep = *ep;
-    copy_str(ref->user, sizeof ref->user, s->user_id);
-    copy_str(ref->name, sizeof ref->name, s->display_name);
+    im_store *st = h->app->ports.store;
+    im_error err = { 0 };
+    im_handover_reset(&h->page);
+    h->reading = true;
+    h->waiting = false;
+    int rc = st->ops->pending(st, h->user, IM_HANDOVER_MESSAGES, deliver_pending,
+                              handover_page_read, h, &err);
+    if (rc != IM_OK) {
+        h->reading = false;
+        im_router *r = h->app->ports.router;
+        r->ops->kick(r, &h->ep, rc, err.msg[0] ? err.msg : "cannot read messages");
+        handover_flow_end(h);
+    }
+}
+
+static void handover_page_read(void *arg, int rc, const im_error *err)
+{
+    handover *h = arg;
+    im_router *r = h->app->ports.router;
+    h->reading = false;
+    if (h->closed) {
+        handover_flow_end(h);
+    } else if (rc != IM_OK || h->failed) {
+        r->ops->kick(r, &h->ep, rc != IM_OK ? rc : IM_ENOMEM,
+                     rc != IM_OK && err && err->msg[0] ? err->msg : "cannot read messages");
+        handover_flow_end(h);
+    } else if (h->page.messages < IM_HANDOVER_MESSAGES &&
+               h->page.bytes < handover_page_bytes(h->app)) {
+        handover_go_live(h); /* the last page */
+        handover_flow_end(h);
+    } else if (im_handover_done(&h->page)) {
+        handover_read(h);    /* acked while it was still being read */
+    } else {
+        h->waiting = true;
+    }
+}
+
+/* An ack of the session, once the store has applied it. */
+typedef struct handover_ack {
+    handover *h;
+    uint64_t seq;
+    char conversation[IM_CONVERSATION_ID_MAX + 1];
+} handover_ack;
+
+static void handover_acked(void *arg, int rc, const im_error *err)
+{
+    (void)rc, (void)err;
+    handover_ack *a = arg;
+    handover *h = a->h;
+    if (h->flowing && !h->closed && im_handover_acked(&h->page, a->conversation, a->seq) &&
+        h->waiting)
+        handover_read(h);
+    handover_release(h);
+    free(a);
+}
+
+static void handover_note_ack(im_app *app, const im_session *s, const char *conversation,
+                              uint64_t seq)
+{
+    handover *h = s->handover;
+    handover_ack *a = malloc(sizeof *a);
+    if (!a)
+        return; /* the page then waits for a later ack */
+    a->h = h;
+    a->seq = seq;
+    copy_str(a->conversation, sizeof a->conversation, conversation);
+    atomic_fetch_add(&h->refs, 1);
     im_store *st = app->ports.store;
-    int rc = st->ops->pending(st, s->user_id, IM_PENDING_LIMIT, deliver_pending, go_live, ref, err);
-    if (rc != IM_OK)
-        free(ref);
+    if (st->ops->barrier(st, handover_acked, a, NULL) != IM_OK) {
+        handover_release(h);
+        free(a);
+    }
+}
+
+static void handover_session_gone(void *arg, int rc, const im_error *err)
+{
+    (void)rc, (void)err;
+    handover *h = arg;
+    h->closed = true;
+    if (!h->reading)
+        handover_flow_end(h); /* it was waiting for acks that will not come */
+    handover_release(h);      /* the session's */
+}
+
+/* Hands over what the session missed, then makes it live. */
+static int start_handover(im_app *app, im_session *s, const im_endpoint *ep, im_error *err)
+{
+    handover *h = calloc(1, sizeof *h);
+    if (!h)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    h->app = app;
+    h->ep = *ep;
+    copy_str(h->user, sizeof h->user, s->user_id);
+    copy_str(h->name, sizeof h->name, s->display_name);
+    atomic_init(&h->refs, 2); /* the session's and the flow's */
+    h->flowing = true;
+    h->reading = true;
+    s->handover = h;
+    im_store *st = app->ports.store;
+    int rc = st->ops->pending(st, h->user, IM_HANDOVER_MESSAGES, deliver_pending,
+                              handover_page_read, h, err);
+    if (rc != IM_OK) {
+        s->handover = NULL;
+        im_handover_clear(&h->page);
+        free(h);
+    }
     return rc;
 }
 
@@ -174,7 +336,7 @@ static int finish_login(im_app *app, im_session *s, const im_endpoint *ep, uint6
     if (rc != IM_OK)
         return rc;
     r->ops->send_login_result(r, ep, rid, IM_OK, s, token, NULL);
-    if ((rc = start_go_live(app, s, ep, err)) != IM_OK) {
+    if ((rc = start_handover(app, s, ep, err)) != IM_OK) {
         r->ops->kick(r, ep, rc, err->msg);
         return IM_OK; /* answered: the LoginAck is out, the kick explains */
     }
@@ -286,6 +448,16 @@ static void unbind_after(void *arg, int rc, const im_error *err)
 
 void im_app_session_closed(im_app *app, im_session *s, const im_endpoint *ep, int reason)
 {
+    if (s->handover) {
+        handover *h = s->handover;
+        s->handover = NULL;
+        im_store *st = app->ports.store;
+        /* The session's reference goes with the request. Should the store
+         * refuse it (out of memory), a flow waiting for acks is never told
+         * and stays until shutdown: a leak, not a fault. */
+        if (st->ops->barrier(st, handover_session_gone, h, NULL) != IM_OK)
+            handover_release(h);
+    }
     if (im_session_is_authenticated(s)) {
         /* Through the store, so the unbind cannot overtake this session's
          * go-live and leave a dead session bound. */
@@ -672,7 +844,10 @@ int im_app_ack(im_app *app, const im_session *s, const char *conversation, uint6
     if (rc != IM_OK)
         return rc;
     im_store *st = app->ports.store;
-    return st->ops->ack(st, s->user_id, conversation, seq, err);
+    rc = st->ops->ack(st, s->user_id, conversation, seq, err);
+    if (rc == IM_OK && s->handover)
+        handover_note_ack(app, s, conversation, seq);
+    return rc;
 }
 
 int im_app_history(im_app *app, const im_session *s, const char *peer, const char *group,

@@ -30,7 +30,11 @@
  * the types a transport shares with the application. */
 #include "imcore/transport.h"
 
-#define IM_PENDING_LIMIT 10000u  /* unacked messages sent at one login */
+/* A login hands over the user's unacked messages a page at a time, each at
+ * most this many messages and about handover_bytes (im_app_limits) of
+ * frames; the next page goes once the client has acked this one. */
+#define IM_HANDOVER_MESSAGES 10000u
+#define IM_HANDOVER_BYTES (1024u * 1024u) /* when im_app_limits.handover_bytes is 0 */
 
 typedef struct im_app_ports {
     im_router *router;            /* borrowed: outlives the app */

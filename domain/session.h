@@ -37,6 +37,10 @@ typedef struct im_session {
     uint64_t send_tokens_milli;
     uint64_t send_refill_ms;
     bool unmetered;               /* a service account: no send-rate limit */
+    /* The application's, opaque here: a login still handing over the
+     * user's unacked messages (domain/handover.h); NULL once live. Only the
+     * session's own thread reads or writes it. */
+    void *handover;
 } im_session;
 
 /* Starts a session in CONNECTED, seen at now_ms. */

@@ -49,6 +49,11 @@ typedef struct im_app_limits {
     im_login_policy login_policy;
     uint32_t send_rate;           /* messages per second per session; 0: unlimited */
     uint32_t send_burst;          /* bucket size; 0: send_rate */
+    /* Bytes of unacked messages handed over to a session at once when it
+     * logs in (a page; the next goes once the client has acked it). Keep it
+     * well under what a session may have unsent before it counts as a slow
+     * consumer. 0: 1 MiB. */
+    uint32_t handover_bytes;
 } im_app_limits;
 
 /* What a Login carries; every string borrowed for the call. */

@@ -177,6 +177,9 @@ int main(int argc, char **argv)
         .login_policy = (im_login_policy)cfg.login_policy,
         .send_rate = cfg.send_rate,
         .send_burst = cfg.send_burst,
+        /* Half the slow-consumer limit: a page of unacked messages at login
+         * must never be what closes the session. */
+        .handover_bytes = cfg.output_buffer_bytes / 2,
     };
     /* The route port: the transport's sessions on this node, wrapped by the
      * cluster adapter (if any) to reach other nodes, wrapped by the plugins'

@@ -471,6 +471,7 @@ static void test_live_only_after_pending(void **state)
     im_session bob;
     im_session_init(&bob, 1, 0);
     im_endpoint ep = { .conn_id = 42 };
+    l.router.sessions[42] = &bob;
     assert_int_equal(login_as(l.app, &bob, "bob", "", &ep, NULL), IM_OK);
     assert_true(im_session_is_authenticated(&bob));
     /* Not live until the store has handed over what bob missed. */
@@ -481,7 +482,144 @@ static void test_live_only_after_pending(void **state)
     assert_string_equal(l.router.direct[1].body, "while away 2");
     assert_string_equal(l.router.direct[0].to, "conn-42");
     assert_true(l.router.base.ops->is_online(&l.router.base, "bob"));
+    assert_null(bob.handover); /* live: the hand-over is over */
     later_fini(&l);
+}
+
+/* limits.handover_bytes of 1: every message fills a page on its own. */
+static void later_init_paged(later *l, uint32_t handover_bytes)
+{
+    later_init(l);
+    im_app_free(l->app);
+    im_app_limits limits = { .max_body_bytes = 16, .max_group_members = 3,
+                             .handover_bytes = handover_bytes };
+    im_app_ports ports = { .router = &l->router.base, .store = deferred_store_port(l->ds),
+                           .groups = l->groups, .wall_clock_ms = fixed_clock };
+    assert_int_equal(im_app_new(&limits, &ports, &l->app, NULL), IM_OK);
+}
+
+static void test_handover_goes_a_page_at_a_time(void **state)
+{
+    (void)state;
+    later l;
+    later_init_paged(&l, 1);
+    deferred_store_add_pending(l.ds, "alice", "bob", "a1", 1);
+    deferred_store_add_pending(l.ds, "alice", "bob", "a2", 2);
+    deferred_store_add_pending(l.ds, "bob", "carol", "to carol", 1); /* not bob's */
+    deferred_store_add_pending(l.ds, "carol", "bob", "c1", 1);
+    im_session bob;
+    im_session_init(&bob, 1, 0);
+    im_endpoint ep = { .conn_id = 42 };
+    l.router.sessions[42] = &bob;
+    assert_int_equal(login_as(l.app, &bob, "bob", "", &ep, NULL), IM_OK);
+    deferred_store_run(l.ds);
+    /* One page, and nothing more until bob acks it. */
+    assert_int_equal(l.router.ndirect, 1);
+    assert_string_equal(l.router.direct[0].body, "a1");
+    assert_false(l.router.base.ops->is_online(&l.router.base, "bob"));
+    assert_int_equal(deferred_store_run(l.ds), 0);
+    assert_int_equal(l.router.ndirect, 1);
+
+    const char *want[] = { "a2", "c1" };
+    const char *conv[] = { "p:alice:bob", "p:alice:bob", "p:bob:carol" };
+    uint64_t seq[] = { 1, 2, 1 };
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(im_app_ack(l.app, &bob, conv[i], seq[i], NULL), IM_OK);
+        deferred_store_run(l.ds);
+        assert_int_equal(l.router.ndirect, (size_t)i + 2);
+        assert_string_equal(l.router.direct[i + 1].body, want[i]);
+        assert_false(l.router.base.ops->is_online(&l.router.base, "bob"));
+    }
+    /* The last page is empty: bob goes live, with each message sent once. */
+    assert_int_equal(im_app_ack(l.app, &bob, conv[2], seq[2], NULL), IM_OK);
+    deferred_store_run(l.ds);
+    assert_int_equal(l.router.ndirect, 3);
+    assert_true(l.router.base.ops->is_online(&l.router.base, "bob"));
+    assert_null(bob.handover);
+    /* Acks after that are only acks. */
+    assert_int_equal(im_app_ack(l.app, &bob, conv[2], seq[2], NULL), IM_OK);
+    assert_int_equal(deferred_store_queued(l.ds), 0);
+    later_fini(&l);
+}
+
+static void test_handover_waits_for_every_conversation_of_the_page(void **state)
+{
+    (void)state;
+    later l;
+    /* Room for two messages a page (each counts its body and a frame's
+     * overhead, well under 200 bytes). */
+    later_init_paged(&l, 300);
+    deferred_store_add_pending(l.ds, "alice", "bob", "a1", 1);
+    deferred_store_add_pending(l.ds, "carol", "bob", "c1", 1);
+    deferred_store_add_pending(l.ds, "dave", "bob", "d1", 1);
+    im_session bob;
+    im_session_init(&bob, 1, 0);
+    im_endpoint ep = { .conn_id = 42 };
+    l.router.sessions[42] = &bob;
+    assert_int_equal(login_as(l.app, &bob, "bob", "", &ep, NULL), IM_OK);
+    deferred_store_run(l.ds);
+    assert_int_equal(l.router.ndirect, 2);
+    /* An ack short of what was sent, and one conversation of two: wait. */
+    assert_int_equal(im_app_ack(l.app, &bob, "p:alice:bob", 0, NULL), IM_OK);
+    assert_int_equal(im_app_ack(l.app, &bob, "p:bob:carol", 1, NULL), IM_OK);
+    deferred_store_run(l.ds);
+    assert_int_equal(l.router.ndirect, 2);
+    assert_int_equal(im_app_ack(l.app, &bob, "p:alice:bob", 1, NULL), IM_OK);
+    deferred_store_run(l.ds);
+    assert_int_equal(l.router.ndirect, 3);
+    assert_string_equal(l.router.direct[2].body, "d1");
+    /* A short page: live at once, without waiting for its ack. */
+    assert_true(l.router.base.ops->is_online(&l.router.base, "bob"));
+    later_fini(&l);
+}
+
+static void test_handover_ends_when_the_session_closes(void **state)
+{
+    (void)state;
+    later l;
+    later_init_paged(&l, 1);
+    deferred_store_add_pending(l.ds, "alice", "bob", "a1", 1);
+    deferred_store_add_pending(l.ds, "alice", "bob", "a2", 2);
+    im_session bob;
+    im_session_init(&bob, 1, 0);
+    im_endpoint ep = { .conn_id = 42 };
+    l.router.sessions[42] = &bob;
+    assert_int_equal(login_as(l.app, &bob, "bob", "", &ep, NULL), IM_OK);
+    deferred_store_run(l.ds);
+    assert_int_equal(l.router.ndirect, 1);
+    /* An ack on its way, then the close: the read the ack starts comes
+     * after the close in the store's order, and hands nothing over. */
+    assert_int_equal(im_app_ack(l.app, &bob, "p:alice:bob", 1, NULL), IM_OK);
+    im_app_session_closed(l.app, &bob, &ep, 0);
+    l.router.sessions[42] = NULL;
+    assert_null(bob.handover);
+    deferred_store_run(l.ds);
+    assert_int_equal(l.router.ndirect, 1);
+    assert_false(l.router.base.ops->is_online(&l.router.base, "bob"));
+    assert_int_equal(deferred_store_queued(l.ds), 0);
+    later_fini(&l); /* nothing left behind: the sanitizer build checks */
+}
+
+static void test_handover_waiting_for_acks_ends_at_close(void **state)
+{
+    (void)state;
+    later l;
+    later_init_paged(&l, 1);
+    deferred_store_add_pending(l.ds, "alice", "bob", "a1", 1);
+    deferred_store_add_pending(l.ds, "alice", "bob", "a2", 2);
+    im_session bob;
+    im_session_init(&bob, 1, 0);
+    im_endpoint ep = { .conn_id = 42 };
+    l.router.sessions[42] = &bob;
+    assert_int_equal(login_as(l.app, &bob, "bob", "", &ep, NULL), IM_OK);
+    deferred_store_run(l.ds);
+    assert_non_null(bob.handover); /* waiting for bob's ack */
+    im_app_session_closed(l.app, &bob, &ep, 0);
+    l.router.sessions[42] = NULL;
+    deferred_store_run(l.ds);
+    assert_int_equal(l.router.ndirect, 1);
+    assert_false(l.router.base.ops->is_online(&l.router.base, "bob"));
+    later_fini(&l); /* the flow's reference went with the close */
 }
 
 static void test_close_before_live_stays_offline(void **state)
@@ -492,9 +630,11 @@ static void test_close_before_live_stays_offline(void **state)
     im_session bob;
     im_session_init(&bob, 1, 0);
     im_endpoint ep = { .conn_id = 42 };
+    l.router.sessions[42] = &bob;
     assert_int_equal(login_as(l.app, &bob, "bob", "", &ep, NULL), IM_OK);
     im_app_session_closed(l.app, &bob, &ep, 0);
-    assert_int_equal(deferred_store_queued(l.ds), 2); /* go-live, then the unbind */
+    /* The hand-over's read, its end, then the unbind. */
+    assert_int_equal(deferred_store_queued(l.ds), 3);
     deferred_store_run(l.ds);
     assert_false(l.router.base.ops->is_online(&l.router.base, "bob"));
     later_fini(&l);
@@ -533,6 +673,10 @@ int main(void)
         cmocka_unit_test(test_login_reject_policy),
         cmocka_unit_test(test_live_only_after_pending),
         cmocka_unit_test(test_close_before_live_stays_offline),
+        cmocka_unit_test(test_handover_goes_a_page_at_a_time),
+        cmocka_unit_test(test_handover_waits_for_every_conversation_of_the_page),
+        cmocka_unit_test(test_handover_ends_when_the_session_closes),
+        cmocka_unit_test(test_handover_waiting_for_acks_ends_at_close),
         cmocka_unit_test(test_answer_waits_for_store),
         cmocka_unit_test_setup_teardown(test_login_binds_and_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_login_twice_refused, setup, teardown),

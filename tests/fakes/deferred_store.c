@@ -1,9 +1,12 @@
 /* tests/fakes/deferred_store.c: see deferred_store.h. */
 #include "deferred_store.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "domain/message.h"
 
 enum op_kind { OP_APPEND, OP_PENDING, OP_BARRIER, OP_KV_PUT };
 
@@ -18,6 +21,7 @@ typedef struct op {
     const char *ns, *key; /* KV_PUT: into kv */
     const void *value;    /* KV_PUT: into kv; NULL deletes */
     size_t value_len;
+    size_t limit;         /* PENDING: at most this many; target is the user */
     im_store_append_fn append_done;
     im_store_message_fn each;
     im_store_done_fn done;
@@ -26,7 +30,9 @@ typedef struct op {
 
 typedef struct stored {
     char from[IM_USER_ID_MAX + 1], to[IM_USER_ID_MAX + 1], text[64];
+    char conv[IM_CONVERSATION_ID_MAX + 1];
     uint64_t seq;
+    bool acked;
 } stored;
 
 struct deferred_store {
@@ -34,7 +40,7 @@ struct deferred_store {
     im_store *inner;
     op *head, **tail;
     size_t queued;
-    stored pending[16];
+    stored pending[64];
     size_t npending;
 };
 
@@ -72,11 +78,12 @@ static int ds_append(im_store *s, const im_message *m, im_store_append_fn done, 
 static int ds_pending(im_store *s, const char *user, size_t limit, im_store_message_fn each,
                       im_store_done_fn done, void *arg, im_error *err)
 {
-    (void)user, (void)limit;
     op *o = calloc(1, sizeof *o);
     if (!o)
         return im_error_set(err, IM_ENOMEM, "out of memory");
     o->kind = OP_PENDING;
+    snprintf(o->target, sizeof o->target, "%s", user);
+    o->limit = limit;
     o->each = each;
     o->done = done;
     o->arg = arg;
@@ -96,9 +103,17 @@ static int ds_barrier(im_store *s, im_store_done_fn done, void *arg, im_error *e
     return IM_OK;
 }
 
+/* At once, not queued: the tests make the request after it, as a worker
+ * would, and the store applies requests in order. */
 static int ds_ack(im_store *s, const char *user, const char *conv, uint64_t seq, im_error *err)
 {
-    (void)s, (void)user, (void)conv, (void)seq, (void)err;
+    (void)err;
+    deferred_store *ds = (deferred_store *)s;
+    for (size_t i = 0; i < ds->npending; i++) {
+        stored *p = &ds->pending[i];
+        if (strcmp(p->to, user) == 0 && strcmp(p->conv, conv) == 0 && p->seq <= seq)
+            p->acked = true;
+    }
     return IM_OK;
 }
 
@@ -205,6 +220,8 @@ void deferred_store_add_pending(deferred_store *ds, const char *from, const char
     snprintf(p->to, sizeof p->to, "%s", to);
     snprintf(p->text, sizeof p->text, "%s", text);
     p->seq = seq;
+    im_message m = { .kind = IM_MESSAGE_PRIVATE, .sender = from, .target = to };
+    im_message_conversation_id(&m, p->conv, sizeof p->conv);
 }
 
 int deferred_store_run(deferred_store *ds)
@@ -221,8 +238,11 @@ int deferred_store_run(deferred_store *ds)
             ds->inner->ops->append(ds->inner, &o->m, o->append_done, o->arg, NULL);
             break;
         case OP_PENDING:
-            for (size_t i = 0; i < ds->npending; i++) {
+            for (size_t i = 0, sent = 0; i < ds->npending && sent < o->limit; i++) {
                 stored *p = &ds->pending[i];
+                if (p->acked || strcmp(p->to, o->target) != 0)
+                    continue;
+                sent++;
                 im_message m = { .kind = IM_MESSAGE_PRIVATE, .sender = p->from, .target = p->to,
                                  .client_msg_id = "", .body = (const uint8_t *)p->text,
                                  .body_len = strlen(p->text), .seq = p->seq };
