@@ -32,9 +32,13 @@ static uint64_t fixed_clock(void *arg)
 
 static const char *names[] = { "alice", "bob", "carol", "dave" };
 
-static int login_as(im_app *app, im_session *s, const char *user, const char *name,
-                    const im_endpoint *ep, im_error *err)
+/* Logs s in at ep, which the fake router then reaches (with_session), as a
+ * transport reaches its live sessions. */
+static int login_as(fake_router *fr, im_app *app, im_session *s, const char *user,
+                    const char *name, const im_endpoint *ep, im_error *err)
 {
+    if (ep->conn_id < FAKE_MAX)
+        fr->sessions[ep->conn_id] = s;
     im_login_request req = { .user_id = user, .display_name = name };
     return im_app_login(app, s, &req, ep, 1, err);
 }
@@ -59,7 +63,7 @@ static int setup(void **state)
     for (int i = 0; i < 4; i++) {
         im_session_init(&f->s[i], (uint64_t)i + 1, 0);
         f->ep[i] = (im_endpoint){ .worker = 0, .conn_id = (uint64_t)i + 1 };
-        assert_int_equal(login_as(f->app, &f->s[i], names[i], "", &f->ep[i], NULL), IM_OK);
+        assert_int_equal(login_as(&f->router, f->app, &f->s[i], names[i], "", &f->ep[i], NULL), IM_OK);
     }
     assert_int_equal(f->router.nanswers, 4); /* the LoginAcks */
     assert_int_equal(f->router.answers[0].rc, IM_OK);
@@ -142,7 +146,7 @@ static void test_login_twice_refused(void **state)
 {
     fixture *f = *state;
     im_error err;
-    assert_int_equal(login_as(f->app, &f->s[0], "alice", "", &f->ep[0], &err), IM_ESTATE);
+    assert_int_equal(login_as(&f->router, f->app, &f->s[0], "alice", "", &f->ep[0], &err), IM_ESTATE);
     assert_int_equal(f->router.nbound, 4);
 }
 
@@ -152,9 +156,9 @@ static void test_login_bad_id_touches_nothing(void **state)
     im_session s;
     im_session_init(&s, 9, 0);
     im_endpoint ep = { .conn_id = 9 };
-    assert_int_equal(login_as(f->app, &s, "bad id!", "", &ep, NULL), IM_EINVAL);
-    assert_int_equal(login_as(f->app, &s, "", "", &ep, NULL), IM_EINVAL);
-    assert_int_equal(login_as(f->app, &s, "zed", "bad\x01name", &ep, NULL), IM_EINVAL);
+    assert_int_equal(login_as(&f->router, f->app, &s, "bad id!", "", &ep, NULL), IM_EINVAL);
+    assert_int_equal(login_as(&f->router, f->app, &s, "", "", &ep, NULL), IM_EINVAL);
+    assert_int_equal(login_as(&f->router, f->app, &s, "zed", "bad\x01name", &ep, NULL), IM_EINVAL);
     assert_int_equal(f->router.nbound, 4);
     assert_false(im_session_is_authenticated(&s));
 }
@@ -165,7 +169,7 @@ static void test_login_replace_kicks_old(void **state)
     im_session s;
     im_session_init(&s, 9, 0);
     im_endpoint ep = { .conn_id = 9 };
-    assert_int_equal(login_as(f->app, &s, "alice", "A", &ep, NULL), IM_OK);
+    assert_int_equal(login_as(&f->router, f->app, &s, "alice", "A", &ep, NULL), IM_OK);
     assert_int_equal(f->router.nkicked, 1);
     assert_int_equal(f->router.kicked[0].ep.conn_id, 1);
     assert_int_equal(f->router.kicked[0].code, IM_EREPLACED);
@@ -184,8 +188,8 @@ static void test_login_reject_policy(void **state)
     im_endpoint ea = { .conn_id = 1 }, eb = { .conn_id = 2 };
     im_session_init(&a, 1, 0);
     im_session_init(&b, 2, 0);
-    assert_int_equal(login_as(f.app, &a, "alice", "", &ea, NULL), IM_OK);
-    assert_int_equal(login_as(f.app, &b, "alice", "", &eb, NULL), IM_EDUPLICATE);
+    assert_int_equal(login_as(&f.router, f.app, &a, "alice", "", &ea, NULL), IM_OK);
+    assert_int_equal(login_as(&f.router, f.app, &b, "alice", "", &eb, NULL), IM_EDUPLICATE);
     assert_false(im_session_is_authenticated(&b));
     assert_int_equal(f.router.nkicked, 0);
     im_app_free(f.app);
@@ -471,8 +475,7 @@ static void test_live_only_after_pending(void **state)
     im_session bob;
     im_session_init(&bob, 1, 0);
     im_endpoint ep = { .conn_id = 42 };
-    l.router.sessions[42] = &bob;
-    assert_int_equal(login_as(l.app, &bob, "bob", "", &ep, NULL), IM_OK);
+    assert_int_equal(login_as(&l.router, l.app, &bob, "bob", "", &ep, NULL), IM_OK);
     assert_true(im_session_is_authenticated(&bob));
     /* Not live until the store has handed over what bob missed. */
     assert_false(l.router.base.ops->is_online(&l.router.base, "bob"));
@@ -510,8 +513,7 @@ static void test_handover_goes_a_page_at_a_time(void **state)
     im_session bob;
     im_session_init(&bob, 1, 0);
     im_endpoint ep = { .conn_id = 42 };
-    l.router.sessions[42] = &bob;
-    assert_int_equal(login_as(l.app, &bob, "bob", "", &ep, NULL), IM_OK);
+    assert_int_equal(login_as(&l.router, l.app, &bob, "bob", "", &ep, NULL), IM_OK);
     deferred_store_run(l.ds);
     /* One page, and nothing more until bob acks it. */
     assert_int_equal(l.router.ndirect, 1);
@@ -555,8 +557,7 @@ static void test_handover_waits_for_every_conversation_of_the_page(void **state)
     im_session bob;
     im_session_init(&bob, 1, 0);
     im_endpoint ep = { .conn_id = 42 };
-    l.router.sessions[42] = &bob;
-    assert_int_equal(login_as(l.app, &bob, "bob", "", &ep, NULL), IM_OK);
+    assert_int_equal(login_as(&l.router, l.app, &bob, "bob", "", &ep, NULL), IM_OK);
     deferred_store_run(l.ds);
     assert_int_equal(l.router.ndirect, 2);
     /* An ack short of what was sent, and one conversation of two: wait. */
@@ -583,8 +584,7 @@ static void test_handover_ends_when_the_session_closes(void **state)
     im_session bob;
     im_session_init(&bob, 1, 0);
     im_endpoint ep = { .conn_id = 42 };
-    l.router.sessions[42] = &bob;
-    assert_int_equal(login_as(l.app, &bob, "bob", "", &ep, NULL), IM_OK);
+    assert_int_equal(login_as(&l.router, l.app, &bob, "bob", "", &ep, NULL), IM_OK);
     deferred_store_run(l.ds);
     assert_int_equal(l.router.ndirect, 1);
     /* An ack on its way, then the close: the read the ack starts comes
@@ -610,8 +610,7 @@ static void test_handover_waiting_for_acks_ends_at_close(void **state)
     im_session bob;
     im_session_init(&bob, 1, 0);
     im_endpoint ep = { .conn_id = 42 };
-    l.router.sessions[42] = &bob;
-    assert_int_equal(login_as(l.app, &bob, "bob", "", &ep, NULL), IM_OK);
+    assert_int_equal(login_as(&l.router, l.app, &bob, "bob", "", &ep, NULL), IM_OK);
     deferred_store_run(l.ds);
     assert_non_null(bob.handover); /* waiting for bob's ack */
     im_app_session_closed(l.app, &bob, &ep, 0);
@@ -630,8 +629,7 @@ static void test_close_before_live_stays_offline(void **state)
     im_session bob;
     im_session_init(&bob, 1, 0);
     im_endpoint ep = { .conn_id = 42 };
-    l.router.sessions[42] = &bob;
-    assert_int_equal(login_as(l.app, &bob, "bob", "", &ep, NULL), IM_OK);
+    assert_int_equal(login_as(&l.router, l.app, &bob, "bob", "", &ep, NULL), IM_OK);
     im_app_session_closed(l.app, &bob, &ep, 0);
     /* The hand-over's read, its end, then the unbind. */
     assert_int_equal(deferred_store_queued(l.ds), 3);
@@ -648,7 +646,7 @@ static void test_answer_waits_for_store(void **state)
     im_session alice;
     im_session_init(&alice, 1, 0);
     im_endpoint ep = { .conn_id = 7 };
-    assert_int_equal(login_as(l.app, &alice, "alice", "", &ep, NULL), IM_OK);
+    assert_int_equal(login_as(&l.router, l.app, &alice, "alice", "", &ep, NULL), IM_OK);
     deferred_store_run(l.ds);
     assert_int_equal(l.router.nanswers, 1); /* the LoginAck, before anything stored */
     l.router.nanswers = 0;
