@@ -3,8 +3,8 @@
 connection may have unsent (limits.output_buffer_bytes). They are handed
 over a page at a time, each page once the client has acked the one before:
 all of them arrive, in seq order per conversation, once each, and then the
-session goes live. A client that acks nothing gets one page and is not
-live."""
+session goes live; imcore-cli, which acks after each read, gets it all too. A client
+that acks nothing gets one page and is not live."""
 import os
 import sys
 
@@ -35,7 +35,7 @@ def test(h):
     cfg = sqlite_config(h)
     cfg["limits"].update({"max_body_bytes": BODY, "output_buffer_bytes": OUTPUT_LIMIT})
     srv = h.server(**cfg)
-    for to in ("bob", "bea"):
+    for to in ("bob", "bea", "cid"):
         fill(h, srv, "alice", to)
         fill(h, srv, "carol", to)
 
@@ -57,6 +57,13 @@ def test(h):
     check(ack.int(4) == 1, "bob is not live after the hand-over: %r" % ack)
     d = next_delivery(bob)
     check(d.body == "live" and d.seq == PER_SENDER + 1, "bob got %r, not the live message" % d)
+
+    # The CLI acks what it reads: it shows the whole backlog, in order.
+    cid = h.cli(srv, "cid")
+    for frm in ("alice", "carol"):
+        for i in range(PER_SENDER):
+            cid.expect(r"%s \u2192 you: %s %d \.+$" % (frm, frm, i), timeout=20)
+    check(srv.running(), "the server stopped")
 
     # bea acks nothing: one page (well under the limit, not a slow consumer
     # closed) and not live; her messages wait for her next login.
