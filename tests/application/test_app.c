@@ -442,7 +442,18 @@ typedef struct later {
     deferred_store *ds;
     im_group_repo *groups;
     im_app *app;
+    im_session bob;
+    im_endpoint bob_ep;
 } later;
+
+/* bob logs in at conn 42; his hand-over waits in the store. */
+static im_session *later_login_bob(later *l)
+{
+    im_session_init(&l->bob, 1, 0);
+    l->bob_ep = (im_endpoint){ .conn_id = 42 };
+    assert_int_equal(login_as(&l->router, l->app, &l->bob, "bob", "", &l->bob_ep, NULL), IM_OK);
+    return &l->bob;
+}
 
 static void later_init(later *l)
 {
@@ -472,11 +483,8 @@ static void test_live_only_after_pending(void **state)
     later_init(&l);
     deferred_store_add_pending(l.ds, "alice", "bob", "while away 1", 1);
     deferred_store_add_pending(l.ds, "alice", "bob", "while away 2", 2);
-    im_session bob;
-    im_session_init(&bob, 1, 0);
-    im_endpoint ep = { .conn_id = 42 };
-    assert_int_equal(login_as(&l.router, l.app, &bob, "bob", "", &ep, NULL), IM_OK);
-    assert_true(im_session_is_authenticated(&bob));
+    im_session *bob = later_login_bob(&l);
+    assert_true(im_session_is_authenticated(bob));
     /* Not live until the store has handed over what bob missed. */
     assert_false(l.router.base.ops->is_online(&l.router.base, "bob"));
     assert_int_equal(deferred_store_run(l.ds), 1);
@@ -485,7 +493,7 @@ static void test_live_only_after_pending(void **state)
     assert_string_equal(l.router.direct[1].body, "while away 2");
     assert_string_equal(l.router.direct[0].to, "conn-42");
     assert_true(l.router.base.ops->is_online(&l.router.base, "bob"));
-    assert_null(bob.handover); /* live: the hand-over is over */
+    assert_null(bob->handover); /* live: the hand-over is over */
     later_fini(&l);
 }
 
@@ -510,10 +518,7 @@ static void test_handover_goes_a_page_at_a_time(void **state)
     deferred_store_add_pending(l.ds, "alice", "bob", "a2", 2);
     deferred_store_add_pending(l.ds, "bob", "carol", "to carol", 1); /* not bob's */
     deferred_store_add_pending(l.ds, "carol", "bob", "c1", 1);
-    im_session bob;
-    im_session_init(&bob, 1, 0);
-    im_endpoint ep = { .conn_id = 42 };
-    assert_int_equal(login_as(&l.router, l.app, &bob, "bob", "", &ep, NULL), IM_OK);
+    im_session *bob = later_login_bob(&l);
     deferred_store_run(l.ds);
     /* One page, and nothing more until bob acks it. */
     assert_int_equal(l.router.ndirect, 1);
@@ -526,20 +531,20 @@ static void test_handover_goes_a_page_at_a_time(void **state)
     const char *conv[] = { "p:alice:bob", "p:alice:bob", "p:bob:carol" };
     uint64_t seq[] = { 1, 2, 1 };
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(im_app_ack(l.app, &bob, conv[i], seq[i], NULL), IM_OK);
+        assert_int_equal(im_app_ack(l.app, bob, conv[i], seq[i], NULL), IM_OK);
         deferred_store_run(l.ds);
         assert_int_equal(l.router.ndirect, (size_t)i + 2);
         assert_string_equal(l.router.direct[i + 1].body, want[i]);
         assert_false(l.router.base.ops->is_online(&l.router.base, "bob"));
     }
     /* The last page is empty: bob goes live, with each message sent once. */
-    assert_int_equal(im_app_ack(l.app, &bob, conv[2], seq[2], NULL), IM_OK);
+    assert_int_equal(im_app_ack(l.app, bob, conv[2], seq[2], NULL), IM_OK);
     deferred_store_run(l.ds);
     assert_int_equal(l.router.ndirect, 3);
     assert_true(l.router.base.ops->is_online(&l.router.base, "bob"));
-    assert_null(bob.handover);
+    assert_null(bob->handover);
     /* Acks after that are only acks. */
-    assert_int_equal(im_app_ack(l.app, &bob, conv[2], seq[2], NULL), IM_OK);
+    assert_int_equal(im_app_ack(l.app, bob, conv[2], seq[2], NULL), IM_OK);
     assert_int_equal(deferred_store_queued(l.ds), 0);
     later_fini(&l);
 }
@@ -554,18 +559,15 @@ static void test_handover_waits_for_every_conversation_of_the_page(void **state)
     deferred_store_add_pending(l.ds, "alice", "bob", "a1", 1);
     deferred_store_add_pending(l.ds, "carol", "bob", "c1", 1);
     deferred_store_add_pending(l.ds, "dave", "bob", "d1", 1);
-    im_session bob;
-    im_session_init(&bob, 1, 0);
-    im_endpoint ep = { .conn_id = 42 };
-    assert_int_equal(login_as(&l.router, l.app, &bob, "bob", "", &ep, NULL), IM_OK);
+    im_session *bob = later_login_bob(&l);
     deferred_store_run(l.ds);
     assert_int_equal(l.router.ndirect, 2);
     /* An ack short of what was sent, and one conversation of two: wait. */
-    assert_int_equal(im_app_ack(l.app, &bob, "p:alice:bob", 0, NULL), IM_OK);
-    assert_int_equal(im_app_ack(l.app, &bob, "p:bob:carol", 1, NULL), IM_OK);
+    assert_int_equal(im_app_ack(l.app, bob, "p:alice:bob", 0, NULL), IM_OK);
+    assert_int_equal(im_app_ack(l.app, bob, "p:bob:carol", 1, NULL), IM_OK);
     deferred_store_run(l.ds);
     assert_int_equal(l.router.ndirect, 2);
-    assert_int_equal(im_app_ack(l.app, &bob, "p:alice:bob", 1, NULL), IM_OK);
+    assert_int_equal(im_app_ack(l.app, bob, "p:alice:bob", 1, NULL), IM_OK);
     deferred_store_run(l.ds);
     assert_int_equal(l.router.ndirect, 3);
     assert_string_equal(l.router.direct[2].body, "d1");
@@ -581,18 +583,16 @@ static void test_handover_ends_when_the_session_closes(void **state)
     later_init_paged(&l, 1);
     deferred_store_add_pending(l.ds, "alice", "bob", "a1", 1);
     deferred_store_add_pending(l.ds, "alice", "bob", "a2", 2);
-    im_session bob;
-    im_session_init(&bob, 1, 0);
-    im_endpoint ep = { .conn_id = 42 };
-    assert_int_equal(login_as(&l.router, l.app, &bob, "bob", "", &ep, NULL), IM_OK);
+    im_session *bob = later_login_bob(&l);
+    im_endpoint ep = l.bob_ep;
     deferred_store_run(l.ds);
     assert_int_equal(l.router.ndirect, 1);
     /* An ack on its way, then the close: the read the ack starts comes
      * after the close in the store's order, and hands nothing over. */
-    assert_int_equal(im_app_ack(l.app, &bob, "p:alice:bob", 1, NULL), IM_OK);
-    im_app_session_closed(l.app, &bob, &ep, 0);
+    assert_int_equal(im_app_ack(l.app, bob, "p:alice:bob", 1, NULL), IM_OK);
+    im_app_session_closed(l.app, bob, &ep, 0);
     l.router.sessions[42] = NULL;
-    assert_null(bob.handover);
+    assert_null(bob->handover);
     deferred_store_run(l.ds);
     assert_int_equal(l.router.ndirect, 1);
     assert_false(l.router.base.ops->is_online(&l.router.base, "bob"));
@@ -607,13 +607,11 @@ static void test_handover_waiting_for_acks_ends_at_close(void **state)
     later_init_paged(&l, 1);
     deferred_store_add_pending(l.ds, "alice", "bob", "a1", 1);
     deferred_store_add_pending(l.ds, "alice", "bob", "a2", 2);
-    im_session bob;
-    im_session_init(&bob, 1, 0);
-    im_endpoint ep = { .conn_id = 42 };
-    assert_int_equal(login_as(&l.router, l.app, &bob, "bob", "", &ep, NULL), IM_OK);
+    im_session *bob = later_login_bob(&l);
+    im_endpoint ep = l.bob_ep;
     deferred_store_run(l.ds);
-    assert_non_null(bob.handover); /* waiting for bob's ack */
-    im_app_session_closed(l.app, &bob, &ep, 0);
+    assert_non_null(bob->handover); /* waiting for bob's ack */
+    im_app_session_closed(l.app, bob, &ep, 0);
     l.router.sessions[42] = NULL;
     deferred_store_run(l.ds);
     assert_int_equal(l.router.ndirect, 1);
@@ -626,11 +624,9 @@ static void test_close_before_live_stays_offline(void **state)
     (void)state;
     later l;
     later_init(&l);
-    im_session bob;
-    im_session_init(&bob, 1, 0);
-    im_endpoint ep = { .conn_id = 42 };
-    assert_int_equal(login_as(&l.router, l.app, &bob, "bob", "", &ep, NULL), IM_OK);
-    im_app_session_closed(l.app, &bob, &ep, 0);
+    im_session *bob = later_login_bob(&l);
+    im_endpoint ep = l.bob_ep;
+    im_app_session_closed(l.app, bob, &ep, 0);
     /* The hand-over's read, its end, then the unbind. */
     assert_int_equal(deferred_store_queued(l.ds), 3);
     deferred_store_run(l.ds);
