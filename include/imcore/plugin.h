@@ -281,7 +281,10 @@ typedef struct imcore_plugin {
 
     /* user_id came online (its first session went live) or went offline
      * (its last session closed). A session replaced by a newer login of the
-     * same user is neither. */
+     * same user is neither. While the plugin loop is behind, a user has at
+     * most one event waiting and a newer one replaces it: the plugin learns
+     * each user's latest state, not every change (it may then see a logout
+     * for a user it never saw log in, or two logins in a row). */
     void (*on_login)(void *state, const char *user_id, const char *display_name);
     void (*on_logout)(void *state, const char *user_id);
 

@@ -125,6 +125,11 @@ struct im_plugin_host {
     bool thread_started;          /* main thread only: for the join */
     pthread_mutex_t qlock;
     im_loop_item *qhead, *qtail;  /* under qlock */
+    /* Presence events waiting in the queue, at most one per user (user id
+     * -> its item); taken before qlock. NULL until the first event, and
+     * again once the loop has stopped. */
+    pthread_mutex_t presence_lock;
+    struct im_strmap *presence_waiting;
     bool accepting;               /* under qlock: pushes are taken */
     im_timer *timers;             /* loop thread (or main before start) */
     uint64_t next_timer_id;

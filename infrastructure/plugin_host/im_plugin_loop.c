@@ -13,6 +13,7 @@
 #include <event2/thread.h>
 
 #include "im_log.h"
+#include "im_strmap.h"
 
 /* ---- the queue ---- */
 
@@ -258,6 +259,7 @@ int im__loop_init(im_plugin_host *ph, im_error *err)
 {
     evthread_use_pthreads();
     pthread_mutex_init(&ph->qlock, NULL);
+    pthread_mutex_init(&ph->presence_lock, NULL);
     pthread_mutex_init(&ph->jlock, NULL);
     pthread_cond_init(&ph->jwake, NULL);
     pthread_mutex_init(&ph->start_lock, NULL);
@@ -314,7 +316,9 @@ void im__loop_stop(im_plugin_host *ph)
         pthread_join(ph->thread, NULL);
         ph->thread_started = false;
     }
-    /* From now on pushes are refused; what is left was never run. */
+    /* From now on pushes are refused; what is left was never run. The
+     * presence map points into it, so it goes too, under its lock. */
+    pthread_mutex_lock(&ph->presence_lock);
     pthread_mutex_lock(&ph->qlock);
     ph->accepting = false;
     im_loop_item *it = ph->qhead;
@@ -325,6 +329,9 @@ void im__loop_stop(im_plugin_host *ph)
         free(it);
         it = next;
     }
+    im_strmap_free(ph->presence_waiting);
+    ph->presence_waiting = NULL;
+    pthread_mutex_unlock(&ph->presence_lock);
     pthread_mutex_lock(&ph->jlock);
     ph->jstopping = true;
     while (ph->jhead) {
@@ -349,6 +356,7 @@ void im__loop_destroy(im_plugin_host *ph)
     if (ph->base)
         event_base_free(ph->base);
     pthread_mutex_destroy(&ph->qlock);
+    pthread_mutex_destroy(&ph->presence_lock);
     pthread_mutex_destroy(&ph->jlock);
     pthread_cond_destroy(&ph->jwake);
     pthread_mutex_destroy(&ph->start_lock);

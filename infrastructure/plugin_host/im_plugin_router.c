@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "im_log.h"
+#include "im_strmap.h"
 
 static im_plugin_host *host_of(im_router *r)
 {
@@ -312,7 +313,15 @@ void im__claims_free(im_plugin_host *ph)
     }
 }
 
-/* ---- presence ---- */
+/* ---- presence ----
+ *
+ * A presence event waits in the loop's queue like everything else, but a
+ * user has at most one waiting: an event for a user who already has one
+ * overwrites it. So a loop that falls behind holds one item per user whose
+ * state changed, not one per login, and a plugin learns each user's latest
+ * state. The price, only while the loop is behind: a login and a logout in
+ * between reach it as the last of them (a logout for a user it never saw
+ * log in, or a second login). */
 
 typedef struct presence_item {
     im_loop_item base;
@@ -324,19 +333,36 @@ typedef struct presence_item {
 static void run_presence(im_plugin_host *ph, im_loop_item *it)
 {
     presence_item *p = (presence_item *)it;
+    /* From here on a new event for the user needs an item of its own. */
+    pthread_mutex_lock(&ph->presence_lock);
+    if (ph->presence_waiting && im_strmap_get(ph->presence_waiting, p->user) == p)
+        im_strmap_remove(ph->presence_waiting, p->user);
+    bool login = p->login;
+    char name[IM_DISPLAY_NAME_MAX + 1];
+    memcpy(name, p->name, sizeof name);
+    pthread_mutex_unlock(&ph->presence_lock);
     for (unsigned i = 0; i < ph->n; i++) {
         imcore_plugin *d = &ph->plugins[i].desc;
-        if (p->login && d->on_login)
-            d->on_login(d->state, p->user, p->name);
-        else if (!p->login && d->on_logout)
+        if (login && d->on_login)
+            d->on_login(d->state, p->user, name);
+        else if (!login && d->on_logout)
             d->on_logout(d->state, p->user);
     }
 }
 
 static void push_presence(im_plugin_host *ph, bool login, const char *user, const char *name)
 {
-    presence_item *p = calloc(1, sizeof *p);
+    pthread_mutex_lock(&ph->presence_lock);
+    presence_item *p = ph->presence_waiting ? im_strmap_get(ph->presence_waiting, user) : NULL;
+    if (p) {
+        p->login = login;
+        snprintf(p->name, sizeof p->name, "%s", name ? name : "");
+        pthread_mutex_unlock(&ph->presence_lock);
+        return;
+    }
+    p = calloc(1, sizeof *p);
     if (!p) {
+        pthread_mutex_unlock(&ph->presence_lock);
         IM_ERROR("out of memory: plugins miss that %s went %s", user, login ? "online" : "offline");
         return;
     }
@@ -344,8 +370,17 @@ static void push_presence(im_plugin_host *ph, bool login, const char *user, cons
     p->login = login;
     snprintf(p->user, sizeof p->user, "%s", user);
     snprintf(p->name, sizeof p->name, "%s", name ? name : "");
-    if (!im__loop_push(ph, &p->base))
+    if (!im__loop_push(ph, &p->base)) {
+        pthread_mutex_unlock(&ph->presence_lock);
         free(p);
+        return;
+    }
+    /* Without the map (out of memory) the event still goes, uncoalesced. */
+    if (!ph->presence_waiting)
+        ph->presence_waiting = im_strmap_new();
+    if (ph->presence_waiting)
+        (void)im_strmap_put(ph->presence_waiting, p->user, p, NULL);
+    pthread_mutex_unlock(&ph->presence_lock);
 }
 
 /* ---- the port ---- */

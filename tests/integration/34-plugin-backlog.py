@@ -11,10 +11,15 @@ the test creates PATH) and limits.plugin_backlog 3:
   reads at the next start, in order, none lost, none twice;
 - memory store (nowhere else to keep them): private messages past the
   backlog are refused with BUSY before they are stored; every accepted one
-  is handled; group messages past it skip the account, counted in the log."""
+  is handled; group messages past it skip the account, counted in the log;
+- presence events wait at most one per user: a user who logs in and out 50
+  times while the plugin is busy reaches it as a few events, ending with
+  the logout, not as 100."""
 import os
+import re
 import signal
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from imcore_harness import check, encode_fields, main  # noqa: E402
@@ -127,6 +132,29 @@ def test(h):
         check(d.group == "room" and d.body == "echo heard alice", "the bot's answer: %r" % d)
     alice.say("after the group")
     expect_echoes(alice, ["after the group"])  # nothing more from the room before it
+
+    g5 = Gate(h, "g5")
+    g5.block(alice)
+    for i in range(50):
+        c = h.raw(srv, "carol-%d" % i)
+        c.login("carol")
+        c.close()
+    g5.open()
+    g5.passed(alice)
+    # The last logout may reach the bot after the gate: ask until it has.
+    deadline = time.monotonic() + 10
+    while True:
+        alice.say(":seen carol")
+        got = alice.hear()
+        m = re.match(r"carol: (\d+) logins, (\d+) logouts$", got)
+        check(m, "the bot said %r" % got)
+        logins, logouts = int(m.group(1)), int(m.group(2))
+        if logouts >= 1 or time.monotonic() > deadline:
+            break
+    check(logouts >= 1 and logins + logouts <= 3,
+          "50 logins and logouts behind the gate reached the bot as %s" % got)
+    alice.say(":online carol")
+    alice.expect("carol is offline")
     check(srv.terminate() == 0, "the server did not stop cleanly")
     check("plugin echo_bot: %d group messages skipped echo" % reached.count(0) in srv.err.text(),
           "the count of skipped group messages is not in the log:\n%s" % srv.err.text())
