@@ -137,6 +137,7 @@ enum stmt_id {
     S_CONV_LAST,
     S_CURSOR_ACK_UPSERT,
     S_CURSOR_ACK_UPDATE,
+    S_ACK_OTHERS_NEXT,
     S_PENDING,
     S_HISTORY,
     S_GROUP_GET,
@@ -193,6 +194,10 @@ static const char *const stmt_sql[S_COUNT] = {
                             " WHERE excluded.seq > cursors.seq",
     [S_CURSOR_ACK_UPDATE] = "UPDATE cursors SET seq = ?3"
                             " WHERE user_id = ?1 AND conv = ?2 AND seq < ?3",
+    /* The first message after an ack that the acker did not send: the ack
+     * covers the acker's own messages up to it (see im_sqlite_db_ack). */
+    [S_ACK_OTHERS_NEXT] = "SELECT seq FROM messages WHERE conv = ?1 AND seq > ?2"
+                          " AND sender <> ?3 ORDER BY seq LIMIT 1",
     /* CROSS JOIN keeps cursors outside: one probe per conversation of the
      * user, then the (conv, seq) index from the cursor on; both loops come
      * out in ORDER BY order, so there is no sort. */
@@ -1090,6 +1095,21 @@ int im_sqlite_db_ack(im_sqlite_db *db, const char *user, const char *conversatio
         sqlite3_reset(st);
         if (seq > last)
             seq = last;
+        /* The acker's own messages right after seq are acked with it, as
+         * an append does when the cursor is just before it. Otherwise a bot
+         * that answers before it acks leaves its answers past its cursor,
+         * and every pending read of its steps over them again. */
+        if (seq < last) {
+            st = stmt(db, S_ACK_OTHERS_NEXT);
+            bind_text(st, 1, conversation);
+            bind_u64(st, 2, seq);
+            bind_text(st, 3, user);
+            r = row(db, st, err, "ack in %s", conversation);
+            if (r < 0)
+                return write_end(db, own, r, err);
+            seq = r == 1 ? (uint64_t)sqlite3_column_int64(st, 0) - 1 : last;
+            sqlite3_reset(st);
+        }
         /* A group cursor is only ever moved, never made: its existence is
          * the membership pending relies on. */
         st = stmt(db, group ? S_CURSOR_ACK_UPDATE : S_CURSOR_ACK_UPSERT);

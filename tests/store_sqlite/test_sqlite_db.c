@@ -828,6 +828,28 @@ static void test_ack_moves_cursor(void **state)
     assert_int_equal(rs.n, 1);
     expect(&rs, 0, "p:alice:bob", 5, "5");
 
+    /* One who answers before acking (a bot) has its answers acked with
+     * the ack, up to the next message of someone else: they do not sit
+     * past its cursor for every pending read to step over. */
+    say(db, "carol", "echo", "q1");
+    say(db, "echo", "carol", "a1");
+    say(db, "echo", "carol", "a1 again");
+    say(db, "carol", "echo", "q2");
+    say(db, "echo", "carol", "a2");
+    const char *echo_cursor =
+        "SELECT seq FROM cursors WHERE user_id = 'echo' AND conv = 'p:carol:echo'";
+    assert_int_equal(raw_int(fx->path, echo_cursor), 0);
+    ack(db, "echo", "p:carol:echo", 1);
+    assert_int_equal(raw_int(fx->path, echo_cursor), 3);
+    pending(db, "echo", 100, &rs);
+    assert_int_equal(rs.n, 1);
+    expect(&rs, 0, "p:carol:echo", 4, "q2");
+    ack(db, "echo", "p:carol:echo", 4); /* nobody else after it: to the end */
+    assert_int_equal(raw_int(fx->path, echo_cursor), 5);
+    pending(db, "carol", 100, &rs); /* carol's cursor is hers alone */
+    assert_int_equal(rs.n, 3);
+    expect(&rs, 0, "p:carol:echo", 2, "a1");
+
     /* Groups. */
     group_create(db, "team", "alice", 10);
     join(db, "team", "bob");
