@@ -83,7 +83,11 @@ struct im_store_ops {
                    im_store_done_fn done, void *arg, im_error *err);
 
     /* user has every message of conversation up to seq. No completion: acks
-     * are cumulative, so a lost one costs a re-delivery, never a message. */
+     * are cumulative, so a lost one costs a re-delivery, never a message.
+     * The store may take the ack on over user's own messages right after
+     * seq (they are never pending for user); the SQLite store does, so that
+     * a bot which answers before it acks leaves nothing for its next
+     * pending read to step over. */
     int (*ack)(im_store *s, const char *user, const char *conversation, uint64_t seq,
                im_error *err);
 
