@@ -576,17 +576,26 @@ static void test_handover_waits_for_every_conversation_of_the_page(void **state)
     later_fini(&l);
 }
 
+/* bob, with two messages waiting and a page of one: the first page has
+ * gone out and the hand-over waits for its ack. */
+static im_session *later_bob_waiting(later *l)
+{
+    later_init_paged(l, 1);
+    deferred_store_add_pending(l->ds, "alice", "bob", "a1", 1);
+    deferred_store_add_pending(l->ds, "alice", "bob", "a2", 2);
+    im_session *bob = later_login_bob(l);
+    deferred_store_run(l->ds);
+    assert_int_equal(l->router.ndirect, 1);
+    assert_non_null(bob->handover);
+    return bob;
+}
+
 static void test_handover_ends_when_the_session_closes(void **state)
 {
     (void)state;
     later l;
-    later_init_paged(&l, 1);
-    deferred_store_add_pending(l.ds, "alice", "bob", "a1", 1);
-    deferred_store_add_pending(l.ds, "alice", "bob", "a2", 2);
-    im_session *bob = later_login_bob(&l);
+    im_session *bob = later_bob_waiting(&l);
     im_endpoint ep = l.bob_ep;
-    deferred_store_run(l.ds);
-    assert_int_equal(l.router.ndirect, 1);
     /* An ack on its way, then the close: the read the ack starts comes
      * after the close in the store's order, and hands nothing over. */
     assert_int_equal(im_app_ack(l.app, bob, "p:alice:bob", 1, NULL), IM_OK);
@@ -604,13 +613,8 @@ static void test_handover_waiting_for_acks_ends_at_close(void **state)
 {
     (void)state;
     later l;
-    later_init_paged(&l, 1);
-    deferred_store_add_pending(l.ds, "alice", "bob", "a1", 1);
-    deferred_store_add_pending(l.ds, "alice", "bob", "a2", 2);
-    im_session *bob = later_login_bob(&l);
+    im_session *bob = later_bob_waiting(&l);
     im_endpoint ep = l.bob_ep;
-    deferred_store_run(l.ds);
-    assert_non_null(bob->handover); /* waiting for bob's ack */
     im_app_session_closed(l.app, bob, &ep, 0);
     l.router.sessions[42] = NULL;
     deferred_store_run(l.ds);
