@@ -118,8 +118,14 @@ typedef struct session_ref {
  * (domain/handover.h), then going live. Its state is touched only on the
  * store's thread, whose completions run one at a time and in request order;
  * the session points at it (session thread) until it goes live or closes.
- * refs counts the session's pointer, the flow (reading or waiting for acks)
- * and each request in flight that names it. */
+ * refs counts the session's pointer, the flow (until the phase is OVER) and
+ * each request in flight that names it. */
+typedef enum handover_phase {
+    HANDOVER_READING,             /* a page read is under way */
+    HANDOVER_WAITING,             /* a full page went out: the next waits for its acks */
+    HANDOVER_OVER,                /* live, failed or closed: the flow's reference is gone */
+} handover_phase;
+
 typedef struct handover {
     im_app *app;
     im_endpoint ep;
@@ -127,9 +133,7 @@ typedef struct handover {
     char name[IM_DISPLAY_NAME_MAX + 1];
     atomic_uint refs;
     im_handover_page page;
-    bool flowing;                 /* the flow's reference is held */
-    bool reading;                 /* a page read is under way */
-    bool waiting;                 /* a full page went out: the next waits for its acks */
+    handover_phase phase;
     bool closed;                  /* the session has gone */
     bool failed;                  /* the page could not be recorded (out of memory) */
 } handover;
@@ -147,15 +151,19 @@ static void handover_release(handover *h)
 
 static void handover_flow_end(handover *h)
 {
-    if (h->flowing) {
-        h->flowing = false;
+    if (h->phase != HANDOVER_OVER) {
+        h->phase = HANDOVER_OVER;
         handover_release(h);
     }
 }
 
-static size_t handover_page_bytes(const im_app *app)
+/* A page stops at a number of messages or of bytes, whichever comes first;
+ * a page that stopped short of both was the last. */
+static bool handover_page_full(const handover *h)
 {
-    return app->limits.handover_bytes ? app->limits.handover_bytes : IM_HANDOVER_BYTES;
+    size_t bytes = h->app->limits.handover_bytes ? h->app->limits.handover_bytes
+                                                 : IM_HANDOVER_BYTES;
+    return h->page.messages >= IM_HANDOVER_MESSAGES || h->page.bytes >= bytes;
 }
 
 static bool deliver_pending(void *arg, const im_message *m)
@@ -172,7 +180,7 @@ static bool deliver_pending(void *arg, const im_message *m)
     }
     im_router *r = h->app->ports.router;
     r->ops->deliver_to(r, &h->ep, m, NULL);
-    return h->page.bytes < handover_page_bytes(h->app);
+    return !handover_page_full(h);
 }
 
 /* Clears the session's pointer once the hand-over is over (session thread). */
@@ -208,19 +216,23 @@ static void handover_go_live(handover *h)
 
 static void handover_page_read(void *arg, int rc, const im_error *err);
 
-/* Reads the next page: what the user has not acked, which the acks of the
- * page before have moved past everything sent. */
-static void handover_read(handover *h)
+/* Asks the store for a page: what the user has not acked, which the acks
+ * of the page before (if any) have moved past everything sent. */
+static int handover_request_page(handover *h, im_error *err)
 {
     im_store *st = h->app->ports.store;
-    im_error err = { 0 };
     im_handover_reset(&h->page);
-    h->reading = true;
-    h->waiting = false;
-    int rc = st->ops->pending(st, h->user, IM_HANDOVER_MESSAGES, deliver_pending,
-                              handover_page_read, h, &err);
+    h->phase = HANDOVER_READING;
+    return st->ops->pending(st, h->user, IM_HANDOVER_MESSAGES, deliver_pending,
+                            handover_page_read, h, err);
+}
+
+/* The next page, from a completion: a failure ends the session. */
+static void handover_next_page(handover *h)
+{
+    im_error err = { 0 };
+    int rc = handover_request_page(h, &err);
     if (rc != IM_OK) {
-        h->reading = false;
         im_router *r = h->app->ports.router;
         r->ops->kick(r, &h->ep, rc, err.msg[0] ? err.msg : "cannot read messages");
         handover_flow_end(h);
@@ -231,21 +243,19 @@ static void handover_page_read(void *arg, int rc, const im_error *err)
 {
     handover *h = arg;
     im_router *r = h->app->ports.router;
-    h->reading = false;
     if (h->closed) {
         handover_flow_end(h);
     } else if (rc != IM_OK || h->failed) {
         r->ops->kick(r, &h->ep, rc != IM_OK ? rc : IM_ENOMEM,
                      rc != IM_OK && err && err->msg[0] ? err->msg : "cannot read messages");
         handover_flow_end(h);
-    } else if (h->page.messages < IM_HANDOVER_MESSAGES &&
-               h->page.bytes < handover_page_bytes(h->app)) {
-        handover_go_live(h); /* the last page */
+    } else if (!handover_page_full(h)) {
+        handover_go_live(h);    /* the last page */
         handover_flow_end(h);
     } else if (im_handover_done(&h->page)) {
-        handover_read(h);    /* acked while it was still being read */
+        handover_next_page(h);  /* acked while it was still being read */
     } else {
-        h->waiting = true;
+        h->phase = HANDOVER_WAITING;
     }
 }
 
@@ -261,9 +271,10 @@ static void handover_acked(void *arg, int rc, const im_error *err)
     (void)rc, (void)err;
     handover_ack *a = arg;
     handover *h = a->h;
-    if (h->flowing && !h->closed && im_handover_acked(&h->page, a->conversation, a->seq) &&
-        h->waiting)
-        handover_read(h);
+    /* Recorded during a read too: the page's read checks it at its end. */
+    if (h->phase != HANDOVER_OVER && !h->closed &&
+        im_handover_acked(&h->page, a->conversation, a->seq) && h->phase == HANDOVER_WAITING)
+        handover_next_page(h);
     handover_release(h);
     free(a);
 }
@@ -291,8 +302,8 @@ static void handover_session_gone(void *arg, int rc, const im_error *err)
     (void)rc, (void)err;
     handover *h = arg;
     h->closed = true;
-    if (!h->reading)
-        handover_flow_end(h); /* it was waiting for acks that will not come */
+    if (h->phase == HANDOVER_WAITING)
+        handover_flow_end(h); /* for acks that will not come; a read ends by itself */
     handover_release(h);      /* the session's */
 }
 
@@ -307,12 +318,8 @@ static int start_handover(im_app *app, im_session *s, const im_endpoint *ep, im_
     copy_str(h->user, sizeof h->user, s->user_id);
     copy_str(h->name, sizeof h->name, s->display_name);
     atomic_init(&h->refs, 2); /* the session's and the flow's */
-    h->flowing = true;
-    h->reading = true;
     s->handover = h;
-    im_store *st = app->ports.store;
-    int rc = st->ops->pending(st, h->user, IM_HANDOVER_MESSAGES, deliver_pending,
-                              handover_page_read, h, err);
+    int rc = handover_request_page(h, err);
     if (rc != IM_OK) {
         s->handover = NULL;
         im_handover_clear(&h->page);

@@ -37,7 +37,7 @@ static size_t find(const im_handover_page *p, const char *conversation, bool *fo
 }
 
 int im_handover_sent(im_handover_page *p, const char *conversation, uint64_t seq,
-                     size_t body_len, im_error *err)
+                     size_t bytes, im_error *err)
 {
     if (!conversation || !conversation[0] || seq == 0)
         return im_error_set(err, IM_EINVAL, "a handed-over message needs a conversation and a seq");
@@ -70,7 +70,7 @@ int im_handover_sent(im_handover_page *p, const char *conversation, uint64_t seq
         p->outstanding++;
     }
     p->messages++;
-    p->bytes += body_len;
+    p->bytes += bytes;
     return IM_OK;
 }
 

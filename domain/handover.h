@@ -32,14 +32,14 @@ typedef struct im_handover_page {
     size_t n, cap;
     size_t outstanding;           /* entries with acked < sent */
     size_t messages;              /* sent in this page */
-    size_t bytes;                 /* body bytes sent in this page */
+    size_t bytes;                 /* what the messages of this page weigh (the caller's measure) */
 } im_handover_page;
 
-/* A message of conversation (copied) with seq and body_len bytes went out.
+/* A message of conversation (copied) with seq, weighing bytes, went out.
  * Errors: IM_EINVAL (no conversation or seq 0), IM_ENOMEM (the page is
  * unchanged). */
 int im_handover_sent(im_handover_page *p, const char *conversation, uint64_t seq,
-                     size_t body_len, im_error *err);
+                     size_t bytes, im_error *err);
 
 /* The client acked conversation up to seq (cumulative). Returns true if the
  * page now has nothing outstanding. Conversations not in the page are

@@ -21,27 +21,21 @@ void bench_format_ns(char *buf, size_t len, uint64_t ns)
         snprintf(buf, len, "%.2fs", (double)ns / 1e9);
 }
 
-static void fail(bench_verdict *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail(bench_verdict *v, const char *fmt, ...)
+/* Appends a line to lines[*n] unless max are there already. */
+static void add_line(char (*lines)[BENCH_LINE], int *n, int max, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void add_line(char (*lines)[BENCH_LINE], int *n, int max, const char *fmt, ...)
 {
-    if (v->n >= BENCH_MAX_FAILURES)
+    if (*n >= max)
         return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(v->why[v->n++], sizeof v->why[0], fmt, ap);
+    vsnprintf(lines[(*n)++], BENCH_LINE, fmt, ap);
     va_end(ap);
 }
 
-static void note(bench_verdict *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(bench_verdict *v, const char *fmt, ...)
-{
-    if (v->nnotes >= BENCH_MAX_NOTES)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(v->note[v->nnotes++], sizeof v->note[0], fmt, ap);
-    va_end(ap);
-}
+#define fail(v, ...) add_line((v)->why, &(v)->n, BENCH_MAX_FAILURES, __VA_ARGS__)
+#define note(v, ...) add_line((v)->note, &(v)->nnotes, BENCH_MAX_NOTES, __VA_ARGS__)
 
 void bench_judge(const bench_opts *o, const bench_agg *a, const bench_stats *st, bench_verdict *v)
 {

@@ -13,14 +13,15 @@
 
 #define BENCH_MAX_FAILURES 8
 #define BENCH_MAX_NOTES 4
+#define BENCH_LINE 200
 
 /* Why a run failed; none means it succeeded. Notes explain figures that
  * are probably not what the user meant to measure, without failing. */
 typedef struct bench_verdict {
     int n;
-    char why[BENCH_MAX_FAILURES][160];
+    char why[BENCH_MAX_FAILURES][BENCH_LINE];
     int nnotes;
-    char note[BENCH_MAX_NOTES][200];
+    char note[BENCH_MAX_NOTES][BENCH_LINE];
 } bench_verdict;
 
 /* A run fails on any correctness violation, on a connection not held, when

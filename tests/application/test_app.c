@@ -455,14 +455,17 @@ static im_session *later_login_bob(later *l)
     return &l->bob;
 }
 
-static void later_init(later *l)
+/* handover_bytes: limits.handover_bytes (0: the default; 1: every message
+ * fills a page on its own). */
+static void later_init(later *l, uint32_t handover_bytes)
 {
     fake_router_init(&l->router);
     assert_int_equal(im_memory_store_new(&l->numbers, NULL), IM_OK);
     l->ds = deferred_store_new(l->numbers);
     assert_non_null(l->ds);
     assert_int_equal(im_memory_group_repo_new(&l->groups, NULL), IM_OK);
-    im_app_limits limits = { .max_body_bytes = 16, .max_group_members = 3 };
+    im_app_limits limits = { .max_body_bytes = 16, .max_group_members = 3,
+                             .handover_bytes = handover_bytes };
     im_app_ports ports = { .router = &l->router.base, .store = deferred_store_port(l->ds),
                            .groups = l->groups, .wall_clock_ms = fixed_clock };
     assert_int_equal(im_app_new(&limits, &ports, &l->app, NULL), IM_OK);
@@ -480,7 +483,7 @@ static void test_live_only_after_pending(void **state)
 {
     (void)state;
     later l;
-    later_init(&l);
+    later_init(&l, 0);
     deferred_store_add_pending(l.ds, "alice", "bob", "while away 1", 1);
     deferred_store_add_pending(l.ds, "alice", "bob", "while away 2", 2);
     im_session *bob = later_login_bob(&l);
@@ -497,23 +500,11 @@ static void test_live_only_after_pending(void **state)
     later_fini(&l);
 }
 
-/* limits.handover_bytes of 1: every message fills a page on its own. */
-static void later_init_paged(later *l, uint32_t handover_bytes)
-{
-    later_init(l);
-    im_app_free(l->app);
-    im_app_limits limits = { .max_body_bytes = 16, .max_group_members = 3,
-                             .handover_bytes = handover_bytes };
-    im_app_ports ports = { .router = &l->router.base, .store = deferred_store_port(l->ds),
-                           .groups = l->groups, .wall_clock_ms = fixed_clock };
-    assert_int_equal(im_app_new(&limits, &ports, &l->app, NULL), IM_OK);
-}
-
 static void test_handover_goes_a_page_at_a_time(void **state)
 {
     (void)state;
     later l;
-    later_init_paged(&l, 1);
+    later_init(&l, 1);
     deferred_store_add_pending(l.ds, "alice", "bob", "a1", 1);
     deferred_store_add_pending(l.ds, "alice", "bob", "a2", 2);
     deferred_store_add_pending(l.ds, "bob", "carol", "to carol", 1); /* not bob's */
@@ -555,7 +546,7 @@ static void test_handover_waits_for_every_conversation_of_the_page(void **state)
     later l;
     /* Room for two messages a page (each counts its body and a frame's
      * overhead, well under 200 bytes). */
-    later_init_paged(&l, 300);
+    later_init(&l, 300);
     deferred_store_add_pending(l.ds, "alice", "bob", "a1", 1);
     deferred_store_add_pending(l.ds, "carol", "bob", "c1", 1);
     deferred_store_add_pending(l.ds, "dave", "bob", "d1", 1);
@@ -580,7 +571,7 @@ static void test_handover_waits_for_every_conversation_of_the_page(void **state)
  * gone out and the hand-over waits for its ack. */
 static im_session *later_bob_waiting(later *l)
 {
-    later_init_paged(l, 1);
+    later_init(l, 1);
     deferred_store_add_pending(l->ds, "alice", "bob", "a1", 1);
     deferred_store_add_pending(l->ds, "alice", "bob", "a2", 2);
     im_session *bob = later_login_bob(l);
@@ -627,7 +618,7 @@ static void test_close_before_live_stays_offline(void **state)
 {
     (void)state;
     later l;
-    later_init(&l);
+    later_init(&l, 0);
     im_session *bob = later_login_bob(&l);
     im_endpoint ep = l.bob_ep;
     im_app_session_closed(l.app, bob, &ep, 0);
@@ -642,7 +633,7 @@ static void test_answer_waits_for_store(void **state)
 {
     (void)state;
     later l;
-    later_init(&l);
+    later_init(&l, 0);
     im_session alice;
     im_session_init(&alice, 1, 0);
     im_endpoint ep = { .conn_id = 7 };
