@@ -173,6 +173,24 @@ void im__worker_flush(im_worker *w);
 /* Frees c and closes its socket, whatever its state: for reap and teardown. */
 void im__conn_destroy(im_conn *c);
 void im__worker_close_all(im_worker *w);
+/* An Error frame for c (request_id 0 for one the server sends on its own). */
+void im__conn_send_error(im_conn *c, uint64_t request_id, int code, const char *msg,
+                         const char *client_msg_id);
+
+/* im_net_requests.c: hands one decoded request of c to the application. */
+void im__conn_dispatch(im_conn *c, const Imcore__Envelope *env);
+
+/* The user for log lines ("-" before login), and the session's id. */
+static inline const char *im__conn_who(const im_conn *c)
+{
+    const char *u = c->w->srv->core->session_user_id(&c->session);
+    return u[0] ? u : "-";
+}
+
+static inline uint64_t im__conn_session_id(const im_conn *c)
+{
+    return c->w->srv->core->session_id(&c->session);
+}
 
 /* im_net_router.c */
 int im__router_init(struct im_net_server *srv);
