@@ -120,18 +120,166 @@ void im__conn_send_envelope(im_conn *c, Imcore__Envelope *env)
     want_flush(c);
 }
 
-void im__conn_send_error(im_conn *c, uint64_t request_id, int code, const char *msg,
-                         const char *client_msg_id)
+static void error_frame(im_conn *c, uint64_t request_id, int code, const char *msg,
+                        const char *client_msg_id, bool in_order)
 {
     Imcore__Error e = IMCORE__ERROR__INIT;
     e.code = im_wire_error_code(code);
-    e.message = (char *)(msg ? msg : im_strerror(code));
+    e.message = (char *)(msg && msg[0] ? msg : im_strerror(code));
     e.client_msg_id = (char *)(client_msg_id ? client_msg_id : "");
     Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
     env.request_id = request_id;
     env.body_case = IMCORE__ENVELOPE__BODY_ERROR;
     env.error = &e;
-    im__conn_send_envelope(c, &env);
+    if (in_order)
+        im__conn_answer_now(c, &env);
+    else
+        im__conn_send_envelope(c, &env);
+}
+
+void im__conn_send_error(im_conn *c, uint64_t request_id, int code, const char *msg,
+                         const char *client_msg_id)
+{
+    error_frame(c, request_id, code, msg, client_msg_id, false);
+}
+
+/* ---- answers in request order ---- */
+
+/* Held answers past this many bytes stop the connection taking requests
+ * until they are out: a flood of requests refused at once (over the rate
+ * limit, say) behind one slow request costs bounded memory. */
+#define HELD_BYTES_MAX (64u * 1024u)
+
+static void input_end(im_conn *c);
+
+void im__conn_expect_answer(im_conn *c)
+{
+    c->accepted++;
+    c->w->unanswered++;
+}
+
+void im__conn_answer_error(im_conn *c, uint64_t request_id, int code, const char *msg,
+                           const char *client_msg_id)
+{
+    error_frame(c, request_id, code, msg, client_msg_id, true);
+}
+
+void im__conn_refused(im_conn *c, uint64_t request_id, int code, const char *msg,
+                      const char *client_msg_id)
+{
+    if (c->closing)
+        return; /* the close has settled what was owed */
+    c->accepted--;
+    c->w->unanswered--;
+    im__conn_answer_error(c, request_id, code, msg, client_msg_id);
+}
+
+void im__conn_answer_now(im_conn *c, Imcore__Envelope *env)
+{
+    if (c->answered == c->accepted || c->closing) {
+        im__conn_send_envelope(c, env);
+        return;
+    }
+    env->type = im_envelope_type_for(env->body_case);
+    size_t bound = im_frame_size_bound(env);
+    im_held_answer *h = malloc(sizeof *h + bound);
+    if (!h) {
+        im__conn_close(c, IM_ENOMEM, "out of memory");
+        return;
+    }
+    h->next = NULL;
+    h->after = c->accepted;
+    h->len = im_frame_pack(env, h->data);
+    if (c->held_tail)
+        c->held_tail->next = h;
+    else
+        c->held_head = h;
+    c->held_tail = h;
+    c->held_bytes += h->len;
+}
+
+static void held_free(im_conn *c)
+{
+    while (c->held_head) {
+        im_held_answer *h = c->held_head;
+        c->held_head = h->next;
+        free(h);
+    }
+    c->held_tail = NULL;
+    c->held_bytes = 0;
+}
+
+/* Takes requests again once nothing is owed. */
+static void resume(im_conn *c)
+{
+    c->paused = false;
+    if (!c->input_ended && !c->input_done)
+        event_add(c->rev, NULL);
+    take_frames(c);
+    if (!c->paused && !c->closing && c->input_ended && c->answered == c->accepted)
+        input_end(c);
+}
+
+/* One more answer has come: what was held behind it follows. */
+static void answered(im_conn *c)
+{
+    if (c->closing)
+        return; /* closed meanwhile (a slow consumer): the close settled it */
+    c->answered++;
+    c->w->unanswered--;
+    while (c->held_head && c->held_head->after <= c->answered) {
+        im_held_answer *h = c->held_head;
+        c->held_head = h->next;
+        if (!c->held_head)
+            c->held_tail = NULL;
+        c->held_bytes -= h->len;
+        im__conn_send(c, h->data, h->len);
+        free(h);
+    }
+    /* An answer that came at once, inside take_frames: its loop goes on. */
+    if (c->answered != c->accepted || c->closing || c->taking)
+        return;
+    if (c->paused)
+        resume(c);
+    else if (c->input_ended)
+        input_end(c);
+}
+
+void im__conn_answer_later(im_conn *c, Imcore__Envelope *env)
+{
+    im__conn_send_envelope(c, env);
+    answered(c);
+}
+
+void im__conn_answer_frame(im_conn *c, const uint8_t *data, size_t len)
+{
+    im__conn_send(c, data, len);
+    answered(c);
+}
+
+/* Whether the request env must wait for the answers owed before it: reads
+ * and a logout must see what came before them, and nothing is taken while
+ * a login is being checked. Sends and membership changes are answered by
+ * the store in the order they reach it, so they go on, as do requests
+ * answered at once (held behind), up to a bound. */
+static bool must_wait(const im_conn *c, const Imcore__Envelope *env)
+{
+    if (c->answered == c->accepted)
+        return false;
+    if (c->login_pending)
+        return true;
+    switch (env->body_case) {
+    case IMCORE__ENVELOPE__BODY_PRIVATE_MESSAGE:
+    case IMCORE__ENVELOPE__BODY_GROUP_MESSAGE:
+    case IMCORE__ENVELOPE__BODY_GROUP_CREATE:
+    case IMCORE__ENVELOPE__BODY_GROUP_JOIN:
+    case IMCORE__ENVELOPE__BODY_GROUP_LEAVE:
+    case IMCORE__ENVELOPE__BODY_DELIVERY_ACK:
+    case IMCORE__ENVELOPE__BODY_PING:
+        return c->held_bytes > HELD_BYTES_MAX;
+    default:
+        return true;
+    }
 }
 
 /* Hands the connection to the reap event, which frees it outside of any of
@@ -260,6 +408,7 @@ void im__conn_accept(im_worker *w, int fd, const char *peer)
 
 void im__conn_destroy(im_conn *c)
 {
+    held_free(c);
     if (c->rev)
         event_free(c->rev);
     if (c->wev)
@@ -290,6 +439,10 @@ void im__conn_close(im_conn *c, int code, const char *why)
                  (unsigned long long)im__conn_session_id(c), why ? why : "closed");
     c->w->srv->core->session_closed(c->w->srv->app, &c->session, &c->ep, code);
     event_del(c->rev);
+    /* Answers still to come find the connection gone: owe them no more. */
+    c->w->unanswered -= c->accepted - c->answered;
+    c->answered = c->accepted;
+    held_free(c);
     if (evbuffer_get_length(c->out) == 0) {
         retire(c);
         return;
@@ -316,17 +469,47 @@ void im__conn_reap(im_worker *w)
         event_base_loopexit(w->base, NULL);
 }
 
-/* Shutdown. What a peer sent before it still counts: an ack left unread
- * would be a message delivered again after the restart, a request left
- * unread one its sender never hears about. So the input already in each
- * socket is taken first (bounded: a peer that keeps sending cannot hold the
- * shutdown up), answered, and only then is the session closed. */
+/* Shutdown, first step. What a peer sent before it still counts: an ack
+ * left unread would be a message delivered again after the restart, a
+ * request left unread one its sender never hears about. So the input
+ * already in each socket is taken (bounded: a peer that keeps sending
+ * cannot hold the shutdown up), nothing more is read, and the worker
+ * reports once every request taken has its answer: stored messages acked
+ * and handed to receivers online here. */
+void im__worker_drain(im_worker *w)
+{
+    w->draining = true;
+    for (uint32_t i = 0; i < w->nslots; i++) {
+        im_conn *c = w->slots[i];
+        if (!c || c->closing)
+            continue;
+        if (!c->input_ended)
+            read_input(c, SHUTDOWN_READ_ROUNDS);
+        if (!c->closing) {
+            c->input_done = true;
+            event_del(c->rev);
+        }
+    }
+    im__worker_check_drained(w);
+}
+
+void im__worker_check_drained(im_worker *w)
+{
+    if (!w->draining || w->drain_reported || w->unanswered != 0)
+        return;
+    w->drain_reported = true;
+    im_net_server *srv = w->srv;
+    pthread_mutex_lock(&srv->drain_lock);
+    srv->drained++;
+    pthread_cond_broadcast(&srv->drain_cond);
+    pthread_mutex_unlock(&srv->drain_lock);
+}
+
+/* Shutdown, last step: every session is told and closed. */
 void im__worker_close_all(im_worker *w)
 {
     for (uint32_t i = 0; i < w->nslots; i++) {
         im_conn *c = w->slots[i];
-        if (c && !c->closing)
-            read_input(c, SHUTDOWN_READ_ROUNDS);
         if (c && !c->closing)
             im__conn_close(c, IM_ESHUTDOWN, "the server is shutting down");
     }
@@ -353,6 +536,22 @@ void im__conn_sweep_idle(im_worker *w)
     }
 }
 
+/* The peer has closed its sending side and every frame before the end
+ * has been taken and answered: half a frame left is an error (the peer
+ * may still read it), otherwise the session ends. */
+static void input_end(im_conn *c)
+{
+    size_t left = evbuffer_get_length(c->in);
+    if (left > 0) {
+        char why[96];
+        snprintf(why, sizeof why, "the connection ended inside a frame (%zu bytes)", left);
+        IM_WARN("user=%s peer=%s %s", im__conn_who(c), c->peer, why);
+        im__conn_close(c, IM_EPROTO, why);
+        return;
+    }
+    im__conn_close(c, 0, "peer closed the connection");
+}
+
 /* Reads what the socket has, at most rounds chunks (into the input buffer's
  * own space: no ioctl to ask how much first), then takes every complete
  * frame. A frame over the limit is refused from its header alone, before
@@ -377,19 +576,19 @@ static void read_input(im_conn *c, int rounds)
         evbuffer_commit_space(c->in, &v, 0);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             break;
-        if (n < 0)
-            IM_DEBUG("peer=%s read failed: %s", c->peer, strerror(errno));
         take_frames(c); /* what came before the end still counts */
-        size_t left = evbuffer_get_length(c->in);
-        if (n == 0 && left > 0 && !c->closing) {
-            /* Half a frame, then the end: say so (the peer may still read). */
-            char why[96];
-            snprintf(why, sizeof why, "the connection ended inside a frame (%zu bytes)", left);
-            IM_WARN("user=%s peer=%s %s", im__conn_who(c), c->peer, why);
-            im__conn_close(c, IM_EPROTO, why);
+        if (c->closing)
+            return;
+        if (n < 0) {
+            IM_DEBUG("peer=%s read failed: %s", c->peer, strerror(errno));
+            im__conn_close(c, 0, "connection error");
             return;
         }
-        im__conn_close(c, 0, n == 0 ? "peer closed the connection" : "connection error");
+        /* The end: what was taken still gets its answers first. */
+        c->input_ended = true;
+        event_del(c->rev);
+        if (!c->paused && c->answered == c->accepted)
+            input_end(c);
         return;
     }
     take_frames(c);
@@ -407,7 +606,8 @@ static void take_frames(im_conn *c)
     uint32_t max = c->w->srv->cfg.max_frame_bytes;
     c->w->srv->core->session_touch(&c->session, im__monotonic_ms());
 
-    while (!c->closing) {
+    c->taking = true;
+    while (!c->closing && !c->paused) {
         size_t avail = evbuffer_get_length(in);
         if (avail < IM_FRAME_HEADER_BYTES)
             break;
@@ -428,13 +628,23 @@ static void take_frames(im_conn *c)
         im_error err = { 0 };
         int rc = im_envelope_decode_in(&c->w->arena, frame + IM_FRAME_HEADER_BYTES, len, &env,
                                        &err);
-        evbuffer_drain(in, IM_FRAME_HEADER_BYTES + (size_t)len);
         if (rc != IM_OK) {
+            evbuffer_drain(in, IM_FRAME_HEADER_BYTES + (size_t)len);
             IM_WARN("user=%s peer=%s bad frame: %s", im__conn_who(c), c->peer, err.msg);
             im__conn_close(c, rc, err.msg);
             break;
         }
+        if (must_wait(c, env)) {
+            /* Left in the input, decoded again when its turn comes; the
+             * socket is not read meanwhile, so the client is held back. */
+            im_envelope_release(&c->w->arena, env);
+            c->paused = true;
+            event_del(c->rev);
+            break;
+        }
+        evbuffer_drain(in, IM_FRAME_HEADER_BYTES + (size_t)len);
         im__conn_dispatch(c, env);
         im_envelope_release(&c->w->arena, env);
     }
+    c->taking = false;
 }

@@ -33,6 +33,8 @@ void im__frame_unref(im_frame *f);            /* NULL is fine */
 typedef enum item_kind {
     ITEM_ACCEPT,    /* fd: a new connection for this worker */
     ITEM_DELIVER,   /* frame to conn_ids */
+    ITEM_ANSWER,    /* frame to conn_ids[0]: the answer to its oldest request still waiting */
+    ITEM_DRAIN,     /* shutdown, first step: take what clients sent, answer it all */
     ITEM_KICK,      /* close conn_ids[0] with code and why */
     ITEM_SHUTDOWN,  /* close everything and leave the loop */
     ITEM_CALL,      /* call(arg, session of ids[0] or NULL) */
@@ -79,7 +81,21 @@ typedef struct im_worker {
     im_conn *flush;             /* with output to write before the loop waits again */
     im_decode_arena arena;      /* for the frame being handled */
     bool shutting_down;
+    /* Shutdown's first step: no more input is read; once every request
+     * read has its answer the worker says so (im__worker_check_drained). */
+    bool draining;
+    bool drain_reported;
+    uint64_t unanswered;        /* answers owed to this worker's connections */
 } im_worker;
+
+/* An answer decided at once, held back while answers to earlier requests
+ * of the same connection are still to come. */
+typedef struct im_held_answer {
+    struct im_held_answer *next;
+    uint64_t after;             /* goes out once this many later answers have */
+    size_t len;
+    uint8_t data[];             /* the whole frame */
+} im_held_answer;
 
 struct im_conn {
     im_worker *w;
@@ -101,6 +117,24 @@ struct im_conn {
     bool reaping;               /* on the worker's dead list */
     char token[72];             /* the session token from the LoginAck, revoked at logout */
     im_conn *next_dead;
+
+    /* Answers in request order (docs/protocol.md, "Order of answers").
+     * A request the application answers later (a send, a membership
+     * change, a login) is counted in `accepted` when it is handed over;
+     * its answer comes back in that order and counts in `answered`. An
+     * answer decided at once waits in `held` behind those still to come.
+     * A request that must see the effects of earlier ones (a read, a
+     * logout), and anything after a Login, is not taken from the input
+     * until every earlier answer is out: the connection is `paused`, and
+     * its socket is not read meanwhile. */
+    uint64_t accepted, answered;
+    im_held_answer *held_head, *held_tail;
+    size_t held_bytes;
+    bool login_pending;         /* a Login is being checked: nothing is taken after it */
+    bool paused;                /* the next frame waits for the answers before it */
+    bool taking;                /* inside take_frames: a resume need not call it */
+    bool input_ended;           /* the peer closed its side while paused */
+    bool input_done;            /* shutdown: the socket is not read any more */
 };
 
 typedef struct im_registry_shard {
@@ -130,6 +164,11 @@ struct im_net_server {
     unsigned next_worker;
     atomic_uint connections;
     atomic_ullong next_session_id;
+
+    /* Shutdown: workers that have answered every request they had read. */
+    pthread_mutex_t drain_lock;
+    pthread_cond_t drain_cond;
+    unsigned drained;
 
     im_registry_shard shards[IM_REGISTRY_SHARDS];
 
@@ -176,6 +215,27 @@ void im__worker_close_all(im_worker *w);
 /* An Error frame for c (request_id 0 for one the server sends on its own). */
 void im__conn_send_error(im_conn *c, uint64_t request_id, int code, const char *msg,
                          const char *client_msg_id);
+
+/* Answers in request order. Before a request goes to the application,
+ * im__conn_expect_answer counts the answer it will send later; if the
+ * application refuses it at once instead, im__conn_refused takes the count
+ * back and answers the error. */
+void im__conn_expect_answer(im_conn *c);
+void im__conn_refused(im_conn *c, uint64_t request_id, int code, const char *msg,
+                      const char *client_msg_id);
+/* An answer decided now: written, or held behind answers still to come. */
+void im__conn_answer_now(im_conn *c, Imcore__Envelope *env);
+void im__conn_answer_error(im_conn *c, uint64_t request_id, int code, const char *msg,
+                           const char *client_msg_id);
+/* The application's answer to c's oldest request still waiting: env
+ * packed here, or a frame packed on another thread. Releases what was
+ * held behind it, and a paused connection goes on once nothing is owed. */
+void im__conn_answer_later(im_conn *c, Imcore__Envelope *env);
+void im__conn_answer_frame(im_conn *c, const uint8_t *data, size_t len);
+/* Shutdown's first step on w: reads what each client had sent and stops
+ * reading; im__worker_check_drained tells the server once all is answered. */
+void im__worker_drain(im_worker *w);
+void im__worker_check_drained(im_worker *w);
 
 /* im_net_requests.c: hands one decoded request of c to the application. */
 void im__conn_dispatch(im_conn *c, const Imcore__Envelope *env);

@@ -111,6 +111,15 @@ static void run_item(im_worker *w, im_item *it)
                 im__conn_send(c, it->frame->data, it->frame->len);
         }
         break;
+    case ITEM_ANSWER: {
+        im_conn *c = im__conn_find(w, it->ids[0]);
+        if (c)
+            im__conn_answer_frame(c, it->frame->data, it->frame->len);
+        break;
+    }
+    case ITEM_DRAIN:
+        im__worker_drain(w);
+        break;
     case ITEM_KICK: {
         im_conn *c = im__conn_find(w, it->ids[0]);
         if (c)
@@ -206,6 +215,7 @@ static void *worker_main(void *arg)
         if (event_base_loop(w->base, EVLOOP_ONCE) < 0)
             break;
         im__worker_flush(w);
+        im__worker_check_drained(w);
     }
     current_worker = NULL;
     return NULL;

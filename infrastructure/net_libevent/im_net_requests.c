@@ -21,7 +21,7 @@ static void send_ok(im_conn *c, uint64_t request_id)
     env.request_id = request_id;
     env.body_case = IMCORE__ENVELOPE__BODY_OK;
     env.ok = &ok;
-    im__conn_send_envelope(c, &env);
+    im__conn_answer_now(c, &env);
 }
 
 static uint64_t wall_ms(void)
@@ -40,7 +40,7 @@ static void handle_login(im_conn *c, uint64_t rid, const Imcore__Login *req)
         im_error_set(&err, IM_ERATE, "too many failed logins from this address: wait %u s",
                      wait_s);
         IM_WARN("peer=%s login as '%.32s' refused: %s", c->peer, req->user_id, err.msg);
-        im__conn_send_error(c, rid, IM_ERATE, err.msg, NULL);
+        im__conn_answer_error(c, rid, IM_ERATE, err.msg, NULL);
         return;
     }
     im_login_request lr = {
@@ -48,10 +48,15 @@ static void handle_login(im_conn *c, uint64_t rid, const Imcore__Login *req)
         .password = req->password, .token = req->token,
         .create_account = req->create_account,
     };
+    /* One login at a time: nothing more is taken from the connection until
+     * this one is answered (im__conn_login_result). */
+    im__conn_expect_answer(c);
+    c->login_pending = true;
     int rc = srv->core->login(srv->app, &c->session, &lr, &c->ep, rid, &err);
     if (rc != IM_OK) {
         IM_INFO("peer=%s login as '%.32s' refused: %s", c->peer, req->user_id, err.msg);
-        im__conn_send_error(c, rid, rc, err.msg, NULL);
+        c->login_pending = false;
+        im__conn_refused(c, rid, rc, err.msg, NULL);
         if (rc == IM_EDUPLICATE)
             im__conn_close(c, 0, "login refused: already online");
     }
@@ -60,11 +65,20 @@ static void handle_login(im_conn *c, uint64_t rid, const Imcore__Login *req)
 void im__conn_login_result(im_conn *c, uint64_t rid, int rc, const char *token, const char *msg)
 {
     im_net_server *srv = c->w->srv;
+    c->login_pending = false;
     if (rc != IM_OK) {
         IM_INFO("peer=%s login refused: %s", c->peer, msg && msg[0] ? msg : im_strerror(rc));
         if (rc == IM_EAUTH || rc == IM_ENOTFOUND)
             im__limiter_failed(srv, c->peer);
-        im__conn_send_error(c, rid, rc, msg, NULL);
+        Imcore__Error e = IMCORE__ERROR__INIT;
+        e.code = im_wire_error_code(rc);
+        e.message = (char *)(msg && msg[0] ? msg : im_strerror(rc));
+        e.client_msg_id = (char *)"";
+        Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+        env.request_id = rid;
+        env.body_case = IMCORE__ENVELOPE__BODY_ERROR;
+        env.error = &e;
+        im__conn_answer_later(c, &env);
         return;
     }
     snprintf(c->token, sizeof c->token, "%s", token ? token : "");
@@ -84,7 +98,7 @@ void im__conn_login_result(im_conn *c, uint64_t rid, int rc, const char *token, 
     env.request_id = rid;
     env.body_case = IMCORE__ENVELOPE__BODY_LOGIN_ACK;
     env.login_ack = &ack;
-    im__conn_send_envelope(c, &env);
+    im__conn_answer_later(c, &env);
 }
 
 static void handle_ping(im_conn *c, uint64_t rid, const Imcore__Ping *req)
@@ -96,7 +110,7 @@ static void handle_ping(im_conn *c, uint64_t rid, const Imcore__Ping *req)
     env.request_id = rid;
     env.body_case = IMCORE__ENVELOPE__BODY_PONG;
     env.pong = &pong;
-    im__conn_send_envelope(c, &env);
+    im__conn_answer_now(c, &env);
 }
 
 typedef struct list_builder {
@@ -159,7 +173,7 @@ static void handle_group_list(im_conn *c, uint64_t rid)
     if (rc == IM_OK && lb.failed)
         rc = im_error_set(&err, IM_ENOMEM, "out of memory");
     if (rc != IM_OK) {
-        im__conn_send_error(c, rid, rc, err.msg, NULL);
+        im__conn_answer_error(c, rid, rc, err.msg, NULL);
     } else {
         Imcore__GroupListResult res = IMCORE__GROUP_LIST_RESULT__INIT;
         res.n_groups = lb.n;
@@ -169,7 +183,7 @@ static void handle_group_list(im_conn *c, uint64_t rid)
         env.request_id = rid;
         env.body_case = IMCORE__ENVELOPE__BODY_GROUP_LIST_RESULT;
         env.group_list_result = &res;
-        im__conn_send_envelope(c, &env);
+        im__conn_answer_now(c, &env);
     }
     for (size_t i = 0; i < lb.n; i++) {
         Imcore__GroupInfo *info = lb.items[i];
@@ -192,7 +206,7 @@ static void handle_online_users(im_conn *c, uint64_t rid, const Imcore__OnlineUs
     if (rc == IM_OK && lb.failed)
         rc = im_error_set(&err, IM_ENOMEM, "out of memory");
     if (rc != IM_OK) {
-        im__conn_send_error(c, rid, rc, err.msg, NULL);
+        im__conn_answer_error(c, rid, rc, err.msg, NULL);
     } else {
         Imcore__OnlineUsersResult res = IMCORE__ONLINE_USERS_RESULT__INIT;
         res.n_users = lb.n;
@@ -202,7 +216,7 @@ static void handle_online_users(im_conn *c, uint64_t rid, const Imcore__OnlineUs
         env.request_id = rid;
         env.body_case = IMCORE__ENVELOPE__BODY_ONLINE_USERS_RESULT;
         env.online_users_result = &res;
-        im__conn_send_envelope(c, &env);
+        im__conn_answer_now(c, &env);
     }
     for (size_t i = 0; i < lb.n; i++) {
         Imcore__UserInfo *info = lb.items[i];
@@ -268,7 +282,7 @@ static void handle_history(im_conn *c, uint64_t rid, const Imcore__History *req)
     if (rc == IM_OK && lb.failed)
         rc = im_error_set(&err, IM_ENOMEM, "out of memory");
     if (rc != IM_OK) {
-        im__conn_send_error(c, rid, rc, err.msg, NULL);
+        im__conn_answer_error(c, rid, rc, err.msg, NULL);
     } else {
         Imcore__HistoryResult res = IMCORE__HISTORY_RESULT__INIT;
         res.n_messages = lb.n;
@@ -277,7 +291,7 @@ static void handle_history(im_conn *c, uint64_t rid, const Imcore__History *req)
         env.request_id = rid;
         env.body_case = IMCORE__ENVELOPE__BODY_HISTORY_RESULT;
         env.history_result = &res;
-        im__conn_send_envelope(c, &env);
+        im__conn_answer_now(c, &env);
     }
     for (size_t i = 0; i < lb.n; i++)
         history_entry_free(lb.items[i]);
@@ -306,38 +320,44 @@ void im__conn_dispatch(im_conn *c, const Imcore__Envelope *env)
         handle_ping(c, rid, env->ping);
         break;
     /* Sends and membership changes are answered by the application once
-     * stored; only a refusal decided at once is answered here. */
+     * stored, in the order they were handed over; a refusal decided at
+     * once is answered here, in its place. */
     case IMCORE__ENVELOPE__BODY_PRIVATE_MESSAGE: {
         const Imcore__PrivateMessage *pm = env->private_message;
+        im__conn_expect_answer(c);
         rc = core->send_private(app, s, &c->ep, rid, pm->to, pm->body.data, pm->body.len,
                                 pm->client_msg_id, &err);
         if (rc != IM_OK)
-            im__conn_send_error(c, rid, rc, err.msg, pm->client_msg_id);
+            im__conn_refused(c, rid, rc, err.msg, pm->client_msg_id);
         break;
     }
     case IMCORE__ENVELOPE__BODY_GROUP_MESSAGE: {
         const Imcore__GroupMessage *gm = env->group_message;
+        im__conn_expect_answer(c);
         rc = core->send_group(app, s, &c->ep, rid, gm->group, gm->body.data, gm->body.len,
                               gm->client_msg_id, &err);
         if (rc != IM_OK)
-            im__conn_send_error(c, rid, rc, err.msg, gm->client_msg_id);
+            im__conn_refused(c, rid, rc, err.msg, gm->client_msg_id);
         break;
     }
     case IMCORE__ENVELOPE__BODY_GROUP_CREATE:
+        im__conn_expect_answer(c);
         rc = core->group_create(app, s, &c->ep, rid, env->group_create->group,
                                 env->group_create->max_members, &err);
         if (rc != IM_OK)
-            im__conn_send_error(c, rid, rc, err.msg, NULL);
+            im__conn_refused(c, rid, rc, err.msg, NULL);
         break;
     case IMCORE__ENVELOPE__BODY_GROUP_JOIN:
+        im__conn_expect_answer(c);
         rc = core->group_join(app, s, &c->ep, rid, env->group_join->group, &err);
         if (rc != IM_OK)
-            im__conn_send_error(c, rid, rc, err.msg, NULL);
+            im__conn_refused(c, rid, rc, err.msg, NULL);
         break;
     case IMCORE__ENVELOPE__BODY_GROUP_LEAVE:
+        im__conn_expect_answer(c);
         rc = core->group_leave(app, s, &c->ep, rid, env->group_leave->group, &err);
         if (rc != IM_OK)
-            im__conn_send_error(c, rid, rc, err.msg, NULL);
+            im__conn_refused(c, rid, rc, err.msg, NULL);
         break;
     case IMCORE__ENVELOPE__BODY_DELIVERY_ACK:
         /* No answer: acks are cumulative, and a refused one is only logged. */
@@ -355,8 +375,8 @@ void im__conn_dispatch(im_conn *c, const Imcore__Envelope *env)
         handle_online_users(c, rid, env->online_users);
         break;
     default:
-        im__conn_send_error(c, rid, IM_EUNSUPPORTED, "the server does not accept this message type",
-                   NULL);
+        im__conn_answer_error(c, rid, IM_EUNSUPPORTED,
+                              "the server does not accept this message type", NULL);
         break;
     }
 }

@@ -283,6 +283,35 @@ static void send_envelope_to(im_net_server *srv, const im_endpoint *ep, Imcore__
     send_frame_to(srv, ep, encode_envelope(env));
 }
 
+/* The application's answer to the oldest request still waiting at ep:
+ * like send_envelope_to, but the connection counts it as that answer, so
+ * that what it answered at once meanwhile follows it, in request order. */
+static void send_answer_to(im_net_server *srv, const im_endpoint *ep, Imcore__Envelope *env)
+{
+    if (is_local(ep)) {
+        im_conn *c = local_conn(ep);
+        if (c)
+            im__conn_answer_later(c, env);
+        return;
+    }
+    if (ep->worker >= srv->nworkers)
+        return;
+    im_frame *f = encode_envelope(env);
+    im_item *it = f ? im__item_new(ITEM_ANSWER, 1) : NULL;
+    if (!it) {
+        /* The connection would wait for this answer for ever: end it. */
+        IM_ERROR("out of memory: an answer for session %llu is lost",
+                 (unsigned long long)ep->conn_id);
+        im__frame_unref(f);
+        srv->router.ops->kick(&srv->router, ep, IM_ENOMEM, "out of memory");
+        return;
+    }
+    it->n = 1;
+    it->ids[0] = ep->conn_id;
+    it->frame = f;
+    im__worker_push(&srv->workers[ep->worker], it);
+}
+
 static void router_deliver_to(im_router *r, const im_endpoint *ep, const im_message *m,
                               const char *sender_name)
 {
@@ -304,7 +333,7 @@ static void send_error_to(im_net_server *srv, const im_endpoint *ep, uint64_t ri
     env.request_id = rid;
     env.body_case = IMCORE__ENVELOPE__BODY_ERROR;
     env.error = &e;
-    send_envelope_to(srv, ep, &env);
+    send_answer_to(srv, ep, &env);
 }
 
 static void router_send_result(im_router *r, const im_endpoint *ep, uint64_t rid,
@@ -325,7 +354,7 @@ static void router_send_result(im_router *r, const im_endpoint *ep, uint64_t rid
     env.request_id = rid;
     env.body_case = IMCORE__ENVELOPE__BODY_SEND_ACK;
     env.send_ack = &ack;
-    send_envelope_to(server_of(r), ep, &env);
+    send_answer_to(server_of(r), ep, &env);
 }
 
 static void router_send_status(im_router *r, const im_endpoint *ep, uint64_t rid, int rc,
@@ -340,7 +369,7 @@ static void router_send_status(im_router *r, const im_endpoint *ep, uint64_t rid
     env.request_id = rid;
     env.body_case = IMCORE__ENVELOPE__BODY_OK;
     env.ok = &ok;
-    send_envelope_to(server_of(r), ep, &env);
+    send_answer_to(server_of(r), ep, &env);
 }
 
 static void router_with_session(im_router *r, const im_endpoint *ep,

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/listener.h>
@@ -22,6 +23,10 @@
 
 #include "im_codec.h"
 #include "im_log.h"
+
+/* How long shutdown waits for the answers to requests already read (the
+ * store finishing what it was given) before it closes sessions anyway. */
+#define IM_SHUTDOWN_DRAIN_S 10
 
 static int bind_listener(im_net_server *srv, im_error *err)
 {
@@ -84,6 +89,8 @@ int im_net_server_new(const im_net_config *cfg, im_net_server **out, im_error *e
     srv->listen_fd = srv->reserve_fd = -1;
     atomic_init(&srv->connections, 0);
     atomic_init(&srv->next_session_id, 1);
+    pthread_mutex_init(&srv->drain_lock, NULL);
+    pthread_cond_init(&srv->drain_cond, NULL);
     int rc;
     if ((rc = im__router_init(srv)) != IM_OK || (rc = im__limiter_init(srv)) != IM_OK) {
         im_error_set(err, rc, "out of memory");
@@ -221,6 +228,36 @@ void im_net_server_stop(im_net_server *srv)
         event_active(srv->stop_event, 0, 0);
 }
 
+/* Each worker runs an item of kind after what is already queued for it;
+ * one that cannot be told (out of memory) just leaves its loop. */
+static void push_to_workers(im_net_server *srv, unsigned n, item_kind kind)
+{
+    for (unsigned i = 0; i < n; i++) {
+        im_item *it = im__item_new(kind, 0);
+        if (!it) {
+            event_base_loopbreak(srv->workers[i].base);
+            continue;
+        }
+        im__worker_push(&srv->workers[i], it);
+    }
+}
+
+static void wait_drained(im_net_server *srv, unsigned n)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += IM_SHUTDOWN_DRAIN_S;
+    pthread_mutex_lock(&srv->drain_lock);
+    int rc = 0;
+    while (srv->drained < n && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&srv->drain_cond, &srv->drain_lock, &deadline);
+    unsigned drained = srv->drained;
+    pthread_mutex_unlock(&srv->drain_lock);
+    if (drained < n)
+        IM_WARN("%u of %u workers still owed answers after %d s: closing their sessions anyway",
+                n - drained, n, IM_SHUTDOWN_DRAIN_S);
+}
+
 int im_net_server_run(im_net_server *srv, const imcore_core_api *core, im_app *app,
                       im_error *err)
 {
@@ -262,16 +299,15 @@ int im_net_server_run(im_net_server *srv, const imcore_core_api *core, im_app *a
             srv->listener = NULL;
         }
     }
-    /* Each worker runs what is already queued for it, then closes its
-     * sessions with SERVER_SHUTDOWN and leaves its loop once they are gone. */
-    for (unsigned i = 0; i < started; i++) {
-        im_item *it = im__item_new(ITEM_SHUTDOWN, 0);
-        if (!it) {
-            event_base_loopbreak(srv->workers[i].base);
-            continue;
-        }
-        im__worker_push(&srv->workers[i], it);
-    }
+    /* Shutdown in two steps. First each worker takes what its clients had
+     * sent and answers all of it: the messages stored, acked, and handed
+     * to receivers online here. Only once every worker has (or the drain
+     * deadline has passed) is any session closed, so a delivery queued for
+     * a session on another worker still reaches it: it was queued before
+     * the answer that let its sender's worker report. */
+    push_to_workers(srv, started, ITEM_DRAIN);
+    wait_drained(srv, started);
+    push_to_workers(srv, started, ITEM_SHUTDOWN);
     for (unsigned i = 0; i < started; i++)
         pthread_join(srv->workers[i].thread, NULL);
     if (rc == IM_OK)
@@ -310,5 +346,7 @@ void im_net_server_free(im_net_server *srv)
         close(srv->reserve_fd);
     im__router_destroy(srv);
     im__limiter_destroy(srv);
+    pthread_mutex_destroy(&srv->drain_lock);
+    pthread_cond_destroy(&srv->drain_cond);
     free(srv);
 }
