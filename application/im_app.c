@@ -724,16 +724,21 @@ static int leave_locked(void *arg, im_group *g, im_error *err)
     return im_group_remove_member(g, arg, err);
 }
 
+/* Undoes in memory a change the store did not make. */
+static void membership_undo(member_ctx *c)
+{
+    im_group_repo *repo = c->app->ports.groups;
+    if (c->kind == 0 || c->kind == 1) /* creator leaving empties and deletes the group */
+        repo->ops->update(repo, c->group, leave_locked, c->user, NULL);
+    else
+        repo->ops->update(repo, c->group, join_locked, c->user, NULL);
+}
+
 static void membership_stored(void *arg, int rc, const im_error *err)
 {
     member_ctx *c = arg;
-    im_group_repo *repo = c->app->ports.groups;
-    if (rc != IM_OK) {
-        if (c->kind == 0 || c->kind == 1) /* creator leaving empties and deletes the group */
-            repo->ops->update(repo, c->group, leave_locked, c->user, NULL);
-        else
-            repo->ops->update(repo, c->group, join_locked, c->user, NULL);
-    }
+    if (rc != IM_OK)
+        membership_undo(c);
     im_router *r = c->app->ports.router;
     r->ops->send_status(r, &c->ep, c->request_id, rc, err && rc ? err->msg : NULL);
     free(c);
@@ -782,8 +787,10 @@ int im_app_group_create(im_app *app, const im_session *s, const im_endpoint *ep,
     }
     im_store *st = app->ports.store;
     rc = st->ops->group_create(st, group, s->user_id, max_members, membership_stored, c, err);
-    if (rc != IM_OK)
-        membership_stored(c, rc, err), rc = IM_OK; /* answered, and undone */
+    if (rc != IM_OK) { /* refused at once: undone, and answered by the caller */
+        membership_undo(c);
+        free(c);
+    }
     return rc;
 }
 
@@ -807,8 +814,10 @@ static int change_membership(im_app *app, const im_session *s, const im_endpoint
     im_store *st = app->ports.store;
     rc = kind == 1 ? st->ops->group_join(st, group, c->user, membership_stored, c, err)
                    : st->ops->group_leave(st, group, c->user, membership_stored, c, err);
-    if (rc != IM_OK)
-        membership_stored(c, rc, err), rc = IM_OK;
+    if (rc != IM_OK) {
+        membership_undo(c);
+        free(c);
+    }
     return rc;
 }
 

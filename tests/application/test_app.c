@@ -405,6 +405,38 @@ static void test_membership_undone_when_store_fails(void **state)
     assert_int_equal(join(f, 1, "other"), IM_ENOGROUP); /* the failed create left nothing */
 }
 
+/* A store that refuses a change at once: the change is undone and the
+ * refusal returned for the caller to answer, in its place among the
+ * connection's answers; nothing is answered through the router. */
+static void test_membership_refused_at_once(void **state)
+{
+    fixture *f = *state;
+    im_error err = { 0 };
+    f->faults.fail_from = 1;
+    f->faults.at_once = true;
+    f->faults.code = IM_ESHUTDOWN;
+    assert_int_equal(im_app_group_create(f->app, &f->s[0], &f->ep[0], 3, "room", 0, &err),
+                     IM_ESHUTDOWN);
+    assert_int_equal(f->router.nanswers, 0);
+    f->faults.fail_from = 0;
+    assert_int_equal(join(f, 1, "room"), IM_ENOGROUP); /* the refused create left nothing */
+    assert_int_equal(create(f, 0, "room", 0), IM_OK);
+    f->faults.fail_from = 1;
+    f->faults.calls = 0;
+    size_t before = f->router.nanswers;
+    assert_int_equal(im_app_group_join(f->app, &f->s[1], &f->ep[1], 4, "room", &err),
+                     IM_ESHUTDOWN);
+    assert_int_equal(f->router.nanswers, before);
+    f->faults.fail_from = 0;
+    assert_int_equal(join(f, 1, "room"), IM_OK); /* not a member after the refusal */
+    f->faults.fail_from = 1;
+    f->faults.calls = 0;
+    assert_int_equal(im_app_group_leave(f->app, &f->s[1], &f->ep[1], 5, "room", &err),
+                     IM_ESHUTDOWN);
+    f->faults.fail_from = 0;
+    assert_int_equal(join(f, 1, "room"), IM_EMEMBER); /* still a member */
+}
+
 static void test_ack_checks_conversation(void **state)
 {
     fixture *f = *state;
@@ -680,6 +712,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_group_offline_members_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_emptied_is_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_create_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_membership_refused_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_membership_undone_when_store_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ack_checks_conversation, setup, teardown),

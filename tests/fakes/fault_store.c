@@ -45,6 +45,8 @@ static int fault_barrier(im_store *s, im_store_done_fn done, void *arg, im_error
 /* Membership changes fail like appends do, from the same counter. */
 static int fault_membership(fault_store *fs, im_store_done_fn done, void *arg, im_error *err)
 {
+    if (fs->fail_from && fs->at_once && ++fs->calls >= fs->fail_from)
+        return im_error_set(err, fs->code, "injected refusal");
     if (fs->fail_from && ++fs->calls >= fs->fail_from) {
         im_error e;
         im_error_set(&e, fs->code, "injected store failure");
@@ -117,4 +119,5 @@ void fault_store_init(fault_store *fs, im_store *inner, unsigned fail_from, int 
     fs->calls = 0;
     fs->fail_from = fail_from;
     fs->code = code;
+    fs->at_once = false;
 }
