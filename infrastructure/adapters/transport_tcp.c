@@ -103,7 +103,9 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
         "listen.host", "listen.port", "workers", "node_id", "limits.max_connections",
         "limits.max_frame_bytes", "limits.output_buffer_bytes", "session.heartbeat_s",
         "session.idle_timeout_s", "accounts.max_login_failures",
-        "accounts.login_failure_window_s", NULL,
+        "accounts.login_failure_window_s", "accounts.max_registrations",
+        "session.login_timeout_s", "session.frame_timeout_s", "limits.max_unauthenticated",
+        "limits.max_unauthenticated_per_address", "limits.input_buffer_bytes", NULL,
     };
     adapter *a = im_adapter_new(api, host, out, "transport_tcp",
                                 IM_ADAPTER_PLUGIN_SIZE(open_transport), known,
@@ -128,6 +130,13 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
         .max_login_failures = im_adapter_uint(api, host, "accounts.max_login_failures", 5),
         .login_failure_window_s =
             im_adapter_uint(api, host, "accounts.login_failure_window_s", 60),
+        .max_registrations = im_adapter_uint(api, host, "accounts.max_registrations", 100),
+        .login_timeout_s = im_adapter_uint(api, host, "session.login_timeout_s", 10),
+        .frame_timeout_s = im_adapter_uint(api, host, "session.frame_timeout_s", 30),
+        .max_unauthenticated = im_adapter_uint(api, host, "limits.max_unauthenticated", 9500),
+        .max_unauth_per_address =
+            im_adapter_uint(api, host, "limits.max_unauthenticated_per_address", 1000),
+        .input_budget_bytes = im_adapter_uint(api, host, "limits.input_buffer_bytes", 67108864),
     };
     if (a->cfg.workers == 0)
         a->cfg.workers = 1;

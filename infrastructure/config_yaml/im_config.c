@@ -45,7 +45,8 @@ struct field {
 enum {
     FI_HOST, FI_PORT, FI_WORKERS, FI_NODE_ID,
     FI_MAX_CONNECTIONS, FI_MAX_FRAME, FI_MAX_BODY, FI_MAX_GROUP, FI_OUTPUT_BUFFER,
-    FI_HEARTBEAT, FI_IDLE, FI_POLICY, FI_LOG_LEVEL,
+    FI_HEARTBEAT, FI_IDLE, FI_LOGIN_TIMEOUT, FI_FRAME_TIMEOUT, FI_POLICY, FI_LOG_LEVEL,
+    FI_MAX_UNAUTH, FI_MAX_UNAUTH_ADDR, FI_INPUT_BUDGET, FI_ACC_REGISTRATIONS,
     FI_ENGINE, FI_PATH, FI_MAX_BATCH, FI_SYNC, FI_MAX_PAGES, FI_CHECK,
     FI_ACC_MODE, FI_ACC_HASH, FI_ACC_TTL, FI_ACC_FAILURES, FI_ACC_WINDOW,
     FI_SEND_RATE, FI_SEND_BURST, FI_PLUGIN_BACKLOG, FI_PLUGIN_DIR, FI_TRANSPORT, FI_CLUSTER,
@@ -77,6 +78,15 @@ static const struct field fields[FI_COUNT] = {
           1073741824),
     FIELD(FI_HEARTBEAT, "session.heartbeat_s", K_UINT, heartbeat_s, 1, 3600),
     FIELD(FI_IDLE, "session.idle_timeout_s", K_UINT, idle_timeout_s, 1, 86400),
+    FIELD(FI_LOGIN_TIMEOUT, "session.login_timeout_s", K_UINT, login_timeout_s, 1, 3600),
+    FIELD(FI_FRAME_TIMEOUT, "session.frame_timeout_s", K_UINT, frame_timeout_s, 1, 3600),
+    FIELD(FI_MAX_UNAUTH, "limits.max_unauthenticated", K_U32, max_unauthenticated, 0, 1000000),
+    FIELD(FI_MAX_UNAUTH_ADDR, "limits.max_unauthenticated_per_address", K_U32,
+          max_unauth_per_address, 1, 1000000),
+    FIELD(FI_INPUT_BUDGET, "limits.input_buffer_bytes", K_U32, input_budget_bytes, 65536,
+          4294967295u),
+    FIELD(FI_ACC_REGISTRATIONS, "accounts.max_registrations", K_U32, accounts_max_registrations,
+          0, 1000000),
     FIELD(FI_POLICY, "session.login_policy", K_POLICY, login_policy, 0, 0),
     FIELD(FI_LOG_LEVEL, "log_level", K_LEVEL, log_level, 0, 0),
     FIELD(FI_ENGINE, "storage.engine", K_NODE_ID, storage_engine, 0, 0),
@@ -128,6 +138,11 @@ void im_config_defaults(im_config *c)
     c->output_buffer_bytes = 4194304;
     c->heartbeat_s = 30;
     c->idle_timeout_s = 90;
+    c->login_timeout_s = 10;
+    c->frame_timeout_s = 30;
+    c->max_unauthenticated = 0;
+    c->max_unauth_per_address = 1000;
+    c->input_budget_bytes = 67108864;
     c->login_policy = 0;
     c->log_level = IM_LOG_INFO;
     snprintf(c->storage_engine, sizeof c->storage_engine, "%s", "sqlite");
@@ -147,6 +162,7 @@ void im_config_defaults(im_config *c)
     c->accounts_token_ttl_s = 2592000;
     c->accounts_max_failures = 5;
     c->accounts_failure_window_s = 60;
+    c->accounts_max_registrations = 100;
 }
 
 /* ---- errors ---------------------------------------------------------- */
@@ -310,6 +326,13 @@ static int check_rules(const im_config *c, im_error *err, const char *path, cons
                     "must be at most limits.max_frame_bytes - 256 (%lld)",
                     (long long)c->max_frame_bytes - ENVELOPE_RESERVE);
     }
+    if (c->max_unauthenticated > c->max_connections)
+        return fail(at_line(err, path, line[FI_MAX_UNAUTH] ? line[FI_MAX_UNAUTH]
+                                                           : line[FI_MAX_CONNECTIONS]),
+                    line[FI_MAX_UNAUTH] ? fields[FI_MAX_UNAUTH].name
+                                        : fields[FI_MAX_CONNECTIONS].name,
+                    "limits.max_unauthenticated (%u) must be at most limits.max_connections (%u)",
+                    c->max_unauthenticated, c->max_connections);
     if (c->accounts_mode == IM_ACCOUNTS_PASSWORD && strcmp(c->storage_engine, "sqlite") != 0) {
         unsigned at = line[FI_ACC_MODE] ? line[FI_ACC_MODE] : line[FI_ENGINE];
         return fail(at_line(err, path, at), line[FI_ACC_MODE] ? fields[FI_ACC_MODE].name

@@ -49,6 +49,17 @@ typedef struct im_config {
                                    * to one service account held in memory for its plugin */
     unsigned heartbeat_s;         /* session.heartbeat_s, default 30, 1..3600 */
     unsigned idle_timeout_s;      /* session.idle_timeout_s, default 90, 1..86400; > heartbeat_s */
+    unsigned login_timeout_s;     /* session.login_timeout_s, default 10, 1..3600: a connection
+                                   * not logged in by then is closed */
+    unsigned frame_timeout_s;     /* session.frame_timeout_s, default 30, 1..3600: a frame begun
+                                   * must be complete by then */
+    uint32_t max_unauthenticated; /* limits.max_unauthenticated, default 0 = half of
+                                   * max_connections, 0..1000000: connections not logged in */
+    uint32_t max_unauth_per_address; /* limits.max_unauthenticated_per_address, default 1000,
+                                   * 1..1000000 */
+    uint32_t input_budget_bytes;  /* limits.input_buffer_bytes, default 67108864 (64 MiB),
+                                   * 65536..4294967295: input read but not yet taken as
+                                   * frames, over all connections */
     int login_policy;             /* session.login_policy: "replace" (0, default) or "reject" (1),
                                    * the values of im_login_policy (imcore/route.h) */
     int log_level;                /* log_level: debug|info|warn|error, default info (an im_log_level) */
@@ -79,6 +90,8 @@ typedef struct im_config {
     uint32_t accounts_token_ttl_s;/* accounts.token_ttl_s, default 2592000 (30 days), 60..31536000 */
     uint32_t accounts_max_failures; /* accounts.max_login_failures, default 5, 0..1000000; 0 = no limit */
     uint32_t accounts_failure_window_s; /* accounts.login_failure_window_s, default 60, 1..86400 */
+    uint32_t accounts_max_registrations; /* accounts.max_registrations, default 100, 0..1000000;
+                                   * per address in the same window; 0 = no limit */
     char plugin_dir[256];         /* plugin_dir: where plugins are found by name, default
                                    * IMCORE_PLUGIN_DIR (set at build time: the build's plugins) */
     im_plugin_config plugins[IM_CONFIG_MAX_PLUGINS]; /* plugins: loaded in this order */

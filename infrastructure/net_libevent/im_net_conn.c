@@ -381,6 +381,7 @@ void im__conn_accept(im_worker *w, int fd, const char *peer)
         free(c);
         close(fd);
         atomic_fetch_sub(&srv->connections, 1);
+        im__limiter_close_unauthenticated(srv, peer);
         return;
     }
     c->fd = fd;
@@ -392,14 +393,17 @@ void im__conn_accept(im_worker *w, int fd, const char *peer)
         w->free_slots[w->nfree++] = slot;
         im__conn_destroy(c);
         atomic_fetch_sub(&srv->connections, 1);
+        im__limiter_close_unauthenticated(srv, peer);
         return;
     }
     c->w = w;
     c->id = ((uint64_t)++w->generation << 32) | slot;
     c->ep = (im_endpoint){ .node = srv->cfg.node, .worker = w->index, .conn_id = c->id };
     snprintf(c->peer, sizeof c->peer, "%s", peer);
+    c->opened_ms = im__monotonic_ms();
+    c->unauth_counted = true; /* by the acceptor */
     srv->core->session_init(&c->session, atomic_fetch_add(&srv->next_session_id, 1),
-                           im__monotonic_ms());
+                           c->opened_ms);
     w->slots[slot] = c;
     w->live++;
     event_add(c->rev, NULL);
@@ -443,6 +447,9 @@ void im__conn_close(im_conn *c, int code, const char *why)
     c->w->unanswered -= c->accepted - c->answered;
     c->answered = c->accepted;
     held_free(c);
+    im__conn_settle_limits(c);
+    c->w->input_bytes -= c->in_counted;
+    c->in_counted = 0;
     if (evbuffer_get_length(c->out) == 0) {
         retire(c);
         return;
@@ -517,12 +524,17 @@ void im__worker_close_all(im_worker *w)
         event_base_loopexit(w->base, NULL);
 }
 
-/* Once a second: sessions silent too long are closed, and closing ones
- * whose peer did not take their last frames in time are dropped. */
+/* Once a second: sessions silent too long, connections that have not
+ * logged in by their deadline and frames begun but not finished by theirs
+ * are closed, and closing ones whose peer did not take their last frames in
+ * time are dropped. */
 void im__conn_sweep_idle(im_worker *w)
 {
+    const im_net_config *cfg = &w->srv->cfg;
     uint64_t now = im__monotonic_ms();
-    uint64_t timeout = (uint64_t)w->srv->cfg.idle_timeout_s * 1000u;
+    uint64_t timeout = (uint64_t)cfg->idle_timeout_s * 1000u;
+    uint64_t login_ms = (uint64_t)cfg->login_timeout_s * 1000u;
+    uint64_t frame_ms = (uint64_t)cfg->frame_timeout_s * 1000u;
     for (uint32_t i = 0; i < w->nslots; i++) {
         im_conn *c = w->slots[i];
         if (!c || c->reaping)
@@ -530,6 +542,15 @@ void im__conn_sweep_idle(im_worker *w)
         if (c->closing) {
             if (now >= c->close_deadline_ms)
                 retire(c);
+        } else if (!w->srv->core->session_is_authenticated(&c->session) &&
+                   now - c->opened_ms >= login_ms) {
+            IM_INFO("peer=%s closed: not logged in within login_timeout_s (%u s)", c->peer,
+                    cfg->login_timeout_s);
+            im__conn_close(c, IM_EIDLE, "not logged in within login_timeout_s");
+        } else if (c->frame_started_ms && now - c->frame_started_ms >= frame_ms) {
+            IM_WARN("user=%s peer=%s closed: a frame was not completed within "
+                    "frame_timeout_s (%u s)", im__conn_who(c), c->peer, cfg->frame_timeout_s);
+            im__conn_close(c, IM_EIDLE, "a frame was not completed within frame_timeout_s");
         } else if (w->srv->core->session_is_idle(&c->session, now, timeout)) {
             im__conn_close(c, IM_EIDLE, "no heartbeat within idle_timeout_s");
         }
@@ -600,11 +621,38 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     read_input(arg, READ_ROUNDS);
 }
 
+/* After frames were taken: the input left counts against the worker's
+ * share of limits.input_buffer_bytes, and a frame left half-read starts
+ * (or keeps) its deadline. Half frames are what a slow or malicious client
+ * makes the server hold, so one that pushes the worker past its share is
+ * closed; complete frames waiting their turn (paused) are not. */
+static void account_input(im_conn *c, uint64_t now, bool took)
+{
+    if (c->closing)
+        return;
+    im_worker *w = c->w;
+    size_t len = evbuffer_get_length(c->in);
+    w->input_bytes = w->input_bytes + len - c->in_counted;
+    c->in_counted = len;
+    if (len == 0 || c->paused) {
+        c->frame_started_ms = 0;
+        return;
+    }
+    if (took || !c->frame_started_ms)
+        c->frame_started_ms = now;
+    if (w->input_bytes > w->srv->cfg.input_budget_bytes / w->srv->nworkers) {
+        IM_WARN("user=%s peer=%s closed: %zu bytes of a frame held while the server's input "
+                "is over limits.input_buffer_bytes", im__conn_who(c), c->peer, len);
+        im__conn_close(c, IM_EBUSY, "too much unfinished input on the server: send whole frames");
+    }
+}
+
 static void take_frames(im_conn *c)
 {
     struct evbuffer *in = c->in;
     uint32_t max = c->w->srv->cfg.max_frame_bytes;
-    c->w->srv->core->session_touch(&c->session, im__monotonic_ms());
+    uint64_t now = im__monotonic_ms();
+    bool took = false;
 
     c->taking = true;
     while (!c->closing && !c->paused) {
@@ -643,8 +691,13 @@ static void take_frames(im_conn *c)
             break;
         }
         evbuffer_drain(in, IM_FRAME_HEADER_BYTES + (size_t)len);
+        took = true;
         im__conn_dispatch(c, env);
         im_envelope_release(&c->w->arena, env);
     }
     c->taking = false;
+    /* A whole frame is a sign of life; a byte of one is not (slowloris). */
+    if (took)
+        c->w->srv->core->session_touch(&c->session, now);
+    account_input(c, now, took);
 }

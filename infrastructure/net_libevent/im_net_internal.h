@@ -86,6 +86,7 @@ typedef struct im_worker {
     bool draining;
     bool drain_reported;
     uint64_t unanswered;        /* answers owed to this worker's connections */
+    size_t input_bytes;         /* read from its connections, not yet taken as frames */
 } im_worker;
 
 /* An answer decided at once, held back while answers to earlier requests
@@ -135,6 +136,13 @@ struct im_conn {
     bool taking;                /* inside take_frames: a resume need not call it */
     bool input_ended;           /* the peer closed its side while paused */
     bool input_done;            /* shutdown: the socket is not read any more */
+
+    /* What a client may cost before and between frames (docs/security.md). */
+    bool unauth_counted;        /* counted by the limiter until it logs in or closes */
+    bool login_guarded;         /* its Login in flight is counted by the limiter */
+    uint64_t opened_ms;         /* accepted at: it must log in by login_timeout_s */
+    uint64_t frame_started_ms;  /* a frame began (0: none): it must end by frame_timeout_s */
+    size_t in_counted;          /* its share of the worker's input_bytes */
 };
 
 typedef struct im_registry_shard {
@@ -172,9 +180,11 @@ struct im_net_server {
 
     im_registry_shard shards[IM_REGISTRY_SHARDS];
 
-    /* Failed logins by peer address (im_net_limiter.c). */
+    /* Logins and connections not logged in, by peer address
+     * (im_net_limiter.c); unauthenticated counts the latter in all. */
     pthread_mutex_t limiter_lock;
     im_strmap *limiter;
+    uint32_t unauthenticated;
 };
 
 /* im_net_queue.c */
@@ -239,6 +249,9 @@ void im__worker_check_drained(im_worker *w);
 
 /* im_net_requests.c: hands one decoded request of c to the application. */
 void im__conn_dispatch(im_conn *c, const Imcore__Envelope *env);
+/* Ends what the limiter counts for c (a login in flight, a connection not
+ * logged in): c is closing. */
+void im__conn_settle_limits(im_conn *c);
 
 /* The user for log lines ("-" before login), and the session's id. */
 static inline const char *im__conn_who(const im_conn *c)
@@ -258,12 +271,22 @@ void im__router_destroy(struct im_net_server *srv);
 
 uint64_t im__monotonic_ms(void);
 
-/* im_net_limiter.c: failed logins per peer address (the port is ignored).
- * After max_login_failures within login_failure_window_s an address is
- * refused until the window has passed. */
+/* im_net_limiter.c: what one peer address (the port is ignored) may cost.
+ * Logins with credentials: begin_login counts one being checked, or
+ * refuses with IM_ERATE (*wait_s: seconds to wait) when the address has
+ * max_login_failures failed or in flight within login_failure_window_s,
+ * or (registering) max_registrations accounts made in it; end_login ends
+ * one, counting a failure if failed. IM_ENOMEM if nothing could be
+ * counted. Connections not logged in: open_unauthenticated counts one,
+ * or refuses (false) past max_unauthenticated in all or
+ * max_unauth_per_address from this address; close_unauthenticated ends
+ * one, once it logs in or closes. Any thread. */
 int im__limiter_init(struct im_net_server *srv);
 void im__limiter_destroy(struct im_net_server *srv);
-bool im__limiter_allows(struct im_net_server *srv, const char *peer, uint32_t *wait_s);
-void im__limiter_failed(struct im_net_server *srv, const char *peer);
+int im__limiter_begin_login(struct im_net_server *srv, const char *peer, bool registering,
+                            uint32_t *wait_s);
+void im__limiter_end_login(struct im_net_server *srv, const char *peer, bool failed);
+bool im__limiter_open_unauthenticated(struct im_net_server *srv, const char *peer);
+void im__limiter_close_unauthenticated(struct im_net_server *srv, const char *peer);
 
 #endif

@@ -31,18 +31,43 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+void im__conn_settle_limits(im_conn *c)
+{
+    im_net_server *srv = c->w->srv;
+    if (c->login_guarded) {
+        im__limiter_end_login(srv, c->peer, false);
+        c->login_guarded = false;
+    }
+    if (c->unauth_counted) {
+        im__limiter_close_unauthenticated(srv, c->peer);
+        c->unauth_counted = false;
+    }
+}
+
 static void handle_login(im_conn *c, uint64_t rid, const Imcore__Login *req)
 {
     im_net_server *srv = c->w->srv;
     im_error err = { 0 };
     uint32_t wait_s = 0;
-    if (!im__limiter_allows(srv, c->peer, &wait_s)) {
-        im_error_set(&err, IM_ERATE, "too many failed logins from this address: wait %u s",
-                     wait_s);
+    /* A login with credentials is a guess to the limiter until it is
+     * answered: counted while in flight, a failure once refused. */
+    bool guarded = (req->password && req->password[0]) || (req->token && req->token[0]);
+    int lrc = guarded ? im__limiter_begin_login(srv, c->peer, req->create_account, &wait_s)
+                      : IM_OK;
+    if (lrc != IM_OK) {
+        if (lrc == IM_ENOMEM)
+            im_error_set(&err, IM_ENOMEM, "out of memory");
+        else if (req->create_account)
+            im_error_set(&err, IM_ERATE, "too many logins or registrations from this address: "
+                         "wait %u s", wait_s);
+        else
+            im_error_set(&err, IM_ERATE, "too many failed logins from this address: wait %u s",
+                         wait_s);
         IM_WARN("peer=%s login as '%.32s' refused: %s", c->peer, req->user_id, err.msg);
-        im__conn_answer_error(c, rid, IM_ERATE, err.msg, NULL);
+        im__conn_answer_error(c, rid, lrc, err.msg, NULL);
         return;
     }
+    c->login_guarded = guarded;
     im_login_request lr = {
         .user_id = req->user_id, .display_name = req->display_name,
         .password = req->password, .token = req->token,
@@ -56,6 +81,10 @@ static void handle_login(im_conn *c, uint64_t rid, const Imcore__Login *req)
     if (rc != IM_OK) {
         IM_INFO("peer=%s login as '%.32s' refused: %s", c->peer, req->user_id, err.msg);
         c->login_pending = false;
+        if (c->login_guarded) {
+            im__limiter_end_login(srv, c->peer, false);
+            c->login_guarded = false;
+        }
         im__conn_refused(c, rid, rc, err.msg, NULL);
         if (rc == IM_EDUPLICATE)
             im__conn_close(c, 0, "login refused: already online");
@@ -66,10 +95,16 @@ void im__conn_login_result(im_conn *c, uint64_t rid, int rc, const char *token, 
 {
     im_net_server *srv = c->w->srv;
     c->login_pending = false;
+    if (c->login_guarded) {
+        im__limiter_end_login(srv, c->peer, rc == IM_EAUTH || rc == IM_ENOTFOUND);
+        c->login_guarded = false;
+    }
+    if (rc == IM_OK && c->unauth_counted) {
+        im__limiter_close_unauthenticated(srv, c->peer);
+        c->unauth_counted = false;
+    }
     if (rc != IM_OK) {
         IM_INFO("peer=%s login refused: %s", c->peer, msg && msg[0] ? msg : im_strerror(rc));
-        if (rc == IM_EAUTH || rc == IM_ENOTFOUND)
-            im__limiter_failed(srv, c->peer);
         Imcore__Error e = IMCORE__ERROR__INIT;
         e.code = im_wire_error_code(rc);
         e.message = (char *)(msg && msg[0] ? msg : im_strerror(rc));

@@ -146,11 +146,11 @@ static void format_peer(const struct sockaddr *sa, char *buf, size_t size)
 
 /* A connection over max_connections hears why before it is closed; the
  * frame is tiny, so one non-blocking send either takes it or drops it. */
-static void refuse_busy(int fd)
+static void refuse_busy(int fd, const char *why)
 {
     Imcore__Error e = IMCORE__ERROR__INIT;
     e.code = IMCORE__ERROR_CODE__BUSY;
-    e.message = "the server is at max_connections";
+    e.message = (char *)why;
     Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
     env.type = IMCORE__TYPE__ERROR;
     env.body_case = IMCORE__ENVELOPE__BODY_ERROR;
@@ -173,7 +173,15 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (atomic_fetch_add(&srv->connections, 1) >= srv->cfg.max_connections) {
         atomic_fetch_sub(&srv->connections, 1);
         IM_WARN("peer=%s refused: max_connections (%u) reached", peer, srv->cfg.max_connections);
-        refuse_busy(fd);
+        refuse_busy(fd, "the server is at max_connections");
+        return;
+    }
+    /* Counted until it logs in (or closes): slots for clients without
+     * credentials are bounded, in all and per address. */
+    if (!im__limiter_open_unauthenticated(srv, peer)) {
+        atomic_fetch_sub(&srv->connections, 1);
+        IM_WARN("peer=%s refused: too many connections not logged in", peer);
+        refuse_busy(fd, "too many connections not logged in: log in on the ones you have");
         return;
     }
     int one = 1;
@@ -181,6 +189,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     im_item *it = im__item_new(ITEM_ACCEPT, 0);
     if (!it) {
         atomic_fetch_sub(&srv->connections, 1);
+        im__limiter_close_unauthenticated(srv, peer);
         close(fd);
         return;
     }

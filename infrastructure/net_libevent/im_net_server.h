@@ -39,6 +39,12 @@ typedef struct im_net_config {
     unsigned idle_timeout_s;
     unsigned max_login_failures;     /* per peer address in the window; 0: no limit */
     unsigned login_failure_window_s;
+    unsigned max_registrations;      /* accounts created per peer address in the window; 0: no limit */
+    unsigned login_timeout_s;        /* a connection not logged in by then is closed */
+    unsigned frame_timeout_s;        /* a frame begun must be complete by then */
+    uint32_t max_unauthenticated;    /* connections not logged in, over all addresses */
+    uint32_t max_unauth_per_address; /* ... from one address */
+    uint32_t input_budget_bytes;     /* input read and not yet taken, over all connections */
 } im_net_config;
 
 typedef struct im_net_server im_net_server;

@@ -609,6 +609,16 @@ static void transport_entry(const im_config *cfg, im_plugin_config *pc)
     add_number(pc, "session.idle_timeout_s", cfg->idle_timeout_s);
     add_number(pc, "accounts.max_login_failures", cfg->accounts_max_failures);
     add_number(pc, "accounts.login_failure_window_s", cfg->accounts_failure_window_s);
+    add_number(pc, "accounts.max_registrations", cfg->accounts_max_registrations);
+    add_number(pc, "session.login_timeout_s", cfg->login_timeout_s);
+    add_number(pc, "session.frame_timeout_s", cfg->frame_timeout_s);
+    /* 0 in the config: half of max_connections, so that clients not yet
+     * logged in can never hold every slot. */
+    add_number(pc, "limits.max_unauthenticated",
+               cfg->max_unauthenticated ? cfg->max_unauthenticated
+                                        : (cfg->max_connections + 1) / 2);
+    add_number(pc, "limits.max_unauthenticated_per_address", cfg->max_unauth_per_address);
+    add_number(pc, "limits.input_buffer_bytes", cfg->input_budget_bytes);
     add_options(pc, &cfg->transport_options);
 }
 
