@@ -305,9 +305,12 @@ typedef struct imcore_plugin {
      * from the plugin's config: the server's listen.host, listen.port,
      * workers (already resolved: >= 1), node_id, limits.max_connections,
      * limits.max_frame_bytes, limits.output_buffer_bytes,
-     * session.heartbeat_s, session.idle_timeout_s,
-     * accounts.max_login_failures and accounts.login_failure_window_s, and
-     * options.* for the `transport_options:` mapping. Called once, on the
+     * session.heartbeat_s, session.idle_timeout_s, session.login_timeout_s,
+     * session.frame_timeout_s, limits.max_unauthenticated (resolved: never
+     * 0), limits.max_unauthenticated_per_address, limits.input_buffer_bytes,
+     * accounts.max_login_failures, accounts.login_failure_window_s and
+     * accounts.max_registrations, and options.* for the
+     * `transport_options:` mapping. Called once, on the
      * main thread, after init and after open_storage; it may bind its
      * socket here (a port in use is then a start-up error). *out is the
      * adapter's until the server calls (*out)->ops->destroy, which it does

@@ -337,6 +337,44 @@ static void test_idle_must_exceed_heartbeat(void **state)
                  "must be less than session.idle_timeout_s (90)");
 }
 
+/* Limits on clients that have not logged in: ranges, defaults, and no
+ * more unauthenticated slots than slots. */
+static void test_limits_before_login(void **state)
+{
+    (void)state;
+    im_config c;
+    im_config_defaults(&c);
+    assert_int_equal(c.login_timeout_s, 10);
+    assert_int_equal(c.frame_timeout_s, 30);
+    assert_int_equal(c.max_unauthenticated, 0);
+    assert_int_equal(c.max_unauth_per_address, 1000);
+    assert_int_equal(c.input_budget_bytes, 67108864);
+    assert_int_equal(c.accounts_max_registrations, 100);
+    expect_ok("session: {login_timeout_s: 3600, frame_timeout_s: 1}\n"
+              "limits: {max_connections: 10, max_unauthenticated: 10,\n"
+              "         max_unauthenticated_per_address: 1, input_buffer_bytes: 65536}\n"
+              "accounts: {max_registrations: 0}\n",
+              &c);
+    assert_int_equal(c.login_timeout_s, 3600);
+    assert_int_equal(c.frame_timeout_s, 1);
+    assert_int_equal(c.max_unauthenticated, 10);
+    assert_int_equal(c.max_unauth_per_address, 1);
+    assert_int_equal(c.input_budget_bytes, 65536);
+    assert_int_equal(c.accounts_max_registrations, 0);
+    expect_error("session:\n  login_timeout_s: 0\n", 2, "session.login_timeout_s",
+                 "must be between 1 and 3600");
+    expect_error("session:\n  frame_timeout_s: 3601\n", 2, "session.frame_timeout_s",
+                 "must be between 1 and 3600");
+    expect_error("limits:\n  input_buffer_bytes: 65535\n", 2, "limits.input_buffer_bytes",
+                 "must be between 65536 and 4294967295");
+    expect_error("limits:\n  max_unauthenticated_per_address: 0\n", 2,
+                 "limits.max_unauthenticated_per_address", "must be between 1 and 1000000");
+    expect_error("limits:\n  max_connections: 10\n  max_unauthenticated: 11\n", 3,
+                 "limits.max_unauthenticated", "must be at most limits.max_connections (10)");
+    /* 0, the default, is half of max_connections: any max_connections fits. */
+    expect_ok("limits:\n  max_connections: 1\n", &c);
+}
+
 static void test_body_must_fit_frame(void **state)
 {
     (void)state;
@@ -667,6 +705,7 @@ int main(void)
         cmocka_unit_test(test_cluster),
         cmocka_unit_test(test_storage_and_accounts),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_limits_before_login),
         cmocka_unit_test(test_shipped_file_equals_defaults),
         cmocka_unit_test(test_every_key),
         cmocka_unit_test(test_partial_file_keeps_other_defaults),
