@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "im_log.h"
+#include "im_strmap.h"
 #include "im_sqlite_db.h"
 
 typedef enum req_kind {
@@ -78,6 +79,11 @@ typedef struct sqlite_store {
     pthread_cond_t wake;
     req *head, *tail_req;
     unsigned queued;
+    /* Acks queued and not yet taken, by ack_key: a newer ack of the same
+     * user and conversation raises the queued one's seq instead of
+     * queueing another (acks are cumulative), so a flood of acks costs one
+     * write per conversation, not one per ack. */
+    im_strmap *acks;
     bool stopping;
     pthread_t thread;
     bool thread_started;
@@ -103,6 +109,14 @@ static void req_free(req *r)
     free(r);
 }
 
+/* "user\x1fconversation": ids never hold the separator. */
+static void ack_key(const req *r, char *key, size_t size)
+{
+    snprintf(key, size, "%s\x1f%s", r->user, r->conv);
+}
+
+#define ACK_KEY_MAX (IM_USER_ID_MAX + 1 + IM_CONVERSATION_ID_MAX + 1)
+
 static int enqueue(sqlite_store *st, req *r, im_error *err)
 {
     pthread_mutex_lock(&st->lock);
@@ -119,6 +133,20 @@ static int enqueue(sqlite_store *st, req *r, im_error *err)
         req_free(r);
         return im_error_set(err, IM_EBUSY, "the store is behind (%u requests queued)",
                             st->cfg.max_queue);
+    }
+    if (r->kind == REQ_ACK) {
+        char key[ACK_KEY_MAX];
+        ack_key(r, key, sizeof key);
+        req *queued = im_strmap_get(st->acks, key);
+        if (queued) {
+            if (r->seq > queued->seq)
+                queued->seq = r->seq;
+            pthread_mutex_unlock(&st->lock);
+            req_free(r);
+            return IM_OK;
+        }
+        /* Out of memory: queued on its own, as before. */
+        (void)im_strmap_put(st->acks, key, r, NULL);
     }
     if (st->tail_req)
         st->tail_req->next = r;
@@ -309,6 +337,14 @@ static void *storage_main(void *arg)
             st->tail_req = NULL;
         last->next = NULL;
         st->queued -= n;
+        for (req *r = batch; r; r = r->next) {
+            if (r->kind == REQ_ACK) {
+                char key[ACK_KEY_MAX];
+                ack_key(r, key, sizeof key);
+                if (im_strmap_get(st->acks, key) == r)
+                    im_strmap_remove(st->acks, key);
+            }
+        }
         pthread_mutex_unlock(&st->lock);
         run_batch(st, batch);
     }
@@ -530,6 +566,7 @@ static void sqlite_destroy(im_store *s)
     }
     im_sqlite_db_close(st->reader);
     im_sqlite_db_close(st->writer);
+    im_strmap_free(st->acks);
     pthread_mutex_destroy(&st->lock);
     pthread_mutex_destroy(&st->read_lock);
     pthread_cond_destroy(&st->wake);
@@ -572,7 +609,9 @@ int im_sqlite_store_new(const im_sqlite_store_config *cfg, im_store **out, im_er
     im_sqlite_options o = { .path = cfg->path, .max_page_count = cfg->max_page_count,
                             .synchronous_full = cfg->synchronous_full,
                             .skip_check = cfg->skip_check };
-    int rc = im_sqlite_db_open(&o, &st->writer, err);
+    st->acks = im_strmap_new();
+    int rc = st->acks ? im_sqlite_db_open(&o, &st->writer, err)
+                      : im_error_set(err, IM_ENOMEM, "out of memory");
     o.skip_check = true; /* the writer has just checked the file */
     if (rc == IM_OK)
         rc = im_sqlite_db_open(&o, &st->reader, err);

@@ -286,6 +286,102 @@ static void test_kv_put_disk_full(void **state)
     journal_destroy(&j);
 }
 
+/* ---- acks: a flood costs one queued request per conversation ---- */
+
+/* Holds the storage thread inside a barrier's completion until opened. */
+typedef struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    bool entered, open;
+} gate;
+
+static void gate_hold(void *arg, int rc, const im_error *err)
+{
+    (void)rc, (void)err;
+    gate *g = arg;
+    pthread_mutex_lock(&g->lock);
+    g->entered = true;
+    pthread_cond_broadcast(&g->changed);
+    while (!g->open)
+        pthread_cond_wait(&g->changed, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* A pending read: how many messages it gave, and its completion. */
+typedef struct pending_read {
+    call c;
+    int n;
+} pending_read;
+
+static bool count_pending(void *arg, const im_message *m)
+{
+    (void)m;
+    ((pending_read *)arg)->n++;
+    return true;
+}
+
+static void pending_done(void *arg, int rc, const im_error *err)
+{
+    record(&((pending_read *)arg)->c, rc, err);
+}
+
+static void test_acks_coalesce(void **state)
+{
+    fixture *fx = *state;
+    im_sqlite_store_config cfg = { .path = fx->path, .max_batch = 64, .max_queue = 16 };
+    im_store *s = NULL;
+    im_error err = { 0 };
+    assert_int_equal(im_sqlite_store_new(&cfg, &s, &err), IM_OK);
+    journal j;
+    journal_init(&j);
+    call calls[8];
+    for (int i = 0; i < 8; i++)
+        calls[i] = (call){ .j = &j, .tag = i };
+    im_message m = { .kind = IM_MESSAGE_PRIVATE, .sender = "alice", .target = "bob",
+                     .body = (const uint8_t *)"hi", .body_len = 2 };
+    const char *cmids[] = { "m1", "m2", "m3" };
+    for (int i = 0; i < 3; i++) {
+        m.client_msg_id = cmids[i];
+        assert_int_equal(s->ops->append(s, &m, on_append, &calls[i], &err), IM_OK);
+    }
+    wait_for(&j, 3);
+
+    gate g = { .entered = false, .open = false };
+    pthread_mutex_init(&g.lock, NULL);
+    pthread_cond_init(&g.changed, NULL);
+    assert_int_equal(s->ops->barrier(s, gate_hold, &g, &err), IM_OK);
+    pthread_mutex_lock(&g.lock);
+    while (!g.entered)
+        pthread_cond_wait(&g.changed, &g.lock);
+    pthread_mutex_unlock(&g.lock);
+
+    /* The thread is held and the queue empty: 10,000 acks, out of order,
+     * queue one request, so max_queue (16) still has room for a message. */
+    for (int i = 0; i < 10000; i++)
+        assert_int_equal(s->ops->ack(s, "bob", "p:alice:bob", (uint64_t)(i % 3) + 1, &err),
+                         IM_OK);
+    m.client_msg_id = "m4";
+    int rc = s->ops->append(s, &m, on_append, &calls[3], &err);
+    pthread_mutex_lock(&g.lock);
+    g.open = true;
+    pthread_cond_broadcast(&g.changed);
+    pthread_mutex_unlock(&g.lock);
+    if (rc != IM_OK)
+        fail_msg("an append after 10,000 acks was refused: %s", err.msg);
+    wait_for(&j, 4);
+
+    /* The acks kept the highest seq: only m4 is pending for bob. */
+    pending_read pr = { .c = calls[4], .n = 0 };
+    assert_int_equal(s->ops->pending(s, "bob", 100, count_pending, pending_done, &pr, &err),
+                     IM_OK);
+    wait_for(&j, 5);
+    assert_int_equal(pr.n, 1);
+    im_store_destroy(s);
+    pthread_mutex_destroy(&g.lock);
+    pthread_cond_destroy(&g.changed);
+    journal_destroy(&j);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, test_db_dir_setup, test_db_dir_teardown)
 
 int main(void)
@@ -294,6 +390,7 @@ int main(void)
         T(test_kv_put_is_durable),
         T(test_kv_put_refusals),
         T(test_kv_put_disk_full),
+        T(test_acks_coalesce),
     };
     return cmocka_run_group_tests_name("sqlite_store", tests, NULL, NULL);
 }
