@@ -24,6 +24,30 @@ static void send_ok(im_conn *c, uint64_t request_id)
     im__conn_send_envelope(c, &env);
 }
 
+void im__error_fill(Imcore__Error *e, int code, const char *msg, const char *client_msg_id,
+                    char text[IM_ERROR_TEXT_BYTES])
+{
+    imcore__error__init(e);
+    e->code = im_wire_error_code(code);
+    if (!msg || !msg[0])
+        msg = im_strerror(code);
+    size_t n = strnlen(msg, IM_ERROR_TEXT_BYTES);
+    if (n == IM_ERROR_TEXT_BYTES) {
+        /* Cut before a character's continuation bytes (10xxxxxx), so the
+         * text stays UTF-8, as a protobuf string must be. */
+        n = IM_ERROR_TEXT_BYTES - 1;
+        while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80)
+            n--;
+        memcpy(text, msg, n);
+        text[n] = '\0';
+        msg = text;
+    }
+    e->message = (char *)msg;
+    bool echo = client_msg_id && strnlen(client_msg_id, IM_CLIENT_MSG_ID_MAX + 1) <=
+                                     IM_CLIENT_MSG_ID_MAX;
+    e->client_msg_id = (char *)(echo ? client_msg_id : "");
+}
+
 static uint64_t wall_ms(void)
 {
     struct timespec ts;
