@@ -235,6 +235,24 @@ static void handle_online_users(im_conn *c, uint64_t rid, const Imcore__OnlineUs
     free(lb.items);
 }
 
+/* What one entry of a repeated message field adds to its parent: a
+ * one-byte tag (fields 1 to 15), the length as a varint, the entry. */
+static size_t entry_bytes(size_t len)
+{
+    size_t n = 1 + len;
+    do {
+        n++;
+        len >>= 7;
+    } while (len);
+    return n;
+}
+
+/* Whether env, packed, fits the frames this server sends. */
+static bool fits_frame(const im_conn *c, const Imcore__Envelope *env)
+{
+    return imcore__envelope__get_packed_size(env) <= c->w->srv->cfg.max_frame_bytes;
+}
+
 /* A history entry: the store's row is borrowed for the callback only, so
  * each Delivery owns copies of its strings and body. */
 static void history_entry_free(Imcore__Delivery *d)
@@ -245,10 +263,32 @@ static void history_entry_free(Imcore__Delivery *d)
     free(d->conversation), free(d->body.data), free(d);
 }
 
+/* A HistoryResult cut to fit a frame. The store hands the messages oldest
+ * first, and those nearest before_seq are the ones kept, so the builder
+ * appends each and drops the oldest while the rest outgrow the budget:
+ * it never holds much more than a frame's worth. */
+typedef struct history_builder {
+    Imcore__Delivery **items;   /* items[first .. n) are kept */
+    size_t *bytes;              /* what each adds to the HistoryResult */
+    size_t first, n, cap;
+    size_t kept_bytes;          /* the sum over the kept ones */
+    size_t budget;              /* for the entries: the frame less the rest of the Envelope */
+    bool truncated;             /* older messages were dropped */
+    bool failed;
+} history_builder;
+
+static void history_drop_oldest(history_builder *hb)
+{
+    hb->kept_bytes -= hb->bytes[hb->first];
+    history_entry_free(hb->items[hb->first]);
+    hb->items[hb->first++] = NULL;
+    hb->truncated = true;
+}
+
 static bool add_history(void *arg, const im_message *m)
 {
-    list_builder *lb = arg;
-    if (lb->n == lb->cap)
+    history_builder *hb = arg;
+    if (hb->n == hb->cap)
         return false;
     char conv[IM_CONVERSATION_ID_MAX + 1] = "";
     im_message_conversation_id(m, conv, sizeof conv);
@@ -271,41 +311,66 @@ static bool add_history(void *arg, const im_message *m)
     if (!d || !d->from || !d->to || !d->group || !d->client_msg_id || !d->conversation ||
         !d->body.data) {
         history_entry_free(d);
-        lb->failed = true;
+        hb->failed = true;
         return false;
     }
     memcpy(d->body.data, m->body, m->body_len);
-    lb->items[lb->n++] = d;
+    hb->items[hb->n] = d;
+    hb->bytes[hb->n] = entry_bytes(imcore__delivery__get_packed_size(d));
+    hb->kept_bytes += hb->bytes[hb->n++];
+    /* The newest stays even alone over the budget: the config keeps a body
+     * IM_FRAME_RESERVE below the frame, and the exact check follows. */
+    while (hb->kept_bytes > hb->budget && hb->n - hb->first > 1)
+        history_drop_oldest(hb);
     return true;
 }
+
+/* type, request_id, the body's tag and length, truncated: at most. */
+#define HISTORY_ENVELOPE_BYTES (2 + 11 + 2 + 5 + 2)
 
 static void handle_history(im_conn *c, uint64_t rid, const Imcore__History *req)
 {
     im_error err = { 0 };
-    list_builder lb = { .cap = IM_HISTORY_MAX };
-    lb.items = calloc(lb.cap, sizeof *lb.items);
-    int rc = lb.items
+    uint32_t max_frame = c->w->srv->cfg.max_frame_bytes;
+    history_builder hb = {
+        .cap = IM_HISTORY_MAX,
+        .budget = max_frame > HISTORY_ENVELOPE_BYTES ? max_frame - HISTORY_ENVELOPE_BYTES : 0,
+    };
+    hb.items = calloc(hb.cap, sizeof *hb.items);
+    hb.bytes = calloc(hb.cap, sizeof *hb.bytes);
+    int rc = hb.items && hb.bytes
                  ? c->w->srv->core->history(c->w->srv->app, &c->session, req->peer,
                                             req->group, req->before_seq, req->limit,
-                                            add_history, &lb, &err)
+                                            add_history, &hb, &err)
                  : im_error_set(&err, IM_ENOMEM, "out of memory");
-    if (rc == IM_OK && lb.failed)
+    if (rc == IM_OK && hb.failed)
         rc = im_error_set(&err, IM_ENOMEM, "out of memory");
-    if (rc != IM_OK) {
-        im__conn_send_error(c, rid, rc, err.msg, NULL);
-    } else {
-        Imcore__HistoryResult res = IMCORE__HISTORY_RESULT__INIT;
-        res.n_messages = lb.n;
-        res.messages = (Imcore__Delivery **)lb.items;
-        Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
-        env.request_id = rid;
-        env.body_case = IMCORE__ENVELOPE__BODY_HISTORY_RESULT;
-        env.history_result = &res;
-        im__conn_send_envelope(c, &env);
+    Imcore__HistoryResult res = IMCORE__HISTORY_RESULT__INIT;
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    env.request_id = rid;
+    env.type = IMCORE__TYPE__HISTORY_RESULT;
+    env.body_case = IMCORE__ENVELOPE__BODY_HISTORY_RESULT;
+    env.history_result = &res;
+    while (rc == IM_OK) {
+        res.n_messages = hb.n - hb.first;
+        res.messages = hb.items + hb.first;
+        res.truncated = hb.truncated;
+        if (fits_frame(c, &env))
+            break;
+        if (res.n_messages <= 1)
+            rc = im_error_set(&err, IM_EIO, "a message does not fit in a frame of "
+                              "%u bytes", max_frame);
+        else
+            history_drop_oldest(&hb);
     }
-    for (size_t i = 0; i < lb.n; i++)
-        history_entry_free(lb.items[i]);
-    free(lb.items);
+    if (rc != IM_OK)
+        im__conn_send_error(c, rid, rc, err.msg, NULL);
+    else
+        im__conn_send_envelope(c, &env);
+    for (size_t i = hb.first; i < hb.n; i++)
+        history_entry_free(hb.items[i]);
+    free(hb.items);
+    free(hb.bytes);
 }
 
 void im__conn_dispatch(im_conn *c, const Imcore__Envelope *env)

@@ -160,6 +160,7 @@ static void test_reserve_covers_worst_case(void **state)
     Imcore__HistoryResult hr = IMCORE__HISTORY_RESULT__INIT;
     hr.n_messages = 1;
     hr.messages = one;
+    hr.truncated = 1;
     env.type = IMCORE__TYPE__HISTORY_RESULT;
     env.body_case = IMCORE__ENVELOPE__BODY_HISTORY_RESULT;
     env.history_result = &hr;
