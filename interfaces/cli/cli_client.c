@@ -61,6 +61,8 @@ typedef struct pending {
     char client_msg_id[96]; /* messages only */
     Imcore__Delivery **msgs; /* :history: the pages so far, oldest first (owned) */
     size_t nmsgs;
+    size_t shown;            /* :groups, :olu: entries printed so far */
+    char after[128];         /* :groups, :olu: the cursor of the page asked for */
 } pending;
 
 struct cli_client {
@@ -622,6 +624,32 @@ static bool on_history_page(cli_client *c, pending *p, const Imcore__HistoryResu
     return false;
 }
 
+/* A listing's page has been printed (n entries, then next_after): asks for
+ * the next one if the server says there is one, and returns true if p
+ * waits for it. A cursor that does not move forward, or does not fit,
+ * ends the listing as it is. */
+static bool want_next_list_page(cli_client *c, pending *p, size_t n, const char *next_after)
+{
+    p->shown += n;
+    if (!next_after || !next_after[0] || n == 0 || strcmp(next_after, p->after) <= 0 ||
+        strlen(next_after) >= sizeof p->after)
+        return false;
+    snprintf(p->after, sizeof p->after, "%s", next_after);
+    Imcore__GroupList glist = IMCORE__GROUP_LIST__INIT;
+    Imcore__OnlineUsers ou = IMCORE__ONLINE_USERS__INIT;
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    if (p->cmd->kind == CLI_CMD_GROUPS) {
+        glist.after = p->after;
+        env.body_case = IMCORE__ENVELOPE__BODY_GROUP_LIST;
+        env.group_list = &glist;
+    } else {
+        ou.after = p->after;
+        env.body_case = IMCORE__ENVELOPE__BODY_ONLINE_USERS;
+        env.online_users = &ou;
+    }
+    return request_next_page(c, p, &env);
+}
+
 /* The answer to a command: Ok, SendAck or a list. */
 static void on_answer(cli_client *c, const Imcore__Envelope *env)
 {
@@ -653,12 +681,22 @@ static void on_answer(cli_client *c, const Imcore__Envelope *env)
         else
             cli_print("* ok: %s", cmd->line);
         break;
-    case IMCORE__ENVELOPE__BODY_GROUP_LIST_RESULT:
-        cli_print_groups(env->group_list_result);
+    case IMCORE__ENVELOPE__BODY_GROUP_LIST_RESULT: {
+        const Imcore__GroupListResult *r = env->group_list_result;
+        cli_print_groups(r);
+        if (cmd->kind == CLI_CMD_GROUPS && want_next_list_page(c, p, r->n_groups, r->next_after))
+            return; /* p waits for the next page */
+        cli_print_groups_end(r->total, cmd->kind == CLI_CMD_GROUPS ? p->shown : r->n_groups);
         break;
-    case IMCORE__ENVELOPE__BODY_ONLINE_USERS_RESULT:
-        cli_print_users(env->online_users_result);
+    }
+    case IMCORE__ENVELOPE__BODY_ONLINE_USERS_RESULT: {
+        const Imcore__OnlineUsersResult *r = env->online_users_result;
+        cli_print_users(r);
+        if (cmd->kind == CLI_CMD_ONLINE && want_next_list_page(c, p, r->n_users, r->next_after))
+            return;
+        cli_print_users_end(r->total, cmd->kind == CLI_CMD_ONLINE ? p->shown : r->n_users);
         break;
+    }
     case IMCORE__ENVELOPE__BODY_HISTORY_RESULT:
         if (cmd->kind == CLI_CMD_HISTORY && on_history_page(c, p, env->history_result))
             return; /* p waits for the next page */
