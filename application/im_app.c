@@ -931,3 +931,146 @@ int im_app_online_users(im_app *app, const im_session *s, im_router_user_fn fn, 
     *total = app->ports.router->ops->list_online(app->ports.router, fn, arg);
     return IM_OK;
 }
+
+/* ---- listings a page at a time ---- */
+
+static uint32_t list_limit(uint32_t limit)
+{
+    return limit == 0 ? IM_LIST_DEFAULT : limit > IM_LIST_MAX ? IM_LIST_MAX : limit;
+}
+
+struct group_page {
+    const char *user, *after;
+    uint32_t limit, taken;
+    im_group_info_fn fn;
+    void *arg;
+    bool more;
+};
+
+/* The repository visits groups in id order: skip to after, take limit. */
+static bool page_one_group(void *arg, const im_group *g)
+{
+    struct group_page *gp = arg;
+    if (strcmp(im_group_id(g), gp->after) <= 0)
+        return true;
+    im_group_info info = {
+        .id = im_group_id(g), .owner = im_group_owner(g),
+        .members = (uint32_t)im_group_member_count(g),
+        .max_members = im_group_max_members(g),
+        .is_member = im_group_is_member(g, gp->user),
+    };
+    if (gp->taken == gp->limit || !gp->fn(gp->arg, &info)) {
+        gp->more = true;
+        return false;
+    }
+    gp->taken++;
+    return true;
+}
+
+int im_app_group_list_page(im_app *app, const im_session *s, const char *after, uint32_t limit,
+                           im_group_info_fn fn, void *arg, size_t *total, bool *more,
+                           im_error *err)
+{
+    int rc = require_login(s, err);
+    if (rc != IM_OK)
+        return rc;
+    struct group_page gp = { .user = s->user_id, .after = after ? after : "",
+                             .limit = list_limit(limit), .fn = fn, .arg = arg };
+    *total = app->ports.groups->ops->each(app->ports.groups, page_one_group, &gp);
+    *more = gp.more;
+    return IM_OK;
+}
+
+/* The router lists online users in no set order, so a page is chosen in
+ * one pass: a max-heap on id keeps the limit + 1 smallest ids after
+ * `after` (the one past the limit says whether more follow), then they go
+ * out sorted. Memory is one entry per place on the page, whoever is online. */
+typedef struct user_pick {
+    char id[IM_USER_ID_MAX + 1];
+    char name[IM_DISPLAY_NAME_MAX + 1];
+} user_pick;
+
+struct user_page {
+    const char *after;
+    user_pick *heap;
+    size_t n, cap;
+};
+
+static void pick_swap(user_pick *a, user_pick *b)
+{
+    user_pick t = *a;
+    *a = *b;
+    *b = t;
+}
+
+static void heap_sift_down(user_pick *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t big = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && strcmp(h[l].id, h[big].id) > 0)
+            big = l;
+        if (r < n && strcmp(h[r].id, h[big].id) > 0)
+            big = r;
+        if (big == i)
+            return;
+        pick_swap(&h[i], &h[big]);
+        i = big;
+    }
+}
+
+static bool pick_user(void *arg, const char *user_id, const char *display_name)
+{
+    struct user_page *up = arg;
+    /* An id too long to be one cannot be copied whole: its place in the
+     * order would be wrong. Registered ids never are. */
+    if (strcmp(user_id, up->after) <= 0 || strlen(user_id) > IM_USER_ID_MAX)
+        return true;
+    user_pick *slot;
+    if (up->n < up->cap) {
+        size_t i = up->n++;
+        slot = &up->heap[i];
+        snprintf(slot->id, sizeof slot->id, "%s", user_id);
+        snprintf(slot->name, sizeof slot->name, "%s", display_name ? display_name : "");
+        while (i > 0 && strcmp(up->heap[(i - 1) / 2].id, up->heap[i].id) < 0) {
+            pick_swap(&up->heap[(i - 1) / 2], &up->heap[i]);
+            i = (i - 1) / 2;
+        }
+        return true;
+    }
+    if (strcmp(user_id, up->heap[0].id) >= 0)
+        return true; /* not among the smallest */
+    slot = &up->heap[0];
+    snprintf(slot->id, sizeof slot->id, "%s", user_id);
+    snprintf(slot->name, sizeof slot->name, "%s", display_name ? display_name : "");
+    heap_sift_down(up->heap, up->n, 0);
+    return true;
+}
+
+static int pick_order(const void *a, const void *b)
+{
+    return strcmp(((const user_pick *)a)->id, ((const user_pick *)b)->id);
+}
+
+int im_app_online_users_page(im_app *app, const im_session *s, const char *after,
+                             uint32_t limit, im_router_user_fn fn, void *arg, size_t *total,
+                             bool *more, im_error *err)
+{
+    int rc = require_login(s, err);
+    if (rc != IM_OK)
+        return rc;
+    limit = list_limit(limit);
+    struct user_page up = { .after = after ? after : "", .cap = (size_t)limit + 1 };
+    if (!(up.heap = malloc(up.cap * sizeof *up.heap)))
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    *total = app->ports.router->ops->list_online(app->ports.router, pick_user, &up);
+    qsort(up.heap, up.n, sizeof *up.heap, pick_order);
+    *more = up.n > limit;
+    for (size_t i = 0; i < up.n && i < limit; i++) {
+        if (!fn(arg, up.heap[i].id, up.heap[i].name)) {
+            *more = true;
+            break;
+        }
+    }
+    free(up.heap);
+    return IM_OK;
+}

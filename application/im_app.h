@@ -120,6 +120,26 @@ int im_app_group_list(im_app *app, const im_session *s, im_group_info_fn fn, voi
 int im_app_online_users(im_app *app, const im_session *s, im_router_user_fn fn, void *arg,
                         size_t *total, im_error *err);
 
+/* One page of a listing, in id order (bytewise, as strcmp), for a client
+ * that asks for the rest with after = the last id it received: groups
+ * (with whether s's user is a member), or online users (with their display
+ * names). Calls fn for those whose id sorts after `after` (NULL or "":
+ * from the first), at most limit of them (0: IM_LIST_DEFAULT; above
+ * IM_LIST_MAX: IM_LIST_MAX). fn returns false to end the page early: the
+ * entry it was handed is then left for the next page. *more is set when
+ * entries are left after the last one fn took (fn ended the page, or the
+ * limit was reached before the end); *total counts all groups, or all
+ * users online. Entries that come or go meanwhile may or may not be
+ * listed; the others are listed once across the pages. Reads a snapshot
+ * under the ports' locks; strings passed to fn are borrowed for the call.
+ * Errors: IM_ENOTAUTH, IM_ENOMEM (online users: limit entries are held). */
+int im_app_group_list_page(im_app *app, const im_session *s, const char *after, uint32_t limit,
+                           im_group_info_fn fn, void *arg, size_t *total, bool *more,
+                           im_error *err);
+int im_app_online_users_page(im_app *app, const im_session *s, const char *after,
+                             uint32_t limit, im_router_user_fn fn, void *arg, size_t *total,
+                             bool *more, im_error *err);
+
 /* The history of the private conversation with peer, or of group (exactly one
  * of them non-empty): up to limit (0: IM_HISTORY_DEFAULT, at most
  * IM_HISTORY_MAX) messages before before_seq (0: the newest), oldest first,

@@ -21,6 +21,13 @@ extern "C" {
 /* "p:<a>:<b>" (a < b bytewise) for a private conversation, "g:<group>" for a
  * group; without the NUL. */
 #define IM_CONVERSATION_ID_MAX (2 + IM_USER_ID_MAX + 1 + IM_USER_ID_MAX)
+/* Bytes of a frame besides one message body, at most: a Delivery, or a
+ * HistoryResult holding one message, with every id, name and number at its
+ * largest, in its Envelope (about 330 bytes today; the rest is room for
+ * fields appended later). A server's max_body_bytes is at most its
+ * max_frame_bytes minus this, so that every message it accepts can be sent
+ * on, alone in a frame, and no frame it sends exceeds max_frame_bytes. */
+#define IM_FRAME_RESERVE 512
 
 typedef enum im_message_kind {
     IM_MESSAGE_PRIVATE = 1,

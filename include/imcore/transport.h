@@ -70,6 +70,11 @@ typedef struct im_login_request {
 #define IM_HISTORY_DEFAULT 20u
 #define IM_HISTORY_MAX 200u
 
+/* A listing's page (group_list_page, online_users_page): limit 0 means
+ * IM_LIST_DEFAULT entries, and at most IM_LIST_MAX come back. */
+#define IM_LIST_DEFAULT 1000u
+#define IM_LIST_MAX 10000u
+
 /* One group as the list shows it; strings borrowed for the callback only. */
 typedef struct im_group_info {
     const char *id;
@@ -139,6 +144,17 @@ typedef struct imcore_core_api {
      * that what the application logs on a transport's thread says where.
      * Copied. */
     void (*log_thread_name)(const char *name);
+
+    /* ---- listings a page at a time (appended after log_thread_name) ---- */
+    /* im_app_group_list_page and im_app_online_users_page: groups, or
+     * online users, in id order from the first after `after`, at most
+     * limit of them; *more says whether any are left for the next page. */
+    int (*group_list_page)(im_app *app, const im_session *s, const char *after, uint32_t limit,
+                           im_group_info_fn fn, void *arg, size_t *total, bool *more,
+                           im_error *err);
+    int (*online_users_page)(im_app *app, const im_session *s, const char *after,
+                             uint32_t limit, im_router_user_fn fn, void *arg, size_t *total,
+                             bool *more, im_error *err);
 
     /* Functions are appended here in later versions: check size first. */
 } imcore_core_api;

@@ -51,8 +51,8 @@ static unsigned tcp_bound_port(const imcore_transport *t)
 static int tcp_run(imcore_transport *t, const imcore_core_api *core, im_app *app, im_error *err)
 {
     /* Every function of the table this transport calls. */
-    if (!core || core->size < offsetof(imcore_core_api, log_thread_name) +
-                                  sizeof core->log_thread_name)
+    if (!core || core->size < offsetof(imcore_core_api, online_users_page) +
+                                  sizeof core->online_users_page)
         return im_error_set(err, IM_EINVAL, "transport tcp: the server's core table is too old");
     return im_net_server_run(srv_of(t), core, app, err);
 }

@@ -19,6 +19,7 @@
 #include <yaml.h>
 
 #include "im_log.h"
+#include "imcore/message.h" /* IM_FRAME_RESERVE */
 
 enum kind {
     K_U16,      /* a number stored in a uint16_t */
@@ -53,8 +54,9 @@ enum {
     FI_COUNT
 };
 
-/* The frame carries an envelope around the body; this much is kept for it. */
-#define ENVELOPE_RESERVE 256u
+/* The frame carries an envelope around the body; this much is kept for it
+ * (imcore/message.h says why it is enough). */
+#define ENVELOPE_RESERVE ((uint32_t)IM_FRAME_RESERVE)
 
 #define FIELD(idx, key, k, member, lo, hi) \
     [idx] = { .name = key, .kind = k, .offset = offsetof(im_config, member), .min = lo, .max = hi }
@@ -320,10 +322,10 @@ static int check_rules(const im_config *c, im_error *err, const char *path, cons
     if ((uint64_t)c->max_body_bytes + ENVELOPE_RESERVE > c->max_frame_bytes) {
         if (line[FI_MAX_BODY] == 0 && line[FI_MAX_FRAME] != 0)
             return fail(at_line(err, path, line[FI_MAX_FRAME]), fields[FI_MAX_FRAME].name,
-                        "must be at least limits.max_body_bytes + 256 (%llu)",
+                        "must be at least limits.max_body_bytes + %u (%llu)", ENVELOPE_RESERVE,
                         (unsigned long long)c->max_body_bytes + ENVELOPE_RESERVE);
         return fail(at_line(err, path, line[FI_MAX_BODY]), fields[FI_MAX_BODY].name,
-                    "must be at most limits.max_frame_bytes - 256 (%lld)",
+                    "must be at most limits.max_frame_bytes - %u (%lld)", ENVELOPE_RESERVE,
                     (long long)c->max_frame_bytes - ENVELOPE_RESERVE);
     }
     if (c->max_unauthenticated > c->max_connections)

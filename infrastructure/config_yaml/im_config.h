@@ -38,7 +38,8 @@ typedef struct im_config {
     char node_id[64];             /* node_id, default "node-1"; 1..63 chars [A-Za-z0-9_.-] */
     uint32_t max_connections;     /* limits.max_connections, default 19000, 1..1000000 */
     uint32_t max_frame_bytes;     /* limits.max_frame_bytes, default 65536, 64..16777216 */
-    uint32_t max_body_bytes;      /* limits.max_body_bytes, default 8192, 1..max_frame_bytes-256 */
+    uint32_t max_body_bytes;      /* limits.max_body_bytes, default 8192, 1..max_frame_bytes-512
+                                   * (IM_FRAME_RESERVE, imcore/message.h) */
     uint32_t max_group_members;   /* limits.max_group_members, default 1000, 1..100000 */
     uint32_t output_buffer_bytes; /* limits.output_buffer_bytes, default 4194304, 4096..1073741824:
                                    * a session whose unsent output exceeds this is closed as a
@@ -126,7 +127,7 @@ int im_config_load(const char *path, im_config *c, im_error *err);
 
 /* Checks every field of c, which may have been changed after loading
  * (command-line overrides): the ranges above and the rules between fields
- * (idle_timeout_s > heartbeat_s, max_body_bytes <= max_frame_bytes - 256).
+ * (idle_timeout_s > heartbeat_s, max_body_bytes <= max_frame_bytes - 512).
  * Errors: IM_EINVAL with err->msg "KEY: what is wrong". */
 int im_config_validate(const im_config *c, im_error *err);
 

@@ -123,10 +123,9 @@ void im__conn_send_envelope(im_conn *c, Imcore__Envelope *env)
 static void error_frame(im_conn *c, uint64_t request_id, int code, const char *msg,
                         const char *client_msg_id, bool in_order)
 {
-    Imcore__Error e = IMCORE__ERROR__INIT;
-    e.code = im_wire_error_code(code);
-    e.message = (char *)(msg && msg[0] ? msg : im_strerror(code));
-    e.client_msg_id = (char *)(client_msg_id ? client_msg_id : "");
+    Imcore__Error e;
+    char text[IM_ERROR_TEXT_BYTES];
+    im__error_fill(&e, code, msg, client_msg_id, text);
     Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
     env.request_id = request_id;
     env.body_case = IMCORE__ENVELOPE__BODY_ERROR;

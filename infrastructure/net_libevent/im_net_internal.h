@@ -253,6 +253,16 @@ void im__conn_dispatch(im_conn *c, const Imcore__Envelope *env);
  * logged in): c is closing. */
 void im__conn_settle_limits(im_conn *c);
 
+/* An Error is small whatever it answers: its text is cut to fit
+ * IM_ERROR_TEXT_BYTES (at a UTF-8 character boundary), and it echoes a
+ * client_msg_id only when that is a valid one (at most IM_CLIENT_MSG_ID_MAX
+ * bytes), so an Error never outgrows the frame it answers or
+ * max_frame_bytes. Fills e (its strings borrowed from msg, client_msg_id
+ * or text, the caller's buffer) for code; msg NULL or "": code's name. */
+#define IM_ERROR_TEXT_BYTES 256
+void im__error_fill(Imcore__Error *e, int code, const char *msg, const char *client_msg_id,
+                    char text[IM_ERROR_TEXT_BYTES]);
+
 /* The user for log lines ("-" before login), and the session's id. */
 static inline const char *im__conn_who(const im_conn *c)
 {

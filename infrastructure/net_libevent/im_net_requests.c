@@ -11,9 +11,6 @@
 #include "im_codec.h"
 #include "im_log.h"
 
-#define LIST_DEFAULT 1000u
-#define LIST_MAX 10000u
-
 static void send_ok(im_conn *c, uint64_t request_id)
 {
     Imcore__Ok ok = IMCORE__OK__INIT;
@@ -22,6 +19,30 @@ static void send_ok(im_conn *c, uint64_t request_id)
     env.body_case = IMCORE__ENVELOPE__BODY_OK;
     env.ok = &ok;
     im__conn_answer_now(c, &env);
+}
+
+void im__error_fill(Imcore__Error *e, int code, const char *msg, const char *client_msg_id,
+                    char text[IM_ERROR_TEXT_BYTES])
+{
+    imcore__error__init(e);
+    e->code = im_wire_error_code(code);
+    if (!msg || !msg[0])
+        msg = im_strerror(code);
+    size_t n = strnlen(msg, IM_ERROR_TEXT_BYTES);
+    if (n == IM_ERROR_TEXT_BYTES) {
+        /* Cut before a character's continuation bytes (10xxxxxx), so the
+         * text stays UTF-8, as a protobuf string must be. */
+        n = IM_ERROR_TEXT_BYTES - 1;
+        while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80)
+            n--;
+        memcpy(text, msg, n);
+        text[n] = '\0';
+        msg = text;
+    }
+    e->message = (char *)msg;
+    bool echo = client_msg_id && strnlen(client_msg_id, IM_CLIENT_MSG_ID_MAX + 1) <=
+                                     IM_CLIENT_MSG_ID_MAX;
+    e->client_msg_id = (char *)(echo ? client_msg_id : "");
 }
 
 static uint64_t wall_ms(void)
@@ -148,17 +169,74 @@ static void handle_ping(im_conn *c, uint64_t rid, const Imcore__Ping *req)
     im__conn_answer_now(c, &env);
 }
 
+/* What one entry of a repeated message field adds to its parent: a
+ * one-byte tag (fields 1 to 15), the length as a varint, the entry. */
+static size_t entry_bytes(size_t len)
+{
+    size_t n = 1 + len;
+    do {
+        n++;
+        len >>= 7;
+    } while (len);
+    return n;
+}
+
+/* Whether env, packed, fits the frames this server sends. */
+static bool fits_frame(const im_conn *c, const Imcore__Envelope *env)
+{
+    return imcore__envelope__get_packed_size(env) <= c->w->srv->cfg.max_frame_bytes;
+}
+
+/* A listing's page (GroupListResult, OnlineUsersResult) cut to fit a
+ * frame: entries are taken while they fit the budget, and the first that
+ * does not ends the page; the application then leaves it for the next
+ * page, and the client asks for that with after = next_after. */
 typedef struct list_builder {
     size_t n, cap;
     void **items;
+    size_t bytes;               /* what the items add to the result */
+    size_t budget;              /* for the items: the frame less the rest of the Envelope */
     bool failed;
 } list_builder;
+
+/* type, request_id, the body's tag and length, total, next_after: at most. */
+#define LIST_ENVELOPE_BYTES (2 + 11 + 2 + 5 + 6 + 2 + IM_USER_ID_MAX)
+
+static void list_builder_init(list_builder *lb, const im_conn *c, uint32_t limit)
+{
+    uint32_t max_frame = c->w->srv->cfg.max_frame_bytes;
+    *lb = (list_builder){
+        .cap = limit == 0 ? IM_LIST_DEFAULT : limit > IM_LIST_MAX ? IM_LIST_MAX : limit,
+        .budget = max_frame > LIST_ENVELOPE_BYTES ? max_frame - LIST_ENVELOPE_BYTES : 0,
+    };
+    lb->items = calloc(lb->cap, sizeof *lb->items);
+}
+
+/* Takes item, which adds size bytes, if there is room for it. */
+static bool list_take(list_builder *lb, void *item, size_t size)
+{
+    if (lb->n == lb->cap || lb->bytes + size > lb->budget)
+        return false;
+    lb->items[lb->n++] = item;
+    lb->bytes += size;
+    return true;
+}
+
+static void group_info_free(Imcore__GroupInfo *info)
+{
+    if (info)
+        free(info->group), free(info->owner), free(info);
+}
+
+static void user_info_free(Imcore__UserInfo *info)
+{
+    if (info)
+        free(info->user_id), free(info->display_name), free(info);
+}
 
 static bool add_group_info(void *arg, const im_group_info *gi)
 {
     list_builder *lb = arg;
-    if (lb->n == lb->cap)
-        return false;
     Imcore__GroupInfo *info = malloc(sizeof *info);
     char *id = strdup(gi->id), *owner = strdup(gi->owner);
     if (!info || !id || !owner) {
@@ -172,15 +250,16 @@ static bool add_group_info(void *arg, const im_group_info *gi)
     info->members = gi->members;
     info->max_members = gi->max_members;
     info->member = gi->is_member;
-    lb->items[lb->n++] = info;
+    if (!list_take(lb, info, entry_bytes(imcore__group_info__get_packed_size(info)))) {
+        group_info_free(info);
+        return false;
+    }
     return true;
 }
 
 static bool add_user_info(void *arg, const char *user_id, const char *display_name)
 {
     list_builder *lb = arg;
-    if (lb->n == lb->cap)
-        return false;
     Imcore__UserInfo *info = malloc(sizeof *info);
     char *id = strdup(user_id), *name = strdup(display_name);
     if (!info || !id || !name) {
@@ -191,72 +270,111 @@ static bool add_user_info(void *arg, const char *user_id, const char *display_na
     imcore__user_info__init(info);
     info->user_id = id;
     info->display_name = name;
-    lb->items[lb->n++] = info;
+    if (!list_take(lb, info, entry_bytes(imcore__user_info__get_packed_size(info)))) {
+        user_info_free(info);
+        return false;
+    }
     return true;
 }
 
-static void handle_group_list(im_conn *c, uint64_t rid)
+/* Sends env, a page of lb's items whose result counts *n of them and names
+ * *next_after, where more says whether entries follow the page. Should
+ * the page not fit after all (the budget is an upper bound of the
+ * envelope, so it does), its last items go back to the next page. */
+static void send_list_page(im_conn *c, uint64_t rid, Imcore__Envelope *env, list_builder *lb,
+                           size_t *n, char **next_after, bool more,
+                           const char *(*id_of)(const void *item))
+{
+    env->request_id = rid;
+    env->type = im_envelope_type_for(env->body_case);
+    for (;;) {
+        *n = lb->n;
+        *next_after = (char *)(more && lb->n ? id_of(lb->items[lb->n - 1]) : "");
+        if (fits_frame(c, env))
+            break;
+        if (lb->n <= 1) {
+            im__conn_answer_error(c, rid, IM_EIO, "a list entry does not fit in a frame", NULL);
+            return;
+        }
+        lb->n--; /* freed by the caller with the rest: items[n] stays set */
+        more = true;
+    }
+    if (more && lb->n == 0) {
+        im__conn_answer_error(c, rid, IM_EIO, "a list entry does not fit in a frame", NULL);
+        return;
+    }
+    im__conn_answer_now(c, env);
+}
+
+static const char *group_id_of(const void *item)
+{
+    return ((const Imcore__GroupInfo *)item)->group;
+}
+
+static const char *user_id_of(const void *item)
+{
+    return ((const Imcore__UserInfo *)item)->user_id;
+}
+
+static void handle_group_list(im_conn *c, uint64_t rid, const Imcore__GroupList *req)
 {
     im_error err = { 0 };
-    list_builder lb = { .cap = LIST_DEFAULT };
-    lb.items = calloc(lb.cap, sizeof *lb.items);
+    list_builder lb;
+    list_builder_init(&lb, c, req->limit);
     size_t total = 0;
+    bool more = false;
     const imcore_core_api *core = c->w->srv->core;
-    int rc = lb.items ? core->group_list(c->w->srv->app, &c->session, add_group_info, &lb,
-                                         &total, &err)
+    int rc = lb.items ? core->group_list_page(c->w->srv->app, &c->session, req->after,
+                                              (uint32_t)lb.cap, add_group_info, &lb, &total,
+                                              &more, &err)
                       : im_error_set(&err, IM_ENOMEM, "out of memory");
     if (rc == IM_OK && lb.failed)
         rc = im_error_set(&err, IM_ENOMEM, "out of memory");
+    size_t taken = lb.n;
     if (rc != IM_OK) {
         im__conn_answer_error(c, rid, rc, err.msg, NULL);
     } else {
         Imcore__GroupListResult res = IMCORE__GROUP_LIST_RESULT__INIT;
-        res.n_groups = lb.n;
         res.groups = (Imcore__GroupInfo **)lb.items;
         res.total = (uint32_t)total;
         Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
-        env.request_id = rid;
         env.body_case = IMCORE__ENVELOPE__BODY_GROUP_LIST_RESULT;
         env.group_list_result = &res;
-        im__conn_answer_now(c, &env);
+        send_list_page(c, rid, &env, &lb, &res.n_groups, &res.next_after, more, group_id_of);
     }
-    for (size_t i = 0; i < lb.n; i++) {
-        Imcore__GroupInfo *info = lb.items[i];
-        free(info->group), free(info->owner), free(info);
-    }
+    for (size_t i = 0; i < taken; i++)
+        group_info_free(lb.items[i]);
     free(lb.items);
 }
 
 static void handle_online_users(im_conn *c, uint64_t rid, const Imcore__OnlineUsers *req)
 {
     im_error err = { 0 };
-    list_builder lb = { .cap = req->limit == 0 ? LIST_DEFAULT
-                               : req->limit > LIST_MAX ? LIST_MAX : req->limit };
-    lb.items = calloc(lb.cap, sizeof *lb.items);
+    list_builder lb;
+    list_builder_init(&lb, c, req->limit);
     size_t total = 0;
+    bool more = false;
     const imcore_core_api *core = c->w->srv->core;
-    int rc = lb.items ? core->online_users(c->w->srv->app, &c->session, add_user_info, &lb,
-                                           &total, &err)
+    int rc = lb.items ? core->online_users_page(c->w->srv->app, &c->session, req->after,
+                                                (uint32_t)lb.cap, add_user_info, &lb, &total,
+                                                &more, &err)
                       : im_error_set(&err, IM_ENOMEM, "out of memory");
     if (rc == IM_OK && lb.failed)
         rc = im_error_set(&err, IM_ENOMEM, "out of memory");
+    size_t taken = lb.n;
     if (rc != IM_OK) {
         im__conn_answer_error(c, rid, rc, err.msg, NULL);
     } else {
         Imcore__OnlineUsersResult res = IMCORE__ONLINE_USERS_RESULT__INIT;
-        res.n_users = lb.n;
         res.users = (Imcore__UserInfo **)lb.items;
         res.total = (uint32_t)total;
         Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
-        env.request_id = rid;
         env.body_case = IMCORE__ENVELOPE__BODY_ONLINE_USERS_RESULT;
         env.online_users_result = &res;
-        im__conn_answer_now(c, &env);
+        send_list_page(c, rid, &env, &lb, &res.n_users, &res.next_after, more, user_id_of);
     }
-    for (size_t i = 0; i < lb.n; i++) {
-        Imcore__UserInfo *info = lb.items[i];
-        free(info->user_id), free(info->display_name), free(info);
-    }
+    for (size_t i = 0; i < taken; i++)
+        user_info_free(lb.items[i]);
     free(lb.items);
 }
 
@@ -270,10 +388,32 @@ static void history_entry_free(Imcore__Delivery *d)
     free(d->conversation), free(d->body.data), free(d);
 }
 
+/* A HistoryResult cut to fit a frame. The store hands the messages oldest
+ * first, and those nearest before_seq are the ones kept, so the builder
+ * appends each and drops the oldest while the rest outgrow the budget:
+ * it never holds much more than a frame's worth. */
+typedef struct history_builder {
+    Imcore__Delivery **items;   /* items[first .. n) are kept */
+    size_t *bytes;              /* what each adds to the HistoryResult */
+    size_t first, n, cap;
+    size_t kept_bytes;          /* the sum over the kept ones */
+    size_t budget;              /* for the entries: the frame less the rest of the Envelope */
+    bool truncated;             /* older messages were dropped */
+    bool failed;
+} history_builder;
+
+static void history_drop_oldest(history_builder *hb)
+{
+    hb->kept_bytes -= hb->bytes[hb->first];
+    history_entry_free(hb->items[hb->first]);
+    hb->items[hb->first++] = NULL;
+    hb->truncated = true;
+}
+
 static bool add_history(void *arg, const im_message *m)
 {
-    list_builder *lb = arg;
-    if (lb->n == lb->cap)
+    history_builder *hb = arg;
+    if (hb->n == hb->cap)
         return false;
     char conv[IM_CONVERSATION_ID_MAX + 1] = "";
     im_message_conversation_id(m, conv, sizeof conv);
@@ -296,41 +436,66 @@ static bool add_history(void *arg, const im_message *m)
     if (!d || !d->from || !d->to || !d->group || !d->client_msg_id || !d->conversation ||
         !d->body.data) {
         history_entry_free(d);
-        lb->failed = true;
+        hb->failed = true;
         return false;
     }
     memcpy(d->body.data, m->body, m->body_len);
-    lb->items[lb->n++] = d;
+    hb->items[hb->n] = d;
+    hb->bytes[hb->n] = entry_bytes(imcore__delivery__get_packed_size(d));
+    hb->kept_bytes += hb->bytes[hb->n++];
+    /* The newest stays even alone over the budget: the config keeps a body
+     * IM_FRAME_RESERVE below the frame, and the exact check follows. */
+    while (hb->kept_bytes > hb->budget && hb->n - hb->first > 1)
+        history_drop_oldest(hb);
     return true;
 }
+
+/* type, request_id, the body's tag and length, truncated: at most. */
+#define HISTORY_ENVELOPE_BYTES (2 + 11 + 2 + 5 + 2)
 
 static void handle_history(im_conn *c, uint64_t rid, const Imcore__History *req)
 {
     im_error err = { 0 };
-    list_builder lb = { .cap = IM_HISTORY_MAX };
-    lb.items = calloc(lb.cap, sizeof *lb.items);
-    int rc = lb.items
+    uint32_t max_frame = c->w->srv->cfg.max_frame_bytes;
+    history_builder hb = {
+        .cap = IM_HISTORY_MAX,
+        .budget = max_frame > HISTORY_ENVELOPE_BYTES ? max_frame - HISTORY_ENVELOPE_BYTES : 0,
+    };
+    hb.items = calloc(hb.cap, sizeof *hb.items);
+    hb.bytes = calloc(hb.cap, sizeof *hb.bytes);
+    int rc = hb.items && hb.bytes
                  ? c->w->srv->core->history(c->w->srv->app, &c->session, req->peer,
                                             req->group, req->before_seq, req->limit,
-                                            add_history, &lb, &err)
+                                            add_history, &hb, &err)
                  : im_error_set(&err, IM_ENOMEM, "out of memory");
-    if (rc == IM_OK && lb.failed)
+    if (rc == IM_OK && hb.failed)
         rc = im_error_set(&err, IM_ENOMEM, "out of memory");
-    if (rc != IM_OK) {
-        im__conn_answer_error(c, rid, rc, err.msg, NULL);
-    } else {
-        Imcore__HistoryResult res = IMCORE__HISTORY_RESULT__INIT;
-        res.n_messages = lb.n;
-        res.messages = (Imcore__Delivery **)lb.items;
-        Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
-        env.request_id = rid;
-        env.body_case = IMCORE__ENVELOPE__BODY_HISTORY_RESULT;
-        env.history_result = &res;
-        im__conn_answer_now(c, &env);
+    Imcore__HistoryResult res = IMCORE__HISTORY_RESULT__INIT;
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    env.request_id = rid;
+    env.type = IMCORE__TYPE__HISTORY_RESULT;
+    env.body_case = IMCORE__ENVELOPE__BODY_HISTORY_RESULT;
+    env.history_result = &res;
+    while (rc == IM_OK) {
+        res.n_messages = hb.n - hb.first;
+        res.messages = hb.items + hb.first;
+        res.truncated = hb.truncated;
+        if (fits_frame(c, &env))
+            break;
+        if (res.n_messages <= 1)
+            rc = im_error_set(&err, IM_EIO, "a message does not fit in a frame of "
+                              "%u bytes", max_frame);
+        else
+            history_drop_oldest(&hb);
     }
-    for (size_t i = 0; i < lb.n; i++)
-        history_entry_free(lb.items[i]);
-    free(lb.items);
+    if (rc != IM_OK)
+        im__conn_answer_error(c, rid, rc, err.msg, NULL);
+    else
+        im__conn_answer_now(c, &env);
+    for (size_t i = hb.first; i < hb.n; i++)
+        history_entry_free(hb.items[i]);
+    free(hb.items);
+    free(hb.bytes);
 }
 
 void im__conn_dispatch(im_conn *c, const Imcore__Envelope *env)
@@ -404,7 +569,7 @@ void im__conn_dispatch(im_conn *c, const Imcore__Envelope *env)
         handle_history(c, rid, env->history);
         break;
     case IMCORE__ENVELOPE__BODY_GROUP_LIST:
-        handle_group_list(c, rid);
+        handle_group_list(c, rid, env->group_list);
         break;
     case IMCORE__ENVELOPE__BODY_ONLINE_USERS:
         handle_online_users(c, rid, env->online_users);

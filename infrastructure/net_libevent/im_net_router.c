@@ -325,10 +325,9 @@ static void router_deliver_to(im_router *r, const im_endpoint *ep, const im_mess
 static void send_error_to(im_net_server *srv, const im_endpoint *ep, uint64_t rid, int rc,
                           const char *msg, const char *client_msg_id)
 {
-    Imcore__Error e = IMCORE__ERROR__INIT;
-    e.code = im_wire_error_code(rc);
-    e.message = (char *)(msg && msg[0] ? msg : im_strerror(rc));
-    e.client_msg_id = (char *)(client_msg_id ? client_msg_id : "");
+    Imcore__Error e;
+    char text[IM_ERROR_TEXT_BYTES];
+    im__error_fill(&e, rc, msg, client_msg_id, text);
     Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
     env.request_id = rid;
     env.body_case = IMCORE__ENVELOPE__BODY_ERROR;

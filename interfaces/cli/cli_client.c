@@ -52,12 +52,17 @@
 
 enum state { ST_IDLE, ST_CONNECTING, ST_LOGGING_IN, ST_ONLINE, ST_LOGGING_OUT, ST_DONE };
 
-/* A command sent and not yet answered. */
+/* A command sent and not yet answered. A :history whose answer comes in
+ * pages waits under the request id of its latest page. */
 typedef struct pending {
     struct pending *next;
     uint64_t request_id;
     cli_command *cmd;
     char client_msg_id[96]; /* messages only */
+    Imcore__Delivery **msgs; /* :history: the pages so far, oldest first (owned) */
+    size_t nmsgs;
+    size_t shown;            /* :groups, :olu: entries printed so far */
+    char after[128];         /* :groups, :olu: the cursor of the page asked for */
 } pending;
 
 struct cli_client {
@@ -173,6 +178,9 @@ static pending *pending_take(cli_client *c, uint64_t rid)
 
 static void pending_free(pending *p)
 {
+    for (size_t i = 0; i < p->nmsgs; i++)
+        imcore__delivery__free_unpacked(p->msgs[i], NULL);
+    free(p->msgs);
     cli_command_free(p->cmd);
     free(p);
 }
@@ -327,6 +335,19 @@ static void check_drained(cli_client *c)
         logout(c);
 }
 
+/* The History request of a :history command, for the messages before
+ * before_seq (0: the newest). */
+static void fill_history(Imcore__History *h, const cli_command *cmd, uint64_t before_seq,
+                         uint32_t limit)
+{
+    if (cmd->scope == '@')
+        h->peer = (char *)cmd->target;
+    else
+        h->group = (char *)cmd->target;
+    h->before_seq = before_seq;
+    h->limit = limit;
+}
+
 /* Sends cmd as its request and keeps it until the answer comes. */
 static void send_command(cli_client *c, cli_command *cmd)
 {
@@ -404,11 +425,7 @@ static void send_command(cli_client *c, cli_command *cmd)
         env.online_users = &ou;
         break;
     case CLI_CMD_HISTORY:
-        if (cmd->scope == '@')
-            hist.peer = (char *)cmd->target;
-        else
-            hist.group = (char *)cmd->target;
-        hist.limit = cmd->number;
+        fill_history(&hist, cmd, 0, cmd->number);
         env.body_case = IMCORE__ENVELOPE__BODY_HISTORY;
         env.history = &hist;
         break;
@@ -540,6 +557,99 @@ static void on_error(cli_client *c, uint64_t rid, const Imcore__Error *e)
         connection_lost(c, cli_error_name((int)e->code));
 }
 
+/* Asks for the next page of p's answer with env (its body set): p waits
+ * again, under a new request id. Returns false, having said so, if the
+ * request could not be sent; p is then the caller's to free. */
+static bool request_next_page(cli_client *c, pending *p, Imcore__Envelope *env)
+{
+    p->request_id = c->next_request_id++;
+    env->request_id = p->request_id;
+    if (send_envelope(c, env) != 0) {
+        cli_print("! not sent (the rest of): %s", p->cmd->line);
+        return false;
+    }
+    pending_push(c, p);
+    return true;
+}
+
+/* A copy of d that the client owns: free with imcore__delivery__free_unpacked. */
+static Imcore__Delivery *delivery_copy(const Imcore__Delivery *d)
+{
+    size_t n = imcore__delivery__get_packed_size(d);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf)
+        return NULL;
+    imcore__delivery__pack(d, buf);
+    Imcore__Delivery *copy = imcore__delivery__unpack(NULL, n, buf);
+    free(buf);
+    return copy;
+}
+
+/* One page of a :history. A page the server cut to fit its frame
+ * (truncated) holds the newest of the messages asked for; the older ones
+ * are asked for before its smallest seq, and the whole is printed, oldest
+ * first, once it is complete. Returns true if p waits for another page. */
+static bool on_history_page(cli_client *c, pending *p, const Imcore__HistoryResult *r)
+{
+    uint32_t wanted = p->cmd->number ? p->cmd->number : 20; /* the protocol's default */
+    /* This page is older than those before it: it goes first. */
+    Imcore__Delivery **all = malloc((r->n_messages + p->nmsgs + 1) * sizeof *all);
+    size_t k = 0;
+    while (all && k < r->n_messages && (all[k] = delivery_copy(r->messages[k])) != NULL)
+        k++;
+    if (!all || k < r->n_messages) {
+        while (all && k > 0)
+            imcore__delivery__free_unpacked(all[--k], NULL);
+        free(all);
+        cli_print("! out of memory: %s", p->cmd->line);
+        return false;
+    }
+    if (p->nmsgs)
+        memcpy(all + k, p->msgs, p->nmsgs * sizeof *all);
+    free(p->msgs);
+    p->msgs = all;
+    p->nmsgs += k;
+    if (r->truncated && r->n_messages > 0 && p->nmsgs < wanted) {
+        Imcore__History hist = IMCORE__HISTORY__INIT;
+        fill_history(&hist, p->cmd, r->messages[0]->seq, wanted - (uint32_t)p->nmsgs);
+        Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+        env.body_case = IMCORE__ENVELOPE__BODY_HISTORY;
+        env.history = &hist;
+        return request_next_page(c, p, &env);
+    }
+    Imcore__HistoryResult whole = IMCORE__HISTORY_RESULT__INIT;
+    whole.n_messages = p->nmsgs;
+    whole.messages = p->msgs;
+    cli_print_history(&whole, c->o->user);
+    return false;
+}
+
+/* A listing's page has been printed (n entries, then next_after): asks for
+ * the next one if the server says there is one, and returns true if p
+ * waits for it. A cursor that does not move forward, or does not fit,
+ * ends the listing as it is. */
+static bool want_next_list_page(cli_client *c, pending *p, size_t n, const char *next_after)
+{
+    p->shown += n;
+    if (!next_after || !next_after[0] || n == 0 || strcmp(next_after, p->after) <= 0 ||
+        strlen(next_after) >= sizeof p->after)
+        return false;
+    snprintf(p->after, sizeof p->after, "%s", next_after);
+    Imcore__GroupList glist = IMCORE__GROUP_LIST__INIT;
+    Imcore__OnlineUsers ou = IMCORE__ONLINE_USERS__INIT;
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    if (p->cmd->kind == CLI_CMD_GROUPS) {
+        glist.after = p->after;
+        env.body_case = IMCORE__ENVELOPE__BODY_GROUP_LIST;
+        env.group_list = &glist;
+    } else {
+        ou.after = p->after;
+        env.body_case = IMCORE__ENVELOPE__BODY_ONLINE_USERS;
+        env.online_users = &ou;
+    }
+    return request_next_page(c, p, &env);
+}
+
 /* The answer to a command: Ok, SendAck or a list. */
 static void on_answer(cli_client *c, const Imcore__Envelope *env)
 {
@@ -571,14 +681,25 @@ static void on_answer(cli_client *c, const Imcore__Envelope *env)
         else
             cli_print("* ok: %s", cmd->line);
         break;
-    case IMCORE__ENVELOPE__BODY_GROUP_LIST_RESULT:
-        cli_print_groups(env->group_list_result);
+    case IMCORE__ENVELOPE__BODY_GROUP_LIST_RESULT: {
+        const Imcore__GroupListResult *r = env->group_list_result;
+        cli_print_groups(r);
+        if (cmd->kind == CLI_CMD_GROUPS && want_next_list_page(c, p, r->n_groups, r->next_after))
+            return; /* p waits for the next page */
+        cli_print_groups_end(r->total, cmd->kind == CLI_CMD_GROUPS ? p->shown : r->n_groups);
         break;
-    case IMCORE__ENVELOPE__BODY_ONLINE_USERS_RESULT:
-        cli_print_users(env->online_users_result);
+    }
+    case IMCORE__ENVELOPE__BODY_ONLINE_USERS_RESULT: {
+        const Imcore__OnlineUsersResult *r = env->online_users_result;
+        cli_print_users(r);
+        if (cmd->kind == CLI_CMD_ONLINE && want_next_list_page(c, p, r->n_users, r->next_after))
+            return;
+        cli_print_users_end(r->total, cmd->kind == CLI_CMD_ONLINE ? p->shown : r->n_users);
         break;
+    }
     case IMCORE__ENVELOPE__BODY_HISTORY_RESULT:
-        cli_print_history(env->history_result, c->o->user);
+        if (cmd->kind == CLI_CMD_HISTORY && on_history_page(c, p, env->history_result))
+            return; /* p waits for the next page */
         break;
     default:
         break;

@@ -108,9 +108,13 @@ void cli_print_groups(const Imcore__GroupListResult *r)
         put_str(g->owner ? g->owner : "");
         printf(" members=%u/%u%s\n", g->members, g->max_members, g->member ? " [member]" : "");
     }
-    uint32_t total = r->total > r->n_groups ? r->total : (uint32_t)r->n_groups;
-    printf("* %u group%s%s\n", total, total == 1 ? "" : "s",
-           total > r->n_groups ? " (list cut short)" : "");
+    fflush(stdout);
+}
+
+void cli_print_groups_end(uint32_t total, size_t shown)
+{
+    size_t n = total > shown ? total : shown;
+    printf("* %zu group%s%s\n", n, n == 1 ? "" : "s", total > shown ? " (list cut short)" : "");
     fflush(stdout);
 }
 
@@ -126,7 +130,12 @@ void cli_print_users(const Imcore__OnlineUsersResult *r)
         put_str(name);
         fputs(")\n", stdout);
     }
-    uint32_t total = r->total > r->n_users ? r->total : (uint32_t)r->n_users;
-    printf("* %u online%s\n", total, total > r->n_users ? " (list cut short)" : "");
+    fflush(stdout);
+}
+
+void cli_print_users_end(uint32_t total, size_t shown)
+{
+    size_t n = total > shown ? total : shown;
+    printf("* %zu online%s\n", n, total > shown ? " (list cut short)" : "");
     fflush(stdout);
 }

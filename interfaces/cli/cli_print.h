@@ -27,11 +27,16 @@ void cli_print_history(const Imcore__HistoryResult *r, const char *me);
 /* "! CODE_NAME: message" with the name from imcore.proto's ErrorCode. */
 void cli_print_error(const Imcore__Error *e);
 
-/* "  room  owner=alice members=3/1000 [member]" per group, then "* N groups". */
+/* "  room  owner=alice members=3/1000 [member]" per group of one page. */
 void cli_print_groups(const Imcore__GroupListResult *r);
+/* After the last page: "* N groups", N the larger of total and shown, with
+ * " (list cut short)" when fewer than total were shown. */
+void cli_print_groups_end(uint32_t total, size_t shown);
 
-/* "  alice (Alice)" per user, then "* N online". */
+/* "  alice (Alice)" per user of one page. */
 void cli_print_users(const Imcore__OnlineUsersResult *r);
+/* After the last page: "* N online", as cli_print_groups_end. */
+void cli_print_users_end(uint32_t total, size_t shown);
 
 /* The ErrorCode's name ("USER_OFFLINE"), or "ERROR_<n>" for a number this
  * build does not know. Static or thread-local storage: do not free. */

@@ -39,6 +39,8 @@ static const imcore_core_api core_api = {
     .session_id = session_id,
     .session_user_id = session_user_id,
     .log_thread_name = im_log_set_thread_name,
+    .group_list_page = im_app_group_list_page,
+    .online_users_page = im_app_online_users_page,
 };
 
 const imcore_core_api *im_server_core_api(void)

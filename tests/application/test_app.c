@@ -380,6 +380,135 @@ static void test_listings(void **state)
                      IM_ENOTAUTH);
 }
 
+/* A page: the ids fn was handed and took, up to stop_after of them. */
+struct page { char ids[8][IM_USER_ID_MAX + 1]; char names[8][IM_DISPLAY_NAME_MAX + 1];
+              int n; int stop_after; bool member[8]; };
+
+static bool page_group(void *arg, const im_group_info *gi)
+{
+    struct page *p = arg;
+    if (p->n == p->stop_after)
+        return false;
+    snprintf(p->ids[p->n], sizeof p->ids[0], "%s", gi->id);
+    p->member[p->n++] = gi->is_member;
+    return true;
+}
+
+static bool page_user(void *arg, const char *id, const char *name)
+{
+    struct page *p = arg;
+    if (p->n == p->stop_after)
+        return false;
+    snprintf(p->names[p->n], sizeof p->names[0], "%s", name);
+    snprintf(p->ids[p->n++], sizeof p->ids[0], "%s", id);
+    return true;
+}
+
+static void test_group_pages(void **state)
+{
+    fixture *f = *state;
+    static const char *ids[] = { "echo", "alpha", "delta", "bravo", "charlie" };
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(create(f, i == 2 ? 0 : 1, ids[i], 0), IM_OK);
+    size_t total = 0;
+    bool more = false;
+    struct page p = { .stop_after = 8 };
+    assert_int_equal(im_app_group_list_page(f->app, &f->s[0], "", 2, page_group, &p, &total,
+                                            &more, NULL), IM_OK);
+    assert_int_equal(total, 5);
+    assert_int_equal(p.n, 2);
+    assert_string_equal(p.ids[0], "alpha");
+    assert_string_equal(p.ids[1], "bravo");
+    assert_true(more);
+    p = (struct page){ .stop_after = 8 };
+    assert_int_equal(im_app_group_list_page(f->app, &f->s[0], "bravo", 2, page_group, &p, &total,
+                                            &more, NULL), IM_OK);
+    assert_int_equal(p.n, 2);
+    assert_string_equal(p.ids[0], "charlie");
+    assert_string_equal(p.ids[1], "delta");
+    assert_true(p.member[1]); /* alice created delta */
+    assert_false(p.member[0]);
+    assert_true(more);
+    /* The last page says so, even when it is exactly full. */
+    p = (struct page){ .stop_after = 8 };
+    assert_int_equal(im_app_group_list_page(f->app, &f->s[0], "delta", 1, page_group, &p, &total,
+                                            &more, NULL), IM_OK);
+    assert_int_equal(p.n, 1);
+    assert_string_equal(p.ids[0], "echo");
+    assert_false(more);
+    /* fn ends the page: what it refused is left for the next, and more is set. */
+    p = (struct page){ .stop_after = 3 };
+    assert_int_equal(im_app_group_list_page(f->app, &f->s[0], NULL, 0, page_group, &p, &total,
+                                            &more, NULL), IM_OK);
+    assert_int_equal(p.n, 3);
+    assert_string_equal(p.ids[2], "charlie");
+    assert_true(more);
+    p = (struct page){ .stop_after = 8 };
+    assert_int_equal(im_app_group_list_page(f->app, &f->s[0], "echo", 0, page_group, &p, &total,
+                                            &more, NULL), IM_OK);
+    assert_int_equal(p.n, 0);
+    assert_false(more);
+    im_session anon;
+    im_session_init(&anon, 9, 0);
+    assert_int_equal(im_app_group_list_page(f->app, &anon, "", 0, page_group, &p, &total, &more,
+                                            NULL), IM_ENOTAUTH);
+}
+
+static void test_online_user_pages(void **state)
+{
+    fixture *f = *state;
+    /* More users, bound in no order: the router lists them as bound. */
+    static const char *more_ids[] = { "zed", "ann", "mia" };
+    im_session extra[3];
+    for (int i = 0; i < 3; i++) {
+        im_session_init(&extra[i], 10 + (uint64_t)i, 0);
+        im_endpoint ep = { .conn_id = 10 + (uint64_t)i };
+        assert_int_equal(login_as(&f->router, f->app, &extra[i], more_ids[i], "Name", &ep, NULL),
+                         IM_OK);
+    }
+    /* In id order: alice ann bob carol dave mia zed. */
+    static const char *order[] = { "alice", "ann", "bob", "carol", "dave", "mia", "zed" };
+    char after[IM_USER_ID_MAX + 1] = "";
+    int seen = 0, pages = 0;
+    bool more = true;
+    while (more) {
+        struct page p = { .stop_after = 8 };
+        size_t total = 0;
+        assert_int_equal(im_app_online_users_page(f->app, &f->s[0], after, 3, page_user, &p,
+                                                  &total, &more, NULL), IM_OK);
+        assert_int_equal(total, 7);
+        assert_true(p.n <= 3);
+        for (int i = 0; i < p.n; i++)
+            assert_string_equal(p.ids[i], order[seen++]);
+        if (p.n)
+            snprintf(after, sizeof after, "%s", p.ids[p.n - 1]);
+        assert_true(++pages <= 3);
+    }
+    assert_int_equal(seen, 7);
+    assert_int_equal(pages, 3); /* 3 + 3 + 1 */
+
+    /* fn ends the page early: more, and the next page starts at the refused one. */
+    struct page p = { .stop_after = 2 };
+    size_t total = 0;
+    assert_int_equal(im_app_online_users_page(f->app, &f->s[0], "bob", 0, page_user, &p, &total,
+                                              &more, NULL), IM_OK);
+    assert_int_equal(p.n, 2);
+    assert_string_equal(p.ids[0], "carol");
+    assert_string_equal(p.ids[1], "dave");
+    assert_true(more);
+    p = (struct page){ .stop_after = 8 };
+    assert_int_equal(im_app_online_users_page(f->app, &f->s[0], "dave", 0, page_user, &p, &total,
+                                              &more, NULL), IM_OK);
+    assert_int_equal(p.n, 2);
+    assert_string_equal(p.ids[0], "mia");
+    assert_string_equal(p.names[0], "Name");
+    assert_false(more);
+    im_session anon;
+    im_session_init(&anon, 9, 0);
+    assert_int_equal(im_app_online_users_page(f->app, &anon, "", 0, page_user, &p, &total, &more,
+                                              NULL), IM_ENOTAUTH);
+}
+
 static void test_membership_undone_when_store_fails(void **state)
 {
     fixture *f = *state;
@@ -714,6 +843,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_group_create_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_membership_refused_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_online_user_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_membership_undone_when_store_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ack_checks_conversation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_arguments, setup, teardown),

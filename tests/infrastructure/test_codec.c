@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "im_codec.h"
+#include "imcore/message.h"
 
 static void test_length_prefix(void **state)
 {
@@ -126,6 +127,47 @@ static void test_size_bound(void **state)
     assert_int_equal(im_frame_size_bound(&env), im_frame_size(&env));
 }
 
+/* IM_FRAME_RESERVE covers what a frame carries besides one body at its
+ * largest: every id, name and number of a Delivery, and of a HistoryResult
+ * holding it, at the longest the server lets through (imcore/message.h),
+ * with the body as long as the largest frame allows, so that every length
+ * prefix is as long as it gets. */
+static void test_reserve_covers_worst_case(void **state)
+{
+    (void)state;
+    size_t n = 16777216 - IM_FRAME_RESERVE; /* max_body_bytes at the top of its range */
+    uint8_t *body = calloc(1, n);
+    char *id = repeat('i', IM_USER_ID_MAX), *name = repeat('n', IM_DISPLAY_NAME_MAX);
+    char *cmid = repeat('c', IM_CLIENT_MSG_ID_MAX), *conv = repeat('p', IM_CONVERSATION_ID_MAX);
+    assert_non_null(body);
+    Imcore__Delivery d = IMCORE__DELIVERY__INIT;
+    d.kind = IMCORE__DELIVERY__KIND__GROUP;
+    d.from = d.to = d.group = id; /* never both to and group: more than the worst */
+    d.from_name = name;
+    d.client_msg_id = cmid;
+    d.conversation = conv;
+    d.body.data = body;
+    d.body.len = n;
+    d.seq = d.server_time_ms = UINT64_MAX;
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    env.type = IMCORE__TYPE__DELIVERY;
+    env.request_id = UINT64_MAX;
+    env.body_case = IMCORE__ENVELOPE__BODY_DELIVERY;
+    env.delivery = &d;
+    assert_true(imcore__envelope__get_packed_size(&env) <= n + IM_FRAME_RESERVE);
+
+    Imcore__Delivery *one[] = { &d };
+    Imcore__HistoryResult hr = IMCORE__HISTORY_RESULT__INIT;
+    hr.n_messages = 1;
+    hr.messages = one;
+    hr.truncated = 1;
+    env.type = IMCORE__TYPE__HISTORY_RESULT;
+    env.body_case = IMCORE__ENVELOPE__BODY_HISTORY_RESULT;
+    env.history_result = &hr;
+    assert_true(imcore__envelope__get_packed_size(&env) <= n + IM_FRAME_RESERVE);
+    free(body), free(id), free(name), free(cmid), free(conv);
+}
+
 static void test_error_codes_match(void **state)
 {
     (void)state;
@@ -181,6 +223,7 @@ int main(void)
         cmocka_unit_test(test_length_prefix),
         cmocka_unit_test(test_round_trip_and_type_rule),
         cmocka_unit_test(test_size_bound),
+        cmocka_unit_test(test_reserve_covers_worst_case),
         cmocka_unit_test(test_error_codes_match),
         cmocka_unit_test(test_arena_decode),
     };

@@ -143,7 +143,7 @@ static void test_every_key(void **state)
               "workers: 64\n"
               "node_id: eu-west_1.b\n"
               "limits: {max_connections: 1000000, max_frame_bytes: 16777216,\n"
-              "         max_body_bytes: 16776960, max_group_members: 100000,\n"
+              "         max_body_bytes: 16776704, max_group_members: 100000,\n"
               "         output_buffer_bytes: 4096, plugin_backlog: 1000000}\n"
               "session:\n"
               "  heartbeat_s: 3600\n"
@@ -157,7 +157,7 @@ static void test_every_key(void **state)
     assert_string_equal(c.node_id, "eu-west_1.b");
     assert_int_equal(c.max_connections, 1000000);
     assert_int_equal(c.max_frame_bytes, 16777216);
-    assert_int_equal(c.max_body_bytes, 16776960);
+    assert_int_equal(c.max_body_bytes, 16776704);
     assert_int_equal(c.max_group_members, 100000);
     assert_int_equal(c.output_buffer_bytes, 4096);
     assert_int_equal(c.plugin_backlog, 1000000);
@@ -168,13 +168,13 @@ static void test_every_key(void **state)
 
     /* The low ends of the ranges. */
     expect_ok("listen: {host: 0.0.0.0, port: 65535}\n"
-              "limits: {max_connections: 1, max_frame_bytes: 257, max_body_bytes: 1,\n"
+              "limits: {max_connections: 1, max_frame_bytes: 513, max_body_bytes: 1,\n"
               "         max_group_members: 1}\n"
               "session: {heartbeat_s: 1, idle_timeout_s: 2}\n",
               &c);
     assert_string_equal(c.listen_host, "0.0.0.0");
     assert_int_equal(c.listen_port, 65535);
-    assert_int_equal(c.max_frame_bytes, 257);
+    assert_int_equal(c.max_frame_bytes, 513);
     assert_int_equal(c.idle_timeout_s, 2);
 }
 
@@ -378,13 +378,19 @@ static void test_limits_before_login(void **state)
 static void test_body_must_fit_frame(void **state)
 {
     (void)state;
-    expect_error("limits:\n  max_body_bytes: 65281\n", 2, "limits.max_body_bytes",
-                 "must be at most limits.max_frame_bytes - 256 (65280)");
-    expect_error("limits:\n  max_frame_bytes: 4096\n", 2, "limits.max_frame_bytes",
-                 "must be at least limits.max_body_bytes + 256 (8448)");
+    /* A Delivery of a 65280-byte body with ids, names and numbers at their
+     * largest does not fit a 65536-byte frame: the margin is 512. */
+    expect_error("limits:\n  max_body_bytes: 65280\n", 2, "limits.max_body_bytes",
+                 "must be at most limits.max_frame_bytes - 512 (65024)");
+    expect_error("limits:\n  max_body_bytes: 65025\n", 2, "limits.max_body_bytes",
+                 "must be at most limits.max_frame_bytes - 512 (65024)");
+    expect_error("limits:\n  max_frame_bytes: 8448\n", 2, "limits.max_frame_bytes",
+                 "must be at least limits.max_body_bytes + 512 (8704)");
     im_config c;
-    expect_ok("limits:\n  max_body_bytes: 65280\n", &c);
-    assert_int_equal(c.max_body_bytes, 65280);
+    expect_ok("limits:\n  max_body_bytes: 65024\n", &c);
+    assert_int_equal(c.max_body_bytes, 65024);
+    expect_ok("limits:\n  max_frame_bytes: 8704\n", &c);
+    assert_int_equal(c.max_frame_bytes, 8704);
 }
 
 /* A syntax error: the line and the text are libyaml's. */
@@ -482,7 +488,7 @@ static void test_validate(void **state)
 
     im_config_defaults(&c);
     c.max_frame_bytes = 1024;
-    expect_invalid(&c, "limits.max_body_bytes: must be at most limits.max_frame_bytes - 256 (768)");
+    expect_invalid(&c, "limits.max_body_bytes: must be at most limits.max_frame_bytes - 512 (512)");
 
     im_config_defaults(&c);
     c.heartbeat_s = 0;
@@ -520,7 +526,7 @@ static void test_validate(void **state)
     im_config_defaults(&c);
     c.listen_port = 0;
     c.max_frame_bytes = 1024;
-    c.max_body_bytes = 768;
+    c.max_body_bytes = 512;
     c.login_policy = 1;
     c.log_level = IM_LOG_ERROR;
     snprintf(c.listen_host, sizeof c.listen_host, "::");
