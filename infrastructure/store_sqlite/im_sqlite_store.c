@@ -392,13 +392,25 @@ static int sqlite_ack(im_store *s, const char *user, const char *conversation, u
 {
     if (strlen(conversation) > IM_CONVERSATION_ID_MAX)
         return im_error_set(err, IM_EINVAL, "conversation id too long");
+    sqlite_store *st = (sqlite_store *)s;
+    /* An ack already waiting for this conversation takes the seq: no new
+     * request (enqueue checks again, for one queued meanwhile). */
+    char key[ACK_KEY_MAX];
+    snprintf(key, sizeof key, "%s\x1f%s", user, conversation);
+    pthread_mutex_lock(&st->lock);
+    req *queued = im_strmap_get(st->acks, key);
+    if (queued && seq > queued->seq)
+        queued->seq = seq;
+    pthread_mutex_unlock(&st->lock);
+    if (queued)
+        return IM_OK;
     req *r = req_new(REQ_ACK, 0);
     if (!r)
         return im_error_set(err, IM_ENOMEM, "out of memory");
     snprintf(r->user, sizeof r->user, "%s", user);
     snprintf(r->conv, sizeof r->conv, "%s", conversation);
     r->seq = seq;
-    return enqueue((sqlite_store *)s, r, err);
+    return enqueue(st, r, err);
 }
 
 static int sqlite_history(im_store *s, const char *conversation, uint64_t before_seq,

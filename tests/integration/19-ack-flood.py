@@ -27,6 +27,12 @@ def rss_kb(pid):
     raise AssertionError("no VmRSS for %d" % pid)
 
 
+def sanitized(pid):
+    """AddressSanitizer keeps freed memory in quarantine: RSS says nothing there."""
+    with open("/proc/%d/maps" % pid) as f:
+        return any("libasan" in line or "libtsan" in line for line in f)
+
+
 def test(h):
     cfg = sqlite_config(h)
     srv = h.server(**cfg)
@@ -53,7 +59,7 @@ def test(h):
     f = bob.expect_frame("PONG", skip=())
     check(f.request_id == rid, "bob's Pong %r" % f)
     grown = rss_kb(srv.pid) - before
-    check(grown < 30_000, "300,000 acks grew the server by %d kB" % grown)
+    check(grown < 30_000 or sanitized(srv.pid), "300,000 acks grew the server by %d kB" % grown)
 
     # The cursor moved: bob's next login hands nothing over again.
     bob.close()
