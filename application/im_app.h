@@ -63,6 +63,8 @@ const im_app_limits *im_app_get_limits(const im_app *app);
  * has not acked, then goes live (is bound in the router, replacing an older
  * session of the same user under IM_LOGIN_REPLACE; under IM_LOGIN_REJECT
  * a session that finds the user online is refused with IM_EDUPLICATE).
+ * A token login may leave user_id empty; one that names a user whose token
+ * it is not is answered IM_EAUTH, as a wrong password is.
  * Errors decided at once (answered by the caller): IM_ESTATE (already
  * logged in), IM_EINVAL (bad id, name or password), IM_EDUPLICATE,
  * IM_ENOMEM, IM_ESHUTDOWN. */
