@@ -81,9 +81,12 @@ void im_app_logout(im_app *app, const im_session *s, const char *token);
 void im_app_session_closed(im_app *app, im_session *s, const im_endpoint *ep, int reason);
 
 /* Sends body to user `to`; the answer (SendAck or Error) goes to ep with
- * request_id. With a durable store the receiver need not be online. Errors
- * decided at once: IM_ENOTAUTH, IM_EINVAL, IM_ETOOBIG, IM_ERATE (over
- * send_rate), IM_EOFFLINE (memory store only), IM_ENOMEM, IM_ESHUTDOWN. body is borrowed for the call. */
+ * request_id. With a durable store the receiver need not be online, but
+ * must be a user: the store refuses (and the answer is) IM_EUNKNOWNUSER
+ * when logins need accounts and `to` has none. Errors decided at once:
+ * IM_ENOTAUTH, IM_EINVAL, IM_ETOOBIG, IM_ERATE (over send_rate),
+ * IM_EOFFLINE (memory store only), IM_ENOMEM, IM_ESHUTDOWN. body is
+ * borrowed for the call. */
 int im_app_send_private(im_app *app, im_session *s, const im_endpoint *ep,
                         uint64_t request_id, const char *to, const uint8_t *body,
                         size_t body_len, const char *client_msg_id, im_error *err);

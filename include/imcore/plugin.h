@@ -234,6 +234,13 @@ typedef struct imcore_host_api {
      * time, init included. */
     const imcore_limits *(*limits)(imcore_host *h);
 
+    /* 1 if user_id is a service account that a plugin has claimed
+     * (claim_user), else 0. Such an account needs no registered account to
+     * receive messages: a storage adapter told `receivers: accounts` asks
+     * this for a receiver it finds no account for. Any thread, from the
+     * end of the plugins' init on (claims are fixed then). */
+    int (*is_service_account)(imcore_host *h, const char *user_id);
+
     /* Functions are appended here in later versions: check size first. */
 } imcore_host_api;
 
@@ -294,11 +301,19 @@ typedef struct imcore_plugin {
     /* A storage adapter: opens the store the server keeps everything in,
      * from the plugin's config (the `storage:` section: path, max_batch,
      * synchronous, max_page_count, check_on_start, and options.* for the
-     * adapter's own keys). Called once, on the main thread, after init; *out is the
-     * adapter's, until its destroy op. Return 0, or an IM_E* code with err
-     * saying why. A plugin named by storage.engine must have it; the
-     * server's own adapters (storage_sqlite, storage_memory) are plugins of
-     * exactly this kind. */
+     * adapter's own keys), and the server's key `receivers`: "accounts"
+     * when logins need an account (accounts.mode: password), so a private
+     * message to an id with no account, that is no service account
+     * (is_service_account), must be refused by append's completion with
+     * IM_EUNKNOWNUSER and stored nowhere; "any" otherwise, every
+     * well-formed id being a user. A store that is not durable may ignore
+     * it: the server refuses messages to offline users before they reach
+     * such a store, and only a user with an account can be online. Called
+     * once, on the main thread, after init; *out is the adapter's, until
+     * its destroy op. Return 0, or an IM_E* code with err saying why. A
+     * plugin named by storage.engine must have it; the server's own
+     * adapters (storage_sqlite, storage_memory) are plugins of exactly
+     * this kind. */
     int (*open_storage)(void *state, im_store **out, im_error *err);
 
     /* A transport: opens what clients connect to (imcore/transport.h),

@@ -69,7 +69,11 @@ struct im_store_ops {
     /* Stores a copy of m (its seq and server_time_ms are the store's to set;
      * server_time_ms is kept if non-zero). done runs exactly once if this
      * returns 0, never if it returns an error. Errors: IM_EINVAL, IM_ENOMEM,
-     * IM_ESHUTDOWN. */
+     * IM_ESHUTDOWN. Refusals that come through done, with nothing stored
+     * and no seq spent: IM_EUNKNOWNUSER (opened with `receivers:
+     * accounts`, see open_storage in plugin.h: a private message to an id
+     * with no account that is no service account); and, as for every
+     * write, IM_ENOSPC or IM_EIO when the store fails. */
     int (*append)(im_store *s, const im_message *m, im_store_append_fn done, void *arg,
                   im_error *err);
 

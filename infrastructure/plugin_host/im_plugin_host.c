@@ -204,6 +204,12 @@ static int host_group_join(imcore_host *h, const char *account, const char *grou
     return host_send(h, true, account, group, NULL, 0);
 }
 
+/* The claims are fixed once the plugins are loaded: any thread may ask. */
+static int host_is_service_account(imcore_host *h, const char *user_id)
+{
+    return user_id && im__claim_find(h->ph, user_id) ? 1 : 0;
+}
+
 static int host_is_online(imcore_host *h, const char *user_id)
 {
     im_plugin_host *ph = h->ph;
@@ -336,6 +342,7 @@ static const imcore_host_api host_api = {
     .log_level = host_log_level,
     .config_key = host_config_key,
     .limits = host_limits,
+    .is_service_account = host_is_service_account,
 };
 
 /* ---- the filter port ---- */
@@ -577,7 +584,9 @@ static void add_options(im_plugin_config *pc, const im_plugin_config *opt)
 }
 
 /* The storage adapter's entry: plugin storage_<engine>, whose config is
- * the storage section (already checked by the config reader) and its
+ * the storage section (already checked by the config reader), what the
+ * accounts mode asks of it (receivers: accounts, when logins need an
+ * account, so a private message needs a receiver that has one) and its
  * options. */
 static void storage_entry(const im_config *cfg, im_plugin_config *pc)
 {
@@ -589,6 +598,8 @@ static void storage_entry(const im_config *cfg, im_plugin_config *pc)
     add_number(pc, "max_page_count", cfg->storage_max_pages);
     add_setting(pc, "check_on_start",
                 cfg->storage_check == IM_STORAGE_CHECK_NONE ? "none" : "quick", 0);
+    add_setting(pc, "receivers", cfg->accounts_mode == IM_ACCOUNTS_PASSWORD ? "accounts" : "any",
+                0);
     add_options(pc, &cfg->storage_options);
 }
 

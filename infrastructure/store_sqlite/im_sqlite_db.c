@@ -155,6 +155,7 @@ enum stmt_id {
     S_CURSOR_DELETE,
     S_USER_INSERT,
     S_USER_GET,
+    S_USER_EXISTS,
     S_TOKEN_PUT,
     S_TOKEN_GET,
     S_TOKEN_DELETE,
@@ -234,6 +235,8 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_USER_INSERT] = "INSERT INTO users(id, display_name, password_hash, created_ms)"
                       " VALUES (?1, ?2, ?3, ?4)",
     [S_USER_GET] = "SELECT display_name, password_hash FROM users WHERE id = ?1",
+    /* users is keyed by id (WITHOUT ROWID): one probe of its b-tree. */
+    [S_USER_EXISTS] = "SELECT 1 FROM users WHERE id = ?1",
     [S_TOKEN_PUT] = "INSERT INTO tokens(hash, user_id, expires_ms) VALUES (?1, ?2, ?3)"
                     " ON CONFLICT(hash) DO UPDATE SET user_id = excluded.user_id,"
                     " expires_ms = excluded.expires_ms",
@@ -259,6 +262,9 @@ struct im_sqlite_db {
     char *path;
     size_t max_body;    /* bodies above this would pass SQLite's length limit */
     bool txn;           /* the caller's transaction is open */
+    bool receivers_need_account;
+    bool (*is_service_account)(void *arg, const char *user);
+    void *service_arg;
     int broken;         /* 0, or the code of the write that spoiled the caller's transaction */
     char broken_msg[sizeof ((im_error *)0)->msg];
     sqlite3_stmt *st[S_COUNT];
@@ -765,6 +771,9 @@ int im_sqlite_db_open(const im_sqlite_options *o, im_sqlite_db **out, im_error *
     im_sqlite_db *db = calloc(1, sizeof *db);
     if (!db)
         return im_error_set(err, IM_ENOMEM, "out of memory");
+    db->receivers_need_account = o->receivers_need_account;
+    db->is_service_account = o->is_service_account;
+    db->service_arg = o->service_arg;
     db->path = copy_string(o->path);
     if (!db->path) {
         free(db);
@@ -854,6 +863,20 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* A private message's receiver is a user: it has an account, or it is a
+ * service account (asked only when it has none). 1 yes, 0 no, or a code. */
+static int receiver_exists(im_sqlite_db *db, const char *user, im_error *err)
+{
+    sqlite3_stmt *st = stmt(db, S_USER_EXISTS);
+    bind_text(st, 1, user);
+    int r = row(db, st, err, "looking up the account of %s", user);
+    if (r == 1)
+        sqlite3_reset(st);
+    if (r == 0 && db->is_service_account && db->is_service_account(db->service_arg, user))
+        r = 1;
+    return r;
+}
+
 int im_sqlite_db_append(im_sqlite_db *db, im_message *m, bool *duplicate, im_error *err)
 {
     im_error local;
@@ -894,6 +917,16 @@ int im_sqlite_db_append(im_sqlite_db *db, im_message *m, bool *duplicate, im_err
             goto out;
         }
         if ((code = r) != IM_OK)
+            goto out;
+    }
+    if (m->kind == IM_MESSAGE_PRIVATE && db->receivers_need_account) {
+        int r = receiver_exists(db, m->target, err);
+        if (r == 0)
+            code = im_error_set(err, IM_EUNKNOWNUSER, "%s is not a user of this server",
+                                m->target);
+        else if (r < 0)
+            code = r;
+        if (code != IM_OK)
             goto out;
     }
 

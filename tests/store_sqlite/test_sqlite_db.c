@@ -687,6 +687,62 @@ static void test_append_refusals(void **state)
     im_sqlite_db_close(db);
 }
 
+static bool only_svc(void *arg, const char *user)
+{
+    (*(int *)arg)++;
+    return strcmp(user, "svc") == 0;
+}
+
+static void test_receivers_need_account(void **state)
+{
+    fixture *fx = *state;
+    int asked = 0;
+    im_sqlite_options o = { .path = fx->path, .receivers_need_account = true,
+                            .is_service_account = only_svc, .service_arg = &asked };
+    im_sqlite_db *db = NULL;
+    im_error err = { 0 };
+    assert_int_equal(im_sqlite_db_open(&o, &db, &err), IM_OK);
+    const char *hash = "$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA";
+    assert_int_equal(im_sqlite_db_user_create(db, "bob", NULL, hash, 10, &err), IM_OK);
+    bool dup;
+    uint64_t seq = 0;
+
+    /* Inside a transaction, as the storage thread runs them: the refusal
+     * writes nothing and leaves the transaction good. */
+    assert_int_equal(im_sqlite_db_begin(db, &err), IM_OK);
+    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "alice", "bob", "a-1", "hi"), 1);
+    assert_int_equal(try_send(db, IM_MESSAGE_PRIVATE, "alice", "ghost", "a-2", "boo", &seq, &dup,
+                              &err), IM_EUNKNOWNUSER);
+    assert_int_equal(err.code, IM_EUNKNOWNUSER);
+    assert_non_null(strstr(err.msg, "ghost"));
+    assert_int_equal(asked, 1); /* asked only once no account was found */
+    /* A service account needs none. */
+    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "alice", "svc", "a-3", "help"), 1);
+    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "alice", "bob", "a-4", "again"), 2);
+    assert_int_equal(im_sqlite_db_commit(db, &err), IM_OK);
+    asked = 0;
+    /* Group messages are not the store's to judge; senders need no account. */
+    assert_int_equal(send_msg(db, IM_MESSAGE_GROUP, "alice", "team", "a-5", "all"), 1);
+    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "nobody", "bob", "n-1", "hey"), 1);
+    assert_int_equal(asked, 0);
+
+    /* Nothing was kept for ghost: registered now, the first message is seq 1. */
+    recs rs = { 0 };
+    history(db, "p:alice:ghost", 0, 10, &rs);
+    assert_int_equal(rs.n, 0);
+    assert_int_equal(im_sqlite_db_user_create(db, "ghost", NULL, hash, 10, &err), IM_OK);
+    pending(db, "ghost", 10, &rs);
+    assert_int_equal(rs.n, 0);
+    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "alice", "ghost", "a-6", "welcome"), 1);
+    recs_reset(&rs);
+    im_sqlite_db_close(db);
+
+    /* Without the option, any well-formed id receives. */
+    db = open_db(fx->path, 0);
+    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "alice", "anyone", "a-7", "x"), 1);
+    im_sqlite_db_close(db);
+}
+
 static void test_pending_private(void **state)
 {
     fixture *fx = *state;
@@ -2213,6 +2269,7 @@ int main(int argc, char **argv)
         T(test_duplicate_client_msg_id),
         T(test_empty_client_msg_id_never_dedups),
         T(test_append_refusals),
+        T(test_receivers_need_account),
         T(test_pending_private),
         T(test_pending_group),
         T(test_ack_moves_cursor),
