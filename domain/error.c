@@ -67,6 +67,7 @@ const char *im_strerror(int code)
     case IM_EUSEREXISTS:  return "EUSEREXISTS";
     case IM_EREFUSED:     return "EREFUSED";
     case IM_EUNKNOWNUSER: return "EUNKNOWNUSER";
+    case IM_EIDREUSED:    return "EIDREUSED";
     default:              return "EUNKNOWN";
     }
 }

@@ -87,7 +87,9 @@ typedef struct imcore_message {
     const char *to;              /* the receiver's user id (PRIVATE) or the group id (GROUP) */
     const uint8_t *body;         /* body_len bytes, not NUL-terminated; text is UTF-8 */
     size_t body_len;
-    const char *client_msg_id;   /* the sender's id for the message; may be "" */
+    const char *client_msg_id;   /* the sender's id for the message (one the server made
+                                  * for a plugin's own); "" only in one stored by an
+                                  * older server */
     uint64_t seq;                /* 0 in on_message: not yet stored */
     uint64_t server_time_ms;     /* Unix time, milliseconds */
     /* Added after the first release: read only if size reaches them. */
@@ -161,9 +163,11 @@ typedef struct imcore_host_api {
 
     /* Sends body (UTF-8, body_len bytes) from the claimed user `from` to the
      * user `to`, or to the group `group`, as that user's client would: the
-     * message is filtered, stored and delivered like any other. Returns 0
-     * once accepted; a failure after that (a full disk) is logged. From any
-     * thread; messages sent from one thread leave in the order sent.
+     * message is filtered, stored and delivered like any other, with a
+     * client_msg_id the server makes up (each message its own, so the same
+     * text sent twice is two messages). Returns 0 once accepted; a failure
+     * after that (a full disk) is logged. From any thread; messages sent
+     * from one thread leave in the order sent.
      * Errors: IM_EINVAL (from is not claimed by this plugin, bad receiver,
      * empty body), IM_ETOOBIG, IM_ENOGROUP, IM_ENOTMEMBER, IM_EOFFLINE
      * (memory storage only: to is not online), IM_ENOMEM, IM_ESHUTDOWN. */

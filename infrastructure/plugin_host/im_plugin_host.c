@@ -8,13 +8,16 @@
 #include "im_plugin_internal.h"
 
 #include <dlfcn.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "im_log.h"
 
@@ -116,17 +119,37 @@ static int host_claim_user(imcore_host *h, const char *user_id, const char *disp
     return IM_OK;
 }
 
+/* The random part of the ids of the claims' messages: 64 bits, from the
+ * kernel, or (without getrandom) from the clocks and the pid, which still
+ * differ from one start to the next. */
+static void make_send_id_prefix(im_plugin_host *ph)
+{
+    uint64_t r;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_REALTIME, &a);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        r = ((uint64_t)a.tv_sec << 32) ^ (uint64_t)a.tv_nsec ^ ((uint64_t)b.tv_nsec << 20) ^
+            (uint64_t)getpid();
+    }
+    snprintf(ph->send_id_prefix, sizeof ph->send_id_prefix, "srv-%016" PRIx64, r);
+}
+
 /* On the loop: the claim's session is the loop's. */
 static int send_now(im_plugin_host *ph, im_claim *c, bool group, const char *to,
                     const uint8_t *body, size_t len)
 {
     im_error err = { 0 };
     uint64_t rid = ++c->next_request;
+    /* Every message needs its own id; a plugin's are the server's to make. */
+    char cmid[IM_CLIENT_MSG_ID_MAX + 1];
+    if (body)
+        snprintf(cmid, sizeof cmid, "%s-%" PRIu64, ph->send_id_prefix, ++ph->sends);
     int rc = !body  ? im_app_group_join(ph->app, &c->session, &c->ep, rid, to, &err)
-             : group ? im_app_send_group(ph->app, &c->session, &c->ep, rid, to, body, len, "",
+             : group ? im_app_send_group(ph->app, &c->session, &c->ep, rid, to, body, len, cmid,
                                          &err)
-                     : im_app_send_private(ph->app, &c->session, &c->ep, rid, to, body, len, "",
-                                           &err);
+                     : im_app_send_private(ph->app, &c->session, &c->ep, rid, to, body, len,
+                                           cmid, &err);
     if (rc != IM_OK)
         IM_DEBUG("plugin %s: %s to %s refused: %s", c->owner->name, c->user, to, err.msg);
     return rc;
@@ -639,6 +662,7 @@ int im_plugin_host_load(const im_config *cfg, bool with_adapters, im_plugin_host
     if (!ph)
         return im_error_set(err, IM_ENOMEM, "out of memory");
     ph->filter.ops = &plugin_filter_ops;
+    make_send_id_prefix(ph);
     ph->limits = (imcore_limits){
         .size = sizeof ph->limits, .max_body_bytes = cfg->max_body_bytes,
         .max_group_members = cfg->max_group_members,

@@ -64,7 +64,7 @@ static const char *const migrations[] = {
     "  kind INTEGER NOT NULL CHECK (kind IN (1, 2)),"
     "  sender TEXT NOT NULL,"
     "  target TEXT NOT NULL,"
-    "  client_msg_id TEXT," /* NULL when the client gave none */
+    "  client_msg_id TEXT," /* NULL only in rows stored when an id was optional */
     "  server_time_ms INTEGER NOT NULL,"
     "  body BLOB NOT NULL,"
     "  UNIQUE (conv, seq)"
@@ -173,8 +173,9 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
-    /* The partial index is usable: "client_msg_id = ?" implies IS NOT NULL. */
-    [S_DEDUP_FIND] = "SELECT seq, server_time_ms FROM messages"
+    /* The partial index is usable: "client_msg_id = ?" implies IS NOT NULL.
+     * The rest of the row is read only when there is one: a resend. */
+    [S_DEDUP_FIND] = "SELECT seq, server_time_ms, kind, target, body FROM messages"
                      " WHERE sender = ?1 AND client_msg_id = ?2",
     [S_CONV_NEXT] = "INSERT INTO conversations(id, last_seq) VALUES (?1, 1)"
                     " ON CONFLICT(id) DO UPDATE SET last_seq = last_seq + 1"
@@ -863,6 +864,18 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* Whether the row S_DEDUP_FIND found is m: same kind, receiver or group,
+ * and body. */
+static bool same_message(sqlite3_stmt *st, const im_message *m)
+{
+    const char *target = (const char *)sqlite3_column_text(st, 3);
+    const void *body = sqlite3_column_blob(st, 4);
+    size_t len = (size_t)sqlite3_column_bytes(st, 4);
+    return sqlite3_column_int(st, 2) == (int)m->kind && target &&
+           strcmp(target, m->target) == 0 && len == m->body_len && body &&
+           memcmp(body, m->body, len) == 0;
+}
+
 /* A private message's receiver is a user: it has an account, or it is a
  * service account (asked only when it has none). 1 yes, 0 no, or a code. */
 static int receiver_exists(im_sqlite_db *db, const char *user, im_error *err)
@@ -897,30 +910,34 @@ int im_sqlite_db_append(im_sqlite_db *db, im_message *m, bool *duplicate, im_err
     char conv[IM_CONVERSATION_ID_MAX + 1];
     if (im_message_conversation_id(m, conv, sizeof conv) < 0)
         return im_error_set(err, IM_EINVAL, "the message has no valid conversation");
-    const char *cmid = m->client_msg_id && m->client_msg_id[0] ? m->client_msg_id : NULL;
+    /* im_message_validate has made sure there is one. */
+    const char *cmid = m->client_msg_id;
     uint64_t seq = 0, time_ms = m->server_time_ms ? m->server_time_ms : wall_ms();
     bool dup = false, own;
 
     code = write_begin(db, &own, err);
     if (code != IM_OK)
         return code;
-    if (cmid) {
-        sqlite3_stmt *st = stmt(db, S_DEDUP_FIND);
-        bind_text(st, 1, m->sender);
-        bind_text(st, 2, cmid);
-        int r = row(db, st, err, "looking up client_msg_id of %s", m->sender);
-        if (r == 1) {
-            seq = (uint64_t)sqlite3_column_int64(st, 0);
-            time_ms = (uint64_t)sqlite3_column_int64(st, 1);
-            sqlite3_reset(st);
+    sqlite3_stmt *find = stmt(db, S_DEDUP_FIND);
+    bind_text(find, 1, m->sender);
+    bind_text(find, 2, cmid);
+    int r = row(db, find, err, "looking up client_msg_id of %s", m->sender);
+    if (r == 1) {
+        bool same = same_message(find, m);
+        seq = (uint64_t)sqlite3_column_int64(find, 0);
+        time_ms = (uint64_t)sqlite3_column_int64(find, 1);
+        sqlite3_reset(find);
+        if (same)
             dup = true;
-            goto out;
-        }
-        if ((code = r) != IM_OK)
-            goto out;
+        else
+            code = im_error_set(err, IM_EIDREUSED,
+                                "this client_msg_id was used for another message");
+        goto out;
     }
+    if ((code = r) != IM_OK)
+        goto out;
     if (m->kind == IM_MESSAGE_PRIVATE && db->receivers_need_account) {
-        int r = receiver_exists(db, m->target, err);
+        r = receiver_exists(db, m->target, err);
         if (r == 0)
             code = im_error_set(err, IM_EUNKNOWNUSER, "%s is not a user of this server",
                                 m->target);
@@ -937,10 +954,7 @@ int im_sqlite_db_append(im_sqlite_db *db, im_message *m, bool *duplicate, im_err
     sqlite3_bind_int(ins, 3, (int)m->kind);
     bind_text(ins, 4, m->sender);
     bind_text(ins, 5, m->target);
-    if (cmid)
-        bind_text(ins, 6, cmid);
-    else
-        sqlite3_bind_null(ins, 6);
+    bind_text(ins, 6, cmid);
     bind_u64(ins, 7, time_ms);
     int rc = sqlite3_bind_blob64(ins, 8, m->body, m->body_len, SQLITE_STATIC);
     if (rc != SQLITE_OK) {
@@ -951,7 +965,7 @@ int im_sqlite_db_append(im_sqlite_db *db, im_message *m, bool *duplicate, im_err
 
     sqlite3_stmt *next = stmt(db, S_CONV_NEXT);
     bind_text(next, 1, conv);
-    int r = row(db, next, err, "append to %s", conv);
+    r = row(db, next, err, "append to %s", conv);
     if (r != 1) {
         code = r == 0 ? im_error_set(err, IM_EIO, "append to %s: no seq returned", conv) : r;
         goto out;

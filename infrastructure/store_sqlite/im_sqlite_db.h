@@ -18,7 +18,7 @@
  * later writes and the commit refuse with that same code until
  * im_sqlite_db_rollback(). A refusal for a reason of the data (IM_EINVAL,
  * IM_EEXIST, IM_ENOGROUP, IM_EMEMBER, IM_ENOTMEMBER, IM_EFULL, IM_ENOTFOUND,
- * IM_EUNKNOWNUSER) writes nothing, and the transaction goes on as if the call had not been
+ * IM_EUNKNOWNUSER, IM_EIDREUSED) writes nothing, and the transaction goes on as if the call had not been
  * made.
  *
  * Callbacks (im_sqlite_msg_fn, the groups_load callback, im_sqlite_kv_fn)
@@ -122,10 +122,13 @@ void im_sqlite_db_rollback(im_sqlite_db *db);
  * sets m->seq. If m->server_time_ms is 0 it is set to the wall clock now;
  * otherwise it is stored as given. *duplicate is set to false.
  *
- * If m->client_msg_id is not empty and the same sender stored a message with
- * it before, nothing is stored: *duplicate is set to true and m->seq and
- * m->server_time_ms are those of the stored message, so the caller can send
- * the same ack again. An empty (or NULL) client_msg_id never de-duplicates.
+ * (sender, client_msg_id) names one message for good. If the sender stored
+ * a message with m->client_msg_id before, nothing is stored: when it was
+ * the same message (kind, target and body bytes), *duplicate is set to true
+ * and m->seq and m->server_time_ms are those of the stored message, so the
+ * caller can send the same ack again; when it was another, the call fails
+ * with IM_EIDREUSED. The duplicate check comes first, before any other
+ * refusal of the data.
  *
  * With receivers_need_account (im_sqlite_options), a private message to a
  * receiver with no account that is no service account is refused with
@@ -135,8 +138,8 @@ void im_sqlite_db_rollback(im_sqlite_db *db);
  * m's strings and body are borrowed for the call and copied. Group messages
  * are stored without asking whether the group exists or the sender is in it:
  * the application decides that. Errors: IM_EINVAL (m fails
- * im_message_validate), IM_EUNKNOWNUSER, IM_ETOOBIG (a body over SQLite's
- * 1 GB limit), IM_ENOSPC (disk or max_page_count full), IM_EIO (anything
+ * im_message_validate, which wants a client_msg_id), IM_EIDREUSED,
+ * IM_EUNKNOWNUSER, IM_ETOOBIG (a body over SQLite's 1 GB limit), IM_ENOSPC (disk or max_page_count full), IM_EIO (anything
  * else, with SQLite's message), IM_ENOMEM. */
 int im_sqlite_db_append(im_sqlite_db *db, im_message *m, bool *duplicate, im_error *err);
 

@@ -234,6 +234,12 @@ static void test_private_refusals(void **state)
     assert_int_equal(send_text(f, 0, "bob", "", &r, NULL), IM_EINVAL);
     assert_int_equal(send_text(f, 0, "bob", "0123456789abcdefX", &r, NULL), IM_ETOOBIG);
     assert_int_equal(send_text(f, 0, "b@d", "hi", &r, NULL), IM_EINVAL);
+    /* Every message needs its client_msg_id, refused before the store. */
+    assert_int_equal(im_app_send_private(f->app, &f->s[0], &f->ep[0], 1, "bob",
+                                         (const uint8_t *)"x", 1, "", &err), IM_EINVAL);
+    assert_non_null(strstr(err.msg, "client_msg_id"));
+    assert_int_equal(im_app_send_group(f->app, &f->s[0], &f->ep[0], 1, "room",
+                                       (const uint8_t *)"x", 1, NULL, &err), IM_EINVAL);
     im_session anon;
     im_session_init(&anon, 9, 0);
     im_endpoint ep = { .conn_id = 9 };

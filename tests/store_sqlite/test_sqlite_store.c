@@ -177,7 +177,7 @@ static void test_kv_put_is_durable(void **state)
 
     /* A put behind an append completes after it: one queue for all writes. */
     im_message m = { .kind = IM_MESSAGE_PRIVATE, .sender = "alice", .target = "bob",
-                     .client_msg_id = "", .body = (const uint8_t *)"hi", .body_len = 2 };
+                     .client_msg_id = "k-1", .body = (const uint8_t *)"hi", .body_len = 2 };
     im_error err = { 0 };
     assert_int_equal(s->ops->append(s, &m, on_append, &c[0], &err), IM_OK);
     put(s, "bot", "a", "one", 3, &c[1]);
