@@ -779,6 +779,16 @@ static void test_receivers_need_account(void **state)
     assert_int_equal(rs.n, 0);
     assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "alice", "ghost", "a-6", "welcome"), 1);
     recs_reset(&rs);
+
+    /* Receivers found are remembered, but not past a rollback that takes
+     * their account back. */
+    assert_int_equal(im_sqlite_db_begin(db, &err), IM_OK);
+    assert_int_equal(im_sqlite_db_user_create(db, "brief", NULL, hash, 10, &err), IM_OK);
+    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "alice", "brief", "a-8", "hi"), 1);
+    im_sqlite_db_rollback(db);
+    assert_int_equal(try_send(db, IM_MESSAGE_PRIVATE, "alice", "brief", "a-9", "hi", &seq, &dup,
+                              &err), IM_EUNKNOWNUSER);
+    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "alice", "bob", "a-10", "still"), 3);
     im_sqlite_db_close(db);
 
     /* Without the option, any well-formed id receives. */
