@@ -359,6 +359,7 @@ typedef struct login_ctx {
     im_error err;
     char user[IM_USER_ID_MAX + 1];
     char name[IM_DISPLAY_NAME_MAX + 1];     /* asked for in the Login, or "" */
+    char named[IM_USER_ID_MAX + 1];         /* a token login's user_id, or "" */
     char token[128];
 } login_ctx;
 
@@ -384,9 +385,13 @@ static void login_verified(void *arg, int rc, const char *user, const char *disp
 {
     login_ctx *c = arg;
     c->rc = rc;
-    if (rc != IM_OK) {
+    /* A token names its own user: one that is not the user the Login
+     * named is refused as a wrong password would be (and counted so). */
+    if (rc == IM_OK && c->named[0] && strcmp(c->named, user) != 0)
+        c->rc = im_error_set(&c->err, IM_EAUTH, "this token is not %s's", c->named);
+    else if (rc != IM_OK)
         c->err = err ? *err : (im_error){ .code = rc };
-    } else {
+    if (c->rc == IM_OK) {
         copy_str(c->user, sizeof c->user, user);
         if (!c->name[0])
             copy_str(c->name, sizeof c->name,
@@ -403,7 +408,9 @@ int im_app_login(im_app *app, im_session *s, const im_login_request *req,
         return im_error_set(err, IM_ESTATE, "already logged in as %s", s->user_id);
     im_accounts *acc = app->ports.accounts;
     bool by_token = acc && req->token && req->token[0];
-    int rc = by_token ? IM_OK : im_user_id_check(req->user_id, err);
+    /* A token login may leave user_id empty; one it names must be an id. */
+    bool named = req->user_id && req->user_id[0];
+    int rc = by_token && !named ? IM_OK : im_user_id_check(req->user_id, err);
     if (rc == IM_OK)
         rc = im_display_name_check(req->display_name, err);
     if (rc == IM_OK && acc && !by_token)
@@ -426,6 +433,8 @@ int im_app_login(im_app *app, im_session *s, const im_login_request *req,
     c->ep = *ep;
     c->request_id = request_id;
     copy_str(c->name, sizeof c->name, req->display_name ? req->display_name : "");
+    if (by_token && named)
+        copy_str(c->named, sizeof c->named, req->user_id);
     if (by_token)
         rc = acc->ops->resume(acc, req->token, login_verified, c, err);
     else if (req->create_account)

@@ -63,6 +63,8 @@ const im_app_limits *im_app_get_limits(const im_app *app);
  * has not acked, then goes live (is bound in the router, replacing an older
  * session of the same user under IM_LOGIN_REPLACE; under IM_LOGIN_REJECT
  * a session that finds the user online is refused with IM_EDUPLICATE).
+ * A token login may leave user_id empty; one that names a user whose token
+ * it is not is answered IM_EAUTH, as a wrong password is.
  * Errors decided at once (answered by the caller): IM_ESTATE (already
  * logged in), IM_EINVAL (bad id, name or password), IM_EDUPLICATE,
  * IM_ENOMEM, IM_ESHUTDOWN. */
@@ -79,15 +81,23 @@ void im_app_logout(im_app *app, const im_session *s, const char *token);
 void im_app_session_closed(im_app *app, im_session *s, const im_endpoint *ep, int reason);
 
 /* Sends body to user `to`; the answer (SendAck or Error) goes to ep with
- * request_id. With a durable store the receiver need not be online. Errors
- * decided at once: IM_ENOTAUTH, IM_EINVAL, IM_ETOOBIG, IM_ERATE (over
- * send_rate), IM_EOFFLINE (memory store only), IM_ENOMEM, IM_ESHUTDOWN. body is borrowed for the call. */
+ * request_id. client_msg_id (1..IM_CLIENT_MSG_ID_MAX bytes, borrowed)
+ * names the message for good: a durable store answers a resend of the
+ * same message as a duplicate (the first SendAck again), and refuses the
+ * id with another message (IM_EIDREUSED, answered). With a durable store
+ * the receiver need not be online, but must be a user: the store refuses
+ * (and the answer is) IM_EUNKNOWNUSER when logins need accounts and `to`
+ * has none. Errors decided at once: IM_ENOTAUTH, IM_EINVAL (an empty
+ * client_msg_id among others), IM_ETOOBIG, IM_ERATE (over send_rate),
+ * IM_EOFFLINE (memory store only), IM_ENOMEM, IM_ESHUTDOWN. body is
+ * borrowed for the call. */
 int im_app_send_private(im_app *app, im_session *s, const im_endpoint *ep,
                         uint64_t request_id, const char *to, const uint8_t *body,
                         size_t body_len, const char *client_msg_id, im_error *err);
 
 /* Sends body to every member of group but the sender (online ones at once,
- * others at their next login with a durable store). Errors decided at once:
+ * others at their next login with a durable store). client_msg_id as for
+ * im_app_send_private (IM_EIDREUSED answered). Errors decided at once:
  * IM_ENOTAUTH, IM_EINVAL, IM_ETOOBIG, IM_ENOGROUP, IM_ENOTMEMBER, IM_ENOMEM. */
 int im_app_send_group(im_app *app, im_session *s, const im_endpoint *ep,
                       uint64_t request_id, const char *group, const uint8_t *body,

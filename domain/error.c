@@ -66,6 +66,8 @@ const char *im_strerror(int code)
     case IM_EAUTH:        return "EAUTH";
     case IM_EUSEREXISTS:  return "EUSEREXISTS";
     case IM_EREFUSED:     return "EREFUSED";
+    case IM_EUNKNOWNUSER: return "EUNKNOWNUSER";
+    case IM_EIDREUSED:    return "EIDREUSED";
     default:              return "EUNKNOWN";
     }
 }

@@ -38,9 +38,12 @@ int im_message_validate(const im_message *m, size_t max_body, im_error *err)
                             m->kind == IM_MESSAGE_GROUP ? "group id" : "receiver", sub.msg);
     if (m->kind == IM_MESSAGE_PRIVATE && strcmp(m->sender, m->target) == 0)
         return im_error_set(err, IM_EINVAL, "a private message cannot go to its own sender");
-    /* NULL is accepted as "no client id", like "": the caller had none. */
-    if (m->client_msg_id && bounded_len(m->client_msg_id, IM_CLIENT_MSG_ID_MAX) >
-                                IM_CLIENT_MSG_ID_MAX)
+    /* (sender, client_msg_id) names the message for good: for acks, for a
+     * resend after a lost answer, and for the store's duplicate check. */
+    if (!m->client_msg_id || !m->client_msg_id[0])
+        return im_error_set(err, IM_EINVAL, "client_msg_id is empty: every message needs one"
+                                            " (1 to %d bytes)", IM_CLIENT_MSG_ID_MAX);
+    if (bounded_len(m->client_msg_id, IM_CLIENT_MSG_ID_MAX) > IM_CLIENT_MSG_ID_MAX)
         return im_error_set(err, IM_EINVAL, "client_msg_id is longer than %d bytes",
                             IM_CLIENT_MSG_ID_MAX);
     if (m->body_len == 0)

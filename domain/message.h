@@ -19,8 +19,8 @@
 #include "user.h"
 
 /* Checks every rule: a known kind, valid sender and target ids, a private
- * message not addressed to its own sender, a non-empty body of at most
- * max_body bytes, a client_msg_id of at most IM_CLIENT_MSG_ID_MAX bytes.
+ * message not addressed to its own sender, a client_msg_id of 1 to
+ * IM_CLIENT_MSG_ID_MAX bytes, a non-empty body of at most max_body bytes.
  * Errors: IM_EINVAL, IM_ETOOBIG. */
 int im_message_validate(const im_message *m, size_t max_body, im_error *err);
 

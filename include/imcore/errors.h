@@ -44,9 +44,11 @@ enum {
     IM_EAUTH = -24,        /* wrong password, or a token that is unknown, expired or revoked */
     IM_EUSEREXISTS = -25,  /* registration refused: the user id is taken */
     IM_EREFUSED = -26,     /* a plugin refused the message (the reason says why) */
+    IM_EUNKNOWNUSER = -27, /* a private message to an id that is no user (no account) */
+    IM_EIDREUSED = -28,    /* a client_msg_id the sender used for another message */
 };
 
-#define IM_ERROR_CODE_LAST IM_EREFUSED
+#define IM_ERROR_CODE_LAST IM_EIDREUSED
 
 /* The caller's record of one failure. Functions that take an im_error* accept
  * NULL when the caller wants only the code. */

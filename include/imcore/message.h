@@ -38,7 +38,9 @@ typedef struct im_message {
     im_message_kind kind;
     const char *sender;         /* borrowed: a user id */
     const char *target;         /* borrowed: the receiver's user id or the group id */
-    const char *client_msg_id;  /* borrowed: may be "" (NULL is taken as "") */
+    const char *client_msg_id;  /* borrowed: 1..IM_CLIENT_MSG_ID_MAX bytes in a message to
+                                 * store; "" in one read back that an older server
+                                 * stored without an id */
     const uint8_t *body;        /* borrowed: body_len bytes, not NUL-terminated */
     size_t body_len;
     uint64_t seq;               /* 0 until the store assigns it */

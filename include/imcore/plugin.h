@@ -87,7 +87,9 @@ typedef struct imcore_message {
     const char *to;              /* the receiver's user id (PRIVATE) or the group id (GROUP) */
     const uint8_t *body;         /* body_len bytes, not NUL-terminated; text is UTF-8 */
     size_t body_len;
-    const char *client_msg_id;   /* the sender's id for the message; may be "" */
+    const char *client_msg_id;   /* the sender's id for the message (one the server made
+                                  * for a plugin's own); "" only in one stored by an
+                                  * older server */
     uint64_t seq;                /* 0 in on_message: not yet stored */
     uint64_t server_time_ms;     /* Unix time, milliseconds */
     /* Added after the first release: read only if size reaches them. */
@@ -161,9 +163,11 @@ typedef struct imcore_host_api {
 
     /* Sends body (UTF-8, body_len bytes) from the claimed user `from` to the
      * user `to`, or to the group `group`, as that user's client would: the
-     * message is filtered, stored and delivered like any other. Returns 0
-     * once accepted; a failure after that (a full disk) is logged. From any
-     * thread; messages sent from one thread leave in the order sent.
+     * message is filtered, stored and delivered like any other, with a
+     * client_msg_id the server makes up (each message its own, so the same
+     * text sent twice is two messages). Returns 0 once accepted; a failure
+     * after that (a full disk) is logged. From any thread; messages sent
+     * from one thread leave in the order sent.
      * Errors: IM_EINVAL (from is not claimed by this plugin, bad receiver,
      * empty body), IM_ETOOBIG, IM_ENOGROUP, IM_ENOTMEMBER, IM_EOFFLINE
      * (memory storage only: to is not online), IM_ENOMEM, IM_ESHUTDOWN. */
@@ -234,6 +238,13 @@ typedef struct imcore_host_api {
      * time, init included. */
     const imcore_limits *(*limits)(imcore_host *h);
 
+    /* 1 if user_id is a service account that a plugin has claimed
+     * (claim_user), else 0. Such an account needs no registered account to
+     * receive messages: a storage adapter told `receivers: accounts` asks
+     * this for a receiver it finds no account for. Any thread, from the
+     * end of the plugins' init on (claims are fixed then). */
+    int (*is_service_account)(imcore_host *h, const char *user_id);
+
     /* Functions are appended here in later versions: check size first. */
 } imcore_host_api;
 
@@ -294,11 +305,19 @@ typedef struct imcore_plugin {
     /* A storage adapter: opens the store the server keeps everything in,
      * from the plugin's config (the `storage:` section: path, max_batch,
      * synchronous, max_page_count, check_on_start, and options.* for the
-     * adapter's own keys). Called once, on the main thread, after init; *out is the
-     * adapter's, until its destroy op. Return 0, or an IM_E* code with err
-     * saying why. A plugin named by storage.engine must have it; the
-     * server's own adapters (storage_sqlite, storage_memory) are plugins of
-     * exactly this kind. */
+     * adapter's own keys), and the server's key `receivers`: "accounts"
+     * when logins need an account (accounts.mode: password), so a private
+     * message to an id with no account, that is no service account
+     * (is_service_account), must be refused by append's completion with
+     * IM_EUNKNOWNUSER and stored nowhere; "any" otherwise, every
+     * well-formed id being a user. A store that is not durable may ignore
+     * it: the server refuses messages to offline users before they reach
+     * such a store, and only a user with an account can be online. Called
+     * once, on the main thread, after init; *out is the adapter's, until
+     * its destroy op. Return 0, or an IM_E* code with err saying why. A
+     * plugin named by storage.engine must have it; the server's own
+     * adapters (storage_sqlite, storage_memory) are plugins of exactly
+     * this kind. */
     int (*open_storage)(void *state, im_store **out, im_error *err);
 
     /* A transport: opens what clients connect to (imcore/transport.h),

@@ -44,7 +44,8 @@ typedef struct im_group_record {
 
 /* A request's end. rc is 0 or an IM_E* code (err says why). On success m is
  * the stored message with seq and server_time_ms set; duplicate says that
- * (sender, client_msg_id) was stored before and m is that earlier message.
+ * (sender, client_msg_id) was stored before for this same message (kind,
+ * target and body) and m is that earlier message, with its seq and time.
  * m and its strings are borrowed for the call. */
 typedef void (*im_store_append_fn)(void *arg, int rc, const im_message *m, bool duplicate,
                                    const im_error *err);
@@ -69,7 +70,17 @@ struct im_store_ops {
     /* Stores a copy of m (its seq and server_time_ms are the store's to set;
      * server_time_ms is kept if non-zero). done runs exactly once if this
      * returns 0, never if it returns an error. Errors: IM_EINVAL, IM_ENOMEM,
-     * IM_ESHUTDOWN. */
+     * IM_ESHUTDOWN.
+     * A durable store keeps (sender, client_msg_id) for good: the same pair
+     * again is answered duplicate (see im_store_append_fn) when it names
+     * the same message, and IM_EIDREUSED through done when the message
+     * differs in kind, target or body; either way nothing is stored. A
+     * store that is not durable keeps no ids and stores every message.
+     * Other refusals that come through done, with nothing stored and no
+     * seq spent: IM_EUNKNOWNUSER (opened with `receivers: accounts`, see
+     * open_storage in plugin.h: a private message to an id with no account
+     * that is no service account); and, as for every write, IM_ENOSPC or
+     * IM_EIO when the store fails. */
     int (*append)(im_store *s, const im_message *m, im_store_append_fn done, void *arg,
                   im_error *err);
 

@@ -1,6 +1,8 @@
 /* infrastructure/adapters/storage_memory.c: the memory store as a storage
  * adapter plugin (storage_memory.so), chosen with storage.engine: memory.
- * Nothing survives a restart, and messages to offline users are refused. */
+ * Nothing survives a restart, and messages to offline users are refused.
+ * So `receivers: accounts` needs no check here: only a user with an
+ * account can be online, and nothing waits for anyone else. */
 #include <stdio.h>
 
 #include "imcore/plugin.h"
@@ -22,7 +24,7 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
     /* The section's generic keys mean nothing here and are passed over;
      * options would be a mistake. */
     static const char *const known[] = { "path", "max_batch", "synchronous", "max_page_count",
-                                         "check_on_start", NULL };
+                                         "check_on_start", "receivers", NULL };
     if (!im_adapter_new(api, host, out, "storage_memory", IM_ADAPTER_PLUGIN_SIZE(open_storage),
                         known, "storage.options", sizeof(im_adapter)))
         return 1;

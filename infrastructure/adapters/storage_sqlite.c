@@ -19,6 +19,13 @@ typedef struct adapter {
     im_sqlite_store_config cfg;
 } adapter;
 
+/* On the storage thread: the host's claims are fixed by then. */
+static bool is_service_account(void *arg, const char *user)
+{
+    adapter *a = arg;
+    return a->base.api->is_service_account(a->base.host, user) == 1;
+}
+
 static int open_storage(void *state, im_store **out, im_error *err)
 {
     adapter *a = state;
@@ -35,7 +42,7 @@ __attribute__((visibility("default")))
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {
     static const char *const known[] = { "path", "max_batch", "synchronous", "max_page_count",
-                                         "check_on_start", NULL };
+                                         "check_on_start", "receivers", NULL };
     adapter *a = im_adapter_new(api, host, out, "storage_sqlite",
                                 IM_ADAPTER_PLUGIN_SIZE(open_storage), known, "storage.options",
                                 sizeof *a);
@@ -45,13 +52,22 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
     snprintf(a->path, sizeof a->path, "%s", path && path[0] ? path : "data/imcore.db");
     const char *sync = api->config_get(host, "synchronous");
     const char *check = api->config_get(host, "check_on_start");
+    const char *receivers = api->config_get(host, "receivers");
     a->cfg = (im_sqlite_store_config){
         .path = a->path,
         .max_batch = im_adapter_uint(api, host, "max_batch", 512),
         .max_page_count = im_adapter_uint(api, host, "max_page_count", 0),
         .synchronous_full = !sync || strcmp(sync, "normal") != 0,
         .skip_check = check && strcmp(check, "none") == 0,
+        .receivers_need_account = receivers && strcmp(receivers, "accounts") == 0,
     };
+    /* A server without is_service_account has no service accounts to
+     * spare from the check. */
+    if (api->size >= offsetof(imcore_host_api, is_service_account) +
+                         sizeof api->is_service_account) {
+        a->cfg.is_service_account = is_service_account;
+        a->cfg.service_arg = a;
+    }
     im_log_set_level((im_log_level)api->log_level(host));
     out->open_storage = open_storage;
     return 0;

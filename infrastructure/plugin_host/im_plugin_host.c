@@ -8,13 +8,16 @@
 #include "im_plugin_internal.h"
 
 #include <dlfcn.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "im_log.h"
 
@@ -116,17 +119,37 @@ static int host_claim_user(imcore_host *h, const char *user_id, const char *disp
     return IM_OK;
 }
 
+/* The random part of the ids of the claims' messages: 64 bits, from the
+ * kernel, or (without getrandom) from the clocks and the pid, which still
+ * differ from one start to the next. */
+static void make_send_id_prefix(im_plugin_host *ph)
+{
+    uint64_t r;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_REALTIME, &a);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        r = ((uint64_t)a.tv_sec << 32) ^ (uint64_t)a.tv_nsec ^ ((uint64_t)b.tv_nsec << 20) ^
+            (uint64_t)getpid();
+    }
+    snprintf(ph->send_id_prefix, sizeof ph->send_id_prefix, "srv-%016" PRIx64, r);
+}
+
 /* On the loop: the claim's session is the loop's. */
 static int send_now(im_plugin_host *ph, im_claim *c, bool group, const char *to,
                     const uint8_t *body, size_t len)
 {
     im_error err = { 0 };
     uint64_t rid = ++c->next_request;
+    /* Every message needs its own id; a plugin's are the server's to make. */
+    char cmid[IM_CLIENT_MSG_ID_MAX + 1];
+    if (body)
+        snprintf(cmid, sizeof cmid, "%s-%" PRIu64, ph->send_id_prefix, ++ph->sends);
     int rc = !body  ? im_app_group_join(ph->app, &c->session, &c->ep, rid, to, &err)
-             : group ? im_app_send_group(ph->app, &c->session, &c->ep, rid, to, body, len, "",
+             : group ? im_app_send_group(ph->app, &c->session, &c->ep, rid, to, body, len, cmid,
                                          &err)
-                     : im_app_send_private(ph->app, &c->session, &c->ep, rid, to, body, len, "",
-                                           &err);
+                     : im_app_send_private(ph->app, &c->session, &c->ep, rid, to, body, len,
+                                           cmid, &err);
     if (rc != IM_OK)
         IM_DEBUG("plugin %s: %s to %s refused: %s", c->owner->name, c->user, to, err.msg);
     return rc;
@@ -202,6 +225,12 @@ static int host_send_group(imcore_host *h, const char *from, const char *group,
 static int host_group_join(imcore_host *h, const char *account, const char *group)
 {
     return host_send(h, true, account, group, NULL, 0);
+}
+
+/* The claims are fixed once the plugins are loaded: any thread may ask. */
+static int host_is_service_account(imcore_host *h, const char *user_id)
+{
+    return user_id && im__claim_find(h->ph, user_id) ? 1 : 0;
 }
 
 static int host_is_online(imcore_host *h, const char *user_id)
@@ -336,6 +365,7 @@ static const imcore_host_api host_api = {
     .log_level = host_log_level,
     .config_key = host_config_key,
     .limits = host_limits,
+    .is_service_account = host_is_service_account,
 };
 
 /* ---- the filter port ---- */
@@ -577,7 +607,9 @@ static void add_options(im_plugin_config *pc, const im_plugin_config *opt)
 }
 
 /* The storage adapter's entry: plugin storage_<engine>, whose config is
- * the storage section (already checked by the config reader) and its
+ * the storage section (already checked by the config reader), what the
+ * accounts mode asks of it (receivers: accounts, when logins need an
+ * account, so a private message needs a receiver that has one) and its
  * options. */
 static void storage_entry(const im_config *cfg, im_plugin_config *pc)
 {
@@ -589,6 +621,8 @@ static void storage_entry(const im_config *cfg, im_plugin_config *pc)
     add_number(pc, "max_page_count", cfg->storage_max_pages);
     add_setting(pc, "check_on_start",
                 cfg->storage_check == IM_STORAGE_CHECK_NONE ? "none" : "quick", 0);
+    add_setting(pc, "receivers", cfg->accounts_mode == IM_ACCOUNTS_PASSWORD ? "accounts" : "any",
+                0);
     add_options(pc, &cfg->storage_options);
 }
 
@@ -638,6 +672,7 @@ int im_plugin_host_load(const im_config *cfg, bool with_adapters, im_plugin_host
     if (!ph)
         return im_error_set(err, IM_ENOMEM, "out of memory");
     ph->filter.ops = &plugin_filter_ops;
+    make_send_id_prefix(ph);
     ph->limits = (imcore_limits){
         .size = sizeof ph->limits, .max_body_bytes = cfg->max_body_bytes,
         .max_group_members = cfg->max_group_members,

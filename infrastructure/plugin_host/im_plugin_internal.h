@@ -115,6 +115,11 @@ struct im_plugin_host {
      * lock after that. */
     im_claim *claims;
     unsigned nclaims;
+    /* The client_msg_id of the claims' messages, which the plugin API does
+     * not take: "<prefix>-<n>", a random prefix per start and a count
+     * (loop thread), so that no two are ever the same for one sender. */
+    char send_id_prefix[24];
+    uint64_t sends;
 
     /* The loop. */
     atomic_int state;             /* a loop_state; changes on the main thread only */

@@ -17,8 +17,8 @@
  * transaction back), so the transaction is then only good for rolling back:
  * later writes and the commit refuse with that same code until
  * im_sqlite_db_rollback(). A refusal for a reason of the data (IM_EINVAL,
- * IM_EEXIST, IM_ENOGROUP, IM_EMEMBER, IM_ENOTMEMBER, IM_EFULL, IM_ENOTFOUND)
- * writes nothing, and the transaction goes on as if the call had not been
+ * IM_EEXIST, IM_ENOGROUP, IM_EMEMBER, IM_ENOTMEMBER, IM_EFULL, IM_ENOTFOUND,
+ * IM_EUNKNOWNUSER, IM_EIDREUSED) writes nothing, and the transaction goes on as if the call had not been
  * made.
  *
  * Callbacks (im_sqlite_msg_fn, the groups_load callback, im_sqlite_kv_fn)
@@ -59,6 +59,17 @@ typedef struct im_sqlite_options {
      * for the second and later connections of one process, once the first
      * has checked the file, and for storage.check_on_start: none. */
     bool skip_check;
+    /* true: im_sqlite_db_append refuses a private message whose receiver
+     * has no account (no row in users), unless is_service_account (if not
+     * NULL) says the receiver is a service account, with IM_EUNKNOWNUSER.
+     * For the connection that stores messages when logins need accounts;
+     * the check is an index probe in the write's own transaction, so an
+     * account registered before the message is seen and none after.
+     * is_service_account is called on the thread that appends, with
+     * service_arg (borrowed: it must outlive the connection). */
+    bool receivers_need_account;
+    bool (*is_service_account)(void *arg, const char *user);
+    void *service_arg;
 } im_sqlite_options;
 
 /* The schema version this build writes (PRAGMA user_version after open). */
@@ -111,17 +122,25 @@ void im_sqlite_db_rollback(im_sqlite_db *db);
  * sets m->seq. If m->server_time_ms is 0 it is set to the wall clock now;
  * otherwise it is stored as given. *duplicate is set to false.
  *
- * If m->client_msg_id is not empty and the same sender stored a message with
- * it before, nothing is stored: *duplicate is set to true and m->seq and
- * m->server_time_ms are those of the stored message, so the caller can send
- * the same ack again. An empty (or NULL) client_msg_id never de-duplicates.
+ * (sender, client_msg_id) names one message for good. If the sender stored
+ * a message with m->client_msg_id before, nothing is stored: when it was
+ * the same message (kind, target and body bytes), *duplicate is set to true
+ * and m->seq and m->server_time_ms are those of the stored message, so the
+ * caller can send the same ack again; when it was another, the call fails
+ * with IM_EIDREUSED. The duplicate check comes first, before any other
+ * refusal of the data.
+ *
+ * With receivers_need_account (im_sqlite_options), a private message to a
+ * receiver with no account that is no service account is refused with
+ * IM_EUNKNOWNUSER, after the duplicate check and before anything is
+ * written: no seq is spent.
  *
  * m's strings and body are borrowed for the call and copied. Group messages
  * are stored without asking whether the group exists or the sender is in it:
  * the application decides that. Errors: IM_EINVAL (m fails
- * im_message_validate), IM_ETOOBIG (a body over SQLite's 1 GB limit),
- * IM_ENOSPC (disk or max_page_count full), IM_EIO (anything else, with
- * SQLite's message), IM_ENOMEM. */
+ * im_message_validate, which wants a client_msg_id), IM_EIDREUSED,
+ * IM_EUNKNOWNUSER, IM_ETOOBIG (a body over SQLite's 1 GB limit), IM_ENOSPC (disk or max_page_count full), IM_EIO (anything
+ * else, with SQLite's message), IM_ENOMEM. */
 int im_sqlite_db_append(im_sqlite_db *db, im_message *m, bool *duplicate, im_error *err);
 
 /* A stored message as read back. m, its strings and body, and conversation are

@@ -2,8 +2,8 @@
  * queue and group commit, over the synchronous data layer im_sqlite_db.
  *
  * A batch is one transaction. Logical refusals (a duplicate, a member who
- * is already in) are answers to one request and leave the transaction
- * alone; a failure of the database itself (disk full, I/O error) rolls the
+ * is already in, a receiver without an account) are answers to one request
+ * and leave the transaction alone; a failure of the database itself (disk full, I/O error) rolls the
  * batch back and every write in it is answered with that error, so nothing
  * is acked that is not on disk. Reads (pending) in a failed batch are run
  * again after the rollback, so they never report a rolled-back message.
@@ -620,11 +620,15 @@ int im_sqlite_store_new(const im_sqlite_store_config *cfg, im_store **out, im_er
     pthread_cond_init(&st->wake, NULL);
     im_sqlite_options o = { .path = cfg->path, .max_page_count = cfg->max_page_count,
                             .synchronous_full = cfg->synchronous_full,
-                            .skip_check = cfg->skip_check };
+                            .skip_check = cfg->skip_check,
+                            .receivers_need_account = cfg->receivers_need_account,
+                            .is_service_account = cfg->is_service_account,
+                            .service_arg = cfg->service_arg };
     st->acks = im_strmap_new();
     int rc = st->acks ? im_sqlite_db_open(&o, &st->writer, err)
                       : im_error_set(err, IM_ENOMEM, "out of memory");
     o.skip_check = true; /* the writer has just checked the file */
+    o.receivers_need_account = false; /* the reader stores nothing */
     if (rc == IM_OK)
         rc = im_sqlite_db_open(&o, &st->reader, err);
     if (rc == IM_OK && pthread_create(&st->thread, NULL, storage_main, st) != 0)

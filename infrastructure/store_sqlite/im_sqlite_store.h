@@ -22,6 +22,13 @@ typedef struct im_sqlite_store_config {
     uint32_t max_page_count;   /* 0: no limit (tests use a limit to fill the "disk") */
     bool synchronous_full;     /* fsync the WAL at every commit (FULL) or at checkpoints (NORMAL) */
     bool skip_check;           /* no PRAGMA quick_check at open: it reads the whole file */
+    /* Logins need accounts: a private message to an id without one that is
+     * no service account is answered IM_EUNKNOWNUSER by its append's
+     * completion (see im_sqlite_options). is_service_account runs on the
+     * storage thread; service_arg is borrowed and outlives the store. */
+    bool receivers_need_account;
+    bool (*is_service_account)(void *arg, const char *user);
+    void *service_arg;
 } im_sqlite_store_config;
 
 /* Opens (or creates) the database and starts the storage thread. *out is

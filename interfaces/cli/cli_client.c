@@ -20,6 +20,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,6 +81,10 @@ struct cli_client {
 
     uint64_t next_request_id;
     uint64_t msg_counter;
+    /* The middle of this run's client_msg_ids, USER-NONCE-COUNTER: random
+     * (48 bits), since the server refuses an id used before for another
+     * message, and a pid comes round again. */
+    uint64_t id_nonce;
     uint64_t login_rid;
     uint64_t logout_rid;
     unsigned heartbeat_s;
@@ -384,8 +389,8 @@ static void send_command(cli_client *c, cli_command *cmd)
     switch (cmd->kind) {
     case CLI_CMD_PRIVATE:
     case CLI_CMD_GROUP:
-        snprintf(p->client_msg_id, sizeof p->client_msg_id, "%s-%ld-%llu", c->o->user,
-                 (long)getpid(), (unsigned long long)++c->msg_counter);
+        snprintf(p->client_msg_id, sizeof p->client_msg_id, "%s-%llu-%llu", c->o->user,
+                 (unsigned long long)c->id_nonce, (unsigned long long)++c->msg_counter);
         if (cmd->kind == CLI_CMD_PRIVATE) {
             pm.to = (char *)cmd->target;
             pm.body = body;
@@ -917,6 +922,9 @@ int cli_client_new(struct event_base *base, const cli_options *o, cli_client **o
     c->pend_tail = &c->pend_head;
     c->next_request_id = 1;
     c->rng = (now_ms() << 16) ^ (uint64_t)getpid() ^ 0x9E3779B97F4A7C15ULL;
+    if (getrandom(&c->id_nonce, sizeof c->id_nonce, GRND_NONBLOCK) != (ssize_t)sizeof c->id_nonce)
+        c->id_nonce = ((uint64_t)next_random(c) << 32) | next_random(c);
+    c->id_nonce &= (UINT64_C(1) << 48) - 1; /* 15 digits at most: the id stays under 64 bytes */
 
     struct sockaddr_in *v4 = (struct sockaddr_in *)&c->addr;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&c->addr;

@@ -10,7 +10,10 @@
  * It keeps nothing across a restart (durable = false, like the built-in
  * memory engine: messages to offline users are refused), but it numbers
  * messages and remembers the last `keep` of each conversation, so history
- * works. Build: cc -shared -fPIC -fvisibility=hidden -I PREFIX/include
+ * works. Not being durable, it remembers no client_msg_ids (a resend is a
+ * new message, as with the memory engine) and has no receivers to check
+ * (the server's `receivers` key): those are rules for durable stores
+ * (imcore/storage.h, append; imcore/plugin.h, open_storage). Build: cc -shared -fPIC -fvisibility=hidden -I PREFIX/include
  *               -o storage_recent.so storage_recent.c -lpthread
  *
  * The one rule of the port that shapes it: completions run one at a time,

@@ -234,6 +234,12 @@ static void test_private_refusals(void **state)
     assert_int_equal(send_text(f, 0, "bob", "", &r, NULL), IM_EINVAL);
     assert_int_equal(send_text(f, 0, "bob", "0123456789abcdefX", &r, NULL), IM_ETOOBIG);
     assert_int_equal(send_text(f, 0, "b@d", "hi", &r, NULL), IM_EINVAL);
+    /* Every message needs its client_msg_id, refused before the store. */
+    assert_int_equal(im_app_send_private(f->app, &f->s[0], &f->ep[0], 1, "bob",
+                                         (const uint8_t *)"x", 1, "", &err), IM_EINVAL);
+    assert_non_null(strstr(err.msg, "client_msg_id"));
+    assert_int_equal(im_app_send_group(f->app, &f->s[0], &f->ep[0], 1, "room",
+                                       (const uint8_t *)"x", 1, NULL, &err), IM_EINVAL);
     im_session anon;
     im_session_init(&anon, 9, 0);
     im_endpoint ep = { .conn_id = 9 };
@@ -595,6 +601,76 @@ static void test_history_arguments(void **state)
                      IM_EUNSUPPORTED);
 }
 
+/* ---- logins by token, against an accounts port that knows two ---- */
+
+/* Resumes "tok-alice" and "tok-bob" at once; anything else is IM_EAUTH. */
+static int fa_resume(im_accounts *a, const char *token, im_accounts_done_fn done, void *arg,
+                     im_error *err)
+{
+    (void)a, (void)err;
+    const char *user = strcmp(token, "tok-alice") == 0 ? "alice"
+                       : strcmp(token, "tok-bob") == 0 ? "bob" : NULL;
+    if (user) {
+        done(arg, IM_OK, user, user, token, NULL);
+    } else {
+        im_error e;
+        im_error_set(&e, IM_EAUTH, "unknown token");
+        done(arg, IM_EAUTH, NULL, NULL, NULL, &e);
+    }
+    return IM_OK;
+}
+
+static const struct im_accounts_ops fake_accounts_ops = { .name = "fake", .resume = fa_resume };
+
+static void test_token_login_names_its_own_user(void **state)
+{
+    (void)state;
+    fixture f;
+    fake_router_init(&f.router);
+    assert_int_equal(im_memory_store_new(&f.store, NULL), IM_OK);
+    assert_int_equal(im_memory_group_repo_new(&f.groups, NULL), IM_OK);
+    im_accounts acc = { .ops = &fake_accounts_ops };
+    im_app_limits limits = { .max_body_bytes = 16, .max_group_members = 3 };
+    im_app_ports ports = { .router = &f.router.base, .store = f.store, .groups = f.groups,
+                           .accounts = &acc, .wall_clock_ms = fixed_clock };
+    assert_int_equal(im_app_new(&limits, &ports, &f.app, NULL), IM_OK);
+    im_session s;
+    im_endpoint ep = { .conn_id = 5 };
+    im_session_init(&s, 5, 0);
+    f.router.sessions[5] = &s;
+
+    /* bob's name with alice's token: refused as a wrong password is. */
+    im_login_request req = { .user_id = "bob", .token = "tok-alice" };
+    assert_int_equal(im_app_login(f.app, &s, &req, &ep, 1, NULL), IM_OK);
+    assert_int_equal(f.router.nanswers, 1);
+    assert_int_equal(f.router.answers[0].rc, IM_EAUTH);
+    assert_false(im_session_is_authenticated(&s));
+    assert_int_equal(f.router.nbound, 0);
+    /* A name that is no id is refused at once, before the token is read. */
+    req.user_id = "b@d";
+    assert_int_equal(im_app_login(f.app, &s, &req, &ep, 2, NULL), IM_EINVAL);
+    /* No name: the token's own user, and its token back. */
+    req.user_id = "";
+    assert_int_equal(im_app_login(f.app, &s, &req, &ep, 3, NULL), IM_OK);
+    assert_int_equal(f.router.nanswers, 2);
+    assert_int_equal(f.router.answers[1].rc, IM_OK);
+    assert_string_equal(f.router.answers[1].client_msg_id, "tok-alice"); /* the token */
+    assert_string_equal(s.user_id, "alice");
+    /* Its own user's name works too. */
+    im_session s2;
+    im_endpoint ep2 = { .conn_id = 6 };
+    im_session_init(&s2, 6, 0);
+    f.router.sessions[6] = &s2;
+    req.user_id = "bob";
+    req.token = "tok-bob";
+    assert_int_equal(im_app_login(f.app, &s2, &req, &ep2, 4, NULL), IM_OK);
+    assert_int_equal(f.router.answers[2].rc, IM_OK);
+    assert_string_equal(s2.user_id, "bob");
+    im_app_free(f.app);
+    f.groups->ops->destroy(f.groups);
+    im_store_destroy(f.store);
+}
+
 /* ---- with a store that completes later, as a durable one does ---- */
 
 typedef struct later {
@@ -821,6 +897,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_new_refuses_missing_ports),
         cmocka_unit_test(test_login_reject_policy),
+        cmocka_unit_test(test_token_login_names_its_own_user),
         cmocka_unit_test(test_live_only_after_pending),
         cmocka_unit_test(test_close_before_live_stays_offline),
         cmocka_unit_test(test_handover_goes_a_page_at_a_time),

@@ -26,7 +26,7 @@ static im_message good_group(void)
 {
     return (im_message){
         .kind = IM_MESSAGE_GROUP, .sender = "alice", .target = "friends",
-        .client_msg_id = "", .body = body16, .body_len = 1,
+        .client_msg_id = "g", .body = body16, .body_len = 1,
     };
 }
 
@@ -215,13 +215,19 @@ static void client_msg_id_boundary(void **state)
     assert_refused(&m, IM_EINVAL);
 }
 
-static void client_msg_id_empty_or_null_ok(void **state)
+/* Every message names itself: there is nothing to de-duplicate by else. */
+static void client_msg_id_empty_or_null_refused(void **state)
 {
     (void)state;
     im_message m = good_private();
     m.client_msg_id = "";
-    assert_valid(&m);
+    assert_refused(&m, IM_EINVAL);
     m.client_msg_id = NULL;
+    assert_refused(&m, IM_EINVAL);
+    m = good_group();
+    m.client_msg_id = "";
+    assert_refused(&m, IM_EINVAL);
+    m.client_msg_id = "x"; /* one byte is enough */
     assert_valid(&m);
 }
 
@@ -380,7 +386,7 @@ int main(void)
         cmocka_unit_test(body_limit_is_the_callers),
         cmocka_unit_test(body_bytes_are_opaque),
         cmocka_unit_test(client_msg_id_boundary),
-        cmocka_unit_test(client_msg_id_empty_or_null_ok),
+        cmocka_unit_test(client_msg_id_empty_or_null_refused),
         cmocka_unit_test(client_msg_id_very_long_refused),
         cmocka_unit_test(seq_and_time_are_not_checked),
         cmocka_unit_test(private_conversation_symmetric),

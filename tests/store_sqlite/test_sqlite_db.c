@@ -137,9 +137,16 @@ static int open_refused(const char *path, im_error *err)
     return rc;
 }
 
+/* cmid NULL: one of its own, never used before in this process. */
 static int try_send(im_sqlite_db *db, im_message_kind kind, const char *from, const char *to,
                     const char *cmid, const char *body, uint64_t *seq, bool *dup, im_error *err)
 {
+    static unsigned auto_ids;
+    char auto_id[32];
+    if (!cmid) {
+        snprintf(auto_id, sizeof auto_id, "auto-%u", ++auto_ids);
+        cmid = auto_id;
+    }
     im_message m = { .kind = kind, .sender = from, .target = to, .client_msg_id = cmid,
                      .body = (const uint8_t *)body, .body_len = strlen(body),
                      .server_time_ms = 1000 };
@@ -165,12 +172,12 @@ static uint64_t send_msg(im_sqlite_db *db, im_message_kind kind, const char *fro
 
 static uint64_t say(im_sqlite_db *db, const char *from, const char *to, const char *body)
 {
-    return send_msg(db, IM_MESSAGE_PRIVATE, from, to, "", body);
+    return send_msg(db, IM_MESSAGE_PRIVATE, from, to, NULL, body);
 }
 
 static uint64_t say_group(im_sqlite_db *db, const char *from, const char *group, const char *body)
 {
-    return send_msg(db, IM_MESSAGE_GROUP, from, group, "", body);
+    return send_msg(db, IM_MESSAGE_GROUP, from, group, NULL, body);
 }
 
 /* Messages read back, copied. */
@@ -589,7 +596,7 @@ static void test_seq_group(void **state)
 
     /* A server_time_ms of 0 is the store's to set. */
     im_message m = { .kind = IM_MESSAGE_GROUP, .sender = "alice", .target = "team",
-                     .body = (const uint8_t *)"now", .body_len = 3 };
+                     .client_msg_id = "now", .body = (const uint8_t *)"now", .body_len = 3 };
     bool dup;
     im_error err = { 0 };
     assert_int_equal(im_sqlite_db_append(db, &m, &dup, &err), IM_OK);
@@ -612,10 +619,10 @@ static void test_duplicate_client_msg_id(void **state)
     assert_int_equal(m.seq, 1);
     send_msg(db, IM_MESSAGE_PRIVATE, "alice", "bob", "c-2", "second");
 
-    /* The resend: another body and time, the original seq and time back. */
+    /* The resend: the same message later (its body in another buffer), the
+     * original seq and time back. */
     im_message again = m;
-    again.body = (const uint8_t *)"resent";
-    again.body_len = 6;
+    again.body = (const uint8_t *)"a first" + 2;
     again.server_time_ms = 9999;
     again.seq = 0;
     assert_int_equal(im_sqlite_db_append(db, &again, &dup, &err), IM_OK);
@@ -650,19 +657,56 @@ static void test_duplicate_client_msg_id(void **state)
     im_sqlite_db_close(db);
 }
 
-static void test_empty_client_msg_id_never_dedups(void **state)
+/* An id names one message: used again for another one (another body,
+ * receiver, group or kind), it is refused, nothing is stored and no seq is
+ * spent; the same message again is still a duplicate. */
+static void test_client_msg_id_reused(void **state)
 {
     fixture *fx = *state;
     im_sqlite_db *db = open_db(fx->path, 0);
-    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "alice", "bob", "", "x"), 1);
-    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "alice", "bob", "", "x"), 2);
-    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "alice", "bob", NULL, "x"), 3);
-    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "alice", "bob", NULL, "x"), 4);
+    im_error err = { 0 };
+    bool dup = true;
+    uint64_t seq = 0;
+    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "alice", "bob", "c-1", "hello"), 1);
+    assert_int_equal(send_msg(db, IM_MESSAGE_GROUP, "alice", "team", "g-1", "hello"), 1);
+    struct { im_message_kind kind; const char *to, *cmid, *body; } other[] = {
+        { IM_MESSAGE_PRIVATE, "bob", "c-1", "hello!" },  /* another body */
+        { IM_MESSAGE_PRIVATE, "bob", "c-1", "hell" },    /* a prefix of it */
+        { IM_MESSAGE_PRIVATE, "carol", "c-1", "hello" }, /* another receiver */
+        { IM_MESSAGE_GROUP, "bob", "c-1", "hello" },     /* a group named like him */
+        { IM_MESSAGE_GROUP, "crew", "g-1", "hello" },    /* another group */
+        { IM_MESSAGE_PRIVATE, "team", "g-1", "hello" },  /* a user named like it */
+    };
+    assert_int_equal(im_sqlite_db_begin(db, &err), IM_OK);
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+        err = (im_error){ 0 };
+        assert_int_equal(try_send(db, other[i].kind, "alice", other[i].to, other[i].cmid,
+                                  other[i].body, &seq, &dup, &err), IM_EIDREUSED);
+        assert_int_equal(err.code, IM_EIDREUSED);
+        assert_non_null(strstr(err.msg, "another message"));
+    }
+    /* The refusals leave the transaction good. */
+    assert_int_equal(try_send(db, IM_MESSAGE_PRIVATE, "alice", "bob", "c-1", "hello", &seq, &dup,
+                              &err), IM_OK);
+    assert_true(dup);
+    assert_int_equal(seq, 1);
+    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "alice", "bob", "c-2", "next"), 2);
+    assert_int_equal(im_sqlite_db_commit(db, &err), IM_OK);
     recs rs = { 0 };
+    history(db, "p:alice:carol", 0, 10, &rs);
+    assert_int_equal(rs.n, 0);
+    history(db, "g:crew", 0, 10, &rs);
+    assert_int_equal(rs.n, 0);
     history(db, "p:alice:bob", 0, 10, &rs);
-    assert_int_equal(rs.n, 4);
-    assert_string_equal(rs.r[3].cmid, "");
+    assert_int_equal(rs.n, 2);
     recs_reset(&rs);
+    /* Without an id there is nothing to tell messages apart by. */
+    assert_int_equal(try_send(db, IM_MESSAGE_PRIVATE, "alice", "bob", "", "x", &seq, &dup, &err),
+                     IM_EINVAL);
+    im_message m = { .kind = IM_MESSAGE_PRIVATE, .sender = "alice", .target = "bob",
+                     .body = (const uint8_t *)"x", .body_len = 1 };
+    assert_int_equal(im_sqlite_db_append(db, &m, &dup, &err), IM_EINVAL);
+    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "alice", "bob", "c-3", "x"), 3);
     im_sqlite_db_close(db);
 }
 
@@ -676,7 +720,7 @@ static void test_append_refusals(void **state)
                      IM_EINVAL);
     assert_int_equal(try_send(db, IM_MESSAGE_PRIVATE, "al:ice", "bob", "", "x", NULL, &dup, &err),
                      IM_EINVAL);
-    assert_int_equal(try_send(db, IM_MESSAGE_PRIVATE, "alice", "bob", "", "", NULL, &dup, &err),
+    assert_int_equal(try_send(db, IM_MESSAGE_PRIVATE, "alice", "bob", NULL, "", NULL, &dup, &err),
                      IM_EINVAL);
     im_message m = { .kind = 7, .sender = "alice", .target = "bob", .body = (const uint8_t *)"x",
                      .body_len = 1 };
@@ -684,6 +728,72 @@ static void test_append_refusals(void **state)
     assert_int_equal(im_sqlite_db_append(db, NULL, &dup, &err), IM_EINVAL);
     /* Nothing was spent: the first real message is seq 1. */
     assert_int_equal(say(db, "alice", "bob", "x"), 1);
+    im_sqlite_db_close(db);
+}
+
+static bool only_svc(void *arg, const char *user)
+{
+    (*(int *)arg)++;
+    return strcmp(user, "svc") == 0;
+}
+
+static void test_receivers_need_account(void **state)
+{
+    fixture *fx = *state;
+    int asked = 0;
+    im_sqlite_options o = { .path = fx->path, .receivers_need_account = true,
+                            .is_service_account = only_svc, .service_arg = &asked };
+    im_sqlite_db *db = NULL;
+    im_error err = { 0 };
+    assert_int_equal(im_sqlite_db_open(&o, &db, &err), IM_OK);
+    const char *hash = "$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA";
+    assert_int_equal(im_sqlite_db_user_create(db, "bob", NULL, hash, 10, &err), IM_OK);
+    bool dup;
+    uint64_t seq = 0;
+
+    /* Inside a transaction, as the storage thread runs them: the refusal
+     * writes nothing and leaves the transaction good. */
+    assert_int_equal(im_sqlite_db_begin(db, &err), IM_OK);
+    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "alice", "bob", "a-1", "hi"), 1);
+    assert_int_equal(try_send(db, IM_MESSAGE_PRIVATE, "alice", "ghost", "a-2", "boo", &seq, &dup,
+                              &err), IM_EUNKNOWNUSER);
+    assert_int_equal(err.code, IM_EUNKNOWNUSER);
+    assert_non_null(strstr(err.msg, "ghost"));
+    assert_int_equal(asked, 1); /* asked only once no account was found */
+    /* A service account needs none. */
+    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "alice", "svc", "a-3", "help"), 1);
+    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "alice", "bob", "a-4", "again"), 2);
+    assert_int_equal(im_sqlite_db_commit(db, &err), IM_OK);
+    asked = 0;
+    /* Group messages are not the store's to judge; senders need no account. */
+    assert_int_equal(send_msg(db, IM_MESSAGE_GROUP, "alice", "team", "a-5", "all"), 1);
+    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "nobody", "bob", "n-1", "hey"), 1);
+    assert_int_equal(asked, 0);
+
+    /* Nothing was kept for ghost: registered now, the first message is seq 1. */
+    recs rs = { 0 };
+    history(db, "p:alice:ghost", 0, 10, &rs);
+    assert_int_equal(rs.n, 0);
+    assert_int_equal(im_sqlite_db_user_create(db, "ghost", NULL, hash, 10, &err), IM_OK);
+    pending(db, "ghost", 10, &rs);
+    assert_int_equal(rs.n, 0);
+    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "alice", "ghost", "a-6", "welcome"), 1);
+    recs_reset(&rs);
+
+    /* Receivers found are remembered, but not past a rollback that takes
+     * their account back. */
+    assert_int_equal(im_sqlite_db_begin(db, &err), IM_OK);
+    assert_int_equal(im_sqlite_db_user_create(db, "brief", NULL, hash, 10, &err), IM_OK);
+    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "alice", "brief", "a-8", "hi"), 1);
+    im_sqlite_db_rollback(db);
+    assert_int_equal(try_send(db, IM_MESSAGE_PRIVATE, "alice", "brief", "a-9", "hi", &seq, &dup,
+                              &err), IM_EUNKNOWNUSER);
+    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "alice", "bob", "a-10", "still"), 3);
+    im_sqlite_db_close(db);
+
+    /* Without the option, any well-formed id receives. */
+    db = open_db(fx->path, 0);
+    assert_int_equal(send_msg(db, IM_MESSAGE_PRIVATE, "alice", "anyone", "a-7", "x"), 1);
     im_sqlite_db_close(db);
 }
 
@@ -1577,7 +1687,7 @@ static void test_full_disk(void **state)
         for (int i = 0; i < 5 && rc == IM_OK; i++) {
             snprintf(body, sizeof body, "%llu %01000d", (unsigned long long)(acked + in_batch + 1),
                      0);
-            rc = try_send(db, IM_MESSAGE_PRIVATE, "alice", "bob", "", body, NULL, NULL, &err);
+            rc = try_send(db, IM_MESSAGE_PRIVATE, "alice", "bob", NULL, body, NULL, NULL, &err);
             if (rc == IM_OK)
                 in_batch++;
         }
@@ -1585,7 +1695,7 @@ static void test_full_disk(void **state)
             assert_int_equal(rc, IM_ENOSPC);
             assert_non_null(strstr(err.msg, "full"));
             /* The batch is spoilt: further writes and the commit refuse. */
-            assert_int_equal(try_send(db, IM_MESSAGE_PRIVATE, "alice", "bob", "", "x", NULL, NULL,
+            assert_int_equal(try_send(db, IM_MESSAGE_PRIVATE, "alice", "bob", NULL, "x", NULL, NULL,
                                       &err),
                              IM_ENOSPC);
             assert_int_equal(im_sqlite_db_commit(db, &err), IM_ENOSPC);
@@ -1613,7 +1723,7 @@ static void test_full_disk(void **state)
      * free, then fails cleanly too; each message that went in was acked. */
     for (int i = 0; i < 100 && rc != IM_ENOSPC; i++) {
         snprintf(body, sizeof body, "%llu %01000d", (unsigned long long)(acked + 1), 0);
-        rc = try_send(db, IM_MESSAGE_PRIVATE, "alice", "bob", "", body, NULL, NULL, &err);
+        rc = try_send(db, IM_MESSAGE_PRIVATE, "alice", "bob", NULL, body, NULL, NULL, &err);
         if (rc == IM_OK)
             acked++;
     }
@@ -1880,7 +1990,7 @@ static void workload(const char *path, outcome *out)
     for (int i = 0; i < 5 && rc == IM_OK; i++) {
         char body[600];
         snprintf(body, sizeof body, "batch %d %0500d", i, i);
-        rc = try_send(db, IM_MESSAGE_PRIVATE, "alice", "bob", "", body, NULL, NULL, &err);
+        rc = try_send(db, IM_MESSAGE_PRIVATE, "alice", "bob", NULL, body, NULL, NULL, &err);
     }
     if (rc == IM_OK)
         rc = im_sqlite_db_group_create(db, "team", "alice", 10, 1, &err);
@@ -2211,8 +2321,9 @@ int main(int argc, char **argv)
         T(test_seq_private_both_directions),
         T(test_seq_group),
         T(test_duplicate_client_msg_id),
-        T(test_empty_client_msg_id_never_dedups),
+        T(test_client_msg_id_reused),
         T(test_append_refusals),
+        T(test_receivers_need_account),
         T(test_pending_private),
         T(test_pending_group),
         T(test_ack_moves_cursor),

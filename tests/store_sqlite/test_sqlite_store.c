@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "im_sqlite_db.h"
 #include "im_sqlite_store.h"
 #include "test_dir.h"
 
@@ -51,6 +52,7 @@ typedef struct journal {
     int n;
     int tag[MAX_CALLS]; /* which request, in completion order */
     int rc[MAX_CALLS];
+    uint64_t seq[MAX_CALLS]; /* appends: the stored message's */
     int bad; /* completions that broke a rule; checked on the test's thread */
 } journal;
 
@@ -74,7 +76,7 @@ static void journal_destroy(journal *j)
 
 /* Runs on the storage thread, where cmocka cannot fail a test: what is
  * wrong is counted, and wait_for fails on the test's thread. */
-static void record(call *c, int rc, const im_error *err)
+static void record(call *c, int rc, const im_error *err, uint64_t seq)
 {
     journal *j = c->j;
     pthread_mutex_lock(&j->lock);
@@ -84,6 +86,7 @@ static void record(call *c, int rc, const im_error *err)
     if (j->n < MAX_CALLS) {
         j->tag[j->n] = c->tag;
         j->rc[j->n] = rc;
+        j->seq[j->n] = seq;
     } else {
         j->bad++;
     }
@@ -94,14 +97,14 @@ static void record(call *c, int rc, const im_error *err)
 
 static void on_done(void *arg, int rc, const im_error *err)
 {
-    record(arg, rc, err);
+    record(arg, rc, err, 0);
 }
 
 static void on_append(void *arg, int rc, const im_message *m, bool duplicate,
                       const im_error *err)
 {
-    (void)m, (void)duplicate;
-    record(arg, rc, err);
+    (void)duplicate;
+    record(arg, rc, err, rc == IM_OK && m ? m->seq : 0);
 }
 
 /* Waits (at most 10 s) until n completions have run. */
@@ -174,7 +177,7 @@ static void test_kv_put_is_durable(void **state)
 
     /* A put behind an append completes after it: one queue for all writes. */
     im_message m = { .kind = IM_MESSAGE_PRIVATE, .sender = "alice", .target = "bob",
-                     .client_msg_id = "", .body = (const uint8_t *)"hi", .body_len = 2 };
+                     .client_msg_id = "k-1", .body = (const uint8_t *)"hi", .body_len = 2 };
     im_error err = { 0 };
     assert_int_equal(s->ops->append(s, &m, on_append, &c[0], &err), IM_OK);
     put(s, "bot", "a", "one", 3, &c[1]);
@@ -322,7 +325,7 @@ static bool count_pending(void *arg, const im_message *m)
 
 static void pending_done(void *arg, int rc, const im_error *err)
 {
-    record(&((pending_read *)arg)->c, rc, err);
+    record(&((pending_read *)arg)->c, rc, err, 0);
 }
 
 static void test_acks_coalesce(void **state)
@@ -382,6 +385,54 @@ static void test_acks_coalesce(void **state)
     journal_destroy(&j);
 }
 
+static bool is_svc(void *arg, const char *user)
+{
+    (void)arg;
+    return strcmp(user, "svc") == 0;
+}
+
+/* Logins need accounts: a private message to an id without one is refused
+ * by its completion, in order with the others of its batch, which are
+ * stored; a service account needs none. */
+static void test_unknown_receiver(void **state)
+{
+    fixture *fx = *state;
+    im_sqlite_db *db = NULL;
+    im_error err = { 0 };
+    im_sqlite_options o = { .path = fx->path };
+    assert_int_equal(im_sqlite_db_open(&o, &db, &err), IM_OK);
+    assert_int_equal(im_sqlite_db_user_create(db, "bob", NULL, "$argon2id$x", 1, &err), IM_OK);
+    im_sqlite_db_close(db);
+
+    im_sqlite_store_config cfg = { .path = fx->path, .max_batch = 64,
+                                   .receivers_need_account = true,
+                                   .is_service_account = is_svc };
+    im_store *s = NULL;
+    assert_int_equal(im_sqlite_store_new(&cfg, &s, &err), IM_OK);
+    journal j;
+    journal_init(&j);
+    const char *to[] = { "bob", "ghost", "svc", "bob", "ghost" };
+    const uint64_t seq[] = { 1, 0, 1, 2, 0 };
+    call c[5];
+    for (int i = 0; i < 5; i++) {
+        c[i] = (call){ &j, i };
+        char cmid[8];
+        snprintf(cmid, sizeof cmid, "m-%d", i);
+        im_message m = { .kind = IM_MESSAGE_PRIVATE, .sender = "alice", .target = to[i],
+                         .client_msg_id = cmid, .body = (const uint8_t *)"hi",
+                         .body_len = 2 };
+        assert_int_equal(s->ops->append(s, &m, on_append, &c[i], &err), IM_OK);
+    }
+    wait_for(&j, 5);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(j.tag[i], i);
+        assert_int_equal(j.rc[i], seq[i] ? IM_OK : IM_EUNKNOWNUSER);
+        assert_int_equal(j.seq[i], seq[i]);
+    }
+    im_store_destroy(s);
+    journal_destroy(&j);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, test_db_dir_setup, test_db_dir_teardown)
 
 int main(void)
@@ -391,6 +442,7 @@ int main(void)
         T(test_kv_put_refusals),
         T(test_kv_put_disk_full),
         T(test_acks_coalesce),
+        T(test_unknown_receiver),
     };
     return cmocka_run_group_tests_name("sqlite_store", tests, NULL, NULL);
 }
