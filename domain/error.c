@@ -66,6 +66,8 @@ const char *im_strerror(int code)
     case IM_EAUTH:        return "EAUTH";
     case IM_EUSEREXISTS:  return "EUSEREXISTS";
     case IM_EREFUSED:     return "EREFUSED";
+    case IM_EPERM:        return "EPERM";
+    case IM_EQUOTA:       return "EQUOTA";
     default:              return "EUNKNOWN";
     }
 }

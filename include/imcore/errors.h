@@ -44,9 +44,11 @@ enum {
     IM_EAUTH = -24,        /* wrong password, or a token that is unknown, expired or revoked */
     IM_EUSEREXISTS = -25,  /* registration refused: the user id is taken */
     IM_EREFUSED = -26,     /* a plugin refused the message (the reason says why) */
+    IM_EPERM = -27,        /* not allowed: only the group's owner may do this */
+    IM_EQUOTA = -28,       /* a per-user quota is used up (groups created) */
 };
 
-#define IM_ERROR_CODE_LAST IM_EREFUSED
+#define IM_ERROR_CODE_LAST IM_EQUOTA
 
 /* The caller's record of one failure. Functions that take an im_error* accept
  * NULL when the caller wants only the code. */

@@ -227,6 +227,8 @@ _Static_assert(-IM_EBUSY == IMCORE__ERROR_CODE__BUSY, "errors.h and imcore.proto
 _Static_assert(-IM_ENOSPC == IMCORE__ERROR_CODE__STORAGE_FULL, "errors.h and imcore.proto disagree");
 _Static_assert(-IM_ENOTFOUND == IMCORE__ERROR_CODE__NOT_FOUND, "errors.h and imcore.proto disagree");
 _Static_assert(-IM_EUSEREXISTS == IMCORE__ERROR_CODE__USER_EXISTS, "errors.h and imcore.proto disagree");
-_Static_assert(-IM_ERROR_CODE_LAST == IMCORE__ERROR_CODE__REFUSED, "errors.h and imcore.proto disagree");
+_Static_assert(-IM_EREFUSED == IMCORE__ERROR_CODE__REFUSED, "errors.h and imcore.proto disagree");
+_Static_assert(-IM_EPERM == IMCORE__ERROR_CODE__NOT_ALLOWED, "errors.h and imcore.proto disagree");
+_Static_assert(-IM_ERROR_CODE_LAST == IMCORE__ERROR_CODE__QUOTA_EXCEEDED, "errors.h and imcore.proto disagree");
 _Static_assert(-IM_EFRAMESIZE == IMCORE__ERROR_CODE__FRAME_TOO_LARGE, "errors.h and imcore.proto disagree");
 _Static_assert(-IM_EDUPLICATE == IMCORE__ERROR_CODE__ALREADY_ONLINE, "errors.h and imcore.proto disagree");

@@ -332,6 +332,8 @@ static void strerror_names_every_code(void **state)
         { IM_EAUTH, "EAUTH" },
         { IM_EUSEREXISTS, "EUSEREXISTS" },
         { IM_EREFUSED, "EREFUSED" },
+        { IM_EPERM, "EPERM" },
+        { IM_EQUOTA, "EQUOTA" },
     };
     size_t n = sizeof names / sizeof names[0];
     /* Every number from 0 down to the last code has a name, so a code added
