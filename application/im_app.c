@@ -38,7 +38,7 @@ static int add_loaded_group(void *arg, const im_group_record *r)
         im_group_free(g);
         return IM_EIO;
     }
-    return repo->ops->insert(repo, g, NULL);
+    return repo->ops->insert(repo, g, 0, NULL);
 }
 
 int im_app_new(const im_app_limits *limits, const im_app_ports *ports, im_app **out,
@@ -729,9 +729,9 @@ static void membership_undo(member_ctx *c)
 {
     im_group_repo *repo = c->app->ports.groups;
     if (c->kind == 0 || c->kind == 1) /* creator leaving empties and deletes the group */
-        repo->ops->update(repo, c->group, leave_locked, c->user, NULL);
+        repo->ops->update(repo, c->group, c->user, leave_locked, c->user, NULL);
     else
-        repo->ops->update(repo, c->group, join_locked, c->user, NULL);
+        repo->ops->update(repo, c->group, c->user, join_locked, c->user, NULL);
 }
 
 static void membership_stored(void *arg, int rc, const im_error *err)
@@ -780,7 +780,7 @@ int im_app_group_create(im_app *app, const im_session *s, const im_endpoint *ep,
         return im_error_set(err, IM_ENOMEM, "out of memory");
     }
     im_group_repo *repo = app->ports.groups;
-    rc = repo->ops->insert(repo, g, err);
+    rc = repo->ops->insert(repo, g, 0, err);
     if (rc != IM_OK) {
         free(c);
         return rc == IM_EEXIST ? im_error_set(err, rc, "group %s already exists", group) : rc;
@@ -806,7 +806,8 @@ static int change_membership(im_app *app, const im_session *s, const im_endpoint
     if (!c)
         return im_error_set(err, IM_ENOMEM, "out of memory");
     im_group_repo *repo = app->ports.groups;
-    rc = repo->ops->update(repo, group, kind == 1 ? join_locked : leave_locked, c->user, err);
+    rc = repo->ops->update(repo, group, c->user, kind == 1 ? join_locked : leave_locked, c->user,
+                           err);
     if (rc != IM_OK) {
         free(c);
         return rc == IM_ENOGROUP ? im_error_set(err, rc, "no group %s", group) : rc;
@@ -918,7 +919,8 @@ int im_app_group_list(im_app *app, const im_session *s, im_group_info_fn fn, voi
     if (rc != IM_OK)
         return rc;
     struct group_listing gl = { .user = s->user_id, .fn = fn, .arg = arg };
-    *total = app->ports.groups->ops->each(app->ports.groups, list_one_group, &gl);
+    *total = app->ports.groups->ops->visit(app->ports.groups, s->user_id, NULL, list_one_group,
+                                           &gl);
     return IM_OK;
 }
 
@@ -947,12 +949,10 @@ struct group_page {
     bool more;
 };
 
-/* The repository visits groups in id order: skip to after, take limit. */
+/* The repository visits groups in id order from after on: take limit. */
 static bool page_one_group(void *arg, const im_group *g)
 {
     struct group_page *gp = arg;
-    if (strcmp(im_group_id(g), gp->after) <= 0)
-        return true;
     im_group_info info = {
         .id = im_group_id(g), .owner = im_group_owner(g),
         .members = (uint32_t)im_group_member_count(g),
@@ -976,7 +976,8 @@ int im_app_group_list_page(im_app *app, const im_session *s, const char *after, 
         return rc;
     struct group_page gp = { .user = s->user_id, .after = after ? after : "",
                              .limit = list_limit(limit), .fn = fn, .arg = arg };
-    *total = app->ports.groups->ops->each(app->ports.groups, page_one_group, &gp);
+    *total = app->ports.groups->ops->visit(app->ports.groups, s->user_id, gp.after,
+                                           page_one_group, &gp);
     *more = gp.more;
     return IM_OK;
 }
