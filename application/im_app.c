@@ -88,6 +88,19 @@ static uint64_t now_ms(const im_app *app)
     return app->ports.wall_clock_ms(app->ports.clock_arg);
 }
 
+/* A group request (create, join, leave, list, ...) draws on the session's
+ * send bucket, one token each as a message does: a client makes the server
+ * change or list groups no faster than it may send. */
+static int take_group_request(im_app *app, im_session *s, im_error *err)
+{
+    int rc = require_login(s, err);
+    if (rc == IM_OK &&
+        !im_session_take_send(s, now_ms(app), app->limits.send_rate, app->limits.send_burst))
+        rc = im_error_set(err, IM_ERATE, "too many requests: at most %u messages and group "
+                          "requests a second", app->limits.send_rate);
+    return rc;
+}
+
 /* Copies src into dst[size], cut if longer: snprintf("%s") without the
  * format parsing, which showed in the per-message profile. */
 static void copy_str(char *dst, size_t size, const char *src)
@@ -759,11 +772,11 @@ static member_ctx *member_ctx_new(im_app *app, const im_session *s, const im_end
     return c;
 }
 
-int im_app_group_create(im_app *app, const im_session *s, const im_endpoint *ep,
+int im_app_group_create(im_app *app, im_session *s, const im_endpoint *ep,
                         uint64_t request_id, const char *group, uint32_t max_members,
                         im_error *err)
 {
-    int rc = require_login(s, err);
+    int rc = take_group_request(app, s, err);
     if (rc != IM_OK)
         return rc;
     if (max_members == 0)
@@ -780,7 +793,7 @@ int im_app_group_create(im_app *app, const im_session *s, const im_endpoint *ep,
         return im_error_set(err, IM_ENOMEM, "out of memory");
     }
     im_group_repo *repo = app->ports.groups;
-    rc = repo->ops->insert(repo, g, 0, err);
+    rc = repo->ops->insert(repo, g, app->limits.max_groups_per_user, err);
     if (rc != IM_OK) {
         free(c);
         return rc == IM_EEXIST ? im_error_set(err, rc, "group %s already exists", group) : rc;
@@ -794,10 +807,10 @@ int im_app_group_create(im_app *app, const im_session *s, const im_endpoint *ep,
     return rc;
 }
 
-static int change_membership(im_app *app, const im_session *s, const im_endpoint *ep,
+static int change_membership(im_app *app, im_session *s, const im_endpoint *ep,
                              uint64_t rid, const char *group, int kind, im_error *err)
 {
-    int rc = require_login(s, err);
+    int rc = take_group_request(app, s, err);
     if (rc != IM_OK)
         return rc;
     if ((rc = im_user_id_check(group, err)) != IM_OK)
@@ -822,13 +835,13 @@ static int change_membership(im_app *app, const im_session *s, const im_endpoint
     return rc;
 }
 
-int im_app_group_join(im_app *app, const im_session *s, const im_endpoint *ep,
+int im_app_group_join(im_app *app, im_session *s, const im_endpoint *ep,
                       uint64_t request_id, const char *group, im_error *err)
 {
     return change_membership(app, s, ep, request_id, group, 1, err);
 }
 
-int im_app_group_leave(im_app *app, const im_session *s, const im_endpoint *ep,
+int im_app_group_leave(im_app *app, im_session *s, const im_endpoint *ep,
                        uint64_t request_id, const char *group, im_error *err)
 {
     return change_membership(app, s, ep, request_id, group, 2, err);
@@ -912,10 +925,10 @@ static bool list_one_group(void *arg, const im_group *g)
     return gl->fn(gl->arg, &info);
 }
 
-int im_app_group_list(im_app *app, const im_session *s, im_group_info_fn fn, void *arg,
+int im_app_group_list(im_app *app, im_session *s, im_group_info_fn fn, void *arg,
                       size_t *total, im_error *err)
 {
-    int rc = require_login(s, err);
+    int rc = take_group_request(app, s, err);
     if (rc != IM_OK)
         return rc;
     struct group_listing gl = { .user = s->user_id, .fn = fn, .arg = arg };
@@ -967,11 +980,11 @@ static bool page_one_group(void *arg, const im_group *g)
     return true;
 }
 
-int im_app_group_list_page(im_app *app, const im_session *s, const char *after, uint32_t limit,
+int im_app_group_list_page(im_app *app, im_session *s, const char *after, uint32_t limit,
                            im_group_info_fn fn, void *arg, size_t *total, bool *more,
                            im_error *err)
 {
-    int rc = require_login(s, err);
+    int rc = take_group_request(app, s, err);
     if (rc != IM_OK)
         return rc;
     struct group_page gp = { .user = s->user_id, .after = after ? after : "",

@@ -95,14 +95,18 @@ int im_app_send_group(im_app *app, im_session *s, const im_endpoint *ep,
 
 /* Group membership; the answer (Ok or Error) goes to ep once durable.
  * max_members 0 means the configured default; above the ceiling is IM_EINVAL.
- * Errors decided at once: IM_ENOTAUTH, IM_EINVAL, IM_EEXIST, IM_ENOGROUP,
- * IM_EMEMBER, IM_EFULL, IM_ENOTMEMBER, IM_ENOMEM. */
-int im_app_group_create(im_app *app, const im_session *s, const im_endpoint *ep,
+ * Every group request (these, the listings and the owner's requests below)
+ * takes one token of the session's send bucket (send_rate, send_burst),
+ * as a message does. Errors decided at once: IM_ENOTAUTH, IM_ERATE,
+ * IM_EINVAL, IM_EEXIST, IM_EQUOTA (the user has created
+ * max_groups_per_user groups that still exist), IM_ENOGROUP, IM_EMEMBER,
+ * IM_EFULL, IM_ENOTMEMBER, IM_ENOMEM. */
+int im_app_group_create(im_app *app, im_session *s, const im_endpoint *ep,
                         uint64_t request_id, const char *group, uint32_t max_members,
                         im_error *err);
-int im_app_group_join(im_app *app, const im_session *s, const im_endpoint *ep,
+int im_app_group_join(im_app *app, im_session *s, const im_endpoint *ep,
                       uint64_t request_id, const char *group, im_error *err);
-int im_app_group_leave(im_app *app, const im_session *s, const im_endpoint *ep,
+int im_app_group_leave(im_app *app, im_session *s, const im_endpoint *ep,
                        uint64_t request_id, const char *group, im_error *err);
 
 /* The receiver has everything of conversation up to seq. Errors: IM_ENOTAUTH,
@@ -111,8 +115,8 @@ int im_app_ack(im_app *app, const im_session *s, const char *conversation, uint6
                im_error *err);
 
 /* Calls fn for groups in id order; *total gets the number of groups.
- * Errors: IM_ENOTAUTH. */
-int im_app_group_list(im_app *app, const im_session *s, im_group_info_fn fn, void *arg,
+ * Errors: IM_ENOTAUTH, IM_ERATE. */
+int im_app_group_list(im_app *app, im_session *s, im_group_info_fn fn, void *arg,
                       size_t *total, im_error *err);
 
 /* Calls fn for online users; *total gets how many are online.
@@ -132,8 +136,9 @@ int im_app_online_users(im_app *app, const im_session *s, im_router_user_fn fn, 
  * users online. Entries that come or go meanwhile may or may not be
  * listed; the others are listed once across the pages. Reads a snapshot
  * under the ports' locks; strings passed to fn are borrowed for the call.
- * Errors: IM_ENOTAUTH, IM_ENOMEM (online users: limit entries are held). */
-int im_app_group_list_page(im_app *app, const im_session *s, const char *after, uint32_t limit,
+ * A page of groups costs O(log n) plus the page. Errors: IM_ENOTAUTH,
+ * IM_ERATE (groups), IM_ENOMEM (online users: limit entries are held). */
+int im_app_group_list_page(im_app *app, im_session *s, const char *after, uint32_t limit,
                            im_group_info_fn fn, void *arg, size_t *total, bool *more,
                            im_error *err);
 int im_app_online_users_page(im_app *app, const im_session *s, const char *after,

@@ -54,6 +54,10 @@ typedef struct im_app_limits {
      * well under what a session may have unsent before it counts as a slow
      * consumer. 0: 1 MiB. */
     uint32_t handover_bytes;
+    /* Appended later (the server fills the whole struct; a transport reads
+     * only what it knows): the groups one user may have created that still
+     * exist; 0: no limit. */
+    uint32_t max_groups_per_user;
 } im_app_limits;
 
 /* What a Login carries; every string borrowed for the call. */
@@ -105,16 +109,16 @@ typedef struct imcore_core_api {
     int (*send_group)(im_app *app, im_session *s, const im_endpoint *ep, uint64_t request_id,
                       const char *group, const uint8_t *body, size_t body_len,
                       const char *client_msg_id, im_error *err);
-    int (*group_create)(im_app *app, const im_session *s, const im_endpoint *ep,
+    int (*group_create)(im_app *app, im_session *s, const im_endpoint *ep,
                         uint64_t request_id, const char *group, uint32_t max_members,
                         im_error *err);
-    int (*group_join)(im_app *app, const im_session *s, const im_endpoint *ep,
+    int (*group_join)(im_app *app, im_session *s, const im_endpoint *ep,
                       uint64_t request_id, const char *group, im_error *err);
-    int (*group_leave)(im_app *app, const im_session *s, const im_endpoint *ep,
+    int (*group_leave)(im_app *app, im_session *s, const im_endpoint *ep,
                        uint64_t request_id, const char *group, im_error *err);
     int (*ack)(im_app *app, const im_session *s, const char *conversation, uint64_t seq,
                im_error *err);
-    int (*group_list)(im_app *app, const im_session *s, im_group_info_fn fn, void *arg,
+    int (*group_list)(im_app *app, im_session *s, im_group_info_fn fn, void *arg,
                       size_t *total, im_error *err);
     int (*online_users)(im_app *app, const im_session *s, im_router_user_fn fn, void *arg,
                         size_t *total, im_error *err);
@@ -149,7 +153,7 @@ typedef struct imcore_core_api {
     /* im_app_group_list_page and im_app_online_users_page: groups, or
      * online users, in id order from the first after `after`, at most
      * limit of them; *more says whether any are left for the next page. */
-    int (*group_list_page)(im_app *app, const im_session *s, const char *after, uint32_t limit,
+    int (*group_list_page)(im_app *app, im_session *s, const char *after, uint32_t limit,
                            im_group_info_fn fn, void *arg, size_t *total, bool *more,
                            im_error *err);
     int (*online_users_page)(im_app *app, const im_session *s, const char *after,

@@ -180,6 +180,7 @@ int main(int argc, char **argv)
         /* Half the slow-consumer limit: a page of unacked messages at login
          * must never be what closes the session. */
         .handover_bytes = cfg.output_buffer_bytes / 2,
+        .max_groups_per_user = cfg.max_groups_per_user,
     };
     /* The route port: the transport's sessions on this node, wrapped by the
      * cluster adapter (if any) to reach other nodes, wrapped by the plugins'

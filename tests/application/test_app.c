@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -43,17 +44,40 @@ static int login_as(fake_router *fr, im_app *app, im_session *s, const char *use
     return im_app_login(app, s, &req, ep, 1, err);
 }
 
-static int make_app(fixture *f, im_login_policy policy, uint32_t max_members)
+static int make_app_with(fixture *f, const im_app_limits *limits)
 {
     fake_router_init(&f->router);
     assert_int_equal(im_memory_store_new(&f->store, NULL), IM_OK);
     fault_store_init(&f->faults, f->store, 0, IM_EIO);
     assert_int_equal(im_memory_group_repo_new(&f->groups, NULL), IM_OK);
-    im_app_limits limits = { .max_body_bytes = 16, .max_group_members = max_members,
-                             .login_policy = policy };
     im_app_ports ports = { .router = &f->router.base, .store = &f->faults.base,
                            .groups = f->groups, .wall_clock_ms = fixed_clock };
-    return im_app_new(&limits, &ports, &f->app, NULL);
+    return im_app_new(limits, &ports, &f->app, NULL);
+}
+
+static int make_app(fixture *f, im_login_policy policy, uint32_t max_members)
+{
+    im_app_limits limits = { .max_body_bytes = 16, .max_group_members = max_members,
+                             .login_policy = policy };
+    return make_app_with(f, &limits);
+}
+
+/* alice, bob, carol and dave, logged in, with limits: made in the test
+ * (cmocka takes back what test_calloc gave inside a test, so this is
+ * plain calloc), freed by teardown_own. */
+static fixture *fixture_with(const im_app_limits *limits)
+{
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(make_app_with(f, limits), IM_OK);
+    for (int i = 0; i < 4; i++) {
+        im_session_init(&f->s[i], (uint64_t)i + 1, 0);
+        f->ep[i] = (im_endpoint){ .worker = 0, .conn_id = (uint64_t)i + 1 };
+        assert_int_equal(login_as(&f->router, f->app, &f->s[i], names[i], "", &f->ep[i], NULL),
+                         IM_OK);
+    }
+    f->router.nanswers = 0;
+    return f;
 }
 
 static int setup(void **state)
@@ -72,13 +96,36 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
+/* For the tests that make their own fixture with fixture_with(). */
+static int setup_none(void **state)
 {
-    fixture *f = *state;
+    *state = NULL;
+    return 0;
+}
+
+
+static void fixture_fini(fixture *f)
+{
     im_app_free(f->app);
     f->groups->ops->destroy(f->groups);
     im_store_destroy(f->store);
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    fixture_fini(f);
     test_free(f);
+    return 0;
+}
+
+static int teardown_own(void **state)
+{
+    fixture *f = *state;
+    if (f) {
+        fixture_fini(f);
+        free(f);
+    }
     return 0;
 }
 
@@ -452,6 +499,70 @@ static void test_group_pages(void **state)
     im_session_init(&anon, 9, 0);
     assert_int_equal(im_app_group_list_page(f->app, &anon, "", 0, page_group, &p, &total, &more,
                                             NULL), IM_ENOTAUTH);
+}
+
+/* A user may have created at most max_groups_per_user groups that still
+ * exist; a group counts against its creator until it is deleted, whoever
+ * owns it by then (ownership passes on as members leave, so counting
+ * owners would let two accounts make groups without end). */
+static void test_group_quota(void **state)
+{
+    im_app_limits limits = { .max_body_bytes = 16, .max_group_members = 10,
+                             .max_groups_per_user = 2 };
+    fixture *f = fixture_with(&limits);
+    *state = f;
+    im_error err = { 0 };
+    assert_int_equal(create(f, 0, "one", 0), IM_OK);
+    assert_int_equal(create(f, 0, "two", 0), IM_OK);
+    size_t before = f->router.nanswers;
+    assert_int_equal(im_app_group_create(f->app, &f->s[0], &f->ep[0], 3, "three", 0, &err),
+                     IM_EQUOTA);
+    assert_int_equal(f->router.nanswers, before); /* refused at once, for the caller */
+    assert_non_null(strstr(err.msg, "alice"));
+    assert_int_equal(join(f, 1, "three"), IM_ENOGROUP); /* nothing was made */
+    assert_int_equal(create(f, 1, "three", 0), IM_OK);  /* bob has his own count */
+    /* alice leaves "one" to bob: it still counts against her. */
+    assert_int_equal(join(f, 1, "one"), IM_OK);
+    assert_int_equal(leave(f, 0, "one"), IM_OK);
+    assert_int_equal(create(f, 0, "four", 0), IM_EQUOTA);
+    /* Deleted (its last member left), a group frees its creator's place. */
+    assert_int_equal(leave(f, 0, "two"), IM_OK);
+    assert_int_equal(create(f, 0, "four", 0), IM_OK);
+}
+
+/* Group requests draw on the session's send bucket, one token each, as
+ * messages do; the clock here stands still, so nothing refills. */
+static void test_group_requests_are_rate_limited(void **state)
+{
+    im_app_limits limits = { .max_body_bytes = 16, .max_group_members = 10, .send_rate = 1,
+                             .send_burst = 4 };
+    fixture *f = fixture_with(&limits);
+    *state = f;
+    im_error err = { 0 };
+    size_t total = 0;
+    bool more = false;
+    struct page p = { .stop_after = 8 };
+    assert_int_equal(create(f, 0, "room", 0), IM_OK);
+    assert_int_equal(im_app_group_list_page(f->app, &f->s[0], "", 0, page_group, &p, &total,
+                                            &more, NULL), IM_OK);
+    assert_int_equal(join(f, 0, "room"), IM_EMEMBER); /* refused, but it was a request */
+    assert_int_equal(leave(f, 0, "room"), IM_OK);
+    /* The bucket is empty: every kind of group request is refused now. */
+    size_t before = f->router.nanswers;
+    assert_int_equal(im_app_group_create(f->app, &f->s[0], &f->ep[0], 3, "again", 0, &err),
+                     IM_ERATE);
+    assert_non_null(strstr(err.msg, "1"));
+    assert_int_equal(im_app_group_join(f->app, &f->s[0], &f->ep[0], 4, "room", NULL), IM_ERATE);
+    assert_int_equal(im_app_group_leave(f->app, &f->s[0], &f->ep[0], 5, "room", NULL), IM_ERATE);
+    assert_int_equal(im_app_group_list_page(f->app, &f->s[0], "", 0, page_group, &p, &total,
+                                            &more, NULL), IM_ERATE);
+    assert_int_equal(im_app_group_list(f->app, &f->s[0], page_group, &p, &total, NULL),
+                     IM_ERATE);
+    assert_int_equal(f->router.nanswers, before);
+    /* One bucket for messages and group requests alike. */
+    assert_int_equal(send_text(f, 0, "bob", "hi", NULL, NULL), IM_ERATE);
+    /* Another session has its own bucket. */
+    assert_int_equal(create(f, 1, "bobs", 0), IM_OK);
 }
 
 static void test_online_user_pages(void **state)
@@ -844,6 +955,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_membership_refused_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_quota, setup_none, teardown_own),
+        cmocka_unit_test_setup_teardown(test_group_requests_are_rate_limited, setup_none,
+                                        teardown_own),
         cmocka_unit_test_setup_teardown(test_online_user_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_membership_undone_when_store_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ack_checks_conversation, setup, teardown),
