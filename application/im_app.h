@@ -39,6 +39,11 @@
 typedef struct im_app_ports {
     im_router *router;            /* borrowed: outlives the app */
     im_store *store;              /* borrowed */
+    /* The bytes of store->ops its adapter filled (imcore/plugin.h,
+     * storage_ops_size): IM_STORE_OPS_V1_SIZE for one built before
+     * group_change, whose groups are then public with their history
+     * shared. 0: the whole table, as this build knows it. */
+    size_t store_ops_size;
     im_group_repo *groups;        /* borrowed */
     im_accounts *accounts;        /* borrowed; NULL: "open" mode, a login names any id */
     im_filter *filter;            /* borrowed; NULL: messages are not filtered */

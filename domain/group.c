@@ -278,6 +278,14 @@ int im_group_set_member_since(im_group *g, const char *user_id, uint64_t since, 
     return IM_OK;
 }
 
+int im_group_set_member_since_at(im_group *g, size_t i, uint64_t since, im_error *err)
+{
+    if (i >= g->count)
+        return im_error_set(err, IM_ENOTMEMBER, "group %s has no member %zu", g->id, i);
+    g->members[i].since = since;
+    return IM_OK;
+}
+
 /* ---- requests ---- */
 
 /* A private group answers those who may not see it as if it did not

@@ -120,8 +120,11 @@ int im_group_remove_invite(im_group *g, const char *user_id, im_error *err);
 int im_group_set_owner(im_group *g, const char *user_id, im_error *err);
 /* Errors: IM_EINVAL (bad id). */
 int im_group_set_creator(im_group *g, const char *user_id, im_error *err);
-/* Errors: IM_ENOTMEMBER. */
+/* Errors: IM_ENOTMEMBER. _at: of the i-th member in join order (a
+ * stored group is rebuilt member by member, so the one just added is the
+ * last: no search). */
 int im_group_set_member_since(im_group *g, const char *user_id, uint64_t since, im_error *err);
+int im_group_set_member_since_at(im_group *g, size_t i, uint64_t since, im_error *err);
 
 /* ---- reading ---- */
 

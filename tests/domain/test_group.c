@@ -627,6 +627,9 @@ static void members_have_a_since(void **state)
     assert_int_equal(im_group_member_since(g, "bob"), 7);
     assert_int_equal(im_group_member_since_at(g, 1), 9);
     assert_true(im_group_member_since_at(g, 2) == IM_GROUP_SINCE_UNKNOWN);
+    assert_int_equal(im_group_set_member_since_at(g, 1, 11, NULL), IM_OK);
+    assert_int_equal(im_group_member_since(g, "carol"), 11);
+    assert_int_equal(im_group_set_member_since_at(g, 2, 1, NULL), IM_ENOTMEMBER);
     im_group_free(g);
 }
 
