@@ -114,6 +114,36 @@ int im_app_group_join(im_app *app, im_session *s, const im_endpoint *ep,
 int im_app_group_leave(im_app *app, im_session *s, const im_endpoint *ep,
                        uint64_t request_id, const char *group, im_error *err);
 
+/* Private groups and owners (domain/group.h has the rules). create_flags:
+ * IM_GROUP_PRIVATE (joined by invitation only, hidden from outsiders),
+ * IM_GROUP_SHARE_HISTORY (members read what was said before they joined);
+ * im_app_group_create makes a public group with neither. A join of a
+ * private group needs an invitation (else IM_ENOGROUP, as for no group);
+ * to a user who may not see a private group, every request on it is
+ * IM_ENOGROUP. Errors decided at once, besides those above:
+ * IM_EUNSUPPORTED (with a store built before group_change:
+ * im_app_ports.store_ops_size), IM_EPERM (only the owner invites, kicks,
+ * transfers and deletes). */
+int im_app_group_create_flags(im_app *app, im_session *s, const im_endpoint *ep,
+                              uint64_t request_id, const char *group, uint32_t max_members,
+                              unsigned flags, im_error *err);
+/* The owner invites user (copied) to the private group: IM_EINVAL for a
+ * public one. user is told (a notice) once the invitation is stored. */
+int im_app_group_invite(im_app *app, im_session *s, const im_endpoint *ep, uint64_t request_id,
+                        const char *group, const char *user, im_error *err);
+/* The owner removes the member user, or withdraws user's invitation; user
+ * is told. Errors besides: IM_EINVAL (user is the owner: leave instead). */
+int im_app_group_kick(im_app *app, im_session *s, const im_endpoint *ep, uint64_t request_id,
+                      const char *group, const char *user, im_error *err);
+/* The owner hands the group to the member user, who is told. */
+int im_app_group_transfer(im_app *app, im_session *s, const im_endpoint *ep,
+                          uint64_t request_id, const char *group, const char *user,
+                          im_error *err);
+/* The owner deletes the group with its history; members and invited users
+ * are told. */
+int im_app_group_delete(im_app *app, im_session *s, const im_endpoint *ep, uint64_t request_id,
+                        const char *group, im_error *err);
+
 /* The receiver has everything of conversation up to seq. Errors: IM_ENOTAUTH,
  * IM_EINVAL (not a conversation of this user). */
 int im_app_ack(im_app *app, const im_session *s, const char *conversation, uint64_t seq,
@@ -153,8 +183,11 @@ int im_app_online_users_page(im_app *app, const im_session *s, const char *after
 /* The history of the private conversation with peer, or of group (exactly one
  * of them non-empty): up to limit (0: IM_HISTORY_DEFAULT, at most
  * IM_HISTORY_MAX) messages before before_seq (0: the newest), oldest first,
- * read synchronously. Errors: IM_ENOTAUTH, IM_EINVAL, IM_ENOGROUP,
- * IM_ENOTMEMBER, IM_EIO. */
+ * read synchronously. Of a group, only what was said since s's user joined
+ * (the seq the store gave the join), unless the group shares its history:
+ * of the limit messages before before_seq, those older are left out.
+ * Errors: IM_ENOTAUTH, IM_EINVAL, IM_ENOGROUP (also a private group the
+ * user is not in), IM_ENOTMEMBER, IM_EIO. */
 int im_app_history(im_app *app, const im_session *s, const char *peer, const char *group,
                    uint64_t before_seq, uint32_t limit, im_store_message_fn fn, void *arg,
                    im_error *err);

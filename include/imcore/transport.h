@@ -86,6 +86,11 @@ typedef struct im_group_info {
     uint32_t members;
     uint32_t max_members;
     bool is_member;              /* the asking session's user is a member */
+    /* Appended later (the server fills the whole struct; a transport reads
+     * only what it knows). */
+    bool is_private;             /* joined by invitation only */
+    bool is_invited;             /* the asking session's user is invited */
+    bool shares_history;         /* members read what was said before they joined */
 } im_group_info;
 typedef bool (*im_group_info_fn)(void *arg, const im_group_info *info);
 
