@@ -165,6 +165,23 @@ typedef struct imcore_core_api {
                              uint32_t limit, im_router_user_fn fn, void *arg, size_t *total,
                              bool *more, im_error *err);
 
+    /* ---- private groups and owners (appended after online_users_page) ----
+     * im_app_group_create_flags (flags: IM_GROUP_PRIVATE 1,
+     * IM_GROUP_SHARE_HISTORY 2 of domain/group.h), im_app_group_invite,
+     * im_app_group_kick, im_app_group_transfer, im_app_group_delete:
+     * answered like group_join, through the route port once stored. */
+    int (*group_create_flags)(im_app *app, im_session *s, const im_endpoint *ep,
+                              uint64_t request_id, const char *group, uint32_t max_members,
+                              unsigned flags, im_error *err);
+    int (*group_invite)(im_app *app, im_session *s, const im_endpoint *ep, uint64_t request_id,
+                        const char *group, const char *user, im_error *err);
+    int (*group_kick)(im_app *app, im_session *s, const im_endpoint *ep, uint64_t request_id,
+                      const char *group, const char *user, im_error *err);
+    int (*group_transfer)(im_app *app, im_session *s, const im_endpoint *ep, uint64_t request_id,
+                          const char *group, const char *user, im_error *err);
+    int (*group_delete)(im_app *app, im_session *s, const im_endpoint *ep, uint64_t request_id,
+                        const char *group, im_error *err);
+
     /* Functions are appended here in later versions: check size first. */
 } imcore_core_api;
 
