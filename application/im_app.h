@@ -149,8 +149,8 @@ int im_app_group_delete(im_app *app, im_session *s, const im_endpoint *ep, uint6
 int im_app_ack(im_app *app, const im_session *s, const char *conversation, uint64_t seq,
                im_error *err);
 
-/* Calls fn for groups in id order; *total gets the number of groups.
- * Errors: IM_ENOTAUTH, IM_ERATE. */
+/* Calls fn for the groups s's user may see, in id order; *total gets how
+ * many there are. Errors: IM_ENOTAUTH, IM_ERATE. */
 int im_app_group_list(im_app *app, im_session *s, im_group_info_fn fn, void *arg,
                       size_t *total, im_error *err);
 
@@ -160,15 +160,16 @@ int im_app_online_users(im_app *app, const im_session *s, im_router_user_fn fn, 
                         size_t *total, im_error *err);
 
 /* One page of a listing, in id order (bytewise, as strcmp), for a client
- * that asks for the rest with after = the last id it received: groups
- * (with whether s's user is a member), or online users (with their display
- * names). Calls fn for those whose id sorts after `after` (NULL or "":
- * from the first), at most limit of them (0: IM_LIST_DEFAULT; above
- * IM_LIST_MAX: IM_LIST_MAX). fn returns false to end the page early: the
- * entry it was handed is then left for the next page. *more is set when
- * entries are left after the last one fn took (fn ended the page, or the
- * limit was reached before the end); *total counts all groups, or all
- * users online. Entries that come or go meanwhile may or may not be
+ * that asks for the rest with after = the last id it received: the groups
+ * s's user may see, public ones and the private ones they are in or invited
+ * to (with whether they are a member, invited, ...), or online users (with
+ * their display names). Calls fn for those whose id sorts after `after`
+ * (NULL or "": from the first), at most limit of them (0: IM_LIST_DEFAULT;
+ * above IM_LIST_MAX: IM_LIST_MAX). fn returns false to end the page early:
+ * the entry it was handed is then left for the next page. *more is set
+ * when entries are left after the last one fn took (fn ended the page, or
+ * the limit was reached before the end); *total counts all groups the user
+ * may see, or all users online. Entries that come or go meanwhile may or may not be
  * listed; the others are listed once across the pages. Reads a snapshot
  * under the ports' locks; strings passed to fn are borrowed for the call.
  * A page of groups costs O(log n) plus the page. Errors: IM_ENOTAUTH,
