@@ -6,8 +6,10 @@
  * messages are delivered and senders answered, so receivers see each
  * conversation in seq order and an ack never runs ahead of the disk.
  * No locks here: ports that are shared between workers lock themselves, and
- * what a login hands over is kept on the store's thread (see handover). */
+ * what a login hands over is kept on the store's thread (see handover).
+ * The group use cases (changes, listings, loading) are im_app_groups.c's. */
 #include "im_app.h"
+#include "im_app_internal.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,25 +23,6 @@ struct im_app {
     im_app_limits limits;
     im_app_ports ports;
 };
-
-/* A stored group, rebuilt through the domain's rules: a store (perhaps a
- * third party's) cannot slip in a group the domain would refuse. */
-static int add_loaded_group(void *arg, const im_group_record *r)
-{
-    im_group_repo *repo = arg;
-    im_error err = { 0 };
-    im_group *g = NULL;
-    if (r->nmembers == 0)
-        return IM_EIO;
-    int rc = im_group_new(r->id, r->members[0], r->max_members, &g, &err);
-    for (size_t i = 1; rc == IM_OK && i < r->nmembers; i++)
-        rc = im_group_add_member(g, r->members[i], &err);
-    if (rc != IM_OK) {
-        im_group_free(g);
-        return IM_EIO;
-    }
-    return repo->ops->insert(repo, g, NULL);
-}
 
 int im_app_new(const im_app_limits *limits, const im_app_ports *ports, im_app **out,
                im_error *err)
@@ -55,7 +38,7 @@ int im_app_new(const im_app_limits *limits, const im_app_ports *ports, im_app **
         return im_error_set(err, IM_ENOMEM, "out of memory");
     app->limits = *limits;
     app->ports = *ports;
-    int rc = ports->store->ops->load_groups(ports->store, add_loaded_group, ports->groups, err);
+    int rc = im__app_load_groups(app, err);
     if (rc != IM_OK) {
         if (err && err->code == IM_OK)
             im_error_set(err, rc, "the store holds a group the server refuses");
@@ -74,6 +57,16 @@ void im_app_free(im_app *app)
 const im_app_limits *im_app_get_limits(const im_app *app)
 {
     return &app->limits;
+}
+
+const im_app_ports *im__app_ports(const im_app *app)
+{
+    return &app->ports;
+}
+
+uint64_t im__app_now_ms(const im_app *app)
+{
+    return app->ports.wall_clock_ms(app->ports.clock_arg);
 }
 
 static int require_login(const im_session *s, im_error *err)
@@ -676,12 +669,10 @@ static void group_stored(void *arg, int rc, const im_message *m, bool duplicate,
     free(c);
 }
 
+/* A private group is, to whoever may not see it, no group (IM_ENOGROUP). */
 static int check_member(void *arg, const im_group *g, im_error *err)
 {
-    const char *user = arg;
-    if (!im_group_is_member(g, user))
-        return im_error_set(err, IM_ENOTMEMBER, "you are not a member of %s", im_group_id(g));
-    return IM_OK;
+    return im_group_check_member(g, arg, err);
 }
 
 static int require_member(im_app *app, const char *group, const char *user, im_error *err)
@@ -708,138 +699,6 @@ int im_app_send_group(im_app *app, im_session *s, const im_endpoint *ep,
     if (rc != IM_OK)
         return rc;
     return submit(app, s, ep, request_id, &m, group_stored, err);
-}
-
-/* ---- groups ---- */
-
-/* A membership change made in memory, waiting to be made durable; undone if
- * the store fails, so memory never claims what the disk does not hold. */
-typedef struct member_ctx {
-    im_app *app;
-    im_endpoint ep;
-    uint64_t request_id;
-    int kind; /* 0 create, 1 join, 2 leave */
-    char group[IM_USER_ID_MAX + 1];
-    char user[IM_USER_ID_MAX + 1];
-} member_ctx;
-
-static int join_locked(void *arg, im_group *g, im_error *err)
-{
-    return im_group_add_member(g, arg, err);
-}
-
-static int leave_locked(void *arg, im_group *g, im_error *err)
-{
-    return im_group_remove_member(g, arg, err);
-}
-
-/* Undoes in memory a change the store did not make. */
-static void membership_undo(member_ctx *c)
-{
-    im_group_repo *repo = c->app->ports.groups;
-    if (c->kind == 0 || c->kind == 1) /* creator leaving empties and deletes the group */
-        repo->ops->update(repo, c->group, leave_locked, c->user, NULL);
-    else
-        repo->ops->update(repo, c->group, join_locked, c->user, NULL);
-}
-
-static void membership_stored(void *arg, int rc, const im_error *err)
-{
-    member_ctx *c = arg;
-    if (rc != IM_OK)
-        membership_undo(c);
-    im_router *r = c->app->ports.router;
-    r->ops->send_status(r, &c->ep, c->request_id, rc, err && rc ? err->msg : NULL);
-    free(c);
-}
-
-static member_ctx *member_ctx_new(im_app *app, const im_session *s, const im_endpoint *ep,
-                                  uint64_t rid, int kind, const char *group)
-{
-    member_ctx *c = malloc(sizeof *c);
-    if (!c)
-        return NULL;
-    c->app = app;
-    c->ep = *ep;
-    c->request_id = rid;
-    c->kind = kind;
-    copy_str(c->group, sizeof c->group, group);
-    copy_str(c->user, sizeof c->user, s->user_id);
-    return c;
-}
-
-int im_app_group_create(im_app *app, const im_session *s, const im_endpoint *ep,
-                        uint64_t request_id, const char *group, uint32_t max_members,
-                        im_error *err)
-{
-    int rc = require_login(s, err);
-    if (rc != IM_OK)
-        return rc;
-    if (max_members == 0)
-        max_members = app->limits.max_group_members;
-    if (max_members > app->limits.max_group_members)
-        return im_error_set(err, IM_EINVAL, "max_members %u is above the limit %u",
-                            max_members, app->limits.max_group_members);
-    im_group *g;
-    if ((rc = im_group_new(group, s->user_id, max_members, &g, err)) != IM_OK)
-        return rc;
-    member_ctx *c = member_ctx_new(app, s, ep, request_id, 0, group);
-    if (!c) {
-        im_group_free(g);
-        return im_error_set(err, IM_ENOMEM, "out of memory");
-    }
-    im_group_repo *repo = app->ports.groups;
-    rc = repo->ops->insert(repo, g, err);
-    if (rc != IM_OK) {
-        free(c);
-        return rc == IM_EEXIST ? im_error_set(err, rc, "group %s already exists", group) : rc;
-    }
-    im_store *st = app->ports.store;
-    rc = st->ops->group_create(st, group, s->user_id, max_members, membership_stored, c, err);
-    if (rc != IM_OK) { /* refused at once: undone, and answered by the caller */
-        membership_undo(c);
-        free(c);
-    }
-    return rc;
-}
-
-static int change_membership(im_app *app, const im_session *s, const im_endpoint *ep,
-                             uint64_t rid, const char *group, int kind, im_error *err)
-{
-    int rc = require_login(s, err);
-    if (rc != IM_OK)
-        return rc;
-    if ((rc = im_user_id_check(group, err)) != IM_OK)
-        return rc;
-    member_ctx *c = member_ctx_new(app, s, ep, rid, kind, group);
-    if (!c)
-        return im_error_set(err, IM_ENOMEM, "out of memory");
-    im_group_repo *repo = app->ports.groups;
-    rc = repo->ops->update(repo, group, kind == 1 ? join_locked : leave_locked, c->user, err);
-    if (rc != IM_OK) {
-        free(c);
-        return rc == IM_ENOGROUP ? im_error_set(err, rc, "no group %s", group) : rc;
-    }
-    im_store *st = app->ports.store;
-    rc = kind == 1 ? st->ops->group_join(st, group, c->user, membership_stored, c, err)
-                   : st->ops->group_leave(st, group, c->user, membership_stored, c, err);
-    if (rc != IM_OK) {
-        membership_undo(c);
-        free(c);
-    }
-    return rc;
-}
-
-int im_app_group_join(im_app *app, const im_session *s, const im_endpoint *ep,
-                      uint64_t request_id, const char *group, im_error *err)
-{
-    return change_membership(app, s, ep, request_id, group, 1, err);
-}
-
-int im_app_group_leave(im_app *app, const im_session *s, const im_endpoint *ep,
-                       uint64_t request_id, const char *group, im_error *err)
-{
-    return change_membership(app, s, ep, request_id, group, 2, err);
 }
 
 /* ---- acks, history, listings ---- */
@@ -875,6 +734,32 @@ int im_app_ack(im_app *app, const im_session *s, const char *conversation, uint6
     return rc;
 }
 
+/* What of a group's history a member reads: messages after floor, the seq
+ * the member joined at, unless the group shares its history (floor 0). */
+struct history_floor {
+    const char *user;
+    uint64_t floor;
+    im_store_message_fn fn;
+    void *arg;
+};
+
+static int read_floor(void *arg, const im_group *g, im_error *err)
+{
+    struct history_floor *hf = arg;
+    int rc = im_group_check_member(g, hf->user, err);
+    if (rc == IM_OK)
+        hf->floor = im_group_shares_history(g) ? 0 : im_group_member_since(g, hf->user);
+    return rc;
+}
+
+/* The store reads the page oldest first: those at or below the floor come
+ * first and are passed over. */
+static bool above_floor(void *arg, const im_message *m)
+{
+    const struct history_floor *hf = arg;
+    return m->seq <= hf->floor || hf->fn(hf->arg, m);
+}
+
 int im_app_history(im_app *app, const im_session *s, const char *peer, const char *group,
                    uint64_t before_seq, uint32_t limit, im_store_message_fn fn, void *arg,
                    im_error *err)
@@ -892,43 +777,26 @@ int im_app_history(im_app *app, const im_session *s, const char *peer, const cha
     };
     if (im_message_conversation_id(&probe, conv, sizeof conv) < 0)
         return im_error_set(err, IM_EINVAL, "'%.40s' is not a valid id", probe.target);
-    if (has_group && (rc = require_member(app, group, s->user_id, err)) != IM_OK)
-        return rc;
+    struct history_floor hf = { .user = s->user_id, .fn = fn, .arg = arg };
+    if (has_group) {
+        im_group_repo *repo = app->ports.groups;
+        rc = repo->ops->read(repo, group, read_floor, &hf, err);
+        if (rc == IM_ENOGROUP)
+            rc = im_error_set(err, rc, "no group %s", group);
+        if (rc != IM_OK)
+            return rc;
+        /* Nothing before the join is theirs: no read at all for a page
+         * that ends there. */
+        if (hf.floor == IM_GROUP_SINCE_UNKNOWN || (before_seq && before_seq <= hf.floor + 1))
+            return IM_OK;
+    }
     if (limit == 0)
         limit = IM_HISTORY_DEFAULT;
     if (limit > IM_HISTORY_MAX)
         limit = IM_HISTORY_MAX;
     im_store *st = app->ports.store;
-    return st->ops->history(st, conv, before_seq, limit, fn, arg, err);
-}
-
-struct group_listing {
-    const char *user;
-    im_group_info_fn fn;
-    void *arg;
-};
-
-static bool list_one_group(void *arg, const im_group *g)
-{
-    struct group_listing *gl = arg;
-    im_group_info info = {
-        .id = im_group_id(g), .owner = im_group_owner(g),
-        .members = (uint32_t)im_group_member_count(g),
-        .max_members = im_group_max_members(g),
-        .is_member = im_group_is_member(g, gl->user),
-    };
-    return gl->fn(gl->arg, &info);
-}
-
-int im_app_group_list(im_app *app, const im_session *s, im_group_info_fn fn, void *arg,
-                      size_t *total, im_error *err)
-{
-    int rc = require_login(s, err);
-    if (rc != IM_OK)
-        return rc;
-    struct group_listing gl = { .user = s->user_id, .fn = fn, .arg = arg };
-    *total = app->ports.groups->ops->each(app->ports.groups, list_one_group, &gl);
-    return IM_OK;
+    return st->ops->history(st, conv, before_seq, limit, hf.floor ? above_floor : fn,
+                            hf.floor ? (void *)&hf : arg, err);
 }
 
 int im_app_online_users(im_app *app, const im_session *s, im_router_user_fn fn, void *arg,
@@ -946,48 +814,6 @@ int im_app_online_users(im_app *app, const im_session *s, im_router_user_fn fn, 
 static uint32_t list_limit(uint32_t limit)
 {
     return limit == 0 ? IM_LIST_DEFAULT : limit > IM_LIST_MAX ? IM_LIST_MAX : limit;
-}
-
-struct group_page {
-    const char *user, *after;
-    uint32_t limit, taken;
-    im_group_info_fn fn;
-    void *arg;
-    bool more;
-};
-
-/* The repository visits groups in id order: skip to after, take limit. */
-static bool page_one_group(void *arg, const im_group *g)
-{
-    struct group_page *gp = arg;
-    if (strcmp(im_group_id(g), gp->after) <= 0)
-        return true;
-    im_group_info info = {
-        .id = im_group_id(g), .owner = im_group_owner(g),
-        .members = (uint32_t)im_group_member_count(g),
-        .max_members = im_group_max_members(g),
-        .is_member = im_group_is_member(g, gp->user),
-    };
-    if (gp->taken == gp->limit || !gp->fn(gp->arg, &info)) {
-        gp->more = true;
-        return false;
-    }
-    gp->taken++;
-    return true;
-}
-
-int im_app_group_list_page(im_app *app, const im_session *s, const char *after, uint32_t limit,
-                           im_group_info_fn fn, void *arg, size_t *total, bool *more,
-                           im_error *err)
-{
-    int rc = require_login(s, err);
-    if (rc != IM_OK)
-        return rc;
-    struct group_page gp = { .user = s->user_id, .after = after ? after : "",
-                             .limit = list_limit(limit), .fn = fn, .arg = arg };
-    *total = app->ports.groups->ops->each(app->ports.groups, page_one_group, &gp);
-    *more = gp.more;
-    return IM_OK;
 }
 
 /* The router lists online users in no set order, so a page is chosen in

@@ -39,6 +39,11 @@
 typedef struct im_app_ports {
     im_router *router;            /* borrowed: outlives the app */
     im_store *store;              /* borrowed */
+    /* The bytes of store->ops its adapter filled (imcore/plugin.h,
+     * storage_ops_size): IM_STORE_OPS_V1_SIZE for one built before
+     * group_change, whose groups are then public with their history
+     * shared. 0: the whole table, as this build knows it. */
+    size_t store_ops_size;
     im_group_repo *groups;        /* borrowed */
     im_accounts *accounts;        /* borrowed; NULL: "open" mode, a login names any id */
     im_filter *filter;            /* borrowed; NULL: messages are not filtered */
@@ -105,24 +110,58 @@ int im_app_send_group(im_app *app, im_session *s, const im_endpoint *ep,
 
 /* Group membership; the answer (Ok or Error) goes to ep once durable.
  * max_members 0 means the configured default; above the ceiling is IM_EINVAL.
- * Errors decided at once: IM_ENOTAUTH, IM_EINVAL, IM_EEXIST, IM_ENOGROUP,
- * IM_EMEMBER, IM_EFULL, IM_ENOTMEMBER, IM_ENOMEM. */
-int im_app_group_create(im_app *app, const im_session *s, const im_endpoint *ep,
+ * Every group request (these, the listings and the owner's requests below)
+ * takes one token of the session's send bucket (send_rate, send_burst),
+ * as a message does. Errors decided at once: IM_ENOTAUTH, IM_ERATE,
+ * IM_EINVAL, IM_EEXIST, IM_EQUOTA (the user has created
+ * max_groups_per_user groups that still exist), IM_ENOGROUP, IM_EMEMBER,
+ * IM_EFULL, IM_ENOTMEMBER, IM_ENOMEM. */
+int im_app_group_create(im_app *app, im_session *s, const im_endpoint *ep,
                         uint64_t request_id, const char *group, uint32_t max_members,
                         im_error *err);
-int im_app_group_join(im_app *app, const im_session *s, const im_endpoint *ep,
+int im_app_group_join(im_app *app, im_session *s, const im_endpoint *ep,
                       uint64_t request_id, const char *group, im_error *err);
-int im_app_group_leave(im_app *app, const im_session *s, const im_endpoint *ep,
+int im_app_group_leave(im_app *app, im_session *s, const im_endpoint *ep,
                        uint64_t request_id, const char *group, im_error *err);
+
+/* Private groups and owners (domain/group.h has the rules). create_flags:
+ * IM_GROUP_PRIVATE (joined by invitation only, hidden from outsiders),
+ * IM_GROUP_SHARE_HISTORY (members read what was said before they joined);
+ * im_app_group_create makes a public group with neither. A join of a
+ * private group needs an invitation (else IM_ENOGROUP, as for no group);
+ * to a user who may not see a private group, every request on it is
+ * IM_ENOGROUP. Errors decided at once, besides those above:
+ * IM_EUNSUPPORTED (with a store built before group_change:
+ * im_app_ports.store_ops_size), IM_EPERM (only the owner invites, kicks,
+ * transfers and deletes). */
+int im_app_group_create_flags(im_app *app, im_session *s, const im_endpoint *ep,
+                              uint64_t request_id, const char *group, uint32_t max_members,
+                              unsigned flags, im_error *err);
+/* The owner invites user (copied) to the private group: IM_EINVAL for a
+ * public one. user is told (a notice) once the invitation is stored. */
+int im_app_group_invite(im_app *app, im_session *s, const im_endpoint *ep, uint64_t request_id,
+                        const char *group, const char *user, im_error *err);
+/* The owner removes the member user, or withdraws user's invitation; user
+ * is told. Errors besides: IM_EINVAL (user is the owner: leave instead). */
+int im_app_group_kick(im_app *app, im_session *s, const im_endpoint *ep, uint64_t request_id,
+                      const char *group, const char *user, im_error *err);
+/* The owner hands the group to the member user, who is told. */
+int im_app_group_transfer(im_app *app, im_session *s, const im_endpoint *ep,
+                          uint64_t request_id, const char *group, const char *user,
+                          im_error *err);
+/* The owner deletes the group with its history; members and invited users
+ * are told. */
+int im_app_group_delete(im_app *app, im_session *s, const im_endpoint *ep, uint64_t request_id,
+                        const char *group, im_error *err);
 
 /* The receiver has everything of conversation up to seq. Errors: IM_ENOTAUTH,
  * IM_EINVAL (not a conversation of this user). */
 int im_app_ack(im_app *app, const im_session *s, const char *conversation, uint64_t seq,
                im_error *err);
 
-/* Calls fn for groups in id order; *total gets the number of groups.
- * Errors: IM_ENOTAUTH. */
-int im_app_group_list(im_app *app, const im_session *s, im_group_info_fn fn, void *arg,
+/* Calls fn for the groups s's user may see, in id order; *total gets how
+ * many there are. Errors: IM_ENOTAUTH, IM_ERATE. */
+int im_app_group_list(im_app *app, im_session *s, im_group_info_fn fn, void *arg,
                       size_t *total, im_error *err);
 
 /* Calls fn for online users; *total gets how many are online.
@@ -131,19 +170,21 @@ int im_app_online_users(im_app *app, const im_session *s, im_router_user_fn fn, 
                         size_t *total, im_error *err);
 
 /* One page of a listing, in id order (bytewise, as strcmp), for a client
- * that asks for the rest with after = the last id it received: groups
- * (with whether s's user is a member), or online users (with their display
- * names). Calls fn for those whose id sorts after `after` (NULL or "":
- * from the first), at most limit of them (0: IM_LIST_DEFAULT; above
- * IM_LIST_MAX: IM_LIST_MAX). fn returns false to end the page early: the
- * entry it was handed is then left for the next page. *more is set when
- * entries are left after the last one fn took (fn ended the page, or the
- * limit was reached before the end); *total counts all groups, or all
- * users online. Entries that come or go meanwhile may or may not be
+ * that asks for the rest with after = the last id it received: the groups
+ * s's user may see, public ones and the private ones they are in or invited
+ * to (with whether they are a member, invited, ...), or online users (with
+ * their display names). Calls fn for those whose id sorts after `after`
+ * (NULL or "": from the first), at most limit of them (0: IM_LIST_DEFAULT;
+ * above IM_LIST_MAX: IM_LIST_MAX). fn returns false to end the page early:
+ * the entry it was handed is then left for the next page. *more is set
+ * when entries are left after the last one fn took (fn ended the page, or
+ * the limit was reached before the end); *total counts all groups the user
+ * may see, or all users online. Entries that come or go meanwhile may or may not be
  * listed; the others are listed once across the pages. Reads a snapshot
  * under the ports' locks; strings passed to fn are borrowed for the call.
- * Errors: IM_ENOTAUTH, IM_ENOMEM (online users: limit entries are held). */
-int im_app_group_list_page(im_app *app, const im_session *s, const char *after, uint32_t limit,
+ * A page of groups costs O(log n) plus the page. Errors: IM_ENOTAUTH,
+ * IM_ERATE (groups), IM_ENOMEM (online users: limit entries are held). */
+int im_app_group_list_page(im_app *app, im_session *s, const char *after, uint32_t limit,
                            im_group_info_fn fn, void *arg, size_t *total, bool *more,
                            im_error *err);
 int im_app_online_users_page(im_app *app, const im_session *s, const char *after,
@@ -153,8 +194,11 @@ int im_app_online_users_page(im_app *app, const im_session *s, const char *after
 /* The history of the private conversation with peer, or of group (exactly one
  * of them non-empty): up to limit (0: IM_HISTORY_DEFAULT, at most
  * IM_HISTORY_MAX) messages before before_seq (0: the newest), oldest first,
- * read synchronously. Errors: IM_ENOTAUTH, IM_EINVAL, IM_ENOGROUP,
- * IM_ENOTMEMBER, IM_EIO. */
+ * read synchronously. Of a group, only what was said since s's user joined
+ * (the seq the store gave the join), unless the group shares its history:
+ * of the limit messages before before_seq, those older are left out.
+ * Errors: IM_ENOTAUTH, IM_EINVAL, IM_ENOGROUP (also a private group the
+ * user is not in), IM_ENOTMEMBER, IM_EIO. */
 int im_app_history(im_app *app, const im_session *s, const char *peer, const char *group,
                    uint64_t before_seq, uint32_t limit, im_store_message_fn fn, void *arg,
                    im_error *err);

@@ -68,6 +68,8 @@ const char *im_strerror(int code)
     case IM_EREFUSED:     return "EREFUSED";
     case IM_EUNKNOWNUSER: return "EUNKNOWNUSER";
     case IM_EIDREUSED:    return "EIDREUSED";
+    case IM_EPERM:        return "EPERM";
+    case IM_EQUOTA:       return "EQUOTA";
     default:              return "EUNKNOWN";
     }
 }

@@ -46,9 +46,11 @@ enum {
     IM_EREFUSED = -26,     /* a plugin refused the message (the reason says why) */
     IM_EUNKNOWNUSER = -27, /* a private message to an id that is no user (no account) */
     IM_EIDREUSED = -28,    /* a client_msg_id the sender used for another message */
+    IM_EPERM = -29,        /* not allowed: only the group's owner may do this */
+    IM_EQUOTA = -30,       /* a per-user quota is used up (groups created) */
 };
 
-#define IM_ERROR_CODE_LAST IM_EIDREUSED
+#define IM_ERROR_CODE_LAST IM_EQUOTA
 
 /* The caller's record of one failure. Functions that take an im_error* accept
  * NULL when the caller wants only the code. */

@@ -32,7 +32,19 @@ extern "C" {
 typedef enum im_message_kind {
     IM_MESSAGE_PRIVATE = 1,
     IM_MESSAGE_GROUP = 2,
+    /* A notice from the server to users a group change by someone else
+     * affects, handed to the route port only (deliver_many): never stored,
+     * never given to a store or a plugin. sender: who made the change;
+     * target: the group; client_msg_id: what happened (IM_NOTICE_*); body:
+     * a sentence for people; seq 0. */
+    IM_MESSAGE_NOTICE = 3,
 } im_message_kind;
+
+/* What a notice (IM_MESSAGE_NOTICE) tells its receiver. */
+#define IM_NOTICE_INVITED "invited"  /* you are invited to the group */
+#define IM_NOTICE_REMOVED "removed"  /* you were removed, or your invitation withdrawn */
+#define IM_NOTICE_OWNER "owner"      /* you own the group now */
+#define IM_NOTICE_DELETED "deleted"  /* the group was deleted */
 
 typedef struct im_message {
     im_message_kind kind;

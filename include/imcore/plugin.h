@@ -355,6 +355,18 @@ typedef struct imcore_plugin {
      * node_id. */
     int (*open_cluster)(void *state, im_router *local, im_router **out, im_error *err);
 
+    /* ---- appended after open_cluster ---- */
+
+    /* A storage adapter sets this to sizeof(struct im_store_ops) as its
+     * build knows it (imcore/storage.h), if out->size reaches it: the
+     * server then calls the operations appended after the first release
+     * that the table holds (a NULL one is absent). Left 0, the table is
+     * taken as the first release's (IM_STORE_OPS_V1_SIZE): groups are then
+     * public, with their history shared, as the first release kept them,
+     * and private groups, invitations, removals, hand-overs and deletions
+     * are answered UNSUPPORTED. */
+    size_t storage_ops_size;
+
     /* Callbacks are appended here in later versions (the reserved slots
      * are used up): a plugin sets one only if out->size reaches it, and the
      * server reads one only if it knows it. */

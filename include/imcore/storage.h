@@ -33,14 +33,58 @@ extern "C" {
 
 typedef struct im_store im_store;
 
+/* A stored group's flags (group_change's CREATE, im_group_record). */
+#define IM_STORE_GROUP_PRIVATE 1u       /* joined by invitation only */
+#define IM_STORE_GROUP_SHARE_HISTORY 2u /* members read what was said before they joined */
+
 /* One stored group for load_groups: every pointer borrowed for the call.
- * members[0] is the owner; the rest in join order. */
+ * Members in join order. */
 typedef struct im_group_record {
     const char *id;
     uint32_t max_members;
     const char *const *members;
     size_t nmembers;
+    /* Filled by a store that has group_change, and read only from one
+     * (imcore/plugin.h, storage_ops_size); a store without it keeps groups
+     * as the first release did: public, history shared, owned by
+     * members[0]. */
+    const char *owner;            /* a member; NULL: members[0] */
+    const char *creator;          /* NULL: the owner */
+    uint32_t flags;               /* IM_STORE_GROUP_* */
+    const uint64_t *since;        /* nmembers entries (group_change's seq at each join);
+                                   * NULL: 0 for all */
+    const char *const *invited;   /* ninvited users, invited and not yet joined */
+    size_t ninvited;
 } im_group_record;
+
+/* What a group change does (group_change). user is, for CREATE, the owner
+ * and creator; JOIN, LEAVE: who joins (using up an invitation) or leaves
+ * (or is removed); INVITE, UNINVITE: who is invited, or no more;
+ * TRANSFER: the member who becomes the owner; DELETE: NULL. When the owner
+ * leaves, the earliest remaining member in join order becomes the owner;
+ * the last member leaving deletes the group. DELETE and that last leave
+ * take the group's messages with it, so that a group created later under
+ * the same id starts empty. */
+typedef enum im_group_change_kind {
+    IM_GROUP_CHANGE_CREATE = 1,
+    IM_GROUP_CHANGE_JOIN = 2,
+    IM_GROUP_CHANGE_LEAVE = 3,
+    IM_GROUP_CHANGE_INVITE = 4,
+    IM_GROUP_CHANGE_UNINVITE = 5,
+    IM_GROUP_CHANGE_TRANSFER = 6,
+    IM_GROUP_CHANGE_DELETE = 7,
+} im_group_change_kind;
+
+/* One group change; strings borrowed for the call (the store copies what
+ * it keeps). */
+typedef struct im_group_change {
+    size_t size;                  /* sizeof(im_group_change) as the server knows it */
+    im_group_change_kind kind;
+    const char *group;
+    const char *user;
+    uint32_t max_members;         /* CREATE */
+    uint32_t flags;               /* CREATE: IM_STORE_GROUP_* */
+} im_group_change;
 
 /* A request's end. rc is 0 or an IM_E* code (err says why). On success m is
  * the stored message with seq and server_time_ms set; duplicate says that
@@ -53,6 +97,11 @@ typedef void (*im_store_append_fn)(void *arg, int rc, const im_message *m, bool 
 typedef bool (*im_store_message_fn)(void *arg, const im_message *m);
 /* The end of a read or a barrier; rc as above. */
 typedef void (*im_store_done_fn)(void *arg, int rc, const im_error *err);
+/* The end of a group change; rc as above. seq: for CREATE and JOIN, the
+ * last seq of the group's conversation as user joined, in the order of
+ * the store's requests (what was said up to it was said before the join);
+ * 0 for the other kinds. */
+typedef void (*im_store_group_fn)(void *arg, int rc, uint64_t seq, const im_error *err);
 /* One key of a plugin's key-value map for a reader; key and value (len
  * bytes) are borrowed for the call. Return false to stop. */
 typedef bool (*im_store_kv_fn)(void *arg, const char *key, const void *value, size_t len);
@@ -147,9 +196,34 @@ struct im_store_ops {
 
     /* Finishes what is queued (completions included), then frees s. NULL-safe. */
     void (*destroy)(im_store *s);
+
+    /* ---- appended after the first release, which ended with destroy
+     * (IM_STORE_OPS_V1_SIZE). A store that has these says so with
+     * imcore_plugin.storage_ops_size (imcore/plugin.h); the server reads
+     * none of them from one that does not. ---- */
+
+    /* A change of a group (see im_group_change_kind), durable in a durable
+     * store (a memory store keeps nothing), in order with every other
+     * request: a JOIN's seq is the last seq of the messages appended
+     * before it. The store may refuse a change its data contradicts
+     * (IM_ENOGROUP, IM_EEXIST, IM_EMEMBER, IM_ENOTMEMBER, IM_EFULL; a JOIN
+     * of a private group without an invitation: IM_ENOGROUP); who may ask
+     * for it is the server's to judge. done runs exactly once if this
+     * returns 0, never if it returns an error; it gets IM_ENOSPC or IM_EIO
+     * when storage failed. c is borrowed for the call. Errors: IM_EINVAL,
+     * IM_ENOMEM, IM_ESHUTDOWN. The first release's group_create, group_join
+     * and group_leave stay: they are CREATE (flags
+     * IM_STORE_GROUP_SHARE_HISTORY), JOIN and LEAVE without the seq. */
+    int (*group_change)(im_store *s, const im_group_change *c, im_store_group_fn done,
+                        void *arg, im_error *err);
+
+    /* Operations are appended here in later versions. */
 };
 
 struct im_store { const struct im_store_ops *ops; };
+
+/* The bytes of im_store_ops in the first release: up to destroy. */
+#define IM_STORE_OPS_V1_SIZE (offsetof(struct im_store_ops, destroy) + sizeof(void (*)(void)))
 
 static inline void im_store_destroy(im_store *s)
 { if (s) s->ops->destroy(s); }

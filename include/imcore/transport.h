@@ -54,6 +54,10 @@ typedef struct im_app_limits {
      * well under what a session may have unsent before it counts as a slow
      * consumer. 0: 1 MiB. */
     uint32_t handover_bytes;
+    /* Appended later (the server fills the whole struct; a transport reads
+     * only what it knows): the groups one user may have created that still
+     * exist; 0: no limit. */
+    uint32_t max_groups_per_user;
 } im_app_limits;
 
 /* What a Login carries; every string borrowed for the call. */
@@ -82,6 +86,11 @@ typedef struct im_group_info {
     uint32_t members;
     uint32_t max_members;
     bool is_member;              /* the asking session's user is a member */
+    /* Appended later (the server fills the whole struct; a transport reads
+     * only what it knows). */
+    bool is_private;             /* joined by invitation only */
+    bool is_invited;             /* the asking session's user is invited */
+    bool shares_history;         /* members read what was said before they joined */
 } im_group_info;
 typedef bool (*im_group_info_fn)(void *arg, const im_group_info *info);
 
@@ -105,16 +114,16 @@ typedef struct imcore_core_api {
     int (*send_group)(im_app *app, im_session *s, const im_endpoint *ep, uint64_t request_id,
                       const char *group, const uint8_t *body, size_t body_len,
                       const char *client_msg_id, im_error *err);
-    int (*group_create)(im_app *app, const im_session *s, const im_endpoint *ep,
+    int (*group_create)(im_app *app, im_session *s, const im_endpoint *ep,
                         uint64_t request_id, const char *group, uint32_t max_members,
                         im_error *err);
-    int (*group_join)(im_app *app, const im_session *s, const im_endpoint *ep,
+    int (*group_join)(im_app *app, im_session *s, const im_endpoint *ep,
                       uint64_t request_id, const char *group, im_error *err);
-    int (*group_leave)(im_app *app, const im_session *s, const im_endpoint *ep,
+    int (*group_leave)(im_app *app, im_session *s, const im_endpoint *ep,
                        uint64_t request_id, const char *group, im_error *err);
     int (*ack)(im_app *app, const im_session *s, const char *conversation, uint64_t seq,
                im_error *err);
-    int (*group_list)(im_app *app, const im_session *s, im_group_info_fn fn, void *arg,
+    int (*group_list)(im_app *app, im_session *s, im_group_info_fn fn, void *arg,
                       size_t *total, im_error *err);
     int (*online_users)(im_app *app, const im_session *s, im_router_user_fn fn, void *arg,
                         size_t *total, im_error *err);
@@ -149,12 +158,29 @@ typedef struct imcore_core_api {
     /* im_app_group_list_page and im_app_online_users_page: groups, or
      * online users, in id order from the first after `after`, at most
      * limit of them; *more says whether any are left for the next page. */
-    int (*group_list_page)(im_app *app, const im_session *s, const char *after, uint32_t limit,
+    int (*group_list_page)(im_app *app, im_session *s, const char *after, uint32_t limit,
                            im_group_info_fn fn, void *arg, size_t *total, bool *more,
                            im_error *err);
     int (*online_users_page)(im_app *app, const im_session *s, const char *after,
                              uint32_t limit, im_router_user_fn fn, void *arg, size_t *total,
                              bool *more, im_error *err);
+
+    /* ---- private groups and owners (appended after online_users_page) ----
+     * im_app_group_create_flags (flags: IM_GROUP_PRIVATE 1,
+     * IM_GROUP_SHARE_HISTORY 2 of domain/group.h), im_app_group_invite,
+     * im_app_group_kick, im_app_group_transfer, im_app_group_delete:
+     * answered like group_join, through the route port once stored. */
+    int (*group_create_flags)(im_app *app, im_session *s, const im_endpoint *ep,
+                              uint64_t request_id, const char *group, uint32_t max_members,
+                              unsigned flags, im_error *err);
+    int (*group_invite)(im_app *app, im_session *s, const im_endpoint *ep, uint64_t request_id,
+                        const char *group, const char *user, im_error *err);
+    int (*group_kick)(im_app *app, im_session *s, const im_endpoint *ep, uint64_t request_id,
+                      const char *group, const char *user, im_error *err);
+    int (*group_transfer)(im_app *app, im_session *s, const im_endpoint *ep, uint64_t request_id,
+                          const char *group, const char *user, im_error *err);
+    int (*group_delete)(im_app *app, im_session *s, const im_endpoint *ep, uint64_t request_id,
+                        const char *group, im_error *err);
 
     /* Functions are appended here in later versions: check size first. */
 } imcore_core_api;

@@ -29,5 +29,6 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
                         known, "storage.options", sizeof(im_adapter)))
         return 1;
     out->open_storage = open_storage;
+    im_adapter_storage_ops_size(out);
     return 0;
 }

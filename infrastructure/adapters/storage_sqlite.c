@@ -70,5 +70,6 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
     }
     im_log_set_level((im_log_level)api->log_level(host));
     out->open_storage = open_storage;
+    im_adapter_storage_ops_size(out);
     return 0;
 }

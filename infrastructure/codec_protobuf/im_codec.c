@@ -34,6 +34,10 @@ static const struct {
     { IMCORE__ENVELOPE__BODY_DELIVERY_ACK, IMCORE__TYPE__DELIVERY_ACK },
     { IMCORE__ENVELOPE__BODY_HISTORY, IMCORE__TYPE__HISTORY },
     { IMCORE__ENVELOPE__BODY_HISTORY_RESULT, IMCORE__TYPE__HISTORY_RESULT },
+    { IMCORE__ENVELOPE__BODY_GROUP_INVITE, IMCORE__TYPE__GROUP_INVITE },
+    { IMCORE__ENVELOPE__BODY_GROUP_KICK, IMCORE__TYPE__GROUP_KICK },
+    { IMCORE__ENVELOPE__BODY_GROUP_TRANSFER, IMCORE__TYPE__GROUP_TRANSFER },
+    { IMCORE__ENVELOPE__BODY_GROUP_DELETE, IMCORE__TYPE__GROUP_DELETE },
 };
 
 Imcore__Type im_envelope_type_for(Imcore__Envelope__BodyCase c)
@@ -166,7 +170,7 @@ size_t im_frame_size_bound(const Imcore__Envelope *env)
         const Imcore__Delivery *d = env->delivery;
         body = STR_BOUND(d->from) + STR_BOUND(d->to) + STR_BOUND(d->group) +
                d->body.len + 7 + STR_BOUND(d->client_msg_id) + STR_BOUND(d->from_name) +
-               STR_BOUND(d->conversation) + 3 * INT_BOUND;
+               STR_BOUND(d->conversation) + 4 * INT_BOUND;
         break;
     }
     case IMCORE__ENVELOPE__BODY_SEND_ACK:
@@ -229,6 +233,8 @@ _Static_assert(-IM_ENOTFOUND == IMCORE__ERROR_CODE__NOT_FOUND, "errors.h and imc
 _Static_assert(-IM_EUSEREXISTS == IMCORE__ERROR_CODE__USER_EXISTS, "errors.h and imcore.proto disagree");
 _Static_assert(-IM_EREFUSED == IMCORE__ERROR_CODE__REFUSED, "errors.h and imcore.proto disagree");
 _Static_assert(-IM_EUNKNOWNUSER == IMCORE__ERROR_CODE__UNKNOWN_USER, "errors.h and imcore.proto disagree");
-_Static_assert(-IM_ERROR_CODE_LAST == IMCORE__ERROR_CODE__CLIENT_MSG_ID_REUSED, "errors.h and imcore.proto disagree");
+_Static_assert(-IM_EIDREUSED == IMCORE__ERROR_CODE__CLIENT_MSG_ID_REUSED, "errors.h and imcore.proto disagree");
+_Static_assert(-IM_EPERM == IMCORE__ERROR_CODE__NOT_ALLOWED, "errors.h and imcore.proto disagree");
+_Static_assert(-IM_ERROR_CODE_LAST == IMCORE__ERROR_CODE__QUOTA_EXCEEDED, "errors.h and imcore.proto disagree");
 _Static_assert(-IM_EFRAMESIZE == IMCORE__ERROR_CODE__FRAME_TOO_LARGE, "errors.h and imcore.proto disagree");
 _Static_assert(-IM_EDUPLICATE == IMCORE__ERROR_CODE__ALREADY_ONLINE, "errors.h and imcore.proto disagree");

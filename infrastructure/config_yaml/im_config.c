@@ -46,6 +46,7 @@ struct field {
 enum {
     FI_HOST, FI_PORT, FI_WORKERS, FI_NODE_ID,
     FI_MAX_CONNECTIONS, FI_MAX_FRAME, FI_MAX_BODY, FI_MAX_GROUP, FI_OUTPUT_BUFFER,
+    FI_MAX_GROUPS_PER_USER,
     FI_HEARTBEAT, FI_IDLE, FI_LOGIN_TIMEOUT, FI_FRAME_TIMEOUT, FI_POLICY, FI_LOG_LEVEL,
     FI_MAX_UNAUTH, FI_MAX_UNAUTH_ADDR, FI_INPUT_BUDGET, FI_ACC_REGISTRATIONS,
     FI_ENGINE, FI_PATH, FI_MAX_BATCH, FI_SYNC, FI_MAX_PAGES, FI_CHECK,
@@ -76,6 +77,8 @@ static const struct field fields[FI_COUNT] = {
     FIELD(FI_MAX_BODY, "limits.max_body_bytes", K_U32, max_body_bytes, 1,
           16777216 - ENVELOPE_RESERVE),
     FIELD(FI_MAX_GROUP, "limits.max_group_members", K_U32, max_group_members, 1, 100000),
+    FIELD(FI_MAX_GROUPS_PER_USER, "limits.max_groups_per_user", K_U32, max_groups_per_user, 0,
+          1000000),
     FIELD(FI_OUTPUT_BUFFER, "limits.output_buffer_bytes", K_U32, output_buffer_bytes, 4096,
           1073741824),
     FIELD(FI_HEARTBEAT, "session.heartbeat_s", K_UINT, heartbeat_s, 1, 3600),
@@ -137,6 +140,7 @@ void im_config_defaults(im_config *c)
     c->max_frame_bytes = 65536;
     c->max_body_bytes = 8192;
     c->max_group_members = 1000;
+    c->max_groups_per_user = 100;
     c->output_buffer_bytes = 4194304;
     c->heartbeat_s = 30;
     c->idle_timeout_s = 90;

@@ -41,6 +41,8 @@ typedef struct im_config {
     uint32_t max_body_bytes;      /* limits.max_body_bytes, default 8192, 1..max_frame_bytes-512
                                    * (IM_FRAME_RESERVE, imcore/message.h) */
     uint32_t max_group_members;   /* limits.max_group_members, default 1000, 1..100000 */
+    uint32_t max_groups_per_user; /* limits.max_groups_per_user, default 100, 0..1000000; 0 = no
+                                   * limit: groups one user created that still exist */
     uint32_t output_buffer_bytes; /* limits.output_buffer_bytes, default 4194304, 4096..1073741824:
                                    * a session whose unsent output exceeds this is closed as a
                                    * slow consumer */

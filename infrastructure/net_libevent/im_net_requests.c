@@ -4,6 +4,7 @@
  * and the connection's life are im_net_conn.c's. */
 #include "im_net_internal.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -250,6 +251,9 @@ static bool add_group_info(void *arg, const im_group_info *gi)
     info->members = gi->members;
     info->max_members = gi->max_members;
     info->member = gi->is_member;
+    info->is_private = gi->is_private;
+    info->invited = gi->is_invited;
+    info->share_history = gi->shares_history;
     if (!list_take(lb, info, entry_bytes(imcore__group_info__get_packed_size(info)))) {
         group_info_free(info);
         return false;
@@ -498,6 +502,59 @@ static void handle_history(im_conn *c, uint64_t rid, const Imcore__History *req)
     free(hb.bytes);
 }
 
+/* Whether the server's core table has fn, appended after the first
+ * release: a transport may run on a server older than itself. */
+#define CORE_HAS(core, fn) \
+    ((core)->size >= offsetof(imcore_core_api, fn) + sizeof((core)->fn) && (core)->fn)
+
+/* A group request the application answers once stored (GroupCreate, Join,
+ * Leave, Invite, Kick, Transfer, Delete): counted before the call, and
+ * answered here, in its place, if refused at once. kind: the request's
+ * argument after the group (user or NULL). */
+typedef enum group_request {
+    GR_CREATE, GR_JOIN, GR_LEAVE, GR_INVITE, GR_KICK, GR_TRANSFER, GR_DELETE,
+} group_request;
+
+static void handle_group(im_conn *c, uint64_t rid, group_request kind, const char *group,
+                         const char *user, uint32_t max_members, unsigned flags)
+{
+    im_app *app = c->w->srv->app;
+    const imcore_core_api *core = c->w->srv->core;
+    im_session *s = &c->session;
+    im_error err = { 0 };
+    bool known = true;
+    switch (kind) {
+    case GR_CREATE: known = !flags || CORE_HAS(core, group_create_flags); break;
+    case GR_INVITE: known = CORE_HAS(core, group_invite); break;
+    case GR_KICK: known = CORE_HAS(core, group_kick); break;
+    case GR_TRANSFER: known = CORE_HAS(core, group_transfer); break;
+    case GR_DELETE: known = CORE_HAS(core, group_delete); break;
+    default: break;
+    }
+    if (!known) {
+        im__conn_answer_error(c, rid, IM_EUNSUPPORTED, "the server does not have this request",
+                              NULL);
+        return;
+    }
+    im__conn_expect_answer(c);
+    int rc = IM_OK;
+    switch (kind) {
+    case GR_CREATE:
+        rc = CORE_HAS(core, group_create_flags)
+                 ? core->group_create_flags(app, s, &c->ep, rid, group, max_members, flags, &err)
+                 : core->group_create(app, s, &c->ep, rid, group, max_members, &err);
+        break;
+    case GR_JOIN: rc = core->group_join(app, s, &c->ep, rid, group, &err); break;
+    case GR_LEAVE: rc = core->group_leave(app, s, &c->ep, rid, group, &err); break;
+    case GR_INVITE: rc = core->group_invite(app, s, &c->ep, rid, group, user, &err); break;
+    case GR_KICK: rc = core->group_kick(app, s, &c->ep, rid, group, user, &err); break;
+    case GR_TRANSFER: rc = core->group_transfer(app, s, &c->ep, rid, group, user, &err); break;
+    case GR_DELETE: rc = core->group_delete(app, s, &c->ep, rid, group, &err); break;
+    }
+    if (rc != IM_OK)
+        im__conn_refused(c, rid, rc, err.msg, NULL);
+}
+
 void im__conn_dispatch(im_conn *c, const Imcore__Envelope *env)
 {
     im_app *app = c->w->srv->app;
@@ -540,24 +597,31 @@ void im__conn_dispatch(im_conn *c, const Imcore__Envelope *env)
             im__conn_refused(c, rid, rc, err.msg, gm->client_msg_id);
         break;
     }
-    case IMCORE__ENVELOPE__BODY_GROUP_CREATE:
-        im__conn_expect_answer(c);
-        rc = core->group_create(app, s, &c->ep, rid, env->group_create->group,
-                                env->group_create->max_members, &err);
-        if (rc != IM_OK)
-            im__conn_refused(c, rid, rc, err.msg, NULL);
+    case IMCORE__ENVELOPE__BODY_GROUP_CREATE: {
+        const Imcore__GroupCreate *gc = env->group_create;
+        /* The wire's flags are the domain's: 1 private, 2 history shared. */
+        unsigned flags = (gc->is_private ? 1u : 0u) | (gc->share_history ? 2u : 0u);
+        handle_group(c, rid, GR_CREATE, gc->group, NULL, gc->max_members, flags);
         break;
+    }
     case IMCORE__ENVELOPE__BODY_GROUP_JOIN:
-        im__conn_expect_answer(c);
-        rc = core->group_join(app, s, &c->ep, rid, env->group_join->group, &err);
-        if (rc != IM_OK)
-            im__conn_refused(c, rid, rc, err.msg, NULL);
+        handle_group(c, rid, GR_JOIN, env->group_join->group, NULL, 0, 0);
         break;
     case IMCORE__ENVELOPE__BODY_GROUP_LEAVE:
-        im__conn_expect_answer(c);
-        rc = core->group_leave(app, s, &c->ep, rid, env->group_leave->group, &err);
-        if (rc != IM_OK)
-            im__conn_refused(c, rid, rc, err.msg, NULL);
+        handle_group(c, rid, GR_LEAVE, env->group_leave->group, NULL, 0, 0);
+        break;
+    case IMCORE__ENVELOPE__BODY_GROUP_INVITE:
+        handle_group(c, rid, GR_INVITE, env->group_invite->group, env->group_invite->user, 0, 0);
+        break;
+    case IMCORE__ENVELOPE__BODY_GROUP_KICK:
+        handle_group(c, rid, GR_KICK, env->group_kick->group, env->group_kick->user, 0, 0);
+        break;
+    case IMCORE__ENVELOPE__BODY_GROUP_TRANSFER:
+        handle_group(c, rid, GR_TRANSFER, env->group_transfer->group,
+                     env->group_transfer->user, 0, 0);
+        break;
+    case IMCORE__ENVELOPE__BODY_GROUP_DELETE:
+        handle_group(c, rid, GR_DELETE, env->group_delete->group, NULL, 0, 0);
         break;
     case IMCORE__ENVELOPE__BODY_DELIVERY_ACK:
         /* No answer: acks are cumulative, and a refused one is only logged. */

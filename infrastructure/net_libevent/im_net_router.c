@@ -95,26 +95,46 @@ static bool router_is_online(im_router *r, const char *user_id)
     return lookup(server_of(r), user_id, &ep);
 }
 
+/* A notice's event (IM_NOTICE_*, in client_msg_id) on the wire. */
+static Imcore__Delivery__Notice notice_of(const char *event)
+{
+    static const struct { const char *name; Imcore__Delivery__Notice wire; } events[] = {
+        { IM_NOTICE_INVITED, IMCORE__DELIVERY__NOTICE__NOTICE_INVITED },
+        { IM_NOTICE_REMOVED, IMCORE__DELIVERY__NOTICE__NOTICE_REMOVED },
+        { IM_NOTICE_OWNER, IMCORE__DELIVERY__NOTICE__NOTICE_OWNER },
+        { IM_NOTICE_DELETED, IMCORE__DELIVERY__NOTICE__NOTICE_DELETED },
+    };
+    for (size_t i = 0; event && i < sizeof events / sizeof events[0]; i++)
+        if (strcmp(event, events[i].name) == 0)
+            return events[i].wire;
+    return IMCORE__DELIVERY__NOTICE__NOTICE_NONE;
+}
+
 /* Fills d and env (which points to d) for m; conv is the caller's buffer
  * of IM_CONVERSATION_ID_MAX + 1 bytes. */
 static void fill_delivery(const im_message *m, const char *sender_name, char *conv,
                           Imcore__Delivery *d, Imcore__Envelope *env)
 {
+    bool notice = m->kind == IM_MESSAGE_NOTICE;
     conv[0] = '\0';
-    im_message_conversation_id(m, conv, IM_CONVERSATION_ID_MAX + 1);
+    if (!notice)
+        im_message_conversation_id(m, conv, IM_CONVERSATION_ID_MAX + 1);
     imcore__delivery__init(d);
     d->conversation = conv;
-    d->kind = m->kind == IM_MESSAGE_GROUP ? IMCORE__DELIVERY__KIND__GROUP
-                                          : IMCORE__DELIVERY__KIND__PRIVATE;
+    d->kind = notice                        ? IMCORE__DELIVERY__KIND__NOTICE
+              : m->kind == IM_MESSAGE_GROUP ? IMCORE__DELIVERY__KIND__GROUP
+                                            : IMCORE__DELIVERY__KIND__PRIVATE;
     d->from = (char *)m->sender;
     d->from_name = (char *)(sender_name ? sender_name : m->sender);
     d->to = (char *)(m->kind == IM_MESSAGE_PRIVATE ? m->target : "");
-    d->group = (char *)(m->kind == IM_MESSAGE_GROUP ? m->target : "");
+    d->group = (char *)(m->kind != IM_MESSAGE_PRIVATE ? m->target : "");
     d->body.data = (uint8_t *)m->body;
     d->body.len = m->body_len;
     d->seq = m->seq;
     d->server_time_ms = m->server_time_ms;
-    d->client_msg_id = (char *)m->client_msg_id;
+    d->client_msg_id = (char *)(notice ? "" : m->client_msg_id);
+    if (notice)
+        d->notice = notice_of(m->client_msg_id);
     imcore__envelope__init(env);
     env->type = IMCORE__TYPE__DELIVERY;
     env->body_case = IMCORE__ENVELOPE__BODY_DELIVERY;

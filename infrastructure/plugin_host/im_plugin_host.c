@@ -743,19 +743,25 @@ static int opened(const imcore_host *h, int rc, bool filled, const im_error *e, 
                         e->msg[0] ? e->msg : "it opened nothing");
 }
 
-int im_plugin_host_open_storage(im_plugin_host *ph, im_store **out, im_error *err)
+int im_plugin_host_open_storage(im_plugin_host *ph, im_store **out, size_t *ops_size,
+                                im_error *err)
 {
     *out = NULL;
+    *ops_size = IM_STORE_OPS_V1_SIZE;
     imcore_host *h = adapter_of(ph, IM_ADAPTER_STORAGE);
     if (!h)
         return im_error_set(err, IM_EINVAL, "no storage adapter was loaded");
     im_error e = { 0 };
     int rc = h->desc.open_storage(h->desc.state, out, &e);
     rc = opened(h, rc, *out != NULL, &e, err);
-    if (rc != IM_OK)
+    if (rc != IM_OK) {
         *out = NULL;
-    else
+    } else {
         ph->durable_store = (*out)->ops->durable;
+        /* Zeroed before init: a plugin built before the field left it so. */
+        if (h->desc.storage_ops_size > IM_STORE_OPS_V1_SIZE)
+            *ops_size = h->desc.storage_ops_size;
+    }
     return rc;
 }
 

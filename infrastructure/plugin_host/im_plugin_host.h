@@ -37,8 +37,12 @@ int im_plugin_host_load(const im_config *cfg, bool with_adapters, im_plugin_host
  * the plugin storage_<engine>.so in plugin_dir, whose config is the
  * storage section. *out is the caller's (im_store_destroy), and must be
  * destroyed before the host is freed: its code lives in the adapter.
+ * *ops_size gets the bytes of (*out)->ops the adapter filled, for
+ * im_app_ports.store_ops_size: what it said in storage_ops_size, or
+ * IM_STORE_OPS_V1_SIZE for an adapter that did not say.
  * Errors: the adapter's (IM_EIO: cannot open the database, ...). */
-int im_plugin_host_open_storage(im_plugin_host *h, im_store **out, im_error *err);
+int im_plugin_host_open_storage(im_plugin_host *h, im_store **out, size_t *ops_size,
+                                im_error *err);
 
 /* Opens the transport through the transport adapter loaded with
  * with_adapters: the plugin transport_<name>.so in plugin_dir, whose config

@@ -436,7 +436,8 @@ static int pr_deliver_many(im_router *r, const char *const *members, size_t n,
 {
     im_plugin_host *ph = host_of(r);
     int delivered = ph->inner->ops->deliver_many(ph->inner, members, n, skip, m, sender_name);
-    if (delivered < 0)
+    /* A notice about a group is for clients: plugins get messages only. */
+    if (delivered < 0 || m->kind == IM_MESSAGE_NOTICE)
         return delivered;
     for (unsigned k = 0; k < ph->nclaims; k++) {
         im_claim *c = &ph->claims[k];

@@ -12,6 +12,7 @@
 #include "domain/message.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,11 +103,36 @@ static int memory_group_create(im_store *s, const char *group, const char *owner
     return memory_barrier(s, done, arg, err);
 }
 
-static int memory_group_change(im_store *s, const char *group, const char *user,
+static int memory_group_member(im_store *s, const char *group, const char *user,
                                im_store_done_fn done, void *arg, im_error *err)
 {
     (void)group, (void)user;
     return memory_barrier(s, done, arg, err);
+}
+
+/* Nothing is kept; a join learns the conversation's last seq, and a group
+ * created or deleted starts its numbering again, as a durable store's
+ * does. Under the shard lock, so a join is ordered against the appends. */
+static int memory_group_change(im_store *s, const im_group_change *c, im_store_group_fn done,
+                               void *arg, im_error *err)
+{
+    memory_store *ms = (memory_store *)s;
+    char conv[IM_CONVERSATION_ID_MAX + 1];
+    if (!c || !c->group || strlen(c->group) > IM_USER_ID_MAX)
+        return im_error_set(err, IM_EINVAL, "a malformed group change");
+    snprintf(conv, sizeof conv, "g:%s", c->group);
+    struct shard *sh = &ms->shards[im_strmap_hash(conv) % SHARDS];
+    uint64_t seq = 0;
+    pthread_mutex_lock(&sh->lock);
+    if (c->kind == IM_GROUP_CHANGE_CREATE || c->kind == IM_GROUP_CHANGE_DELETE) {
+        free(im_strmap_remove(sh->next_seq, conv));
+    } else if (c->kind == IM_GROUP_CHANGE_JOIN) {
+        const uint64_t *last = im_strmap_get(sh->next_seq, conv);
+        seq = last ? *last : 0;
+    }
+    done(arg, IM_OK, seq, NULL);
+    pthread_mutex_unlock(&sh->lock);
+    return IM_OK;
 }
 
 static int memory_load_groups(im_store *s, int (*fn)(void *arg, const im_group_record *g),
@@ -300,12 +326,13 @@ static const struct im_store_ops memory_store_ops = {
     .history = memory_history,
     .barrier = memory_barrier,
     .group_create = memory_group_create,
-    .group_join = memory_group_change,
-    .group_leave = memory_group_change,
+    .group_join = memory_group_member,
+    .group_leave = memory_group_member,
     .load_groups = memory_load_groups,
     .kv_put = memory_kv_put,
     .kv_each = memory_kv_each,
     .destroy = memory_destroy,
+    .group_change = memory_group_change,
 };
 
 int im_memory_store_new(im_store **out, im_error *err)

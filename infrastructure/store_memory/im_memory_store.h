@@ -17,4 +17,8 @@ int im_memory_store_new(im_store **out, im_error *err);
 /* *out is the caller's: release with (*out)->ops->destroy(*out). Errors: IM_ENOMEM. */
 int im_memory_group_repo_new(im_group_repo **out, im_error *err);
 
+/* For tests of what a listing costs: the tree nodes that visit() has
+ * touched, over every call since r was made. */
+size_t im_memory_group_repo_steps(im_group_repo *r);
+
 #endif

@@ -24,8 +24,11 @@
  *   theirs when they join and lose it when they leave. That makes a separate
  *   messages(target, conv, seq) index unnecessary (it would also have to
  *   skip every acked message of the user at each pending).
- * - group_members keeps join order explicitly; the owner is derived (the
- *   smallest join_order), as in the domain, so nothing has to be kept in step.
+ * - group_members keeps join order explicitly, and each member's since_seq
+ *   (the conversation's last seq at the join: their history starts after
+ *   it). chat_groups keeps the owner by name, since ownership can be handed
+ *   to any member; when the owner leaves, the earliest remaining member
+ *   takes over, as in the domain. group_invites holds the invitations.
  * - kv(ns, key) is the plugins' map, read by prefix as a range of the
  *   primary key. Its values are mostly small; a large one (up to 64 kB)
  *   spills to overflow pages, which costs that row only.
@@ -119,6 +122,27 @@ static const char *const migrations[] = {
     "  value BLOB NOT NULL,"
     "  PRIMARY KEY (ns, key)"
     ") WITHOUT ROWID;",
+
+    /* 3: private groups. A group's flags (domain/group.h: 1 private, 2
+     * history shared), its owner by name (ownership can be handed over)
+     * and its creator (whose quota it counts against); each member's
+     * since_seq (their history starts after it); invitations. Groups made
+     * before are what they were: public, history shared, owned by their
+     * earliest member, who is taken as their creator. */
+    "ALTER TABLE chat_groups ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE chat_groups ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE chat_groups ADD COLUMN creator TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE group_members ADD COLUMN since_seq INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (since_seq >= 0);"
+    "UPDATE chat_groups SET flags = 2, owner = coalesce((SELECT user_id FROM group_members"
+    "  WHERE group_id = chat_groups.id ORDER BY join_order LIMIT 1), '');"
+    "UPDATE chat_groups SET creator = owner;"
+    "CREATE TABLE group_invites ("
+    "  group_id TEXT NOT NULL REFERENCES chat_groups(id) ON DELETE CASCADE,"
+    "  user_id TEXT NOT NULL,"
+    "  invited_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (group_id, user_id)"
+    ") WITHOUT ROWID;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -153,6 +177,13 @@ enum stmt_id {
     S_CONV_DELETE,
     S_CURSOR_JOIN,
     S_CURSOR_DELETE,
+    S_GROUP_OWNER_SET,
+    S_GROUP_OWNER_NEXT,
+    S_INVITE_GET,
+    S_INVITE_COUNT,
+    S_INVITE_INSERT,
+    S_INVITE_DELETE,
+    S_INVITES_ORDERED,
     S_USER_INSERT,
     S_USER_GET,
     S_USER_EXISTS,
@@ -213,18 +244,20 @@ static const char *const stmt_sql[S_COUNT] = {
                   "  SELECT " MSG_COLUMNS " FROM messages"
                   "  WHERE conv = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
                   ") ORDER BY seq",
-    [S_GROUP_GET] = "SELECT max_members, member_count FROM chat_groups WHERE id = ?1",
-    [S_GROUP_INSERT] = "INSERT INTO chat_groups(id, max_members, member_count, created_ms)"
-                       " VALUES (?1, ?2, 1, ?3)",
+    [S_GROUP_GET] = "SELECT max_members, member_count, flags, owner FROM chat_groups"
+                    " WHERE id = ?1",
+    [S_GROUP_INSERT] = "INSERT INTO chat_groups(id, max_members, member_count, created_ms,"
+                       " flags, owner, creator) VALUES (?1, ?2, 1, ?3, ?4, ?5, ?5)",
     [S_GROUP_COUNT] = "UPDATE chat_groups SET member_count = member_count + ?2 WHERE id = ?1",
     [S_GROUP_DELETE] = "DELETE FROM chat_groups WHERE id = ?1",
-    [S_GROUPS_ALL] = "SELECT id, max_members FROM chat_groups ORDER BY id",
+    [S_GROUPS_ALL] = "SELECT id, max_members, flags, owner, creator FROM chat_groups"
+                     " ORDER BY id",
     [S_MEMBER_GET] = "SELECT 1 FROM group_members WHERE group_id = ?1 AND user_id = ?2",
-    [S_MEMBER_INSERT] = "INSERT INTO group_members(group_id, user_id, join_order, joined_ms)"
-                        " VALUES (?1, ?2, (SELECT coalesce(max(join_order), 0) + 1"
-                        "                  FROM group_members WHERE group_id = ?1), ?3)",
+    [S_MEMBER_INSERT] = "INSERT INTO group_members(group_id, user_id, join_order, joined_ms,"
+                        " since_seq) VALUES (?1, ?2, (SELECT coalesce(max(join_order), 0) + 1"
+                        "                  FROM group_members WHERE group_id = ?1), ?3, ?4)",
     [S_MEMBER_DELETE] = "DELETE FROM group_members WHERE group_id = ?1 AND user_id = ?2",
-    [S_MEMBERS_ORDERED] = "SELECT user_id FROM group_members WHERE group_id = ?1"
+    [S_MEMBERS_ORDERED] = "SELECT user_id, since_seq FROM group_members WHERE group_id = ?1"
                           " ORDER BY join_order",
     [S_CONV_CREATE] = "INSERT INTO conversations(id, last_seq) VALUES (?1, 0)"
                       " ON CONFLICT(id) DO NOTHING",
@@ -233,6 +266,18 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_CURSOR_JOIN] = "INSERT OR REPLACE INTO cursors(user_id, conv, seq)"
                       " VALUES (?1, ?2, (SELECT last_seq FROM conversations WHERE id = ?2))",
     [S_CURSOR_DELETE] = "DELETE FROM cursors WHERE user_id = ?1 AND conv = ?2",
+    [S_GROUP_OWNER_SET] = "UPDATE chat_groups SET owner = ?2 WHERE id = ?1",
+    /* The owner gone: the earliest remaining member owns the group. */
+    [S_GROUP_OWNER_NEXT] = "UPDATE chat_groups SET owner = coalesce((SELECT user_id"
+                           " FROM group_members WHERE group_id = ?1 ORDER BY join_order"
+                           " LIMIT 1), '') WHERE id = ?1 AND owner = ?2",
+    [S_INVITE_GET] = "SELECT 1 FROM group_invites WHERE group_id = ?1 AND user_id = ?2",
+    [S_INVITE_COUNT] = "SELECT count(*) FROM group_invites WHERE group_id = ?1",
+    [S_INVITE_INSERT] = "INSERT INTO group_invites(group_id, user_id, invited_ms)"
+                        " VALUES (?1, ?2, ?3)",
+    [S_INVITE_DELETE] = "DELETE FROM group_invites WHERE group_id = ?1 AND user_id = ?2",
+    [S_INVITES_ORDERED] = "SELECT user_id FROM group_invites WHERE group_id = ?1"
+                          " ORDER BY invited_ms, user_id",
     [S_USER_INSERT] = "INSERT INTO users(id, display_name, password_hash, created_ms)"
                       " VALUES (?1, ?2, ?3, ?4)",
     [S_USER_GET] = "SELECT display_name, password_hash FROM users WHERE id = ?1",
@@ -1209,26 +1254,37 @@ static void group_conv(char *buf, size_t size, const char *group)
     snprintf(buf, size, "g:%s", group);
 }
 
-/* Reads the group's row: 1 (max and count set), 0 (no such group) or an
- * error code. */
-static int group_get(im_sqlite_db *db, const char *group, uint32_t *max, int64_t *count,
-                     im_error *err)
+/* A group's row, as the checks before a change need it. */
+typedef struct group_row {
+    uint32_t max;
+    int64_t count;
+    unsigned flags;
+    char owner[IM_USER_ID_MAX + 1];
+} group_row;
+
+/* Reads the group's row: 1 (gr set), 0 (no such group) or an error code. */
+static int group_get(im_sqlite_db *db, const char *group, group_row *gr, im_error *err)
 {
     sqlite3_stmt *st = stmt(db, S_GROUP_GET);
     bind_text(st, 1, group);
     int r = row(db, st, err, "reading group %s", group);
     if (r == 1) {
-        *max = (uint32_t)sqlite3_column_int64(st, 0);
-        *count = sqlite3_column_int64(st, 1);
+        gr->max = (uint32_t)sqlite3_column_int64(st, 0);
+        gr->count = sqlite3_column_int64(st, 1);
+        gr->flags = (unsigned)sqlite3_column_int64(st, 2);
+        const char *owner = (const char *)sqlite3_column_text(st, 3);
+        snprintf(gr->owner, sizeof gr->owner, "%s", owner ? owner : "");
         sqlite3_reset(st);
     }
     return r;
 }
 
-/* 1 if user is a member, 0 if not, or an error code. */
-static int member_get(im_sqlite_db *db, const char *group, const char *user, im_error *err)
+/* 1 if the (group, user) row of statement id exists, 0 if not, or an
+ * error code. */
+static int pair_get(im_sqlite_db *db, enum stmt_id id, const char *group, const char *user,
+                    im_error *err)
 {
-    sqlite3_stmt *st = stmt(db, S_MEMBER_GET);
+    sqlite3_stmt *st = stmt(db, id);
     bind_text(st, 1, group);
     bind_text(st, 2, user);
     int r = row(db, st, err, "reading group %s", group);
@@ -1237,18 +1293,65 @@ static int member_get(im_sqlite_db *db, const char *group, const char *user, im_
     return r;
 }
 
-/* The writes of a join: the member row and a cursor at the group's last seq. */
+static int member_get(im_sqlite_db *db, const char *group, const char *user, im_error *err)
+{
+    return pair_get(db, S_MEMBER_GET, group, user, err);
+}
+
+static int invite_get(im_sqlite_db *db, const char *group, const char *user, im_error *err)
+{
+    return pair_get(db, S_INVITE_GET, group, user, err);
+}
+
+/* The group's invitations: a count, or an error code (negative). */
+static int64_t invite_count(im_sqlite_db *db, const char *group, im_error *err)
+{
+    sqlite3_stmt *st = stmt(db, S_INVITE_COUNT);
+    bind_text(st, 1, group);
+    int r = row(db, st, err, "reading group %s", group);
+    if (r != 1)
+        return r < 0 ? r : 0;
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return n;
+}
+
+/* A (group, user) statement that returns no row. */
+static int pair_run(im_sqlite_db *db, enum stmt_id id, const char *group, const char *user,
+                    im_error *err)
+{
+    sqlite3_stmt *st = stmt(db, id);
+    bind_text(st, 1, group);
+    bind_text(st, 2, user);
+    return run(db, st, err, "group %s, %s", group, user);
+}
+
+/* The writes of a join: the member row, with since the group's last seq,
+ * and a cursor there (so what was said before is not pending for them). */
 static int add_member(im_sqlite_db *db, const char *group, const char *conv, const char *user,
-                      uint64_t now_ms, im_error *err)
+                      uint64_t now_ms, uint64_t *since, im_error *err)
 {
     sqlite3_stmt *st = stmt(db, S_CONV_CREATE);
     bind_text(st, 1, conv);
     int code = run(db, st, err, "group %s", group);
+    uint64_t last = 0;
+    if (code == IM_OK) {
+        st = stmt(db, S_CONV_LAST);
+        bind_text(st, 1, conv);
+        int r = row(db, st, err, "group %s", group);
+        if (r == 1) {
+            last = (uint64_t)sqlite3_column_int64(st, 0);
+            sqlite3_reset(st);
+        } else if (r < 0) {
+            code = r;
+        }
+    }
     if (code == IM_OK) {
         st = stmt(db, S_MEMBER_INSERT);
         bind_text(st, 1, group);
         bind_text(st, 2, user);
         bind_u64(st, 3, now_ms);
+        bind_u64(st, 4, last);
         code = run(db, st, err, "adding %s to group %s", user, group);
     }
     if (code == IM_OK) {
@@ -1257,6 +1360,8 @@ static int add_member(im_sqlite_db *db, const char *group, const char *conv, con
         bind_text(st, 2, conv);
         code = run(db, st, err, "adding %s to group %s", user, group);
     }
+    if (code == IM_OK && since)
+        *since = last;
     return code;
 }
 
@@ -1270,28 +1375,48 @@ static int check_ids(const char *group, const char *user, im_error *err)
     return IM_OK;
 }
 
-int im_sqlite_db_group_create(im_sqlite_db *db, const char *group, const char *owner,
-                              uint32_t max_members, uint64_t now_ms, im_error *err)
+/* The start every group change shares: the ids checked, the conversation's
+ * id made, and the write begun. */
+static int group_write_begin(im_sqlite_db *db, const char *group, const char *user, char *conv,
+                             bool *own, im_error *err)
+{
+    if (!db)
+        return im_error_set(err, IM_EINVAL, "no database");
+    int code = check_ids(group, user, err);
+    if (code != IM_OK)
+        return code;
+    group_conv(conv, IM_CONVERSATION_ID_MAX + 1, group);
+    return write_begin(db, own, err);
+}
+
+/* Reads the group into gr: IM_OK, IM_ENOGROUP or an error code. */
+static int group_must_exist(im_sqlite_db *db, const char *group, group_row *gr, im_error *err)
+{
+    int r = group_get(db, group, gr, err);
+    if (r == 0)
+        return im_error_set(err, IM_ENOGROUP, "no group %s", group);
+    return r < 0 ? r : IM_OK;
+}
+
+int im_sqlite_db_group_create_flags(im_sqlite_db *db, const char *group, const char *owner,
+                                    uint32_t max_members, unsigned flags, uint64_t now_ms,
+                                    uint64_t *since, im_error *err)
 {
     im_error local;
     if (!err)
         err = &local;
-    if (!db)
-        return im_error_set(err, IM_EINVAL, "no database");
-    int code = check_ids(group, owner, err);
-    if (code != IM_OK)
-        return code;
     if (max_members < 1 || max_members > IM_GROUP_MAX_MEMBERS_LIMIT)
         return im_error_set(err, IM_EINVAL, "max_members %u is not in 1..%u", max_members,
                             IM_GROUP_MAX_MEMBERS_LIMIT);
+    if (flags & ~(unsigned)IM_GROUP_FLAGS_ALL)
+        return im_error_set(err, IM_EINVAL, "unknown group flags 0x%x", flags);
     char conv[IM_CONVERSATION_ID_MAX + 1];
-    group_conv(conv, sizeof conv, group);
     bool own;
-    if ((code = write_begin(db, &own, err)) != IM_OK)
+    int code = group_write_begin(db, group, owner, conv, &own, err);
+    if (code != IM_OK)
         return code;
-    uint32_t max;
-    int64_t count;
-    int r = group_get(db, group, &max, &count, err);
+    group_row gr;
+    int r = group_get(db, group, &gr, err);
     if (r == 1) {
         code = im_error_set(err, IM_EEXIST, "group %s already exists", group);
     } else if (r < 0) {
@@ -1308,44 +1433,56 @@ int im_sqlite_db_group_create(im_sqlite_db *db, const char *group, const char *o
             bind_text(st, 1, group);
             sqlite3_bind_int64(st, 2, max_members);
             bind_u64(st, 3, now_ms);
+            sqlite3_bind_int64(st, 4, flags);
+            bind_text(st, 5, owner);
             code = run(db, st, err, "creating group %s", group);
         }
         if (code == IM_OK)
-            code = add_member(db, group, conv, owner, now_ms, err);
+            code = add_member(db, group, conv, owner, now_ms, since, err);
     }
     return write_end(db, own, code, err);
 }
 
-int im_sqlite_db_group_add_member(im_sqlite_db *db, const char *group, const char *user,
-                                  uint64_t now_ms, im_error *err)
+int im_sqlite_db_group_create(im_sqlite_db *db, const char *group, const char *owner,
+                              uint32_t max_members, uint64_t now_ms, im_error *err)
+{
+    return im_sqlite_db_group_create_flags(db, group, owner, max_members, 0, now_ms, NULL, err);
+}
+
+int im_sqlite_db_group_join(im_sqlite_db *db, const char *group, const char *user,
+                            uint64_t now_ms, uint64_t *since, im_error *err)
 {
     im_error local;
     if (!err)
         err = &local;
-    if (!db)
-        return im_error_set(err, IM_EINVAL, "no database");
-    int code = check_ids(group, user, err);
+    char conv[IM_CONVERSATION_ID_MAX + 1];
+    bool own;
+    int code = group_write_begin(db, group, user, conv, &own, err);
     if (code != IM_OK)
         return code;
-    char conv[IM_CONVERSATION_ID_MAX + 1];
-    group_conv(conv, sizeof conv, group);
-    bool own;
-    if ((code = write_begin(db, &own, err)) != IM_OK)
-        return code;
-    uint32_t max = 0;
-    int64_t count = 0;
-    int r = group_get(db, group, &max, &count, err);
-    if (r == 0)
-        code = im_error_set(err, IM_ENOGROUP, "no group %s", group);
-    else if (r < 0)
-        code = r;
+    group_row gr;
+    int r = 0;
+    int64_t invited = 0;
+    code = group_must_exist(db, group, &gr, err);
+    if (code != IM_OK)
+        r = 0;
     else if ((r = member_get(db, group, user, err)) != 0)
         code = r == 1 ? im_error_set(err, IM_EMEMBER, "%s is already in group %s", user, group)
                       : r;
-    else if (count >= (int64_t)max)
-        code = im_error_set(err, IM_EFULL, "group %s is full (%u members)", group, max);
+    else if ((r = invite_get(db, group, user, err)) < 0)
+        code = r;
+    else if ((gr.flags & IM_GROUP_PRIVATE) && r == 0)
+        code = im_error_set(err, IM_ENOGROUP, "no group %s", group);
+    else if ((invited = invite_count(db, group, err)) < 0)
+        code = (int)invited;
+    /* An invitation keeps its place: only others' count against a join. */
+    else if (gr.count + invited - r >= (int64_t)gr.max)
+        code = im_error_set(err, IM_EFULL, "group %s is full (%u members)", group, gr.max);
+    /* Every check is made: from here on, only writes. */
+    if (code == IM_OK && r == 1)
+        code = pair_run(db, S_INVITE_DELETE, group, user, err);
     if (code == IM_OK)
-        code = add_member(db, group, conv, user, now_ms, err);
+        code = add_member(db, group, conv, user, now_ms, since, err);
     if (code == IM_OK) {
         sqlite3_stmt *st = stmt(db, S_GROUP_COUNT);
         bind_text(st, 1, group);
@@ -1355,67 +1492,176 @@ int im_sqlite_db_group_add_member(im_sqlite_db *db, const char *group, const cha
     return write_end(db, own, code, err);
 }
 
+int im_sqlite_db_group_add_member(im_sqlite_db *db, const char *group, const char *user,
+                                  uint64_t now_ms, im_error *err)
+{
+    return im_sqlite_db_group_join(db, group, user, now_ms, NULL, err);
+}
+
+/* The writes that take the last one out: the group goes, and its
+ * conversation with it (messages, cursors, members and invitations by
+ * cascade). */
+static int delete_group(im_sqlite_db *db, const char *group, const char *conv, im_error *err)
+{
+    sqlite3_stmt *st = stmt(db, S_GROUP_DELETE);
+    bind_text(st, 1, group);
+    int code = run(db, st, err, "deleting group %s", group);
+    if (code == IM_OK) {
+        st = stmt(db, S_CONV_DELETE);
+        bind_text(st, 1, conv);
+        code = run(db, st, err, "deleting group %s", group);
+    }
+    return code;
+}
+
 int im_sqlite_db_group_remove_member(im_sqlite_db *db, const char *group, const char *user,
                                      im_error *err)
 {
     im_error local;
     if (!err)
         err = &local;
-    if (!db)
-        return im_error_set(err, IM_EINVAL, "no database");
-    int code = check_ids(group, user, err);
+    char conv[IM_CONVERSATION_ID_MAX + 1];
+    bool own;
+    int code = group_write_begin(db, group, user, conv, &own, err);
     if (code != IM_OK)
         return code;
-    char conv[IM_CONVERSATION_ID_MAX + 1];
-    group_conv(conv, sizeof conv, group);
-    bool own;
-    if ((code = write_begin(db, &own, err)) != IM_OK)
-        return code;
-    uint32_t max = 0;
-    int64_t count = 0;
-    int r = group_get(db, group, &max, &count, err);
-    if (r == 0)
-        code = im_error_set(err, IM_ENOGROUP, "no group %s", group);
-    else if (r < 0)
-        code = r;
-    else if ((r = member_get(db, group, user, err)) != 1)
+    group_row gr;
+    int r = 0;
+    if ((code = group_must_exist(db, group, &gr, err)) == IM_OK &&
+        (r = member_get(db, group, user, err)) != 1)
         code = r == 0 ? im_error_set(err, IM_ENOTMEMBER, "%s is not in group %s", user, group)
                       : r;
-    if (code == IM_OK) {
-        sqlite3_stmt *st = stmt(db, S_MEMBER_DELETE);
-        bind_text(st, 1, group);
-        bind_text(st, 2, user);
-        code = run(db, st, err, "removing %s from group %s", user, group);
-    }
+    if (code == IM_OK)
+        code = pair_run(db, S_MEMBER_DELETE, group, user, err);
     if (code == IM_OK) {
         sqlite3_stmt *st = stmt(db, S_CURSOR_DELETE);
         bind_text(st, 1, user);
         bind_text(st, 2, conv);
         code = run(db, st, err, "removing %s from group %s", user, group);
     }
-    if (code == IM_OK && count <= 1) {
-        /* The last one out: the group goes, and its conversation with it
-         * (messages and cursors by cascade). */
-        sqlite3_stmt *st = stmt(db, S_GROUP_DELETE);
-        bind_text(st, 1, group);
-        code = run(db, st, err, "deleting group %s", group);
-        if (code == IM_OK) {
-            st = stmt(db, S_CONV_DELETE);
-            bind_text(st, 1, conv);
-            code = run(db, st, err, "deleting group %s", group);
-        }
+    if (code == IM_OK && gr.count <= 1) {
+        code = delete_group(db, group, conv, err);
     } else if (code == IM_OK) {
         sqlite3_stmt *st = stmt(db, S_GROUP_COUNT);
         bind_text(st, 1, group);
         sqlite3_bind_int(st, 2, -1);
         code = run(db, st, err, "removing %s from group %s", user, group);
+        if (code == IM_OK && strcmp(gr.owner, user) == 0)
+            code = pair_run(db, S_GROUP_OWNER_NEXT, group, user, err);
     }
     return write_end(db, own, code, err);
 }
 
-/* Builds one group from its member rows, in join order. */
-static int load_one(im_sqlite_db *db, const char *id, uint32_t max, im_group **out,
-                    im_error *err)
+int im_sqlite_db_group_invite(im_sqlite_db *db, const char *group, const char *user,
+                              uint64_t now_ms, im_error *err)
+{
+    im_error local;
+    if (!err)
+        err = &local;
+    char conv[IM_CONVERSATION_ID_MAX + 1];
+    bool own;
+    int code = group_write_begin(db, group, user, conv, &own, err);
+    if (code != IM_OK)
+        return code;
+    group_row gr;
+    int r = 0;
+    int64_t invited = 0;
+    code = group_must_exist(db, group, &gr, err);
+    if (code != IM_OK)
+        r = 0;
+    else if ((r = member_get(db, group, user, err)) != 0)
+        code = r == 1 ? im_error_set(err, IM_EMEMBER, "%s is already in group %s", user, group)
+                      : r;
+    else if ((r = invite_get(db, group, user, err)) < 0)
+        code = r;
+    else if (r == 0 && (invited = invite_count(db, group, err)) < 0)
+        code = (int)invited;
+    else if (r == 0 && gr.count + invited >= (int64_t)gr.max)
+        code = im_error_set(err, IM_EFULL, "group %s is full (%u members and invitations)",
+                            group, gr.max);
+    if (code == IM_OK && r == 0) { /* invited before: nothing to write */
+        sqlite3_stmt *st = stmt(db, S_INVITE_INSERT);
+        bind_text(st, 1, group);
+        bind_text(st, 2, user);
+        bind_u64(st, 3, now_ms);
+        code = run(db, st, err, "inviting %s to group %s", user, group);
+    }
+    return write_end(db, own, code, err);
+}
+
+int im_sqlite_db_group_uninvite(im_sqlite_db *db, const char *group, const char *user,
+                                im_error *err)
+{
+    im_error local;
+    if (!err)
+        err = &local;
+    char conv[IM_CONVERSATION_ID_MAX + 1];
+    bool own;
+    int code = group_write_begin(db, group, user, conv, &own, err);
+    if (code != IM_OK)
+        return code;
+    group_row gr;
+    int r = 0;
+    if ((code = group_must_exist(db, group, &gr, err)) == IM_OK &&
+        (r = invite_get(db, group, user, err)) != 1)
+        code = r == 0 ? im_error_set(err, IM_ENOTMEMBER, "%s is not invited to %s", user, group)
+                      : r;
+    if (code == IM_OK)
+        code = pair_run(db, S_INVITE_DELETE, group, user, err);
+    return write_end(db, own, code, err);
+}
+
+int im_sqlite_db_group_set_owner(im_sqlite_db *db, const char *group, const char *user,
+                                 im_error *err)
+{
+    im_error local;
+    if (!err)
+        err = &local;
+    char conv[IM_CONVERSATION_ID_MAX + 1];
+    bool own;
+    int code = group_write_begin(db, group, user, conv, &own, err);
+    if (code != IM_OK)
+        return code;
+    group_row gr;
+    int r = 0;
+    if ((code = group_must_exist(db, group, &gr, err)) == IM_OK &&
+        (r = member_get(db, group, user, err)) != 1)
+        code = r == 0 ? im_error_set(err, IM_ENOTMEMBER, "%s is not in group %s", user, group)
+                      : r;
+    if (code == IM_OK)
+        code = pair_run(db, S_GROUP_OWNER_SET, group, user, err);
+    return write_end(db, own, code, err);
+}
+
+int im_sqlite_db_group_delete(im_sqlite_db *db, const char *group, im_error *err)
+{
+    im_error local;
+    if (!err)
+        err = &local;
+    char conv[IM_CONVERSATION_ID_MAX + 1];
+    bool own;
+    /* The group's own id stands in for the user the shared checks want. */
+    int code = group_write_begin(db, group, group, conv, &own, err);
+    if (code != IM_OK)
+        return code;
+    group_row gr;
+    if ((code = group_must_exist(db, group, &gr, err)) == IM_OK)
+        code = delete_group(db, group, conv, err);
+    return write_end(db, own, code, err);
+}
+
+/* The domain refusing what the store holds means the file was changed
+ * behind the server's back. */
+static int refused(im_sqlite_db *db, const char *id, int r, const im_error *sub, im_error *err)
+{
+    return im_error_set(err, r == IM_ENOMEM ? IM_ENOMEM : IM_EIO, "%s: stored group %s: %s",
+                        db->path, id, sub->msg);
+}
+
+/* Builds one group from its rows: members in join order with their since,
+ * then invitations, owner and creator. */
+static int load_one(im_sqlite_db *db, const char *id, uint32_t max, unsigned flags,
+                    const char *owner, const char *creator, im_group **out, im_error *err)
 {
     *out = NULL;
     sqlite3_stmt *st = stmt(db, S_MEMBERS_ORDERED);
@@ -1425,16 +1671,17 @@ static int load_one(im_sqlite_db *db, const char *id, uint32_t max, im_group **o
     im_error sub = { 0 };
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *user = (const char *)sqlite3_column_text(st, 0);
+        uint64_t since = (uint64_t)sqlite3_column_int64(st, 1);
         if (!user) {
             code = im_error_set(err, IM_ENOMEM, "out of memory");
             break;
         }
-        int r = g ? im_group_add_member(g, user, &sub) : im_group_new(id, user, max, &g, &sub);
+        int r = g ? im_group_add_member(g, user, &sub)
+                  : im_group_new_flags(id, user, max, flags, &g, &sub);
+        if (r == IM_OK)
+            r = im_group_set_member_since_at(g, im_group_member_count(g) - 1, since, &sub);
         if (r != IM_OK) {
-            /* The domain refusing what the store holds means the file was
-             * changed behind the server's back. */
-            code = im_error_set(err, r == IM_ENOMEM ? IM_ENOMEM : IM_EIO,
-                                "%s: stored group %s: %s", db->path, id, sub.msg);
+            code = refused(db, id, r, &sub, err);
             break;
         }
     }
@@ -1443,6 +1690,27 @@ static int load_one(im_sqlite_db *db, const char *id, uint32_t max, im_group **o
     sqlite3_reset(st);
     if (code == IM_OK && !g)
         code = im_error_set(err, IM_EIO, "%s: stored group %s has no members", db->path, id);
+    if (code == IM_OK) {
+        st = stmt(db, S_INVITES_ORDERED);
+        bind_text(st, 1, id);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *user = (const char *)sqlite3_column_text(st, 0);
+            int r = user ? im_group_add_invite(g, user, &sub) : IM_ENOMEM;
+            if (r != IM_OK) {
+                code = user ? refused(db, id, r, &sub, err)
+                            : im_error_set(err, IM_ENOMEM, "out of memory");
+                break;
+            }
+        }
+        if (code == IM_OK && rc != SQLITE_DONE)
+            code = sql_fail(db, rc, err, "%s: reading group %s", db->path, id);
+        sqlite3_reset(st);
+    }
+    int r;
+    if (code == IM_OK && owner[0] && (r = im_group_set_owner(g, owner, &sub)) != IM_OK)
+        code = refused(db, id, r, &sub, err);
+    if (code == IM_OK && creator[0] && (r = im_group_set_creator(g, creator, &sub)) != IM_OK)
+        code = refused(db, id, r, &sub, err);
     if (code != IM_OK) {
         im_group_free(g);
         return code;
@@ -1461,12 +1729,17 @@ int im_sqlite_db_groups_load(im_sqlite_db *db, int (*fn)(void *arg, im_group *g)
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *id = (const char *)sqlite3_column_text(st, 0);
         uint32_t max = (uint32_t)sqlite3_column_int64(st, 1);
-        if (!id) {
+        unsigned flags = (unsigned)sqlite3_column_int64(st, 2);
+        const char *owner = (const char *)sqlite3_column_text(st, 3);
+        const char *creator = (const char *)sqlite3_column_text(st, 4);
+        if (!id || !owner || !creator) {
             code = im_error_set(err, IM_ENOMEM, "out of memory");
             break;
         }
+        /* The row's texts live until the next step: load_one steps other
+         * statements only. */
         im_group *g;
-        if ((code = load_one(db, id, max, &g, err)) != IM_OK)
+        if ((code = load_one(db, id, max, flags, owner, creator, &g, err)) != IM_OK)
             break;
         int r = fn(arg, g);
         if (r != 0) {

@@ -183,33 +183,68 @@ int im_sqlite_db_history(im_sqlite_db *db, const char *conversation, uint64_t be
                          size_t limit, im_sqlite_msg_fn fn, void *arg, im_error *err);
 
 /* ---- groups, durable ----
- * Members are kept in join order; the owner is the earliest remaining member,
- * as in domain/group.h. now_ms is recorded as the creation or join time. */
+ * Members are kept in join order, each with the seq it joined at (since);
+ * the owner is kept by name, and when the owner leaves the earliest
+ * remaining member takes over, as in domain/group.h. Invitations are kept
+ * until used by a join, withdrawn, or the group goes. The rules that need
+ * no one's say (a member limit, a private group's invitation) are kept
+ * here too; who may ask for a change is the domain's to judge. now_ms is
+ * recorded as the creation, join or invitation time. */
 
-/* Creates group with owner as its first member. Errors: IM_EINVAL (a bad id,
- * max_members outside 1..IM_GROUP_MAX_MEMBERS_LIMIT), IM_EEXIST, IM_ENOSPC,
- * IM_EIO, IM_ENOMEM. */
+/* Creates group with owner as its first member and as its creator, with
+ * flags (IM_GROUP_* of domain/group.h). *since (if not NULL) gets the
+ * conversation's last seq as the owner joins: 0, since a new group starts
+ * empty. im_sqlite_db_group_create: flags 0. Errors: IM_EINVAL (a bad id,
+ * max_members outside 1..IM_GROUP_MAX_MEMBERS_LIMIT, an unknown flag),
+ * IM_EEXIST, IM_ENOSPC, IM_EIO, IM_ENOMEM. */
+int im_sqlite_db_group_create_flags(im_sqlite_db *db, const char *group, const char *owner,
+                                    uint32_t max_members, unsigned flags, uint64_t now_ms,
+                                    uint64_t *since, im_error *err);
 int im_sqlite_db_group_create(im_sqlite_db *db, const char *group, const char *owner,
                               uint32_t max_members, uint64_t now_ms, im_error *err);
 
-/* Errors: IM_EINVAL, IM_ENOGROUP, IM_EMEMBER (already in), IM_EFULL (the
- * group's member limit is reached: the domain checks it first, this is the
- * same rule kept by the store), IM_ENOSPC, IM_EIO, IM_ENOMEM. */
+/* Adds user, using up their invitation if they have one; *since (if not
+ * NULL) gets the conversation's last seq, which is also where their cursor
+ * starts. Errors: IM_EINVAL, IM_ENOGROUP (no such group; or a private one
+ * and user is not invited), IM_EMEMBER (already in), IM_EFULL (members and
+ * others' invitations reach the limit: the domain checks it first, this is
+ * the same rule kept by the store), IM_ENOSPC, IM_EIO, IM_ENOMEM.
+ * im_sqlite_db_group_add_member: since not wanted. */
+int im_sqlite_db_group_join(im_sqlite_db *db, const char *group, const char *user,
+                            uint64_t now_ms, uint64_t *since, im_error *err);
 int im_sqlite_db_group_add_member(im_sqlite_db *db, const char *group, const char *user,
                                   uint64_t now_ms, im_error *err);
 
-/* Removes user; the next member in join order becomes the owner if user was
- * it. The last member leaving deletes the group together with its messages
- * and cursors, so that a group later created under the same id starts empty
- * and at seq 1 (group_create also clears messages stored under its id while
- * no group had it). Errors: IM_EINVAL, IM_ENOGROUP, IM_ENOTMEMBER, IM_ENOSPC,
- * IM_EIO, IM_ENOMEM. */
+/* Removes user (a leave or a kick); the next member in join order becomes
+ * the owner if user was it. The last member leaving deletes the group
+ * together with its messages, cursors and invitations, so that a group
+ * later created under the same id starts empty and at seq 1 (group_create
+ * also clears messages stored under its id while no group had it). Errors:
+ * IM_EINVAL, IM_ENOGROUP, IM_ENOTMEMBER, IM_ENOSPC, IM_EIO, IM_ENOMEM. */
 int im_sqlite_db_group_remove_member(im_sqlite_db *db, const char *group, const char *user,
                                      im_error *err);
 
+/* Invites user; an invitation that exists is no error and changes nothing.
+ * Errors: IM_EINVAL, IM_ENOGROUP, IM_EMEMBER, IM_EFULL (members and
+ * invitations reach the limit), IM_ENOSPC, IM_EIO, IM_ENOMEM. */
+int im_sqlite_db_group_invite(im_sqlite_db *db, const char *group, const char *user,
+                              uint64_t now_ms, im_error *err);
+/* Withdraws user's invitation. Errors: IM_EINVAL, IM_ENOGROUP,
+ * IM_ENOTMEMBER (not invited), IM_ENOSPC, IM_EIO, IM_ENOMEM. */
+int im_sqlite_db_group_uninvite(im_sqlite_db *db, const char *group, const char *user,
+                                im_error *err);
+/* Makes the member user the owner. Errors: IM_EINVAL, IM_ENOGROUP,
+ * IM_ENOTMEMBER, IM_ENOSPC, IM_EIO, IM_ENOMEM. */
+int im_sqlite_db_group_set_owner(im_sqlite_db *db, const char *group, const char *user,
+                                 im_error *err);
+/* Deletes the group with its messages, cursors, members and invitations.
+ * Errors: IM_EINVAL, IM_ENOGROUP, IM_ENOSPC, IM_EIO, IM_ENOMEM. */
+int im_sqlite_db_group_delete(im_sqlite_db *db, const char *group, im_error *err);
+
 /* Rebuilds every stored group, in id order, with the domain's constructors
- * (im_group_new with the first member as owner, then im_group_add_member in
- * join order) and hands each to fn, which takes ownership of it whatever it
+ * (im_group_new_flags with the first member, then im_group_add_member in
+ * join order, each member's since, the invitations, the owner and the
+ * creator) and hands each to fn, which takes ownership of it whatever it
  * returns. fn returning non-zero stops, and that value is returned. Errors:
  * IM_EIO (including a stored group the domain refuses), IM_ENOMEM. */
 int im_sqlite_db_groups_load(im_sqlite_db *db, int (*fn)(void *arg, im_group *g), void *arg,

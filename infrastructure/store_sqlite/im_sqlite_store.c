@@ -31,6 +31,7 @@ typedef enum req_kind {
     REQ_GROUP_CREATE,
     REQ_GROUP_JOIN,
     REQ_GROUP_LEAVE,
+    REQ_GROUP_CHANGE,
     REQ_KV_PUT,
 } req_kind;
 
@@ -50,7 +51,10 @@ typedef struct req {
     char group[IM_USER_ID_MAX + 1]; /* GROUP_* */
     char conv[IM_CONVERSATION_ID_MAX + 1]; /* ACK */
     uint64_t seq;                   /* ACK */
-    uint32_t max_members;           /* GROUP_CREATE */
+    uint32_t max_members;           /* GROUP_CREATE, GROUP_CHANGE */
+    im_group_change_kind change;    /* GROUP_CHANGE */
+    uint32_t flags;                 /* GROUP_CREATE, GROUP_CHANGE */
+    im_store_group_fn group_done;   /* GROUP_CHANGE */
     size_t limit;                   /* PENDING */
     const char *ns, *key;           /* KV_PUT: point into buf */
     const void *value;              /* KV_PUT: into buf; NULL deletes */
@@ -62,6 +66,7 @@ typedef struct req {
     /* results */
     int rc;
     bool duplicate;
+    uint64_t since;                 /* GROUP_CHANGE: the seq a join came at */
     im_error err;
     owned_msg *first, **tail;       /* PENDING results, in order */
     char buf[];                     /* APPEND: the message's strings and body; KV_PUT: ns,
@@ -164,7 +169,7 @@ static int enqueue(sqlite_store *st, req *r, im_error *err)
 static bool is_write(req_kind k)
 {
     return k == REQ_APPEND || k == REQ_ACK || k == REQ_GROUP_CREATE || k == REQ_GROUP_JOIN ||
-           k == REQ_GROUP_LEAVE || k == REQ_KV_PUT;
+           k == REQ_GROUP_LEAVE || k == REQ_GROUP_CHANGE || k == REQ_KV_PUT;
 }
 
 static int collect_pending(void *arg, const im_message *m, const char *conversation)
@@ -208,6 +213,29 @@ static void run_pending(sqlite_store *st, req *r)
         free_results(r);
 }
 
+static int run_group_change(im_sqlite_db *db, req *r)
+{
+    uint64_t now = r->msg.server_time_ms;
+    switch (r->change) {
+    case IM_GROUP_CHANGE_CREATE:
+        return im_sqlite_db_group_create_flags(db, r->group, r->user, r->max_members, r->flags,
+                                               now, &r->since, &r->err);
+    case IM_GROUP_CHANGE_JOIN:
+        return im_sqlite_db_group_join(db, r->group, r->user, now, &r->since, &r->err);
+    case IM_GROUP_CHANGE_LEAVE:
+        return im_sqlite_db_group_remove_member(db, r->group, r->user, &r->err);
+    case IM_GROUP_CHANGE_INVITE:
+        return im_sqlite_db_group_invite(db, r->group, r->user, now, &r->err);
+    case IM_GROUP_CHANGE_UNINVITE:
+        return im_sqlite_db_group_uninvite(db, r->group, r->user, &r->err);
+    case IM_GROUP_CHANGE_TRANSFER:
+        return im_sqlite_db_group_set_owner(db, r->group, r->user, &r->err);
+    case IM_GROUP_CHANGE_DELETE:
+        return im_sqlite_db_group_delete(db, r->group, &r->err);
+    }
+    return im_error_set(&r->err, IM_EINVAL, "unknown group change %d", (int)r->change);
+}
+
 /* Runs one request inside the open transaction. Returns a fatal code (the
  * batch must roll back) or 0; the request's own answer is in r->rc. */
 static int run_one(sqlite_store *st, req *r)
@@ -221,8 +249,12 @@ static int run_one(sqlite_store *st, req *r)
         r->rc = im_sqlite_db_ack(db, r->user, r->conv, r->seq, &r->err);
         break;
     case REQ_GROUP_CREATE:
-        r->rc = im_sqlite_db_group_create(db, r->group, r->user, r->max_members,
-                                          r->msg.server_time_ms, &r->err);
+        r->rc = im_sqlite_db_group_create_flags(db, r->group, r->user, r->max_members,
+                                                r->flags, r->msg.server_time_ms, NULL, &r->err);
+        break;
+    case REQ_GROUP_CHANGE:
+        r->since = 0;
+        r->rc = run_group_change(db, r);
         break;
     case REQ_GROUP_JOIN:
         r->rc = im_sqlite_db_group_add_member(db, r->group, r->user, r->msg.server_time_ms,
@@ -259,6 +291,9 @@ static void complete(req *r)
         r->done(r->arg, r->rc, &r->err);
         break;
     case REQ_ACK:
+        break;
+    case REQ_GROUP_CHANGE:
+        r->group_done(r->arg, r->rc, r->rc == IM_OK ? r->since : 0, &r->err);
         break;
     case REQ_KV_PUT:
         if (!r->done)
@@ -442,18 +477,42 @@ static int membership(sqlite_store *st, req_kind kind, const char *group, const 
     snprintf(r->group, sizeof r->group, "%s", group);
     snprintf(r->user, sizeof r->user, "%s", user);
     r->max_members = max_members;
+    r->flags = IM_STORE_GROUP_SHARE_HISTORY;
     r->msg.server_time_ms = wall_ms();
     r->done = done;
     r->arg = arg;
     return enqueue(st, r, err);
 }
 
+/* The first release's create: a public group whose history is shared, as
+ * groups were then. */
 static int sqlite_group_create(im_store *s, const char *group, const char *owner,
                                uint32_t max_members, im_store_done_fn done, void *arg,
                                im_error *err)
 {
     return membership((sqlite_store *)s, REQ_GROUP_CREATE, group, owner, max_members, done, arg,
                       err);
+}
+
+static int sqlite_group_change(im_store *s, const im_group_change *c, im_store_group_fn done,
+                               void *arg, im_error *err)
+{
+    if (!c || c->size < offsetof(im_group_change, flags) + sizeof c->flags || !c->group ||
+        (c->kind != IM_GROUP_CHANGE_DELETE && !c->user) || c->kind < IM_GROUP_CHANGE_CREATE ||
+        c->kind > IM_GROUP_CHANGE_DELETE)
+        return im_error_set(err, IM_EINVAL, "a malformed group change");
+    req *r = req_new(REQ_GROUP_CHANGE, 0);
+    if (!r)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    snprintf(r->group, sizeof r->group, "%s", c->group);
+    snprintf(r->user, sizeof r->user, "%s", c->user ? c->user : "");
+    r->change = c->kind;
+    r->max_members = c->max_members;
+    r->flags = c->flags;
+    r->msg.server_time_ms = wall_ms();
+    r->group_done = done;
+    r->arg = arg;
+    return enqueue((sqlite_store *)s, r, err);
 }
 
 static int sqlite_group_join(im_store *s, const char *group, const char *user,
@@ -473,22 +532,35 @@ struct group_export {
     void *arg;
 };
 
+_Static_assert(IM_STORE_GROUP_PRIVATE == IM_GROUP_PRIVATE &&
+                   IM_STORE_GROUP_SHARE_HISTORY == IM_GROUP_SHARE_HISTORY,
+               "the port's group flags are the domain's");
+
 /* The data layer rebuilds groups with the domain's rules; the port hands
  * out plain records, so each is turned into one and freed. */
 static int export_group(void *arg, im_group *g)
 {
     struct group_export *ex = arg;
-    size_t n = im_group_member_count(g);
-    const char **members = malloc((n ? n : 1) * sizeof *members);
+    size_t n = im_group_member_count(g), ni = im_group_invited_count(g);
+    const char **members = malloc((n + ni + 1) * sizeof *members);
+    uint64_t *since = malloc((n ? n : 1) * sizeof *since);
     int rc = IM_ENOMEM;
-    if (members) {
-        for (size_t i = 0; i < n; i++)
+    if (members && since) {
+        for (size_t i = 0; i < n; i++) {
             members[i] = im_group_member(g, i);
+            since[i] = im_group_member_since_at(g, i);
+        }
+        for (size_t i = 0; i < ni; i++)
+            members[n + i] = im_group_invited(g, i);
         im_group_record r = { .id = im_group_id(g), .max_members = im_group_max_members(g),
-                              .members = members, .nmembers = n };
+                              .members = members, .nmembers = n,
+                              .owner = im_group_owner(g), .creator = im_group_creator(g),
+                              .flags = im_group_flags(g), .since = since,
+                              .invited = members + n, .ninvited = ni };
         rc = ex->fn(ex->arg, &r);
-        free(members);
     }
+    free(members);
+    free(since);
     im_group_free(g);
     return rc;
 }
@@ -600,6 +672,7 @@ static const struct im_store_ops sqlite_store_ops = {
     .kv_put = sqlite_kv_put,
     .kv_each = sqlite_kv_each,
     .destroy = sqlite_destroy,
+    .group_change = sqlite_group_change,
 };
 
 int im_sqlite_store_new(const im_sqlite_store_config *cfg, im_store **out, im_error *err)

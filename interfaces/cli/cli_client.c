@@ -384,6 +384,10 @@ static void send_command(cli_client *c, cli_command *cmd)
     Imcore__GroupList glist = IMCORE__GROUP_LIST__INIT;
     Imcore__OnlineUsers ou = IMCORE__ONLINE_USERS__INIT;
     Imcore__History hist = IMCORE__HISTORY__INIT;
+    Imcore__GroupInvite gi = IMCORE__GROUP_INVITE__INIT;
+    Imcore__GroupKick gk = IMCORE__GROUP_KICK__INIT;
+    Imcore__GroupTransfer gt = IMCORE__GROUP_TRANSFER__INIT;
+    Imcore__GroupDelete gd = IMCORE__GROUP_DELETE__INIT;
     ProtobufCBinaryData body = { strlen(cmd->text), (uint8_t *)cmd->text };
 
     switch (cmd->kind) {
@@ -408,6 +412,8 @@ static void send_command(cli_client *c, cli_command *cmd)
     case CLI_CMD_CREATE:
         gc.group = (char *)cmd->target;
         gc.max_members = cmd->number;
+        gc.is_private = (cmd->flags & CLI_CREATE_PRIVATE) != 0;
+        gc.share_history = (cmd->flags & CLI_CREATE_SHARED) != 0;
         env.body_case = IMCORE__ENVELOPE__BODY_GROUP_CREATE;
         env.group_create = &gc;
         break;
@@ -424,6 +430,29 @@ static void send_command(cli_client *c, cli_command *cmd)
     case CLI_CMD_GROUPS:
         env.body_case = IMCORE__ENVELOPE__BODY_GROUP_LIST;
         env.group_list = &glist;
+        break;
+    case CLI_CMD_INVITE:
+        gi.group = (char *)cmd->target;
+        gi.user = (char *)cmd->user;
+        env.body_case = IMCORE__ENVELOPE__BODY_GROUP_INVITE;
+        env.group_invite = &gi;
+        break;
+    case CLI_CMD_KICK:
+        gk.group = (char *)cmd->target;
+        gk.user = (char *)cmd->user;
+        env.body_case = IMCORE__ENVELOPE__BODY_GROUP_KICK;
+        env.group_kick = &gk;
+        break;
+    case CLI_CMD_OWNER:
+        gt.group = (char *)cmd->target;
+        gt.user = (char *)cmd->user;
+        env.body_case = IMCORE__ENVELOPE__BODY_GROUP_TRANSFER;
+        env.group_transfer = &gt;
+        break;
+    case CLI_CMD_DELETE:
+        gd.group = (char *)cmd->target;
+        env.body_case = IMCORE__ENVELOPE__BODY_GROUP_DELETE;
+        env.group_delete = &gd;
         break;
     case CLI_CMD_ONLINE:
         env.body_case = IMCORE__ENVELOPE__BODY_ONLINE_USERS;
@@ -683,6 +712,14 @@ static void on_answer(cli_client *c, const Imcore__Envelope *env)
             cli_print("* joined %s", cmd->target);
         else if (cmd->kind == CLI_CMD_LEAVE)
             cli_print("* left %s", cmd->target);
+        else if (cmd->kind == CLI_CMD_INVITE)
+            cli_print("* invited %s to %s", cmd->user, cmd->target);
+        else if (cmd->kind == CLI_CMD_KICK)
+            cli_print("* removed %s from %s", cmd->user, cmd->target);
+        else if (cmd->kind == CLI_CMD_OWNER)
+            cli_print("* %s is %s's now", cmd->target, cmd->user);
+        else if (cmd->kind == CLI_CMD_DELETE)
+            cli_print("* deleted %s", cmd->target);
         else
             cli_print("* ok: %s", cmd->line);
         break;

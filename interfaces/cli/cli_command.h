@@ -11,15 +11,23 @@
 typedef enum cli_cmd_kind {
     CLI_CMD_PRIVATE, /* @user text */
     CLI_CMD_GROUP,   /* #group text */
-    CLI_CMD_CREATE,  /* :create group [max_members] */
+    CLI_CMD_CREATE,  /* :create group [max_members] [private] [shared] */
     CLI_CMD_JOIN,    /* :join group */
     CLI_CMD_LEAVE,   /* :leave group */
     CLI_CMD_GROUPS,  /* :groups */
     CLI_CMD_ONLINE,  /* :olu */
     CLI_CMD_HISTORY, /* :history @user [n] | :history #group [n] */
+    CLI_CMD_INVITE,  /* :invite group user */
+    CLI_CMD_KICK,    /* :kick group user */
+    CLI_CMD_OWNER,   /* :owner group user */
+    CLI_CMD_DELETE,  /* :delete group */
     CLI_CMD_HELP,    /* :help */
     CLI_CMD_QUIT,    /* :q */
 } cli_cmd_kind;
+
+/* :create's words after the group. */
+#define CLI_CREATE_PRIVATE 1u  /* private: joined by invitation only */
+#define CLI_CREATE_SHARED 2u   /* shared: members read what was said before they joined */
 
 typedef struct cli_command cli_command;
 struct cli_command {
@@ -30,6 +38,8 @@ struct cli_command {
     char scope;           /* :history: '@' (target is a user) or '#' (a group) */
     uint32_t number;      /* :create: max members; :history: how many; 0 = the server's default */
     char *line;           /* the line as typed, trimmed: what "! not confirmed" shows */
+    const char *user;     /* :invite, :kick, :owner: the user; points into this record; "" */
+    unsigned flags;       /* :create: CLI_CREATE_PRIVATE | CLI_CREATE_SHARED */
     char buf[];           /* storage for line, target and text */
 };
 

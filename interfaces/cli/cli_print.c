@@ -45,6 +45,15 @@ static void put_delivery(const Imcore__Delivery *d, const char *prefix, const ch
 
     const char *from = d->from ? d->from : "";
     printf("%s[%s] ", prefix, stamp);
+    if (d->kind == IMCORE__DELIVERY__KIND__NOTICE) {
+        /* The server speaking, about a group: its sentence says who did what. */
+        fputs("notice @ ", stdout);
+        put_str(d->group ? d->group : "");
+        fputs(": ", stdout);
+        put_sanitized(d->body.data, d->body.len);
+        fputc('\n', stdout);
+        return;
+    }
     put_str(from);
     if (d->kind == IMCORE__DELIVERY__KIND__GROUP) {
         fputs(" @ ", stdout);
@@ -106,7 +115,9 @@ void cli_print_groups(const Imcore__GroupListResult *r)
         put_str(g->group ? g->group : "");
         fputs("  owner=", stdout);
         put_str(g->owner ? g->owner : "");
-        printf(" members=%u/%u%s\n", g->members, g->max_members, g->member ? " [member]" : "");
+        printf(" members=%u/%u%s%s%s%s\n", g->members, g->max_members,
+               g->member ? " [member]" : "", g->is_private ? " [private]" : "",
+               g->invited ? " [invited]" : "", g->share_history ? " [shared history]" : "");
     }
     fflush(stdout);
 }

@@ -16,7 +16,8 @@
 void cli_print(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* "[HH:MM:SS] bob → you: text" or "[HH:MM:SS] bob @ room: text", in local
- * time; control characters in the text are shown as '?', so one message is
+ * time; a notice about a group: "[HH:MM:SS] notice @ room: text".
+ * Control characters in the text are shown as '?', so one message is
  * always one line. */
 void cli_print_delivery(const Imcore__Delivery *d);
 
@@ -27,7 +28,8 @@ void cli_print_history(const Imcore__HistoryResult *r, const char *me);
 /* "! CODE_NAME: message" with the name from imcore.proto's ErrorCode. */
 void cli_print_error(const Imcore__Error *e);
 
-/* "  room  owner=alice members=3/1000 [member]" per group of one page. */
+/* "  room  owner=alice members=3/1000 [member]" per group of one page, with
+ * " [private]", " [invited]" and " [shared history]" where they apply. */
 void cli_print_groups(const Imcore__GroupListResult *r);
 /* After the last page: "* N groups", N the larger of total and shown, with
  * " (list cut short)" when fewer than total were shown. */

@@ -41,6 +41,11 @@ static const imcore_core_api core_api = {
     .log_thread_name = im_log_set_thread_name,
     .group_list_page = im_app_group_list_page,
     .online_users_page = im_app_online_users_page,
+    .group_create_flags = im_app_group_create_flags,
+    .group_invite = im_app_group_invite,
+    .group_kick = im_app_group_kick,
+    .group_transfer = im_app_group_transfer,
+    .group_delete = im_app_group_delete,
 };
 
 const imcore_core_api *im_server_core_api(void)

@@ -166,7 +166,8 @@ int main(int argc, char **argv)
 
     /* The transport binds its socket when opened: a port in use stops the
      * server here, before any client could be let in. */
-    if (im_plugin_host_open_storage(plugins, &store, &err) != IM_OK ||
+    size_t store_ops_size = 0;
+    if (im_plugin_host_open_storage(plugins, &store, &store_ops_size, &err) != IM_OK ||
         im_memory_group_repo_new(&groups, &err) != IM_OK ||
         open_accounts(&cfg, &accounts, &err) != IM_OK ||
         im_plugin_host_open_transport(plugins, &transport, &err) != IM_OK)
@@ -180,6 +181,7 @@ int main(int argc, char **argv)
         /* Half the slow-consumer limit: a page of unacked messages at login
          * must never be what closes the session. */
         .handover_bytes = cfg.output_buffer_bytes / 2,
+        .max_groups_per_user = cfg.max_groups_per_user,
     };
     /* The route port: the transport's sessions on this node, wrapped by the
      * cluster adapter (if any) to reach other nodes, wrapped by the plugins'
@@ -190,7 +192,7 @@ int main(int argc, char **argv)
         goto out;
     im_app_ports ports = {
         .router = im_plugin_host_router(plugins, routes),
-        .store = store, .groups = groups,
+        .store = store, .store_ops_size = store_ops_size, .groups = groups,
         .accounts = accounts, .filter = im_plugin_host_filter(plugins),
         .wall_clock_ms = wall_clock_ms,
     };

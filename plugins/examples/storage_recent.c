@@ -18,7 +18,13 @@
  *
  * The one rule of the port that shapes it: completions run one at a time,
  * in the order messages are numbered. Everything here completes inside the
- * call, under one lock, so that holds. */
+ * call, under one lock, so that holds.
+ *
+ * It fills the whole table of the storage.h it is built with, group_change
+ * included, and says so (storage_ops_size): a join learns the seq it came
+ * at, so members of a group read its history from their join on, and a
+ * group created or deleted starts with no history, so that a new group of
+ * an old name never shows the old one's messages. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,6 +191,43 @@ static int recent_group_change(im_store *s, const char *group, const char *user,
     return recent_barrier(s, done, arg, err);
 }
 
+/* Forgets conversation id and its messages (the lock is held). */
+static void forget(recent_store *rs, const char *id)
+{
+    for (conversation **p = &rs->convs; *p; p = &(*p)->next) {
+        if (strcmp((*p)->id, id) != 0)
+            continue;
+        conversation *c = *p;
+        *p = c->next;
+        for (size_t i = 0; i < rs->keep; i++)
+            free(c->ring[i].text);
+        free(c->ring);
+        free(c);
+        return;
+    }
+}
+
+static int recent_group_change_v2(im_store *s, const im_group_change *c, im_store_group_fn done,
+                                  void *arg, im_error *err)
+{
+    recent_store *rs = (recent_store *)s;
+    if (!c || !c->group || strlen(c->group) > IM_USER_ID_MAX)
+        return fail(err, IM_EINVAL, "a malformed group change");
+    char id[IM_CONVERSATION_ID_MAX + 1];
+    snprintf(id, sizeof id, "g:%s", c->group);
+    uint64_t seq = 0;
+    pthread_mutex_lock(&rs->lock);
+    if (c->kind == IM_GROUP_CHANGE_CREATE || c->kind == IM_GROUP_CHANGE_DELETE) {
+        forget(rs, id);
+    } else if (c->kind == IM_GROUP_CHANGE_JOIN) {
+        conversation *conv = find(rs, id, false);
+        seq = conv ? conv->last_seq : 0;
+    }
+    done(arg, IM_OK, seq, NULL); /* in order with the appends: under the lock */
+    pthread_mutex_unlock(&rs->lock);
+    return IM_OK;
+}
+
 static int recent_load_groups(im_store *s, int (*fn)(void *arg, const im_group_record *g),
                               void *arg, im_error *err)
 {
@@ -300,6 +343,7 @@ static const struct im_store_ops recent_ops = {
     .kv_put = recent_kv_put,
     .kv_each = recent_kv_each,
     .destroy = recent_destroy,
+    .group_change = recent_group_change_v2,
 };
 
 /* The plugin: read the config in init, make the store in open_storage. */
@@ -352,6 +396,10 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
         keep_setting = n;
     }
     out->open_storage = open_storage;
+    /* A server that knows storage_ops_size reads the operations appended
+     * to the table; an older one reads only the first release's. */
+    if (out->size >= offsetof(imcore_plugin, storage_ops_size) + sizeof out->storage_ops_size)
+        out->storage_ops_size = sizeof(struct im_store_ops);
     api->log(host, IMCORE_LOG_INFO, "keeping the last %zu messages of each conversation",
              keep_setting);
     return 0;

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -43,17 +44,40 @@ static int login_as(fake_router *fr, im_app *app, im_session *s, const char *use
     return im_app_login(app, s, &req, ep, 1, err);
 }
 
-static int make_app(fixture *f, im_login_policy policy, uint32_t max_members)
+static int make_app_with(fixture *f, const im_app_limits *limits)
 {
     fake_router_init(&f->router);
     assert_int_equal(im_memory_store_new(&f->store, NULL), IM_OK);
     fault_store_init(&f->faults, f->store, 0, IM_EIO);
     assert_int_equal(im_memory_group_repo_new(&f->groups, NULL), IM_OK);
-    im_app_limits limits = { .max_body_bytes = 16, .max_group_members = max_members,
-                             .login_policy = policy };
     im_app_ports ports = { .router = &f->router.base, .store = &f->faults.base,
                            .groups = f->groups, .wall_clock_ms = fixed_clock };
-    return im_app_new(&limits, &ports, &f->app, NULL);
+    return im_app_new(limits, &ports, &f->app, NULL);
+}
+
+static int make_app(fixture *f, im_login_policy policy, uint32_t max_members)
+{
+    im_app_limits limits = { .max_body_bytes = 16, .max_group_members = max_members,
+                             .login_policy = policy };
+    return make_app_with(f, &limits);
+}
+
+/* alice, bob, carol and dave, logged in, with limits: made in the test
+ * (cmocka takes back what test_calloc gave inside a test, so this is
+ * plain calloc), freed by teardown_own. */
+static fixture *fixture_with(const im_app_limits *limits)
+{
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(make_app_with(f, limits), IM_OK);
+    for (int i = 0; i < 4; i++) {
+        im_session_init(&f->s[i], (uint64_t)i + 1, 0);
+        f->ep[i] = (im_endpoint){ .worker = 0, .conn_id = (uint64_t)i + 1 };
+        assert_int_equal(login_as(&f->router, f->app, &f->s[i], names[i], "", &f->ep[i], NULL),
+                         IM_OK);
+    }
+    f->router.nanswers = 0;
+    return f;
 }
 
 static int setup(void **state)
@@ -72,13 +96,36 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
+/* For the tests that make their own fixture with fixture_with(). */
+static int setup_none(void **state)
 {
-    fixture *f = *state;
+    *state = NULL;
+    return 0;
+}
+
+
+static void fixture_fini(fixture *f)
+{
     im_app_free(f->app);
     f->groups->ops->destroy(f->groups);
     im_store_destroy(f->store);
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    fixture_fini(f);
     test_free(f);
+    return 0;
+}
+
+static int teardown_own(void **state)
+{
+    fixture *f = *state;
+    if (f) {
+        fixture_fini(f);
+        free(f);
+    }
     return 0;
 }
 
@@ -410,6 +457,22 @@ static bool page_user(void *arg, const char *id, const char *name)
     return true;
 }
 
+static bool copy_info(void *arg, const im_group_info *gi)
+{
+    *(im_group_info *)arg = *gi;
+    return true;
+}
+
+/* History into a page: the bodies, in order. */
+static bool history_one(void *arg, const im_message *m)
+{
+    struct page *p = arg;
+    if (p->n == p->stop_after)
+        return false;
+    snprintf(p->ids[p->n++], sizeof p->ids[0], "%.*s", (int)m->body_len, (const char *)m->body);
+    return true;
+}
+
 static void test_group_pages(void **state)
 {
     fixture *f = *state;
@@ -458,6 +521,445 @@ static void test_group_pages(void **state)
     im_session_init(&anon, 9, 0);
     assert_int_equal(im_app_group_list_page(f->app, &anon, "", 0, page_group, &p, &total, &more,
                                             NULL), IM_ENOTAUTH);
+}
+
+/* A user may have created at most max_groups_per_user groups that still
+ * exist; a group counts against its creator until it is deleted, whoever
+ * owns it by then (ownership passes on as members leave, so counting
+ * owners would let two accounts make groups without end). */
+static void test_group_quota(void **state)
+{
+    im_app_limits limits = { .max_body_bytes = 16, .max_group_members = 10,
+                             .max_groups_per_user = 2 };
+    fixture *f = fixture_with(&limits);
+    *state = f;
+    im_error err = { 0 };
+    assert_int_equal(create(f, 0, "one", 0), IM_OK);
+    assert_int_equal(create(f, 0, "two", 0), IM_OK);
+    size_t before = f->router.nanswers;
+    assert_int_equal(im_app_group_create(f->app, &f->s[0], &f->ep[0], 3, "three", 0, &err),
+                     IM_EQUOTA);
+    assert_int_equal(f->router.nanswers, before); /* refused at once, for the caller */
+    assert_non_null(strstr(err.msg, "alice"));
+    assert_int_equal(join(f, 1, "three"), IM_ENOGROUP); /* nothing was made */
+    assert_int_equal(create(f, 1, "three", 0), IM_OK);  /* bob has his own count */
+    /* alice leaves "one" to bob: it still counts against her. */
+    assert_int_equal(join(f, 1, "one"), IM_OK);
+    assert_int_equal(leave(f, 0, "one"), IM_OK);
+    assert_int_equal(create(f, 0, "four", 0), IM_EQUOTA);
+    /* Deleted (its last member left), a group frees its creator's place. */
+    assert_int_equal(leave(f, 0, "two"), IM_OK);
+    assert_int_equal(create(f, 0, "four", 0), IM_OK);
+}
+
+/* Group requests draw on the session's send bucket, one token each, as
+ * messages do; the clock here stands still, so nothing refills. */
+static void test_group_requests_are_rate_limited(void **state)
+{
+    im_app_limits limits = { .max_body_bytes = 16, .max_group_members = 10, .send_rate = 1,
+                             .send_burst = 4 };
+    fixture *f = fixture_with(&limits);
+    *state = f;
+    im_error err = { 0 };
+    size_t total = 0;
+    bool more = false;
+    struct page p = { .stop_after = 8 };
+    assert_int_equal(create(f, 0, "room", 0), IM_OK);
+    assert_int_equal(im_app_group_list_page(f->app, &f->s[0], "", 0, page_group, &p, &total,
+                                            &more, NULL), IM_OK);
+    assert_int_equal(join(f, 0, "room"), IM_EMEMBER); /* refused, but it was a request */
+    assert_int_equal(leave(f, 0, "room"), IM_OK);
+    /* The bucket is empty: every kind of group request is refused now. */
+    size_t before = f->router.nanswers;
+    assert_int_equal(im_app_group_create(f->app, &f->s[0], &f->ep[0], 3, "again", 0, &err),
+                     IM_ERATE);
+    assert_non_null(strstr(err.msg, "1"));
+    assert_int_equal(im_app_group_join(f->app, &f->s[0], &f->ep[0], 4, "room", NULL), IM_ERATE);
+    assert_int_equal(im_app_group_leave(f->app, &f->s[0], &f->ep[0], 5, "room", NULL), IM_ERATE);
+    assert_int_equal(im_app_group_list_page(f->app, &f->s[0], "", 0, page_group, &p, &total,
+                                            &more, NULL), IM_ERATE);
+    assert_int_equal(im_app_group_list(f->app, &f->s[0], page_group, &p, &total, NULL),
+                     IM_ERATE);
+    assert_int_equal(f->router.nanswers, before);
+    /* One bucket for messages and group requests alike. */
+    assert_int_equal(send_text(f, 0, "bob", "hi", NULL, NULL), IM_ERATE);
+    /* Another session has its own bucket. */
+    assert_int_equal(create(f, 1, "bobs", 0), IM_OK);
+}
+
+/* ---- private groups and owners ---- */
+
+static int create_flags(fixture *f, int who, const char *group, unsigned flags)
+{
+    size_t before = f->router.nanswers;
+    return outcome(f, im_app_group_create_flags(f->app, &f->s[who], &f->ep[who], 3, group, 0,
+                                                flags, NULL),
+                   before, NULL);
+}
+
+static int invite(fixture *f, int who, const char *group, const char *user)
+{
+    size_t before = f->router.nanswers;
+    return outcome(f, im_app_group_invite(f->app, &f->s[who], &f->ep[who], 6, group, user, NULL),
+                   before, NULL);
+}
+
+static int kick(fixture *f, int who, const char *group, const char *user)
+{
+    size_t before = f->router.nanswers;
+    return outcome(f, im_app_group_kick(f->app, &f->s[who], &f->ep[who], 7, group, user, NULL),
+                   before, NULL);
+}
+
+static int transfer(fixture *f, int who, const char *group, const char *user)
+{
+    size_t before = f->router.nanswers;
+    return outcome(f, im_app_group_transfer(f->app, &f->s[who], &f->ep[who], 8, group, user,
+                                            NULL),
+                   before, NULL);
+}
+
+static int delete_group(fixture *f, int who, const char *group)
+{
+    size_t before = f->router.nanswers;
+    return outcome(f, im_app_group_delete(f->app, &f->s[who], &f->ep[who], 9, group, NULL),
+                   before, NULL);
+}
+
+/* The groups who sees, one page, and how many there are for them. */
+static size_t listed_for(fixture *f, int who, struct page *p)
+{
+    *p = (struct page){ .stop_after = 8 };
+    size_t total = 0;
+    bool more = false;
+    assert_int_equal(im_app_group_list_page(f->app, &f->s[who], "", 0, page_group, p, &total,
+                                            &more, NULL), IM_OK);
+    return total;
+}
+
+/* The notices handed to the router since index from. */
+static size_t notices_since(const fixture *f, size_t from, const fake_delivery **last)
+{
+    size_t n = 0;
+    for (size_t i = from; i < f->router.ndelivered; i++)
+        if (f->router.delivered[i].kind == IM_MESSAGE_NOTICE) {
+            n++;
+            *last = &f->router.delivered[i];
+        }
+    return n;
+}
+
+static void expect_notice(const fixture *f, size_t from, const char *to, const char *event,
+                          const char *text)
+{
+    const fake_delivery *d = NULL;
+    assert_int_equal(notices_since(f, from, &d), 1);
+    assert_string_equal(d->to, to);
+    assert_string_equal(d->event, event);
+    assert_string_equal(d->target, "club");
+    assert_int_equal(d->seq, 0);
+    assert_non_null(strstr(d->body, text));
+}
+
+/* A private group from its creation to its deletion: who sees it, who may
+ * join, what only the owner may do, and who is told. */
+static void test_private_group(void **state)
+{
+    fixture *f = *state;
+    struct page p;
+    im_send_result r;
+    assert_int_equal(create_flags(f, 0, "club", IM_GROUP_PRIVATE), IM_OK);
+    assert_int_equal(create(f, 0, "pub", 0), IM_OK);
+    /* To bob it does not exist. */
+    assert_int_equal(join(f, 1, "club"), IM_ENOGROUP);
+    assert_int_equal(listed_for(f, 1, &p), 1);
+    assert_int_equal(p.n, 1);
+    assert_string_equal(p.ids[0], "pub");
+    assert_int_equal(invite(f, 1, "club", "carol"), IM_ENOGROUP);
+    assert_int_equal(group_send(f, 1, "club", "hi", &r), IM_ENOGROUP);
+    assert_int_equal(listed_for(f, 0, &p), 2);
+
+    /* Invited, bob sees it and is told; then he may join. */
+    size_t mark = f->router.ndelivered;
+    assert_int_equal(invite(f, 0, "club", "bob"), IM_OK);
+    expect_notice(f, mark, "bob", IM_NOTICE_INVITED, "alice invited you");
+    assert_int_equal(listed_for(f, 1, &p), 2);
+    assert_string_equal(p.ids[0], "club");
+    assert_int_equal(invite(f, 1, "club", "carol"), IM_EPERM);
+    assert_int_equal(invite(f, 0, "pub", "carol"), IM_EINVAL); /* public: anyone joins */
+    assert_false(p.member[0]);
+    assert_int_equal(join(f, 1, "club"), IM_OK);
+    assert_int_equal(join(f, 2, "club"), IM_ENOGROUP);
+    assert_int_equal(group_send(f, 1, "club", "hi", &r), IM_OK);
+    assert_int_equal(r.delivered, 1);
+
+    /* Removed, bob is told, and the group is gone for him again. */
+    mark = f->router.ndelivered;
+    assert_int_equal(kick(f, 1, "club", "alice"), IM_EPERM);
+    assert_int_equal(kick(f, 0, "club", "alice"), IM_EINVAL);
+    assert_int_equal(kick(f, 0, "club", "bob"), IM_OK);
+    expect_notice(f, mark, "bob", IM_NOTICE_REMOVED, "alice removed you");
+    assert_int_equal(f->faults.changes[(f->faults.nchanges - 1) % 16], IM_GROUP_CHANGE_LEAVE);
+    assert_int_equal(group_send(f, 1, "club", "hi", &r), IM_ENOGROUP);
+    assert_int_equal(join(f, 1, "club"), IM_ENOGROUP);
+    assert_int_equal(listed_for(f, 1, &p), 1);
+
+    /* An invitation withdrawn is a kick too. */
+    assert_int_equal(invite(f, 0, "club", "carol"), IM_OK);
+    mark = f->router.ndelivered;
+    assert_int_equal(kick(f, 0, "club", "carol"), IM_OK);
+    expect_notice(f, mark, "carol", IM_NOTICE_REMOVED, "withdrew your invitation");
+    assert_int_equal(f->faults.changes[(f->faults.nchanges - 1) % 16], IM_GROUP_CHANGE_UNINVITE);
+    assert_int_equal(join(f, 2, "club"), IM_ENOGROUP);
+    assert_int_equal(kick(f, 0, "club", "carol"), IM_ENOTMEMBER);
+
+    /* Handed over: bob owns it, alice no longer may invite. */
+    assert_int_equal(invite(f, 0, "club", "bob"), IM_OK);
+    assert_int_equal(join(f, 1, "club"), IM_OK);
+    assert_int_equal(transfer(f, 0, "club", "carol"), IM_ENOTMEMBER);
+    mark = f->router.ndelivered;
+    assert_int_equal(transfer(f, 0, "club", "bob"), IM_OK);
+    expect_notice(f, mark, "bob", IM_NOTICE_OWNER, "made you the owner");
+    assert_int_equal(invite(f, 0, "club", "dave"), IM_EPERM);
+    assert_int_equal(invite(f, 1, "club", "dave"), IM_OK);
+    assert_int_equal(listed_for(f, 3, &p), 2);
+
+    /* Deleted by its owner: members and the invited are told; the id is free. */
+    assert_int_equal(delete_group(f, 0, "club"), IM_EPERM);
+    assert_int_equal(delete_group(f, 2, "club"), IM_ENOGROUP);
+    mark = f->router.ndelivered;
+    assert_int_equal(delete_group(f, 1, "club"), IM_OK);
+    const fake_delivery *d = NULL;
+    assert_int_equal(notices_since(f, mark, &d), 2); /* alice and dave, not bob */
+    assert_string_equal(f->router.delivered[mark].to, "alice");
+    assert_string_equal(f->router.delivered[mark].event, IM_NOTICE_DELETED);
+    assert_string_equal(d->to, "dave");
+    assert_int_equal(join(f, 3, "club"), IM_ENOGROUP);
+    assert_int_equal(listed_for(f, 0, &p), 1);
+    assert_int_equal(delete_group(f, 1, "club"), IM_ENOGROUP);
+    assert_int_equal(create(f, 2, "club", 0), IM_OK);
+}
+
+/* What the listing says of each group, for each user. */
+static void test_private_group_listing(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(create_flags(f, 0, "club", IM_GROUP_PRIVATE | IM_GROUP_SHARE_HISTORY),
+                     IM_OK);
+    assert_int_equal(invite(f, 0, "club", "bob"), IM_OK);
+    size_t total = 0;
+    im_group_info got = { 0 };
+    assert_int_equal(im_app_group_list(f->app, &f->s[1], copy_info, &got, &total, NULL), IM_OK);
+    assert_true(got.is_private);
+    assert_true(got.is_invited);
+    assert_true(got.shares_history);
+    assert_false(got.is_member);
+    assert_int_equal(got.members, 1);
+    assert_int_equal(im_app_group_list(f->app, &f->s[2], copy_info, &got, &total, NULL), IM_OK);
+    assert_int_equal(total, 0);
+}
+
+/* A change the store fails is undone in memory exactly. */
+static void test_owner_changes_undone_when_store_fails(void **state)
+{
+    fixture *f = *state;
+    struct page p;
+    assert_int_equal(create_flags(f, 0, "club", IM_GROUP_PRIVATE), IM_OK);
+    assert_int_equal(invite(f, 0, "club", "bob"), IM_OK);
+    assert_int_equal(join(f, 1, "club"), IM_OK);
+    f->faults.code = IM_EIO;
+
+    f->faults.fail_from = 1, f->faults.calls = 0;
+    assert_int_equal(invite(f, 0, "club", "carol"), IM_EIO);
+    f->faults.fail_from = 0;
+    assert_int_equal(join(f, 2, "club"), IM_ENOGROUP); /* no invitation left behind */
+    assert_int_equal(listed_for(f, 2, &p), 0);
+
+    f->faults.fail_from = 1, f->faults.calls = 0;
+    assert_int_equal(kick(f, 0, "club", "bob"), IM_EIO);
+    f->faults.fail_from = 0;
+    assert_int_equal(join(f, 1, "club"), IM_EMEMBER); /* still in */
+
+    f->faults.fail_from = 1, f->faults.calls = 0;
+    assert_int_equal(transfer(f, 0, "club", "bob"), IM_EIO);
+    f->faults.fail_from = 0;
+    assert_int_equal(invite(f, 1, "club", "dave"), IM_EPERM); /* alice still owns it */
+
+    assert_int_equal(invite(f, 0, "club", "dave"), IM_OK);
+    size_t mark = f->router.ndelivered;
+    f->faults.fail_from = 1, f->faults.calls = 0;
+    assert_int_equal(delete_group(f, 0, "club"), IM_EIO);
+    f->faults.fail_from = 0;
+    const fake_delivery *d = NULL;
+    assert_int_equal(notices_since(f, mark, &d), 0); /* nobody told of what did not happen */
+    assert_int_equal(listed_for(f, 3, &p), 1);       /* back, dave still invited */
+    assert_int_equal(join(f, 1, "club"), IM_EMEMBER);
+
+    /* A join the store fails gives the invitation back. */
+    f->faults.fail_from = 1, f->faults.calls = 0;
+    assert_int_equal(join(f, 3, "club"), IM_EIO);
+    f->faults.fail_from = 0;
+    assert_int_equal(join(f, 3, "club"), IM_OK);
+
+    /* A store that refuses at once: undone, and the refusal is the caller's. */
+    f->faults.fail_from = 1, f->faults.calls = 0, f->faults.at_once = true;
+    f->faults.code = IM_ESHUTDOWN;
+    size_t answers = f->router.nanswers;
+    assert_int_equal(im_app_group_kick(f->app, &f->s[0], &f->ep[0], 7, "club", "bob", NULL),
+                     IM_ESHUTDOWN);
+    assert_int_equal(im_app_group_delete(f->app, &f->s[0], &f->ep[0], 9, "club", NULL),
+                     IM_ESHUTDOWN);
+    assert_int_equal(f->router.nanswers, answers);
+    f->faults.fail_from = 0;
+    assert_int_equal(join(f, 1, "club"), IM_EMEMBER);
+    assert_int_equal(listed_for(f, 3, &p), 1);
+}
+
+/* A member reads the history from the join on, unless the group shares it. */
+static void test_history_from_the_join(void **state)
+{
+    fixture *f = *state;
+    f->faults.keep_history = true;
+    im_send_result r;
+    struct page hp;
+    assert_int_equal(create(f, 0, "room", 0), IM_OK);
+    assert_int_equal(create_flags(f, 0, "open", IM_GROUP_SHARE_HISTORY), IM_OK);
+    assert_int_equal(group_send(f, 0, "room", "one", &r), IM_OK);
+    assert_int_equal(group_send(f, 0, "room", "two", &r), IM_OK);
+    assert_int_equal(group_send(f, 0, "open", "uno", &r), IM_OK);
+    assert_int_equal(join(f, 1, "room"), IM_OK);
+    assert_int_equal(join(f, 1, "open"), IM_OK);
+    assert_int_equal(group_send(f, 0, "room", "three", &r), IM_OK);
+
+    hp = (struct page){ .stop_after = 8 };
+    assert_int_equal(im_app_history(f->app, &f->s[1], "", "room", 0, 0, history_one, &hp, NULL),
+                     IM_OK);
+    assert_int_equal(hp.n, 1);
+    assert_string_equal(hp.ids[0], "three");
+    /* Paging back past the join gives nothing, without a read. */
+    hp = (struct page){ .stop_after = 8 };
+    assert_int_equal(im_app_history(f->app, &f->s[1], "", "room", 3, 0, history_one, &hp, NULL),
+                     IM_OK);
+    assert_int_equal(hp.n, 0);
+    /* The creator reads it all; a shared history is everyone's. */
+    hp = (struct page){ .stop_after = 8 };
+    assert_int_equal(im_app_history(f->app, &f->s[0], "", "room", 0, 0, history_one, &hp, NULL),
+                     IM_OK);
+    assert_int_equal(hp.n, 3);
+    hp = (struct page){ .stop_after = 8 };
+    assert_int_equal(im_app_history(f->app, &f->s[1], "", "open", 0, 0, history_one, &hp, NULL),
+                     IM_OK);
+    assert_int_equal(hp.n, 1);
+    assert_string_equal(hp.ids[0], "uno");
+    /* Leaving and joining again starts a new since. */
+    assert_int_equal(leave(f, 1, "room"), IM_OK);
+    assert_int_equal(group_send(f, 0, "room", "four", &r), IM_OK);
+    assert_int_equal(join(f, 1, "room"), IM_OK);
+    hp = (struct page){ .stop_after = 8 };
+    assert_int_equal(im_app_history(f->app, &f->s[1], "", "room", 0, 0, history_one, &hp, NULL),
+                     IM_OK);
+    assert_int_equal(hp.n, 0);
+    /* Not a member: as before, or no such group for a private one. */
+    assert_int_equal(im_app_history(f->app, &f->s[2], "", "room", 0, 0, history_one, &hp, NULL),
+                     IM_ENOTMEMBER);
+    assert_int_equal(create_flags(f, 0, "club", IM_GROUP_PRIVATE), IM_OK);
+    assert_int_equal(im_app_history(f->app, &f->s[2], "", "club", 0, 0, history_one, &hp, NULL),
+                     IM_ENOGROUP);
+}
+
+/* A store built before group_change: groups as the first release kept them. */
+static void test_store_without_group_change(void **state)
+{
+    (void)state;
+    fixture f;
+    memset(&f, 0, sizeof f);
+    fake_router_init(&f.router);
+    assert_int_equal(im_memory_store_new(&f.store, NULL), IM_OK);
+    fault_store_init(&f.faults, f.store, 0, IM_EIO);
+    assert_int_equal(im_memory_group_repo_new(&f.groups, NULL), IM_OK);
+    im_app_limits limits = { .max_body_bytes = 16, .max_group_members = 5 };
+    im_app_ports ports = { .router = &f.router.base, .store = &f.faults.base,
+                           .store_ops_size = IM_STORE_OPS_V1_SIZE, .groups = f.groups,
+                           .wall_clock_ms = fixed_clock };
+    assert_int_equal(im_app_new(&limits, &ports, &f.app, NULL), IM_OK);
+    for (int i = 0; i < 2; i++) {
+        im_session_init(&f.s[i], (uint64_t)i + 1, 0);
+        f.ep[i] = (im_endpoint){ .conn_id = (uint64_t)i + 1 };
+        assert_int_equal(login_as(&f.router, f.app, &f.s[i], names[i], "", &f.ep[i], NULL),
+                         IM_OK);
+    }
+    f.router.nanswers = 0;
+    im_error err = { 0 };
+    assert_int_equal(im_app_group_create_flags(f.app, &f.s[0], &f.ep[0], 1, "club", 0,
+                                               IM_GROUP_PRIVATE, &err), IM_EUNSUPPORTED);
+    assert_int_equal(create(&f, 0, "room", 0), IM_OK);
+    assert_int_equal(join(&f, 1, "room"), IM_OK);
+    im_group_info got = { 0 };
+    size_t total = 0;
+    assert_int_equal(im_app_group_list(f.app, &f.s[1], copy_info, &got, &total, NULL), IM_OK);
+    assert_true(got.shares_history); /* what such a store keeps */
+    assert_int_equal(invite(&f, 0, "room", "carol"), IM_EUNSUPPORTED);
+    assert_int_equal(kick(&f, 0, "room", "bob"), IM_EUNSUPPORTED);
+    assert_int_equal(transfer(&f, 0, "room", "bob"), IM_EUNSUPPORTED);
+    assert_int_equal(delete_group(&f, 0, "room"), IM_EUNSUPPORTED);
+    assert_int_equal(f.faults.nchanges, 0); /* group_change never called */
+    assert_int_equal(leave(&f, 1, "room"), IM_OK);
+    im_app_free(f.app);
+    f.groups->ops->destroy(f.groups);
+    im_store_destroy(f.store);
+}
+
+/* Stored groups come back with everything: flags, owner, creator, each
+ * member's since and the invitations; and the domain judges them. */
+static void test_loads_private_groups(void **state)
+{
+    (void)state;
+    static const char *const members[] = { "alice", "bob" };
+    static const uint64_t since[] = { 0, 4 };
+    static const char *const invited[] = { "carol" };
+    im_group_record recs[2] = {
+        { .id = "club", .max_members = 5, .members = members, .nmembers = 2, .owner = "bob",
+          .creator = "alice", .flags = IM_STORE_GROUP_PRIVATE, .since = since,
+          .invited = invited, .ninvited = 1 },
+        { .id = "pub", .max_members = 5, .members = members, .nmembers = 1 },
+    };
+    fixture f;
+    memset(&f, 0, sizeof f);
+    fake_router_init(&f.router);
+    assert_int_equal(im_memory_store_new(&f.store, NULL), IM_OK);
+    fault_store_init(&f.faults, f.store, 0, IM_EIO);
+    f.faults.records = recs;
+    f.faults.nrecords = 2;
+    assert_int_equal(im_memory_group_repo_new(&f.groups, NULL), IM_OK);
+    im_app_limits limits = { .max_body_bytes = 16, .max_group_members = 5 };
+    im_app_ports ports = { .router = &f.router.base, .store = &f.faults.base,
+                           .groups = f.groups, .wall_clock_ms = fixed_clock };
+    assert_int_equal(im_app_new(&limits, &ports, &f.app, NULL), IM_OK);
+    for (int i = 0; i < 4; i++) {
+        im_session_init(&f.s[i], (uint64_t)i + 1, 0);
+        f.ep[i] = (im_endpoint){ .conn_id = (uint64_t)i + 1 };
+        assert_int_equal(login_as(&f.router, f.app, &f.s[i], names[i], "", &f.ep[i], NULL),
+                         IM_OK);
+    }
+    f.router.nanswers = 0;
+    struct page p;
+    assert_int_equal(listed_for(&f, 2, &p), 2);   /* carol: invited */
+    assert_int_equal(listed_for(&f, 3, &p), 1);   /* dave: only the public one */
+    assert_int_equal(invite(&f, 0, "club", "dave"), IM_EPERM); /* bob owns it */
+    assert_int_equal(invite(&f, 1, "club", "dave"), IM_OK);
+    assert_int_equal(join(&f, 2, "club"), IM_OK);
+    im_app_free(f.app);
+    f.groups->ops->destroy(f.groups);
+
+    /* A record the domain refuses (an owner who is no member) stops the start. */
+    recs[0].owner = "zed";
+    assert_int_equal(im_memory_group_repo_new(&f.groups, NULL), IM_OK);
+    ports.groups = f.groups;
+    f.faults.nrecords = 1;
+    im_error err = { 0 };
+    assert_int_equal(im_app_new(&limits, &ports, &f.app, &err), IM_EIO);
+    f.groups->ops->destroy(f.groups);
+    im_store_destroy(f.store);
 }
 
 static void test_online_user_pages(void **state)
@@ -921,6 +1423,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_membership_refused_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_private_group, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_private_group_listing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_owner_changes_undone_when_store_fails, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_history_from_the_join, setup, teardown),
+        cmocka_unit_test(test_store_without_group_change),
+        cmocka_unit_test(test_loads_private_groups),
+        cmocka_unit_test_setup_teardown(test_group_quota, setup_none, teardown_own),
+        cmocka_unit_test_setup_teardown(test_group_requests_are_rate_limited, setup_none,
+                                        teardown_own),
         cmocka_unit_test_setup_teardown(test_online_user_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_membership_undone_when_store_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ack_checks_conversation, setup, teardown),

@@ -1,7 +1,9 @@
 /* tests/domain/test_group.c: group creation, membership, ownership hand-over,
- * and (where the linker allows) an allocation-failure sweep in the style of
- * SQLite's and libuv's: fail the Nth allocation, check the call reports
- * IM_ENOMEM and leaves the group as it was, until the operation succeeds. */
+ * private groups (invitations, what only the owner may do, what outsiders
+ * see), members' since, and (where the linker allows) allocation-failure
+ * sweeps in the style of SQLite's and libuv's: fail the Nth allocation,
+ * check the call reports IM_ENOMEM and leaves the group as it was, until the
+ * operation succeeds. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -424,6 +426,213 @@ static void rejoin_after_empty(void **state)
     im_group_free(g);
 }
 
+
+/* ---- private groups, owners and invitations ---- */
+
+static im_group *private_group(const char *id, const char *owner, uint32_t max)
+{
+    im_group *g = NULL;
+    im_error err = { 0 };
+    if (im_group_new_flags(id, owner, max, IM_GROUP_PRIVATE, &g, &err) != IM_OK)
+        fail_msg("im_group_new_flags(%s): %s", id, err.msg);
+    return g;
+}
+
+static void flags_are_fixed_at_creation(void **state)
+{
+    (void)state;
+    im_group *g = NULL;
+    assert_int_equal(im_group_new_flags("g", "alice", 5, 4u, &g, NULL), IM_EINVAL);
+    assert_null(g);
+    g = new_group("pub", "alice", 5);
+    assert_false(im_group_is_private(g));
+    assert_false(im_group_shares_history(g));
+    assert_int_equal(im_group_flags(g), 0);
+    im_group_free(g);
+    assert_int_equal(im_group_new_flags("g", "alice", 5, IM_GROUP_FLAGS_ALL, &g, NULL), IM_OK);
+    assert_true(im_group_is_private(g));
+    assert_true(im_group_shares_history(g));
+    assert_string_equal(im_group_creator(g), "alice");
+    im_group_free(g);
+}
+
+static void private_join_needs_an_invitation(void **state)
+{
+    (void)state;
+    im_group *g = private_group("club", "alice", 10);
+    im_error err = { 0 };
+    /* Not invited: as if the group did not exist. */
+    assert_int_equal(im_group_join(g, "bob", &err), IM_ENOGROUP);
+    assert_null(strstr(err.msg, "alice")); /* nothing about who is in it */
+    assert_false(im_group_may_see(g, "bob"));
+    assert_int_equal(im_group_invite(g, "alice", "bob", NULL), IM_OK);
+    assert_true(im_group_is_invited(g, "bob"));
+    assert_true(im_group_may_see(g, "bob"));
+    assert_int_equal(im_group_invite(g, "alice", "bob", NULL), IM_OK); /* again: no change */
+    assert_int_equal(im_group_invited_count(g), 1);
+    assert_int_equal(im_group_join(g, "bob", NULL), IM_OK);
+    assert_false(im_group_is_invited(g, "bob")); /* used up */
+    assert_int_equal(im_group_invited_count(g), 0);
+    ASSERT_MEMBERS(g, "alice", "bob");
+    assert_int_equal(im_group_join(g, "bob", NULL), IM_EMEMBER);
+    assert_int_equal(im_group_join(g, "carol", NULL), IM_ENOGROUP);
+    assert_int_equal(im_group_join(g, "b d", NULL), IM_EINVAL);
+    /* A public group takes anyone. */
+    im_group *p = new_group("pub", "alice", 10);
+    assert_int_equal(im_group_join(p, "carol", NULL), IM_OK);
+    assert_true(im_group_may_see(p, "dave"));
+    im_group_free(p);
+    im_group_free(g);
+}
+
+/* Whoever may not see a private group gets IM_ENOGROUP for everything, and
+ * the group is unchanged. */
+static void private_group_is_hidden_from_outsiders(void **state)
+{
+    (void)state;
+    im_group *g = private_group("club", "alice", 10);
+    assert_int_equal(im_group_invite(g, "alice", "bob", NULL), IM_OK);
+    assert_int_equal(im_group_join(g, "bob", NULL), IM_OK);
+    assert_int_equal(im_group_invite(g, "alice", "dave", NULL), IM_OK);
+    const char *carol = "carol";
+    assert_int_equal(im_group_leave(g, carol, NULL), IM_ENOGROUP);
+    assert_int_equal(im_group_check_member(g, carol, NULL), IM_ENOGROUP);
+    assert_int_equal(im_group_check_owner(g, carol, NULL), IM_ENOGROUP);
+    assert_int_equal(im_group_invite(g, carol, "erin", NULL), IM_ENOGROUP);
+    assert_int_equal(im_group_kick(g, carol, "bob", NULL), IM_ENOGROUP);
+    assert_int_equal(im_group_transfer(g, carol, "bob", NULL), IM_ENOGROUP);
+    assert_int_equal(im_group_check_member(g, NULL, NULL), IM_ENOGROUP);
+    /* Someone invited sees it, and is told what they are not. */
+    assert_int_equal(im_group_check_member(g, "dave", NULL), IM_ENOTMEMBER);
+    assert_int_equal(im_group_leave(g, "dave", NULL), IM_ENOTMEMBER);
+    assert_int_equal(im_group_invite(g, "dave", "erin", NULL), IM_EPERM);
+    assert_int_equal(im_group_check_member(g, "bob", NULL), IM_OK);
+    ASSERT_MEMBERS(g, "alice", "bob");
+    assert_int_equal(im_group_invited_count(g), 1);
+    im_group_free(g);
+}
+
+static void only_the_owner_administers(void **state)
+{
+    (void)state;
+    im_group *g = private_group("club", "alice", 10);
+    assert_int_equal(im_group_invite(g, "alice", "bob", NULL), IM_OK);
+    assert_int_equal(im_group_join(g, "bob", NULL), IM_OK);
+    assert_int_equal(im_group_invite(g, "alice", "carol", NULL), IM_OK);
+    assert_int_equal(im_group_join(g, "carol", NULL), IM_OK);
+    im_error err = { 0 };
+    assert_int_equal(im_group_invite(g, "bob", "dave", &err), IM_EPERM);
+    assert_non_null(strstr(err.msg, "alice"));
+    assert_int_equal(im_group_kick(g, "bob", "carol", NULL), IM_EPERM);
+    assert_int_equal(im_group_transfer(g, "bob", "bob", NULL), IM_EPERM);
+    assert_int_equal(im_group_check_owner(g, "bob", NULL), IM_EPERM);
+    assert_int_equal(im_group_check_owner(g, "alice", NULL), IM_OK);
+    /* The owner's own mistakes. */
+    assert_int_equal(im_group_kick(g, "alice", "alice", NULL), IM_EINVAL);
+    assert_int_equal(im_group_transfer(g, "alice", "alice", NULL), IM_EINVAL);
+    assert_int_equal(im_group_kick(g, "alice", "dave", NULL), IM_ENOTMEMBER);
+    assert_int_equal(im_group_transfer(g, "alice", "dave", NULL), IM_ENOTMEMBER);
+    assert_int_equal(im_group_invite(g, "alice", "bob", NULL), IM_EMEMBER);
+    assert_int_equal(im_group_invite(g, "alice", "b d", NULL), IM_EINVAL);
+    ASSERT_MEMBERS(g, "alice", "bob", "carol");
+    assert_int_equal(im_group_invited_count(g), 0);
+    /* A public group has no invitations: anyone may join it. */
+    im_group *p = new_group("pub", "alice", 10);
+    assert_int_equal(im_group_invite(p, "alice", "bob", NULL), IM_EINVAL);
+    assert_int_equal(im_group_invite(p, "carol", "bob", NULL), IM_EPERM);
+    assert_int_equal(im_group_invited_count(p), 0);
+    im_group_free(p);
+    im_group_free(g);
+}
+
+static void kick_removes_a_member_or_an_invitation(void **state)
+{
+    (void)state;
+    im_group *g = private_group("club", "alice", 10);
+    assert_int_equal(im_group_invite(g, "alice", "bob", NULL), IM_OK);
+    assert_int_equal(im_group_join(g, "bob", NULL), IM_OK);
+    assert_int_equal(im_group_invite(g, "alice", "carol", NULL), IM_OK);
+    assert_int_equal(im_group_kick(g, "alice", "bob", NULL), IM_OK);
+    ASSERT_MEMBERS(g, "alice");
+    /* Removed from a private group, bob cannot come back by himself. */
+    assert_int_equal(im_group_join(g, "bob", NULL), IM_ENOGROUP);
+    assert_false(im_group_may_see(g, "bob"));
+    assert_int_equal(im_group_kick(g, "alice", "carol", NULL), IM_OK); /* withdrawn */
+    assert_false(im_group_is_invited(g, "carol"));
+    assert_int_equal(im_group_join(g, "carol", NULL), IM_ENOGROUP);
+    assert_int_equal(im_group_kick(g, "alice", "carol", NULL), IM_ENOTMEMBER);
+    im_group_free(g);
+}
+
+static void transfer_hands_ownership_over(void **state)
+{
+    (void)state;
+    im_group *g = new_group("g", "alice", 10);
+    assert_int_equal(im_group_join(g, "bob", NULL), IM_OK);
+    assert_int_equal(im_group_join(g, "carol", NULL), IM_OK);
+    assert_int_equal(im_group_transfer(g, "alice", "carol", NULL), IM_OK);
+    assert_string_equal(im_group_owner(g), "carol");
+    assert_string_equal(im_group_creator(g), "alice"); /* a transfer keeps the creator */
+    assert_int_equal(im_group_check_owner(g, "alice", NULL), IM_EPERM);
+    assert_int_equal(im_group_kick(g, "carol", "alice", NULL), IM_OK);
+    assert_int_equal(im_group_member_count(g), 2);
+    /* The owner leaving still passes to the longest-standing member. */
+    assert_int_equal(im_group_leave(g, "carol", NULL), IM_OK);
+    assert_string_equal(im_group_owner(g), "bob");
+    /* A member who is not the owner leaving changes no owner. */
+    assert_int_equal(im_group_join(g, "dave", NULL), IM_OK);
+    assert_int_equal(im_group_transfer(g, "bob", "dave", NULL), IM_OK);
+    assert_int_equal(im_group_leave(g, "bob", NULL), IM_OK);
+    assert_string_equal(im_group_owner(g), "dave");
+    assert_int_equal(im_group_set_owner(g, "bob", NULL), IM_ENOTMEMBER);
+    assert_int_equal(im_group_set_creator(g, "", NULL), IM_EINVAL);
+    assert_int_equal(im_group_set_creator(g, "zed", NULL), IM_OK);
+    assert_string_equal(im_group_creator(g), "zed");
+    im_group_free(g);
+}
+
+static void invitations_keep_a_place(void **state)
+{
+    (void)state;
+    im_group *g = private_group("club", "alice", 3);
+    assert_int_equal(im_group_invite(g, "alice", "bob", NULL), IM_OK);
+    assert_int_equal(im_group_invite(g, "alice", "carol", NULL), IM_OK);
+    assert_true(im_group_is_full(g));
+    im_error err = { 0 };
+    assert_int_equal(im_group_invite(g, "alice", "dave", &err), IM_EFULL);
+    assert_int_equal(im_group_add_member(g, "dave", NULL), IM_EFULL);
+    /* The invited still find their place. */
+    assert_int_equal(im_group_join(g, "carol", NULL), IM_OK);
+    assert_int_equal(im_group_join(g, "bob", NULL), IM_OK);
+    ASSERT_MEMBERS(g, "alice", "carol", "bob");
+    assert_int_equal(im_group_remove_invite(g, "bob", NULL), IM_ENOTMEMBER);
+    im_group_free(g);
+}
+
+static void members_have_a_since(void **state)
+{
+    (void)state;
+    im_group *g = new_group("g", "alice", 10);
+    assert_int_equal(im_group_member_since(g, "alice"), 0);
+    assert_int_equal(im_group_join(g, "bob", NULL), IM_OK);
+    assert_int_equal(im_group_join(g, "carol", NULL), IM_OK);
+    assert_true(im_group_member_since(g, "bob") == IM_GROUP_SINCE_UNKNOWN);
+    assert_int_equal(im_group_set_member_since(g, "bob", 7, NULL), IM_OK);
+    assert_int_equal(im_group_set_member_since(g, "carol", 9, NULL), IM_OK);
+    assert_int_equal(im_group_set_member_since(g, "dave", 1, NULL), IM_ENOTMEMBER);
+    assert_true(im_group_member_since(g, "dave") == IM_GROUP_SINCE_UNKNOWN);
+    assert_true(im_group_member_since(g, NULL) == IM_GROUP_SINCE_UNKNOWN);
+    /* Each keeps its own when others leave. */
+    assert_int_equal(im_group_leave(g, "alice", NULL), IM_OK);
+    assert_int_equal(im_group_member_since(g, "bob"), 7);
+    assert_int_equal(im_group_member_since_at(g, 1), 9);
+    assert_true(im_group_member_since_at(g, 2) == IM_GROUP_SINCE_UNKNOWN);
+    assert_int_equal(im_group_set_member_since_at(g, 1, 11, NULL), IM_OK);
+    assert_int_equal(im_group_member_since(g, "carol"), 11);
+    assert_int_equal(im_group_set_member_since_at(g, 2, 1, NULL), IM_ENOTMEMBER);
+    im_group_free(g);
+}
+
 /* ---- allocation failures ---- */
 
 #ifdef IMCORE_TEST_ALLOC_FAULTS
@@ -483,6 +692,44 @@ static void allocation_failure_sweep(void **state)
     assert_true(n < 1000);
     assert_int_equal(fail_countdown, 0);
 }
+
+/* Invites 5 users into a private group with the nth allocation failing:
+ * a failed invitation changes nothing. True once nothing was injected. */
+static bool invite_with_failure_at(unsigned long n)
+{
+    im_group *g = private_group("g", "owner", 20);
+    bool injected = false;
+    char name[16];
+    fail_countdown = n;
+    for (unsigned i = 1; i <= 5; i++) {
+        user_name(name, sizeof name, i);
+        size_t before = im_group_invited_count(g);
+        im_error err = { 0 };
+        int rc = im_group_invite(g, "owner", name, &err);
+        if (rc != IM_OK) {
+            assert_int_equal(rc, IM_ENOMEM);
+            assert_int_equal(im_group_invited_count(g), before);
+            assert_false(im_group_is_invited(g, name));
+            injected = true;
+            assert_int_equal(im_group_invite(g, "owner", name, NULL), IM_OK);
+        }
+    }
+    fail_countdown = 0;
+    assert_int_equal(im_group_invited_count(g), 5);
+    im_group_free(g);
+    return !injected;
+}
+
+static void invite_allocation_failure_sweep(void **state)
+{
+    (void)state;
+    unsigned long n;
+    for (n = 1; n < 100; n++)
+        if (invite_with_failure_at(n))
+            break;
+    assert_true(n > 2);
+    assert_true(n < 100);
+}
 #endif
 
 int main(void)
@@ -508,8 +755,17 @@ int main(void)
         cmocka_unit_test(free_with_members_releases_all),
         cmocka_unit_test(thousand_members),
         cmocka_unit_test(rejoin_after_empty),
+        cmocka_unit_test(flags_are_fixed_at_creation),
+        cmocka_unit_test(private_join_needs_an_invitation),
+        cmocka_unit_test(private_group_is_hidden_from_outsiders),
+        cmocka_unit_test(only_the_owner_administers),
+        cmocka_unit_test(kick_removes_a_member_or_an_invitation),
+        cmocka_unit_test(transfer_hands_ownership_over),
+        cmocka_unit_test(invitations_keep_a_place),
+        cmocka_unit_test(members_have_a_since),
 #ifdef IMCORE_TEST_ALLOC_FAULTS
         cmocka_unit_test(allocation_failure_sweep),
+        cmocka_unit_test(invite_allocation_failure_sweep),
 #endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

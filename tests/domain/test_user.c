@@ -334,6 +334,8 @@ static void strerror_names_every_code(void **state)
         { IM_EREFUSED, "EREFUSED" },
         { IM_EUNKNOWNUSER, "EUNKNOWNUSER" },
         { IM_EIDREUSED, "EIDREUSED" },
+        { IM_EPERM, "EPERM" },
+        { IM_EQUOTA, "EQUOTA" },
     };
     size_t n = sizeof names / sizeof names[0];
     /* Every number from 0 down to the last code has a name, so a code added

@@ -8,7 +8,7 @@
 
 #include "domain/message.h"
 
-enum op_kind { OP_APPEND, OP_PENDING, OP_BARRIER, OP_KV_PUT };
+enum op_kind { OP_APPEND, OP_PENDING, OP_BARRIER, OP_KV_PUT, OP_GROUP };
 
 typedef struct op {
     struct op *next;
@@ -22,6 +22,8 @@ typedef struct op {
     const void *value;    /* KV_PUT: into kv; NULL deletes */
     size_t value_len;
     size_t limit;         /* PENDING: at most this many; target is the user */
+    im_group_change change; /* GROUP: group and user point into sender and target */
+    im_store_group_fn group_done;
     im_store_append_fn append_done;
     im_store_message_fn each;
     im_store_done_fn done;
@@ -131,11 +133,30 @@ static int ds_group_create(im_store *s, const char *g, const char *o, uint32_t m
     return ds_barrier(s, done, arg, err);
 }
 
-static int ds_group_change(im_store *s, const char *g, const char *u, im_store_done_fn done,
+static int ds_group_member(im_store *s, const char *g, const char *u, im_store_done_fn done,
                            void *arg, im_error *err)
 {
     (void)g, (void)u;
     return ds_barrier(s, done, arg, err);
+}
+
+/* Queued; run by the wrapped store, which tells a join its seq. */
+static int ds_group_change(im_store *s, const im_group_change *c, im_store_group_fn done,
+                           void *arg, im_error *err)
+{
+    op *o = calloc(1, sizeof *o);
+    if (!o)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    o->kind = OP_GROUP;
+    o->change = *c;
+    snprintf(o->sender, sizeof o->sender, "%s", c->group);
+    snprintf(o->target, sizeof o->target, "%s", c->user ? c->user : "");
+    o->change.group = o->sender;
+    o->change.user = c->user ? o->target : NULL;
+    o->group_done = done;
+    o->arg = arg;
+    push((deferred_store *)s, o);
+    return IM_OK;
 }
 
 /* Queued like any write and put into the wrapped store when it runs, so a
@@ -189,9 +210,9 @@ static void ds_destroy(im_store *s)
 static const struct im_store_ops deferred_ops = {
     .name = "deferred", .durable = true, .append = ds_append, .pending = ds_pending,
     .ack = ds_ack, .history = ds_history, .barrier = ds_barrier,
-    .group_create = ds_group_create, .group_join = ds_group_change,
-    .group_leave = ds_group_change, .load_groups = ds_load_groups, .kv_put = ds_kv_put,
-    .kv_each = ds_kv_each, .destroy = ds_destroy,
+    .group_create = ds_group_create, .group_join = ds_group_member,
+    .group_leave = ds_group_member, .load_groups = ds_load_groups, .kv_put = ds_kv_put,
+    .kv_each = ds_kv_each, .destroy = ds_destroy, .group_change = ds_group_change,
 };
 
 deferred_store *deferred_store_new(im_store *inner)
@@ -253,6 +274,11 @@ int deferred_store_run(deferred_store *ds)
             break;
         case OP_BARRIER:
             o->done(o->arg, IM_OK, NULL);
+            break;
+        case OP_GROUP:
+            if (ds->inner->ops->group_change(ds->inner, &o->change, o->group_done, o->arg,
+                                             NULL) != IM_OK)
+                o->group_done(o->arg, IM_EIO, 0, NULL);
             break;
         case OP_KV_PUT: {
             im_error e = { 0 };

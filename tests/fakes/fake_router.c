@@ -57,6 +57,8 @@ static void record(fake_router *fr, const char *to, const im_message *m)
     snprintf(d->target, sizeof d->target, "%s", m->target);
     snprintf(d->body, sizeof d->body, "%.*s", (int)m->body_len, (const char *)m->body);
     d->seq = m->seq;
+    d->kind = m->kind;
+    snprintf(d->event, sizeof d->event, "%s", m->client_msg_id ? m->client_msg_id : "");
 }
 
 static int fr_deliver(im_router *r, const im_message *m, const char *sender_name, im_error *err)

@@ -13,6 +13,8 @@ typedef struct fake_delivery {
     char target[IM_USER_ID_MAX + 1];
     char body[256];
     uint64_t seq;
+    im_message_kind kind;
+    char event[IM_CLIENT_MSG_ID_MAX + 1]; /* the client_msg_id: a notice's IM_NOTICE_* */
 } fake_delivery;
 
 typedef struct fake_router {

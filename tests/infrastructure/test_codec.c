@@ -173,6 +173,8 @@ static void test_error_codes_match(void **state)
     (void)state;
     assert_int_equal(im_wire_error_code(IM_EFRAMESIZE), IMCORE__ERROR_CODE__FRAME_TOO_LARGE);
     assert_int_equal(im_wire_error_code(IM_EUSEREXISTS), IMCORE__ERROR_CODE__USER_EXISTS);
+    assert_int_equal(im_wire_error_code(IM_EPERM), IMCORE__ERROR_CODE__NOT_ALLOWED);
+    assert_int_equal(im_wire_error_code(IM_EQUOTA), IMCORE__ERROR_CODE__QUOTA_EXCEEDED);
     assert_int_equal(im_wire_error_code(-1000), IMCORE__ERROR_CODE__INTERNAL);
     assert_int_equal(im_error_from_wire(IMCORE__ERROR_CODE__GROUP_FULL), IM_EFULL);
 }

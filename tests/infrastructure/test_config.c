@@ -49,6 +49,7 @@ static void assert_config_equal(const im_config *a, const im_config *b)
     assert_int_equal(a->max_frame_bytes, b->max_frame_bytes);
     assert_int_equal(a->max_body_bytes, b->max_body_bytes);
     assert_int_equal(a->max_group_members, b->max_group_members);
+    assert_int_equal(a->max_groups_per_user, b->max_groups_per_user);
     assert_int_equal(a->output_buffer_bytes, b->output_buffer_bytes);
     assert_int_equal(a->plugin_backlog, b->plugin_backlog);
     assert_int_equal(a->heartbeat_s, b->heartbeat_s);
@@ -109,6 +110,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_frame_bytes, 65536);
     assert_int_equal(c.max_body_bytes, 8192);
     assert_int_equal(c.max_group_members, 1000);
+    assert_int_equal(c.max_groups_per_user, 100);
     assert_int_equal(c.output_buffer_bytes, 4194304);
     assert_int_equal(c.plugin_backlog, 10000);
     assert_int_equal(c.heartbeat_s, 30);
@@ -144,7 +146,8 @@ static void test_every_key(void **state)
               "node_id: eu-west_1.b\n"
               "limits: {max_connections: 1000000, max_frame_bytes: 16777216,\n"
               "         max_body_bytes: 16776704, max_group_members: 100000,\n"
-              "         output_buffer_bytes: 4096, plugin_backlog: 1000000}\n"
+              "         output_buffer_bytes: 4096, plugin_backlog: 1000000,\n"
+              "         max_groups_per_user: 1000000}\n"
               "session:\n"
               "  heartbeat_s: 3600\n"
               "  idle_timeout_s: 86400\n"
@@ -159,6 +162,7 @@ static void test_every_key(void **state)
     assert_int_equal(c.max_frame_bytes, 16777216);
     assert_int_equal(c.max_body_bytes, 16776704);
     assert_int_equal(c.max_group_members, 100000);
+    assert_int_equal(c.max_groups_per_user, 1000000);
     assert_int_equal(c.output_buffer_bytes, 4096);
     assert_int_equal(c.plugin_backlog, 1000000);
     assert_int_equal(c.heartbeat_s, 3600);
@@ -169,12 +173,13 @@ static void test_every_key(void **state)
     /* The low ends of the ranges. */
     expect_ok("listen: {host: 0.0.0.0, port: 65535}\n"
               "limits: {max_connections: 1, max_frame_bytes: 513, max_body_bytes: 1,\n"
-              "         max_group_members: 1}\n"
+              "         max_group_members: 1, max_groups_per_user: 0}\n"
               "session: {heartbeat_s: 1, idle_timeout_s: 2}\n",
               &c);
     assert_string_equal(c.listen_host, "0.0.0.0");
     assert_int_equal(c.listen_port, 65535);
     assert_int_equal(c.max_frame_bytes, 513);
+    assert_int_equal(c.max_groups_per_user, 0);
     assert_int_equal(c.idle_timeout_s, 2);
 }
 
@@ -249,6 +254,8 @@ static void test_out_of_range(void **state)
                  "must be between 4096 and 1073741824");
     expect_error("limits:\n  max_group_members: 100001\n", 2, "limits.max_group_members",
                  "must be between 1 and 100000");
+    expect_error("limits:\n  max_groups_per_user: 1000001\n", 2,
+                 "limits.max_groups_per_user", "must be between 0 and 1000000");
     expect_error("limits:\n  plugin_backlog: 0\n", 2, "limits.plugin_backlog",
                  "must be between 1 and 1000000");
     expect_error("session:\n  idle_timeout_s: 86401\n", 2, "session.idle_timeout_s",

@@ -22,7 +22,7 @@ def group_list(after, limit):
 
 def test(h):
     srv = h.server(session={"heartbeat_s": 30, "idle_timeout_s": 300},
-                   limits={"messages_per_second": 0})
+                   limits={"messages_per_second": 0, "max_groups_per_user": 0})
     owner, lister = long_id("owner"), long_id("lister")
     groups = [long_id("group", i) for i in range(GROUPS)]
     o = h.raw(srv, "owner")

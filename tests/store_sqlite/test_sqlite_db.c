@@ -477,21 +477,32 @@ static void test_schema_version_and_identity(void **state)
     assert_int_equal(raw_int(empty, "PRAGMA user_version"), im_sqlite_db_schema_version());
 }
 
-/* A file of the previous schema (version 1: no kv table), with data, is
- * brought up to date on open and keeps what it held. Migration 1 is never
- * edited, so a current file with the later migrations' tables dropped and
- * its version set back is what version 1 wrote. */
+/* Migrations are never edited, so a current file with what the later
+ * migrations added taken away again, and its version set back, is what
+ * the earlier version wrote. */
+#define UNDO_MIGRATION_3                                                         \
+    "DROP TABLE group_invites;"                                                  \
+    "ALTER TABLE chat_groups DROP COLUMN flags;"                                 \
+    "ALTER TABLE chat_groups DROP COLUMN owner;"                                 \
+    "ALTER TABLE chat_groups DROP COLUMN creator;"                               \
+    "ALTER TABLE group_members DROP COLUMN since_seq;"
+#define TO_VERSION_2 UNDO_MIGRATION_3 "PRAGMA user_version = 2;"
+#define TO_VERSION_1 UNDO_MIGRATION_3 "DROP TABLE kv; PRAGMA user_version = 1;"
+
+/* A file of an early schema (version 1: no kv table, groups without
+ * flags, owners or invitations), with data, is brought up to date on open
+ * and keeps what it held. */
 static void test_migrates_from_version_1(void **state)
 {
     fixture *fx = *state;
-    assert_int_equal(im_sqlite_db_schema_version(), 2);
+    assert_int_equal(im_sqlite_db_schema_version(), 3);
     im_sqlite_db *db = open_db(fx->path, 0);
     say(db, "alice", "bob", "from v1");
     group_create(db, "team", "alice", 10);
     im_error err = { 0 };
     assert_int_equal(im_sqlite_db_user_create(db, "alice", "Alice", "$argon2id$x", 1, &err), IM_OK);
     im_sqlite_db_close(db);
-    raw_exec(fx->path, "DROP TABLE kv; PRAGMA user_version = 1;");
+    raw_exec(fx->path, TO_VERSION_1);
     assert_int_equal(raw_int(fx->path, "PRAGMA user_version"), 1);
     assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'kv'"), 0);
 
@@ -518,6 +529,50 @@ static void test_migrates_from_version_1(void **state)
     expect_keys(&ks, (const char *[]){ "k" }, 1, (const char *[]){ "v" });
     kv_recs_reset(&ks);
     recs_reset(&rs);
+    loaded_free(&l);
+    im_sqlite_db_close(db);
+}
+
+/* Groups of version 2 come through migration 3 as they were: public,
+ * history shared, owned by their earliest member (taken as their creator),
+ * every member's history from the start; and they take the new changes. */
+static void test_migrates_from_version_2(void **state)
+{
+    fixture *fx = *state;
+    im_sqlite_db *db = open_db(fx->path, 0);
+    group_create(db, "team", "alice", 10);
+    join(db, "team", "bob");
+    say_group(db, "alice", "team", "before");
+    group_create(db, "solo", "zed", 2);
+    im_sqlite_db_close(db);
+    raw_exec(fx->path, TO_VERSION_2);
+    assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM sqlite_master"
+                                       " WHERE name = 'group_invites'"), 0);
+
+    db = open_db(fx->path, 0);
+    assert_int_equal(raw_int(fx->path, "PRAGMA user_version"), 3);
+    loaded l = { 0 };
+    load_groups(db, &l);
+    assert_int_equal(l.n, 2);
+    const im_group *g = l.g[1];
+    assert_string_equal(im_group_id(g), "team");
+    assert_int_equal(im_group_flags(g), IM_GROUP_SHARE_HISTORY);
+    expect_members(g, (const char *[]){ "alice", "bob" }, 2);
+    assert_string_equal(im_group_creator(g), "alice");
+    assert_int_equal(im_group_member_since(g, "bob"), 0);
+    assert_string_equal(im_group_owner(l.g[0]), "zed");
+
+    /* Ownership still passes on, the creator stays, and invitations work. */
+    leave(db, "team", "alice");
+    im_error err = { 0 };
+    assert_int_equal(im_sqlite_db_group_invite(db, "team", "carol", 7, &err), IM_OK);
+    uint64_t since = 99;
+    assert_int_equal(im_sqlite_db_group_join(db, "team", "carol", 8, &since, &err), IM_OK);
+    assert_int_equal(since, 1);
+    load_groups(db, &l);
+    expect_members(l.g[1], (const char *[]){ "bob", "carol" }, 2);
+    assert_string_equal(im_group_creator(l.g[1]), "alice");
+    assert_int_equal(im_group_member_since(l.g[1], "carol"), 1);
     loaded_free(&l);
     im_sqlite_db_close(db);
 }
@@ -1174,6 +1229,93 @@ static void test_groups_load_rebuilds_identical(void **state)
     loaded_free(&l);
     for (size_t k = 0; k < nmem; k++)
         im_group_free(mem[k]);
+    im_sqlite_db_close(db);
+}
+
+/* Private groups, invitations and owners, as the data layer keeps them:
+ * the rules that need no one's say (an invitation to join a private group,
+ * places kept by invitations), each member's since, a stored owner, and a
+ * deletion that takes everything of the group with it. */
+static void test_groups_private_and_owners(void **state)
+{
+    fixture *fx = *state;
+    im_sqlite_db *db = open_db(fx->path, 0);
+    im_error err = { 0 };
+    uint64_t since = 99;
+    assert_int_equal(im_sqlite_db_group_create_flags(db, "club", "alice", 3, IM_GROUP_PRIVATE,
+                                                     5, &since, &err),
+                     IM_OK);
+    assert_int_equal(since, 0);
+    assert_int_equal(im_sqlite_db_group_create_flags(db, "x", "alice", 3, 4, 5, NULL, &err),
+                     IM_EINVAL);
+    say_group(db, "alice", "club", "m1");
+    assert_int_equal(say_group(db, "alice", "club", "m2"), 2);
+
+    /* Joined by invitation only. */
+    assert_int_equal(im_sqlite_db_group_join(db, "club", "bob", 6, &since, &err), IM_ENOGROUP);
+    assert_int_equal(im_sqlite_db_group_invite(db, "club", "bob", 6, &err), IM_OK);
+    assert_int_equal(im_sqlite_db_group_invite(db, "club", "bob", 6, &err), IM_OK); /* again */
+    assert_int_equal(im_sqlite_db_group_invite(db, "club", "alice", 6, &err), IM_EMEMBER);
+    assert_int_equal(im_sqlite_db_group_invite(db, "nope", "bob", 6, &err), IM_ENOGROUP);
+    assert_int_equal(im_sqlite_db_group_invite(db, "club", "b d", 6, &err), IM_EINVAL);
+    assert_int_equal(im_sqlite_db_group_invite(db, "club", "carol", 6, &err), IM_OK);
+    /* alice and two invitations fill three places. */
+    assert_int_equal(im_sqlite_db_group_invite(db, "club", "dave", 6, &err), IM_EFULL);
+    assert_int_equal(im_sqlite_db_group_join(db, "club", "dave", 6, NULL, &err), IM_ENOGROUP);
+    /* bob's join comes at seq 2 and uses his invitation up. */
+    assert_int_equal(im_sqlite_db_group_join(db, "club", "bob", 7, &since, &err), IM_OK);
+    assert_int_equal(since, 2);
+    assert_int_equal(im_sqlite_db_group_uninvite(db, "club", "bob", &err), IM_ENOTMEMBER);
+    recs rs = { 0 };
+    pending(db, "bob", 10, &rs);
+    assert_int_equal(rs.n, 0); /* what was said before is not his to receive */
+    say_group(db, "alice", "club", "m3");
+    pending(db, "bob", 10, &rs);
+    assert_int_equal(rs.n, 1);
+    expect(&rs, 0, "g:club", 3, "m3");
+    assert_int_equal(im_sqlite_db_group_uninvite(db, "club", "carol", &err), IM_OK);
+    assert_int_equal(im_sqlite_db_group_uninvite(db, "club", "carol", &err), IM_ENOTMEMBER);
+    assert_int_equal(im_sqlite_db_group_uninvite(db, "nope", "carol", &err), IM_ENOGROUP);
+
+    /* Ownership handed over, and kept by name. */
+    assert_int_equal(im_sqlite_db_group_set_owner(db, "club", "carol", &err), IM_ENOTMEMBER);
+    assert_int_equal(im_sqlite_db_group_set_owner(db, "nope", "bob", &err), IM_ENOGROUP);
+    assert_int_equal(im_sqlite_db_group_set_owner(db, "club", "bob", &err), IM_OK);
+    assert_int_equal(im_sqlite_db_group_invite(db, "club", "dave", 8, &err), IM_OK);
+    loaded l = { 0 };
+    load_groups(db, &l);
+    assert_int_equal(l.n, 1);
+    const im_group *g = l.g[0];
+    assert_true(im_group_is_private(g));
+    assert_false(im_group_shares_history(g));
+    assert_string_equal(im_group_owner(g), "bob");
+    assert_string_equal(im_group_creator(g), "alice");
+    assert_int_equal(im_group_member_since(g, "alice"), 0);
+    assert_int_equal(im_group_member_since(g, "bob"), 2);
+    assert_int_equal(im_group_invited_count(g), 1);
+    assert_string_equal(im_group_invited(g, 0), "dave");
+    /* The owner leaving passes it to the earliest remaining member. */
+    leave(db, "club", "bob");
+    load_groups(db, &l);
+    assert_string_equal(im_group_owner(l.g[0]), "alice");
+
+    /* Deleted, with its messages and invitations; the id is free. */
+    assert_int_equal(im_sqlite_db_group_delete(db, "club", &err), IM_OK);
+    assert_int_equal(im_sqlite_db_group_delete(db, "club", &err), IM_ENOGROUP);
+    load_groups(db, &l);
+    assert_int_equal(l.n, 0);
+    history(db, "g:club", 0, 10, &rs);
+    assert_int_equal(rs.n, 0);
+    pending(db, "alice", 10, &rs);
+    assert_int_equal(rs.n, 0);
+    assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM group_invites"), 0);
+    assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM group_members"), 0);
+    assert_int_equal(im_sqlite_db_group_create_flags(db, "club", "erin", 3, IM_GROUP_FLAGS_ALL,
+                                                     9, &since, &err),
+                     IM_OK);
+    assert_int_equal(since, 0);
+    recs_reset(&rs);
+    loaded_free(&l);
     im_sqlite_db_close(db);
 }
 
@@ -2136,7 +2278,7 @@ static void test_fault_sweep_migration(void **state)
     im_sqlite_db *db = open_db(v1, 0);
     say(db, "alice", "bob", "from v1");
     im_sqlite_db_close(db);
-    raw_exec(v1, "DROP TABLE kv; PRAGMA user_version = 1;");
+    raw_exec(v1, TO_VERSION_1);
     size_t len;
     uint8_t *bytes = slurp(v1, &len);
     fault_vfs_install();
@@ -2165,10 +2307,14 @@ static void test_fault_sweep_migration(void **state)
         }
         long long version = raw_int(path, "PRAGMA user_version");
         long long kv = raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'kv'");
-        if (!((version == 1 && kv == 0) || (version == 2 && kv == 1)))
-            fail_msg("fault %ld: schema version %lld with %lld kv tables", n, version, kv);
+        long long inv = raw_int(path, "SELECT count(*) FROM sqlite_master"
+                                      " WHERE name = 'group_invites'");
+        if (!((version == 1 && kv == 0 && inv == 0) || (version == 2 && kv == 1 && inv == 0) ||
+              (version == 3 && kv == 1 && inv == 1)))
+            fail_msg("fault %ld: schema version %lld with %lld kv and %lld invitation tables",
+                     n, version, kv, inv);
         if (rc == IM_OK)
-            assert_int_equal(version, 2);
+            assert_int_equal(version, 3);
         db = open_db(path, 0);
         recs rs = { 0 };
         history(db, "p:alice:bob", 0, 10, &rs);
@@ -2317,6 +2463,7 @@ int main(int argc, char **argv)
         T(test_create_and_reopen_keeps_data),
         T(test_schema_version_and_identity),
         T(test_migrates_from_version_1),
+        T(test_migrates_from_version_2),
         T(test_open_bad_arguments),
         T(test_seq_private_both_directions),
         T(test_seq_group),
@@ -2330,6 +2477,7 @@ int main(int argc, char **argv)
         T(test_history),
         T(test_groups_membership),
         T(test_groups_load_rebuilds_identical),
+        T(test_groups_private_and_owners),
         T(test_users),
         T(test_tokens),
         T(test_kv_put_replace_delete),

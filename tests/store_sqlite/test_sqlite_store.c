@@ -433,6 +433,124 @@ static void test_unknown_receiver(void **state)
     journal_destroy(&j);
 }
 
+/* ---- group changes ---- */
+
+typedef struct change_call {
+    call c;
+    uint64_t seq;   /* written before the completion is recorded, read after */
+} change_call;
+
+static void on_change(void *arg, int rc, uint64_t seq, const im_error *err)
+{
+    change_call *cc = arg;
+    cc->seq = seq;
+    record(&cc->c, rc, err, seq);
+}
+
+static void change(im_store *s, im_group_change_kind kind, const char *group, const char *user,
+                   uint32_t flags, change_call *cc)
+{
+    im_group_change ch = { .size = sizeof ch, .kind = kind, .group = group, .user = user,
+                           .max_members = 10, .flags = flags };
+    im_error err = { 0 };
+    int rc = s->ops->group_change(s, &ch, on_change, cc, &err);
+    if (rc != IM_OK)
+        fail_msg("group_change %d %s: %s", (int)kind, group, err.msg);
+}
+
+static void say_to(im_store *s, const char *group, call *c)
+{
+    char cmid[16];
+    snprintf(cmid, sizeof cmid, "g-%d", c->tag);
+    im_message m = { .kind = IM_MESSAGE_GROUP, .sender = "alice", .target = group,
+                     .client_msg_id = cmid, .body = (const uint8_t *)"hi", .body_len = 2 };
+    im_error err = { 0 };
+    assert_int_equal(s->ops->append(s, &m, on_append, c, &err), IM_OK);
+}
+
+typedef struct group_seen {
+    char owner[IM_USER_ID_MAX + 1], creator[IM_USER_ID_MAX + 1];
+    char members[4][IM_USER_ID_MAX + 1], invited[4][IM_USER_ID_MAX + 1];
+    uint64_t since[4];
+    size_t nmembers, ninvited, ngroups;
+    uint32_t flags;
+} group_seen;
+
+static int see_group(void *arg, const im_group_record *r)
+{
+    group_seen *gs = arg;
+    gs->ngroups++;
+    snprintf(gs->owner, sizeof gs->owner, "%s", r->owner ? r->owner : "(null)");
+    snprintf(gs->creator, sizeof gs->creator, "%s", r->creator ? r->creator : "(null)");
+    gs->flags = r->flags;
+    gs->nmembers = r->nmembers;
+    gs->ninvited = r->ninvited;
+    for (size_t i = 0; i < r->nmembers && i < 4; i++) {
+        snprintf(gs->members[i], sizeof gs->members[i], "%s", r->members[i]);
+        gs->since[i] = r->since ? r->since[i] : 99;
+    }
+    for (size_t i = 0; i < r->ninvited && i < 4; i++)
+        snprintf(gs->invited[i], sizeof gs->invited[i], "%s", r->invited[i]);
+    return 0;
+}
+
+/* Group changes go through the storage thread in order with appends: a
+ * join's seq is the last of the messages appended before it; refusals of
+ * the data come back through the completion; and what was stored is what
+ * load_groups hands out after a restart. */
+static void test_group_changes(void **state)
+{
+    fixture *fx = *state;
+    im_store *s = open_store(fx->path, 0, 64);
+    journal j;
+    journal_init(&j);
+    change_call cc[8];
+    call msg[2] = { { &j, 100 }, { &j, 101 } };
+    for (int i = 0; i < 8; i++)
+        cc[i] = (change_call){ .c = { &j, i }, .seq = 77 };
+    change(s, IM_GROUP_CHANGE_CREATE, "club", "alice", IM_STORE_GROUP_PRIVATE, &cc[0]);
+    say_to(s, "club", &msg[0]);
+    say_to(s, "club", &msg[1]);
+    change(s, IM_GROUP_CHANGE_JOIN, "club", "bob", 0, &cc[1]);    /* not invited */
+    change(s, IM_GROUP_CHANGE_INVITE, "club", "bob", 0, &cc[2]);
+    change(s, IM_GROUP_CHANGE_INVITE, "club", "carol", 0, &cc[3]);
+    change(s, IM_GROUP_CHANGE_JOIN, "club", "bob", 0, &cc[4]);
+    change(s, IM_GROUP_CHANGE_TRANSFER, "club", "bob", 0, &cc[5]);
+    change(s, IM_GROUP_CHANGE_CREATE, "gone", "alice", 0, &cc[6]);
+    change(s, IM_GROUP_CHANGE_DELETE, "gone", NULL, 0, &cc[7]);
+    wait_for(&j, 10);
+    static const int order[] = { 0, 100, 101, 1, 2, 3, 4, 5, 6, 7 };
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(j.tag[i], order[i]);
+    assert_int_equal(cc[0].seq, 0);
+    assert_int_equal(j.rc[3], IM_ENOGROUP);
+    assert_int_equal(cc[1].seq, 0);
+    assert_int_equal(j.rc[6], IM_OK);
+    assert_int_equal(cc[4].seq, 2);
+    for (int i = 7; i < 10; i++)
+        assert_int_equal(j.rc[i], IM_OK);
+    im_group_change bad = { .size = sizeof bad, .kind = IM_GROUP_CHANGE_JOIN, .group = "club" };
+    im_error err = { 0 };
+    assert_int_equal(s->ops->group_change(s, &bad, on_change, &cc[0], &err), IM_EINVAL);
+    im_store_destroy(s);
+
+    s = open_store(fx->path, 0, 64);
+    group_seen gs = { 0 };
+    assert_int_equal(s->ops->load_groups(s, see_group, &gs, &err), IM_OK);
+    assert_int_equal(gs.ngroups, 1);
+    assert_int_equal(gs.flags, IM_STORE_GROUP_PRIVATE);
+    assert_string_equal(gs.owner, "bob");
+    assert_string_equal(gs.creator, "alice");
+    assert_int_equal(gs.nmembers, 2);
+    assert_string_equal(gs.members[1], "bob");
+    assert_int_equal(gs.since[0], 0);
+    assert_int_equal(gs.since[1], 2);
+    assert_int_equal(gs.ninvited, 1);
+    assert_string_equal(gs.invited[0], "carol");
+    im_store_destroy(s);
+    journal_destroy(&j);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, test_db_dir_setup, test_db_dir_teardown)
 
 int main(void)
@@ -443,6 +561,7 @@ int main(void)
         T(test_kv_put_disk_full),
         T(test_acks_coalesce),
         T(test_unknown_receiver),
+        T(test_group_changes),
     };
     return cmocka_run_group_tests_name("sqlite_store", tests, NULL, NULL);
 }
