@@ -128,6 +128,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "imcore-server: %s\n", err.msg);
         return 2;
     }
+    /* Valid, but most likely not what was meant: a file truncated, or the
+     * wrong one. The server still starts, on the defaults. */
+    if (cfg.empty)
+        IM_WARN("config %s is empty (or only comments): every key has its default",
+                config_path);
     if (check_only) {
         printf("%s: ok\n", config_path);
         return 0;
