@@ -8,12 +8,14 @@
 
 #include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "domain/user.h"
+#include "im_log.h"
 #include "im_sqlite_db.h"
 
 #define TOKEN_BYTES 32
@@ -52,6 +54,7 @@ struct sodium_accounts {
     bool stopping;
     worker *workers;
     unsigned nworkers;
+    atomic_bool moved_logged;   /* the database file was lost, and that was said */
 };
 
 static uint64_t wall_ms(void)
@@ -163,6 +166,9 @@ static void run(sodium_accounts *a, im_sqlite_db *db, req *r)
     default: return;
     }
     sodium_memzero(r->password, sizeof r->password);
+    if (rc == IM_EIO && im_sqlite_db_moved(db) && !atomic_exchange(&a->moved_logged, true))
+        IM_ERROR("accounts: %s; registrations and logins by password are refused from now on",
+                 err.msg);
     if (rc != IM_OK)
         r->done(r->arg, rc, NULL, NULL, NULL, &err);
     else

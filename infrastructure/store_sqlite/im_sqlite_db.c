@@ -259,6 +259,8 @@ struct im_sqlite_db {
     char *path;
     size_t max_body;    /* bodies above this would pass SQLite's length limit */
     bool txn;           /* the caller's transaction is open */
+    bool is_new;        /* open found no schema: the file was missing, empty or new */
+    bool moved;         /* the file at path is no longer the one open here: see file_gone */
     int broken;         /* 0, or the code of the write that spoiled the caller's transaction */
     char broken_msg[sizeof ((im_error *)0)->msg];
     sqlite3_stmt *st[S_COUNT];
@@ -386,12 +388,41 @@ static void rollback_now(im_sqlite_db *db)
     }
 }
 
+static int moved_error(im_sqlite_db *db, im_error *err)
+{
+    struct stat sb;
+    bool deleted = stat(db->path, &sb) != 0 && errno == ENOENT;
+    return im_error_set(err, IM_EIO, "%s: the database file was %s while the server ran:"
+                        " nothing more is stored (restore the file and restart the server)",
+                        db->path, deleted ? "deleted" : "replaced");
+}
+
+/* Whether the file at db->path is still the one this connection writes to.
+ * Once deleted (rm) or replaced (mv, a restore under the same name), SQLite
+ * goes on writing to the file it has open, which is gone at the next start
+ * with everything written since: so every commit asks, and once the answer
+ * is no it stays no. The cost is one stat(2) per commit, beside a commit's
+ * write and fsync. A VFS that cannot tell (SQLITE_NOTFOUND: tests' in-memory
+ * ones) is taken at its word. */
+static int file_gone(im_sqlite_db *db, im_error *err)
+{
+    if (!db->moved) {
+        int moved = 0;
+        if (sqlite3_file_control(db->h, "main", SQLITE_FCNTL_HAS_MOVED, &moved) != SQLITE_OK ||
+            !moved)
+            return IM_OK;
+        db->moved = true;
+    }
+    return moved_error(db, err);
+}
+
 static int commit_now(im_sqlite_db *db, im_error *err)
 {
     int rc = sqlite3_step(stmt(db, S_COMMIT));
     if (rc == SQLITE_DONE) {
         sqlite3_reset(stmt(db, S_COMMIT));
-        return IM_OK;
+        /* Committed, but to a file no longer at the path: not durable. */
+        return file_gone(db, err);
     }
     int code = sql_fail(db, rc, err, "%s: commit", db->path);
     sqlite3_reset(stmt(db, S_COMMIT));
@@ -417,6 +448,8 @@ static int write_begin(im_sqlite_db *db, bool *own, im_error *err)
                                                  " (%s)", db->broken_msg);
         return IM_OK;
     }
+    if (db->moved)
+        return moved_error(db, err);
     int rc = run(db, stmt(db, S_BEGIN), err, "%s: begin", db->path);
     *own = rc == IM_OK;
     return rc;
@@ -444,6 +477,8 @@ int im_sqlite_db_begin(im_sqlite_db *db, im_error *err)
         return im_error_set(err, IM_EINVAL, "no database");
     if (db->txn)
         return im_error_set(err, IM_EINVAL, "%s: a transaction is already open", db->path);
+    if (db->moved)
+        return moved_error(db, err);
     int rc = run(db, stmt(db, S_BEGIN), err, "%s: begin", db->path);
     if (rc == IM_OK) {
         db->txn = true;
@@ -801,6 +836,7 @@ int im_sqlite_db_open(const im_sqlite_options *o, im_sqlite_db **out, im_error *
 
     int version = 0;
     code = check_identity(db, &version, err);
+    db->is_new = version == 0;
     if (code == IM_OK && !o->skip_check)
         code = quick_check(db, err);
     if (code != IM_OK)
@@ -827,6 +863,16 @@ int im_sqlite_db_open(const im_sqlite_options *o, im_sqlite_db **out, im_error *
 fail:
     im_sqlite_db_close(db);
     return code;
+}
+
+bool im_sqlite_db_is_new(const im_sqlite_db *db)
+{
+    return db && db->is_new;
+}
+
+bool im_sqlite_db_moved(const im_sqlite_db *db)
+{
+    return db && db->moved;
 }
 
 void im_sqlite_db_close(im_sqlite_db *db)

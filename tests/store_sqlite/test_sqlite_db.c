@@ -1391,6 +1391,79 @@ static void test_rollback_discards(void **state)
     im_sqlite_db_close(db);
 }
 
+/* ---- a file that goes away under the server ---- */
+
+static void remove_db_files(const char *path)
+{
+    static const char *const suffixes[] = { "", "-wal", "-shm" };
+    for (size_t i = 0; i < 3; i++) {
+        char p[PATH_MAX + 8];
+        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
+        assert_true(unlink(p) == 0 || errno == ENOENT);
+    }
+}
+
+/* rm of the database and its -wal and -shm while it is open: SQLite goes on
+ * writing to the open (unlinked) files, which the next start never sees.
+ * The first commit after it fails, and every write after that, with
+ * IM_EIO; the next open starts a new database and says it is new. */
+static void test_deleted_file_refuses_writes(void **state)
+{
+    fixture *fx = *state;
+    im_sqlite_db *db = open_db(fx->path, 0);
+    assert_true(im_sqlite_db_is_new(db));
+    im_error err = { 0 };
+    assert_int_equal(im_sqlite_db_user_create(db, "alice", NULL, "h", 1, &err), IM_OK);
+    assert_int_equal(say(db, "alice", "bob", "kept"), 1);
+    assert_false(im_sqlite_db_moved(db));
+
+    remove_db_files(fx->path);
+    /* A write in a transaction of its own: done, but to a file that is gone. */
+    assert_int_equal(try_send(db, IM_MESSAGE_PRIVATE, "alice", "bob", "", "lost", NULL, NULL,
+                              &err), IM_EIO);
+    assert_int_equal(err.code, IM_EIO);
+    assert_non_null(strstr(err.msg, fx->path));
+    assert_non_null(strstr(err.msg, "was deleted while the server ran"));
+    assert_true(im_sqlite_db_moved(db));
+    /* From now on every write is refused before it starts. */
+    memset(&err, 0, sizeof err);
+    assert_int_equal(im_sqlite_db_begin(db, &err), IM_EIO);
+    assert_non_null(strstr(err.msg, "was deleted"));
+    assert_int_equal(im_sqlite_db_user_create(db, "carol", NULL, "h", 1, &err), IM_EIO);
+    uint8_t t[32] = { 1 };
+    assert_int_equal(im_sqlite_db_token_put(db, t, sizeof t, "alice", 10, &err), IM_EIO);
+    /* Reads still answer, from the file as it was. */
+    recs rs = { 0 };
+    history(db, "p:alice:bob", 0, 10, &rs);
+    assert_true(rs.n >= 1);
+    recs_reset(&rs);
+    im_sqlite_db_close(db);
+    assert_false(exists(fx->path)); /* nothing was written back at the path */
+
+    db = open_db(fx->path, 0);
+    assert_true(im_sqlite_db_is_new(db));
+    assert_int_equal(im_sqlite_db_user_get(db, "alice", NULL, 0, NULL, 0, &err), IM_ENOTFOUND);
+    im_sqlite_db_close(db);
+
+    /* An existing database is not new. */
+    db = open_db(fx->path, 0);
+    assert_false(im_sqlite_db_is_new(db));
+
+    /* Replaced: another file moved in under the same name. The caller's
+     * batch fails at its commit. */
+    char other[PATH_MAX];
+    path_in(fx, other, "other.db");
+    im_sqlite_db *odb = open_db(other, 0);
+    im_sqlite_db_close(odb);
+    assert_int_equal(rename(other, fx->path), 0);
+    assert_int_equal(im_sqlite_db_begin(db, &err), IM_OK);
+    say(db, "alice", "bob", "to the old file");
+    assert_int_equal(im_sqlite_db_commit(db, &err), IM_EIO);
+    assert_non_null(strstr(err.msg, "was replaced while the server ran"));
+    assert_true(im_sqlite_db_moved(db));
+    im_sqlite_db_close(db);
+}
+
 /* ---- files that are not ours ---- */
 
 static void expect_refused(const char *path, const char *what)
@@ -2225,6 +2298,7 @@ int main(int argc, char **argv)
         T(test_kv_each_prefix_and_order),
         T(test_kv_in_transaction),
         T(test_rollback_discards),
+        T(test_deleted_file_refuses_writes),
         T(test_refuses_not_sqlite),
         T(test_refuses_corrupt_page),
         T(test_refuses_foreign),
