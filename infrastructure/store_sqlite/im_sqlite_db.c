@@ -119,6 +119,14 @@ static const char *const migrations[] = {
     "  value BLOB NOT NULL,"
     "  PRIMARY KEY (ns, key)"
     ") WITHOUT ROWID;",
+
+    /* 3: tokens are capped per user, the oldest dropped: issued numbers a
+     * user's tokens in order (expiries tie within a millisecond; tokens
+     * from before this are 0, older than any). Expired tokens are deleted
+     * in the background, a bounded number at a time, oldest first: without
+     * the index each round would scan them all. */
+    "ALTER TABLE tokens ADD COLUMN issued INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX tokens_by_expiry ON tokens(expires_ms);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -158,6 +166,9 @@ enum stmt_id {
     S_TOKEN_PUT,
     S_TOKEN_GET,
     S_TOKEN_DELETE,
+    S_TOKENS_EXPIRE,
+    S_TOKENS_TRIM,
+    S_TOKENS_OF_USER,
     S_KV_PUT,
     S_KV_DELETE,
     S_KV_RANGE,
@@ -234,11 +245,20 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_USER_INSERT] = "INSERT INTO users(id, display_name, password_hash, created_ms)"
                       " VALUES (?1, ?2, ?3, ?4)",
     [S_USER_GET] = "SELECT display_name, password_hash FROM users WHERE id = ?1",
-    [S_TOKEN_PUT] = "INSERT INTO tokens(hash, user_id, expires_ms) VALUES (?1, ?2, ?3)"
+    [S_TOKEN_PUT] = "INSERT INTO tokens(hash, user_id, expires_ms, issued) VALUES (?1, ?2, ?3,"
+                    " (SELECT coalesce(max(issued), 0) + 1 FROM tokens WHERE user_id = ?2))"
                     " ON CONFLICT(hash) DO UPDATE SET user_id = excluded.user_id,"
-                    " expires_ms = excluded.expires_ms",
+                    " expires_ms = excluded.expires_ms, issued = excluded.issued",
     [S_TOKEN_GET] = "SELECT user_id, expires_ms FROM tokens WHERE hash = ?1",
     [S_TOKEN_DELETE] = "DELETE FROM tokens WHERE hash = ?1",
+    /* Oldest first, by the expiry index, at most ?2 of them. */
+    [S_TOKENS_EXPIRE] = "DELETE FROM tokens WHERE hash IN (SELECT hash FROM tokens"
+                        " WHERE expires_ms <= ?1 ORDER BY expires_ms LIMIT ?2)",
+    /* All of a user's tokens but the ?2 issued last. */
+    [S_TOKENS_TRIM] = "DELETE FROM tokens WHERE hash IN (SELECT hash FROM tokens"
+                      " WHERE user_id = ?1 ORDER BY issued DESC, expires_ms DESC"
+                      " LIMIT -1 OFFSET ?2)",
+    [S_TOKENS_OF_USER] = "DELETE FROM tokens WHERE user_id = ?1",
     [S_KV_PUT] = "INSERT OR REPLACE INTO kv(ns, key, value) VALUES (?1, ?2, ?3)",
     [S_KV_DELETE] = "DELETE FROM kv WHERE ns = ?1 AND key = ?2",
     /* A prefix is the range [prefix, the prefix's successor): text compares
@@ -1618,6 +1638,68 @@ int im_sqlite_db_token_delete(im_sqlite_db *db, const uint8_t *token_hash, size_
         return im_error_set(err, IM_EINVAL, "no database");
     int code = check_token(token_hash, hash_len, err);
     return code != IM_OK ? code : token_delete(db, token_hash, hash_len, err);
+}
+
+/* Runs one of the token DELETEs (bound by the caller) in a write; returns
+ * how many rows went, or an error. */
+static int tokens_delete_run(im_sqlite_db *db, sqlite3_stmt *st, const char *what,
+                             im_error *err)
+{
+    bool own;
+    int code = write_begin(db, &own, err);
+    if (code != IM_OK)
+        return code;
+    code = run(db, st, err, "%s", what);
+    int n = code == IM_OK ? sqlite3_changes(db->h) : 0;
+    code = write_end(db, own, code, err);
+    return code != IM_OK ? code : n;
+}
+
+int im_sqlite_db_tokens_expire(im_sqlite_db *db, uint64_t now_ms, unsigned max_rows,
+                               im_error *err)
+{
+    im_error local;
+    if (!err)
+        err = &local;
+    if (!db)
+        return im_error_set(err, IM_EINVAL, "no database");
+    if (max_rows == 0)
+        return 0;
+    sqlite3_stmt *st = stmt(db, S_TOKENS_EXPIRE);
+    bind_u64(st, 1, now_ms);
+    sqlite3_bind_int64(st, 2, max_rows > INT32_MAX ? INT32_MAX : (sqlite3_int64)max_rows);
+    return tokens_delete_run(db, st, "deleting expired tokens", err);
+}
+
+int im_sqlite_db_tokens_trim(im_sqlite_db *db, const char *user, unsigned keep, im_error *err)
+{
+    im_error local;
+    if (!err)
+        err = &local;
+    if (!db)
+        return im_error_set(err, IM_EINVAL, "no database");
+    int code = im_user_id_check(user, err);
+    if (code != IM_OK)
+        return code;
+    sqlite3_stmt *st = stmt(db, S_TOKENS_TRIM);
+    bind_text(st, 1, user);
+    sqlite3_bind_int64(st, 2, keep > INT32_MAX ? INT32_MAX : (sqlite3_int64)keep);
+    return tokens_delete_run(db, st, "dropping the oldest tokens of a user", err);
+}
+
+int im_sqlite_db_tokens_delete_user(im_sqlite_db *db, const char *user, im_error *err)
+{
+    im_error local;
+    if (!err)
+        err = &local;
+    if (!db)
+        return im_error_set(err, IM_EINVAL, "no database");
+    int code = im_user_id_check(user, err);
+    if (code != IM_OK)
+        return code;
+    sqlite3_stmt *st = stmt(db, S_TOKENS_OF_USER);
+    bind_text(st, 1, user);
+    return tokens_delete_run(db, st, "revoking the tokens of a user", err);
 }
 
 /* ---- the plugins' key-value map ---- */

@@ -234,7 +234,8 @@ int im_sqlite_db_user_get(im_sqlite_db *db, const char *user, char *display_name
 
 /* Stores a login token by its hash (1..IM_SQLITE_TOKEN_HASH_MAX bytes,
  * borrowed; the token itself is never stored) for user until expires_ms (wall
- * clock). Putting a hash again replaces its user and expiry. Errors:
+ * clock), as the user's newest (see im_sqlite_db_tokens_trim). Putting a hash
+ * again replaces its user and expiry and makes it the newest. Errors:
  * IM_EINVAL, IM_ENOTFOUND (no such user), IM_ENOSPC, IM_EIO, IM_ENOMEM. */
 int im_sqlite_db_token_put(im_sqlite_db *db, const uint8_t *token_hash, size_t hash_len,
                            const char *user, uint64_t expires_ms, im_error *err);
@@ -250,6 +251,22 @@ int im_sqlite_db_token_get(im_sqlite_db *db, const uint8_t *token_hash, size_t h
  * fine). Errors: IM_EINVAL, IM_ENOSPC, IM_EIO, IM_ENOMEM. */
 int im_sqlite_db_token_delete(im_sqlite_db *db, const uint8_t *token_hash, size_t hash_len,
                               im_error *err);
+
+/* Deletes tokens expired at now_ms (expires_ms <= now_ms), the oldest
+ * first, at most max_rows of them: a bounded amount of work, for a thread
+ * that does it now and then. Returns how many were deleted (max_rows: there
+ * may be more), or an error: IM_EINVAL, IM_ENOSPC, IM_EIO, IM_ENOMEM. */
+int im_sqlite_db_tokens_expire(im_sqlite_db *db, uint64_t now_ms, unsigned max_rows,
+                               im_error *err);
+
+/* Keeps the keep tokens of user put last (token_put numbers each user's
+ * tokens in order) and deletes the others. Returns how many were deleted, or
+ * an error: IM_EINVAL (a bad id), IM_ENOSPC, IM_EIO, IM_ENOMEM. */
+int im_sqlite_db_tokens_trim(im_sqlite_db *db, const char *user, unsigned keep, im_error *err);
+
+/* Deletes every token of user ("log out everywhere"). Returns how many, or
+ * an error: IM_EINVAL (a bad id), IM_ENOSPC, IM_EIO, IM_ENOMEM. */
+int im_sqlite_db_tokens_delete_user(im_sqlite_db *db, const char *user, im_error *err);
 
 /* ---- the plugins' key-value map ----
  * One map per namespace. Keys are text compared byte by byte (memcmp, not

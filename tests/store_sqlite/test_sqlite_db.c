@@ -477,19 +477,23 @@ static void test_schema_version_and_identity(void **state)
 static void test_migrates_from_version_1(void **state)
 {
     fixture *fx = *state;
-    assert_int_equal(im_sqlite_db_schema_version(), 2);
+    assert_int_equal(im_sqlite_db_schema_version(), 3);
     im_sqlite_db *db = open_db(fx->path, 0);
     say(db, "alice", "bob", "from v1");
     group_create(db, "team", "alice", 10);
     im_error err = { 0 };
     assert_int_equal(im_sqlite_db_user_create(db, "alice", "Alice", "$argon2id$x", 1, &err), IM_OK);
     im_sqlite_db_close(db);
-    raw_exec(fx->path, "DROP TABLE kv; PRAGMA user_version = 1;");
+    raw_exec(fx->path, "DROP TABLE kv; DROP INDEX tokens_by_expiry;"
+             " ALTER TABLE tokens DROP COLUMN issued; PRAGMA user_version = 1;"
+             " INSERT INTO tokens(hash, user_id, expires_ms) VALUES (x'01', 'alice', 5000);");
     assert_int_equal(raw_int(fx->path, "PRAGMA user_version"), 1);
     assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'kv'"), 0);
 
     db = open_db(fx->path, 0);
     assert_int_equal(raw_int(fx->path, "PRAGMA user_version"), im_sqlite_db_schema_version());
+    assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM sqlite_master"
+                                       " WHERE name = 'tokens_by_expiry'"), 1);
     kv_recs ks = { 0 };
     kv_each(db, "bot", "", &ks);
     assert_int_equal(ks.n, 0);
@@ -503,6 +507,16 @@ static void test_migrates_from_version_1(void **state)
     load_groups(db, &l);
     assert_int_equal(l.n, 1);
     assert_int_equal(im_sqlite_db_user_get(db, "alice", NULL, 0, NULL, 0, &err), IM_OK);
+    /* A token from before version 3 still logs in, and is older than any
+     * token put after. */
+    const uint8_t old_token[1] = { 1 }, new_token[1] = { 2 };
+    char who[IM_USER_ID_MAX + 1];
+    assert_int_equal(im_sqlite_db_token_get(db, old_token, 1, 10, who, &err), IM_OK);
+    assert_string_equal(who, "alice");
+    assert_int_equal(im_sqlite_db_token_put(db, new_token, 1, "alice", 10, &err), IM_OK);
+    assert_int_equal(im_sqlite_db_tokens_trim(db, "alice", 1, &err), 1);
+    assert_int_equal(im_sqlite_db_token_get(db, old_token, 1, 1, who, &err), IM_ENOTFOUND);
+    assert_int_equal(im_sqlite_db_token_get(db, new_token, 1, 1, who, &err), IM_OK);
     im_sqlite_db_close(db);
 
     /* Opened again, nothing is migrated twice and the new table kept its row. */
@@ -1136,6 +1150,105 @@ static void test_tokens(void **state)
     assert_int_equal(im_sqlite_db_token_get(db, NULL, 4, 1, user, &err), IM_EINVAL);
     assert_int_equal(im_sqlite_db_token_delete(db, big, sizeof big, &err), IM_EINVAL);
     assert_int_equal(im_sqlite_db_token_put(db, t1, sizeof t1, "no one", 1, &err), IM_EINVAL);
+    im_sqlite_db_close(db);
+}
+
+/* A token hash made of one number, and whether a token is still there. */
+static void token_of(uint8_t out[32], unsigned n)
+{
+    memset(out, 0, 32);
+    out[0] = (uint8_t)(n >> 8);
+    out[1] = (uint8_t)n;
+    out[31] = 0x5a;
+}
+
+static bool token_alive(im_sqlite_db *db, unsigned n, uint64_t now_ms)
+{
+    uint8_t t[32];
+    char user[IM_USER_ID_MAX + 1];
+    im_error err = { 0 };
+    token_of(t, n);
+    int rc = im_sqlite_db_token_get(db, t, sizeof t, now_ms, user, &err);
+    assert_true(rc == IM_OK || rc == IM_ENOTFOUND);
+    return rc == IM_OK;
+}
+
+/* Expired tokens go in bounded rounds, oldest first, whether or not anyone
+ * presents them; the per-user cap keeps the newest; revoking a user's
+ * tokens leaves the others'. */
+static void test_tokens_expire_trim_revoke(void **state)
+{
+    fixture *fx = *state;
+    im_sqlite_db *db = open_db(fx->path, 0);
+    im_error err = { 0 };
+    assert_int_equal(im_sqlite_db_user_create(db, "alice", NULL, "h", 1, &err), IM_OK);
+    assert_int_equal(im_sqlite_db_user_create(db, "bob", NULL, "h", 1, &err), IM_OK);
+    uint8_t t[32];
+    /* alice: tokens 0..9 expiring at 1000..1009; bob: 100..104 at 2000.. */
+    for (unsigned i = 0; i < 10; i++) {
+        token_of(t, i);
+        assert_int_equal(im_sqlite_db_token_put(db, t, sizeof t, "alice", 1000 + i, &err), IM_OK);
+    }
+    for (unsigned i = 0; i < 5; i++) {
+        token_of(t, 100 + i);
+        assert_int_equal(im_sqlite_db_token_put(db, t, sizeof t, "bob", 2000 + i, &err), IM_OK);
+    }
+    assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM tokens"), 15);
+
+    /* At 1005, six are expired (1000..1005): rounds of four take them all,
+     * the oldest first, and then find nothing. Nothing else goes. */
+    assert_int_equal(im_sqlite_db_tokens_expire(db, 1005, 4, &err), 4);
+    assert_int_equal(raw_int(fx->path, "SELECT min(expires_ms) FROM tokens"), 1004);
+    assert_int_equal(im_sqlite_db_tokens_expire(db, 1005, 4, &err), 2);
+    assert_int_equal(im_sqlite_db_tokens_expire(db, 1005, 4, &err), 0);
+    assert_int_equal(im_sqlite_db_tokens_expire(db, 1005, 0, &err), 0);
+    assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM tokens"), 9);
+    assert_true(token_alive(db, 6, 0));
+    /* The round is one statement, and the index makes it one range. */
+    assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM sqlite_master"
+                                       " WHERE name = 'tokens_by_expiry'"), 1);
+
+    /* alice has 6..9 left; keep the 2 newest. */
+    assert_int_equal(im_sqlite_db_tokens_trim(db, "alice", 2, &err), 2);
+    assert_false(token_alive(db, 6, 0));
+    assert_false(token_alive(db, 7, 0));
+    assert_true(token_alive(db, 8, 0));
+    assert_true(token_alive(db, 9, 0));
+    assert_int_equal(im_sqlite_db_tokens_trim(db, "alice", 2, &err), 0);
+    assert_int_equal(im_sqlite_db_tokens_trim(db, "bob", 10, &err), 0);
+    assert_int_equal(im_sqlite_db_tokens_trim(db, "no one", 1, &err), IM_EINVAL);
+
+    /* In the caller's transaction, with a put: the cap holds at commit. */
+    assert_int_equal(im_sqlite_db_begin(db, &err), IM_OK);
+    token_of(t, 10);
+    assert_int_equal(im_sqlite_db_token_put(db, t, sizeof t, "alice", 1010, &err), IM_OK);
+    assert_int_equal(im_sqlite_db_tokens_trim(db, "alice", 2, &err), 1);
+    assert_int_equal(im_sqlite_db_commit(db, &err), IM_OK);
+    assert_false(token_alive(db, 8, 0));
+    assert_true(token_alive(db, 10, 0));
+
+    /* Log out everywhere: all of alice's, none of bob's. */
+    assert_int_equal(im_sqlite_db_tokens_delete_user(db, "alice", &err), 2);
+    assert_false(token_alive(db, 9, 0));
+    assert_false(token_alive(db, 10, 0));
+    assert_int_equal(im_sqlite_db_tokens_delete_user(db, "alice", &err), 0);
+    assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM tokens WHERE user_id = 'bob'"), 5);
+    assert_int_equal(im_sqlite_db_tokens_delete_user(db, "", &err), IM_EINVAL);
+    assert_int_equal(im_sqlite_db_tokens_expire(NULL, 1, 1, &err), IM_EINVAL);
+
+    /* Newest means put last, even within one millisecond: two tokens with
+     * the same expiry, and the cap keeps the second whatever their hashes. */
+    for (unsigned i = 0; i < 2; i++) {
+        uint8_t t1[32], t2[32];
+        token_of(t1, 200 + i);
+        token_of(t2, 300 - i);
+        assert_int_equal(im_sqlite_db_token_put(db, i ? t2 : t1, 32, "bob", 9000, &err), IM_OK);
+        assert_int_equal(im_sqlite_db_token_put(db, i ? t1 : t2, 32, "bob", 9000, &err), IM_OK);
+        /* Put: 200 then 300, and then 299 then 201 (hashes the other way). */
+        assert_int_equal(im_sqlite_db_tokens_trim(db, "bob", 1, &err), i ? 2 : 6);
+        assert_true(token_alive(db, i ? 201 : 300, 0));
+        assert_false(token_alive(db, i ? 299 : 200, 0));
+    }
     im_sqlite_db_close(db);
 }
 
@@ -2099,7 +2212,8 @@ static void test_fault_sweep_migration(void **state)
     im_sqlite_db *db = open_db(v1, 0);
     say(db, "alice", "bob", "from v1");
     im_sqlite_db_close(db);
-    raw_exec(v1, "DROP TABLE kv; PRAGMA user_version = 1;");
+    raw_exec(v1, "DROP TABLE kv; DROP INDEX tokens_by_expiry;"
+             " ALTER TABLE tokens DROP COLUMN issued; PRAGMA user_version = 1;");
     size_t len;
     uint8_t *bytes = slurp(v1, &len);
     fault_vfs_install();
@@ -2128,10 +2242,14 @@ static void test_fault_sweep_migration(void **state)
         }
         long long version = raw_int(path, "PRAGMA user_version");
         long long kv = raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'kv'");
-        if (!((version == 1 && kv == 0) || (version == 2 && kv == 1)))
-            fail_msg("fault %ld: schema version %lld with %lld kv tables", n, version, kv);
+        long long ix = raw_int(path, "SELECT count(*) FROM sqlite_master"
+                                     " WHERE name = 'tokens_by_expiry'");
+        if (!((version == 1 && kv == 0 && ix == 0) || (version == 2 && kv == 1 && ix == 0) ||
+              (version == 3 && kv == 1 && ix == 1)))
+            fail_msg("fault %ld: schema version %lld with %lld kv tables, %lld expiry indexes",
+                     n, version, kv, ix);
         if (rc == IM_OK)
-            assert_int_equal(version, 2);
+            assert_int_equal(version, im_sqlite_db_schema_version());
         db = open_db(path, 0);
         recs rs = { 0 };
         history(db, "p:alice:bob", 0, 10, &rs);
@@ -2294,6 +2412,7 @@ int main(int argc, char **argv)
         T(test_groups_load_rebuilds_identical),
         T(test_users),
         T(test_tokens),
+        T(test_tokens_expire_trim_revoke),
         T(test_kv_put_replace_delete),
         T(test_kv_each_prefix_and_order),
         T(test_kv_in_transaction),
