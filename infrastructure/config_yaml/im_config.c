@@ -48,7 +48,7 @@ enum {
     FI_MAX_CONNECTIONS, FI_MAX_FRAME, FI_MAX_BODY, FI_MAX_GROUP, FI_OUTPUT_BUFFER,
     FI_HEARTBEAT, FI_IDLE, FI_POLICY, FI_LOG_LEVEL,
     FI_ENGINE, FI_PATH, FI_MAX_BATCH, FI_SYNC, FI_MAX_PAGES, FI_CHECK,
-    FI_ACC_MODE, FI_ACC_HASH, FI_ACC_TTL, FI_ACC_FAILURES, FI_ACC_WINDOW,
+    FI_ACC_MODE, FI_ACC_HASH, FI_ACC_TTL, FI_ACC_FAILURES, FI_ACC_WINDOW, FI_ACC_MAX_TOKENS,
     FI_SEND_RATE, FI_SEND_BURST, FI_PLUGIN_BACKLOG, FI_PLUGIN_DIR, FI_TRANSPORT, FI_CLUSTER,
     FI_COUNT
 };
@@ -99,6 +99,7 @@ static const struct field fields[FI_COUNT] = {
           1000000),
     FIELD(FI_ACC_WINDOW, "accounts.login_failure_window_s", K_U32, accounts_failure_window_s, 1,
           86400),
+    FIELD(FI_ACC_MAX_TOKENS, "accounts.max_tokens_per_user", K_U32, accounts_max_tokens, 1, 1000),
     FIELD(FI_SEND_RATE, "limits.messages_per_second", K_U32, send_rate, 0, 1000000),
     FIELD(FI_SEND_BURST, "limits.message_burst", K_U32, send_burst, 1, 1000000),
     FIELD(FI_PLUGIN_BACKLOG, "limits.plugin_backlog", K_U32, plugin_backlog, 1, 1000000),
@@ -148,6 +149,7 @@ void im_config_defaults(im_config *c)
     c->accounts_token_ttl_s = 2592000;
     c->accounts_max_failures = 5;
     c->accounts_failure_window_s = 60;
+    c->accounts_max_tokens = 10;
 }
 
 /* ---- errors ---------------------------------------------------------- */

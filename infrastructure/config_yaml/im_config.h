@@ -84,6 +84,8 @@ typedef struct im_config {
     uint32_t accounts_token_ttl_s;/* accounts.token_ttl_s, default 2592000 (30 days), 60..31536000 */
     uint32_t accounts_max_failures; /* accounts.max_login_failures, default 5, 0..1000000; 0 = no limit */
     uint32_t accounts_failure_window_s; /* accounts.login_failure_window_s, default 60, 1..86400 */
+    uint32_t accounts_max_tokens; /* accounts.max_tokens_per_user, default 10, 1..1000: a login past
+                                   * it drops the user's oldest token */
     char plugin_dir[256];         /* plugin_dir: where plugins are found by name, default
                                    * IMCORE_PLUGIN_DIR (set at build time: the build's plugins) */
     im_plugin_config plugins[IM_CONFIG_MAX_PLUGINS]; /* plugins: loaded in this order */

@@ -612,6 +612,13 @@ static void test_storage_and_accounts(void **state)
     expect_error("storage:\n  max_batch: 0\n", 2, "storage.max_batch", "must be between 1");
     expect_error("accounts:\n  password_hash: weak\n", 2, "accounts.password_hash",
                  "must be 'interactive' or 'moderate' or 'min'");
+    /* Tokens kept per user: 10 unless set, at least 1. */
+    assert_int_equal(load_text("workers: 1\n", &c, &err, path), IM_OK);
+    assert_int_equal(c.accounts_max_tokens, 10);
+    assert_int_equal(load_text("accounts:\n  max_tokens_per_user: 1\n", &c, &err, path), IM_OK);
+    assert_int_equal(c.accounts_max_tokens, 1);
+    expect_error("accounts:\n  max_tokens_per_user: 0\n", 2, "accounts.max_tokens_per_user",
+                 "must be between 1 and 1000");
     /* Accounts live in the database: a memory store cannot keep them. */
     expect_error("storage:\n  engine: memory\n", 2, "storage.engine", "needs storage.engine sqlite");
     expect_error("accounts:\n  mode: password\nstorage:\n  engine: memory\n", 2,
