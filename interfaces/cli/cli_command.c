@@ -25,6 +25,7 @@ const char *const cli_help_lines[] = {
     "  :history #group [n]    the last n messages of group",
     "  :help                  this list",
     "  :q                     log out and exit",
+    "  :logout-all            log out everywhere (every device logs in again) and exit",
     NULL,
 };
 
@@ -37,7 +38,7 @@ static const struct {
     { "leave", CLI_CMD_LEAVE, 1 },   { "groups", CLI_CMD_GROUPS, 0 },
     { "olu", CLI_CMD_ONLINE, 0 },    { "help", CLI_CMD_HELP, 0 },
     { "q", CLI_CMD_QUIT, 0 },        { "quit", CLI_CMD_QUIT, 0 },
-    { "history", CLI_CMD_HISTORY, 2 },
+    { "history", CLI_CMD_HISTORY, 2 }, { "logout-all", CLI_CMD_LOGOUT_ALL, 0 },
 };
 
 static const char *usage_of(cli_cmd_kind k)
@@ -51,6 +52,7 @@ static const char *usage_of(cli_cmd_kind k)
     case CLI_CMD_GROUPS: return ":groups";
     case CLI_CMD_ONLINE: return ":olu";
     case CLI_CMD_QUIT: return ":q";
+    case CLI_CMD_LOGOUT_ALL: return ":logout-all";
     case CLI_CMD_HISTORY: return ":history @user|#group [n]";
     default: return ":help";
     }

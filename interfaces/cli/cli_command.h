@@ -19,6 +19,7 @@ typedef enum cli_cmd_kind {
     CLI_CMD_HISTORY, /* :history @user [n] | :history #group [n] */
     CLI_CMD_HELP,    /* :help */
     CLI_CMD_QUIT,    /* :q */
+    CLI_CMD_LOGOUT_ALL, /* :logout-all: :q, revoking every token of the user */
 } cli_cmd_kind;
 
 typedef struct cli_command cli_command;

@@ -39,6 +39,7 @@ static const imcore_core_api core_api = {
     .session_id = session_id,
     .session_user_id = session_user_id,
     .log_thread_name = im_log_set_thread_name,
+    .logout_everywhere = im_app_logout_everywhere,
 };
 
 const imcore_core_api *im_server_core_api(void)
