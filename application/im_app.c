@@ -447,6 +447,13 @@ void im_app_logout(im_app *app, const im_session *s, const char *token)
         acc->ops->revoke(acc, token, NULL);
 }
 
+void im_app_logout_everywhere(im_app *app, const im_session *s)
+{
+    im_accounts *acc = app->ports.accounts;
+    if (acc && im_session_is_authenticated(s))
+        acc->ops->revoke_all(acc, s->user_id, NULL);
+}
+
 static void unbind_after(void *arg, int rc, const im_error *err)
 {
     (void)rc, (void)err;

@@ -80,6 +80,11 @@ int im_app_login(im_app *app, im_session *s, const im_login_request *req,
  * caller then closes the session, which ends in im_app_session_closed. */
 void im_app_logout(im_app *app, const im_session *s, const char *token);
 
+/* A Logout with everywhere set: revokes every token of the session's user
+ * (none to revoke in "open" mode, or before login). The caller then closes
+ * the session, as after im_app_logout. */
+void im_app_logout_everywhere(im_app *app, const im_session *s);
+
 /* The session is going away (logout, idle, error, peer closed): unbinds it
  * (ordered after its go-live) and moves it to CLOSED with reason. Safe to
  * call in any state, twice. */

@@ -1,6 +1,6 @@
 /* application/ports/im_accounts.h: the accounts port. Checks who a user is:
  * registers accounts, verifies passwords and issues, resumes and revokes
- * session tokens.
+ * session tokens (one, or all of a user's).
  *
  * Password hashing is deliberately slow, so every request is asynchronous:
  * it returns at once and its completion runs later on the adapter's own
@@ -33,6 +33,11 @@ struct im_accounts_ops {
                   im_error *err);
     /* Forgets token; no completion. */
     int (*revoke)(im_accounts *a, const char *token, im_error *err);
+    /* Forgets every token of user ("log out everywhere"); no completion.
+     * Queued like the other requests, which are taken in order: on one
+     * thread (as the server runs the adapter), a resume asked after this
+     * call is checked after it, and refused. */
+    int (*revoke_all)(im_accounts *a, const char *user, im_error *err);
     /* Finishes what is queued, then frees a. NULL-safe. */
     void (*destroy)(im_accounts *a);
 };

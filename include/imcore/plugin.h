@@ -134,7 +134,8 @@ typedef struct imcore_host_api {
     size_t size;                 /* sizeof(imcore_host_api) as the server knows it */
     unsigned api_version;        /* IMCORE_PLUGIN_API_VERSION of the server */
 
-    /* A line in the server's log, tagged with the plugin's name. */
+    /* A line in the server's log, tagged with the plugin's name; bytes outside
+     * printable ASCII are written \xNN, as in every line of the log. */
     void (*log)(imcore_host *h, imcore_log_level level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 

@@ -181,9 +181,20 @@ typedef struct imcore_core_api {
                           const char *group, const char *user, im_error *err);
     int (*group_delete)(im_app *app, im_session *s, const im_endpoint *ep, uint64_t request_id,
                         const char *group, im_error *err);
+    /* ---- appended (check size: IMCORE_CORE_HAS) ---- */
+    /* A Logout with everywhere set: every token of the session's user is
+     * revoked (im_app_logout_everywhere). */
+    void (*logout_everywhere)(im_app *app, const im_session *s);
 
     /* Functions are appended here in later versions: check size first. */
 } imcore_core_api;
+
+/* True when core (of the size it says) has the function member: a
+ * transport built against a newer header than its server asks this before
+ * calling a function appended later. */
+#define IMCORE_CORE_HAS(core, member)                                   \
+    ((core)->size >= offsetof(imcore_core_api, member) + sizeof((core)->member) && \
+     (core)->member != NULL)
 
 /* A transport: the adapter's state, with the port first. */
 typedef struct imcore_transport imcore_transport;

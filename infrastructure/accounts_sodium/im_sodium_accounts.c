@@ -3,23 +3,27 @@
  * Requests queue up from any worker; each thread takes one, does the slow
  * part (hashing) and the quick database part on its own connection, and
  * calls the completion. Passwords live in the request only until hashed or
- * verified, and are wiped then. */
+ * verified, and are wiped then. The first thread also deletes a round of
+ * expired tokens every sweep_interval_ms, between two requests: the event
+ * loops never wait for that. */
 #include "im_sodium_accounts.h"
 
 #include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "domain/user.h"
+#include "im_log.h"
 #include "im_sqlite_db.h"
 
 #define TOKEN_BYTES 32
 #define TOKEN_HEX (TOKEN_BYTES * 2)
 
-typedef enum { REQ_CREATE, REQ_LOGIN, REQ_RESUME, REQ_REVOKE } req_kind;
+typedef enum { REQ_CREATE, REQ_LOGIN, REQ_RESUME, REQ_REVOKE, REQ_REVOKE_ALL } req_kind;
 
 typedef struct req {
     struct req *next;
@@ -39,6 +43,8 @@ typedef struct worker {
     pthread_t thread;
     bool started;
     im_sqlite_db *db;
+    bool sweeps;                /* this thread deletes expired tokens */
+    uint64_t next_sweep_ms;     /* monotonic */
 } worker;
 
 struct sodium_accounts {
@@ -52,13 +58,20 @@ struct sodium_accounts {
     bool stopping;
     worker *workers;
     unsigned nworkers;
+    atomic_bool moved_logged;   /* the database file was lost, and that was said */
 };
 
-static uint64_t wall_ms(void)
+static uint64_t clock_ms(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(id, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t wall_ms(const sodium_accounts *a)
+{
+    return a->cfg.wall_clock_ms ? a->cfg.wall_clock_ms(a->cfg.clock_arg)
+                                : clock_ms(CLOCK_REALTIME);
 }
 
 static void req_free(req *r)
@@ -83,7 +96,9 @@ static bool token_hash(const char *token, uint8_t out[crypto_generichash_BYTES])
     return true;
 }
 
-/* A new token for user, stored by hash; its text goes to out. */
+/* A new token for user, stored by hash in the caller's transaction, and
+ * the user's oldest dropped past max_tokens_per_user; its text goes to
+ * out. */
 static int issue_token(sodium_accounts *a, im_sqlite_db *db, const char *user,
                        char out[TOKEN_HEX + 1], im_error *err)
 {
@@ -92,8 +107,13 @@ static int issue_token(sodium_accounts *a, im_sqlite_db *db, const char *user,
     sodium_bin2hex(out, TOKEN_HEX + 1, raw, sizeof raw);
     crypto_generichash(hash, sizeof hash, raw, sizeof raw, NULL, 0);
     sodium_memzero(raw, sizeof raw);
-    uint64_t expires = wall_ms() + (uint64_t)a->cfg.token_ttl_s * 1000u;
-    return im_sqlite_db_token_put(db, hash, sizeof hash, user, expires, err);
+    uint64_t expires = wall_ms(a) + (uint64_t)a->cfg.token_ttl_s * 1000u;
+    int rc = im_sqlite_db_token_put(db, hash, sizeof hash, user, expires, err);
+    if (rc == IM_OK && a->cfg.max_tokens_per_user > 0) {
+        int n = im_sqlite_db_tokens_trim(db, user, a->cfg.max_tokens_per_user, err);
+        rc = n < 0 ? n : IM_OK;
+    }
+    return rc;
 }
 
 static int do_create(sodium_accounts *a, im_sqlite_db *db, req *r, im_error *err)
@@ -109,7 +129,7 @@ static int do_create(sodium_accounts *a, im_sqlite_db *db, req *r, im_error *err
         return im_error_set(err, IM_ENOMEM, "out of memory while hashing the password");
     if ((rc = im_sqlite_db_begin(db, err)) != IM_OK)
         return rc;
-    rc = im_sqlite_db_user_create(db, r->user, r->name, hash, wall_ms(), err);
+    rc = im_sqlite_db_user_create(db, r->user, r->name, hash, wall_ms(a), err);
     if (rc == IM_EEXIST) /* registered meanwhile by another thread */
         rc = im_error_set(err, IM_EUSEREXISTS, "the user id %s is taken", r->user);
     if (rc == IM_OK)
@@ -130,15 +150,22 @@ static int do_login(sodium_accounts *a, im_sqlite_db *db, req *r, im_error *err)
         return rc;
     if (crypto_pwhash_str_verify(hash, r->password, strlen(r->password)) != 0)
         return im_error_set(err, IM_EAUTH, "wrong password for %s", r->user);
-    return issue_token(a, db, r->user, r->token, err);
+    /* The new token and the cap on the user's tokens, together. */
+    if ((rc = im_sqlite_db_begin(db, err)) != IM_OK)
+        return rc;
+    rc = issue_token(a, db, r->user, r->token, err);
+    if (rc == IM_OK)
+        return im_sqlite_db_commit(db, err);
+    im_sqlite_db_rollback(db);
+    return rc;
 }
 
-static int do_resume(im_sqlite_db *db, req *r, im_error *err)
+static int do_resume(sodium_accounts *a, im_sqlite_db *db, req *r, im_error *err)
 {
     uint8_t hash[crypto_generichash_BYTES];
     if (!token_hash(r->token, hash))
         return im_error_set(err, IM_EAUTH, "not a session token");
-    int rc = im_sqlite_db_token_get(db, hash, sizeof hash, wall_ms(), r->user, err);
+    int rc = im_sqlite_db_token_get(db, hash, sizeof hash, wall_ms(a), r->user, err);
     if (rc == IM_ENOTFOUND)
         return im_error_set(err, IM_EAUTH, "the token has expired or was revoked");
     if (rc != IM_OK)
@@ -153,41 +180,82 @@ static void run(sodium_accounts *a, im_sqlite_db *db, req *r)
     switch (r->kind) {
     case REQ_CREATE: rc = do_create(a, db, r, &err); break;
     case REQ_LOGIN: rc = do_login(a, db, r, &err); break;
-    case REQ_RESUME: rc = do_resume(db, r, &err); break;
+    case REQ_RESUME: rc = do_resume(a, db, r, &err); break;
     case REQ_REVOKE: {
         uint8_t hash[crypto_generichash_BYTES];
         if (token_hash(r->token, hash))
             im_sqlite_db_token_delete(db, hash, sizeof hash, &err);
         return; /* no completion */
     }
+    case REQ_REVOKE_ALL:
+        im_sqlite_db_tokens_delete_user(db, r->user, &err);
+        return; /* no completion */
     default: return;
     }
     sodium_memzero(r->password, sizeof r->password);
+    if (rc == IM_EIO && im_sqlite_db_moved(db) && !atomic_exchange(&a->moved_logged, true))
+        IM_ERROR("accounts: %s; registrations and logins by password are refused from now on",
+                 err.msg);
     if (rc != IM_OK)
         r->done(r->arg, rc, NULL, NULL, NULL, &err);
     else
         r->done(r->arg, IM_OK, r->user, r->name, r->token, NULL);
 }
 
+/* One round of the sweep: a bounded DELETE of expired tokens. A full round
+ * leaves more to do, so the next one is due at once (after one waiting
+ * request, if any: see worker_main); otherwise in sweep_interval_ms. A
+ * failure (a full disk) is tried again at the next interval. */
+static void sweep(sodium_accounts *a, worker *w)
+{
+    int n = im_sqlite_db_tokens_expire(w->db, wall_ms(a), IM_TOKEN_SWEEP_ROWS, NULL);
+    uint64_t now = clock_ms(CLOCK_MONOTONIC);
+    w->next_sweep_ms = n == (int)IM_TOKEN_SWEEP_ROWS ? now : now + a->cfg.sweep_interval_ms;
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
     sodium_accounts *a = w->owner;
+    /* A round that is due goes before the waiting requests, so a steady
+     * flow of logins cannot put it off for ever; but rounds and requests
+     * alternate, so a long sweep delays a login by one round at most. */
+    bool swept_last = false;
     for (;;) {
         pthread_mutex_lock(&a->lock);
-        while (!a->head && !a->stopping)
-            pthread_cond_wait(&a->wake, &a->lock);
-        req *r = a->head;
-        if (r) {
+        bool sweep_due = false;
+        for (;;) {
+            if (w->sweeps && !(swept_last && a->head) && !a->stopping &&
+                clock_ms(CLOCK_MONOTONIC) >= w->next_sweep_ms) {
+                sweep_due = true;
+                break;
+            }
+            if (a->head || a->stopping)
+                break;
+            if (!w->sweeps) {
+                pthread_cond_wait(&a->wake, &a->lock);
+                continue;
+            }
+            struct timespec until = { .tv_sec = (time_t)(w->next_sweep_ms / 1000u),
+                                      .tv_nsec = (long)(w->next_sweep_ms % 1000u) * 1000000L };
+            pthread_cond_timedwait(&a->wake, &a->lock, &until);
+        }
+        req *r = NULL;
+        if (!sweep_due && (r = a->head) != NULL) {
             a->head = r->next;
             if (!a->head)
                 a->tail = &a->head;
         }
         pthread_mutex_unlock(&a->lock);
-        if (!r)
+        swept_last = sweep_due;
+        if (sweep_due) {
+            sweep(a, w);
+        } else if (r) {
+            run(a, w->db, r);
+            req_free(r);
+        } else {
             break; /* stopping and drained */
-        run(a, w->db, r);
-        req_free(r);
+        }
     }
     return NULL;
 }
@@ -265,6 +333,15 @@ static int acc_revoke(im_accounts *acc, const char *token, im_error *err)
     return enqueue((sodium_accounts *)acc, r, err);
 }
 
+static int acc_revoke_all(im_accounts *acc, const char *user, im_error *err)
+{
+    req *r = new_req(REQ_REVOKE_ALL, NULL, NULL);
+    if (!r)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    snprintf(r->user, sizeof r->user, "%s", user);
+    return enqueue((sodium_accounts *)acc, r, err);
+}
+
 static void acc_destroy(im_accounts *acc)
 {
     sodium_accounts *a = (sodium_accounts *)acc;
@@ -291,6 +368,7 @@ static const struct im_accounts_ops sodium_accounts_ops = {
     .login = acc_login,
     .resume = acc_resume,
     .revoke = acc_revoke,
+    .revoke_all = acc_revoke_all,
     .destroy = acc_destroy,
 };
 
@@ -321,8 +399,15 @@ int im_sodium_accounts_new(const im_sodium_accounts_config *cfg, im_accounts **o
         a->memlimit = crypto_pwhash_MEMLIMIT_INTERACTIVE;
         break;
     }
+    if (a->cfg.sweep_interval_ms == 0)
+        a->cfg.sweep_interval_ms = IM_TOKEN_SWEEP_INTERVAL_MS;
     pthread_mutex_init(&a->lock, NULL);
-    pthread_cond_init(&a->wake, NULL);
+    /* The sweep's deadline is on the monotonic clock. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&a->wake, &ca);
+    pthread_condattr_destroy(&ca);
     unsigned n = cfg->threads ? cfg->threads : 1;
     a->workers = calloc(n, sizeof *a->workers);
     if (!a->workers) {
@@ -335,6 +420,7 @@ int im_sodium_accounts_new(const im_sodium_accounts_config *cfg, im_accounts **o
     for (unsigned i = 0; i < n; i++) {
         worker *w = &a->workers[i];
         w->owner = a;
+        w->sweeps = i == 0; /* the first round at once: what expired while stopped */
         int rc = im_sqlite_db_open(&o, &w->db, err);
         if (rc == IM_OK && pthread_create(&w->thread, NULL, worker_main, w) != 0)
             rc = im_error_set(err, IM_EIO, "cannot start an accounts thread");

@@ -4,10 +4,17 @@
  * Passwords are hashed with crypto_pwhash (Argon2id) on the adapter's own
  * threads, never on an event loop; only the hash is stored. A login issues
  * a random 256-bit session token; the database keeps only its BLAKE2b hash
- * and expiry, so a stolen database yields no usable token. */
+ * and expiry, so a stolen database yields no usable token.
+ *
+ * Tokens do not pile up: a login past max_tokens_per_user drops the user's
+ * oldest token in the same transaction, and the first thread deletes
+ * expired tokens every sweep_interval_ms, IM_TOKEN_SWEEP_ROWS at a time (one
+ * transaction each, the next round at once while a round comes back full),
+ * alternating with requests: never on an event loop, never many at once. */
 #ifndef IM_SODIUM_ACCOUNTS_H
 #define IM_SODIUM_ACCOUNTS_H
 
+#include <stdint.h>
 #include "imcore/errors.h"
 #include "application/ports/im_accounts.h"
 
@@ -17,11 +24,22 @@ typedef enum im_password_cost {
     IM_PASSWORD_COST_MIN = 2,         /* the minimum: for tests only */
 } im_password_cost;
 
+/* Expired tokens deleted per transaction of the background sweep. */
+#define IM_TOKEN_SWEEP_ROWS 1000u
+/* How often the sweep runs when sweep_interval_ms is 0. */
+#define IM_TOKEN_SWEEP_INTERVAL_MS 60000u
+
 typedef struct im_sodium_accounts_config {
     const char *db_path;      /* borrowed for the call: the server's SQLite database */
     im_password_cost cost;
     unsigned token_ttl_s;     /* how long a token stays valid */
     unsigned threads;         /* hashing threads, >= 1 */
+    unsigned max_tokens_per_user; /* tokens kept per user, the newest; 0: no cap */
+    unsigned sweep_interval_ms;   /* 0: IM_TOKEN_SWEEP_INTERVAL_MS */
+    /* Unix time in milliseconds, for expiries; NULL: the system's clock.
+     * Tests replace it. Called on the adapter's threads. */
+    uint64_t (*wall_clock_ms)(void *arg);
+    void *clock_arg;
 } im_sodium_accounts_config;
 
 /* *out is the caller's: release with (*out)->ops->destroy(*out).

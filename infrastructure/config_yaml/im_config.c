@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <yaml.h>
@@ -50,7 +51,7 @@ enum {
     FI_HEARTBEAT, FI_IDLE, FI_LOGIN_TIMEOUT, FI_FRAME_TIMEOUT, FI_POLICY, FI_LOG_LEVEL,
     FI_MAX_UNAUTH, FI_MAX_UNAUTH_ADDR, FI_INPUT_BUDGET, FI_ACC_REGISTRATIONS,
     FI_ENGINE, FI_PATH, FI_MAX_BATCH, FI_SYNC, FI_MAX_PAGES, FI_CHECK,
-    FI_ACC_MODE, FI_ACC_HASH, FI_ACC_TTL, FI_ACC_FAILURES, FI_ACC_WINDOW,
+    FI_ACC_MODE, FI_ACC_HASH, FI_ACC_TTL, FI_ACC_FAILURES, FI_ACC_WINDOW, FI_ACC_MAX_TOKENS,
     FI_SEND_RATE, FI_SEND_BURST, FI_PLUGIN_BACKLOG, FI_PLUGIN_DIR, FI_TRANSPORT, FI_CLUSTER,
     FI_COUNT
 };
@@ -113,6 +114,7 @@ static const struct field fields[FI_COUNT] = {
           1000000),
     FIELD(FI_ACC_WINDOW, "accounts.login_failure_window_s", K_U32, accounts_failure_window_s, 1,
           86400),
+    FIELD(FI_ACC_MAX_TOKENS, "accounts.max_tokens_per_user", K_U32, accounts_max_tokens, 1, 1000),
     FIELD(FI_SEND_RATE, "limits.messages_per_second", K_U32, send_rate, 0, 1000000),
     FIELD(FI_SEND_BURST, "limits.message_burst", K_U32, send_burst, 1, 1000000),
     FIELD(FI_PLUGIN_BACKLOG, "limits.plugin_backlog", K_U32, plugin_backlog, 1, 1000000),
@@ -169,6 +171,7 @@ void im_config_defaults(im_config *c)
     c->accounts_max_failures = 5;
     c->accounts_failure_window_s = 60;
     c->accounts_max_registrations = 100;
+    c->accounts_max_tokens = 10;
 }
 
 /* ---- errors ---------------------------------------------------------- */
@@ -781,17 +784,68 @@ static int load_root(struct loader *L)
     return check_rules(&L->cfg, L->err, L->path, L->field_line);
 }
 
+/* The file's bytes as the first pass read them (all of them, unless it
+ * stopped at an error), for the second pass and for error lines. */
+struct text {
+    FILE *f;
+    unsigned char *buf;
+    size_t len, cap;
+    bool no_memory;
+};
+
+/* libyaml's read handler for the first pass: reads from the file and keeps
+ * a copy. Returns 0 (an error for libyaml) when the file cannot be read or
+ * the copy cannot grow. */
+static int read_and_keep(void *data, unsigned char *buffer, size_t size, size_t *size_read)
+{
+    struct text *t = data;
+    size_t n = fread(buffer, 1, size, t->f);
+    if (n == 0 && ferror(t->f))
+        return 0;
+    if (t->len + n > t->cap) {
+        size_t cap = t->cap ? t->cap : 4096;
+        while (cap < t->len + n)
+            cap *= 2;
+        unsigned char *p = realloc(t->buf, cap);
+        if (p == NULL) {
+            t->no_memory = true;
+            return 0;
+        }
+        t->buf = p;
+        t->cap = cap;
+    }
+    if (n > 0)
+        memcpy(t->buf + t->len, buffer, n);
+    t->len += n;
+    *size_read = n;
+    return 1;
+}
+
+/* The 1-based line of byte offset in what was read. */
+static unsigned line_at(const struct text *t, size_t offset)
+{
+    unsigned line = 1;
+    for (size_t i = 0; i < offset && i < t->len; i++)
+        line += t->buf[i] == '\n';
+    return line;
+}
+
 /* Turns libyaml's failure into an im_error. */
-static int parse_error(const yaml_parser_t *parser, FILE *f, const char *path, im_error *err)
+static int parse_error(const yaml_parser_t *parser, const struct text *t, const char *path,
+                       im_error *err)
 {
     switch (parser->error) {
     case YAML_MEMORY_ERROR:
         return im_error_set(err, IM_ENOMEM, "%s: out of memory while parsing", path);
     case YAML_READER_ERROR:
-        if (ferror(f))
+        if (t->no_memory)
+            return im_error_set(err, IM_ENOMEM, "%s: out of memory while reading", path);
+        if (ferror(t->f))
             return im_error_set(err, IM_EIO, "%s: cannot read: %s", path, strerror(errno));
-        /* Bad encoding: libyaml knows the byte, not the line. */
-        return im_error_set(err, IM_EINVAL, "%s: %s at byte %zu", path,
+        /* Bad encoding, a control character, a NUL: libyaml knows the
+         * byte, and the bytes up to it say the line. */
+        return im_error_set(err, IM_EINVAL, "%s:%u: %s (byte %zu): not a UTF-8 text file?",
+                            path, line_at(t, parser->problem_offset),
                             parser->problem ? parser->problem : "unreadable text",
                             parser->problem_offset);
     default:
@@ -805,6 +859,50 @@ static int parse_error(const yaml_parser_t *parser, FILE *f, const char *path, i
     return im_error_set(err, IM_EINVAL, "%s:%u: %s", path, line, problem);
 }
 
+/* The first pass: reads the whole file as events, for its syntax and how
+ * deeply it nests, and keeps its bytes in t. It stops at the first
+ * collection deeper than IM_CONFIG_MAX_DEPTH: libyaml's scanner does work
+ * in proportion to the depth for every token, so a file of tens of
+ * thousands of nested '[' would take seconds to minutes to load (quadratic
+ * time), and no key of the config needs more than a few levels. */
+static int first_pass(struct text *t, const char *path, im_error *err)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return im_error_set(err, IM_ENOMEM, "%s: out of memory", path);
+    yaml_parser_set_input(&parser, read_and_keep, t);
+    unsigned depth = 0;
+    int rc = 0;
+    for (bool done = false; !done && rc == 0;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) {
+            rc = parse_error(&parser, t, path, err);
+            break;
+        }
+        switch (ev.type) {
+        case YAML_MAPPING_START_EVENT:
+        case YAML_SEQUENCE_START_EVENT:
+            if (++depth > IM_CONFIG_MAX_DEPTH)
+                rc = im_error_set(err, IM_EINVAL, "%s:%u: nested more than %u levels deep: "
+                                  "no key of the config needs that", path,
+                                  (unsigned)ev.start_mark.line + 1, IM_CONFIG_MAX_DEPTH);
+            break;
+        case YAML_MAPPING_END_EVENT:
+        case YAML_SEQUENCE_END_EVENT:
+            depth--;
+            break;
+        case YAML_STREAM_END_EVENT:
+            done = true;
+            break;
+        default:
+            break;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
 int im_config_load(const char *path, im_config *c, im_error *err)
 {
     FILE *f = fopen(path, "rb");
@@ -816,14 +914,24 @@ int im_config_load(const char *path, im_config *c, im_error *err)
         return im_error_set(err, IM_EIO, "%s: cannot open: %s", path, strerror(EISDIR));
     }
 
-    int rc;
+    struct text t = { .f = f };
+    int rc = first_pass(&t, path, err);
+    if (rc != 0) {
+        free(t.buf);
+        fclose(f);
+        return rc;
+    }
+
+    /* The second pass builds the tree from the bytes the first one kept:
+     * the file is read once, and whatever it is (a pipe too). */
     yaml_parser_t parser;
     yaml_document_t doc;
     if (!yaml_parser_initialize(&parser)) {
+        free(t.buf);
         fclose(f);
         return im_error_set(err, IM_ENOMEM, "%s: out of memory", path);
     }
-    yaml_parser_set_input_file(&parser, f);
+    yaml_parser_set_input_string(&parser, t.buf ? t.buf : (const unsigned char *)"", t.len);
 
     /* Everything is read into a copy, so that a bad file changes nothing. */
     struct loader L = { .err = err, .path = path, .doc = &doc };
@@ -831,9 +939,11 @@ int im_config_load(const char *path, im_config *c, im_error *err)
 
     /* yaml_parser_load frees the document itself when it fails. */
     if (!yaml_parser_load(&parser, &doc)) {
-        rc = parse_error(&parser, f, path, err);
+        rc = parse_error(&parser, &t, path, err);
         goto out;
     }
+    const yaml_node_t *root = yaml_document_get_root_node(&doc);
+    bool empty = root == NULL || is_null(root);
     rc = load_root(&L);
     yaml_document_delete(&doc);
     if (rc != 0)
@@ -841,7 +951,7 @@ int im_config_load(const char *path, im_config *c, im_error *err)
 
     /* A second document would be silently ignored: refuse it. */
     if (!yaml_parser_load(&parser, &doc)) {
-        rc = parse_error(&parser, f, path, err);
+        rc = parse_error(&parser, &t, path, err);
         goto out;
     }
     const yaml_node_t *extra = yaml_document_get_root_node(&doc);
@@ -854,10 +964,12 @@ int im_config_load(const char *path, im_config *c, im_error *err)
         c->storage_engine_line = L.field_line[FI_ENGINE];
         c->transport_line = L.field_line[FI_TRANSPORT];
         c->cluster_line = L.field_line[FI_CLUSTER];
+        c->empty = empty;
         snprintf(c->source, sizeof c->source, "%s", path);
     }
 out:
     yaml_parser_delete(&parser);
+    free(t.buf);
     fclose(f);
     return rc;
 }

@@ -8,12 +8,17 @@
 #ifndef IM_CONFIG_H
 #define IM_CONFIG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "imcore/errors.h"
 
 #define IM_CONFIG_MAX_WORKERS 64u
 #define IM_CONFIG_MAX_PLUGINS 8u
 #define IM_CONFIG_MAX_PLUGIN_KEYS 32u
+/* Mappings and lists nest at most this deep, the top-level mapping counted:
+ * the schema's deepest key is a plugin's config (plugins: [ {config: {...}} ]
+ * is 4 levels), which leaves a plugin 12 levels of its own. */
+#define IM_CONFIG_MAX_DEPTH 16u
 
 /* One scalar of a plugin's `config:` subtree, its key flattened with dots. */
 typedef struct im_plugin_setting {
@@ -95,11 +100,15 @@ typedef struct im_config {
     uint32_t accounts_failure_window_s; /* accounts.login_failure_window_s, default 60, 1..86400 */
     uint32_t accounts_max_registrations; /* accounts.max_registrations, default 100, 0..1000000;
                                    * per address in the same window; 0 = no limit */
+    uint32_t accounts_max_tokens; /* accounts.max_tokens_per_user, default 10, 1..1000: a login past
+                                   * it drops the user's oldest token */
     char plugin_dir[256];         /* plugin_dir: where plugins are found by name, default
                                    * IMCORE_PLUGIN_DIR (set at build time: the build's plugins) */
     im_plugin_config plugins[IM_CONFIG_MAX_PLUGINS]; /* plugins: loaded in this order */
     unsigned nplugins;
     char source[256];             /* the file this was loaded from ("" for defaults) */
+    bool empty;                   /* the file set nothing (empty, or only comments): every key
+                                   * has its default, which the server says at start */
 } im_config;
 
 enum { IM_STORAGE_SYNC_FULL = 0, IM_STORAGE_SYNC_NORMAL = 1 };
@@ -114,15 +123,20 @@ void im_config_defaults(im_config *c);
  * is valid, stores the result in *c; on error *c is untouched.
  *
  * The file holds one mapping (an empty file, or a section left empty, means
- * the defaults). Numbers are plain decimal integers; unknown keys, duplicate
- * keys, values out of range and a mapping where a value is expected (or the
- * reverse) are all errors.
+ * the defaults; c->empty tells the first case). Numbers are plain decimal
+ * integers; unknown keys, duplicate keys, values out of range and a mapping
+ * where a value is expected (or the reverse) are all errors. The file is
+ * read once; mappings and lists nested deeper than IM_CONFIG_MAX_DEPTH are
+ * refused while it is read, before the rest of it is parsed.
  *
  * Errors:
  *   IM_EINVAL  the content is wrong; err->msg is "FILE:LINE: KEY: what is
  *              wrong", KEY dotted ("limits.max_frame_bytes"), LINE 1-based
  *              and the line of the key. A YAML syntax error is
- *              "FILE:LINE: libyaml's problem text (its context)".
+ *              "FILE:LINE: libyaml's problem text (its context)"; bytes that
+ *              are not UTF-8 text (a binary file) "FILE:LINE: what (byte N):
+ *              ..."; too deep a nesting "FILE:LINE: nested more than 16
+ *              levels deep: ...", LINE where the level too many starts.
  *   IM_EIO     the file cannot be opened or read ("FILE: cannot open: why").
  *   IM_ENOMEM  libyaml ran out of memory. */
 int im_config_load(const char *path, im_config *c, im_error *err);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -71,8 +72,8 @@ void im_log_set_thread_name(const char *name)
     size_t i = 0;
     for (; name[i] != '\0' && i < IM_LOG_THREAD_NAME_MAX; i++) {
         unsigned char ch = (unsigned char)name[i];
-        /* A control character in the name would break the one-line rule. */
-        thread_name[i] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+        /* Printable ASCII only, like the rest of the line. */
+        thread_name[i] = (ch < 0x20 || ch >= 0x7f) ? '?' : (char)ch;
     }
     thread_name[i] = '\0';
 }
@@ -114,6 +115,45 @@ static void format_time(char out[32])
     snprintf(out + n, 32 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000));
 }
 
+/* How a byte of a message is written: itself if it is printable ASCII, "\\"
+ * for a backslash (so that "\x1b" in a line can only be an escape), and
+ * "\xNN" otherwise. Returns the length (1, 2 or 4) and fills out. */
+static size_t escape_byte(unsigned char ch, char out[4])
+{
+    static const char hex[] = "0123456789abcdef";
+    if (ch == '\\') {
+        out[0] = out[1] = '\\';
+        return 2;
+    }
+    if (ch >= 0x20 && ch < 0x7f) {
+        out[0] = (char)ch;
+        return 1;
+    }
+    out[0] = '\\';
+    out[1] = 'x';
+    out[2] = hex[ch >> 4];
+    out[3] = hex[ch & 0xf];
+    return 4;
+}
+
+/* Escapes src[0..len) into dst, at most cap bytes, never splitting one
+ * byte's escape. Returns the bytes written; *used gets the bytes of src
+ * taken. */
+static size_t escape_into(char *dst, size_t cap, const char *src, size_t len, size_t *used)
+{
+    size_t n = 0, i = 0;
+    for (; i < len; i++) {
+        char e[4];
+        size_t k = escape_byte((unsigned char)src[i], e);
+        if (n + k > cap)
+            break;
+        memcpy(dst + n, e, k);
+        n += k;
+    }
+    *used = i;
+    return n;
+}
+
 void im_log(im_log_level lvl, const char *fmt, ...)
 {
     if (!IM_LOG_ENABLED(lvl))
@@ -129,33 +169,32 @@ void im_log(im_log_level lvl, const char *fmt, ...)
     if (prefix < 0 || (size_t)prefix >= sizeof line / 2)
         prefix = 0; /* cannot happen: the prefix is at most about 70 bytes */
 
-    /* Room for the message, keeping one byte for the final '\n'. vsnprintf's
-     * NUL lands on that byte and is overwritten below. */
-    size_t room = sizeof line - 1 - (size_t)prefix;
-    char *msg = line + prefix;
+    /* The message is formatted first and escaped into the line after, so
+     * that what a client sent (a user id, a group name, an error message
+     * quoting either) can never carry a terminal escape sequence, a newline
+     * or a byte that is not text into the log: every site is covered here,
+     * including the ones written later. raw holds more than fits in the
+     * line, so that a message that does not fit is known to be cut. */
+    char raw[IM_LOG_LINE_MAX];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(msg, room + 1, fmt, ap);
+    int n = vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    if (n < 0)
+        n = snprintf(raw, sizeof raw, "(bad log format: %s)", fmt);
+    size_t raw_len = n < 0 ? 0 : (size_t)n < sizeof raw ? (size_t)n : sizeof raw - 1;
+    bool cut = n >= 0 && (size_t)n >= sizeof raw;
 
-    size_t len;
-    if (n < 0) {
-        len = (size_t)snprintf(msg, room + 1, "(bad log format: %s)", fmt);
-        if (len > room)
-            len = room;
-    } else if ((size_t)n <= room) {
-        len = (size_t)n;
-    } else {
-        /* Cut, without splitting a UTF-8 sequence, and say that it was cut. */
-        len = room - 3;
-        while (len > 0 && ((unsigned char)msg[len] & 0xC0) == 0x80)
-            len--;
+    /* Room for the message, keeping one byte for the final '\n'. */
+    size_t room = sizeof line - 1 - (size_t)prefix;
+    char *msg = line + prefix;
+    size_t used;
+    size_t len = escape_into(msg, room, raw, raw_len, &used);
+    if (cut || used < raw_len) {
+        /* Cut at a whole escape, and say that it was cut. */
+        len = escape_into(msg, room - 3, raw, raw_len, &used);
         memcpy(msg + len, "...", 3);
         len += 3;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (msg[i] == '\n' || msg[i] == '\r')
-            msg[i] = ' ';
     }
     msg[len] = '\n';
 

@@ -7,9 +7,14 @@
  *     2026-11-25T06:30:01.123Z INFO  [worker-1] message text
  *
  * UTC time with milliseconds, the level padded to five columns, the calling
- * thread's name. A message is cut to fit IM_LOG_LINE_MAX and then ends with
- * "..."; newlines in it become spaces, so a line can always be read as one
- * event. The logger knows nothing of the server: no config, no sessions.
+ * thread's name. A line is printable ASCII and nothing else: in the message,
+ * every byte outside 0x20..0x7e is written as "\xNN" (two lowercase hex
+ * digits) and a backslash as "\\". So a line can always be read as one event,
+ * and text a client chose (a user id, a group name, an error message quoting
+ * them) can never reach a terminal or a log viewer as an escape sequence,
+ * whichever site logs it. UTF-8 shows as its bytes ("caf\xc3\xa9"). A message
+ * is cut to fit IM_LOG_LINE_MAX, never inside an escape, and then ends with
+ * "...". The logger knows nothing of the server: no config, no sessions.
  *
  * Use the IM_DEBUG/IM_INFO/IM_WARN/IM_ERROR macros: they test the level with
  * one relaxed atomic load and, when the event is filtered out, neither format
@@ -50,8 +55,9 @@ int im_log_level_parse(const char *s, im_log_level *out);
 const char *im_log_level_name(im_log_level lvl);
 
 /* Names the calling thread in its log lines ("main", "worker-1"). Copied, cut
- * to IM_LOG_THREAD_NAME_MAX bytes, control characters replaced by '?'. NULL
- * or "" restores the default, which is "main" in every thread. */
+ * to IM_LOG_THREAD_NAME_MAX bytes, every byte outside printable ASCII
+ * replaced by '?'. NULL or "" restores the default, which is "main" in every
+ * thread. */
 void im_log_set_thread_name(const char *name);
 
 /* Where lines go, for tests and daemons: fd stays the caller's and is never

@@ -569,7 +569,15 @@ void im__conn_dispatch(im_conn *c, const Imcore__Envelope *env)
         handle_login(c, rid, env->login);
         break;
     case IMCORE__ENVELOPE__BODY_LOGOUT:
-        core->logout(app, s, c->token);
+        if (env->logout->everywhere && !IMCORE_CORE_HAS(core, logout_everywhere)) {
+            im__conn_answer_error(c, rid, IM_EUNSUPPORTED,
+                                  "this server cannot log out everywhere", NULL);
+            break;
+        }
+        if (env->logout->everywhere)
+            core->logout_everywhere(app, s);
+        else
+            core->logout(app, s, c->token);
         send_ok(c, rid);
         im__conn_close(c, 0, "logout");
         break;

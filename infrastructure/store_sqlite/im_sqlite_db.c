@@ -143,6 +143,13 @@ static const char *const migrations[] = {
     "  invited_ms INTEGER NOT NULL,"
     "  PRIMARY KEY (group_id, user_id)"
     ") WITHOUT ROWID;",
+    /* 4: tokens are capped per user, the oldest dropped: issued numbers a
+     * user's tokens in order (expiries tie within a millisecond; tokens
+     * from before this are 0, older than any). Expired tokens are deleted
+     * in the background, a bounded number at a time, oldest first: without
+     * the index each round would scan them all. */
+    "ALTER TABLE tokens ADD COLUMN issued INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX tokens_by_expiry ON tokens(expires_ms);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -190,6 +197,9 @@ enum stmt_id {
     S_TOKEN_PUT,
     S_TOKEN_GET,
     S_TOKEN_DELETE,
+    S_TOKENS_EXPIRE,
+    S_TOKENS_TRIM,
+    S_TOKENS_OF_USER,
     S_KV_PUT,
     S_KV_DELETE,
     S_KV_RANGE,
@@ -283,11 +293,20 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_USER_GET] = "SELECT display_name, password_hash FROM users WHERE id = ?1",
     /* users is keyed by id (WITHOUT ROWID): one probe of its b-tree. */
     [S_USER_EXISTS] = "SELECT 1 FROM users WHERE id = ?1",
-    [S_TOKEN_PUT] = "INSERT INTO tokens(hash, user_id, expires_ms) VALUES (?1, ?2, ?3)"
+    [S_TOKEN_PUT] = "INSERT INTO tokens(hash, user_id, expires_ms, issued) VALUES (?1, ?2, ?3,"
+                    " (SELECT coalesce(max(issued), 0) + 1 FROM tokens WHERE user_id = ?2))"
                     " ON CONFLICT(hash) DO UPDATE SET user_id = excluded.user_id,"
-                    " expires_ms = excluded.expires_ms",
+                    " expires_ms = excluded.expires_ms, issued = excluded.issued",
     [S_TOKEN_GET] = "SELECT user_id, expires_ms FROM tokens WHERE hash = ?1",
     [S_TOKEN_DELETE] = "DELETE FROM tokens WHERE hash = ?1",
+    /* Oldest first, by the expiry index, at most ?2 of them. */
+    [S_TOKENS_EXPIRE] = "DELETE FROM tokens WHERE hash IN (SELECT hash FROM tokens"
+                        " WHERE expires_ms <= ?1 ORDER BY expires_ms LIMIT ?2)",
+    /* All of a user's tokens but the ?2 issued last. */
+    [S_TOKENS_TRIM] = "DELETE FROM tokens WHERE hash IN (SELECT hash FROM tokens"
+                      " WHERE user_id = ?1 ORDER BY issued DESC, expires_ms DESC"
+                      " LIMIT -1 OFFSET ?2)",
+    [S_TOKENS_OF_USER] = "DELETE FROM tokens WHERE user_id = ?1",
     [S_KV_PUT] = "INSERT OR REPLACE INTO kv(ns, key, value) VALUES (?1, ?2, ?3)",
     [S_KV_DELETE] = "DELETE FROM kv WHERE ns = ?1 AND key = ?2",
     /* A prefix is the range [prefix, the prefix's successor): text compares
@@ -321,6 +340,8 @@ struct im_sqlite_db {
      * rolled-back transaction (one that created the account on this
      * connection) can take one back, and a rollback forgets them all. */
     char (*known)[IM_USER_ID_MAX + 1];
+    bool is_new;        /* open found no schema: the file was missing, empty or new */
+    bool moved;         /* the file at path is no longer the one open here: see file_gone */
     int broken;         /* 0, or the code of the write that spoiled the caller's transaction */
     char broken_msg[sizeof ((im_error *)0)->msg];
     sqlite3_stmt *st[S_COUNT];
@@ -456,12 +477,41 @@ static void rollback_now(im_sqlite_db *db)
     }
 }
 
+static int moved_error(im_sqlite_db *db, im_error *err)
+{
+    struct stat sb;
+    bool deleted = stat(db->path, &sb) != 0 && errno == ENOENT;
+    return im_error_set(err, IM_EIO, "%s: the database file was %s while the server ran:"
+                        " nothing more is stored (restore the file and restart the server)",
+                        db->path, deleted ? "deleted" : "replaced");
+}
+
+/* Whether the file at db->path is still the one this connection writes to.
+ * Once deleted (rm) or replaced (mv, a restore under the same name), SQLite
+ * goes on writing to the file it has open, which is gone at the next start
+ * with everything written since: so every commit asks, and once the answer
+ * is no it stays no. The cost is one stat(2) per commit, beside a commit's
+ * write and fsync. A VFS that cannot tell (SQLITE_NOTFOUND: tests' in-memory
+ * ones) is taken at its word. */
+static int file_gone(im_sqlite_db *db, im_error *err)
+{
+    if (!db->moved) {
+        int moved = 0;
+        if (sqlite3_file_control(db->h, "main", SQLITE_FCNTL_HAS_MOVED, &moved) != SQLITE_OK ||
+            !moved)
+            return IM_OK;
+        db->moved = true;
+    }
+    return moved_error(db, err);
+}
+
 static int commit_now(im_sqlite_db *db, im_error *err)
 {
     int rc = sqlite3_step(stmt(db, S_COMMIT));
     if (rc == SQLITE_DONE) {
         sqlite3_reset(stmt(db, S_COMMIT));
-        return IM_OK;
+        /* Committed, but to a file no longer at the path: not durable. */
+        return file_gone(db, err);
     }
     int code = sql_fail(db, rc, err, "%s: commit", db->path);
     sqlite3_reset(stmt(db, S_COMMIT));
@@ -487,6 +537,8 @@ static int write_begin(im_sqlite_db *db, bool *own, im_error *err)
                                                  " (%s)", db->broken_msg);
         return IM_OK;
     }
+    if (db->moved)
+        return moved_error(db, err);
     int rc = run(db, stmt(db, S_BEGIN), err, "%s: begin", db->path);
     *own = rc == IM_OK;
     return rc;
@@ -514,6 +566,8 @@ int im_sqlite_db_begin(im_sqlite_db *db, im_error *err)
         return im_error_set(err, IM_EINVAL, "no database");
     if (db->txn)
         return im_error_set(err, IM_EINVAL, "%s: a transaction is already open", db->path);
+    if (db->moved)
+        return moved_error(db, err);
     int rc = run(db, stmt(db, S_BEGIN), err, "%s: begin", db->path);
     if (rc == IM_OK) {
         db->txn = true;
@@ -879,6 +933,7 @@ int im_sqlite_db_open(const im_sqlite_options *o, im_sqlite_db **out, im_error *
 
     int version = 0;
     code = check_identity(db, &version, err);
+    db->is_new = version == 0;
     if (code == IM_OK && !o->skip_check)
         code = quick_check(db, err);
     if (code != IM_OK)
@@ -905,6 +960,16 @@ int im_sqlite_db_open(const im_sqlite_options *o, im_sqlite_db **out, im_error *
 fail:
     im_sqlite_db_close(db);
     return code;
+}
+
+bool im_sqlite_db_is_new(const im_sqlite_db *db)
+{
+    return db && db->is_new;
+}
+
+bool im_sqlite_db_moved(const im_sqlite_db *db)
+{
+    return db && db->moved;
 }
 
 void im_sqlite_db_close(im_sqlite_db *db)
@@ -1924,6 +1989,68 @@ int im_sqlite_db_token_delete(im_sqlite_db *db, const uint8_t *token_hash, size_
         return im_error_set(err, IM_EINVAL, "no database");
     int code = check_token(token_hash, hash_len, err);
     return code != IM_OK ? code : token_delete(db, token_hash, hash_len, err);
+}
+
+/* Runs one of the token DELETEs (bound by the caller) in a write; returns
+ * how many rows went, or an error. */
+static int tokens_delete_run(im_sqlite_db *db, sqlite3_stmt *st, const char *what,
+                             im_error *err)
+{
+    bool own;
+    int code = write_begin(db, &own, err);
+    if (code != IM_OK)
+        return code;
+    code = run(db, st, err, "%s", what);
+    int n = code == IM_OK ? sqlite3_changes(db->h) : 0;
+    code = write_end(db, own, code, err);
+    return code != IM_OK ? code : n;
+}
+
+int im_sqlite_db_tokens_expire(im_sqlite_db *db, uint64_t now_ms, unsigned max_rows,
+                               im_error *err)
+{
+    im_error local;
+    if (!err)
+        err = &local;
+    if (!db)
+        return im_error_set(err, IM_EINVAL, "no database");
+    if (max_rows == 0)
+        return 0;
+    sqlite3_stmt *st = stmt(db, S_TOKENS_EXPIRE);
+    bind_u64(st, 1, now_ms);
+    sqlite3_bind_int64(st, 2, max_rows > INT32_MAX ? INT32_MAX : (sqlite3_int64)max_rows);
+    return tokens_delete_run(db, st, "deleting expired tokens", err);
+}
+
+int im_sqlite_db_tokens_trim(im_sqlite_db *db, const char *user, unsigned keep, im_error *err)
+{
+    im_error local;
+    if (!err)
+        err = &local;
+    if (!db)
+        return im_error_set(err, IM_EINVAL, "no database");
+    int code = im_user_id_check(user, err);
+    if (code != IM_OK)
+        return code;
+    sqlite3_stmt *st = stmt(db, S_TOKENS_TRIM);
+    bind_text(st, 1, user);
+    sqlite3_bind_int64(st, 2, keep > INT32_MAX ? INT32_MAX : (sqlite3_int64)keep);
+    return tokens_delete_run(db, st, "dropping the oldest tokens of a user", err);
+}
+
+int im_sqlite_db_tokens_delete_user(im_sqlite_db *db, const char *user, im_error *err)
+{
+    im_error local;
+    if (!err)
+        err = &local;
+    if (!db)
+        return im_error_set(err, IM_EINVAL, "no database");
+    int code = im_user_id_check(user, err);
+    if (code != IM_OK)
+        return code;
+    sqlite3_stmt *st = stmt(db, S_TOKENS_OF_USER);
+    bind_text(st, 1, user);
+    return tokens_delete_run(db, st, "revoking the tokens of a user", err);
 }
 
 /* ---- the plugins' key-value map ---- */

@@ -11,7 +11,10 @@
  *
  * Transactions. The caller groups writes with begin/commit (group commit).
  * Every write below also works outside an explicit transaction: it then runs
- * in a transaction of its own and is durable when it returns 0. Inside the
+ * in a transaction of its own and is durable when it returns 0. Every commit
+ * checks that the file is still at its path (im_sqlite_db_moved): a
+ * database deleted while the server runs refuses writes with IM_EIO
+ * instead of acknowledging what the next start will not find. Inside the
  * caller's transaction, a write that fails with IM_ENOSPC, IM_EIO or IM_ENOMEM
  * may have done part of its work (or SQLite may already have rolled the whole
  * transaction back), so the transaction is then only good for rolling back:
@@ -101,17 +104,31 @@ int im_sqlite_db_open(const im_sqlite_options *o, im_sqlite_db **out, im_error *
 /* Rolls back an open transaction and closes. NULL is fine. */
 void im_sqlite_db_close(im_sqlite_db *db);
 
+/* True when open found no imcore schema in the file (it was missing and was
+ * created, or was empty) and wrote a new one: a first start, or a database
+ * that is not where it was. */
+bool im_sqlite_db_is_new(const im_sqlite_db *db);
+
+/* True once a commit has found that the file at the path is no longer the
+ * one db has open (deleted, or replaced by another file). SQLite would go on
+ * writing to the open file, which nobody will ever open again; from then on
+ * db refuses every write (IM_EIO, err naming the file and what happened).
+ * Reads still answer, from the file as it was. */
+bool im_sqlite_db_moved(const im_sqlite_db *db);
+
 /* Starts the caller's transaction (BEGIN IMMEDIATE: the write lock is taken
  * now, so a commit never waits for another writer). Errors: IM_EINVAL (one is
  * already open), IM_EIO (the lock could not be taken within the busy timeout,
- * or another failure), IM_ENOMEM. */
+ * the file was deleted or replaced, or another failure), IM_ENOMEM. */
 int im_sqlite_db_begin(im_sqlite_db *db, im_error *err);
 
 /* Commits the caller's transaction: when this returns 0 every write in it is
- * on disk (as far as synchronous allows). On failure the transaction is rolled
- * back and nothing of it was stored. Errors: IM_EINVAL (no transaction is
- * open), IM_ENOSPC, IM_EIO (including: a write in the transaction failed
- * before, see above; the code is that write's), IM_ENOMEM. */
+ * on disk (as far as synchronous allows), in the file at the path. On failure
+ * the transaction is rolled back and nothing of it was stored, or (IM_EIO,
+ * im_sqlite_db_moved) it went to a file that was deleted or replaced and is
+ * lost with it. Errors: IM_EINVAL (no transaction is open), IM_ENOSPC, IM_EIO
+ * (including: a write in the transaction failed before, see above; the code
+ * is that write's; the file was deleted or replaced), IM_ENOMEM. */
 int im_sqlite_db_commit(im_sqlite_db *db, im_error *err);
 
 /* Rolls back the caller's transaction; nothing when none is open. */
@@ -271,7 +288,8 @@ int im_sqlite_db_user_get(im_sqlite_db *db, const char *user, char *display_name
 
 /* Stores a login token by its hash (1..IM_SQLITE_TOKEN_HASH_MAX bytes,
  * borrowed; the token itself is never stored) for user until expires_ms (wall
- * clock). Putting a hash again replaces its user and expiry. Errors:
+ * clock), as the user's newest (see im_sqlite_db_tokens_trim). Putting a hash
+ * again replaces its user and expiry and makes it the newest. Errors:
  * IM_EINVAL, IM_ENOTFOUND (no such user), IM_ENOSPC, IM_EIO, IM_ENOMEM. */
 int im_sqlite_db_token_put(im_sqlite_db *db, const uint8_t *token_hash, size_t hash_len,
                            const char *user, uint64_t expires_ms, im_error *err);
@@ -287,6 +305,22 @@ int im_sqlite_db_token_get(im_sqlite_db *db, const uint8_t *token_hash, size_t h
  * fine). Errors: IM_EINVAL, IM_ENOSPC, IM_EIO, IM_ENOMEM. */
 int im_sqlite_db_token_delete(im_sqlite_db *db, const uint8_t *token_hash, size_t hash_len,
                               im_error *err);
+
+/* Deletes tokens expired at now_ms (expires_ms <= now_ms), the oldest
+ * first, at most max_rows of them: a bounded amount of work, for a thread
+ * that does it now and then. Returns how many were deleted (max_rows: there
+ * may be more), or an error: IM_EINVAL, IM_ENOSPC, IM_EIO, IM_ENOMEM. */
+int im_sqlite_db_tokens_expire(im_sqlite_db *db, uint64_t now_ms, unsigned max_rows,
+                               im_error *err);
+
+/* Keeps the keep tokens of user put last (token_put numbers each user's
+ * tokens in order) and deletes the others. Returns how many were deleted, or
+ * an error: IM_EINVAL (a bad id), IM_ENOSPC, IM_EIO, IM_ENOMEM. */
+int im_sqlite_db_tokens_trim(im_sqlite_db *db, const char *user, unsigned keep, im_error *err);
+
+/* Deletes every token of user ("log out everywhere"). Returns how many, or
+ * an error: IM_EINVAL (a bad id), IM_ENOSPC, IM_EIO, IM_ENOMEM. */
+int im_sqlite_db_tokens_delete_user(im_sqlite_db *db, const char *user, im_error *err);
 
 /* ---- the plugins' key-value map ----
  * One map per namespace. Keys are text compared byte by byte (memcmp, not

@@ -7,6 +7,10 @@
  * batch back and every write in it is answered with that error, so nothing
  * is acked that is not on disk. Reads (pending) in a failed batch are run
  * again after the rollback, so they never report a rolled-back message.
+ * A database file deleted or replaced while the server runs is found at the
+ * next commit (im_sqlite_db_moved): that batch and every write after it are
+ * answered IM_EIO, said once at ERROR, since what they would store is lost
+ * with the file. A start that creates a new database says so at WARN.
  *
  * The plugins' key-value puts are writes like the others: queued, batched
  * and answered after the commit. Their reads, like history, go to the reader
@@ -92,6 +96,7 @@ typedef struct sqlite_store {
     bool stopping;
     pthread_t thread;
     bool thread_started;
+    bool moved_logged;              /* the storage thread's: the file was lost, and said so */
 } sqlite_store;
 
 /* ---- requests ---- */
@@ -330,8 +335,15 @@ static void run_batch(sqlite_store *st, req *batch)
         for (req *r = batch; r && !err.msg[0]; r = r->next)
             if (r->rc == fatal && r->err.msg[0])
                 err = r->err;
-        IM_WARN("storage: a batch of %u requests failed and was rolled back: %s", n,
-                err.msg[0] ? err.msg : im_strerror(fatal));
+        if (!im_sqlite_db_moved(st->writer))
+            IM_WARN("storage: a batch of %u requests failed and was rolled back: %s", n,
+                    err.msg[0] ? err.msg : im_strerror(fatal));
+        else if (!st->moved_logged) {
+            /* Once, loudly: every later write is refused the same way, and
+             * only the operator can put the file back. */
+            st->moved_logged = true;
+            IM_ERROR("storage: %s; every write is refused from now on", err.msg);
+        }
         for (req *r = batch; r; r = r->next) {
             if (is_write(r->kind)) {
                 r->rc = fatal;
@@ -704,6 +716,12 @@ int im_sqlite_store_new(const im_sqlite_store_config *cfg, im_store **out, im_er
     o.receivers_need_account = false; /* the reader stores nothing */
     if (rc == IM_OK)
         rc = im_sqlite_db_open(&o, &st->reader, err);
+    /* A first start, or a database that is no longer where it was: only the
+     * operator knows which, so say it where they look. */
+    if (rc == IM_OK && im_sqlite_db_is_new(st->writer))
+        IM_WARN("storage: %s held no database: started a new, empty one (if this server"
+                " has run here before, its messages and accounts are not in this file)",
+                cfg->path);
     if (rc == IM_OK && pthread_create(&st->thread, NULL, storage_main, st) != 0)
         rc = im_error_set(err, IM_EIO, "cannot start the storage thread");
     if (rc != IM_OK) {

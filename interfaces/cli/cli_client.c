@@ -103,6 +103,7 @@ struct cli_client {
 
     bool draining;       /* input ended or :q before login: log out once all is answered */
     bool quit_requested; /* no new commands are taken */
+    bool logout_everywhere; /* :logout-all: the Logout revokes every token */
     int exit_code;
 };
 
@@ -320,6 +321,7 @@ static void logout(cli_client *c)
     }
     c->quit_requested = true;
     Imcore__Logout body = IMCORE__LOGOUT__INIT;
+    body.everywhere = c->logout_everywhere;
     Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
     env.request_id = c->logout_rid = c->next_request_id++;
     env.body_case = IMCORE__ENVELOPE__BODY_LOGOUT;
@@ -356,7 +358,8 @@ static void fill_history(Imcore__History *h, const cli_command *cmd, uint64_t be
 /* Sends cmd as its request and keeps it until the answer comes. */
 static void send_command(cli_client *c, cli_command *cmd)
 {
-    if (cmd->kind == CLI_CMD_QUIT) {
+    if (cmd->kind == CLI_CMD_QUIT || cmd->kind == CLI_CMD_LOGOUT_ALL) {
+        c->logout_everywhere = cmd->kind == CLI_CMD_LOGOUT_ALL;
         cli_command_free(cmd);
         logout(c);
         return;
@@ -1041,11 +1044,14 @@ void cli_client_submit(cli_client *c, cli_command *cmd)
     }
     /* No session yet. :q with nothing waiting leaves at once; with commands
      * waiting it lets them go first, within the drain deadline. */
-    if (cmd->kind == CLI_CMD_QUIT) {
+    if (cmd->kind == CLI_CMD_QUIT || cmd->kind == CLI_CMD_LOGOUT_ALL) {
+        c->logout_everywhere = cmd->kind == CLI_CMD_LOGOUT_ALL;
         cli_command_free(cmd);
         c->quit_requested = true;
         if (!c->queue_head) {
-            finish(c, 0);
+            if (c->logout_everywhere)
+                cli_print("! not logged in: no token was revoked");
+            finish(c, c->logout_everywhere ? 1 : 0);
             return;
         }
         if (!c->draining) {

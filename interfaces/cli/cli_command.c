@@ -34,6 +34,7 @@ const char *const cli_help_lines[] = {
     "  :history #group [n]    the last n messages of group",
     "  :help                  this list",
     "  :q                     log out and exit",
+    "  :logout-all            log out everywhere (every device logs in again) and exit",
     NULL,
 };
 
@@ -50,6 +51,7 @@ static const struct {
     { "history", CLI_CMD_HISTORY, 2 }, { "invite", CLI_CMD_INVITE, 3 },
     { "kick", CLI_CMD_KICK, 3 },     { "owner", CLI_CMD_OWNER, 3 },
     { "delete", CLI_CMD_DELETE, 1 },
+    { "history", CLI_CMD_HISTORY, 2 }, { "logout-all", CLI_CMD_LOGOUT_ALL, 0 },
 };
 
 static const char *usage_of(cli_cmd_kind k)
@@ -67,6 +69,7 @@ static const char *usage_of(cli_cmd_kind k)
     case CLI_CMD_GROUPS: return ":groups";
     case CLI_CMD_ONLINE: return ":olu";
     case CLI_CMD_QUIT: return ":q";
+    case CLI_CMD_LOGOUT_ALL: return ":logout-all";
     case CLI_CMD_HISTORY: return ":history @user|#group [n]";
     default: return ":help";
     }

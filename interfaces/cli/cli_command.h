@@ -23,6 +23,7 @@ typedef enum cli_cmd_kind {
     CLI_CMD_DELETE,  /* :delete group */
     CLI_CMD_HELP,    /* :help */
     CLI_CMD_QUIT,    /* :q */
+    CLI_CMD_LOGOUT_ALL, /* :logout-all: :q, revoking every token of the user */
 } cli_cmd_kind;
 
 /* :create's words after the group. */

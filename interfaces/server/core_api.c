@@ -46,6 +46,7 @@ static const imcore_core_api core_api = {
     .group_kick = im_app_group_kick,
     .group_transfer = im_app_group_transfer,
     .group_delete = im_app_group_delete,
+    .logout_everywhere = im_app_logout_everywhere,
 };
 
 const imcore_core_api *im_server_core_api(void)

@@ -77,7 +77,10 @@ static int open_accounts(const im_config *cfg, im_accounts **out, im_error *err)
         .db_path = cfg->storage_path,
         .cost = (im_password_cost)cfg->accounts_hash_cost,
         .token_ttl_s = cfg->accounts_token_ttl_s,
+        /* One thread: requests in order, so a resume after a log-out
+         * everywhere is refused. */
         .threads = 1,
+        .max_tokens_per_user = cfg->accounts_max_tokens,
     };
     return im_sodium_accounts_new(&ac, out, err);
 }
@@ -128,6 +131,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "imcore-server: %s\n", err.msg);
         return 2;
     }
+    /* Valid, but most likely not what was meant: a file truncated, or the
+     * wrong one. The server still starts, on the defaults. */
+    if (cfg.empty)
+        IM_WARN("config %s is empty (or only comments): every key has its default",
+                config_path);
     if (check_only) {
         printf("%s: ok\n", config_path);
         return 0;

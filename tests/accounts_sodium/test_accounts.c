@@ -3,12 +3,15 @@
  * revocation, and that secrets are never stored in clear. */
 #include <pthread.h>
 #include <setjmp.h>
+#include <sodium.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -51,24 +54,54 @@ static void wait_for(result *r)
 typedef struct fixture {
     char dir[PATH_MAX], path[PATH_MAX + 16];
     im_accounts *acc;
+    _Atomic uint64_t now_ms; /* the adapter's wall clock */
 } fixture;
 
-static int setup(void **state)
+static uint64_t fake_clock(void *arg)
+{
+    fixture *f = arg;
+    return atomic_load(&f->now_ms);
+}
+
+#define T0_MS 1700000000000ull
+
+/* The adapter on a fresh database, with a wall clock the test sets, at most
+ * cap tokens per user (0: no cap) and a sweep every sweep_ms. */
+static int setup_with(void **state, unsigned threads, unsigned cap, unsigned sweep_ms)
 {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
     assert_int_equal(test_dir_make(f->dir, "acc"), 0);
     snprintf(f->path, sizeof f->path, "%s/acc.db", f->dir);
+    atomic_store(&f->now_ms, T0_MS);
     /* The store creates the schema; do the same with the data layer. */
     im_sqlite_options o = { .path = f->path };
     im_sqlite_db *db;
     assert_int_equal(im_sqlite_db_open(&o, &db, NULL), IM_OK);
     im_sqlite_db_close(db);
     im_sodium_accounts_config cfg = { .db_path = f->path, .cost = IM_PASSWORD_COST_MIN,
-                                      .token_ttl_s = 3600, .threads = 2 };
+                                      .token_ttl_s = 3600, .threads = threads,
+                                      .max_tokens_per_user = cap, .sweep_interval_ms = sweep_ms,
+                                      .wall_clock_ms = fake_clock, .clock_arg = f };
     assert_int_equal(im_sodium_accounts_new(&cfg, &f->acc, NULL), IM_OK);
     *state = f;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, 2, 0, 0);
+}
+
+/* One thread, as the server runs it: requests are handled in order. */
+static int setup_capped(void **state)
+{
+    return setup_with(state, 1, 3, 0);
+}
+
+static int setup_sweeping(void **state)
+{
+    return setup_with(state, 1, 0, 10);
 }
 
 static int teardown(void **state)
@@ -140,15 +173,19 @@ static void test_revoke(void **state)
     result a = RESULT_INIT, b = RESULT_INIT, c = RESULT_INIT;
     assert_int_equal(create(f, "alice", "secret password", &a), IM_OK);
     assert_int_equal(f->acc->ops->revoke(f->acc, a.token, NULL), IM_OK);
-    /* A revoke has no completion; a later request on the same queue runs
-     * after it on one of the threads, so ask until the refusal shows. */
-    for (int i = 0; i < 1000; i++) {
+    /* A revoke has no completion, and with two threads a later resume may
+     * run while the other thread still has it: ask until the refusal shows,
+     * for at most 10 s (a count of tries ran out on a busy machine). */
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do {
         result r = RESULT_INIT;
         if (resume(f, a.token, &r) == IM_EAUTH) {
             b = r;
             break;
         }
-    }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (now.tv_sec - start.tv_sec < 10);
     assert_int_equal(b.rc, IM_EAUTH);
     assert_int_equal(login(f, "alice", "secret password", &c), IM_OK); /* the account stays */
 }
@@ -171,6 +208,112 @@ static void test_no_secret_in_clear(void **state)
     assert_int_equal(im_sodium_accounts_new(&cfg, &f->acc, NULL), IM_OK);
 }
 
+/* A login past the cap drops the user's oldest token: with a cap of 3,
+ * five logins leave the last three. */
+static void test_tokens_capped_per_user(void **state)
+{
+    fixture *f = *state;
+    result r[5] = { RESULT_INIT, RESULT_INIT, RESULT_INIT, RESULT_INIT, RESULT_INIT };
+    assert_int_equal(create(f, "alice", "secret password", &r[0]), IM_OK);
+    for (int i = 1; i < 5; i++)
+        assert_int_equal(login(f, "alice", "secret password", &r[i]), IM_OK);
+    result b = RESULT_INIT;
+    assert_int_equal(create(f, "bob", "secret password", &b), IM_OK); /* not alice's */
+    for (int i = 0; i < 5; i++) {
+        result q = RESULT_INIT;
+        int rc = resume(f, r[i].token, &q);
+        if (rc != (i < 2 ? IM_EAUTH : IM_OK))
+            fail_msg("token %d of 5 with a cap of 3: %d (%s)", i + 1, rc, q.msg);
+    }
+    result q = RESULT_INIT;
+    assert_int_equal(resume(f, b.token, &q), IM_OK);
+}
+
+/* Log out everywhere: every token of the user goes, nobody else's. */
+static void test_revoke_all(void **state)
+{
+    fixture *f = *state;
+    result a[3] = { RESULT_INIT, RESULT_INIT, RESULT_INIT }, b = RESULT_INIT;
+    assert_int_equal(create(f, "alice", "secret password", &a[0]), IM_OK);
+    assert_int_equal(login(f, "alice", "secret password", &a[1]), IM_OK);
+    assert_int_equal(login(f, "alice", "secret password", &a[2]), IM_OK);
+    assert_int_equal(create(f, "bob", "secret password", &b), IM_OK);
+    assert_int_equal(f->acc->ops->revoke_all(f->acc, "alice", NULL), IM_OK);
+    /* No completion; on one thread, a later request runs after it. */
+    for (int i = 0; i < 3; i++) {
+        result q = RESULT_INIT;
+        assert_int_equal(resume(f, a[i].token, &q), IM_EAUTH);
+    }
+    result q = RESULT_INIT, c = RESULT_INIT;
+    assert_int_equal(resume(f, b.token, &q), IM_OK);
+    assert_int_equal(login(f, "alice", "secret password", &c), IM_OK); /* the account stays */
+}
+
+/* Whether the database still holds token (its row, expired or not), read
+ * on a connection of the test's own. */
+static bool token_row(const fixture *f, const char *token)
+{
+    uint8_t raw[32], hash[crypto_generichash_BYTES];
+    assert_int_equal(sodium_hex2bin(raw, sizeof raw, token, 64, NULL, NULL, NULL), 0);
+    crypto_generichash(hash, sizeof hash, raw, sizeof raw, NULL, 0);
+    im_sqlite_options o = { .path = f->path, .skip_check = true };
+    im_sqlite_db *db;
+    assert_int_equal(im_sqlite_db_open(&o, &db, NULL), IM_OK);
+    char user[IM_USER_ID_MAX + 1];
+    int rc = im_sqlite_db_token_get(db, hash, sizeof hash, 0, user, NULL);
+    im_sqlite_db_close(db);
+    assert_true(rc == IM_OK || rc == IM_ENOTFOUND);
+    return rc == IM_OK;
+}
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* Expired tokens are deleted without anyone presenting them: the sweep
+ * runs on the adapter's thread every sweep_interval_ms, a bounded round at
+ * a time, rounds following each other while they come back full. */
+static void test_expired_tokens_swept(void **state)
+{
+    fixture *f = *state;
+    result a = RESULT_INIT, b = RESULT_INIT;
+    assert_int_equal(create(f, "alice", "secret password", &a), IM_OK);
+    /* More expired tokens than one round deletes, put behind the adapter's
+     * back, and one that is still good. */
+    im_sqlite_options o = { .path = f->path, .skip_check = true };
+    im_sqlite_db *db;
+    assert_int_equal(im_sqlite_db_open(&o, &db, NULL), IM_OK);
+    assert_int_equal(im_sqlite_db_begin(db, NULL), IM_OK);
+    unsigned n = 2 * IM_TOKEN_SWEEP_ROWS + 500;
+    for (unsigned i = 0; i < n; i++) {
+        uint8_t h[32] = { 0xee };
+        memcpy(h + 1, &i, sizeof i);
+        assert_int_equal(im_sqlite_db_token_put(db, h, sizeof h, "alice", T0_MS - 1, NULL), IM_OK);
+    }
+    assert_int_equal(im_sqlite_db_commit(db, NULL), IM_OK);
+    /* Time passes: alice's first token expires too; bob's is new. */
+    atomic_store(&f->now_ms, T0_MS + 3600 * 1000 + 1);
+    assert_int_equal(create(f, "bob", "secret password", &b), IM_OK);
+
+    uint8_t last[32] = { 0xee };
+    unsigned k = n - 1;
+    memcpy(last + 1, &k, sizeof k);
+    char user[IM_USER_ID_MAX + 1];
+    bool gone = false;
+    for (int waited = 0; waited < 10000 && !gone; waited += 10) {
+        gone = im_sqlite_db_token_get(db, last, sizeof last, 0, user, NULL) == IM_ENOTFOUND &&
+               !token_row(f, a.token);
+        if (!gone)
+            pause_ms(10);
+    }
+    im_sqlite_db_close(db);
+    if (!gone)
+        fail_msg("expired tokens still in the database after 10 s");
+    assert_true(token_row(f, b.token));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -178,6 +321,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_secret_in_clear, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tokens_capped_per_user, setup_capped, teardown),
+        cmocka_unit_test_setup_teardown(test_revoke_all, setup_capped, teardown),
+        cmocka_unit_test_setup_teardown(test_expired_tokens_swept, setup_sweeping, teardown),
     };
     return cmocka_run_group_tests_name("accounts_sodium", tests, NULL, NULL);
 }

@@ -210,7 +210,13 @@ static void test_empty_files_mean_defaults(void **state)
         memset(&c, 0, sizeof c);
         expect_ok(empties[i], &c);
         assert_config_equal(&c, &want);
+        /* The server says so when nothing at all was set: the last one
+         * names sections, so someone meant something. */
+        if (c.empty != (i < 4))
+            fail_msg("<<%s>>: empty is %d", empties[i], (int)c.empty);
     }
+    expect_ok("workers: 2\n", &c);
+    assert_false(c.empty);
 }
 
 static void test_unknown_keys(void **state)
@@ -427,6 +433,76 @@ static void test_syntax_error(void **state)
     }
 }
 
+/* Loads text, which must fail with IM_EINVAL and a message that starts
+ * with "FILE:line: " and contains what. */
+static void expect_line_error(const char *text, unsigned line, const char *what)
+{
+    im_config c;
+    im_error err = { 0 };
+    char path[64], want[128];
+    im_config_defaults(&c);
+    int rc = load_text(text, &c, &err, path);
+    if (rc != IM_EINVAL)
+        fail_msg("load returned %d (%s), not IM_EINVAL", rc, err.msg);
+    snprintf(want, sizeof want, "%s:%u: ", path, line);
+    if (strncmp(err.msg, want, strlen(want)) != 0)
+        fail_msg("message '%s' does not start with '%s'", err.msg, want);
+    if (strstr(err.msg, what) == NULL)
+        fail_msg("message '%s' does not say '%s'", err.msg, what);
+}
+
+/* A binary file, or text that is not UTF-8: the line of the bad byte, as
+ * for any other mistake, and the byte. */
+static void test_not_text_names_its_line(void **state)
+{
+    (void)state;
+    expect_line_error("\x7f" "ELF\x02\x01\x01\x03", 1, "control characters are not allowed");
+    expect_line_error("workers: 1\nlog_level: info\nnode_id: caf\xe9\n", 3,
+                      "(byte 39)");
+    expect_line_error("listen:\n  port: 1\n\n\n  host: \x01\n", 5, "control characters");
+}
+
+/* Tens of thousands of nested '[' took quadratic time in libyaml's scanner
+ * (seconds at 20,000, minutes at 200,000). The nesting is refused once it
+ * passes IM_CONFIG_MAX_DEPTH, where it starts, before the rest is read: the
+ * file below never closes its brackets, and the message is about depth, not
+ * about the end of the stream that a full parse would have reached. */
+static void test_deep_nesting_refused_early(void **state)
+{
+    (void)state;
+    size_t depth = 20000;
+    const char *head = "workers: 1\nlog_level: info\nplugins: ";
+    char *text = malloc(strlen(head) + depth + 1);
+    assert_non_null(text);
+    strcpy(text, head);
+    memset(text + strlen(head), '[', depth);
+    text[strlen(head) + depth] = '\0';
+    expect_line_error(text, 3, "nested more than 16 levels deep");
+    /* Blocks nest too: a mapping per line, the level too many on line 17. */
+    char *p = text;
+    for (unsigned i = 0; i < 40; i++)
+        p += sprintf(p, "%*sk%u:\n", (int)(2 * i), "", i);
+    expect_line_error(text, 17, "nested more than 16 levels deep");
+    free(text);
+
+    /* The deepest a valid file goes: a plugin's config (level 4) with 12
+     * levels of its own is 16 in all, and loads. */
+    char ok[1024];
+    p = ok;
+    p += sprintf(p, "plugins:\n  - name: deep\n    config:\n");
+    for (unsigned i = 0; i < 12; i++)
+        p += sprintf(p, "%*sa:\n", (int)(6 + 2 * i), "");
+    p += sprintf(p, "%*sa: 1\n", 6 + 2 * 12, "");
+    im_config c;
+    expect_ok(ok, &c);
+    assert_int_equal(c.nplugins, 1);
+    assert_string_equal(c.plugins[0].settings[0].key, "a.a.a.a.a.a.a.a.a.a.a.a.a");
+    /* One more level is refused, on the line where it starts. */
+    p = ok + strlen(ok) - strlen("a: 1\n");
+    sprintf(p, "a:\n%*sa: 1\n", 6 + 2 * 13, "");
+    expect_line_error(ok, 17, "nested more than 16 levels deep");
+}
+
 static void test_top_level_must_be_mapping(void **state)
 {
     (void)state;
@@ -587,6 +663,13 @@ static void test_storage_and_accounts(void **state)
     expect_error("storage:\n  max_batch: 0\n", 2, "storage.max_batch", "must be between 1");
     expect_error("accounts:\n  password_hash: weak\n", 2, "accounts.password_hash",
                  "must be 'interactive' or 'moderate' or 'min'");
+    /* Tokens kept per user: 10 unless set, at least 1. */
+    assert_int_equal(load_text("workers: 1\n", &c, &err, path), IM_OK);
+    assert_int_equal(c.accounts_max_tokens, 10);
+    assert_int_equal(load_text("accounts:\n  max_tokens_per_user: 1\n", &c, &err, path), IM_OK);
+    assert_int_equal(c.accounts_max_tokens, 1);
+    expect_error("accounts:\n  max_tokens_per_user: 0\n", 2, "accounts.max_tokens_per_user",
+                 "must be between 1 and 1000");
     /* Accounts live in the database: a memory store cannot keep them. */
     expect_error("storage:\n  engine: memory\n", 2, "storage.engine", "needs storage.engine sqlite");
     expect_error("accounts:\n  mode: password\nstorage:\n  engine: memory\n", 2,
@@ -735,6 +818,8 @@ int main(void)
         cmocka_unit_test(test_idle_must_exceed_heartbeat),
         cmocka_unit_test(test_body_must_fit_frame),
         cmocka_unit_test(test_syntax_error),
+        cmocka_unit_test(test_not_text_names_its_line),
+        cmocka_unit_test(test_deep_nesting_refused_early),
         cmocka_unit_test(test_top_level_must_be_mapping),
         cmocka_unit_test(test_one_document_only),
         cmocka_unit_test(test_cannot_open),

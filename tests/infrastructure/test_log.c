@@ -178,13 +178,59 @@ static void test_level_parse_and_name(void **state)
     assert_string_equal(im_log_level_name((im_log_level)17), "unknown");
 }
 
-static void test_newlines_become_spaces(void **state)
+static void test_newlines_are_escaped(void **state)
 {
     char buf[4096];
     IM_INFO("one\ntwo\r\nthree\n");
     drain(*state, buf, sizeof buf);
-    assert_matches(buf, STAMP "INFO  \\[main\\] one two  three \n$");
+    assert_matches(buf, STAMP "INFO  \\[main\\] one\\\\x0atwo\\\\x0d\\\\x0athree\\\\x0a\n$");
     assert_int_equal(strchr(buf, '\n') - buf, (ptrdiff_t)strlen(buf) - 1);
+}
+
+/* What a client sends can hold anything: a terminal escape sequence, a bell,
+ * bytes that are not UTF-8, C1 controls. The line holds printable ASCII
+ * only, each other byte as \xNN, a backslash doubled so that an escape in
+ * the line is never one the client typed. */
+static void test_every_non_text_byte_is_escaped(void **state)
+{
+    char buf[4096];
+    IM_WARN("login as '%s' refused", "evil\x1b[2J\x1b]0;owned\x07\x9b" "31m\x7f\\x1b caf\xc3\xa9");
+    drain(*state, buf, sizeof buf);
+    const char *msg = strstr(buf, "] ") + 2;
+    assert_string_equal(msg, "login as 'evil\\x1b[2J\\x1b]0;owned\\x07\\x9b31m\\x7f\\\\x1b "
+                             "caf\\xc3\\xa9' refused\n");
+
+    /* Every byte 1..255 in one message: the line is printable ASCII and one
+     * '\n', and reads back as what was logged. */
+    char all[256];
+    for (int i = 1; i < 256; i++)
+        all[i - 1] = (char)i;
+    all[255] = '\0';
+    IM_INFO("%s", all);
+    size_t len = drain(*state, buf, sizeof buf);
+    for (size_t i = 0; i + 1 < len; i++)
+        if (buf[i] < 0x20 || buf[i] > 0x7e)
+            fail_msg("byte %zu of the line is 0x%02x", i, (unsigned char)buf[i]);
+    assert_int_equal(buf[len - 1], '\n');
+    msg = strstr(buf, "] ") + 2;
+    char back[256];
+    size_t n = 0;
+    for (const char *p = msg; *p != '\n'; n++) {
+        assert_true(n < sizeof back);
+        if (p[0] == '\\' && p[1] == '\\') {
+            back[n] = '\\';
+            p += 2;
+        } else if (p[0] == '\\' && p[1] == 'x') {
+            unsigned v;
+            assert_int_equal(sscanf(p + 2, "%2x", &v), 1);
+            back[n] = (char)v;
+            p += 4;
+        } else {
+            back[n] = *p++;
+        }
+    }
+    assert_int_equal(n, 255);
+    assert_memory_equal(back, all, 255);
 }
 
 static void test_long_line_is_cut(void **state)
@@ -210,24 +256,23 @@ static void test_long_line_is_cut(void **state)
     assert_memory_equal(buf + len - 4, "xxx\n", 4);
 }
 
-static void test_cut_keeps_utf8_whole(void **state)
+static void test_cut_keeps_escapes_whole(void **state)
 {
-    /* "\xc3\xa9" is two bytes; with and without a one-byte lead, one of the
-     * two runs makes a plain cut land in the middle of a character. */
-    static const char *const leads[] = { "", "a" };
-    for (size_t k = 0; k < 2; k++) {
+    /* "\x1b" is written as four bytes; with leads of 0 to 3 bytes, a plain
+     * cut would land inside an escape in three of the four runs. */
+    static const char *const leads[] = { "", "a", "ab", "abc" };
+    for (size_t k = 0; k < 4; k++) {
         char buf[8192];
         char big[3000];
         snprintf(big, sizeof big, "%s", leads[k]);
-        while (strlen(big) + 2 < sizeof big)
-            strcat(big, "\xc3\xa9");
+        while (strlen(big) + 1 < sizeof big)
+            strcat(big, "\x1b");
         IM_INFO("%s", big);
         size_t len = drain(*state, buf, sizeof buf);
-        assert_true(len <= IM_LOG_LINE_MAX && len >= IM_LOG_LINE_MAX - 4);
+        assert_true(len <= IM_LOG_LINE_MAX && len >= IM_LOG_LINE_MAX - 6);
         assert_memory_equal(buf + len - 4, "...\n", 4);
-        /* The bytes before "..." end with a whole character. */
-        assert_int_equal((unsigned char)buf[len - 6], 0xc3);
-        assert_int_equal((unsigned char)buf[len - 5], 0xa9);
+        /* The bytes before "..." end with a whole escape. */
+        assert_memory_equal(buf + len - 8, "\\x1b", 4);
     }
 }
 
@@ -256,6 +301,10 @@ static void test_thread_name(void **state)
     IM_INFO("x");
     drain(*state, buf, sizeof buf);
     assert_matches(buf, STAMP "INFO  \\[io\\?loop-with-a-name-far-longer-\\] x\n$");
+    im_log_set_thread_name("w\x1b\xc3\xa9");
+    IM_INFO("x");
+    drain(*state, buf, sizeof buf);
+    assert_matches(buf, STAMP "INFO  \\[w\\?\\?\\?\\] x\n$");
     im_log_set_thread_name("");
     IM_INFO("y");
     drain(*state, buf, sizeof buf);
@@ -368,9 +417,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_level_filtering, setup, teardown),
         cmocka_unit_test_setup_teardown(test_set_level_clamps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_level_parse_and_name, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_newlines_become_spaces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newlines_are_escaped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_non_text_byte_is_escaped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_line_is_cut, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cut_keeps_utf8_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cut_keeps_escapes_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thread_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errno_preserved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_never_interleave, setup, teardown),

@@ -486,8 +486,12 @@ static void test_schema_version_and_identity(void **state)
     "ALTER TABLE chat_groups DROP COLUMN owner;"                                 \
     "ALTER TABLE chat_groups DROP COLUMN creator;"                               \
     "ALTER TABLE group_members DROP COLUMN since_seq;"
-#define TO_VERSION_2 UNDO_MIGRATION_3 "PRAGMA user_version = 2;"
-#define TO_VERSION_1 UNDO_MIGRATION_3 "DROP TABLE kv; PRAGMA user_version = 1;"
+#define UNDO_MIGRATION_4                                                         \
+    "DROP INDEX tokens_by_expiry;"                                               \
+    "ALTER TABLE tokens DROP COLUMN issued;"
+#define TO_VERSION_3 UNDO_MIGRATION_4 "PRAGMA user_version = 3;"
+#define TO_VERSION_2 UNDO_MIGRATION_4 UNDO_MIGRATION_3 "PRAGMA user_version = 2;"
+#define TO_VERSION_1 UNDO_MIGRATION_4 UNDO_MIGRATION_3 "DROP TABLE kv; PRAGMA user_version = 1;"
 
 /* A file of an early schema (version 1: no kv table, groups without
  * flags, owners or invitations), with data, is brought up to date on open
@@ -495,19 +499,22 @@ static void test_schema_version_and_identity(void **state)
 static void test_migrates_from_version_1(void **state)
 {
     fixture *fx = *state;
-    assert_int_equal(im_sqlite_db_schema_version(), 3);
+    assert_int_equal(im_sqlite_db_schema_version(), 4);
     im_sqlite_db *db = open_db(fx->path, 0);
     say(db, "alice", "bob", "from v1");
     group_create(db, "team", "alice", 10);
     im_error err = { 0 };
     assert_int_equal(im_sqlite_db_user_create(db, "alice", "Alice", "$argon2id$x", 1, &err), IM_OK);
     im_sqlite_db_close(db);
-    raw_exec(fx->path, TO_VERSION_1);
+    raw_exec(fx->path, TO_VERSION_1
+             "INSERT INTO tokens(hash, user_id, expires_ms) VALUES (x'01', 'alice', 5000);");
     assert_int_equal(raw_int(fx->path, "PRAGMA user_version"), 1);
     assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'kv'"), 0);
 
     db = open_db(fx->path, 0);
     assert_int_equal(raw_int(fx->path, "PRAGMA user_version"), im_sqlite_db_schema_version());
+    assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM sqlite_master"
+                                       " WHERE name = 'tokens_by_expiry'"), 1);
     kv_recs ks = { 0 };
     kv_each(db, "bot", "", &ks);
     assert_int_equal(ks.n, 0);
@@ -521,6 +528,16 @@ static void test_migrates_from_version_1(void **state)
     load_groups(db, &l);
     assert_int_equal(l.n, 1);
     assert_int_equal(im_sqlite_db_user_get(db, "alice", NULL, 0, NULL, 0, &err), IM_OK);
+    /* A token from before version 3 still logs in, and is older than any
+     * token put after. */
+    const uint8_t old_token[1] = { 1 }, new_token[1] = { 2 };
+    char who[IM_USER_ID_MAX + 1];
+    assert_int_equal(im_sqlite_db_token_get(db, old_token, 1, 10, who, &err), IM_OK);
+    assert_string_equal(who, "alice");
+    assert_int_equal(im_sqlite_db_token_put(db, new_token, 1, "alice", 10, &err), IM_OK);
+    assert_int_equal(im_sqlite_db_tokens_trim(db, "alice", 1, &err), 1);
+    assert_int_equal(im_sqlite_db_token_get(db, old_token, 1, 1, who, &err), IM_ENOTFOUND);
+    assert_int_equal(im_sqlite_db_token_get(db, new_token, 1, 1, who, &err), IM_OK);
     im_sqlite_db_close(db);
 
     /* Opened again, nothing is migrated twice and the new table kept its row. */
@@ -550,7 +567,7 @@ static void test_migrates_from_version_2(void **state)
                                        " WHERE name = 'group_invites'"), 0);
 
     db = open_db(fx->path, 0);
-    assert_int_equal(raw_int(fx->path, "PRAGMA user_version"), 3);
+    assert_int_equal(raw_int(fx->path, "PRAGMA user_version"), im_sqlite_db_schema_version());
     loaded l = { 0 };
     load_groups(db, &l);
     assert_int_equal(l.n, 2);
@@ -1391,6 +1408,105 @@ static void test_tokens(void **state)
     im_sqlite_db_close(db);
 }
 
+/* A token hash made of one number, and whether a token is still there. */
+static void token_of(uint8_t out[32], unsigned n)
+{
+    memset(out, 0, 32);
+    out[0] = (uint8_t)(n >> 8);
+    out[1] = (uint8_t)n;
+    out[31] = 0x5a;
+}
+
+static bool token_alive(im_sqlite_db *db, unsigned n, uint64_t now_ms)
+{
+    uint8_t t[32];
+    char user[IM_USER_ID_MAX + 1];
+    im_error err = { 0 };
+    token_of(t, n);
+    int rc = im_sqlite_db_token_get(db, t, sizeof t, now_ms, user, &err);
+    assert_true(rc == IM_OK || rc == IM_ENOTFOUND);
+    return rc == IM_OK;
+}
+
+/* Expired tokens go in bounded rounds, oldest first, whether or not anyone
+ * presents them; the per-user cap keeps the newest; revoking a user's
+ * tokens leaves the others'. */
+static void test_tokens_expire_trim_revoke(void **state)
+{
+    fixture *fx = *state;
+    im_sqlite_db *db = open_db(fx->path, 0);
+    im_error err = { 0 };
+    assert_int_equal(im_sqlite_db_user_create(db, "alice", NULL, "h", 1, &err), IM_OK);
+    assert_int_equal(im_sqlite_db_user_create(db, "bob", NULL, "h", 1, &err), IM_OK);
+    uint8_t t[32];
+    /* alice: tokens 0..9 expiring at 1000..1009; bob: 100..104 at 2000.. */
+    for (unsigned i = 0; i < 10; i++) {
+        token_of(t, i);
+        assert_int_equal(im_sqlite_db_token_put(db, t, sizeof t, "alice", 1000 + i, &err), IM_OK);
+    }
+    for (unsigned i = 0; i < 5; i++) {
+        token_of(t, 100 + i);
+        assert_int_equal(im_sqlite_db_token_put(db, t, sizeof t, "bob", 2000 + i, &err), IM_OK);
+    }
+    assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM tokens"), 15);
+
+    /* At 1005, six are expired (1000..1005): rounds of four take them all,
+     * the oldest first, and then find nothing. Nothing else goes. */
+    assert_int_equal(im_sqlite_db_tokens_expire(db, 1005, 4, &err), 4);
+    assert_int_equal(raw_int(fx->path, "SELECT min(expires_ms) FROM tokens"), 1004);
+    assert_int_equal(im_sqlite_db_tokens_expire(db, 1005, 4, &err), 2);
+    assert_int_equal(im_sqlite_db_tokens_expire(db, 1005, 4, &err), 0);
+    assert_int_equal(im_sqlite_db_tokens_expire(db, 1005, 0, &err), 0);
+    assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM tokens"), 9);
+    assert_true(token_alive(db, 6, 0));
+    /* The round is one statement, and the index makes it one range. */
+    assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM sqlite_master"
+                                       " WHERE name = 'tokens_by_expiry'"), 1);
+
+    /* alice has 6..9 left; keep the 2 newest. */
+    assert_int_equal(im_sqlite_db_tokens_trim(db, "alice", 2, &err), 2);
+    assert_false(token_alive(db, 6, 0));
+    assert_false(token_alive(db, 7, 0));
+    assert_true(token_alive(db, 8, 0));
+    assert_true(token_alive(db, 9, 0));
+    assert_int_equal(im_sqlite_db_tokens_trim(db, "alice", 2, &err), 0);
+    assert_int_equal(im_sqlite_db_tokens_trim(db, "bob", 10, &err), 0);
+    assert_int_equal(im_sqlite_db_tokens_trim(db, "no one", 1, &err), IM_EINVAL);
+
+    /* In the caller's transaction, with a put: the cap holds at commit. */
+    assert_int_equal(im_sqlite_db_begin(db, &err), IM_OK);
+    token_of(t, 10);
+    assert_int_equal(im_sqlite_db_token_put(db, t, sizeof t, "alice", 1010, &err), IM_OK);
+    assert_int_equal(im_sqlite_db_tokens_trim(db, "alice", 2, &err), 1);
+    assert_int_equal(im_sqlite_db_commit(db, &err), IM_OK);
+    assert_false(token_alive(db, 8, 0));
+    assert_true(token_alive(db, 10, 0));
+
+    /* Log out everywhere: all of alice's, none of bob's. */
+    assert_int_equal(im_sqlite_db_tokens_delete_user(db, "alice", &err), 2);
+    assert_false(token_alive(db, 9, 0));
+    assert_false(token_alive(db, 10, 0));
+    assert_int_equal(im_sqlite_db_tokens_delete_user(db, "alice", &err), 0);
+    assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM tokens WHERE user_id = 'bob'"), 5);
+    assert_int_equal(im_sqlite_db_tokens_delete_user(db, "", &err), IM_EINVAL);
+    assert_int_equal(im_sqlite_db_tokens_expire(NULL, 1, 1, &err), IM_EINVAL);
+
+    /* Newest means put last, even within one millisecond: two tokens with
+     * the same expiry, and the cap keeps the second whatever their hashes. */
+    for (unsigned i = 0; i < 2; i++) {
+        uint8_t t1[32], t2[32];
+        token_of(t1, 200 + i);
+        token_of(t2, 300 - i);
+        assert_int_equal(im_sqlite_db_token_put(db, i ? t2 : t1, 32, "bob", 9000, &err), IM_OK);
+        assert_int_equal(im_sqlite_db_token_put(db, i ? t1 : t2, 32, "bob", 9000, &err), IM_OK);
+        /* Put: 200 then 300, and then 299 then 201 (hashes the other way). */
+        assert_int_equal(im_sqlite_db_tokens_trim(db, "bob", 1, &err), i ? 2 : 6);
+        assert_true(token_alive(db, i ? 201 : 300, 0));
+        assert_false(token_alive(db, i ? 299 : 200, 0));
+    }
+    im_sqlite_db_close(db);
+}
+
 /* ---- the plugins' key-value map ---- */
 
 static void test_kv_put_replace_delete(void **state)
@@ -1640,6 +1756,79 @@ static void test_rollback_discards(void **state)
     history(db, "p:alice:bob", 0, 10, &rs);
     assert_int_equal(rs.n, 3);
     recs_reset(&rs);
+    im_sqlite_db_close(db);
+}
+
+/* ---- a file that goes away under the server ---- */
+
+static void remove_db_files(const char *path)
+{
+    static const char *const suffixes[] = { "", "-wal", "-shm" };
+    for (size_t i = 0; i < 3; i++) {
+        char p[PATH_MAX + 8];
+        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
+        assert_true(unlink(p) == 0 || errno == ENOENT);
+    }
+}
+
+/* rm of the database and its -wal and -shm while it is open: SQLite goes on
+ * writing to the open (unlinked) files, which the next start never sees.
+ * The first commit after it fails, and every write after that, with
+ * IM_EIO; the next open starts a new database and says it is new. */
+static void test_deleted_file_refuses_writes(void **state)
+{
+    fixture *fx = *state;
+    im_sqlite_db *db = open_db(fx->path, 0);
+    assert_true(im_sqlite_db_is_new(db));
+    im_error err = { 0 };
+    assert_int_equal(im_sqlite_db_user_create(db, "alice", NULL, "h", 1, &err), IM_OK);
+    assert_int_equal(say(db, "alice", "bob", "kept"), 1);
+    assert_false(im_sqlite_db_moved(db));
+
+    remove_db_files(fx->path);
+    /* A write in a transaction of its own: done, but to a file that is gone. */
+    assert_int_equal(try_send(db, IM_MESSAGE_PRIVATE, "alice", "bob", NULL, "lost", NULL, NULL,
+                              &err), IM_EIO);
+    assert_int_equal(err.code, IM_EIO);
+    assert_non_null(strstr(err.msg, fx->path));
+    assert_non_null(strstr(err.msg, "was deleted while the server ran"));
+    assert_true(im_sqlite_db_moved(db));
+    /* From now on every write is refused before it starts. */
+    memset(&err, 0, sizeof err);
+    assert_int_equal(im_sqlite_db_begin(db, &err), IM_EIO);
+    assert_non_null(strstr(err.msg, "was deleted"));
+    assert_int_equal(im_sqlite_db_user_create(db, "carol", NULL, "h", 1, &err), IM_EIO);
+    uint8_t t[32] = { 1 };
+    assert_int_equal(im_sqlite_db_token_put(db, t, sizeof t, "alice", 10, &err), IM_EIO);
+    /* Reads still answer, from the file as it was. */
+    recs rs = { 0 };
+    history(db, "p:alice:bob", 0, 10, &rs);
+    assert_true(rs.n >= 1);
+    recs_reset(&rs);
+    im_sqlite_db_close(db);
+    assert_false(exists(fx->path)); /* nothing was written back at the path */
+
+    db = open_db(fx->path, 0);
+    assert_true(im_sqlite_db_is_new(db));
+    assert_int_equal(im_sqlite_db_user_get(db, "alice", NULL, 0, NULL, 0, &err), IM_ENOTFOUND);
+    im_sqlite_db_close(db);
+
+    /* An existing database is not new. */
+    db = open_db(fx->path, 0);
+    assert_false(im_sqlite_db_is_new(db));
+
+    /* Replaced: another file moved in under the same name. The caller's
+     * batch fails at its commit. */
+    char other[PATH_MAX];
+    path_in(fx, other, "other.db");
+    im_sqlite_db *odb = open_db(other, 0);
+    im_sqlite_db_close(odb);
+    assert_int_equal(rename(other, fx->path), 0);
+    assert_int_equal(im_sqlite_db_begin(db, &err), IM_OK);
+    say(db, "alice", "bob", "to the old file");
+    assert_int_equal(im_sqlite_db_commit(db, &err), IM_EIO);
+    assert_non_null(strstr(err.msg, "was replaced while the server ran"));
+    assert_true(im_sqlite_db_moved(db));
     im_sqlite_db_close(db);
 }
 
@@ -2309,12 +2498,16 @@ static void test_fault_sweep_migration(void **state)
         long long kv = raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'kv'");
         long long inv = raw_int(path, "SELECT count(*) FROM sqlite_master"
                                       " WHERE name = 'group_invites'");
-        if (!((version == 1 && kv == 0 && inv == 0) || (version == 2 && kv == 1 && inv == 0) ||
-              (version == 3 && kv == 1 && inv == 1)))
-            fail_msg("fault %ld: schema version %lld with %lld kv and %lld invitation tables",
-                     n, version, kv, inv);
+        long long ix = raw_int(path, "SELECT count(*) FROM sqlite_master"
+                                     " WHERE name = 'tokens_by_expiry'");
+        if (!((version == 1 && kv == 0 && inv == 0 && ix == 0) ||
+              (version == 2 && kv == 1 && inv == 0 && ix == 0) ||
+              (version == 3 && kv == 1 && inv == 1 && ix == 0) ||
+              (version == 4 && kv == 1 && inv == 1 && ix == 1)))
+            fail_msg("fault %ld: schema version %lld with %lld kv, %lld invitation tables and "
+                     "%lld expiry indexes", n, version, kv, inv, ix);
         if (rc == IM_OK)
-            assert_int_equal(version, 3);
+            assert_int_equal(version, im_sqlite_db_schema_version());
         db = open_db(path, 0);
         recs rs = { 0 };
         history(db, "p:alice:bob", 0, 10, &rs);
@@ -2480,10 +2673,12 @@ int main(int argc, char **argv)
         T(test_groups_private_and_owners),
         T(test_users),
         T(test_tokens),
+        T(test_tokens_expire_trim_revoke),
         T(test_kv_put_replace_delete),
         T(test_kv_each_prefix_and_order),
         T(test_kv_in_transaction),
         T(test_rollback_discards),
+        T(test_deleted_file_refuses_writes),
         T(test_refuses_not_sqlite),
         T(test_refuses_corrupt_page),
         T(test_refuses_foreign),
