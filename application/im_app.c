@@ -354,11 +354,16 @@ typedef struct login_ctx {
     char name[IM_DISPLAY_NAME_MAX + 1];     /* asked for in the Login, or "" */
     char named[IM_USER_ID_MAX + 1];         /* a token login's user_id, or "" */
     char token[128];
+    /* Set on the session's thread when it goes before the answer: the
+     * accounts port may then skip the password check (im_accounts.h). */
+    atomic_bool cancelled;
 } login_ctx;
 
 static void login_on_session(void *arg, im_session *s)
 {
     login_ctx *c = arg;
+    if (s && s->login == c)
+        s->login = NULL;
     if (s) {
         im_router *r = c->app->ports.router;
         int rc = c->rc;
@@ -425,18 +430,23 @@ int im_app_login(im_app *app, im_session *s, const im_login_request *req,
     c->app = app;
     c->ep = *ep;
     c->request_id = request_id;
+    atomic_init(&c->cancelled, false);
     copy_str(c->name, sizeof c->name, req->display_name ? req->display_name : "");
     if (by_token && named)
         copy_str(c->named, sizeof c->named, req->user_id);
+    s->login = c; /* cleared by login_on_session, or by the session's close */
     if (by_token)
-        rc = acc->ops->resume(acc, req->token, login_verified, c, err);
+        rc = acc->ops->resume(acc, req->token, login_verified, c, &c->cancelled, err);
     else if (req->create_account)
         rc = acc->ops->create(acc, req->user_id, c->name[0] ? c->name : req->user_id,
-                              req->password, login_verified, c, err);
+                              req->password, login_verified, c, &c->cancelled, err);
     else
-        rc = acc->ops->login(acc, req->user_id, req->password, login_verified, c, err);
-    if (rc != IM_OK)
+        rc = acc->ops->login(acc, req->user_id, req->password, login_verified, c,
+                             &c->cancelled, err);
+    if (rc != IM_OK) {
+        s->login = NULL;
         free(c);
+    }
     return rc;
 }
 
@@ -464,6 +474,13 @@ static void unbind_after(void *arg, int rc, const im_error *err)
 
 void im_app_session_closed(im_app *app, im_session *s, const im_endpoint *ep, int reason)
 {
+    if (s->login) {
+        /* Nobody waits for this login's answer: its password need not be
+         * checked. The context itself is freed where the answer lands. */
+        login_ctx *c = s->login;
+        atomic_store(&c->cancelled, true);
+        s->login = NULL;
+    }
     if (s->handover) {
         handover *h = s->handover;
         s->handover = NULL;

@@ -41,6 +41,10 @@ typedef struct im_session {
      * user's unacked messages (domain/handover.h); NULL once live. Only the
      * session's own thread reads or writes it. */
     void *handover;
+    /* The application's, opaque here: a login being checked by the
+     * accounts port, told when the session goes; NULL otherwise. Only the
+     * session's own thread reads or writes it. */
+    void *login;
 } im_session;
 
 /* Starts a session in CONNECTED, seen at now_ms. */

@@ -9,6 +9,8 @@
 #ifndef IM_PORT_ACCOUNTS_H
 #define IM_PORT_ACCOUNTS_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include "imcore/errors.h"
 
 typedef struct im_accounts im_accounts;
@@ -22,15 +24,23 @@ typedef void (*im_accounts_done_fn)(void *arg, int rc, const char *user,
                                     const char *display_name, const char *token,
                                     const im_error *err);
 
+/* create, login and resume: done runs exactly once if the call returns 0.
+ * cancelled (borrowed until done runs; NULL: never) is set by the caller
+ * when nobody waits for the answer any more (the client left): the adapter
+ * may then skip the work and complete with IM_ESHUTDOWN, as it does for
+ * requests still waiting when it is destroyed. Errors at once: IM_ENOMEM,
+ * IM_ESHUTDOWN, IM_EBUSY (too many requests waiting: try again later). */
 struct im_accounts_ops {
     const char *name;
     /* Creates the account, then logs it in. */
     int (*create)(im_accounts *a, const char *user, const char *display_name,
-                  const char *password, im_accounts_done_fn done, void *arg, im_error *err);
+                  const char *password, im_accounts_done_fn done, void *arg,
+                  const atomic_bool *cancelled, im_error *err);
     int (*login)(im_accounts *a, const char *user, const char *password,
-                 im_accounts_done_fn done, void *arg, im_error *err);
+                 im_accounts_done_fn done, void *arg, const atomic_bool *cancelled,
+                 im_error *err);
     int (*resume)(im_accounts *a, const char *token, im_accounts_done_fn done, void *arg,
-                  im_error *err);
+                  const atomic_bool *cancelled, im_error *err);
     /* Forgets token; no completion. */
     int (*revoke)(im_accounts *a, const char *token, im_error *err);
     /* Forgets every token of user ("log out everywhere"); no completion.
@@ -38,7 +48,8 @@ struct im_accounts_ops {
      * thread (as the server runs the adapter), a resume asked after this
      * call is checked after it, and refused. */
     int (*revoke_all)(im_accounts *a, const char *user, im_error *err);
-    /* Finishes what is queued, then frees a. NULL-safe. */
+    /* Answers what is queued without its costly part (IM_ESHUTDOWN; revokes
+     * are still carried out), then frees a. NULL-safe. */
     void (*destroy)(im_accounts *a);
 };
 

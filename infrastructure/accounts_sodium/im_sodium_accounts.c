@@ -28,6 +28,7 @@ typedef enum { REQ_CREATE, REQ_LOGIN, REQ_RESUME, REQ_REVOKE, REQ_REVOKE_ALL } r
 typedef struct req {
     struct req *next;
     req_kind kind;
+    const atomic_bool *cancelled; /* the requester's: set when nobody waits for the answer */
     char user[IM_USER_ID_MAX + 1];
     char name[IM_DISPLAY_NAME_MAX + 1];
     char password[IM_PASSWORD_MAX + 1];
@@ -45,16 +46,29 @@ typedef struct worker {
     im_sqlite_db *db;
     bool sweeps;                /* this thread deletes expired tokens */
     uint64_t next_sweep_ms;     /* monotonic */
+    struct lane *lane;          /* the queue it serves */
 } worker;
+
+/* Requests wait in one of two lanes. Password checks (create, login) are
+ * slow on purpose and go to the hashing threads; token work (resume,
+ * revoke, revoke_all) is a quick database lookup and goes, in order, to
+ * one thread of its own, which also sweeps expired tokens. So a reconnect
+ * by token never waits behind password hashing, and a resume asked after a
+ * log-out everywhere is still checked after it. */
+typedef struct lane {
+    req *head, **tail;
+    unsigned queued;            /* requests with a completion, waiting */
+    unsigned max_queued;        /* more are refused with IM_EBUSY */
+    pthread_cond_t wake;
+} lane;
 
 struct sodium_accounts {
     im_accounts base;
     im_sodium_accounts_config cfg;
     unsigned long long opslimit;
     size_t memlimit;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    req *head, **tail;
+    pthread_mutex_t lock;       /* both lanes */
+    lane token_lane, hash_lane;
     bool stopping;
     worker *workers;
     unsigned nworkers;
@@ -173,10 +187,24 @@ static int do_resume(sodium_accounts *a, im_sqlite_db *db, req *r, im_error *err
     return im_sqlite_db_user_get(db, r->user, r->name, sizeof r->name, NULL, 0, err);
 }
 
-static void run(sodium_accounts *a, im_sqlite_db *db, req *r)
+/* A request whose answer nobody waits for (its client left), or one still
+ * queued when the adapter stops, ends without its costly part. */
+static bool skippable(const sodium_accounts *a, const req *r)
+{
+    return (r->cancelled && atomic_load(r->cancelled)) ||
+           (a->stopping && r->kind != REQ_REVOKE && r->kind != REQ_REVOKE_ALL);
+}
+
+static void run(sodium_accounts *a, im_sqlite_db *db, req *r, bool skip)
 {
     im_error err = { 0 };
     int rc;
+    if (skip && r->done) {
+        im_error_set(&err, IM_ESHUTDOWN, a->stopping ? "the server is shutting down"
+                                                     : "the client has gone");
+        r->done(r->arg, IM_ESHUTDOWN, NULL, NULL, NULL, &err);
+        return;
+    }
     switch (r->kind) {
     case REQ_CREATE: rc = do_create(a, db, r, &err); break;
     case REQ_LOGIN: rc = do_login(a, db, r, &err); break;
@@ -217,6 +245,7 @@ static void *worker_main(void *arg)
 {
     worker *w = arg;
     sodium_accounts *a = w->owner;
+    lane *l = w->lane;
     /* A round that is due goes before the waiting requests, so a steady
      * flow of logins cannot put it off for ever; but rounds and requests
      * alternate, so a long sweep delays a login by one round at most. */
@@ -225,33 +254,37 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&a->lock);
         bool sweep_due = false;
         for (;;) {
-            if (w->sweeps && !(swept_last && a->head) && !a->stopping &&
+            if (w->sweeps && !(swept_last && l->head) && !a->stopping &&
                 clock_ms(CLOCK_MONOTONIC) >= w->next_sweep_ms) {
                 sweep_due = true;
                 break;
             }
-            if (a->head || a->stopping)
+            if (l->head || a->stopping)
                 break;
             if (!w->sweeps) {
-                pthread_cond_wait(&a->wake, &a->lock);
+                pthread_cond_wait(&l->wake, &a->lock);
                 continue;
             }
             struct timespec until = { .tv_sec = (time_t)(w->next_sweep_ms / 1000u),
                                       .tv_nsec = (long)(w->next_sweep_ms % 1000u) * 1000000L };
-            pthread_cond_timedwait(&a->wake, &a->lock, &until);
+            pthread_cond_timedwait(&l->wake, &a->lock, &until);
         }
         req *r = NULL;
-        if (!sweep_due && (r = a->head) != NULL) {
-            a->head = r->next;
-            if (!a->head)
-                a->tail = &a->head;
+        bool skip = false;
+        if (!sweep_due && (r = l->head) != NULL) {
+            l->head = r->next;
+            if (!l->head)
+                l->tail = &l->head;
+            if (r->done)
+                l->queued--;
+            skip = skippable(a, r);
         }
         pthread_mutex_unlock(&a->lock);
         swept_last = sweep_due;
         if (sweep_due) {
             sweep(a, w);
         } else if (r) {
-            run(a, w->db, r);
+            run(a, w->db, r, skip);
             req_free(r);
         } else {
             break; /* stopping and drained */
@@ -262,35 +295,47 @@ static void *worker_main(void *arg)
 
 static int enqueue(sodium_accounts *a, req *r, im_error *err)
 {
+    lane *l = r->kind == REQ_CREATE || r->kind == REQ_LOGIN ? &a->hash_lane : &a->token_lane;
     pthread_mutex_lock(&a->lock);
     if (a->stopping) {
         pthread_mutex_unlock(&a->lock);
         req_free(r);
         return im_error_set(err, IM_ESHUTDOWN, "the server is shutting down");
     }
+    /* A bound on what clients can queue: revokes (a Logout's) always go. */
+    if (r->done && l->queued >= l->max_queued) {
+        pthread_mutex_unlock(&a->lock);
+        req_free(r);
+        return im_error_set(err, IM_EBUSY, "too many logins are being checked: try again soon");
+    }
     r->next = NULL;
-    *a->tail = r;
-    a->tail = &r->next;
-    pthread_cond_signal(&a->wake);
+    *l->tail = r;
+    l->tail = &r->next;
+    if (r->done)
+        l->queued++;
+    pthread_cond_signal(&l->wake);
     pthread_mutex_unlock(&a->lock);
     return IM_OK;
 }
 
-static req *new_req(req_kind kind, im_accounts_done_fn done, void *arg)
+static req *new_req(req_kind kind, im_accounts_done_fn done, void *arg,
+                    const atomic_bool *cancelled)
 {
     req *r = calloc(1, sizeof *r);
     if (r) {
         r->kind = kind;
         r->done = done;
         r->arg = arg;
+        r->cancelled = cancelled;
     }
     return r;
 }
 
 static int acc_create(im_accounts *acc, const char *user, const char *display_name,
-                      const char *password, im_accounts_done_fn done, void *arg, im_error *err)
+                      const char *password, im_accounts_done_fn done, void *arg,
+                      const atomic_bool *cancelled, im_error *err)
 {
-    req *r = new_req(REQ_CREATE, done, arg);
+    req *r = new_req(REQ_CREATE, done, arg, cancelled);
     if (!r)
         return im_error_set(err, IM_ENOMEM, "out of memory");
     snprintf(r->user, sizeof r->user, "%s", user);
@@ -300,9 +345,10 @@ static int acc_create(im_accounts *acc, const char *user, const char *display_na
 }
 
 static int acc_login(im_accounts *acc, const char *user, const char *password,
-                     im_accounts_done_fn done, void *arg, im_error *err)
+                     im_accounts_done_fn done, void *arg, const atomic_bool *cancelled,
+                     im_error *err)
 {
-    req *r = new_req(REQ_LOGIN, done, arg);
+    req *r = new_req(REQ_LOGIN, done, arg, cancelled);
     if (!r)
         return im_error_set(err, IM_ENOMEM, "out of memory");
     snprintf(r->user, sizeof r->user, "%s", user);
@@ -311,9 +357,9 @@ static int acc_login(im_accounts *acc, const char *user, const char *password,
 }
 
 static int acc_resume(im_accounts *acc, const char *token, im_accounts_done_fn done, void *arg,
-                      im_error *err)
+                      const atomic_bool *cancelled, im_error *err)
 {
-    req *r = new_req(REQ_RESUME, done, arg);
+    req *r = new_req(REQ_RESUME, done, arg, cancelled);
     if (!r)
         return im_error_set(err, IM_ENOMEM, "out of memory");
     /* Anything but 64 characters stays empty, and token_hash refuses it on
@@ -325,7 +371,7 @@ static int acc_resume(im_accounts *acc, const char *token, im_accounts_done_fn d
 
 static int acc_revoke(im_accounts *acc, const char *token, im_error *err)
 {
-    req *r = new_req(REQ_REVOKE, NULL, NULL);
+    req *r = new_req(REQ_REVOKE, NULL, NULL, NULL);
     if (!r)
         return im_error_set(err, IM_ENOMEM, "out of memory");
     if (strlen(token) == TOKEN_HEX)
@@ -335,7 +381,7 @@ static int acc_revoke(im_accounts *acc, const char *token, im_error *err)
 
 static int acc_revoke_all(im_accounts *acc, const char *user, im_error *err)
 {
-    req *r = new_req(REQ_REVOKE_ALL, NULL, NULL);
+    req *r = new_req(REQ_REVOKE_ALL, NULL, NULL, NULL);
     if (!r)
         return im_error_set(err, IM_ENOMEM, "out of memory");
     snprintf(r->user, sizeof r->user, "%s", user);
@@ -349,7 +395,8 @@ static void acc_destroy(im_accounts *acc)
         return;
     pthread_mutex_lock(&a->lock);
     a->stopping = true;
-    pthread_cond_broadcast(&a->wake);
+    pthread_cond_broadcast(&a->token_lane.wake);
+    pthread_cond_broadcast(&a->hash_lane.wake);
     pthread_mutex_unlock(&a->lock);
     for (unsigned i = 0; i < a->nworkers; i++) {
         if (a->workers[i].started)
@@ -358,7 +405,8 @@ static void acc_destroy(im_accounts *acc)
     }
     free(a->workers);
     pthread_mutex_destroy(&a->lock);
-    pthread_cond_destroy(&a->wake);
+    pthread_cond_destroy(&a->token_lane.wake);
+    pthread_cond_destroy(&a->hash_lane.wake);
     free(a);
 }
 
@@ -384,7 +432,10 @@ int im_sodium_accounts_new(const im_sodium_accounts_config *cfg, im_accounts **o
     a->base.ops = &sodium_accounts_ops;
     a->cfg = *cfg;
     a->cfg.db_path = NULL; /* borrowed for the call only */
-    a->tail = &a->head;
+    a->token_lane.tail = &a->token_lane.head;
+    a->hash_lane.tail = &a->hash_lane.head;
+    unsigned max_pending = cfg->max_pending ? cfg->max_pending : IM_ACCOUNTS_MAX_PENDING;
+    a->token_lane.max_queued = a->hash_lane.max_queued = max_pending;
     switch (cfg->cost) {
     case IM_PASSWORD_COST_MODERATE:
         a->opslimit = crypto_pwhash_OPSLIMIT_MODERATE;
@@ -406,9 +457,11 @@ int im_sodium_accounts_new(const im_sodium_accounts_config *cfg, im_accounts **o
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&a->wake, &ca);
+    pthread_cond_init(&a->token_lane.wake, &ca);
+    pthread_cond_init(&a->hash_lane.wake, &ca);
     pthread_condattr_destroy(&ca);
-    unsigned n = cfg->threads ? cfg->threads : 1;
+    /* One thread for the token lane, the rest hash passwords. */
+    unsigned n = 1 + (cfg->threads ? cfg->threads : 1);
     a->workers = calloc(n, sizeof *a->workers);
     if (!a->workers) {
         acc_destroy(&a->base);
@@ -421,6 +474,7 @@ int im_sodium_accounts_new(const im_sodium_accounts_config *cfg, im_accounts **o
         worker *w = &a->workers[i];
         w->owner = a;
         w->sweeps = i == 0; /* the first round at once: what expired while stopped */
+        w->lane = i == 0 ? &a->token_lane : &a->hash_lane;
         int rc = im_sqlite_db_open(&o, &w->db, err);
         if (rc == IM_OK && pthread_create(&w->thread, NULL, worker_main, w) != 0)
             rc = im_error_set(err, IM_EIO, "cannot start an accounts thread");

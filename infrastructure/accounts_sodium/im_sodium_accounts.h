@@ -26,6 +26,8 @@ typedef enum im_password_cost {
 
 /* Expired tokens deleted per transaction of the background sweep. */
 #define IM_TOKEN_SWEEP_ROWS 1000u
+/* Requests waiting per lane when max_pending is 0. */
+#define IM_ACCOUNTS_MAX_PENDING 256u
 /* How often the sweep runs when sweep_interval_ms is 0. */
 #define IM_TOKEN_SWEEP_INTERVAL_MS 60000u
 
@@ -33,7 +35,8 @@ typedef struct im_sodium_accounts_config {
     const char *db_path;      /* borrowed for the call: the server's SQLite database */
     im_password_cost cost;
     unsigned token_ttl_s;     /* how long a token stays valid */
-    unsigned threads;         /* hashing threads, >= 1 */
+    unsigned threads;         /* password-hashing threads, >= 1 (token work has one more) */
+    unsigned max_pending;     /* requests waiting per lane; more are IM_EBUSY; 0: the default */
     unsigned max_tokens_per_user; /* tokens kept per user, the newest; 0: no cap */
     unsigned sweep_interval_ms;   /* 0: IM_TOKEN_SWEEP_INTERVAL_MS */
     /* Unix time in milliseconds, for expiries; NULL: the system's clock.

@@ -50,6 +50,7 @@ enum {
     FI_MAX_GROUPS_PER_USER,
     FI_HEARTBEAT, FI_IDLE, FI_LOGIN_TIMEOUT, FI_FRAME_TIMEOUT, FI_POLICY, FI_LOG_LEVEL,
     FI_MAX_UNAUTH, FI_MAX_UNAUTH_ADDR, FI_INPUT_BUDGET, FI_ACC_REGISTRATIONS,
+    FI_ACC_HASH_THREADS, FI_ACC_MAX_PENDING,
     FI_ENGINE, FI_PATH, FI_MAX_BATCH, FI_SYNC, FI_MAX_PAGES, FI_CHECK,
     FI_ACC_MODE, FI_ACC_HASH, FI_ACC_TTL, FI_ACC_FAILURES, FI_ACC_WINDOW, FI_ACC_MAX_TOKENS,
     FI_SEND_RATE, FI_SEND_BURST, FI_PLUGIN_BACKLOG, FI_PLUGIN_DIR, FI_TRANSPORT, FI_CLUSTER,
@@ -93,6 +94,8 @@ static const struct field fields[FI_COUNT] = {
           4294967295u),
     FIELD(FI_ACC_REGISTRATIONS, "accounts.max_registrations", K_U32, accounts_max_registrations,
           0, 1000000),
+    FIELD(FI_ACC_HASH_THREADS, "accounts.hash_threads", K_U32, accounts_hash_threads, 1, 64),
+    FIELD(FI_ACC_MAX_PENDING, "accounts.max_pending", K_U32, accounts_max_pending, 1, 100000),
     FIELD(FI_POLICY, "session.login_policy", K_POLICY, login_policy, 0, 0),
     FIELD(FI_LOG_LEVEL, "log_level", K_LEVEL, log_level, 0, 0),
     FIELD(FI_ENGINE, "storage.engine", K_NODE_ID, storage_engine, 0, 0),
@@ -171,6 +174,8 @@ void im_config_defaults(im_config *c)
     c->accounts_max_failures = 5;
     c->accounts_failure_window_s = 60;
     c->accounts_max_registrations = 100;
+    c->accounts_hash_threads = 2;
+    c->accounts_max_pending = 256;
     c->accounts_max_tokens = 10;
 }
 

@@ -98,6 +98,10 @@ typedef struct im_config {
     uint32_t accounts_token_ttl_s;/* accounts.token_ttl_s, default 2592000 (30 days), 60..31536000 */
     uint32_t accounts_max_failures; /* accounts.max_login_failures, default 5, 0..1000000; 0 = no limit */
     uint32_t accounts_failure_window_s; /* accounts.login_failure_window_s, default 60, 1..86400 */
+    uint32_t accounts_hash_threads; /* accounts.hash_threads, default 2, 1..64: threads that
+                                   * check passwords (token work has one more of its own) */
+    uint32_t accounts_max_pending; /* accounts.max_pending, default 256, 1..100000: password
+                                   * checks (and, apart, token logins) waiting; more: BUSY */
     uint32_t accounts_max_registrations; /* accounts.max_registrations, default 100, 0..1000000;
                                    * per address in the same window; 0 = no limit */
     uint32_t accounts_max_tokens; /* accounts.max_tokens_per_user, default 10, 1..1000: a login past

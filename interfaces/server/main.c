@@ -77,9 +77,10 @@ static int open_accounts(const im_config *cfg, im_accounts **out, im_error *err)
         .db_path = cfg->storage_path,
         .cost = (im_password_cost)cfg->accounts_hash_cost,
         .token_ttl_s = cfg->accounts_token_ttl_s,
-        /* One thread: requests in order, so a resume after a log-out
-         * everywhere is refused. */
-        .threads = 1,
+        /* Password checks on a pool; token work on one thread of its own,
+         * in order, so a resume after a log-out everywhere is refused. */
+        .threads = cfg->accounts_hash_threads,
+        .max_pending = cfg->accounts_max_pending,
         .max_tokens_per_user = cfg->accounts_max_tokens,
     };
     return im_sodium_accounts_new(&ac, out, err);

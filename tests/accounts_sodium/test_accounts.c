@@ -67,7 +67,8 @@ static uint64_t fake_clock(void *arg)
 
 /* The adapter on a fresh database, with a wall clock the test sets, at most
  * cap tokens per user (0: no cap) and a sweep every sweep_ms. */
-static int setup_with(void **state, unsigned threads, unsigned cap, unsigned sweep_ms)
+static int setup_full(void **state, unsigned threads, unsigned cap, unsigned sweep_ms,
+                      im_password_cost cost, unsigned max_pending)
 {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
@@ -79,7 +80,8 @@ static int setup_with(void **state, unsigned threads, unsigned cap, unsigned swe
     im_sqlite_db *db;
     assert_int_equal(im_sqlite_db_open(&o, &db, NULL), IM_OK);
     im_sqlite_db_close(db);
-    im_sodium_accounts_config cfg = { .db_path = f->path, .cost = IM_PASSWORD_COST_MIN,
+    im_sodium_accounts_config cfg = { .db_path = f->path, .cost = cost,
+                                      .max_pending = max_pending,
                                       .token_ttl_s = 3600, .threads = threads,
                                       .max_tokens_per_user = cap, .sweep_interval_ms = sweep_ms,
                                       .wall_clock_ms = fake_clock, .clock_arg = f };
@@ -88,9 +90,21 @@ static int setup_with(void **state, unsigned threads, unsigned cap, unsigned swe
     return 0;
 }
 
+static int setup_with(void **state, unsigned threads, unsigned cap, unsigned sweep_ms)
+{
+    return setup_full(state, threads, cap, sweep_ms, IM_PASSWORD_COST_MIN, 0);
+}
+
 static int setup(void **state)
 {
     return setup_with(state, 2, 0, 0);
+}
+
+/* One hashing thread at the real cost (tens of milliseconds a check), at
+ * most 4 checks waiting. */
+static int setup_slow(void **state)
+{
+    return setup_full(state, 1, 0, 0, IM_PASSWORD_COST_INTERACTIVE, 4);
 }
 
 /* One thread, as the server runs it: requests are handled in order. */
@@ -107,7 +121,8 @@ static int setup_sweeping(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    f->acc->ops->destroy(f->acc);
+    if (f->acc)
+        f->acc->ops->destroy(f->acc);
     assert_int_equal(test_dir_remove(f->dir), 0);
     free(f);
     return 0;
@@ -117,23 +132,92 @@ static int teardown(void **state)
 
 static int create(fixture *f, const char *user, const char *pw, result *r)
 {
-    assert_int_equal(f->acc->ops->create(f->acc, user, "Name", pw, on_done, r, NULL), IM_OK);
+    assert_int_equal(f->acc->ops->create(f->acc, user, "Name", pw, on_done, r, NULL, NULL), IM_OK);
     wait_for(r);
     return r->rc;
 }
 
 static int login(fixture *f, const char *user, const char *pw, result *r)
 {
-    assert_int_equal(f->acc->ops->login(f->acc, user, pw, on_done, r, NULL), IM_OK);
+    assert_int_equal(f->acc->ops->login(f->acc, user, pw, on_done, r, NULL, NULL), IM_OK);
     wait_for(r);
     return r->rc;
 }
 
 static int resume(fixture *f, const char *token, result *r)
 {
-    assert_int_equal(f->acc->ops->resume(f->acc, token, on_done, r, NULL), IM_OK);
+    assert_int_equal(f->acc->ops->resume(f->acc, token, on_done, r, NULL, NULL), IM_OK);
     wait_for(r);
     return r->rc;
+}
+
+#define FLOOD 20
+
+/* Password checks waiting are bounded: behind one being hashed, at most 4
+ * wait and the rest are refused at once with IM_EBUSY; a token login does
+ * not wait behind them. */
+static void test_queue_is_bounded(void **state)
+{
+    fixture *f = *state;
+    result made = RESULT_INIT;
+    assert_int_equal(create(f, "alice", "password one", &made), IM_OK);
+    result r[FLOOD];
+    bool waiting[FLOOD];
+    int busy = 0, queued = 0;
+    for (int i = 0; i < FLOOD; i++) {
+        r[i] = (result)RESULT_INIT;
+        int rc = f->acc->ops->login(f->acc, "alice", "a wrong password", on_done, &r[i], NULL,
+                                    NULL);
+        assert_true(rc == IM_OK || rc == IM_EBUSY);
+        waiting[i] = rc == IM_OK;
+        if (rc == IM_EBUSY)
+            busy++;
+        else
+            queued++;
+    }
+    /* One may be taken by the thread before the next is queued, more only
+     * if a 64 MiB Argon2id check ended within the loop. */
+    assert_true(queued <= 4 + 2);
+    assert_true(busy >= FLOOD - 6);
+    result t = RESULT_INIT;
+    assert_int_equal(resume(f, made.token, &t), IM_OK);
+    for (int i = 0; i < FLOOD; i++)
+        if (waiting[i])
+            wait_for(&r[i]);
+}
+
+/* A check whose client has gone is skipped, and one still waiting when the
+ * adapter stops is answered IM_ESHUTDOWN without being done. */
+static void test_called_off_and_stopped(void **state)
+{
+    fixture *f = *state;
+    result made = RESULT_INIT;
+    assert_int_equal(create(f, "alice", "password one", &made), IM_OK);
+    atomic_bool gone;
+    atomic_init(&gone, true);
+    result first = RESULT_INIT, off = RESULT_INIT, late[3];
+    assert_int_equal(f->acc->ops->login(f->acc, "alice", "password one", on_done, &first, NULL,
+                                        NULL), IM_OK);
+    assert_int_equal(f->acc->ops->login(f->acc, "alice", "password one", on_done, &off, &gone,
+                                        NULL), IM_OK);
+    wait_for(&off);
+    assert_int_equal(off.rc, IM_ESHUTDOWN);
+    assert_non_null(strstr(off.msg, "gone"));
+    for (int i = 0; i < 3; i++) {
+        late[i] = (result)RESULT_INIT;
+        assert_int_equal(f->acc->ops->login(f->acc, "alice", "password one", on_done, &late[i],
+                                            NULL, NULL), IM_OK);
+    }
+    f->acc->ops->destroy(f->acc); /* the teardown's destroy then has nothing to do */
+    f->acc = NULL;
+    wait_for(&first);
+    int stopped = 0;
+    for (int i = 0; i < 3; i++) {
+        wait_for(&late[i]);
+        stopped += late[i].rc == IM_ESHUTDOWN;
+    }
+    /* The thread may have taken the first of them before the stop. */
+    assert_true(stopped >= 2);
 }
 
 static void test_register_login_resume(void **state)
@@ -318,6 +402,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_register_login_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_is_bounded, setup_slow, teardown),
+        cmocka_unit_test_setup_teardown(test_called_off_and_stopped, setup_slow, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_secret_in_clear, setup, teardown),
