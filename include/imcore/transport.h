@@ -17,12 +17,15 @@
  *     transport reaches the application through it alone, never through the
  *     server's symbols.
  *
- * Sessions: a transport keeps one im_session per connection, a block of
- * core->session_size bytes it allocates (aligned for any type) and never
- * reads but through the core's session_* functions. (The built-in
- * transport is built from the server's tree and embeds the struct by
- * value; a third party allocates session_size bytes.) A session is touched
- * only on the thread that owns its connection. */
+ * Sessions: a transport keeps one im_session per connection and never
+ * reads it but through the core's session_* functions. Either it allocates
+ * a block of core->session_size bytes for each (aligned for any type), and
+ * its imcore_plugin_about says session_size 0; or, built from the server's
+ * own tree as the built-in one is, it embeds the struct by value and its
+ * imcore_plugin_about says the sizeof(im_session) it was built with, which
+ * the server compares with its own before it loads the plugin: a transport
+ * built for sessions of another size is refused, never run. A session is
+ * touched only on the thread that owns its connection. */
 #ifndef IMCORE_TRANSPORT_H
 #define IMCORE_TRANSPORT_H
 

@@ -75,7 +75,6 @@ static inline void *im_adapter_new(const imcore_host_api *api, imcore_host *host
                                    const char *const *known, const char *options_name,
                                    size_t size)
 {
-    out->api_version = IMCORE_PLUGIN_API_VERSION;
     out->name = name;
     out->version = "1";
     if (!im_adapter_api_ok(api, out, plugin_size) ||

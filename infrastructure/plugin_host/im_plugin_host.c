@@ -4,7 +4,9 @@
  * reaches it through the callbacks it filled in. Loading follows the
  * contract in plugin.h: dlopen with RTLD_NOW | RTLD_LOCAL (a missing symbol
  * fails now, not at the first message; plugins cannot see each other),
- * check the one entry symbol, call it, check the version it answers. */
+ * read the plugin's description and pick the version to speak with it
+ * (im_plugin_abi.c) before any of its code runs, call its entry point,
+ * check the version it answers. */
 #include "im_plugin_internal.h"
 
 #include <dlfcn.h>
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 #include "im_log.h"
+#include "im_plugin_abi.h"
 
 /* Per-thread scratch for rewritten bodies, two so that one plugin's output
  * can be the next one's input. Registered, so they are freed with the host
@@ -459,13 +462,14 @@ static const struct adapter_kind {
     const char *what;
     const char *callback;
     size_t offset;                /* of the callback in imcore_plugin */
+    im_abi_role role;
 } adapter_kinds[IM_ADAPTER_KINDS] = {
     [IM_ADAPTER_STORAGE] = { "storage.engine", "storage_", "storage adapter", "open_storage",
-                             offsetof(imcore_plugin, open_storage) },
+                             offsetof(imcore_plugin, open_storage), IM_ABI_STORAGE },
     [IM_ADAPTER_TRANSPORT] = { "transport", "transport_", "transport", "open_transport",
-                               offsetof(imcore_plugin, open_transport) },
+                               offsetof(imcore_plugin, open_transport), IM_ABI_TRANSPORT },
     [IM_ADAPTER_CLUSTER] = { "cluster", "cluster_", "cluster adapter", "open_cluster",
-                             offsetof(imcore_plugin, open_cluster) },
+                             offsetof(imcore_plugin, open_cluster), IM_ABI_CLUSTER },
 };
 
 /* The kind of adapter entry i is, or -1 for an extension. */
@@ -507,16 +511,15 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
     /* Messages name the entry: "FILE:LINE: plugin NAME: ..." for a plugin,
      * "FILE:LINE: storage.engine: NAME: ..." for an adapter. */
     int kind = adapter_kind_of(ph, i);
-    char label[128], at[300];
     if (kind >= 0)
-        snprintf(label, sizeof label, "%s: %s", adapter_kinds[kind].key,
+        snprintf(h->label, sizeof h->label, "%s: %s", adapter_kinds[kind].key,
                  pc->name + strlen(adapter_kinds[kind].prefix));
     else
-        snprintf(label, sizeof label, "plugin %s", pc->name);
+        snprintf(h->label, sizeof h->label, "plugin %s", pc->name);
     if (pc->line)
-        snprintf(at, sizeof at, "%s:%u", ph->source, pc->line);
+        snprintf(h->at, sizeof h->at, "%s:%u", ph->source, pc->line);
     else
-        snprintf(at, sizeof at, "%s", ph->source);
+        snprintf(h->at, sizeof h->at, "%s", ph->source);
 
     char path[600];
     if (pc->path[0])
@@ -527,7 +530,7 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
     do {                                                                                    \
         char what_[1024];                                                                   \
         snprintf(what_, sizeof what_, __VA_ARGS__);                                         \
-        return im_error_set(err, IM_EINVAL, "%s: %s: %s", at, label, what_);                  \
+        return im_error_set(err, IM_EINVAL, "%s: %s: %s", h->at, h->label, what_);            \
     } while (0)
     dlerror();
     h->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -537,8 +540,19 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
     *(void **)&init = dlsym(h->dl, IMCORE_PLUGIN_INIT_SYMBOL);
     if (!init)
         FAIL("%s has no %s: not an imcore plugin", path, IMCORE_PLUGIN_INIT_SYMBOL);
+    /* What the plugin is and speaks, before any of its code runs. */
+    const imcore_plugin_info *about = dlsym(h->dl, IMCORE_PLUGIN_ABOUT_SYMBOL);
+    im_error why = { 0 };
+    if (im__abi_choose(about, kind >= 0 ? adapter_kinds[kind].role : IM_ABI_EXTENSION,
+                       sizeof(im_session), &h->api_version, &why) != IM_OK)
+        FAIL("%s", why.msg);
     memset(&h->desc, 0, sizeof h->desc);
     h->desc.size = sizeof h->desc;
+    h->desc.api_version = h->api_version;
+    if (about) {
+        h->desc.name = about->name;
+        h->desc.version = about->version;
+    }
     ph->initialising = h;
     int rc = init(&host_api, h, &h->desc);
     ph->initialising = NULL;
@@ -547,13 +561,17 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
         h->desc.shutdown = NULL; /* a refused init has nothing to shut down */
         FAIL("init failed: %s", h->desc.error[0] ? h->desc.error : "(no reason given)");
     }
-    if (h->desc.api_version != IMCORE_PLUGIN_API_VERSION) {
+    if (h->desc.api_version != h->api_version) {
         unsigned got = h->desc.api_version;
         if (h->desc.shutdown)
             h->desc.shutdown(h->desc.state);
         h->desc.shutdown = NULL;
-        FAIL("built for plugin API version %u, this server speaks %u", got,
-             IMCORE_PLUGIN_API_VERSION);
+        if (!about)
+            FAIL("built for plugin API version %u, but without the %s of every version after "
+                 "1", got, IMCORE_PLUGIN_ABOUT_SYMBOL);
+        FAIL("its init answered plugin API %u, the server picked %u from its %s (%u to %u)",
+             got, h->api_version, IMCORE_PLUGIN_ABOUT_SYMBOL, (unsigned)about->api_min,
+             (unsigned)about->api_max);
     }
     if (kind >= 0 && !has_callback(&h->desc, adapter_kinds[kind].offset)) {
         if (h->desc.shutdown)
@@ -567,8 +585,8 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
         ph->filters = true;
     if (h->desc.on_login || h->desc.on_logout)
         ph->wants_presence = true;
-    IM_INFO("plugin %s %s loaded from %s", pc->name, h->desc.version ? h->desc.version : "",
-            path);
+    IM_INFO("plugin %s %s loaded from %s (plugin API %u)", pc->name,
+            h->desc.version ? h->desc.version : "", path, h->api_version);
     return IM_OK;
 }
 

@@ -10,7 +10,10 @@
  * are let in) -> stop (before the store goes) -> free (shutdown, unload).
  *
  * Every failure at load names the config file and line and the plugin:
- * "imcore.yaml:12: plugin word_filter: cannot load ...". */
+ * "imcore.yaml:12: plugin word_filter: cannot load ...".
+ *
+ * The plugin ABI's versions are checked in im_plugin_abi.c, from a
+ * plugin's description, before its init. */
 #ifndef IM_PLUGIN_HOST_H
 #define IM_PLUGIN_HOST_H
 
@@ -29,7 +32,9 @@ typedef struct im_plugin_host im_plugin_host;
  * cfg->cluster names (none for "none"). A plugin found by name is
  * plugin_dir/<name>.so. *out is the caller's: release with
  * im_plugin_host_free(). Errors: IM_EINVAL (unknown plugin, missing symbol,
- * ABI version mismatch, init refused: err says which), IM_ENOMEM. */
+ * another build signature, no plugin API version in common, a transport
+ * built for sessions of another size, init refused: err says which),
+ * IM_ENOMEM. */
 int im_plugin_host_load(const im_config *cfg, bool with_adapters, im_plugin_host **out,
                         im_error *err);
 

@@ -27,8 +27,13 @@ struct imcore_host {
     char name[64];
     void *dl;
     imcore_plugin desc;
+    unsigned api_version;         /* the plugin API version spoken with it */
     const im_plugin_config *cfg;  /* a copy owned by the host */
     char (*where)[300];           /* "FILE:LINE" per setting */
+    /* What messages about it start with: "FILE:LINE: plugin NAME" (or
+     * "FILE:LINE: storage.engine: NAME" for an adapter). */
+    char at[300];
+    char label[128];
 };
 
 /* A service account a plugin speaks for. Its session is touched only on the

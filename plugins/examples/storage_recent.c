@@ -318,12 +318,10 @@ static int open_storage(void *state, im_store **out, im_error *err)
     return IM_OK;
 }
 
-__attribute__((visibility("default")))
+IMCORE_PLUGIN_INFO("storage_recent", "1.0");
+
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {
-    out->api_version = IMCORE_PLUGIN_API_VERSION;
-    out->name = "storage_recent";
-    out->version = "1.0";
     if (api->size < offsetof(imcore_host_api, config_key) + sizeof api->config_key ||
         out->size < offsetof(imcore_plugin, open_storage) + sizeof out->open_storage) {
         snprintf(out->error, sizeof out->error, "this server is too old for storage_recent");
