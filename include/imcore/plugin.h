@@ -32,17 +32,29 @@
  * storage.engine (storage_NAME.so), transport (transport_NAME.so) or
  * cluster (cluster_NAME.so); the server's own are plugins of this kind.
  *
- * Growing: the tables that cross the boundary start with their size (the
- * plugin's description with its signature and size) and are only ever
+ * Growing: every table that crosses the boundary starts with its size (or
+ * the plugin's description with its signature and size) and is only ever
  * appended to: functions to imcore_host_api and imcore_core_api, callbacks
- * to imcore_plugin, fields to imcore_message and imcore_plugin_info. Each
- * side reads only what the other's table has: a plugin checks api->size
- * (see IMCORE_HAS) before calling a function a newer server added.
+ * to imcore_plugin, fields to imcore_message, operations to the ports'
+ * tables (im_store_ops, im_router_ops, imcore_transport_ops). Each side
+ * reads only what the other's table has: a plugin checks api->size (see
+ * IMCORE_HAS) before calling a function a newer server added, and the
+ * server treats an operation past the end of an adapter's table as absent,
+ * with the fallback or the refusal its header gives for it.
  *
  * Versions: IMCORE_PLUGIN_API_VERSION changes only when something is
  * removed, moved or changes meaning; the server keeps serving the versions
- * before it that it can. A plugin built before imcore_plugin_about existed
- * (an init alone) is of version 1.
+ * before it that it can.
+ *   1  the first release: the entry point only, and port tables without
+ *      a size. Served still: extensions, and storage adapters (through a
+ *      copy of the old layout of im_store_ops). Not served: transports
+ *      (one may keep sessions of another size than the server's) and
+ *      cluster adapters.
+ *   2  imcore_plugin_about with the build signature and the versions
+ *      spoken; the entry point declared here; im_store_ops, im_router_ops
+ *      and imcore_transport_ops start with their size, and the operations
+ *      a server can do without come last in each; a transport says the
+ *      size of the sessions it was built for (session_size).
  *
  * Threads: on_message runs on the sending session's network thread,
  * several at once, so it must be thread-safe. Every other callback
@@ -81,10 +93,10 @@
 extern "C" {
 #endif
 
-#define IMCORE_PLUGIN_API_VERSION 1
+#define IMCORE_PLUGIN_API_VERSION 2
 
 /* True if table (a pointer to any table of the ABI that starts with its
- * size: imcore_host_api, imcore_core_api, ...) reaches field
+ * size: imcore_host_api, imcore_core_api, im_store_ops, ...) reaches field
  * and field is set: whether a function or operation is there to call.
  *     if (!IMCORE_HAS(api, kv_each)) refuse("this server is too old");  */
 #define IMCORE_HAS(table, field)                                                  \
@@ -240,7 +252,8 @@ typedef struct imcore_host_api {
      * deletes the key); it returns at once, and puts are applied in call
      * order. Keys: 1..200 bytes of text; values: at most 65,536 bytes. Any
      * thread, from on_start on. Errors: IM_EINVAL, IM_ENOMEM, IM_ESHUTDOWN,
-     * IM_ESTATE (before on_start, in init). */
+     * IM_ESTATE (before on_start, in init), IM_EUNSUPPORTED (the storage
+     * adapter has no key-value map: its table ends before kv_put). */
     int (*kv_put)(imcore_host *h, const char *key, const void *value, size_t len);
     /* A put is durable once the store has committed it (milliseconds,
      * with the next messages); a clean stop commits every put made before
@@ -249,7 +262,7 @@ typedef struct imcore_host_api {
      * in key order, with what earlier puts have made durable; returns how
      * many it visited. fn may call kv_put, not kv_each. Reads the disk: call it in on_start, or in run_blocking's
      * work, not in other callbacks. Errors: IM_EIO, IM_ESTATE (before
-     * on_start). */
+     * on_start), IM_EUNSUPPORTED (as for kv_put). */
     int (*kv_each)(imcore_host *h, const char *prefix, imcore_kv_fn fn, void *arg);
 
     /* The level the server logs at: log lines below it are dropped, so a

@@ -62,7 +62,14 @@ typedef bool (*im_store_kv_fn)(void *arg, const char *key, const void *value, si
 #define IM_STORE_KV_KEY_MAX 200
 #define IM_STORE_KV_VALUE_MAX 65536
 
+/* The table a storage adapter fills. It starts with its size and only
+ * grows by appending: the server reads only what the adapter's table has.
+ * Operations up to destroy are required (a table that ends before one, or
+ * leaves one NULL, is refused at start); each one after it may be absent
+ * (past the table's size, or NULL), and then the server falls back to what
+ * its comment says. */
 struct im_store_ops {
+    size_t size;                  /* sizeof(struct im_store_ops) as the adapter knows it */
     const char *name;
     /* True if messages outlive the process: offline delivery and history work. */
     bool durable;
@@ -110,8 +117,15 @@ struct im_store_ops {
     /* Runs done after the completions of every request made before it. */
     int (*barrier)(im_store *s, im_store_done_fn done, void *arg, im_error *err);
 
+    /* Finishes what is queued (completions included), then frees s. NULL-safe. */
+    void (*destroy)(im_store *s);
+
+    /* ---- optional from here on ---- */
+
     /* Group membership, durable in a durable store (a memory store completes
-     * at once and keeps nothing). done gets IM_ENOSPC or IM_EIO on failure. */
+     * at once and keeps nothing). done gets IM_ENOSPC or IM_EIO on failure.
+     * Absent: the server completes each at once and keeps nothing, as a
+     * memory store does (groups then last until the server stops). */
     int (*group_create)(im_store *s, const char *group, const char *owner, uint32_t max_members,
                         im_store_done_fn done, void *arg, im_error *err);
     int (*group_join)(im_store *s, const char *group, const char *user, im_store_done_fn done,
@@ -121,12 +135,13 @@ struct im_store_ops {
 
     /* At start-up, before any request: hands every stored group to fn, in
      * id order. fn returning non-zero stops, and that value is returned. A
-     * memory store has none. Errors: IM_EIO. */
+     * memory store has none. Errors: IM_EIO. Absent: there are none. */
     int (*load_groups)(im_store *s, int (*fn)(void *arg, const im_group_record *g), void *arg,
                        im_error *err);
 
     /* A key-value map per namespace (a plugin's name), for plugins that
-     * keep state of their own. */
+     * keep state of their own. Absent (either): plugins' kv_put and kv_each
+     * fail with IM_EUNSUPPORTED. */
 
     /* Sets key of namespace ns to value (len bytes), or deletes it when
      * value is NULL; in order with every other write, and as durable as the
@@ -145,8 +160,9 @@ struct im_store_ops {
     int (*kv_each)(im_store *s, const char *ns, const char *prefix, im_store_kv_fn fn,
                    void *arg, im_error *err);
 
-    /* Finishes what is queued (completions included), then frees s. NULL-safe. */
-    void (*destroy)(im_store *s);
+
+    /* Operations appended in later versions come here, after kv_each, each
+     * with the server's fallback for a table without it. */
 };
 
 struct im_store { const struct im_store_ops *ops; };

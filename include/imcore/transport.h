@@ -165,17 +165,20 @@ typedef struct imcore_core_api {
 /* A transport: the adapter's state, with the port first. */
 typedef struct imcore_transport imcore_transport;
 
+/* The table a transport fills. It starts with its size and only grows by
+ * appending: the server reads only what the transport's table has.
+ * router, run and destroy are required (a table that ends before one, or
+ * leaves one NULL, is refused at start); the operations after them may be
+ * absent (past the table's size, or NULL), with the fallback their comment
+ * gives. */
 struct imcore_transport_ops {
+    size_t size;                  /* sizeof(struct imcore_transport_ops) as the transport knows it */
     const char *name;
 
     /* The route port this transport fills: sessions on this node. Borrowed:
      * valid until destroy. Available from open on, before run, because the
      * application is built with it. */
     im_router *(*router)(imcore_transport *t);
-
-    /* The port it listens on (useful with listen.port: 0), or 0 if it has
-     * none. Available from open on: the listening socket is bound there. */
-    unsigned (*bound_port)(const imcore_transport *t);
 
     /* Serves clients until SIGINT/SIGTERM or stop, on the calling thread
      * (the server's main thread), reaching the application through core
@@ -186,12 +189,23 @@ struct imcore_transport_ops {
      * once. Errors: IM_EIO, IM_ENOMEM. */
     int (*run)(imcore_transport *t, const imcore_core_api *core, im_app *app, im_error *err);
 
-    /* Asks a running transport to stop; from any thread. */
-    void (*stop)(imcore_transport *t);
-
     /* Frees t: not while run is running. The server destroys it before it
      * unloads the plugin, whose code it is. */
     void (*destroy)(imcore_transport *t);
+
+    /* ---- optional from here on ---- */
+
+    /* The port it listens on (useful with listen.port: 0), or 0 if it has
+     * none. Available from open on: the listening socket is bound there.
+     * Absent: 0. */
+    unsigned (*bound_port)(const imcore_transport *t);
+
+    /* Asks a running transport to stop; from any thread. Absent: it stops
+     * on SIGINT and SIGTERM only. */
+    void (*stop)(imcore_transport *t);
+
+    /* Operations appended in later versions come here, each with the
+     * server's fallback for a table without it. */
 };
 
 struct imcore_transport { const struct imcore_transport_ops *ops; };

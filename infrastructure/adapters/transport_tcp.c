@@ -78,6 +78,7 @@ static void tcp_destroy(imcore_transport *t)
 }
 
 static const struct imcore_transport_ops tcp_ops = {
+    .size = sizeof(struct imcore_transport_ops),
     .name = "tcp",
     .router = tcp_router,
     .bound_port = tcp_bound_port,

@@ -6,7 +6,8 @@
  * fails now, not at the first message; plugins cannot see each other),
  * read the plugin's description and pick the version to speak with it
  * (im_plugin_abi.c) before any of its code runs, call its entry point,
- * check the version it answers. */
+ * check the version it answers. The port tables adapters hand over are
+ * checked once, when they are opened. */
 #include "im_plugin_internal.h"
 
 #include <dlfcn.h>
@@ -300,7 +301,8 @@ static int host_kv_put(imcore_host *h, const char *key, const void *value, size_
     im_error err = { 0 };
     int rc = ph->store->ops->kv_put(ph->store, h->name, key, value, value ? len : 0, NULL, NULL,
                                     &err);
-    if (rc != IM_OK)
+    /* A store without a map was named once, at open: not at every put. */
+    if (rc != IM_OK && rc != IM_EUNSUPPORTED)
         IM_WARN("plugin %s: kv_put %s: %s", h->name, key, err.msg);
     return rc;
 }
@@ -324,7 +326,7 @@ static int host_kv_each(imcore_host *h, const char *prefix, imcore_kv_fn fn, voi
     im_error err = { 0 };
     int rc = ph->store->ops->kv_each(ph->store, h->name, prefix ? prefix : "", kv_through, &w,
                                      &err);
-    if (rc < 0)
+    if (rc < 0 && rc != IM_EUNSUPPORTED)
         IM_WARN("plugin %s: kv_each: %s", h->name, err.msg);
     return rc;
 }
@@ -348,28 +350,43 @@ static const imcore_limits *host_limits(imcore_host *h)
     return &h->ph->limits;
 }
 
+/* One table per version spoken, the same functions in each: a plugin of
+ * version 1 may check that api_version is 1. (Version 2 changed the port
+ * tables, not this one.) */
+#define HOST_API_FUNCTIONS                                                                  \
+    .log = host_log,                                                                        \
+    .config_get = host_config_get,                                                          \
+    .config_where = host_config_where,                                                      \
+    .claim_user = host_claim_user,                                                          \
+    .send_private = host_send_private,                                                      \
+    .send_group = host_send_group,                                                          \
+    .group_join = host_group_join,                                                          \
+    .is_online = host_is_online,                                                            \
+    .group_members = host_group_members,                                                    \
+    .timer_start = host_timer_start,                                                        \
+    .timer_cancel = host_timer_cancel,                                                      \
+    .run_blocking = host_run_blocking,                                                      \
+    .kv_put = host_kv_put,                                                                  \
+    .kv_each = host_kv_each,                                                                \
+    .log_level = host_log_level,                                                            \
+    .config_key = host_config_key,                                                          \
+    .limits = host_limits,                                                                  \
+    .is_service_account = host_is_service_account
+
 static const imcore_host_api host_api = {
     .size = sizeof(imcore_host_api),
     .api_version = IMCORE_PLUGIN_API_VERSION,
-    .log = host_log,
-    .config_get = host_config_get,
-    .config_where = host_config_where,
-    .claim_user = host_claim_user,
-    .send_private = host_send_private,
-    .send_group = host_send_group,
-    .group_join = host_group_join,
-    .is_online = host_is_online,
-    .group_members = host_group_members,
-    .timer_start = host_timer_start,
-    .timer_cancel = host_timer_cancel,
-    .run_blocking = host_run_blocking,
-    .kv_put = host_kv_put,
-    .kv_each = host_kv_each,
-    .log_level = host_log_level,
-    .config_key = host_config_key,
-    .limits = host_limits,
-    .is_service_account = host_is_service_account,
+    HOST_API_FUNCTIONS,
 };
+
+static const imcore_host_api host_api_v1 = {
+    .size = sizeof(imcore_host_api),
+    .api_version = 1,
+    HOST_API_FUNCTIONS,
+};
+
+_Static_assert(IMCORE_PLUGIN_API_VERSION == 2, "a new plugin API version: give it a host table "
+                                               "here, and im__abi_choose its rules");
 
 /* ---- the filter port ---- */
 
@@ -554,7 +571,7 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
         h->desc.version = about->version;
     }
     ph->initialising = h;
-    int rc = init(&host_api, h, &h->desc);
+    int rc = init(h->api_version == 1 ? &host_api_v1 : &host_api, h, &h->desc);
     ph->initialising = NULL;
     h->desc.error[sizeof h->desc.error - 1] = '\0';
     if (rc != 0) {
@@ -761,6 +778,22 @@ static int opened(const imcore_host *h, int rc, bool filled, const im_error *e, 
                         e->msg[0] ? e->msg : "it opened nothing");
 }
 
+/* A table the server cannot use: a bad plugin, named like one that does
+ * not load (IM_EUNSUPPORTED, so that the server exits as for a bad config). */
+static int refused(const imcore_host *h, int rc, const im_error *e, im_error *err)
+{
+    return im_error_set(err, rc, "%s: %s: %s", h->at, h->label, e->msg);
+}
+
+/* What an adapter's table lacks and the server does without: said once. */
+static void log_absent(const imcore_host *h, const char *port, const char *header,
+                       const char *absent)
+{
+    if (absent[0])
+        IM_WARN("%s: %s: its %s table has no %s: the server falls back for them as "
+                "imcore/%s says", h->at, h->label, port, absent, header);
+}
+
 int im_plugin_host_open_storage(im_plugin_host *ph, im_store **out, im_error *err)
 {
     *out = NULL;
@@ -768,13 +801,18 @@ int im_plugin_host_open_storage(im_plugin_host *ph, im_store **out, im_error *er
     if (!h)
         return im_error_set(err, IM_EINVAL, "no storage adapter was loaded");
     im_error e = { 0 };
-    int rc = h->desc.open_storage(h->desc.state, out, &e);
-    rc = opened(h, rc, *out != NULL, &e, err);
+    im_store *s = NULL;
+    int rc = h->desc.open_storage(h->desc.state, &s, &e);
+    rc = opened(h, rc, s != NULL, &e, err);
     if (rc != IM_OK)
-        *out = NULL;
-    else
-        ph->durable_store = (*out)->ops->durable;
-    return rc;
+        return rc;
+    char absent[256];
+    rc = im__abi_store(s, h->api_version, out, absent, sizeof absent, &e);
+    if (rc != IM_OK)
+        return refused(h, rc, &e, err);
+    log_absent(h, "store", "storage.h", absent);
+    ph->durable_store = (*out)->ops->durable;
+    return IM_OK;
 }
 
 int im_plugin_host_open_transport(im_plugin_host *ph, imcore_transport **out, im_error *err)
@@ -784,26 +822,53 @@ int im_plugin_host_open_transport(im_plugin_host *ph, imcore_transport **out, im
     if (!h)
         return im_error_set(err, IM_EINVAL, "no transport adapter was loaded");
     im_error e = { 0 };
-    int rc = h->desc.open_transport(h->desc.state, out, &e);
-    rc = opened(h, rc, *out != NULL, &e, err);
+    imcore_transport *t = NULL;
+    int rc = h->desc.open_transport(h->desc.state, &t, &e);
+    rc = opened(h, rc, t != NULL, &e, err);
     if (rc != IM_OK)
-        *out = NULL;
-    return rc;
+        return rc;
+    char absent[256];
+    rc = im__abi_transport(t, out, absent, sizeof absent, &e);
+    if (rc != IM_OK)
+        return refused(h, rc, &e, err);
+    log_absent(h, "transport", "transport.h", absent);
+    return IM_OK;
+}
+
+/* The route port r of the adapter h (NULL: not a plugin's), checked once
+ * as im__abi_router does; a shim goes to slot, freed with the host. */
+static int adopt_router(im_plugin_host *ph, const imcore_host *h, unsigned slot, im_router *r,
+                        im_router **out, im_error *err)
+{
+    im_error e = { 0 };
+    char absent[256];
+    int rc = im__abi_router(r, out, &ph->router_shims[slot], absent, sizeof absent, &e);
+    if (rc != IM_OK)
+        return h ? refused(h, rc, &e, err) : im_error_set(err, rc, "route port: %s", e.msg);
+    if (h)
+        log_absent(h, "route", "route.h", absent);
+    return IM_OK;
 }
 
 int im_plugin_host_open_cluster(im_plugin_host *ph, im_router *local, im_router **out,
                                 im_error *err)
 {
-    *out = local;
+    *out = NULL;
+    int rc = adopt_router(ph, adapter_of(ph, IM_ADAPTER_TRANSPORT), 0, local, &local, err);
+    if (rc != IM_OK)
+        return rc;
     imcore_host *h = adapter_of(ph, IM_ADAPTER_CLUSTER);
-    if (!h)
-        return IM_OK; /* cluster: none */
+    if (!h) {
+        *out = local; /* cluster: none */
+        return IM_OK;
+    }
     im_error e = { 0 };
     im_router *r = NULL;
-    int rc = h->desc.open_cluster(h->desc.state, local, &r, &e);
+    rc = h->desc.open_cluster(h->desc.state, local, &r, &e);
     rc = opened(h, rc, r && r->ops, &e, err);
-    *out = rc == IM_OK ? r : NULL;
-    return rc;
+    if (rc != IM_OK)
+        return rc;
+    return adopt_router(ph, h, 1, r, out, err);
 }
 
 /* ---- start and stop ---- */
@@ -942,6 +1007,8 @@ void im_plugin_host_free(im_plugin_host *ph)
     }
     pthread_key_delete(ph->scratch_key);
     pthread_mutex_destroy(&ph->scratch_lock);
+    free(ph->router_shims[0]);
+    free(ph->router_shims[1]);
     free(ph->claims);
     free(ph->plugins);
     free(ph->configs);

@@ -109,6 +109,9 @@ struct im_plugin_host {
     bool filters;                 /* some plugin has on_message */
     bool wants_presence;          /* some plugin has on_login or on_logout */
     imcore_limits limits;         /* the server's, as host_limits hands them out */
+    /* Shims around route ports whose tables were short (im_plugin_abi.h),
+     * freed with the host: the transport's, the cluster adapter's. */
+    void *router_shims[2];
     bool durable_store;           /* known from open_storage (or start) on */
     char source[256];
 

@@ -3,7 +3,8 @@
  * ports, and serves through the transport until SIGINT/SIGTERM.
  *
  * Exit codes: 0 after a clean shutdown, 1 on a runtime failure (cannot bind,
- * out of memory), 2 on bad usage or a bad config. */
+ * out of memory), 2 on bad usage or a bad config (a plugin the server
+ * cannot load or serve included). */
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
@@ -206,6 +207,10 @@ int main(int argc, char **argv)
         goto out;
     status = 0;
 out:
+    /* An adapter whose port table the server cannot use (no size, an
+     * operation it needs missing) is a bad plugin, so a bad config. */
+    if (status != 0 && err.code == IM_EUNSUPPORTED)
+        status = 2;
     if (status != 0)
         IM_ERROR("%s", err.msg[0] ? err.msg : "failed to start");
     /* Accounts and store first: they finish their queues, and their

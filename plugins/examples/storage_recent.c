@@ -286,6 +286,7 @@ static void recent_destroy(im_store *s)
 }
 
 static const struct im_store_ops recent_ops = {
+    .size = sizeof(struct im_store_ops),
     .name = "recent",
     .durable = false,
     .append = recent_append,

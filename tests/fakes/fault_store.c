@@ -105,7 +105,8 @@ static void fault_destroy(im_store *s)
 }
 
 static const struct im_store_ops fault_store_ops = {
-    .name = "fault", .append = fault_append, .pending = fault_pending, .ack = fault_ack,
+    .size = sizeof(struct im_store_ops), .name = "fault",
+    .append = fault_append, .pending = fault_pending, .ack = fault_ack,
     .history = fault_history, .barrier = fault_barrier, .group_create = fault_group_create,
     .group_join = fault_group_change, .group_leave = fault_group_change,
     .load_groups = fault_load_groups, .kv_put = fault_kv_put, .kv_each = fault_kv_each,

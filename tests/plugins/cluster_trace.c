@@ -116,6 +116,7 @@ static void t_send_login_result(im_router *r, const im_endpoint *ep, uint64_t re
 }
 
 static const struct im_router_ops trace_ops = {
+    .size = sizeof(struct im_router_ops),
     .name = "cluster_trace",
     .bind = t_bind,
     .unbind = t_unbind,
