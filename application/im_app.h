@@ -38,12 +38,9 @@
 
 typedef struct im_app_ports {
     im_router *router;            /* borrowed: outlives the app */
-    im_store *store;              /* borrowed */
-    /* The bytes of store->ops its adapter filled (imcore/plugin.h,
-     * storage_ops_size): IM_STORE_OPS_V1_SIZE for one built before
-     * group_change, whose groups are then public with their history
-     * shared. 0: the whole table, as this build knows it. */
-    size_t store_ops_size;
+    im_store *store;              /* borrowed; a table that ends before group_change
+                                   * (store->ops->size) keeps groups public with
+                                   * their history shared */
     im_group_repo *groups;        /* borrowed */
     im_accounts *accounts;        /* borrowed; NULL: "open" mode, a login names any id */
     im_filter *filter;            /* borrowed; NULL: messages are not filtered */
@@ -136,8 +133,7 @@ int im_app_group_leave(im_app *app, im_session *s, const im_endpoint *ep,
  * private group needs an invitation (else IM_ENOGROUP, as for no group);
  * to a user who may not see a private group, every request on it is
  * IM_ENOGROUP. Errors decided at once, besides those above:
- * IM_EUNSUPPORTED (with a store built before group_change:
- * im_app_ports.store_ops_size), IM_EPERM (only the owner invites, kicks,
+ * IM_EUNSUPPORTED (with a store whose table has no group_change), IM_EPERM (only the owner invites, kicks,
  * transfers and deletes). */
 int im_app_group_create_flags(im_app *app, im_session *s, const im_endpoint *ep,
                               uint64_t request_id, const char *group, uint32_t max_members,

@@ -15,7 +15,7 @@
  * the route port once the change is durable, if they are online; the
  * listing (GroupList) is where everyone finds the state later.
  *
- * A store built before group_change (imcore/plugin.h, storage_ops_size)
+ * A store whose table has no group_change (imcore/storage.h)
  * keeps groups as the first release did: they are created public with
  * their history shared, and what needs more is refused (IM_EUNSUPPORTED).
  * No I/O here: effects go out through the ports. */
@@ -34,11 +34,9 @@ _Static_assert(IM_STORE_GROUP_PRIVATE == IM_GROUP_PRIVATE &&
 
 static bool has_group_change(const im_app *app)
 {
-    const im_app_ports *p = im__app_ports(app);
-    size_t size = p->store_ops_size ? p->store_ops_size : sizeof(struct im_store_ops);
-    return size >= offsetof(struct im_store_ops, group_change) +
-                       sizeof p->store->ops->group_change &&
-           p->store->ops->group_change != NULL;
+    const struct im_store_ops *ops = im__app_ports(app)->store->ops;
+    return ops->size >= offsetof(struct im_store_ops, group_change) + sizeof ops->group_change &&
+           ops->group_change != NULL;
 }
 
 /* ---- loading ---- */

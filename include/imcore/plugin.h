@@ -1,30 +1,60 @@
 /* imcore/plugin.h: the plugin ABI of imcore-server. The only header a
  * plugin includes (it brings imcore/errors.h, for the error codes).
  *
- * A plugin is a shared object that exports one symbol:
+ * A plugin is a shared object that exports two symbols: a description of
+ * itself, which the server reads before it runs any of the plugin's code,
+ * and its entry point. Both are declared below, so the compiler checks the
+ * plugin's definitions against them:
+ *
+ *     IMCORE_PLUGIN_INFO("shout", "1.0");     (defines imcore_plugin_about)
  *
  *     int imcore_plugin_init(const imcore_host_api *api, imcore_host *host,
  *                            imcore_plugin *out);
  *
  * The server loads it with dlopen(RTLD_NOW | RTLD_LOCAL) when the YAML config
- * lists it, and calls imcore_plugin_init once. The plugin checks
- * api->api_version (and api->size before using a function added after
- * version 1), fills *out and returns 0, or returns non-zero after writing a
- * sentence to out->error, which the server prints and then refuses to start.
+ * lists it and reads imcore_plugin_about: the build signature (the compiler
+ * ABI the plugin was built for) must be the server's, and among the plugin
+ * API versions the plugin speaks (api_min..api_max) the server picks the
+ * newest it speaks too, or refuses the plugin, naming both ranges, before
+ * its init ever runs. Then it calls imcore_plugin_init once, with out->
+ * api_version set to the version it picked. The plugin fills *out and
+ * returns 0, or returns non-zero after writing a sentence to out->error,
+ * which the server prints and then refuses to start. (A shared object with
+ * an init and no imcore_plugin_about is a plugin of version 1, which had
+ * none: see "Versions" below.)
+ *
  * A plugin reaches the server only through api and host, never through the
- * server's own symbols: build it with -fvisibility=hidden and export only
- * imcore_plugin_init.
+ * server's own symbols: build it with -fvisibility=hidden; the declarations
+ * below export the two symbols, and nothing else need be.
  *
  * Adapters: a plugin that fills open_storage, open_transport or
  * open_cluster is one of the server's adapters, loaded by name from
  * storage.engine (storage_NAME.so), transport (transport_NAME.so) or
  * cluster (cluster_NAME.so); the server's own are plugins of this kind.
  *
- * Versioning: IMCORE_PLUGIN_API_VERSION changes only when something is
- * removed or changes meaning. Functions are only ever appended to
- * imcore_host_api, callbacks to imcore_plugin, fields to imcore_message;
- * each struct starts with its size so both sides can tell what the other
- * knows.
+ * Growing: every table that crosses the boundary starts with its size (or
+ * the plugin's description with its signature and size) and is only ever
+ * appended to: functions to imcore_host_api and imcore_core_api, callbacks
+ * to imcore_plugin, fields to imcore_message, operations to the ports'
+ * tables (im_store_ops, im_router_ops, imcore_transport_ops). Each side
+ * reads only what the other's table has: a plugin checks api->size (see
+ * IMCORE_HAS) before calling a function a newer server added, and the
+ * server treats an operation past the end of an adapter's table as absent,
+ * with the fallback or the refusal its header gives for it.
+ *
+ * Versions: IMCORE_PLUGIN_API_VERSION changes only when something is
+ * removed, moved or changes meaning; the server keeps serving the versions
+ * before it that it can.
+ *   1  the first release: the entry point only, and port tables without
+ *      a size. Served still: extensions, and storage adapters (through a
+ *      copy of the old layout of im_store_ops). Not served: transports
+ *      (one may keep sessions of another size than the server's) and
+ *      cluster adapters.
+ *   2  imcore_plugin_about with the build signature and the versions
+ *      spoken; the entry point declared here; im_store_ops, im_router_ops
+ *      and imcore_transport_ops start with their size, and the operations
+ *      a server can do without come last in each; a transport says the
+ *      size of the sessions it was built for (session_size).
  *
  * Threads: on_message runs on the sending session's network thread,
  * several at once, so it must be thread-safe. Every other callback
@@ -41,7 +71,8 @@
  * Ownership: every pointer the server passes to a callback is borrowed for
  * the duration of that call only; copy what you keep. Every pointer a
  * plugin passes to the server is borrowed for the call; the server copies
- * what it keeps. */
+ * what it keeps. imcore_plugin_about and the strings it points to are the
+ * plugin's, static, read while the plugin is loaded. */
 #ifndef IMCORE_PLUGIN_H
 #define IMCORE_PLUGIN_H
 
@@ -62,7 +93,15 @@
 extern "C" {
 #endif
 
-#define IMCORE_PLUGIN_API_VERSION 1
+#define IMCORE_PLUGIN_API_VERSION 2
+
+/* True if table (a pointer to any table of the ABI that starts with its
+ * size: imcore_host_api, imcore_core_api, im_store_ops, ...) reaches field
+ * and field is set: whether a function or operation is there to call.
+ *     if (!IMCORE_HAS(api, kv_each)) refuse("this server is too old");  */
+#define IMCORE_HAS(table, field)                                                  \
+    ((table)->size >= offsetof(__typeof__(*(table)), field) + sizeof((table)->field) && \
+     (table)->field != NULL)
 
 /* The server's side of one loaded plugin. Opaque. */
 typedef struct imcore_host imcore_host;
@@ -132,7 +171,9 @@ typedef struct imcore_limits {
  * plugin was given, and may be called from any thread. */
 typedef struct imcore_host_api {
     size_t size;                 /* sizeof(imcore_host_api) as the server knows it */
-    unsigned api_version;        /* IMCORE_PLUGIN_API_VERSION of the server */
+    /* The plugin API version the server speaks to this plugin: the one it
+     * picked from imcore_plugin_about (1 for a plugin without one). */
+    unsigned api_version;
 
     /* A line in the server's log, tagged with the plugin's name; bytes outside
      * printable ASCII are written \xNN, as in every line of the log. */
@@ -212,7 +253,8 @@ typedef struct imcore_host_api {
      * deletes the key); it returns at once, and puts are applied in call
      * order. Keys: 1..200 bytes of text; values: at most 65,536 bytes. Any
      * thread, from on_start on. Errors: IM_EINVAL, IM_ENOMEM, IM_ESHUTDOWN,
-     * IM_ESTATE (before on_start, in init). */
+     * IM_ESTATE (before on_start, in init), IM_EUNSUPPORTED (the storage
+     * adapter has no key-value map: its table ends before kv_put). */
     int (*kv_put)(imcore_host *h, const char *key, const void *value, size_t len);
     /* A put is durable once the store has committed it (milliseconds,
      * with the next messages); a clean stop commits every put made before
@@ -221,7 +263,7 @@ typedef struct imcore_host_api {
      * in key order, with what earlier puts have made durable; returns how
      * many it visited. fn may call kv_put, not kv_each. Reads the disk: call it in on_start, or in run_blocking's
      * work, not in other callbacks. Errors: IM_EIO, IM_ESTATE (before
-     * on_start). */
+     * on_start), IM_EUNSUPPORTED (as for kv_put). */
     int (*kv_each)(imcore_host *h, const char *prefix, imcore_kv_fn fn, void *arg);
 
     /* The level the server logs at: log lines below it are dropped, so a
@@ -249,14 +291,17 @@ typedef struct imcore_host_api {
     /* Functions are appended here in later versions: check size first. */
 } imcore_host_api;
 
-/* The plugin's description of itself, filled by imcore_plugin_init. The
- * server zeroes it and sets size before the call. Every callback is
+/* What the plugin registers, filled by imcore_plugin_init. The server
+ * zeroes it and sets size, api_version, name and version before the call. Every callback is
  * optional (NULL). state is handed back to every callback. */
 typedef struct imcore_plugin {
     size_t size;                 /* set by the server: sizeof(imcore_plugin) as it knows it */
-    unsigned api_version;        /* set by the plugin: IMCORE_PLUGIN_API_VERSION it was built for */
-    const char *name;            /* static strings, for logs */
-    const char *version;
+    /* Set by the server before init: the version it picked from the
+     * plugin's imcore_plugin_about. The plugin leaves it (or sets it to the
+     * same); the server refuses a plugin that answers another. */
+    unsigned api_version;
+    const char *name;            /* static strings, for logs; the server sets them */
+    const char *version;         /* from imcore_plugin_about before init */
     void *state;                 /* the plugin's own */
     char error[200];             /* why init failed, for people */
 
@@ -356,28 +401,86 @@ typedef struct imcore_plugin {
      * node_id. */
     int (*open_cluster)(void *state, im_router *local, im_router **out, im_error *err);
 
-    /* ---- appended after open_cluster ---- */
-
-    /* A storage adapter sets this to sizeof(struct im_store_ops) as its
-     * build knows it (imcore/storage.h), if out->size reaches it: the
-     * server then calls the operations appended after the first release
-     * that the table holds (a NULL one is absent). Left 0, the table is
-     * taken as the first release's (IM_STORE_OPS_V1_SIZE): groups are then
-     * public, with their history shared, as the first release kept them,
-     * and private groups, invitations, removals, hand-overs and deletions
-     * are answered UNSUPPORTED. */
-    size_t storage_ops_size;
-
     /* Callbacks are appended here in later versions (the reserved slots
      * are used up): a plugin sets one only if out->size reaches it, and the
      * server reads one only if it knows it. */
 } imcore_plugin;
 
-/* The one symbol a plugin exports. */
+/* ---- what a plugin exports ---- */
+
+/* The build signature: what a plugin and the server must agree on to
+ * share structs at all, in one number that the server compares before it
+ * reads anything else of the plugin. Bits 0-23 are the compiler's ABI
+ * (sizes of int, long, size_t, pointers and enums, and the byte order)
+ * and must be the server's; bits 24-31 are the IMCORE_PLUGIN_API_VERSION
+ * of the header the plugin was built with. */
+#if defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__) && \
+    __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define IMCORE__BYTE_ORDER 2u
+#else
+#define IMCORE__BYTE_ORDER 1u
+#endif
+#define IMCORE_PLUGIN_SIGNATURE                                                       \
+    ((uint32_t)IMCORE_PLUGIN_API_VERSION << 24 | (uint32_t)IMCORE__BYTE_ORDER << 20 |  \
+     (uint32_t)sizeof(imcore_log_level) << 16 | (uint32_t)sizeof(void *) << 12 |       \
+     (uint32_t)sizeof(size_t) << 8 | (uint32_t)sizeof(long) << 4 | (uint32_t)sizeof(int))
+#define IMCORE_PLUGIN_SIGNATURE_ABI(sig) ((uint32_t)(sig) & 0x00FFFFFFu)
+#define IMCORE_PLUGIN_SIGNATURE_API(sig) ((uint32_t)(sig) >> 24)
+
+/* The plugin's description of itself, a static constant the server reads
+ * before it calls anything of the plugin (define it with IMCORE_PLUGIN_INFO,
+ * or by hand with IMCORE_PLUGIN_INFO_FIELDS to set more). Fields are only
+ * appended; the server reads one only if size reaches it. */
+typedef struct imcore_plugin_info {
+    uint32_t signature;          /* IMCORE_PLUGIN_SIGNATURE, as the plugin was built */
+    uint32_t size;               /* sizeof(imcore_plugin_info) as the plugin knows it */
+    /* The plugin API versions the plugin speaks: the server picks the
+     * newest it speaks too and hands it to init in out->api_version. A
+     * plugin speaks more than one only if it checks out->api_version and
+     * uses each version's layouts; IMCORE_PLUGIN_INFO says this header's
+     * version alone. */
+    uint32_t api_min;
+    uint32_t api_max;
+    const char *name;            /* for logs: out->name until init sets another */
+    const char *version;         /* for logs: out->version until init sets another */
+    /* Transports only (open_transport). A transport that keeps the
+     * server's im_session inside its own structs, by value, as one built
+     * from the server's own tree does, sets the sizeof(im_session) it was
+     * built with: the server refuses it, without calling its init, unless
+     * that is its own session size (imcore_core_api.session_size), so a
+     * stale build is never loaded. 0: the transport allocates
+     * core->session_size bytes per session when it runs, and never reads
+     * them but through the core's session_* functions. */
+    size_t session_size;
+    /* Fields are appended here in later versions. */
+} imcore_plugin_info;
+
+#define IMCORE_PLUGIN_INFO_FIELDS(name_, version_)                                  \
+    .signature = IMCORE_PLUGIN_SIGNATURE, .size = sizeof(imcore_plugin_info),         \
+    .api_min = IMCORE_PLUGIN_API_VERSION, .api_max = IMCORE_PLUGIN_API_VERSION,       \
+    .name = (name_), .version = (version_)
+
+/* Defines the plugin's description: one line at file scope,
+ *     IMCORE_PLUGIN_INFO("word_filter", "1.2");
+ * or, to set more fields,
+ *     const imcore_plugin_info imcore_plugin_about = {
+ *         IMCORE_PLUGIN_INFO_FIELDS("transport_ws", "1"), .session_size = 0,
+ *     };                                                                    */
+#define IMCORE_PLUGIN_INFO(name_, version_)                                         \
+    const imcore_plugin_info imcore_plugin_about = { IMCORE_PLUGIN_INFO_FIELDS(name_, version_) }
+
+/* The two symbols a plugin exports, declared so that the compiler checks
+ * the plugin's own definitions against them (and exports them, even under
+ * -fvisibility=hidden). The server never defines them. */
+__attribute__((visibility("default"))) extern const imcore_plugin_info imcore_plugin_about;
+__attribute__((visibility("default")))
+int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out);
+
 typedef int (*imcore_plugin_init_fn)(const imcore_host_api *api, imcore_host *host,
                                      imcore_plugin *out);
 
 #define IMCORE_PLUGIN_INIT_SYMBOL "imcore_plugin_init"
+#define IMCORE_PLUGIN_ABOUT_SYMBOL "imcore_plugin_about"
 
 #ifdef __cplusplus
 }

@@ -52,7 +52,14 @@ typedef struct im_send_result {
  * call only. Return false to stop early. */
 typedef bool (*im_router_user_fn)(void *arg, const char *user_id, const char *display_name);
 
+/* The table a transport (for this node's sessions) or a cluster adapter
+ * fills. It starts with its size and only grows by appending: the server
+ * reads only what the adapter's table has. Every operation up to
+ * send_login_result is required (a table that ends before one, or leaves
+ * one NULL, is refused at start); those after it may be absent (past the
+ * table's size, or NULL), with the fallback their comment gives. */
 struct im_router_ops {
+    size_t size;                  /* sizeof(struct im_router_ops) as the adapter knows it */
     const char *name;
     /* Makes user_id's session the one at ep (strings copied). If another
      * session holds the user: with IM_LOGIN_REPLACE it is unbound and its
@@ -67,9 +74,6 @@ struct im_router_ops {
      * the user has gone offline. */
     bool (*unbind)(im_router *r, const char *user_id, const im_endpoint *ep);
     bool (*is_online)(im_router *r, const char *user_id);
-    /* True if user_id is spoken for by the server itself (a plugin's
-     * service account): no client may log in as it. NULL: none are. */
-    bool (*is_reserved)(im_router *r, const char *user_id);
     /* Hands m to the receiver's session: to m->target for a private message.
      * Errors: IM_EOFFLINE, IM_EBUSY (the receiver is not reading), IM_ENOMEM. */
     int (*deliver)(im_router *r, const im_message *m, const char *sender_name, im_error *err);
@@ -112,6 +116,15 @@ struct im_router_ops {
      * of failed logins. */
     void (*send_login_result)(im_router *r, const im_endpoint *ep, uint64_t request_id, int rc,
                               const im_session *s, const char *token, const char *msg);
+
+    /* ---- optional from here on ---- */
+
+    /* True if user_id is spoken for by the server itself (a plugin's
+     * service account): no client may log in as it. Absent: none are. */
+    bool (*is_reserved)(im_router *r, const char *user_id);
+
+    /* Operations appended in later versions come here, each with the
+     * server's fallback for a table without it. */
 };
 
 struct im_router { const struct im_router_ops *ops; };

@@ -44,10 +44,9 @@ typedef struct im_group_record {
     uint32_t max_members;
     const char *const *members;
     size_t nmembers;
-    /* Filled by a store that has group_change, and read only from one
-     * (imcore/plugin.h, storage_ops_size); a store without it keeps groups
-     * as the first release did: public, history shared, owned by
-     * members[0]. */
+    /* Filled by a store that has group_change, and read only from one; a
+     * store without it keeps groups as the first release did: public,
+     * history shared, owned by members[0]. */
     const char *owner;            /* a member; NULL: members[0] */
     const char *creator;          /* NULL: the owner */
     uint32_t flags;               /* IM_STORE_GROUP_* */
@@ -111,7 +110,14 @@ typedef bool (*im_store_kv_fn)(void *arg, const char *key, const void *value, si
 #define IM_STORE_KV_KEY_MAX 200
 #define IM_STORE_KV_VALUE_MAX 65536
 
+/* The table a storage adapter fills. It starts with its size and only
+ * grows by appending: the server reads only what the adapter's table has.
+ * Operations up to destroy are required (a table that ends before one, or
+ * leaves one NULL, is refused at start); each one after it may be absent
+ * (past the table's size, or NULL), and then the server falls back to what
+ * its comment says. */
 struct im_store_ops {
+    size_t size;                  /* sizeof(struct im_store_ops) as the adapter knows it */
     const char *name;
     /* True if messages outlive the process: offline delivery and history work. */
     bool durable;
@@ -159,8 +165,15 @@ struct im_store_ops {
     /* Runs done after the completions of every request made before it. */
     int (*barrier)(im_store *s, im_store_done_fn done, void *arg, im_error *err);
 
+    /* Finishes what is queued (completions included), then frees s. NULL-safe. */
+    void (*destroy)(im_store *s);
+
+    /* ---- optional from here on ---- */
+
     /* Group membership, durable in a durable store (a memory store completes
-     * at once and keeps nothing). done gets IM_ENOSPC or IM_EIO on failure. */
+     * at once and keeps nothing). done gets IM_ENOSPC or IM_EIO on failure.
+     * Absent: the server completes each at once and keeps nothing, as a
+     * memory store does (groups then last until the server stops). */
     int (*group_create)(im_store *s, const char *group, const char *owner, uint32_t max_members,
                         im_store_done_fn done, void *arg, im_error *err);
     int (*group_join)(im_store *s, const char *group, const char *user, im_store_done_fn done,
@@ -170,12 +183,13 @@ struct im_store_ops {
 
     /* At start-up, before any request: hands every stored group to fn, in
      * id order. fn returning non-zero stops, and that value is returned. A
-     * memory store has none. Errors: IM_EIO. */
+     * memory store has none. Errors: IM_EIO. Absent: there are none. */
     int (*load_groups)(im_store *s, int (*fn)(void *arg, const im_group_record *g), void *arg,
                        im_error *err);
 
     /* A key-value map per namespace (a plugin's name), for plugins that
-     * keep state of their own. */
+     * keep state of their own. Absent (either): plugins' kv_put and kv_each
+     * fail with IM_EUNSUPPORTED. */
 
     /* Sets key of namespace ns to value (len bytes), or deletes it when
      * value is NULL; in order with every other write, and as durable as the
@@ -194,13 +208,8 @@ struct im_store_ops {
     int (*kv_each)(im_store *s, const char *ns, const char *prefix, im_store_kv_fn fn,
                    void *arg, im_error *err);
 
-    /* Finishes what is queued (completions included), then frees s. NULL-safe. */
-    void (*destroy)(im_store *s);
 
-    /* ---- appended after the first release, which ended with destroy
-     * (IM_STORE_OPS_V1_SIZE). A store that has these says so with
-     * imcore_plugin.storage_ops_size (imcore/plugin.h); the server reads
-     * none of them from one that does not. ---- */
+    /* ---- appended in plugin API 2, after kv_each ---- */
 
     /* A change of a group (see im_group_change_kind), durable in a durable
      * store (a memory store keeps nothing), in order with every other
@@ -211,19 +220,20 @@ struct im_store_ops {
      * for it is the server's to judge. done runs exactly once if this
      * returns 0, never if it returns an error; it gets IM_ENOSPC or IM_EIO
      * when storage failed. c is borrowed for the call. Errors: IM_EINVAL,
-     * IM_ENOMEM, IM_ESHUTDOWN. The first release's group_create, group_join
-     * and group_leave stay: they are CREATE (flags
-     * IM_STORE_GROUP_SHARE_HISTORY), JOIN and LEAVE without the seq. */
+     * IM_ENOMEM, IM_ESHUTDOWN. Absent (a table that ends before it, or
+     * NULL): the server uses group_create, group_join and group_leave
+     * (CREATE with IM_STORE_GROUP_SHARE_HISTORY, JOIN and LEAVE without
+     * the seq); groups are then public with shared history, and the
+     * owner's requests (invite, kick, transfer, delete) are answered
+     * UNSUPPORTED. */
     int (*group_change)(im_store *s, const im_group_change *c, im_store_group_fn done,
                         void *arg, im_error *err);
 
-    /* Operations are appended here in later versions. */
+    /* Operations appended in later versions come here, after group_change,
+     * each with the server's fallback for a table without it. */
 };
 
 struct im_store { const struct im_store_ops *ops; };
-
-/* The bytes of im_store_ops in the first release: up to destroy. */
-#define IM_STORE_OPS_V1_SIZE (offsetof(struct im_store_ops, destroy) + sizeof(void (*)(void)))
 
 static inline void im_store_destroy(im_store *s)
 { if (s) s->ops->destroy(s); }

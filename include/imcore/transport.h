@@ -17,12 +17,15 @@
  *     transport reaches the application through it alone, never through the
  *     server's symbols.
  *
- * Sessions: a transport keeps one im_session per connection, a block of
- * core->session_size bytes it allocates (aligned for any type) and never
- * reads but through the core's session_* functions. (The built-in
- * transport is built from the server's tree and embeds the struct by
- * value; a third party allocates session_size bytes.) A session is touched
- * only on the thread that owns its connection. */
+ * Sessions: a transport keeps one im_session per connection and never
+ * reads it but through the core's session_* functions. Either it allocates
+ * a block of core->session_size bytes for each (aligned for any type), and
+ * its imcore_plugin_about says session_size 0; or, built from the server's
+ * own tree as the built-in one is, it embeds the struct by value and its
+ * imcore_plugin_about says the sizeof(im_session) it was built with, which
+ * the server compares with its own before it loads the plugin: a transport
+ * built for sessions of another size is refused, never run. A session is
+ * touched only on the thread that owns its connection. */
 #ifndef IMCORE_TRANSPORT_H
 #define IMCORE_TRANSPORT_H
 
@@ -199,17 +202,20 @@ typedef struct imcore_core_api {
 /* A transport: the adapter's state, with the port first. */
 typedef struct imcore_transport imcore_transport;
 
+/* The table a transport fills. It starts with its size and only grows by
+ * appending: the server reads only what the transport's table has.
+ * router, run and destroy are required (a table that ends before one, or
+ * leaves one NULL, is refused at start); the operations after them may be
+ * absent (past the table's size, or NULL), with the fallback their comment
+ * gives. */
 struct imcore_transport_ops {
+    size_t size;                  /* sizeof(struct imcore_transport_ops) as the transport knows it */
     const char *name;
 
     /* The route port this transport fills: sessions on this node. Borrowed:
      * valid until destroy. Available from open on, before run, because the
      * application is built with it. */
     im_router *(*router)(imcore_transport *t);
-
-    /* The port it listens on (useful with listen.port: 0), or 0 if it has
-     * none. Available from open on: the listening socket is bound there. */
-    unsigned (*bound_port)(const imcore_transport *t);
 
     /* Serves clients until SIGINT/SIGTERM or stop, on the calling thread
      * (the server's main thread), reaching the application through core
@@ -220,12 +226,23 @@ struct imcore_transport_ops {
      * once. Errors: IM_EIO, IM_ENOMEM. */
     int (*run)(imcore_transport *t, const imcore_core_api *core, im_app *app, im_error *err);
 
-    /* Asks a running transport to stop; from any thread. */
-    void (*stop)(imcore_transport *t);
-
     /* Frees t: not while run is running. The server destroys it before it
      * unloads the plugin, whose code it is. */
     void (*destroy)(imcore_transport *t);
+
+    /* ---- optional from here on ---- */
+
+    /* The port it listens on (useful with listen.port: 0), or 0 if it has
+     * none. Available from open on: the listening socket is bound there.
+     * Absent: 0. */
+    unsigned (*bound_port)(const imcore_transport *t);
+
+    /* Asks a running transport to stop; from any thread. Absent: it stops
+     * on SIGINT and SIGTERM only. */
+    void (*stop)(imcore_transport *t);
+
+    /* Operations appended in later versions come here, each with the
+     * server's fallback for a table without it. */
 };
 
 struct imcore_transport { const struct imcore_transport_ops *ops; };

@@ -18,14 +18,6 @@
 #define IM_ADAPTER_PLUGIN_SIZE(callback) \
     (offsetof(imcore_plugin, callback) + sizeof(((imcore_plugin *)0)->callback))
 
-/* A storage adapter's table holds what this build's imcore/storage.h has:
- * said so to a server that knows to ask. */
-static inline void im_adapter_storage_ops_size(imcore_plugin *out)
-{
-    if (out->size >= IM_ADAPTER_PLUGIN_SIZE(storage_ops_size))
-        out->storage_ops_size = sizeof(struct im_store_ops);
-}
-
 /* The server, as every adapter keeps it: the first member of its state. */
 typedef struct im_adapter {
     const imcore_host_api *api;
@@ -83,7 +75,6 @@ static inline void *im_adapter_new(const imcore_host_api *api, imcore_host *host
                                    const char *const *known, const char *options_name,
                                    size_t size)
 {
-    out->api_version = IMCORE_PLUGIN_API_VERSION;
     out->name = name;
     out->version = "1";
     if (!im_adapter_api_ok(api, out, plugin_size) ||

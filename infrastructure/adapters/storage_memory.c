@@ -18,7 +18,8 @@ static int open_storage(void *state, im_store **out, im_error *err)
     return rc;
 }
 
-__attribute__((visibility("default")))
+IMCORE_PLUGIN_INFO("storage_memory", "1");
+
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {
     /* The section's generic keys mean nothing here and are passed over;
@@ -29,6 +30,5 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
                         known, "storage.options", sizeof(im_adapter)))
         return 1;
     out->open_storage = open_storage;
-    im_adapter_storage_ops_size(out);
     return 0;
 }

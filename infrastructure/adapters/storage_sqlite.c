@@ -38,7 +38,8 @@ static int open_storage(void *state, im_store **out, im_error *err)
     return rc;
 }
 
-__attribute__((visibility("default")))
+IMCORE_PLUGIN_INFO("storage_sqlite", "1");
+
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {
     static const char *const known[] = { "path", "max_batch", "synchronous", "max_page_count",
@@ -70,6 +71,5 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
     }
     im_log_set_level((im_log_level)api->log_level(host));
     out->open_storage = open_storage;
-    im_adapter_storage_ops_size(out);
     return 0;
 }

@@ -54,6 +54,13 @@ static int tcp_run(imcore_transport *t, const imcore_core_api *core, im_app *app
     if (!core || core->size < offsetof(imcore_core_api, online_users_page) +
                                   sizeof core->online_users_page)
         return im_error_set(err, IM_EINVAL, "transport tcp: the server's core table is too old");
+    /* The server checked imcore_plugin_about's session_size at load; this
+     * is the same rule where the sessions are made, in case a server did
+     * not. */
+    if (core->session_size != sizeof(im_session))
+        return im_error_set(err, IM_EINVAL,
+                            "transport tcp: built for sessions of %zu bytes, the server's are "
+                            "%zu", sizeof(im_session), core->session_size);
     return im_net_server_run(srv_of(t), core, app, err);
 }
 
@@ -71,6 +78,7 @@ static void tcp_destroy(imcore_transport *t)
 }
 
 static const struct imcore_transport_ops tcp_ops = {
+    .size = sizeof(struct imcore_transport_ops),
     .name = "tcp",
     .router = tcp_router,
     .bound_port = tcp_bound_port,
@@ -96,7 +104,14 @@ static int open_transport(void *state, imcore_transport **out, im_error *err)
     return IM_OK;
 }
 
-__attribute__((visibility("default")))
+/* The network code keeps each connection's session by value
+ * (im_net_internal.h), so the server must refuse this build if its own
+ * sessions are of another size. */
+const imcore_plugin_info imcore_plugin_about = {
+    IMCORE_PLUGIN_INFO_FIELDS("transport_tcp", "1"),
+    .session_size = sizeof(im_session),
+};
+
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {
     static const char *const known[] = {

@@ -110,8 +110,10 @@ struct im_conn {
     im_conn *next_flush;
     uint64_t close_deadline_ms; /* closing: dropped by the sweep after this */
     im_session session;         /* by value: this transport is built with the
-                                 * server's domain (a third party's allocates
-                                 * core->session_size bytes instead) */
+                                 * server's domain, and says so in its
+                                 * imcore_plugin_about (session_size), which
+                                 * the server checks (a third party's
+                                 * allocates core->session_size bytes instead) */
     im_endpoint ep;
     char peer[64];
     bool closing;               /* no more input; output drains, then reap */

@@ -513,6 +513,7 @@ static size_t router_list_online(im_router *r, im_router_user_fn fn, void *arg)
 }
 
 static const struct im_router_ops net_router_ops = {
+    .size = sizeof(struct im_router_ops),
     .name = "local",
     .bind = router_bind,
     .unbind = router_unbind,

@@ -4,7 +4,10 @@
  * reaches it through the callbacks it filled in. Loading follows the
  * contract in plugin.h: dlopen with RTLD_NOW | RTLD_LOCAL (a missing symbol
  * fails now, not at the first message; plugins cannot see each other),
- * check the one entry symbol, call it, check the version it answers. */
+ * read the plugin's description and pick the version to speak with it
+ * (im_plugin_abi.c) before any of its code runs, call its entry point,
+ * check the version it answers. The port tables adapters hand over are
+ * checked once, when they are opened. */
 #include "im_plugin_internal.h"
 
 #include <dlfcn.h>
@@ -20,6 +23,7 @@
 #include <unistd.h>
 
 #include "im_log.h"
+#include "im_plugin_abi.h"
 
 /* Per-thread scratch for rewritten bodies, two so that one plugin's output
  * can be the next one's input. Registered, so they are freed with the host
@@ -297,7 +301,8 @@ static int host_kv_put(imcore_host *h, const char *key, const void *value, size_
     im_error err = { 0 };
     int rc = ph->store->ops->kv_put(ph->store, h->name, key, value, value ? len : 0, NULL, NULL,
                                     &err);
-    if (rc != IM_OK)
+    /* A store without a map was named once, at open: not at every put. */
+    if (rc != IM_OK && rc != IM_EUNSUPPORTED)
         IM_WARN("plugin %s: kv_put %s: %s", h->name, key, err.msg);
     return rc;
 }
@@ -321,7 +326,7 @@ static int host_kv_each(imcore_host *h, const char *prefix, imcore_kv_fn fn, voi
     im_error err = { 0 };
     int rc = ph->store->ops->kv_each(ph->store, h->name, prefix ? prefix : "", kv_through, &w,
                                      &err);
-    if (rc < 0)
+    if (rc < 0 && rc != IM_EUNSUPPORTED)
         IM_WARN("plugin %s: kv_each: %s", h->name, err.msg);
     return rc;
 }
@@ -345,28 +350,43 @@ static const imcore_limits *host_limits(imcore_host *h)
     return &h->ph->limits;
 }
 
+/* One table per version spoken, the same functions in each: a plugin of
+ * version 1 may check that api_version is 1. (Version 2 changed the port
+ * tables, not this one.) */
+#define HOST_API_FUNCTIONS                                                                  \
+    .log = host_log,                                                                        \
+    .config_get = host_config_get,                                                          \
+    .config_where = host_config_where,                                                      \
+    .claim_user = host_claim_user,                                                          \
+    .send_private = host_send_private,                                                      \
+    .send_group = host_send_group,                                                          \
+    .group_join = host_group_join,                                                          \
+    .is_online = host_is_online,                                                            \
+    .group_members = host_group_members,                                                    \
+    .timer_start = host_timer_start,                                                        \
+    .timer_cancel = host_timer_cancel,                                                      \
+    .run_blocking = host_run_blocking,                                                      \
+    .kv_put = host_kv_put,                                                                  \
+    .kv_each = host_kv_each,                                                                \
+    .log_level = host_log_level,                                                            \
+    .config_key = host_config_key,                                                          \
+    .limits = host_limits,                                                                  \
+    .is_service_account = host_is_service_account
+
 static const imcore_host_api host_api = {
     .size = sizeof(imcore_host_api),
     .api_version = IMCORE_PLUGIN_API_VERSION,
-    .log = host_log,
-    .config_get = host_config_get,
-    .config_where = host_config_where,
-    .claim_user = host_claim_user,
-    .send_private = host_send_private,
-    .send_group = host_send_group,
-    .group_join = host_group_join,
-    .is_online = host_is_online,
-    .group_members = host_group_members,
-    .timer_start = host_timer_start,
-    .timer_cancel = host_timer_cancel,
-    .run_blocking = host_run_blocking,
-    .kv_put = host_kv_put,
-    .kv_each = host_kv_each,
-    .log_level = host_log_level,
-    .config_key = host_config_key,
-    .limits = host_limits,
-    .is_service_account = host_is_service_account,
+    HOST_API_FUNCTIONS,
 };
+
+static const imcore_host_api host_api_v1 = {
+    .size = sizeof(imcore_host_api),
+    .api_version = 1,
+    HOST_API_FUNCTIONS,
+};
+
+_Static_assert(IMCORE_PLUGIN_API_VERSION == 2, "a new plugin API version: give it a host table "
+                                               "here, and im__abi_choose its rules");
 
 /* ---- the filter port ---- */
 
@@ -459,13 +479,14 @@ static const struct adapter_kind {
     const char *what;
     const char *callback;
     size_t offset;                /* of the callback in imcore_plugin */
+    im_abi_role role;
 } adapter_kinds[IM_ADAPTER_KINDS] = {
     [IM_ADAPTER_STORAGE] = { "storage.engine", "storage_", "storage adapter", "open_storage",
-                             offsetof(imcore_plugin, open_storage) },
+                             offsetof(imcore_plugin, open_storage), IM_ABI_STORAGE },
     [IM_ADAPTER_TRANSPORT] = { "transport", "transport_", "transport", "open_transport",
-                               offsetof(imcore_plugin, open_transport) },
+                               offsetof(imcore_plugin, open_transport), IM_ABI_TRANSPORT },
     [IM_ADAPTER_CLUSTER] = { "cluster", "cluster_", "cluster adapter", "open_cluster",
-                             offsetof(imcore_plugin, open_cluster) },
+                             offsetof(imcore_plugin, open_cluster), IM_ABI_CLUSTER },
 };
 
 /* The kind of adapter entry i is, or -1 for an extension. */
@@ -507,16 +528,15 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
     /* Messages name the entry: "FILE:LINE: plugin NAME: ..." for a plugin,
      * "FILE:LINE: storage.engine: NAME: ..." for an adapter. */
     int kind = adapter_kind_of(ph, i);
-    char label[128], at[300];
     if (kind >= 0)
-        snprintf(label, sizeof label, "%s: %s", adapter_kinds[kind].key,
+        snprintf(h->label, sizeof h->label, "%s: %s", adapter_kinds[kind].key,
                  pc->name + strlen(adapter_kinds[kind].prefix));
     else
-        snprintf(label, sizeof label, "plugin %s", pc->name);
+        snprintf(h->label, sizeof h->label, "plugin %s", pc->name);
     if (pc->line)
-        snprintf(at, sizeof at, "%s:%u", ph->source, pc->line);
+        snprintf(h->at, sizeof h->at, "%s:%u", ph->source, pc->line);
     else
-        snprintf(at, sizeof at, "%s", ph->source);
+        snprintf(h->at, sizeof h->at, "%s", ph->source);
 
     char path[600];
     if (pc->path[0])
@@ -527,7 +547,7 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
     do {                                                                                    \
         char what_[1024];                                                                   \
         snprintf(what_, sizeof what_, __VA_ARGS__);                                         \
-        return im_error_set(err, IM_EINVAL, "%s: %s: %s", at, label, what_);                  \
+        return im_error_set(err, IM_EINVAL, "%s: %s: %s", h->at, h->label, what_);            \
     } while (0)
     dlerror();
     h->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -537,23 +557,38 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
     *(void **)&init = dlsym(h->dl, IMCORE_PLUGIN_INIT_SYMBOL);
     if (!init)
         FAIL("%s has no %s: not an imcore plugin", path, IMCORE_PLUGIN_INIT_SYMBOL);
+    /* What the plugin is and speaks, before any of its code runs. */
+    const imcore_plugin_info *about = dlsym(h->dl, IMCORE_PLUGIN_ABOUT_SYMBOL);
+    im_error why = { 0 };
+    if (im__abi_choose(about, kind >= 0 ? adapter_kinds[kind].role : IM_ABI_EXTENSION,
+                       sizeof(im_session), &h->api_version, &why) != IM_OK)
+        FAIL("%s", why.msg);
     memset(&h->desc, 0, sizeof h->desc);
     h->desc.size = sizeof h->desc;
+    h->desc.api_version = h->api_version;
+    if (about) {
+        h->desc.name = about->name;
+        h->desc.version = about->version;
+    }
     ph->initialising = h;
-    int rc = init(&host_api, h, &h->desc);
+    int rc = init(h->api_version == 1 ? &host_api_v1 : &host_api, h, &h->desc);
     ph->initialising = NULL;
     h->desc.error[sizeof h->desc.error - 1] = '\0';
     if (rc != 0) {
         h->desc.shutdown = NULL; /* a refused init has nothing to shut down */
         FAIL("init failed: %s", h->desc.error[0] ? h->desc.error : "(no reason given)");
     }
-    if (h->desc.api_version != IMCORE_PLUGIN_API_VERSION) {
+    if (h->desc.api_version != h->api_version) {
         unsigned got = h->desc.api_version;
         if (h->desc.shutdown)
             h->desc.shutdown(h->desc.state);
         h->desc.shutdown = NULL;
-        FAIL("built for plugin API version %u, this server speaks %u", got,
-             IMCORE_PLUGIN_API_VERSION);
+        if (!about)
+            FAIL("built for plugin API version %u, but without the %s of every version after "
+                 "1", got, IMCORE_PLUGIN_ABOUT_SYMBOL);
+        FAIL("its init answered plugin API %u, the server picked %u from its %s (%u to %u)",
+             got, h->api_version, IMCORE_PLUGIN_ABOUT_SYMBOL, (unsigned)about->api_min,
+             (unsigned)about->api_max);
     }
     if (kind >= 0 && !has_callback(&h->desc, adapter_kinds[kind].offset)) {
         if (h->desc.shutdown)
@@ -567,8 +602,8 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
         ph->filters = true;
     if (h->desc.on_login || h->desc.on_logout)
         ph->wants_presence = true;
-    IM_INFO("plugin %s %s loaded from %s", pc->name, h->desc.version ? h->desc.version : "",
-            path);
+    IM_INFO("plugin %s %s loaded from %s (plugin API %u)", pc->name,
+            h->desc.version ? h->desc.version : "", path, h->api_version);
     return IM_OK;
 }
 
@@ -743,26 +778,41 @@ static int opened(const imcore_host *h, int rc, bool filled, const im_error *e, 
                         e->msg[0] ? e->msg : "it opened nothing");
 }
 
-int im_plugin_host_open_storage(im_plugin_host *ph, im_store **out, size_t *ops_size,
-                                im_error *err)
+/* A table the server cannot use: a bad plugin, named like one that does
+ * not load (IM_EUNSUPPORTED, so that the server exits as for a bad config). */
+static int refused(const imcore_host *h, int rc, const im_error *e, im_error *err)
+{
+    return im_error_set(err, rc, "%s: %s: %s", h->at, h->label, e->msg);
+}
+
+/* What an adapter's table lacks and the server does without: said once. */
+static void log_absent(const imcore_host *h, const char *port, const char *header,
+                       const char *absent)
+{
+    if (absent[0])
+        IM_WARN("%s: %s: its %s table has no %s: the server falls back for them as "
+                "imcore/%s says", h->at, h->label, port, absent, header);
+}
+
+int im_plugin_host_open_storage(im_plugin_host *ph, im_store **out, im_error *err)
 {
     *out = NULL;
-    *ops_size = IM_STORE_OPS_V1_SIZE;
     imcore_host *h = adapter_of(ph, IM_ADAPTER_STORAGE);
     if (!h)
         return im_error_set(err, IM_EINVAL, "no storage adapter was loaded");
     im_error e = { 0 };
-    int rc = h->desc.open_storage(h->desc.state, out, &e);
-    rc = opened(h, rc, *out != NULL, &e, err);
-    if (rc != IM_OK) {
-        *out = NULL;
-    } else {
-        ph->durable_store = (*out)->ops->durable;
-        /* Zeroed before init: a plugin built before the field left it so. */
-        if (h->desc.storage_ops_size > IM_STORE_OPS_V1_SIZE)
-            *ops_size = h->desc.storage_ops_size;
-    }
-    return rc;
+    im_store *s = NULL;
+    int rc = h->desc.open_storage(h->desc.state, &s, &e);
+    rc = opened(h, rc, s != NULL, &e, err);
+    if (rc != IM_OK)
+        return rc;
+    char absent[256];
+    rc = im__abi_store(s, h->api_version, out, absent, sizeof absent, &e);
+    if (rc != IM_OK)
+        return refused(h, rc, &e, err);
+    log_absent(h, "store", "storage.h", absent);
+    ph->durable_store = (*out)->ops->durable;
+    return IM_OK;
 }
 
 int im_plugin_host_open_transport(im_plugin_host *ph, imcore_transport **out, im_error *err)
@@ -772,26 +822,53 @@ int im_plugin_host_open_transport(im_plugin_host *ph, imcore_transport **out, im
     if (!h)
         return im_error_set(err, IM_EINVAL, "no transport adapter was loaded");
     im_error e = { 0 };
-    int rc = h->desc.open_transport(h->desc.state, out, &e);
-    rc = opened(h, rc, *out != NULL, &e, err);
+    imcore_transport *t = NULL;
+    int rc = h->desc.open_transport(h->desc.state, &t, &e);
+    rc = opened(h, rc, t != NULL, &e, err);
     if (rc != IM_OK)
-        *out = NULL;
-    return rc;
+        return rc;
+    char absent[256];
+    rc = im__abi_transport(t, out, absent, sizeof absent, &e);
+    if (rc != IM_OK)
+        return refused(h, rc, &e, err);
+    log_absent(h, "transport", "transport.h", absent);
+    return IM_OK;
+}
+
+/* The route port r of the adapter h (NULL: not a plugin's), checked once
+ * as im__abi_router does; a shim goes to slot, freed with the host. */
+static int adopt_router(im_plugin_host *ph, const imcore_host *h, unsigned slot, im_router *r,
+                        im_router **out, im_error *err)
+{
+    im_error e = { 0 };
+    char absent[256];
+    int rc = im__abi_router(r, out, &ph->router_shims[slot], absent, sizeof absent, &e);
+    if (rc != IM_OK)
+        return h ? refused(h, rc, &e, err) : im_error_set(err, rc, "route port: %s", e.msg);
+    if (h)
+        log_absent(h, "route", "route.h", absent);
+    return IM_OK;
 }
 
 int im_plugin_host_open_cluster(im_plugin_host *ph, im_router *local, im_router **out,
                                 im_error *err)
 {
-    *out = local;
+    *out = NULL;
+    int rc = adopt_router(ph, adapter_of(ph, IM_ADAPTER_TRANSPORT), 0, local, &local, err);
+    if (rc != IM_OK)
+        return rc;
     imcore_host *h = adapter_of(ph, IM_ADAPTER_CLUSTER);
-    if (!h)
-        return IM_OK; /* cluster: none */
+    if (!h) {
+        *out = local; /* cluster: none */
+        return IM_OK;
+    }
     im_error e = { 0 };
     im_router *r = NULL;
-    int rc = h->desc.open_cluster(h->desc.state, local, &r, &e);
+    rc = h->desc.open_cluster(h->desc.state, local, &r, &e);
     rc = opened(h, rc, r && r->ops, &e, err);
-    *out = rc == IM_OK ? r : NULL;
-    return rc;
+    if (rc != IM_OK)
+        return rc;
+    return adopt_router(ph, h, 1, r, out, err);
 }
 
 /* ---- start and stop ---- */
@@ -930,6 +1007,8 @@ void im_plugin_host_free(im_plugin_host *ph)
     }
     pthread_key_delete(ph->scratch_key);
     pthread_mutex_destroy(&ph->scratch_lock);
+    free(ph->router_shims[0]);
+    free(ph->router_shims[1]);
     free(ph->claims);
     free(ph->plugins);
     free(ph->configs);

@@ -10,7 +10,12 @@
  * are let in) -> stop (before the store goes) -> free (shutdown, unload).
  *
  * Every failure at load names the config file and line and the plugin:
- * "imcore.yaml:12: plugin word_filter: cannot load ...". */
+ * "imcore.yaml:12: plugin word_filter: cannot load ...", and so does a
+ * port table an adapter hands over that the server cannot use.
+ *
+ * The plugin ABI's versions and tables are checked in im_plugin_abi.c: a
+ * plugin's description before its init, each port table once when it is
+ * opened (never per call). */
 #ifndef IM_PLUGIN_HOST_H
 #define IM_PLUGIN_HOST_H
 
@@ -29,20 +34,22 @@ typedef struct im_plugin_host im_plugin_host;
  * cfg->cluster names (none for "none"). A plugin found by name is
  * plugin_dir/<name>.so. *out is the caller's: release with
  * im_plugin_host_free(). Errors: IM_EINVAL (unknown plugin, missing symbol,
- * ABI version mismatch, init refused: err says which), IM_ENOMEM. */
+ * another build signature, no plugin API version in common, a transport
+ * built for sessions of another size, init refused: err says which),
+ * IM_ENOMEM. */
 int im_plugin_host_load(const im_config *cfg, bool with_adapters, im_plugin_host **out,
                         im_error *err);
 
 /* Opens the store through the storage adapter loaded with with_adapters:
  * the plugin storage_<engine>.so in plugin_dir, whose config is the
  * storage section. *out is the caller's (im_store_destroy), and must be
- * destroyed before the host is freed: its code lives in the adapter.
- * *ops_size gets the bytes of (*out)->ops the adapter filled, for
- * im_app_ports.store_ops_size: what it said in storage_ops_size, or
- * IM_STORE_OPS_V1_SIZE for an adapter that did not say.
- * Errors: the adapter's (IM_EIO: cannot open the database, ...). */
-int im_plugin_host_open_storage(im_plugin_host *h, im_store **out, size_t *ops_size,
-                                im_error *err);
+ * destroyed before the host is freed: its code lives in the adapter. A
+ * store whose table is short (an older adapter) or of plugin API 1 comes
+ * behind a shim with the fallbacks of imcore/storage.h; the log names what
+ * falls back. Errors: the adapter's (IM_EIO: cannot open the database,
+ * ...); IM_EUNSUPPORTED, "FILE:LINE: storage.engine: NAME: why", for a
+ * table the server cannot use (no size, a required operation missing). */
+int im_plugin_host_open_storage(im_plugin_host *h, im_store **out, im_error *err);
 
 /* Opens the transport through the transport adapter loaded with
  * with_adapters: the plugin transport_<name>.so in plugin_dir, whose config
@@ -50,15 +57,19 @@ int im_plugin_host_open_storage(im_plugin_host *h, im_store **out, size_t *ops_s
  * session.*, accounts.* of the failed-login limit) and transport_options
  * as options.*. *out is the caller's ((*out)->ops->destroy, or
  * imcore_transport_destroy), and must be destroyed before the host is
- * freed: its code lives in the adapter. Errors: the adapter's (IM_EIO:
- * cannot listen, ...). */
+ * freed: its code lives in the adapter. Its table is checked as the
+ * store's is (im_plugin_host_open_storage). Errors: the adapter's (IM_EIO:
+ * cannot listen, ...); IM_EUNSUPPORTED for a table the server cannot use. */
 int im_plugin_host_open_transport(im_plugin_host *h, imcore_transport **out, im_error *err);
 
 /* The route port the application is to use, before the plugins' own
- * (im_plugin_host_router): local itself without a cluster adapter (cluster:
- * none), else the port the adapter cluster_<name>.so wraps around local.
+ * (im_plugin_host_router): local itself (or a shim, below) without a
+ * cluster adapter (cluster: none), else the port the adapter cluster_<name>.so wraps around local.
  * local is borrowed and must outlive the host; so is *out, which is the
- * adapter's until the host is freed. Errors: the adapter's. */
+ * adapter's until the host is freed. Both route ports' tables (local's and
+ * the adapter's) are checked as the store's is; a shim a short one needs
+ * is the host's. Errors: the adapter's; IM_EUNSUPPORTED for a table the
+ * server cannot use. */
 int im_plugin_host_open_cluster(im_plugin_host *h, im_router *local, im_router **out,
                                 im_error *err);
 

@@ -27,8 +27,13 @@ struct imcore_host {
     char name[64];
     void *dl;
     imcore_plugin desc;
+    unsigned api_version;         /* the plugin API version spoken with it */
     const im_plugin_config *cfg;  /* a copy owned by the host */
     char (*where)[300];           /* "FILE:LINE" per setting */
+    /* What messages about it start with: "FILE:LINE: plugin NAME" (or
+     * "FILE:LINE: storage.engine: NAME" for an adapter). */
+    char at[300];
+    char label[128];
 };
 
 /* A service account a plugin speaks for. Its session is touched only on the
@@ -104,6 +109,9 @@ struct im_plugin_host {
     bool filters;                 /* some plugin has on_message */
     bool wants_presence;          /* some plugin has on_login or on_logout */
     imcore_limits limits;         /* the server's, as host_limits hands them out */
+    /* Shims around route ports whose tables were short (im_plugin_abi.h),
+     * freed with the host: the transport's, the cluster adapter's. */
+    void *router_shims[2];
     bool durable_store;           /* known from open_storage (or start) on */
     char source[256];
 

@@ -572,6 +572,7 @@ static void pr_send_login_result(im_router *r, const im_endpoint *ep, uint64_t r
 }
 
 static const struct im_router_ops plugin_router_ops = {
+    .size = sizeof(struct im_router_ops),
     .name = "plugins",
     .bind = pr_bind,
     .unbind = pr_unbind,

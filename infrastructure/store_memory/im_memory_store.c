@@ -318,6 +318,7 @@ static void memory_destroy(im_store *s)
 }
 
 static const struct im_store_ops memory_store_ops = {
+    .size = sizeof(struct im_store_ops),
     .name = "memory",
     .durable = false,
     .append = memory_append,

@@ -670,6 +670,7 @@ static void sqlite_destroy(im_store *s)
 }
 
 static const struct im_store_ops sqlite_store_ops = {
+    .size = sizeof(struct im_store_ops),
     .name = "sqlite",
     .durable = true,
     .append = sqlite_append,

@@ -3,7 +3,8 @@
  * ports, and serves through the transport until SIGINT/SIGTERM.
  *
  * Exit codes: 0 after a clean shutdown, 1 on a runtime failure (cannot bind,
- * out of memory), 2 on bad usage or a bad config. */
+ * out of memory), 2 on bad usage or a bad config (a plugin the server
+ * cannot load or serve included). */
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
@@ -175,8 +176,7 @@ int main(int argc, char **argv)
 
     /* The transport binds its socket when opened: a port in use stops the
      * server here, before any client could be let in. */
-    size_t store_ops_size = 0;
-    if (im_plugin_host_open_storage(plugins, &store, &store_ops_size, &err) != IM_OK ||
+    if (im_plugin_host_open_storage(plugins, &store, &err) != IM_OK ||
         im_memory_group_repo_new(&groups, &err) != IM_OK ||
         open_accounts(&cfg, &accounts, &err) != IM_OK ||
         im_plugin_host_open_transport(plugins, &transport, &err) != IM_OK)
@@ -201,7 +201,7 @@ int main(int argc, char **argv)
         goto out;
     im_app_ports ports = {
         .router = im_plugin_host_router(plugins, routes),
-        .store = store, .store_ops_size = store_ops_size, .groups = groups,
+        .store = store, .groups = groups,
         .accounts = accounts, .filter = im_plugin_host_filter(plugins),
         .wall_clock_ms = wall_clock_ms,
     };
@@ -217,6 +217,10 @@ int main(int argc, char **argv)
         goto out;
     status = 0;
 out:
+    /* An adapter whose port table the server cannot use (no size, an
+     * operation it needs missing) is a bad plugin, so a bad config. */
+    if (status != 0 && err.code == IM_EUNSUPPORTED)
+        status = 2;
     if (status != 0)
         IM_ERROR("%s", err.msg[0] ? err.msg : "failed to start");
     /* Accounts and store first: they finish their queues, and their

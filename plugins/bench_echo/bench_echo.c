@@ -49,12 +49,10 @@ static int refuse(imcore_plugin *out, const char *why)
     return -1;
 }
 
-__attribute__((visibility("default")))
+IMCORE_PLUGIN_INFO("bench_echo", "1.0");
+
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {
-    out->api_version = IMCORE_PLUGIN_API_VERSION;
-    out->name = "bench_echo";
-    out->version = "1.0";
     if (api->size < offsetof(imcore_host_api, config_key) + sizeof api->config_key ||
         out->size < offsetof(imcore_plugin, on_delivery) + sizeof out->on_delivery)
         return refuse(out, "this server has no service accounts: bench_echo needs a newer one");

@@ -337,12 +337,10 @@ static const char *claim_error(int rc)
     }
 }
 
-__attribute__((visibility("default")))
+IMCORE_PLUGIN_INFO("cs_bot", "1.0");
+
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {
-    out->api_version = IMCORE_PLUGIN_API_VERSION;
-    out->name = "cs_bot";
-    out->version = "1.0";
     if (api->api_version < 1 || api->size < offsetof(imcore_host_api, kv_each) + sizeof api->kv_each)
         return refuse(out, "this server's plugin API has no service accounts, timers or "
                       "key-value map (up to kv_each): cs_bot needs a newer server");

@@ -8,6 +8,8 @@
 
 #include "imcore/plugin.h"
 
+IMCORE_PLUGIN_INFO("shout", "1.0");
+
 static imcore_verdict shout(void *state, const imcore_message *m, imcore_rewrite *out)
 {
     (void)state;
@@ -19,12 +21,8 @@ static imcore_verdict shout(void *state, const imcore_message *m, imcore_rewrite
     return IMCORE_REWRITE;
 }
 
-__attribute__((visibility("default")))
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {
-    out->api_version = IMCORE_PLUGIN_API_VERSION;
-    out->name = "shout";
-    out->version = "1.0";
     out->on_message = shout;
     api->log(host, IMCORE_LOG_INFO, "ready to shout");
     return 0;

@@ -21,7 +21,7 @@
  * call, under one lock, so that holds.
  *
  * It fills the whole table of the storage.h it is built with, group_change
- * included, and says so (storage_ops_size): a join learns the seq it came
+ * included, and says so (the table's size): a join learns the seq it came
  * at, so members of a group read its history from their join on, and a
  * group created or deleted starts with no history, so that a new group of
  * an old name never shows the old one's messages. */
@@ -329,6 +329,7 @@ static void recent_destroy(im_store *s)
 }
 
 static const struct im_store_ops recent_ops = {
+    .size = sizeof(struct im_store_ops),
     .name = "recent",
     .durable = false,
     .append = recent_append,
@@ -362,12 +363,10 @@ static int open_storage(void *state, im_store **out, im_error *err)
     return IM_OK;
 }
 
-__attribute__((visibility("default")))
+IMCORE_PLUGIN_INFO("storage_recent", "1.0");
+
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {
-    out->api_version = IMCORE_PLUGIN_API_VERSION;
-    out->name = "storage_recent";
-    out->version = "1.0";
     if (api->size < offsetof(imcore_host_api, config_key) + sizeof api->config_key ||
         out->size < offsetof(imcore_plugin, open_storage) + sizeof out->open_storage) {
         snprintf(out->error, sizeof out->error, "this server is too old for storage_recent");
@@ -396,10 +395,6 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
         keep_setting = n;
     }
     out->open_storage = open_storage;
-    /* A server that knows storage_ops_size reads the operations appended
-     * to the table; an older one reads only the first release's. */
-    if (out->size >= offsetof(imcore_plugin, storage_ops_size) + sizeof out->storage_ops_size)
-        out->storage_ops_size = sizeof(struct im_store_ops);
     api->log(host, IMCORE_LOG_INFO, "keeping the last %zu messages of each conversation",
              keep_setting);
     return 0;

@@ -82,12 +82,10 @@ static void shutdown_filter(void *state)
     free(state);
 }
 
-__attribute__((visibility("default")))
+IMCORE_PLUGIN_INFO("word_filter", "1.0");
+
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {
-    out->api_version = IMCORE_PLUGIN_API_VERSION;
-    out->name = "word_filter";
-    out->version = "1.0";
     if (api->api_version < 1) {
         snprintf(out->error, sizeof out->error, "needs plugin API version 1");
         return 1;

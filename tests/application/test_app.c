@@ -876,11 +876,11 @@ static void test_store_without_group_change(void **state)
     fake_router_init(&f.router);
     assert_int_equal(im_memory_store_new(&f.store, NULL), IM_OK);
     fault_store_init(&f.faults, f.store, 0, IM_EIO);
+    fault_store_without_group_change(&f.faults);
     assert_int_equal(im_memory_group_repo_new(&f.groups, NULL), IM_OK);
     im_app_limits limits = { .max_body_bytes = 16, .max_group_members = 5 };
     im_app_ports ports = { .router = &f.router.base, .store = &f.faults.base,
-                           .store_ops_size = IM_STORE_OPS_V1_SIZE, .groups = f.groups,
-                           .wall_clock_ms = fixed_clock };
+                           .groups = f.groups, .wall_clock_ms = fixed_clock };
     assert_int_equal(im_app_new(&limits, &ports, &f.app, NULL), IM_OK);
     for (int i = 0; i < 2; i++) {
         im_session_init(&f.s[i], (uint64_t)i + 1, 0);

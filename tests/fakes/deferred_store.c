@@ -208,7 +208,8 @@ static void ds_destroy(im_store *s)
 }
 
 static const struct im_store_ops deferred_ops = {
-    .name = "deferred", .durable = true, .append = ds_append, .pending = ds_pending,
+    .size = sizeof(struct im_store_ops), .name = "deferred", .durable = true,
+    .append = ds_append, .pending = ds_pending,
     .ack = ds_ack, .history = ds_history, .barrier = ds_barrier,
     .group_create = ds_group_create, .group_join = ds_group_member,
     .group_leave = ds_group_member, .load_groups = ds_load_groups, .kv_put = ds_kv_put,

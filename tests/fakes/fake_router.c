@@ -167,7 +167,8 @@ static void fr_send_login_result(im_router *r, const im_endpoint *ep, uint64_t r
 }
 
 static const struct im_router_ops fake_router_ops = {
-    .name = "fake", .bind = fr_bind, .unbind = fr_unbind, .is_online = fr_is_online,
+    .size = sizeof(struct im_router_ops), .name = "fake",
+    .bind = fr_bind, .unbind = fr_unbind, .is_online = fr_is_online,
     .deliver = fr_deliver, .deliver_many = fr_deliver_many, .kick = fr_kick,
     .list_online = fr_list, .deliver_to = fr_deliver_to, .send_result = fr_send_result,
     .send_status = fr_send_status, .with_session = fr_with_session,

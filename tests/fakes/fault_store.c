@@ -179,12 +179,29 @@ static void fault_destroy(im_store *s)
 }
 
 static const struct im_store_ops fault_store_ops = {
-    .name = "fault", .append = fault_append, .pending = fault_pending, .ack = fault_ack,
+    .size = sizeof(struct im_store_ops), .name = "fault",
+    .append = fault_append, .pending = fault_pending, .ack = fault_ack,
     .history = fault_history, .barrier = fault_barrier, .group_create = fault_group_create,
     .group_join = fault_group_member, .group_leave = fault_group_member,
     .load_groups = fault_load_groups, .kv_put = fault_kv_put, .kv_each = fault_kv_each,
     .destroy = fault_destroy, .group_change = fault_group_change,
 };
+
+/* The same table as an adapter built before group_change fills it: it
+ * ends at kv_each. */
+static const struct im_store_ops fault_store_ops_before_group_change = {
+    .size = offsetof(struct im_store_ops, group_change), .name = "fault-old",
+    .append = fault_append, .pending = fault_pending, .ack = fault_ack,
+    .history = fault_history, .barrier = fault_barrier, .group_create = fault_group_create,
+    .group_join = fault_group_member, .group_leave = fault_group_member,
+    .load_groups = fault_load_groups, .kv_put = fault_kv_put, .kv_each = fault_kv_each,
+    .destroy = fault_destroy,
+};
+
+void fault_store_without_group_change(fault_store *fs)
+{
+    fs->base.ops = &fault_store_ops_before_group_change;
+}
 
 void fault_store_init(fault_store *fs, im_store *inner, unsigned fail_from, int code)
 {

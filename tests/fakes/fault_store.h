@@ -39,5 +39,7 @@ typedef struct fault_store {
 } fault_store;
 
 void fault_store_init(fault_store *fs, im_store *inner, unsigned fail_from, int code);
+/* fs then shows the table of an adapter built before group_change. */
+void fault_store_without_group_change(fault_store *fs);
 
 #endif

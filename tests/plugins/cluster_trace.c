@@ -116,6 +116,7 @@ static void t_send_login_result(im_router *r, const im_endpoint *ep, uint64_t re
 }
 
 static const struct im_router_ops trace_ops = {
+    .size = sizeof(struct im_router_ops),
     .name = "cluster_trace",
     .bind = t_bind,
     .unbind = t_unbind,
@@ -144,12 +145,10 @@ static int open_cluster(void *state, im_router *local, im_router **out, im_error
     return 0;
 }
 
-__attribute__((visibility("default")))
+IMCORE_PLUGIN_INFO("cluster_trace", "1");
+
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {
-    out->api_version = IMCORE_PLUGIN_API_VERSION;
-    out->name = "cluster_trace";
-    out->version = "1";
     if (out->size < offsetof(imcore_plugin, open_cluster) + sizeof out->open_cluster) {
         snprintf(out->error, sizeof out->error, "this server has no cluster adapters");
         return 1;

@@ -255,12 +255,10 @@ static void shutdown_bot(void *state)
     free(b);
 }
 
-__attribute__((visibility("default")))
+IMCORE_PLUGIN_INFO("echo_bot", "1");
+
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {
-    out->api_version = IMCORE_PLUGIN_API_VERSION;
-    out->name = "echo_bot";
-    out->version = "1";
     if (api->size < offsetof(imcore_host_api, limits) + sizeof api->limits) {
         snprintf(out->error, sizeof out->error, "this server's plugin API is too old");
         return 1;

@@ -3,10 +3,10 @@
 
 #include "imcore/plugin.h"
 
-__attribute__((visibility("default")))
+IMCORE_PLUGIN_INFO("init_fails", "1");
+
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {
-    out->api_version = IMCORE_PLUGIN_API_VERSION;
     const char *answer = api->config_get(host, "answer");
     snprintf(out->error, sizeof out->error, "the answer is %s, not 42",
              answer ? answer : "missing");

@@ -358,6 +358,7 @@ static imcore_host_api API = {
 /* ---- driving the plugin ---- */
 
 static imcore_plugin_init_fn entry;
+static const imcore_plugin_info *about;
 static imcore_plugin P;
 static bool running;
 static uint64_t seq;
@@ -377,8 +378,13 @@ static void cfg(const char *key, const char *value)
 /* init, then on_start if init succeeded; init's result. */
 static int boot(void)
 {
+    /* As the server does: zeroed, then size, the version picked from the
+     * plugin's description, and its name and version. */
     memset(&P, 0, sizeof P);
     P.size = sizeof P;
+    P.api_version = IMCORE_PLUGIN_API_VERSION;
+    P.name = about->name;
+    P.version = about->version;
     F.phase = PH_INIT;
     F.claimed[0] = '\0';
     int rc = entry(&API, HOST, &P);
@@ -1309,8 +1315,18 @@ int main(void)
         return 1;
     }
     entry = (imcore_plugin_init_fn)(uintptr_t)dlsym(dl, IMCORE_PLUGIN_INIT_SYMBOL);
-    if (!entry) {
-        fprintf(stderr, "%s has no %s\n", path, IMCORE_PLUGIN_INIT_SYMBOL);
+    about = dlsym(dl, IMCORE_PLUGIN_ABOUT_SYMBOL);
+    if (!entry || !about) {
+        fprintf(stderr, "%s has no %s or no %s\n", path, IMCORE_PLUGIN_INIT_SYMBOL,
+                IMCORE_PLUGIN_ABOUT_SYMBOL);
+        dlclose(dl);
+        return 1;
+    }
+    /* What the server checks before it calls init. */
+    if (about->signature != IMCORE_PLUGIN_SIGNATURE || about->api_min > IMCORE_PLUGIN_API_VERSION ||
+        about->api_max < IMCORE_PLUGIN_API_VERSION) {
+        fprintf(stderr, "%s: its %s does not fit this header\n", path,
+                IMCORE_PLUGIN_ABOUT_SYMBOL);
         dlclose(dl);
         return 1;
     }

@@ -1,0 +1,160 @@
+/* imcore/storage.h: the storage port, which a storage adapter fills. The
+ * application reaches every stored thing through it; the built-in adapters
+ * (storage_sqlite, storage_memory) and any third party's are loaded by
+ * name from the config (storage.engine) as plugins: see imcore/plugin.h,
+ * open_storage.
+ *
+ * The store numbers messages (seq per conversation), keeps them if it is
+ * durable, and is the one place where a stored message's fate is decided, so
+ * it also orders what follows from it. Its requests are asynchronous: a
+ * request returns at once, and its completion callback runs later on the
+ * store's own thread (or at once, inside the call, for a store that
+ * completes synchronously, like the memory store).
+ *
+ * Ordering, which delivery relies on: completions run one at a time, in the
+ * order the requests were made durable, and a barrier's callback runs after
+ * the completions of every request made before it. So the application can
+ * deliver from completions and know that messages of one conversation leave
+ * in seq order, and that a session's go-live is ordered against deliveries.
+ *
+ * Every function may be called from any worker thread at once. */
+#ifndef IMCORE_STORAGE_H
+#define IMCORE_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "errors.h"
+#include "message.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct im_store im_store;
+
+/* One stored group for load_groups: every pointer borrowed for the call.
+ * members[0] is the owner; the rest in join order. */
+typedef struct im_group_record {
+    const char *id;
+    uint32_t max_members;
+    const char *const *members;
+    size_t nmembers;
+} im_group_record;
+
+/* A request's end. rc is 0 or an IM_E* code (err says why). On success m is
+ * the stored message with seq and server_time_ms set; duplicate says that
+ * (sender, client_msg_id) was stored before for this same message (kind,
+ * target and body) and m is that earlier message, with its seq and time.
+ * m and its strings are borrowed for the call. */
+typedef void (*im_store_append_fn)(void *arg, int rc, const im_message *m, bool duplicate,
+                                   const im_error *err);
+/* One stored message for a reader; borrowed for the call. Return false to stop. */
+typedef bool (*im_store_message_fn)(void *arg, const im_message *m);
+/* The end of a read or a barrier; rc as above. */
+typedef void (*im_store_done_fn)(void *arg, int rc, const im_error *err);
+/* One key of a plugin's key-value map for a reader; key and value (len
+ * bytes) are borrowed for the call. Return false to stop. */
+typedef bool (*im_store_kv_fn)(void *arg, const char *key, const void *value, size_t len);
+
+/* The key-value map's limits, in bytes: a namespace or a key is
+ * 1..IM_STORE_KV_KEY_MAX, a value 0..IM_STORE_KV_VALUE_MAX. */
+#define IM_STORE_KV_KEY_MAX 200
+#define IM_STORE_KV_VALUE_MAX 65536
+
+struct im_store_ops {
+    const char *name;
+    /* True if messages outlive the process: offline delivery and history work. */
+    bool durable;
+
+    /* Stores a copy of m (its seq and server_time_ms are the store's to set;
+     * server_time_ms is kept if non-zero). done runs exactly once if this
+     * returns 0, never if it returns an error. Errors: IM_EINVAL, IM_ENOMEM,
+     * IM_ESHUTDOWN.
+     * A durable store keeps (sender, client_msg_id) for good: the same pair
+     * again is answered duplicate (see im_store_append_fn) when it names
+     * the same message, and IM_EIDREUSED through done when the message
+     * differs in kind, target or body; either way nothing is stored. A
+     * store that is not durable keeps no ids and stores every message.
+     * Other refusals that come through done, with nothing stored and no
+     * seq spent: IM_EUNKNOWNUSER (opened with `receivers: accounts`, see
+     * open_storage in plugin.h: a private message to an id with no account
+     * that is no service account); and, as for every write, IM_ENOSPC or
+     * IM_EIO when the store fails. */
+    int (*append)(im_store *s, const im_message *m, im_store_append_fn done, void *arg,
+                  im_error *err);
+
+    /* The messages user has not acked (private ones to user, and messages of
+     * user's groups sent by others), in conversation then seq order, at most
+     * limit; then done. Runs in order with the requests made before it:
+     * every message whose append completed before this request is
+     * included, and every ack made before it is applied (so a reader that
+     * acks what it handled, then asks again, gets what follows). */
+    int (*pending)(im_store *s, const char *user, size_t limit, im_store_message_fn each,
+                   im_store_done_fn done, void *arg, im_error *err);
+
+    /* user has every message of conversation up to seq. No completion: acks
+     * are cumulative, so a lost one costs a re-delivery, never a message.
+     * The store may take the ack on over user's own messages right after
+     * seq (they are never pending for user); the SQLite store does, so that
+     * a bot which answers before it acks leaves nothing for its next
+     * pending read to step over. */
+    int (*ack)(im_store *s, const char *user, const char *conversation, uint64_t seq,
+               im_error *err);
+
+    /* Synchronous read, from any thread: the limit messages of conversation
+     * before before_seq (0: the newest), oldest first. Errors: IM_EIO. */
+    int (*history)(im_store *s, const char *conversation, uint64_t before_seq, size_t limit,
+                   im_store_message_fn each, void *arg, im_error *err);
+
+    /* Runs done after the completions of every request made before it. */
+    int (*barrier)(im_store *s, im_store_done_fn done, void *arg, im_error *err);
+
+    /* Group membership, durable in a durable store (a memory store completes
+     * at once and keeps nothing). done gets IM_ENOSPC or IM_EIO on failure. */
+    int (*group_create)(im_store *s, const char *group, const char *owner, uint32_t max_members,
+                        im_store_done_fn done, void *arg, im_error *err);
+    int (*group_join)(im_store *s, const char *group, const char *user, im_store_done_fn done,
+                      void *arg, im_error *err);
+    int (*group_leave)(im_store *s, const char *group, const char *user, im_store_done_fn done,
+                       void *arg, im_error *err);
+
+    /* At start-up, before any request: hands every stored group to fn, in
+     * id order. fn returning non-zero stops, and that value is returned. A
+     * memory store has none. Errors: IM_EIO. */
+    int (*load_groups)(im_store *s, int (*fn)(void *arg, const im_group_record *g), void *arg,
+                       im_error *err);
+
+    /* A key-value map per namespace (a plugin's name), for plugins that
+     * keep state of their own. */
+
+    /* Sets key of namespace ns to value (len bytes), or deletes it when
+     * value is NULL; in order with every other write, and as durable as the
+     * store. done may be NULL; otherwise it runs exactly once if this
+     * returns 0 (IM_ENOSPC or IM_EIO on failure). Limits: ns and key 1..200
+     * bytes, value at most IM_STORE_KV_VALUE_MAX bytes. Strings and value
+     * are copied. Errors: IM_EINVAL, IM_ENOMEM, IM_ESHUTDOWN. */
+    int (*kv_put)(im_store *s, const char *ns, const char *key, const void *value, size_t len,
+                  im_store_done_fn done, void *arg, im_error *err);
+    /* Synchronous read, from any thread: every key of ns starting with prefix
+     * ("" for all), in key (byte) order, with what has been made durable.
+     * Returns how many it visited (the calls of fn), or a negative code
+     * (IM_EIO; IM_EINVAL for a bad ns, IM_ENOMEM). fn's arguments are
+     * borrowed for the call; return false to stop. fn may make requests
+     * (kv_put) but, as for history, no synchronous read of s. */
+    int (*kv_each)(im_store *s, const char *ns, const char *prefix, im_store_kv_fn fn,
+                   void *arg, im_error *err);
+
+    /* Finishes what is queued (completions included), then frees s. NULL-safe. */
+    void (*destroy)(im_store *s);
+};
+
+struct im_store { const struct im_store_ops *ops; };
+
+static inline void im_store_destroy(im_store *s)
+{ if (s) s->ops->destroy(s); }
+
+#ifdef __cplusplus
+}
+#endif
+#endif
