@@ -743,7 +743,11 @@ static int check_conversation(im_app *app, const char *user, const char *conv, i
     return im_error_set(err, IM_EINVAL, "'%.80s' is not one of your conversations", conv);
 }
 
-int im_app_ack(im_app *app, const im_session *s, const char *conversation, uint64_t seq,
+/* Acks per second a session may send, beside its messages: a receiver acks
+ * what it gets, so this is a multiple of the message rate. */
+#define ACKS_PER_MESSAGE 10u
+
+int im_app_ack(im_app *app, im_session *s, const char *conversation, uint64_t seq,
                im_error *err)
 {
     int rc = require_login(s, err);
@@ -751,6 +755,13 @@ int im_app_ack(im_app *app, const im_session *s, const char *conversation, uint6
         rc = check_conversation(app, s->user_id, conversation, err);
     if (rc != IM_OK)
         return rc;
+    /* Past the rate an ack is dropped: acks are cumulative, so a dropped
+     * one costs a re-delivery at most, and a flood costs nothing more. */
+    if (!im_session_take_ack(s, now_ms(app), app->limits.send_rate * ACKS_PER_MESSAGE,
+                             (app->limits.send_burst ? app->limits.send_burst
+                                                     : app->limits.send_rate) * ACKS_PER_MESSAGE))
+        return im_error_set(err, IM_ERATE, "acking too fast: at most %u acks per second",
+                            app->limits.send_rate * ACKS_PER_MESSAGE);
     im_store *st = app->ports.store;
     rc = st->ops->ack(st, s->user_id, conversation, seq, err);
     if (rc == IM_OK && s->handover)

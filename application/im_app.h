@@ -156,8 +156,10 @@ int im_app_group_delete(im_app *app, im_session *s, const im_endpoint *ep, uint6
                         const char *group, im_error *err);
 
 /* The receiver has everything of conversation up to seq. Errors: IM_ENOTAUTH,
- * IM_EINVAL (not a conversation of this user). */
-int im_app_ack(im_app *app, const im_session *s, const char *conversation, uint64_t seq,
+ * IM_EINVAL (not a conversation of this user), IM_ERATE (more than ten
+ * times send_rate acks a second, bursts of ten times send_burst: the ack
+ * is dropped, as a lost one would be). */
+int im_app_ack(im_app *app, im_session *s, const char *conversation, uint64_t seq,
                im_error *err);
 
 /* Calls fn for the groups s's user may see, in id order; *total gets how

@@ -18,6 +18,8 @@ void im_session_init(im_session *s, uint64_t id, uint64_t now_ms)
     s->last_seen_ms = now_ms;
     s->send_tokens_milli = UINT64_MAX; /* full: set to burst at the first send */
     s->send_refill_ms = now_ms;
+    s->ack_tokens_milli = UINT64_MAX;
+    s->ack_refill_ms = now_ms;
 }
 
 int im_session_authenticate(im_session *s, const char *user_id,
@@ -97,21 +99,35 @@ void im_session_set_unmetered(im_session *s)
     s->unmetered = true;
 }
 
+/* One token from a bucket of rate per second, bursts of burst. */
+static bool take_token(uint64_t *tokens_milli, uint64_t *refill_ms, uint64_t now_ms,
+                       uint32_t rate, uint32_t burst)
+{
+    uint64_t cap = (uint64_t)(burst ? burst : rate) * 1000u;
+    if (*tokens_milli > cap)
+        *tokens_milli = cap;
+    /* rate tokens per second is rate thousandths of a token per ms. */
+    if (now_ms > *refill_ms) {
+        uint64_t add = (now_ms - *refill_ms) * rate;
+        *tokens_milli = cap - *tokens_milli < add ? cap : *tokens_milli + add;
+        *refill_ms = now_ms;
+    }
+    if (*tokens_milli < 1000)
+        return false;
+    *tokens_milli -= 1000;
+    return true;
+}
+
 bool im_session_take_send(im_session *s, uint64_t now_ms, uint32_t rate, uint32_t burst)
 {
     if (rate == 0 || s->unmetered)
         return true;
-    uint64_t cap = (uint64_t)(burst ? burst : rate) * 1000u;
-    if (s->send_tokens_milli > cap)
-        s->send_tokens_milli = cap;
-    /* rate tokens per second is rate thousandths of a token per ms. */
-    if (now_ms > s->send_refill_ms) {
-        uint64_t add = (now_ms - s->send_refill_ms) * rate;
-        s->send_tokens_milli = cap - s->send_tokens_milli < add ? cap : s->send_tokens_milli + add;
-        s->send_refill_ms = now_ms;
-    }
-    if (s->send_tokens_milli < 1000)
-        return false;
-    s->send_tokens_milli -= 1000;
-    return true;
+    return take_token(&s->send_tokens_milli, &s->send_refill_ms, now_ms, rate, burst);
+}
+
+bool im_session_take_ack(im_session *s, uint64_t now_ms, uint32_t rate, uint32_t burst)
+{
+    if (rate == 0 || s->unmetered)
+        return true;
+    return take_token(&s->ack_tokens_milli, &s->ack_refill_ms, now_ms, rate, burst);
 }

@@ -36,6 +36,9 @@ typedef struct im_session {
      * second up to burst (see im_session_take_send). */
     uint64_t send_tokens_milli;
     uint64_t send_refill_ms;
+    /* The same for DeliveryAcks (see im_session_take_ack). */
+    uint64_t ack_tokens_milli;
+    uint64_t ack_refill_ms;
     bool unmetered;               /* a service account: no send-rate limit */
     /* The application's, opaque here: a login still handing over the
      * user's unacked messages (domain/handover.h); NULL once live. Only the
@@ -76,6 +79,10 @@ bool im_session_is_idle(const im_session *s, uint64_t now_ms, uint64_t timeout_m
  * send may go; returns false (and takes nothing) if the session is sending
  * too fast. rate 0 means unlimited. The bucket starts full. */
 bool im_session_take_send(im_session *s, uint64_t now_ms, uint32_t rate, uint32_t burst);
+
+/* The same bucket, kept apart, for the acks the session sends: a receiver
+ * acks what it gets, so its acks may outnumber its own messages. */
+bool im_session_take_ack(im_session *s, uint64_t now_ms, uint32_t rate, uint32_t burst);
 
 /* Exempts the session from the send-rate limit: for a service account the
  * server itself speaks for (a plugin's bot), which answers many users at

@@ -124,7 +124,7 @@ typedef struct imcore_core_api {
                       uint64_t request_id, const char *group, im_error *err);
     int (*group_leave)(im_app *app, im_session *s, const im_endpoint *ep,
                        uint64_t request_id, const char *group, im_error *err);
-    int (*ack)(im_app *app, const im_session *s, const char *conversation, uint64_t seq,
+    int (*ack)(im_app *app, im_session *s, const char *conversation, uint64_t seq,
                im_error *err);
     int (*group_list)(im_app *app, im_session *s, im_group_info_fn fn, void *arg,
                       size_t *total, im_error *err);

@@ -321,6 +321,24 @@ static void send_bucket_limits_rate_and_burst(void **state)
     assert_false(im_session_take_send(&s, 50000, 10, 3));
 }
 
+/* Acks have a bucket of their own: a session that has used its sends can
+ * still ack, and the other way round. */
+static void ack_bucket_is_apart_from_sends(void **state)
+{
+    (void)state;
+    im_session s;
+    im_session_init(&s, 1, 1000);
+    for (int i = 0; i < 3; i++)
+        assert_true(im_session_take_send(&s, 1000, 10, 3));
+    assert_false(im_session_take_send(&s, 1000, 10, 3));
+    for (int i = 0; i < 30; i++)
+        assert_true(im_session_take_ack(&s, 1000, 100, 30));
+    assert_false(im_session_take_ack(&s, 1000, 100, 30));
+    assert_true(im_session_take_ack(&s, 1010, 100, 30)); /* 100/s: one per 10 ms */
+    assert_false(im_session_take_send(&s, 1010, 10, 3));  /* sends still empty */
+    assert_true(im_session_take_ack(&s, 1010, 0, 0));     /* rate 0: unlimited */
+}
+
 static void unmetered_session_is_never_limited(void **state)
 {
     (void)state;
@@ -370,6 +388,7 @@ int main(void)
         cmocka_unit_test(idle_at_the_ends_of_the_clock),
         cmocka_unit_test(state_names),
         cmocka_unit_test(unmetered_session_is_never_limited),
+        cmocka_unit_test(ack_bucket_is_apart_from_sends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
