@@ -138,9 +138,22 @@ static const struct im_store_ops short_ops = {
     .destroy = short_destroy,
 };
 
+#ifdef STORE_WITHOUT_SIZE
+/* The server refuses this table without calling anything in it, destroy
+ * included (it cannot know where destroy is): so nothing is allocated that
+ * only destroy would free, and the leak checker stays quiet. */
+static short_store the_store;
+#endif
+
 static int open_storage(void *state, im_store **out, im_error *err)
 {
     (void)state;
+#ifdef STORE_WITHOUT_SIZE
+    the_store.base.ops = &short_ops;
+    *out = &the_store.base;
+    (void)err;
+    return IM_OK;
+#endif
     short_store *ss = calloc(1, sizeof *ss);
     if (!ss) {
         if (err) {
