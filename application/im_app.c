@@ -150,13 +150,16 @@ static void handover_flow_end(handover *h)
     }
 }
 
+static size_t handover_bytes(const im_app *app)
+{
+    return app->limits.handover_bytes ? app->limits.handover_bytes : IM_HANDOVER_BYTES;
+}
+
 /* A page stops at a number of messages or of bytes, whichever comes first;
  * a page that stopped short of both was the last. */
 static bool handover_page_full(const handover *h)
 {
-    size_t bytes = h->app->limits.handover_bytes ? h->app->limits.handover_bytes
-                                                 : IM_HANDOVER_BYTES;
-    return h->page.messages >= IM_HANDOVER_MESSAGES || h->page.bytes >= bytes;
+    return h->page.messages >= IM_HANDOVER_MESSAGES || h->page.bytes >= handover_bytes(h->app);
 }
 
 static bool deliver_pending(void *arg, const im_message *m)
@@ -210,12 +213,19 @@ static void handover_go_live(handover *h)
 static void handover_page_read(void *arg, int rc, const im_error *err);
 
 /* Asks the store for a page: what the user has not acked, which the acks
- * of the page before (if any) have moved past everything sent. */
+ * of the page before (if any) have moved past everything sent. A store
+ * with pending_read stops reading at the page's byte budget: it counts
+ * bodies only, the page counts each message's frame too, so the page is
+ * full no later than the read ends, and a read that stopped at the budget
+ * is never taken for the last page. */
 static int handover_request_page(handover *h, im_error *err)
 {
     im_store *st = h->app->ports.store;
     im_handover_reset(&h->page);
     h->phase = HANDOVER_READING;
+    if (IM_STORE_HAS(st, pending_read))
+        return st->ops->pending_read(st, h->user, IM_HANDOVER_MESSAGES, handover_bytes(h->app),
+                                     deliver_pending, handover_page_read, h, err);
     return st->ops->pending(st, h->user, IM_HANDOVER_MESSAGES, deliver_pending,
                             handover_page_read, h, err);
 }
@@ -795,43 +805,164 @@ static bool above_floor(void *arg, const im_message *m)
     return m->seq <= hf->floor || hf->fn(hf->arg, m);
 }
 
-int im_app_history(im_app *app, const im_session *s, const char *peer, const char *group,
-                   uint64_t before_seq, uint32_t limit, im_store_message_fn fn, void *arg,
-                   im_error *err)
+/* What a history read asks the store for, once the request is checked:
+ * skip says there is nothing to read (a page that ends before the join). */
+struct history_plan {
+    char conv[IM_CONVERSATION_ID_MAX + 1];
+    uint64_t floor;
+    uint32_t limit;
+    bool skip;
+};
+
+static int plan_history(im_app *app, const im_session *s, const char *peer, const char *group,
+                        uint64_t before_seq, uint32_t limit, struct history_plan *hp,
+                        im_error *err)
 {
+    *hp = (struct history_plan){ .limit = limit };
     int rc = require_login(s, err);
     if (rc != IM_OK)
         return rc;
     bool has_peer = peer && peer[0], has_group = group && group[0];
     if (has_peer == has_group)
         return im_error_set(err, IM_EINVAL, "name either a peer or a group");
-    char conv[IM_CONVERSATION_ID_MAX + 1];
     im_message probe = {
         .kind = has_peer ? IM_MESSAGE_PRIVATE : IM_MESSAGE_GROUP,
         .sender = s->user_id, .target = has_peer ? peer : group,
     };
-    if (im_message_conversation_id(&probe, conv, sizeof conv) < 0)
+    if (im_message_conversation_id(&probe, hp->conv, sizeof hp->conv) < 0)
         return im_error_set(err, IM_EINVAL, "'%.40s' is not a valid id", probe.target);
-    struct history_floor hf = { .user = s->user_id, .fn = fn, .arg = arg };
     if (has_group) {
+        struct history_floor hf = { .user = s->user_id };
         im_group_repo *repo = app->ports.groups;
         rc = repo->ops->read(repo, group, read_floor, &hf, err);
         if (rc == IM_ENOGROUP)
             rc = im_error_set(err, rc, "no group %s", group);
         if (rc != IM_OK)
             return rc;
+        hp->floor = hf.floor;
         /* Nothing before the join is theirs: no read at all for a page
          * that ends there. */
         if (hf.floor == IM_GROUP_SINCE_UNKNOWN || (before_seq && before_seq <= hf.floor + 1))
-            return IM_OK;
+            hp->skip = true;
     }
-    if (limit == 0)
-        limit = IM_HISTORY_DEFAULT;
-    if (limit > IM_HISTORY_MAX)
-        limit = IM_HISTORY_MAX;
+    if (hp->limit == 0)
+        hp->limit = IM_HISTORY_DEFAULT;
+    if (hp->limit > IM_HISTORY_MAX)
+        hp->limit = IM_HISTORY_MAX;
+    return IM_OK;
+}
+
+int im_app_history(im_app *app, const im_session *s, const char *peer, const char *group,
+                   uint64_t before_seq, uint32_t limit, im_store_message_fn fn, void *arg,
+                   im_error *err)
+{
+    struct history_plan hp;
+    int rc = plan_history(app, s, peer, group, before_seq, limit, &hp, err);
+    if (rc != IM_OK || hp.skip)
+        return rc;
+    struct history_floor hf = { .user = s->user_id, .floor = hp.floor, .fn = fn, .arg = arg };
     im_store *st = app->ports.store;
-    return st->ops->history(st, conv, before_seq, limit, hf.floor ? above_floor : fn,
+    return st->ops->history(st, hp.conv, before_seq, hp.limit, hf.floor ? above_floor : fn,
                             hf.floor ? (void *)&hf : arg, err);
+}
+
+/* A History answered later: the page the store reads is kept here (the
+ * store's messages are borrowed for each call), then handed to the route
+ * port in one answer. */
+typedef struct history_req {
+    im_app *app;
+    im_endpoint ep;
+    uint64_t request_id;
+    uint64_t floor;
+    size_t n, cap;
+    bool failed;
+    im_message *msgs;             /* n copies, each in one allocation with its strings */
+} history_req;
+
+static void history_req_free(history_req *h)
+{
+    for (size_t i = 0; i < h->n; i++)
+        free((void *)h->msgs[i].sender); /* the copy's one block */
+    free(h->msgs);
+    free(h);
+}
+
+static bool keep_history(void *arg, const im_message *m)
+{
+    history_req *h = arg;
+    if (m->seq <= h->floor)
+        return true; /* before the reader joined: the store hands the oldest first */
+    if (h->n == h->cap)
+        return false;
+    const char *cmid = m->client_msg_id ? m->client_msg_id : "";
+    size_t ls = strlen(m->sender) + 1, lt = strlen(m->target) + 1, lc = strlen(cmid) + 1;
+    char *p = malloc(ls + lt + lc + m->body_len);
+    if (!p) {
+        h->failed = true;
+        return false;
+    }
+    im_message *c = &h->msgs[h->n++];
+    *c = *m;
+    c->sender = memcpy(p, m->sender, ls), p += ls;
+    c->target = memcpy(p, m->target, lt), p += lt;
+    c->client_msg_id = memcpy(p, cmid, lc), p += lc;
+    c->body = m->body_len ? memcpy(p, m->body, m->body_len) : (const uint8_t *)p;
+    return true;
+}
+
+static void history_answer(void *arg, int rc, const im_error *err)
+{
+    history_req *h = arg;
+    im_router *r = h->app->ports.router;
+    if (rc == IM_OK && h->failed)
+        r->ops->send_history(r, &h->ep, h->request_id, IM_ENOMEM, NULL, 0, "out of memory");
+    else if (rc != IM_OK)
+        r->ops->send_history(r, &h->ep, h->request_id, rc, NULL, 0,
+                             err && err->msg[0] ? err->msg : NULL);
+    else
+        r->ops->send_history(r, &h->ep, h->request_id, IM_OK, h->msgs, h->n, NULL);
+    history_req_free(h);
+}
+
+int im_app_history_request(im_app *app, const im_session *s, const im_endpoint *ep,
+                           uint64_t request_id, const char *peer, const char *group,
+                           uint64_t before_seq, uint32_t limit, size_t max_bytes,
+                           im_error *err)
+{
+    im_router *r = app->ports.router;
+    if (!IM_ROUTER_HAS(r, send_history))
+        return im_error_set(err, IM_EUNSUPPORTED, "the route port cannot answer a history");
+    struct history_plan hp;
+    int rc = plan_history(app, s, peer, group, before_seq, limit, &hp, err);
+    if (rc != IM_OK)
+        return rc;
+    if (hp.skip) {
+        r->ops->send_history(r, ep, request_id, IM_OK, NULL, 0, NULL);
+        return IM_OK;
+    }
+    history_req *h = calloc(1, sizeof *h);
+    if (!h || !(h->msgs = calloc(hp.limit, sizeof *h->msgs))) {
+        free(h);
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    }
+    h->app = app;
+    h->ep = *ep;
+    h->request_id = request_id;
+    h->floor = hp.floor;
+    h->cap = hp.limit;
+    im_store *st = app->ports.store;
+    if (IM_STORE_HAS(st, history_read)) {
+        rc = st->ops->history_read(st, hp.conv, before_seq, hp.limit, max_bytes, keep_history,
+                                   history_answer, h, err);
+        if (rc != IM_OK)
+            history_req_free(h);
+        return rc;
+    }
+    /* A store without history_read: read here, on the caller's thread. */
+    im_error rerr = { 0 };
+    rc = st->ops->history(st, hp.conv, before_seq, hp.limit, keep_history, h, &rerr);
+    history_answer(h, rc, &rerr);
+    return IM_OK;
 }
 
 int im_app_online_users(im_app *app, const im_session *s, im_router_user_fn fn, void *arg,

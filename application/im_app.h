@@ -206,4 +206,20 @@ int im_app_history(im_app *app, const im_session *s, const char *peer, const cha
                    uint64_t before_seq, uint32_t limit, im_store_message_fn fn, void *arg,
                    im_error *err);
 
+/* The same read as a request answered later, off the caller's thread: the
+ * page goes to the route port's send_history for ep and request_id (from
+ * the store's thread, once the store has read it, in order after every
+ * request s made before it), and the transport cuts it to fit its frame.
+ * max_bytes is the frame's budget for the messages: the store stops
+ * reading once their bodies reach it (0: no budget). A store without
+ * history_read is read at once, on the caller's thread, and answered
+ * before this returns. The answer comes exactly once if this returns 0,
+ * never if it returns an error. Errors: as im_app_history, and IM_ENOMEM,
+ * IM_EBUSY, IM_ESHUTDOWN from the store; IM_EUNSUPPORTED when the route
+ * port has no send_history. */
+int im_app_history_request(im_app *app, const im_session *s, const im_endpoint *ep,
+                           uint64_t request_id, const char *peer, const char *group,
+                           uint64_t before_seq, uint32_t limit, size_t max_bytes,
+                           im_error *err);
+
 #endif

@@ -123,11 +123,32 @@ struct im_router_ops {
      * service account): no client may log in as it. Absent: none are. */
     bool (*is_reserved)(im_router *r, const char *user_id);
 
+    /* ---- appended after is_reserved ---- */
+
+    /* Answers a History (im_app_history_request): when rc is 0, a
+     * HistoryResult of msgs[0..n), oldest first, which the adapter cuts to
+     * fit its frames by dropping the oldest first (and then says the result
+     * was truncated). The store stops reading after the body that reaches
+     * the byte budget the transport gave (im_app_history_request), so a
+     * page that reached it is always cut here and said truncated. Otherwise an Error with rc and msg. msgs, their
+     * strings and msg are borrowed for the call. Like the answers above,
+     * it may be called from the store's thread. Absent: the application
+     * refuses im_app_history_request with IM_EUNSUPPORTED, and a transport
+     * reads with im_app_history instead. */
+    void (*send_history)(im_router *r, const im_endpoint *ep, uint64_t request_id, int rc,
+                         const im_message *msgs, size_t n, const char *msg);
+
     /* Operations appended in later versions come here, each with the
      * server's fallback for a table without it. */
 };
 
 struct im_router { const struct im_router_ops *ops; };
+
+/* True when r's table (of the size it says) has the operation member, one
+ * of the optional ones, and sets it. */
+#define IM_ROUTER_HAS(r, member)                                                     \
+    ((r)->ops->size >= offsetof(struct im_router_ops, member) + sizeof((r)->ops->member) && \
+     (r)->ops->member != NULL)
 
 #ifdef __cplusplus
 }

@@ -158,7 +158,9 @@ struct im_store_ops {
                im_error *err);
 
     /* Synchronous read, from any thread: the limit messages of conversation
-     * before before_seq (0: the newest), oldest first. Errors: IM_EIO. */
+     * before before_seq (0: the newest), oldest first. Errors: IM_EIO. The
+     * server reads with history_read (below) when the table has it, and
+     * with this only as the fallback. */
     int (*history)(im_store *s, const char *conversation, uint64_t before_seq, size_t limit,
                    im_store_message_fn each, void *arg, im_error *err);
 
@@ -229,11 +231,49 @@ struct im_store_ops {
     int (*group_change)(im_store *s, const im_group_change *c, im_store_group_fn done,
                         void *arg, im_error *err);
 
-    /* Operations appended in later versions come here, after group_change,
+    /* ---- appended after group_change: reads that run on the store's
+     * thread, bounded by bytes as well as by count ---- */
+
+    /* The history read of a conversation, as a request: the at most limit
+     * messages of conversation before before_seq (0: the newest), read
+     * newest first and stopping after the message whose body brings the
+     * bodies read to max_bytes or more (0: no byte budget), so that no more
+     * than max_bytes and one body is ever held, and a reader that gets
+     * max_bytes or more knows older messages may have been left; then
+     * handed to each oldest first, then done. Runs in order with the requests made
+     * before it, like pending: every message whose append was requested
+     * before it is read (read-your-writes without waiting for the append's
+     * completion), and on the store's thread, never the caller's. each
+     * returning false stops the handing out; done runs exactly once if this
+     * returns 0, never if it returns an error (IM_EIO through done when the
+     * read fails). conversation is copied. Errors: IM_EINVAL, IM_ENOMEM,
+     * IM_EBUSY (the store is behind), IM_ESHUTDOWN.
+     * Absent: the server reads with history, synchronously on the calling
+     * thread, and cuts to max_bytes after the read. */
+    int (*history_read)(im_store *s, const char *conversation, uint64_t before_seq,
+                        size_t limit, size_t max_bytes, im_store_message_fn each,
+                        im_store_done_fn done, void *arg, im_error *err);
+
+    /* pending with a byte budget: as pending, and the read also stops after
+     * the message whose body brings the bodies read to max_bytes or more
+     * (0: no byte budget), so a page of large messages is not read whole
+     * before the reader's budget applies. Absent: the server uses pending,
+     * which reads up to limit messages whatever their size. */
+    int (*pending_read)(im_store *s, const char *user, size_t limit, size_t max_bytes,
+                        im_store_message_fn each, im_store_done_fn done, void *arg,
+                        im_error *err);
+
+    /* Operations appended in later versions come here, after pending_read,
      * each with the server's fallback for a table without it. */
 };
 
 struct im_store { const struct im_store_ops *ops; };
+
+/* True when s's table (of the size it says) has the operation member, one
+ * appended after destroy, and sets it. */
+#define IM_STORE_HAS(s, member)                                                    \
+    ((s)->ops->size >= offsetof(struct im_store_ops, member) + sizeof((s)->ops->member) && \
+     (s)->ops->member != NULL)
 
 static inline void im_store_destroy(im_store *s)
 { if (s) s->ops->destroy(s); }

@@ -189,6 +189,17 @@ typedef struct imcore_core_api {
      * revoked (im_app_logout_everywhere). */
     void (*logout_everywhere)(im_app *app, const im_session *s);
 
+    /* ---- appended after logout_everywhere ----
+     * im_app_history_request: a History answered later, through the route
+     * port's send_history, like a send (count it before the call, and
+     * answer a refusal in its place). max_bytes: what the transport's
+     * frame has room for, for the messages; the store stops reading once
+     * their bodies reach it. Absent: history, read on the calling thread. */
+    int (*history_request)(im_app *app, const im_session *s, const im_endpoint *ep,
+                           uint64_t request_id, const char *peer, const char *group,
+                           uint64_t before_seq, uint32_t limit, size_t max_bytes,
+                           im_error *err);
+
     /* Functions are appended here in later versions: check size first. */
 } imcore_core_api;
 

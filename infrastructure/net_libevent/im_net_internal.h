@@ -249,6 +249,15 @@ void im__conn_answer_frame(im_conn *c, const uint8_t *data, size_t len);
 void im__worker_drain(im_worker *w);
 void im__worker_check_drained(im_worker *w);
 
+/* im_net_requests.c: the HistoryResult for msgs[0..n) (oldest first,
+ * borrowed), cut to fit max_frame as a read on the loop would be (oldest
+ * dropped first, truncated set), or the Error for rc and msg, handed to
+ * send (the Envelope borrowed for the call). For the route port's
+ * send_history, from any thread. */
+void im__history_answer(uint32_t max_frame, uint64_t rid, int rc, const im_message *msgs,
+                        size_t n, const char *msg, void (*send)(void *ctx, Imcore__Envelope *env),
+                        void *ctx);
+
 /* im_net_requests.c: hands one decoded request of c to the application. */
 void im__conn_dispatch(im_conn *c, const Imcore__Envelope *env);
 /* Ends what the limiter counts for c (a login in flight, a connection not

@@ -457,23 +457,30 @@ static bool add_history(void *arg, const im_message *m)
 /* type, request_id, the body's tag and length, truncated: at most. */
 #define HISTORY_ENVELOPE_BYTES (2 + 11 + 2 + 5 + 2)
 
-static void handle_history(im_conn *c, uint64_t rid, const Imcore__History *req)
+/* The budget of a HistoryResult's entries in a frame of max_frame bytes. */
+static size_t history_budget(uint32_t max_frame)
 {
-    im_error err = { 0 };
-    uint32_t max_frame = c->w->srv->cfg.max_frame_bytes;
-    history_builder hb = {
-        .cap = IM_HISTORY_MAX,
-        .budget = max_frame > HISTORY_ENVELOPE_BYTES ? max_frame - HISTORY_ENVELOPE_BYTES : 0,
-    };
-    hb.items = calloc(hb.cap, sizeof *hb.items);
-    hb.bytes = calloc(hb.cap, sizeof *hb.bytes);
-    int rc = hb.items && hb.bytes
-                 ? c->w->srv->core->history(c->w->srv->app, &c->session, req->peer,
-                                            req->group, req->before_seq, req->limit,
-                                            add_history, &hb, &err)
-                 : im_error_set(&err, IM_ENOMEM, "out of memory");
-    if (rc == IM_OK && hb.failed)
-        rc = im_error_set(&err, IM_ENOMEM, "out of memory");
+    return max_frame > HISTORY_ENVELOPE_BYTES ? max_frame - HISTORY_ENVELOPE_BYTES : 0;
+}
+
+static bool history_builder_init(history_builder *hb, uint32_t max_frame)
+{
+    *hb = (history_builder){ .cap = IM_HISTORY_MAX, .budget = history_budget(max_frame) };
+    hb->items = calloc(hb->cap, sizeof *hb->items);
+    hb->bytes = calloc(hb->cap, sizeof *hb->bytes);
+    return hb->items && hb->bytes;
+}
+
+/* Answers with what hb kept, cut to fit the frame (or the Error for rc),
+ * through send, then frees hb's entries. */
+static void history_finish(history_builder *hb, uint32_t max_frame, uint64_t rid, int rc,
+                           im_error *errp, void (*send)(void *ctx, Imcore__Envelope *env),
+                           void *ctx)
+{
+    im_error local = { 0 };
+    im_error *e = errp ? errp : &local;
+    if (rc == IM_OK && hb->failed)
+        rc = im_error_set(e, IM_ENOMEM, "out of memory");
     Imcore__HistoryResult res = IMCORE__HISTORY_RESULT__INIT;
     Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
     env.request_id = rid;
@@ -481,31 +488,85 @@ static void handle_history(im_conn *c, uint64_t rid, const Imcore__History *req)
     env.body_case = IMCORE__ENVELOPE__BODY_HISTORY_RESULT;
     env.history_result = &res;
     while (rc == IM_OK) {
-        res.n_messages = hb.n - hb.first;
-        res.messages = hb.items + hb.first;
-        res.truncated = hb.truncated;
-        if (fits_frame(c, &env))
+        res.n_messages = hb->n - hb->first;
+        res.messages = hb->items + hb->first;
+        res.truncated = hb->truncated;
+        if (imcore__envelope__get_packed_size(&env) <= max_frame)
             break;
         if (res.n_messages <= 1)
-            rc = im_error_set(&err, IM_EIO, "a message does not fit in a frame of "
+            rc = im_error_set(e, IM_EIO, "a message does not fit in a frame of "
                               "%u bytes", max_frame);
         else
-            history_drop_oldest(&hb);
+            history_drop_oldest(hb);
     }
+    if (rc != IM_OK) {
+        Imcore__Error er;
+        char text[IM_ERROR_TEXT_BYTES];
+        im__error_fill(&er, rc, e->msg, NULL, text);
+        Imcore__Envelope eenv = IMCORE__ENVELOPE__INIT;
+        eenv.request_id = rid;
+        eenv.body_case = IMCORE__ENVELOPE__BODY_ERROR;
+        eenv.error = &er;
+        send(ctx, &eenv);
+    } else {
+        send(ctx, &env);
+    }
+    for (size_t i = hb->first; i < hb->n; i++)
+        history_entry_free(hb->items[i]);
+    free(hb->items);
+    free(hb->bytes);
+}
+
+void im__history_answer(uint32_t max_frame, uint64_t rid, int rc, const im_message *msgs,
+                        size_t n, const char *msg, void (*send)(void *ctx, Imcore__Envelope *env),
+                        void *ctx)
+{
+    history_builder hb;
+    im_error err = { 0 };
+    bool ready = history_builder_init(&hb, max_frame);
     if (rc != IM_OK)
-        im__conn_answer_error(c, rid, rc, err.msg, NULL);
-    else
-        im__conn_answer_now(c, &env);
-    for (size_t i = hb.first; i < hb.n; i++)
-        history_entry_free(hb.items[i]);
-    free(hb.items);
-    free(hb.bytes);
+        im_error_set(&err, rc, "%s", msg && msg[0] ? msg : im_strerror(rc));
+    else if (!ready)
+        rc = im_error_set(&err, IM_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == IM_OK && i < n && add_history(&hb, &msgs[i]); i++)
+        ;
+    history_finish(&hb, max_frame, rid, rc, &err, send, ctx);
+}
+
+static void answer_now(void *ctx, Imcore__Envelope *env)
+{
+    im__conn_answer_now(ctx, env);
 }
 
 /* Whether the server's core table has fn, appended after the first
  * release: a transport may run on a server older than itself. */
 #define CORE_HAS(core, fn) \
     ((core)->size >= offsetof(imcore_core_api, fn) + sizeof((core)->fn) && (core)->fn)
+
+static void handle_history(im_conn *c, uint64_t rid, const Imcore__History *req)
+{
+    im_error err = { 0 };
+    uint32_t max_frame = c->w->srv->cfg.max_frame_bytes;
+    const imcore_core_api *core = c->w->srv->core;
+    /* Read on the store's thread and answered through the route port; the
+     * store stops reading once the bodies reach the frame's budget. */
+    if (CORE_HAS(core, history_request)) {
+        im__conn_expect_answer(c);
+        int rc = core->history_request(c->w->srv->app, &c->session, &c->ep, rid, req->peer,
+                                       req->group, req->before_seq, req->limit,
+                                       history_budget(max_frame), &err);
+        if (rc != IM_OK)
+            im__conn_refused(c, rid, rc, err.msg, NULL);
+        return;
+    }
+    /* A server without it: read here, on this loop, as before. */
+    history_builder hb;
+    int rc = history_builder_init(&hb, max_frame)
+                 ? core->history(c->w->srv->app, &c->session, req->peer, req->group,
+                                 req->before_seq, req->limit, add_history, &hb, &err)
+                 : im_error_set(&err, IM_ENOMEM, "out of memory");
+    history_finish(&hb, max_frame, rid, rc, &err, answer_now, c);
+}
 
 /* A group request the application answers once stored (GroupCreate, Join,
  * Leave, Invite, Kick, Transfer, Delete): counted before the call, and

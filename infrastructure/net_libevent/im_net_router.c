@@ -391,6 +391,24 @@ static void router_send_status(im_router *r, const im_endpoint *ep, uint64_t rid
     send_answer_to(server_of(r), ep, &env);
 }
 
+struct history_to { im_net_server *srv; const im_endpoint *ep; };
+
+static void send_history_env(void *ctx, Imcore__Envelope *env)
+{
+    struct history_to *ht = ctx;
+    send_answer_to(ht->srv, ht->ep, env);
+}
+
+/* Packed here, on the caller's thread (the store's, usually): the worker
+ * only writes the frame. */
+static void router_send_history(im_router *r, const im_endpoint *ep, uint64_t rid, int rc,
+                                const im_message *msgs, size_t n, const char *msg)
+{
+    im_net_server *srv = server_of(r);
+    struct history_to ht = { srv, ep };
+    im__history_answer(srv->cfg.max_frame_bytes, rid, rc, msgs, n, msg, send_history_env, &ht);
+}
+
 static void router_with_session(im_router *r, const im_endpoint *ep,
                                 void (*fn)(void *arg, im_session *s), void *arg)
 {
@@ -525,6 +543,7 @@ static const struct im_router_ops net_router_ops = {
     .deliver_to = router_deliver_to,
     .send_result = router_send_result,
     .send_status = router_send_status,
+    .send_history = router_send_history,
     .with_session = router_with_session,
     .send_login_result = router_send_login_result,
 };

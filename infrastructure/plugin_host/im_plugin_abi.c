@@ -254,6 +254,22 @@ static int fwd_history(im_store *s, const char *conv, uint64_t before_seq, size_
     return STORE(s)->have.history(STORE(s)->inner, conv, before_seq, limit, each, arg, err);
 }
 
+static int fwd_history_read(im_store *s, const char *conv, uint64_t before_seq, size_t limit,
+                            size_t max_bytes, im_store_message_fn each, im_store_done_fn done,
+                            void *arg, im_error *err)
+{
+    return STORE(s)->have.history_read(STORE(s)->inner, conv, before_seq, limit, max_bytes,
+                                       each, done, arg, err);
+}
+
+static int fwd_pending_read(im_store *s, const char *user, size_t limit, size_t max_bytes,
+                            im_store_message_fn each, im_store_done_fn done, void *arg,
+                            im_error *err)
+{
+    return STORE(s)->have.pending_read(STORE(s)->inner, user, limit, max_bytes, each, done,
+                                       arg, err);
+}
+
 static int fwd_barrier(im_store *s, im_store_done_fn done, void *arg, im_error *err)
 {
     return STORE(s)->have.barrier(STORE(s)->inner, done, arg, err);
@@ -418,6 +434,10 @@ int im__abi_store(im_store *s, unsigned version, im_store **out, char *absent,
         .barrier = fwd_barrier, .destroy = fwd_destroy, .group_create = fwd_group_create,
         .group_join = fwd_group_join, .group_leave = fwd_group_leave,
         .load_groups = fwd_load_groups, .kv_put = fwd_kv_put, .kv_each = fwd_kv_each,
+        /* Appended reads: forwarded when the adapter has them, absent
+         * otherwise, so that the application falls back. */
+        .history_read = have.history_read ? fwd_history_read : NULL,
+        .pending_read = have.pending_read ? fwd_pending_read : NULL,
     };
     k->base.ops = &k->fwd;
     *out = &k->base;
@@ -440,6 +460,8 @@ static const op_desc router_ops[] = {
     OP(struct im_router_ops, with_session, REQUIRED),
     OP(struct im_router_ops, send_login_result, REQUIRED),
     OP(struct im_router_ops, is_reserved, NULL_MEANS_ABSENT), /* im_app.c checks it */
+    /* send_history is not listed: the application reads the table for it
+     * (imcore/route.h), and the shim forwards it when the adapter has it. */
 };
 
 typedef struct router_shim {
@@ -528,6 +550,12 @@ static bool rfwd_is_reserved(im_router *r, const char *user_id)
     return ROUTER(r)->have.is_reserved(ROUTER(r)->inner, user_id);
 }
 
+static void rfwd_send_history(im_router *r, const im_endpoint *ep, uint64_t request_id, int rc,
+                              const im_message *msgs, size_t n, const char *msg)
+{
+    ROUTER(r)->have.send_history(ROUTER(r)->inner, ep, request_id, rc, msgs, n, msg);
+}
+
 static bool rfb_is_reserved(im_router *r, const char *user_id)
 {
     (void)r, (void)user_id;
@@ -568,6 +596,7 @@ int im__abi_router(im_router *r, im_router **out, void **shim, char *absent, siz
         .send_result = rfwd_send_result, .send_status = rfwd_send_status,
         .with_session = rfwd_with_session, .send_login_result = rfwd_send_login_result,
         .is_reserved = rfwd_is_reserved,
+        .send_history = have.send_history ? rfwd_send_history : NULL,
     };
     k->base.ops = &k->fwd;
     *out = &k->base;

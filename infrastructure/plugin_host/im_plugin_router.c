@@ -571,6 +571,21 @@ static void pr_send_login_result(im_router *r, const im_endpoint *ep, uint64_t r
         ph->inner->ops->send_login_result(ph->inner, ep, request_id, rc, s, token, msg);
 }
 
+/* A claimed account never asks for history; the network's port answers
+ * for the others, if it can. */
+static void pr_send_history(im_router *r, const im_endpoint *ep, uint64_t request_id, int rc,
+                            const im_message *msgs, size_t n, const char *msg)
+{
+    im_plugin_host *ph = host_of(r);
+    if (is_claim_ep(ep))
+        return;
+    if (IM_ROUTER_HAS(ph->inner, send_history))
+        ph->inner->ops->send_history(ph->inner, ep, request_id, rc, msgs, n, msg);
+    else
+        ph->inner->ops->send_status(ph->inner, ep, request_id, IM_EUNSUPPORTED,
+                                    "the transport cannot answer a history");
+}
+
 static const struct im_router_ops plugin_router_ops = {
     .size = sizeof(struct im_router_ops),
     .name = "plugins",
@@ -587,6 +602,7 @@ static const struct im_router_ops plugin_router_ops = {
     .send_status = pr_send_status,
     .with_session = pr_with_session,
     .send_login_result = pr_send_login_result,
+    .send_history = pr_send_history,
 };
 
 void im__plugin_router_init(im_plugin_host *ph)

@@ -171,6 +171,7 @@ enum stmt_id {
     S_ACK_OTHERS_NEXT,
     S_PENDING,
     S_HISTORY,
+    S_HISTORY_NEWEST,
     S_GROUP_GET,
     S_GROUP_INSERT,
     S_GROUP_COUNT,
@@ -254,6 +255,8 @@ static const char *const stmt_sql[S_COUNT] = {
                   "  SELECT " MSG_COLUMNS " FROM messages"
                   "  WHERE conv = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
                   ") ORDER BY seq",
+    [S_HISTORY_NEWEST] = "SELECT " MSG_COLUMNS " FROM messages"
+                         " WHERE conv = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
     [S_GROUP_GET] = "SELECT max_members, member_count, flags, owner FROM chat_groups"
                     " WHERE id = ?1",
     [S_GROUP_INSERT] = "INSERT INTO chat_groups(id, max_members, member_count, created_ms,"
@@ -1221,6 +1224,26 @@ int im_sqlite_db_history(im_sqlite_db *db, const char *conversation, uint64_t be
     if (limit == 0)
         return IM_OK;
     sqlite3_stmt *st = stmt(db, S_HISTORY);
+    bind_text(st, 1, conversation);
+    bind_u64(st, 2, before_seq ? before_seq : UINT64_MAX);
+    sqlite3_bind_int64(st, 3, clamp_limit(limit));
+    char what[120];
+    snprintf(what, sizeof what, "history of %s", conversation);
+    return read_messages(db, st, fn, arg, err, what);
+}
+
+int im_sqlite_db_history_newest(im_sqlite_db *db, const char *conversation,
+                                uint64_t before_seq, size_t limit, im_sqlite_msg_fn fn,
+                                void *arg, im_error *err)
+{
+    if (!db || !fn || !conversation)
+        return im_error_set(err, IM_EINVAL, "no database, conversation or callback");
+    if (strnlen(conversation, IM_CONVERSATION_ID_MAX + 1) > IM_CONVERSATION_ID_MAX)
+        return im_error_set(err, IM_EINVAL, "conversation id longer than %d bytes",
+                            IM_CONVERSATION_ID_MAX);
+    if (limit == 0)
+        return IM_OK;
+    sqlite3_stmt *st = stmt(db, S_HISTORY_NEWEST);
     bind_text(st, 1, conversation);
     bind_u64(st, 2, before_seq ? before_seq : UINT64_MAX);
     sqlite3_bind_int64(st, 3, clamp_limit(limit));

@@ -198,6 +198,12 @@ int im_sqlite_db_ack(im_sqlite_db *db, const char *user, const char *conversatio
  * has no messages. */
 int im_sqlite_db_history(im_sqlite_db *db, const char *conversation, uint64_t before_seq,
                          size_t limit, im_sqlite_msg_fn fn, void *arg, im_error *err);
+/* The same messages in descending seq, newest first, so that a reader
+ * with a byte budget stops (fn returning non-zero) before reading older
+ * rows at all. Returns and errors as im_sqlite_db_history. */
+int im_sqlite_db_history_newest(im_sqlite_db *db, const char *conversation,
+                                uint64_t before_seq, size_t limit, im_sqlite_msg_fn fn,
+                                void *arg, im_error *err);
 
 /* ---- groups, durable ----
  * Members are kept in join order, each with the seq it joined at (since);

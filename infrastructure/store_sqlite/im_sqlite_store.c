@@ -13,8 +13,13 @@
  * with the file. A start that creates a new database says so at WARN.
  *
  * The plugins' key-value puts are writes like the others: queued, batched
- * and answered after the commit. Their reads, like history, go to the reader
- * connection, which sees only what has been committed. */
+ * and answered after the commit. Their reads, and the synchronous history
+ * (kept for callers of the first table), go to the reader connection, which
+ * sees only what has been committed. The server's history reads
+ * (history_read) and pending reads are requests like the others: read on
+ * this thread in the batch, in order after the writes before them, and
+ * read again after a rollback, like pending. Both stop at their byte
+ * budget, so a page of large messages is never read whole first. */
 #include "im_sqlite_store.h"
 
 #include <pthread.h>
@@ -30,6 +35,7 @@
 typedef enum req_kind {
     REQ_APPEND,
     REQ_PENDING,
+    REQ_HISTORY,
     REQ_ACK,
     REQ_BARRIER,
     REQ_GROUP_CREATE,
@@ -53,13 +59,15 @@ typedef struct req {
     im_message msg;                 /* APPEND: points into buf */
     char user[IM_USER_ID_MAX + 1];  /* PENDING, ACK, GROUP_* */
     char group[IM_USER_ID_MAX + 1]; /* GROUP_* */
-    char conv[IM_CONVERSATION_ID_MAX + 1]; /* ACK */
-    uint64_t seq;                   /* ACK */
+    char conv[IM_CONVERSATION_ID_MAX + 1]; /* ACK, HISTORY */
+    uint64_t seq;                   /* ACK; HISTORY: before_seq */
     uint32_t max_members;           /* GROUP_CREATE, GROUP_CHANGE */
     im_group_change_kind change;    /* GROUP_CHANGE */
     uint32_t flags;                 /* GROUP_CREATE, GROUP_CHANGE */
     im_store_group_fn group_done;   /* GROUP_CHANGE */
-    size_t limit;                   /* PENDING */
+    size_t limit;                   /* PENDING, HISTORY */
+    size_t max_bytes;               /* PENDING, HISTORY: the bodies' budget (0: none) */
+    size_t bytes;                   /* PENDING, HISTORY: the bodies read so far */
     const char *ns, *key;           /* KV_PUT: point into buf */
     const void *value;              /* KV_PUT: into buf; NULL deletes */
     size_t value_len;               /* KV_PUT */
@@ -72,7 +80,7 @@ typedef struct req {
     bool duplicate;
     uint64_t since;                 /* GROUP_CHANGE: the seq a join came at */
     im_error err;
-    owned_msg *first, **tail;       /* PENDING results, in order */
+    owned_msg *first, **tail;       /* PENDING, HISTORY results, in the order handed out */
     char buf[];                     /* APPEND: the message's strings and body; KV_PUT: ns,
                                      * key and value */
 } req;
@@ -138,7 +146,8 @@ static int enqueue(sqlite_store *st, req *r, im_error *err)
     /* Barriers and acks are never refused: refusing an unbind or a cursor
      * move would be worse than a longer queue. Nor are key-value puts, whose
      * port promises no IM_EBUSY. */
-    if (st->queued >= st->cfg.max_queue && (r->kind == REQ_APPEND || r->kind == REQ_PENDING)) {
+    if (st->queued >= st->cfg.max_queue &&
+        (r->kind == REQ_APPEND || r->kind == REQ_PENDING || r->kind == REQ_HISTORY)) {
         pthread_mutex_unlock(&st->lock);
         req_free(r);
         return im_error_set(err, IM_EBUSY, "the store is behind (%u requests queued)",
@@ -177,7 +186,11 @@ static bool is_write(req_kind k)
            k == REQ_GROUP_LEAVE || k == REQ_GROUP_CHANGE || k == REQ_KV_PUT;
 }
 
-static int collect_pending(void *arg, const im_message *m, const char *conversation)
+/* Keeps a copy of m for the completion: at the tail for a pending read
+ * (read in the order handed out), at the head for history (read newest
+ * first, handed out oldest first). Returns 1, which stops the read, once
+ * the bodies kept reach the budget. */
+static int collect(void *arg, const im_message *m, const char *conversation)
 {
     (void)conversation;
     req *r = arg;
@@ -192,10 +205,16 @@ static int collect_pending(void *arg, const im_message *m, const char *conversat
     o->m.target = memcpy(p, m->target, lt), p += lt;
     o->m.client_msg_id = memcpy(p, m->client_msg_id ? m->client_msg_id : "", lc), p += lc;
     o->m.body = memcpy(p, m->body, m->body_len);
-    o->next = NULL;
-    *r->tail = o;
-    r->tail = &o->next;
-    return 0;
+    if (r->kind == REQ_HISTORY) {
+        o->next = r->first;
+        r->first = o;
+    } else {
+        o->next = NULL;
+        *r->tail = o;
+        r->tail = &o->next;
+    }
+    r->bytes += m->body_len;
+    return r->max_bytes && r->bytes >= r->max_bytes ? 1 : 0;
 }
 
 static void free_results(req *r)
@@ -208,12 +227,22 @@ static void free_results(req *r)
     }
     r->first = NULL;
     r->tail = &r->first;
+    r->bytes = 0;
 }
 
-static void run_pending(sqlite_store *st, req *r)
+/* A read in the batch, on the writer: it sees the writes before it in the
+ * batch, and is run again if the batch rolls back. 1 from the reader is
+ * the budget reached, not an error. */
+static void run_read(sqlite_store *st, req *r)
 {
     free_results(r);
-    r->rc = im_sqlite_db_pending(st->writer, r->user, r->limit, collect_pending, r, &r->err);
+    if (r->kind == REQ_HISTORY)
+        r->rc = im_sqlite_db_history_newest(st->writer, r->conv, r->seq, r->limit, collect, r,
+                                            &r->err);
+    else
+        r->rc = im_sqlite_db_pending(st->writer, r->user, r->limit, collect, r, &r->err);
+    if (r->rc == 1)
+        r->rc = IM_OK;
     if (r->rc != IM_OK)
         free_results(r);
 }
@@ -272,7 +301,8 @@ static int run_one(sqlite_store *st, req *r)
         r->rc = im_sqlite_db_kv_put(db, r->ns, r->key, r->value, r->value_len, &r->err);
         break;
     case REQ_PENDING:
-        run_pending(st, r);
+    case REQ_HISTORY:
+        run_read(st, r);
         break;
     case REQ_BARRIER:
         r->rc = IM_OK;
@@ -289,6 +319,7 @@ static void complete(req *r)
         r->append_done(r->arg, r->rc, r->rc == IM_OK ? &r->msg : NULL, r->duplicate, &r->err);
         break;
     case REQ_PENDING:
+    case REQ_HISTORY:
         if (r->rc == IM_OK)
             for (owned_msg *o = r->first; o; o = o->next)
                 if (!r->each(r->arg, &o->m))
@@ -349,8 +380,8 @@ static void run_batch(sqlite_store *st, req *batch)
                 r->rc = fatal;
                 r->err = err;
                 r->err.code = fatal;
-            } else if (r->kind == REQ_PENDING) {
-                run_pending(st, r); /* read again: the rolled-back rows are gone */
+            } else if (r->kind == REQ_PENDING || r->kind == REQ_HISTORY) {
+                run_read(st, r); /* read again: the rolled-back rows are gone */
             }
         }
     }
@@ -420,14 +451,41 @@ static int sqlite_append(im_store *s, const im_message *m, im_store_append_fn do
     return enqueue(st, r, err);
 }
 
-static int sqlite_pending(im_store *s, const char *user, size_t limit, im_store_message_fn each,
-                          im_store_done_fn done, void *arg, im_error *err)
+static int sqlite_pending_read(im_store *s, const char *user, size_t limit, size_t max_bytes,
+                               im_store_message_fn each, im_store_done_fn done, void *arg,
+                               im_error *err)
 {
     req *r = req_new(REQ_PENDING, 0);
     if (!r)
         return im_error_set(err, IM_ENOMEM, "out of memory");
     snprintf(r->user, sizeof r->user, "%s", user);
     r->limit = limit;
+    r->max_bytes = max_bytes;
+    r->each = each;
+    r->done = done;
+    r->arg = arg;
+    return enqueue((sqlite_store *)s, r, err);
+}
+
+static int sqlite_pending(im_store *s, const char *user, size_t limit, im_store_message_fn each,
+                          im_store_done_fn done, void *arg, im_error *err)
+{
+    return sqlite_pending_read(s, user, limit, 0, each, done, arg, err);
+}
+
+static int sqlite_history_read(im_store *s, const char *conversation, uint64_t before_seq,
+                               size_t limit, size_t max_bytes, im_store_message_fn each,
+                               im_store_done_fn done, void *arg, im_error *err)
+{
+    if (!conversation || strlen(conversation) > IM_CONVERSATION_ID_MAX)
+        return im_error_set(err, IM_EINVAL, "no conversation, or one too long");
+    req *r = req_new(REQ_HISTORY, 0);
+    if (!r)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    snprintf(r->conv, sizeof r->conv, "%s", conversation);
+    r->seq = before_seq;
+    r->limit = limit;
+    r->max_bytes = max_bytes;
     r->each = each;
     r->done = done;
     r->arg = arg;
@@ -686,6 +744,8 @@ static const struct im_store_ops sqlite_store_ops = {
     .kv_each = sqlite_kv_each,
     .destroy = sqlite_destroy,
     .group_change = sqlite_group_change,
+    .history_read = sqlite_history_read,
+    .pending_read = sqlite_pending_read,
 };
 
 int im_sqlite_store_new(const im_sqlite_store_config *cfg, im_store **out, im_error *err)

@@ -47,6 +47,7 @@ static const imcore_core_api core_api = {
     .group_transfer = im_app_group_transfer,
     .group_delete = im_app_group_delete,
     .logout_everywhere = im_app_logout_everywhere,
+    .history_request = im_app_history_request,
 };
 
 const imcore_core_api *im_server_core_api(void)

@@ -1292,6 +1292,61 @@ static void test_live_only_after_pending(void **state)
     later_fini(&l);
 }
 
+
+/* The hand-over page is read with its byte budget: the store stops there. */
+static void test_handover_reads_to_its_budget(void **state)
+{
+    (void)state;
+    later l;
+    later_init(&l, 4000);
+    deferred_store_add_pending(l.ds, "alice", "bob", "while away", 1);
+    later_login_bob(&l);
+    assert_int_equal(deferred_store_last_budget(l.ds), 4000);
+    assert_int_equal(deferred_store_run(l.ds), 1);
+    assert_int_equal(l.router.ndirect, 1);
+    later_fini(&l);
+}
+
+/* A History is read by the store in its order, and answered through the
+ * route port once read, never on the caller's thread. */
+static void test_history_answered_from_the_store(void **state)
+{
+    (void)state;
+    later l;
+    later_init(&l, 0);
+    deferred_store_add_pending(l.ds, "alice", "bob", "one", 1);
+    deferred_store_add_pending(l.ds, "alice", "bob", "two", 2);
+    deferred_store_add_pending(l.ds, "alice", "bob", "three", 3);
+    im_session *bob = later_login_bob(&l);
+    deferred_store_run(l.ds); /* the hand-over: bob goes live */
+    size_t before = l.router.nanswers;
+    im_error err = { 0 };
+    assert_int_equal(im_app_history_request(l.app, bob, &l.bob_ep, 7, "alice", "", 0, 0, 0,
+                                            &err), IM_OK);
+    assert_int_equal(l.router.nanswers, before); /* nothing read yet */
+    assert_int_equal(deferred_store_run(l.ds), 1);
+    assert_int_equal(l.router.nanswers, before + 1);
+    assert_true(l.router.answers[before].is_history);
+    assert_int_equal(l.router.answers[before].request_id, 7);
+    assert_int_equal(l.router.answers[before].rc, IM_OK);
+    assert_int_equal(l.router.answers[before].nhistory, 3);
+    assert_int_equal(l.router.answers[before].history_last_seq, 3);
+
+    /* A budget of 8 bytes of bodies: "three" then "two" reach it. */
+    assert_int_equal(im_app_history_request(l.app, bob, &l.bob_ep, 8, "alice", "", 0, 0, 8,
+                                            &err), IM_OK);
+    deferred_store_run(l.ds);
+    assert_int_equal(l.router.answers[before + 1].nhistory, 2);
+    assert_int_equal(l.router.answers[before + 1].history_last_seq, 3);
+
+    /* Refused at once: no answer comes, the caller answers. */
+    assert_int_equal(im_app_history_request(l.app, bob, &l.bob_ep, 9, "", "", 0, 0, 0, &err),
+                     IM_EINVAL);
+    assert_int_equal(deferred_store_queued(l.ds), 0);
+    assert_int_equal(l.router.nanswers, before + 2);
+    later_fini(&l);
+}
+
 static void test_handover_goes_a_page_at_a_time(void **state)
 {
     (void)state;
@@ -1455,6 +1510,8 @@ int main(void)
         cmocka_unit_test(test_token_login_names_its_own_user),
         cmocka_unit_test(test_login_of_a_closed_session_is_called_off),
         cmocka_unit_test(test_live_only_after_pending),
+        cmocka_unit_test(test_handover_reads_to_its_budget),
+        cmocka_unit_test(test_history_answered_from_the_store),
         cmocka_unit_test(test_close_before_live_stays_offline),
         cmocka_unit_test(test_handover_goes_a_page_at_a_time),
         cmocka_unit_test(test_handover_waits_for_every_conversation_of_the_page),

@@ -2,13 +2,14 @@
 #include "deferred_store.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "domain/message.h"
 
-enum op_kind { OP_APPEND, OP_PENDING, OP_BARRIER, OP_KV_PUT, OP_GROUP };
+enum op_kind { OP_APPEND, OP_PENDING, OP_BARRIER, OP_KV_PUT, OP_GROUP, OP_HISTORY };
 
 typedef struct op {
     struct op *next;
@@ -22,6 +23,8 @@ typedef struct op {
     const void *value;    /* KV_PUT: into kv; NULL deletes */
     size_t value_len;
     size_t limit;         /* PENDING: at most this many; target is the user */
+    size_t max_bytes;     /* PENDING, HISTORY: the bodies' budget (0: none) */
+    uint64_t before;      /* HISTORY: target is the conversation */
     im_group_change change; /* GROUP: group and user point into sender and target */
     im_store_group_fn group_done;
     im_store_append_fn append_done;
@@ -44,6 +47,7 @@ struct deferred_store {
     size_t queued;
     stored pending[64];
     size_t npending;
+    size_t last_budget;
 };
 
 static void push(deferred_store *ds, op *o)
@@ -77,9 +81,48 @@ static int ds_append(im_store *s, const im_message *m, im_store_append_fn done, 
     return IM_OK;
 }
 
+static int ds_pending_read(im_store *s, const char *user, size_t limit, size_t max_bytes,
+                           im_store_message_fn each, im_store_done_fn done, void *arg,
+                           im_error *err)
+{
+    op *o = calloc(1, sizeof *o);
+    if (!o)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    o->kind = OP_PENDING;
+    snprintf(o->target, sizeof o->target, "%s", user);
+    o->limit = limit;
+    o->max_bytes = max_bytes;
+    o->each = each;
+    o->done = done;
+    o->arg = arg;
+    ((deferred_store *)s)->last_budget = max_bytes;
+    push((deferred_store *)s, o);
+    return IM_OK;
+}
+
+static int ds_history_read(im_store *s, const char *conv, uint64_t before, size_t limit,
+                           size_t max_bytes, im_store_message_fn each, im_store_done_fn done,
+                           void *arg, im_error *err)
+{
+    op *o = calloc(1, sizeof *o);
+    if (!o)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    o->kind = OP_HISTORY;
+    snprintf(o->target, sizeof o->target, "%s", conv);
+    o->before = before ? before : UINT64_MAX;
+    o->limit = limit;
+    o->max_bytes = max_bytes;
+    o->each = each;
+    o->done = done;
+    o->arg = arg;
+    push((deferred_store *)s, o);
+    return IM_OK;
+}
+
 static int ds_pending(im_store *s, const char *user, size_t limit, im_store_message_fn each,
                       im_store_done_fn done, void *arg, im_error *err)
 {
+    ((deferred_store *)s)->last_budget = SIZE_MAX;
     op *o = calloc(1, sizeof *o);
     if (!o)
         return im_error_set(err, IM_ENOMEM, "out of memory");
@@ -214,6 +257,7 @@ static const struct im_store_ops deferred_ops = {
     .group_create = ds_group_create, .group_join = ds_group_member,
     .group_leave = ds_group_member, .load_groups = ds_load_groups, .kv_put = ds_kv_put,
     .kv_each = ds_kv_each, .destroy = ds_destroy, .group_change = ds_group_change,
+    .history_read = ds_history_read, .pending_read = ds_pending_read,
 };
 
 deferred_store *deferred_store_new(im_store *inner)
@@ -259,12 +303,37 @@ int deferred_store_run(deferred_store *ds)
         case OP_APPEND:
             ds->inner->ops->append(ds->inner, &o->m, o->append_done, o->arg, NULL);
             break;
+        case OP_HISTORY: {
+            size_t pick[64], k = 0, bytes = 0;
+            for (size_t i = ds->npending; i-- > 0 && k < o->limit;) {
+                stored *p = &ds->pending[i];
+                if (strcmp(p->conv, o->target) != 0 || p->seq >= o->before)
+                    continue;
+                pick[k++] = i;
+                bytes += strlen(p->text);
+                if (o->max_bytes && bytes >= o->max_bytes)
+                    break;
+            }
+            while (k-- > 0) {
+                stored *p = &ds->pending[pick[k]];
+                im_message m = { .kind = IM_MESSAGE_PRIVATE, .sender = p->from, .target = p->to,
+                                 .client_msg_id = "", .body = (const uint8_t *)p->text,
+                                 .body_len = strlen(p->text), .seq = p->seq };
+                if (!o->each(o->arg, &m))
+                    break;
+            }
+            o->done(o->arg, IM_OK, NULL);
+            break;
+        }
         case OP_PENDING:
-            for (size_t i = 0, sent = 0; i < ds->npending && sent < o->limit; i++) {
+            for (size_t i = 0, sent = 0, bytes = 0; i < ds->npending && sent < o->limit &&
+                                                    !(o->max_bytes && bytes >= o->max_bytes);
+                 i++) {
                 stored *p = &ds->pending[i];
                 if (p->acked || strcmp(p->to, o->target) != 0)
                     continue;
                 sent++;
+                bytes += strlen(p->text);
                 im_message m = { .kind = IM_MESSAGE_PRIVATE, .sender = p->from, .target = p->to,
                                  .client_msg_id = "", .body = (const uint8_t *)p->text,
                                  .body_len = strlen(p->text), .seq = p->seq };
@@ -298,6 +367,11 @@ int deferred_store_run(deferred_store *ds)
         n++;
     }
     return n;
+}
+
+size_t deferred_store_last_budget(const deferred_store *ds)
+{
+    return ds->last_budget;
 }
 
 size_t deferred_store_queued(const deferred_store *ds)

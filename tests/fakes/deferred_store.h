@@ -24,6 +24,12 @@ void deferred_store_add_pending(deferred_store *ds, const char *from, const char
 /* Runs every queued request, in order; returns how many ran. */
 int deferred_store_run(deferred_store *ds);
 size_t deferred_store_queued(const deferred_store *ds);
+/* The byte budget of the last pending_read (SIZE_MAX: the last read was
+ * pending, without one). history_read hands out, when it runs, the
+ * messages queued with deferred_store_add_pending of its conversation
+ * (acked or not) before before_seq, newest first up to its limit and
+ * budget as the port says, oldest first. */
+size_t deferred_store_last_budget(const deferred_store *ds);
 void deferred_store_free(deferred_store *ds);
 
 #endif

@@ -152,6 +152,19 @@ static void fr_send_status(im_router *r, const im_endpoint *ep, uint64_t rid, in
     add_answer((fake_router *)r, ep, rid, rc, false, NULL, NULL);
 }
 
+static void fr_send_history(im_router *r, const im_endpoint *ep, uint64_t rid, int rc,
+                            const im_message *msgs, size_t n, const char *msg)
+{
+    (void)msg;
+    fake_router *fr = (fake_router *)r;
+    if (fr->nanswers == FAKE_MAX)
+        return;
+    add_answer(fr, ep, rid, rc, false, NULL, NULL);
+    fr->answers[fr->nanswers - 1].is_history = true;
+    fr->answers[fr->nanswers - 1].nhistory = n;
+    fr->answers[fr->nanswers - 1].history_last_seq = n ? msgs[n - 1].seq : 0;
+}
+
 static void fr_with_session(im_router *r, const im_endpoint *ep,
                             void (*fn)(void *arg, im_session *s), void *arg)
 {
@@ -172,7 +185,7 @@ static const struct im_router_ops fake_router_ops = {
     .deliver = fr_deliver, .deliver_many = fr_deliver_many, .kick = fr_kick,
     .list_online = fr_list, .deliver_to = fr_deliver_to, .send_result = fr_send_result,
     .send_status = fr_send_status, .with_session = fr_with_session,
-    .send_login_result = fr_send_login_result,
+    .send_login_result = fr_send_login_result, .send_history = fr_send_history,
 };
 
 void fake_router_init(fake_router *fr)

@@ -32,6 +32,9 @@ typedef struct fake_router {
         uint64_t request_id;
         int rc;
         bool is_send;      /* send_result (true) or send_status (false) */
+        bool is_history;   /* send_history; nhistory: how many messages */
+        size_t nhistory;
+        uint64_t history_last_seq; /* the newest message's, 0 for none */
         im_send_result res;
         char client_msg_id[IM_CLIENT_MSG_ID_MAX + 1];
     } answers[FAKE_MAX];

@@ -551,6 +551,165 @@ static void test_group_changes(void **state)
     journal_destroy(&j);
 }
 
+
+/* ---- reads as requests: history_read and pending_read ---- */
+
+/* What a read handed out: seqs and body sizes in order, and whether each
+ * ran on a thread other than the test's (the storage thread). */
+typedef struct read_seen {
+    call c;
+    pthread_t test_thread;
+    int n;
+    uint64_t seq[32];
+    size_t len[32];
+    int on_test_thread;
+} read_seen;
+
+static bool see_read(void *arg, const im_message *m)
+{
+    read_seen *rs = arg;
+    if (pthread_equal(pthread_self(), rs->test_thread))
+        rs->on_test_thread++;
+    if (rs->n < 32) {
+        rs->seq[rs->n] = m->seq;
+        rs->len[rs->n] = m->body_len;
+    }
+    rs->n++;
+    return true;
+}
+
+static void read_done(void *arg, int rc, const im_error *err)
+{
+    record(&((read_seen *)arg)->c, rc, err, 0);
+}
+
+static void gate_wait_entered(gate *g)
+{
+    pthread_mutex_lock(&g->lock);
+    while (!g->entered)
+        pthread_cond_wait(&g->changed, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void gate_open(gate *g)
+{
+    pthread_mutex_lock(&g->lock);
+    g->open = true;
+    pthread_cond_broadcast(&g->changed);
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* A history read asked for right after an append, before the append has
+ * completed or been committed, reads it: the store runs it on its own
+ * thread, after the append, and completes it after the append's
+ * completion. */
+static void test_history_read_in_order(void **state)
+{
+    fixture *fx = *state;
+    im_store *s = open_store(fx->path, 0, 64);
+    assert_true(IM_STORE_HAS(s, history_read));
+    journal j;
+    journal_init(&j);
+    call append_call = { .j = &j, .tag = 1 };
+    read_seen rs = { .c = { .j = &j, .tag = 2 }, .test_thread = pthread_self() };
+    im_error err = { 0 };
+
+    /* Held, so that the append and the read wait in the queue together
+     * and go into one batch: the read must see the uncommitted append. */
+    gate g = { .entered = false, .open = false };
+    pthread_mutex_init(&g.lock, NULL);
+    pthread_cond_init(&g.changed, NULL);
+    assert_int_equal(s->ops->barrier(s, gate_hold, &g, &err), IM_OK);
+    gate_wait_entered(&g);
+    im_message m = { .kind = IM_MESSAGE_PRIVATE, .sender = "alice", .target = "bob",
+                     .client_msg_id = "m1", .body = (const uint8_t *)"hello", .body_len = 5 };
+    assert_int_equal(s->ops->append(s, &m, on_append, &append_call, &err), IM_OK);
+    assert_int_equal(s->ops->history_read(s, "p:alice:bob", 0, 10, 0, see_read, read_done, &rs,
+                                          &err), IM_OK);
+    assert_int_equal(rs.n, 0); /* nothing read on the caller's thread */
+    gate_open(&g);
+    wait_for(&j, 2);
+    assert_int_equal(j.tag[0], 1);
+    assert_int_equal(j.tag[1], 2);
+    assert_int_equal(j.rc[1], IM_OK);
+    assert_int_equal(rs.n, 1);
+    assert_int_equal(rs.seq[0], 1);
+    assert_int_equal(rs.len[0], 5);
+    assert_int_equal(rs.on_test_thread, 0);
+
+    /* A bad conversation is refused by the call, and done never runs. */
+    assert_int_equal(s->ops->history_read(s, NULL, 0, 10, 0, see_read, read_done, &rs, &err),
+                     IM_EINVAL);
+    im_store_destroy(s);
+    assert_int_equal(j.n, 2);
+    pthread_mutex_destroy(&g.lock);
+    pthread_cond_destroy(&g.changed);
+    journal_destroy(&j);
+}
+
+/* Both reads stop after the message whose body brings the bodies read to
+ * their byte budget: the newest for history (handed out oldest first),
+ * the oldest for pending. */
+static void test_reads_stop_at_budget(void **state)
+{
+    fixture *fx = *state;
+    im_store *s = open_store(fx->path, 0, 64);
+    assert_true(IM_STORE_HAS(s, pending_read));
+    journal j;
+    journal_init(&j);
+    call calls[10];
+    static uint8_t body[1000];
+    memset(body, 'x', sizeof body);
+    im_error err = { 0 };
+    char cmid[10][8];
+    for (int i = 0; i < 10; i++) {
+        calls[i] = (call){ .j = &j, .tag = i };
+        snprintf(cmid[i], sizeof cmid[i], "m%d", i);
+        im_message m = { .kind = IM_MESSAGE_PRIVATE, .sender = "alice", .target = "bob",
+                         .client_msg_id = cmid[i], .body = body, .body_len = sizeof body };
+        assert_int_equal(s->ops->append(s, &m, on_append, &calls[i], &err), IM_OK);
+    }
+    wait_for(&j, 10);
+
+    read_seen h = { .c = { .j = &j, .tag = 20 }, .test_thread = pthread_self() };
+    assert_int_equal(s->ops->history_read(s, "p:alice:bob", 0, 10, 2500, see_read, read_done,
+                                          &h, &err), IM_OK);
+    wait_for(&j, 11);
+    assert_int_equal(h.n, 3);
+    assert_int_equal(h.seq[0], 8);
+    assert_int_equal(h.seq[2], 10);
+
+    read_seen older = { .c = { .j = &j, .tag = 21 }, .test_thread = pthread_self() };
+    assert_int_equal(s->ops->history_read(s, "p:alice:bob", 8, 10, 1000, see_read, read_done,
+                                          &older, &err), IM_OK);
+    wait_for(&j, 12);
+    assert_int_equal(older.n, 1);
+    assert_int_equal(older.seq[0], 7);
+
+    read_seen all = { .c = { .j = &j, .tag = 22 }, .test_thread = pthread_self() };
+    assert_int_equal(s->ops->history_read(s, "p:alice:bob", 0, 10, 0, see_read, read_done,
+                                          &all, &err), IM_OK);
+    wait_for(&j, 13);
+    assert_int_equal(all.n, 10);
+    assert_int_equal(all.seq[0], 1);
+
+    read_seen p = { .c = { .j = &j, .tag = 23 }, .test_thread = pthread_self() };
+    assert_int_equal(s->ops->pending_read(s, "bob", 100, 2500, see_read, read_done, &p, &err),
+                     IM_OK);
+    wait_for(&j, 14);
+    assert_int_equal(p.n, 3);
+    assert_int_equal(p.seq[0], 1);
+    assert_int_equal(p.seq[2], 3);
+    assert_int_equal(p.on_test_thread, 0);
+
+    read_seen whole = { .c = { .j = &j, .tag = 24 }, .test_thread = pthread_self() };
+    assert_int_equal(s->ops->pending(s, "bob", 100, see_read, read_done, &whole, &err), IM_OK);
+    wait_for(&j, 15);
+    assert_int_equal(whole.n, 10);
+    im_store_destroy(s);
+    journal_destroy(&j);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, test_db_dir_setup, test_db_dir_teardown)
 
 int main(void)
@@ -562,6 +721,8 @@ int main(void)
         T(test_acks_coalesce),
         T(test_unknown_receiver),
         T(test_group_changes),
+        T(test_history_read_in_order),
+        T(test_reads_stop_at_budget),
     };
     return cmocka_run_group_tests_name("sqlite_store", tests, NULL, NULL);
 }
