@@ -262,6 +262,12 @@ static int fwd_history_read(im_store *s, const char *conv, uint64_t before_seq, 
                                        each, done, arg, err);
 }
 
+static int fwd_group_change(im_store *s, const im_group_change *c, im_store_group_fn done,
+                            void *arg, im_error *err)
+{
+    return STORE(s)->have.group_change(STORE(s)->inner, c, done, arg, err);
+}
+
 static int fwd_pending_read(im_store *s, const char *user, size_t limit, size_t max_bytes,
                             im_store_message_fn each, im_store_done_fn done, void *arg,
                             im_error *err)
@@ -436,6 +442,7 @@ int im__abi_store(im_store *s, unsigned version, im_store **out, char *absent,
         .load_groups = fwd_load_groups, .kv_put = fwd_kv_put, .kv_each = fwd_kv_each,
         /* Appended reads: forwarded when the adapter has them, absent
          * otherwise, so that the application falls back. */
+        .group_change = have.group_change ? fwd_group_change : NULL,
         .history_read = have.history_read ? fwd_history_read : NULL,
         .pending_read = have.pending_read ? fwd_pending_read : NULL,
     };
