@@ -7,9 +7,16 @@
  * so every check and every allocation happens before the first write.
  *
  * Members live in a dynamic array of heap copies of their ids, in join order,
- * each with its since; invitations in another. Lookup is linear: fine for
- * the group sizes imcore serves today; an index can come later without
- * changing the header. The owner is kept by name, not derived from the join
+ * each with its since; invitations in another. Beside the members sits an
+ * index, an open-addressing hash table (linear probing, at most half full)
+ * whose slots hold a member's position in the join order plus one (0: an
+ * empty slot). Membership is asked on every group send and every ack, in
+ * groups of up to IM_GROUP_MAX_MEMBERS_LIMIT members, so it must not walk
+ * the list; a leave already shifts the list (join order decides the next
+ * owner), and renumbers the index in the same pass over memory. The index
+ * costs 4 bytes a slot, at most 8 bytes a member. Invitations are looked up
+ * linearly: they are asked only of outsiders to a private group and of the
+ * owner's invitations. The owner is kept by name, not derived from the join
  * order, since ownership can be handed to any member. */
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +37,8 @@ struct im_group {
     member *members;  /* count live entries */
     size_t count;
     size_t cap;
+    uint32_t *index;  /* index_cap slots (a power of two, or 0): member position + 1 */
+    size_t index_cap;
     char **invited;   /* ninvited live entries, each the group's own copy */
     size_t ninvited;
     size_t invited_cap;
@@ -49,14 +58,90 @@ static char *copy_id(const char *id)
     return p;
 }
 
+/* ---- the member index ---- */
+
+/* FNV-1a: ids are short (at most IM_USER_ID_MAX bytes), and this spreads
+ * the "user1", "user2" ... that real groups and benches are full of. */
+static size_t hash_id(const char *id)
+{
+    uint64_t h = 14695981039346656037u;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 1099511628211u;
+    return (size_t)(h ^ (h >> 32));
+}
+
+/* The slot holding user_id, or the empty slot where it would go; *found
+ * says which. The index must have a slot (index_cap > 0). */
+static size_t probe(const im_group *g, const char *user_id, bool *found)
+{
+    size_t mask = g->index_cap - 1;
+    size_t s = hash_id(user_id) & mask;
+    while (g->index[s]) {
+        if (strcmp(g->members[g->index[s] - 1].id, user_id) == 0) {
+            *found = true;
+            return s;
+        }
+        s = (s + 1) & mask;
+    }
+    *found = false;
+    return s;
+}
+
 /* Returns the index of user_id, or g->count when it is not a member. */
 static size_t find_member(const im_group *g, const char *user_id)
 {
-    size_t i;
-    for (i = 0; i < g->count; i++)
-        if (strcmp(g->members[i].id, user_id) == 0)
-            break;
-    return i;
+    bool found;
+    if (g->index_cap == 0)
+        return g->count;
+    size_t s = probe(g, user_id, &found);
+    return found ? g->index[s] - 1 : g->count;
+}
+
+/* Makes the index big enough for n members, at most half full, by building
+ * a new one from the member list. The group is unchanged on failure. */
+static int reserve_index(im_group *g, size_t n, im_error *err)
+{
+    size_t cap = g->index_cap ? g->index_cap : 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    if (cap == g->index_cap)
+        return IM_OK;
+    uint32_t *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return im_error_set(err, IM_ENOMEM, "out of memory indexing group %s (%zu members)",
+                            g->id, n);
+    free(g->index);
+    g->index = slots;
+    g->index_cap = cap;
+    for (size_t i = 0; i < g->count; i++) {
+        bool found;
+        g->index[probe(g, g->members[i].id, &found)] = (uint32_t)i + 1;
+    }
+    return IM_OK;
+}
+
+/* Forgets the member at position i, whose id is still valid, and renumbers
+ * those after it, who are about to move down one place. */
+static void unindex_member(im_group *g, size_t i)
+{
+    bool found;
+    size_t mask = g->index_cap - 1;
+    size_t hole = probe(g, g->members[i].id, &found);
+    /* Backward-shift deletion: an entry after the hole moves into it
+     * unless its home slot lies cyclically in (hole, j], where a search
+     * for it still finds it. No tombstones, so probes stay short. */
+    for (size_t j = (hole + 1) & mask; g->index[j]; j = (j + 1) & mask) {
+        size_t home = hash_id(g->members[g->index[j] - 1].id) & mask;
+        bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+        if (!stays) {
+            g->index[hole] = g->index[j];
+            hole = j;
+        }
+    }
+    g->index[hole] = 0;
+    for (size_t s = 0; s < g->index_cap; s++)
+        if (g->index[s] > i + 1)
+            g->index[s]--;
 }
 
 /* Returns the index of user_id's invitation, or g->ninvited. */
@@ -165,6 +250,7 @@ void im_group_free(im_group *g)
     for (size_t i = 0; i < g->count; i++)
         free(g->members[i].id);
     free(g->members);
+    free(g->index);
     for (size_t i = 0; i < g->ninvited; i++)
         free(g->invited[i]);
     free(g->invited);
@@ -186,6 +272,8 @@ int im_group_add_member(im_group *g, const char *user_id, im_error *err)
         return im_error_set(err, IM_EFULL, "group %s is full (%u members)", g->id,
                             g->max_members);
     int rc = reserve_member(g, err);
+    if (rc == IM_OK)
+        rc = reserve_index(g, g->count + 1, err);
     if (rc != IM_OK)
         return rc;
     char *copy = copy_id(user_id);
@@ -197,7 +285,9 @@ int im_group_add_member(im_group *g, const char *user_id, im_error *err)
      * owner to keep, and the repository may not have deleted it yet. */
     if (g->count == 0)
         strcpy(g->owner, user_id);
-    g->members[g->count++] = (member){ .id = copy, .since = IM_GROUP_SINCE_UNKNOWN };
+    g->members[g->count] = (member){ .id = copy, .since = IM_GROUP_SINCE_UNKNOWN };
+    bool found;
+    g->index[probe(g, copy, &found)] = (uint32_t)++g->count;
     return IM_OK;
 }
 
@@ -208,6 +298,7 @@ int im_group_remove_member(im_group *g, const char *user_id, im_error *err)
         return im_error_set(err, IM_ENOTMEMBER, "%s is not a member of %s",
                             user_id ? user_id : "(null)", g->id);
     bool was_owner = strcmp(g->owner, g->members[i].id) == 0;
+    unindex_member(g, i);
     free(g->members[i].id);
     /* Shifting (not swapping in the last member) keeps join order, and join
      * order is what decides the next owner. */

@@ -228,41 +228,95 @@ static int router_deliver(im_router *r, const im_message *m, const char *sender_
     return IM_OK;
 }
 
+/* One online receiver of a fan-out: where its session lives. */
+typedef struct fan_target {
+    unsigned worker;
+    uint64_t conn_id;
+} fan_target;
+
+/* Fan-out scratch held on the stack: groups with few members online
+ * allocate nothing for it. */
+#define FAN_STACK 64
+
 static int router_deliver_many(im_router *r, const char *const *members, size_t n,
                                const char *skip, const im_message *m, const char *sender_name)
 {
     im_net_server *srv = server_of(r);
-    im_frame *f = encode_delivery(m, sender_name);
-    if (!f)
-        return IM_ENOMEM;
-    /* Sort the online receivers by worker: ids[w * n ..] holds worker w's. */
     unsigned nw = srv->nworkers;
-    uint64_t *ids = malloc((n ? n : 1) * nw * sizeof *ids);
-    size_t *count = calloc(nw, sizeof *count);
+    /* The scratch is proportional to the members online, not to the group
+     * (a group of 100,000 with 10 online takes 10 entries, where one array
+     * of n per worker took n * workers): the online receivers are gathered
+     * in an array that grows with them, then counted per worker and laid
+     * out by worker with those counts as offsets. */
+    fan_target stack_t[FAN_STACK], *t = stack_t;
+    uint64_t stack_ids[FAN_STACK], *ids = stack_ids;
+    size_t stack_off[FAN_STACK + 1], *off = stack_off;
+    size_t nt = 0, cap = FAN_STACK;
     int delivered = 0;
-    if (!ids || !count) {
+    im_frame *f = NULL;
+    for (size_t i = 0; i < n; i++) {
+        im_endpoint ep;
+        if ((skip && strcmp(members[i], skip) == 0) || !lookup(srv, members[i], &ep) ||
+            ep.worker >= nw)
+            continue;
+        if (nt == cap) {
+            fan_target *bigger = malloc(2 * cap * sizeof *bigger);
+            if (!bigger) {
+                delivered = IM_ENOMEM;
+                goto out;
+            }
+            memcpy(bigger, t, nt * sizeof *t);
+            if (t != stack_t)
+                free(t);
+            t = bigger;
+            cap *= 2;
+        }
+        t[nt++] = (fan_target){ .worker = ep.worker, .conn_id = ep.conn_id };
+    }
+    if (nt == 0)
+        goto out;
+    if (nt > FAN_STACK && !(ids = malloc(nt * sizeof *ids))) {
         delivered = IM_ENOMEM;
         goto out;
     }
-    for (size_t i = 0; i < n; i++) {
-        im_endpoint ep;
-        if ((skip && strcmp(members[i], skip) == 0) || !lookup(srv, members[i], &ep))
-            continue;
-        ids[ep.worker * n + count[ep.worker]++] = ep.conn_id;
+    if (nw > FAN_STACK && !(off = malloc((nw + 1) * sizeof *off))) {
+        delivered = IM_ENOMEM;
+        goto out;
+    }
+    /* off[w + 1] counts worker w's receivers, then off[w] is where they
+     * start in ids; the fill moves each off[w] to the next one's start. */
+    memset(off, 0, (nw + 1) * sizeof *off);
+    for (size_t i = 0; i < nt; i++)
+        off[t[i].worker + 1]++;
+    for (unsigned w = 0; w < nw; w++)
+        off[w + 1] += off[w];
+    for (size_t i = 0; i < nt; i++)
+        ids[off[t[i].worker]++] = t[i].conn_id;
+    /* Now off[w] is where worker w's receivers end, and off[w - 1] (or 0)
+     * where they start. */
+    if (!(f = encode_delivery(m, sender_name))) {
+        delivered = IM_ENOMEM;
+        goto out;
     }
     for (unsigned w = 0; w < nw; w++) {
-        if (count[w] == 0)
+        size_t start = w ? off[w - 1] : 0, count = off[w] - start;
+        if (count == 0)
             continue;
-        if (deliver_to_worker(srv, w, &ids[w * n], count[w], f) != IM_OK) {
+        if (deliver_to_worker(srv, w, &ids[start], count, f) != IM_OK) {
             delivered = IM_ENOMEM;
             goto out;
         }
-        delivered += (int)count[w];
+        delivered += (int)count;
     }
 out:
-    free(ids);
-    free(count);
-    im__frame_unref(f);
+    if (t != stack_t)
+        free(t);
+    if (ids != stack_ids)
+        free(ids);
+    if (off != stack_off)
+        free(off);
+    if (f)
+        im__frame_unref(f);
     return delivered;
 }
 

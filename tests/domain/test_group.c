@@ -22,6 +22,8 @@
  * later one succeeds again, so exactly one failure is injected per run. */
 static unsigned long fail_countdown;
 static unsigned long alloc_calls;
+/* Nonzero: the next allocation of exactly this many bytes fails (once). */
+static size_t fail_size;
 
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t k, size_t n);
@@ -36,19 +38,27 @@ static int should_fail(void)
     return fail_countdown != 0 && --fail_countdown == 0;
 }
 
+static int size_fails(size_t n)
+{
+    if (fail_size == 0 || n != fail_size)
+        return 0;
+    fail_size = 0;
+    return 1;
+}
+
 void *__wrap_malloc(size_t n)
 {
-    return should_fail() ? NULL : __real_malloc(n);
+    return should_fail() || size_fails(n) ? NULL : __real_malloc(n);
 }
 
 void *__wrap_calloc(size_t k, size_t n)
 {
-    return should_fail() ? NULL : __real_calloc(k, n);
+    return should_fail() || size_fails(k * n) ? NULL : __real_calloc(k, n);
 }
 
 void *__wrap_realloc(void *p, size_t n)
 {
-    return should_fail() ? NULL : __real_realloc(p, n);
+    return should_fail() || size_fails(n) ? NULL : __real_realloc(p, n);
 }
 #endif
 
@@ -413,6 +423,92 @@ static void thousand_members(void **state)
     im_group_free(g);
 }
 
+/* Lookups by name go through the member index: after leaves in an
+ * unordered pattern (clusters in the hash table broken up, positions
+ * shifted down) every remaining member is found at its own place (its
+ * since says which), every one who left is not, and they can join again. */
+static void index_follows_leaves_and_joins(void **state)
+{
+    (void)state;
+    const unsigned n = 5000;
+    im_group *g = new_group("big", "user0", n);
+    char name[16];
+    for (unsigned i = 1; i < n; i++) {
+        user_name(name, sizeof name, i);
+        assert_int_equal(im_group_add_member(g, name, NULL), IM_OK);
+    }
+    for (unsigned i = 0; i < n; i++)
+        assert_int_equal(im_group_set_member_since_at(g, i, i, NULL), IM_OK);
+    static bool gone[5000];
+    memset(gone, 0, sizeof gone);
+    /* 3001 is prime to n: i * 3001 % n visits members in a scattered order. */
+    for (unsigned k = 0; k < n * 2 / 3; k++) {
+        unsigned i = (unsigned)((k * 3001ul) % n);
+        user_name(name, sizeof name, i);
+        assert_int_equal(im_group_remove_member(g, name, NULL), IM_OK);
+        gone[i] = true;
+        if (k % 500 == 0) {
+            for (unsigned j = 0; j < n; j++) {
+                user_name(name, sizeof name, j);
+                assert_int_equal(im_group_is_member(g, name), !gone[j]);
+            }
+        }
+    }
+    size_t pos = 0;
+    for (unsigned i = 0; i < n; i++) {
+        user_name(name, sizeof name, i);
+        assert_int_equal(im_group_is_member(g, name), !gone[i]);
+        if (gone[i]) {
+            assert_int_equal(im_group_member_since(g, name), IM_GROUP_SINCE_UNKNOWN);
+            continue;
+        }
+        assert_int_equal(im_group_member_since(g, name), i);
+        assert_string_equal(im_group_member(g, pos++), name);
+    }
+    assert_int_equal(im_group_member_count(g), pos);
+    /* Those who left join again, at the end of the join order. */
+    for (unsigned i = 0; i < n; i++) {
+        if (!gone[i])
+            continue;
+        user_name(name, sizeof name, i);
+        assert_int_equal(im_group_add_member(g, name, NULL), IM_OK);
+        assert_int_equal(im_group_set_member_since(g, name, 100000u + i, NULL), IM_OK);
+        assert_string_equal(im_group_member(g, im_group_member_count(g) - 1), name);
+    }
+    assert_true(im_group_is_full(g));
+    for (unsigned i = 0; i < n; i++) {
+        user_name(name, sizeof name, i);
+        assert_true(im_group_is_member(g, name));
+        assert_int_equal(im_group_member_since(g, name), gone[i] ? 100000u + i : i);
+    }
+    assert_false(im_group_is_member(g, "user5000"));
+    assert_false(im_group_is_member(g, "nobody"));
+    im_group_free(g);
+}
+
+/* A group at the largest size imcore allows: built one join at a time
+ * (each join asks whether the user is in already), then asked once for
+ * every member and as many outsiders. */
+static void largest_group_lookups(void **state)
+{
+    (void)state;
+    const unsigned n = IM_GROUP_MAX_MEMBERS_LIMIT;
+    im_group *g = new_group("huge", "user0", n);
+    char name[16];
+    for (unsigned i = 1; i < n; i++) {
+        user_name(name, sizeof name, i);
+        assert_int_equal(im_group_join(g, name, NULL), IM_OK);
+    }
+    assert_true(im_group_is_full(g));
+    for (unsigned i = 0; i < n; i++) {
+        user_name(name, sizeof name, i);
+        assert_true(im_group_is_member(g, name));
+        snprintf(name, sizeof name, "other%u", i);
+        assert_false(im_group_is_member(g, name));
+    }
+    im_group_free(g);
+}
+
 static void rejoin_after_empty(void **state)
 {
     (void)state;
@@ -720,6 +816,42 @@ static bool invite_with_failure_at(unsigned long n)
     return !injected;
 }
 
+/* The index grows (from 16 to 32 slots) when the 9th member joins, at most
+ * half full. Failing exactly that allocation refuses the join with
+ * IM_ENOMEM and leaves the group as it was, index included; the retry
+ * succeeds. */
+static void index_growth_failure_changes_nothing(void **state)
+{
+    (void)state;
+    im_group *g = new_group("g", "user0", 100);
+    char name[16];
+    for (unsigned i = 1; i < 8; i++) {
+        user_name(name, sizeof name, i);
+        assert_int_equal(im_group_add_member(g, name, NULL), IM_OK);
+    }
+    im_error err = { 0 };
+    fail_size = 32 * sizeof(uint32_t);
+    int rc = im_group_add_member(g, "user8", &err);
+    bool spent = fail_size == 0;
+    fail_size = 0;
+    assert_true(spent);
+    assert_int_equal(rc, IM_ENOMEM);
+    assert_int_equal(err.code, IM_ENOMEM);
+    assert_int_equal(im_group_member_count(g), 8);
+    assert_false(im_group_is_member(g, "user8"));
+    for (unsigned i = 0; i < 8; i++) {
+        user_name(name, sizeof name, i);
+        assert_true(im_group_is_member(g, name));
+        assert_string_equal(im_group_member(g, i), name);
+    }
+    assert_int_equal(im_group_add_member(g, "user8", NULL), IM_OK);
+    for (unsigned i = 0; i < 9; i++) {
+        user_name(name, sizeof name, i);
+        assert_true(im_group_is_member(g, name));
+    }
+    im_group_free(g);
+}
+
 static void invite_allocation_failure_sweep(void **state)
 {
     (void)state;
@@ -754,6 +886,8 @@ int main(void)
         cmocka_unit_test(last_leave_empties),
         cmocka_unit_test(free_with_members_releases_all),
         cmocka_unit_test(thousand_members),
+        cmocka_unit_test(index_follows_leaves_and_joins),
+        cmocka_unit_test(largest_group_lookups),
         cmocka_unit_test(rejoin_after_empty),
         cmocka_unit_test(flags_are_fixed_at_creation),
         cmocka_unit_test(private_join_needs_an_invitation),
@@ -766,6 +900,7 @@ int main(void)
 #ifdef IMCORE_TEST_ALLOC_FAULTS
         cmocka_unit_test(allocation_failure_sweep),
         cmocka_unit_test(invite_allocation_failure_sweep),
+        cmocka_unit_test(index_growth_failure_changes_nothing),
 #endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
