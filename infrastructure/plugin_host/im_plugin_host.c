@@ -178,6 +178,16 @@ static void run_send(im_plugin_host *ph, im_loop_item *it)
                 si->claim->user, si->to, im_strerror(rc));
 }
 
+/* Accepted, but the loop stopped before it went out: said, as a refusal
+ * after acceptance is. */
+static void cancel_send(im_plugin_host *ph, im_loop_item *it)
+{
+    (void)ph;
+    send_item *si = (send_item *)it;
+    IM_WARN("plugin %s: a %s from %s to %s was not sent: the server is stopping",
+            si->claim->owner->name, si->join ? "join" : "message", si->claim->user, si->to);
+}
+
 static int host_send(imcore_host *h, bool group, const char *from, const char *to,
                      const uint8_t *body, size_t len)
 {
@@ -199,6 +209,7 @@ static int host_send(imcore_host *h, bool group, const char *from, const char *t
     if (!si)
         return IM_ENOMEM;
     si->base.run = run_send;
+    si->base.cancel = cancel_send;
     si->claim = c;
     si->group = group;
     si->join = body == NULL;

@@ -61,10 +61,16 @@ typedef struct im_claim {
     struct event *retry;          /* loop: a catch-up after a failure, a little later */
 } im_claim;
 
-/* Work for the loop thread: run(item) then free(item). */
+/* Work for the loop thread: run(item) then free(item). An item still
+ * queued when the loop stops is never run: cancel(item) is called instead,
+ * then free(item), on the thread that stops the loop once the loop thread
+ * has ended, so that the item still keeps its promise (with_session's fn
+ * with a NULL session, run_blocking's done) or says what is lost. cancel
+ * NULL: the item promised nothing (a presence event, a check). */
 typedef struct im_loop_item {
     struct im_loop_item *next;
     void (*run)(im_plugin_host *ph, struct im_loop_item *it);
+    void (*cancel)(im_plugin_host *ph, struct im_loop_item *it);
 } im_loop_item;
 
 typedef struct im_timer {
@@ -77,8 +83,11 @@ typedef struct im_timer {
     bool cancelled;               /* while its callback runs */
 } im_timer;
 
+/* A run_blocking job. base.next links it in the blocking thread's list,
+ * then, once work has run, in the loop's queue, where base ends it with
+ * done: no allocation stands between the work and its completion. */
 typedef struct im_job {
-    struct im_job *next;
+    im_loop_item base;
     imcore_host *owner;
     void (*work)(void *arg);
     void (*done)(void *state, void *arg);
@@ -167,7 +176,10 @@ int im__loop_init(im_plugin_host *ph, im_error *err);
 /* Starts the loop and blocking threads: at im_plugin_host_start. */
 int im__loop_start_threads(im_plugin_host *ph, im_error *err);
 /* Lets the blocking thread finish its jobs and the loop what is queued,
- * then joins both; later pushes are refused. Idempotent. */
+ * then joins both and sets the state to LOOP_STOPPED; later pushes are
+ * refused. What the loop did not run is cancelled (see im_loop_item), and
+ * jobs that no blocking thread took (it never started) run here, work then
+ * done, so that every accepted job completes once. Main thread; idempotent. */
 void im__loop_stop(im_plugin_host *ph);
 void im__loop_destroy(im_plugin_host *ph);
 /* Queues it for the loop thread (takes ownership). Returns false, freeing

@@ -4,7 +4,11 @@
  *
  * One loop for every plugin is the point: a plugin's callbacks never run at
  * once, so its state needs no lock, and messages for a claimed account are
- * handled in the order the store gave them. */
+ * handled in the order the store gave them.
+ *
+ * Nothing queued is dropped at shutdown: an item the loop never ran is
+ * cancelled (im_loop_item), and a job run_blocking accepted always runs
+ * its work and then its done, once. */
 #include "im_plugin_internal.h"
 
 #include <stdlib.h>
@@ -178,16 +182,30 @@ void im__timer_cancel(imcore_host *h, uint64_t id)
 
 /* ---- the blocking thread ---- */
 
-typedef struct job_done_item {
-    im_loop_item base;
-    im_job job;
-} job_done_item;
-
+/* The job's completion: on the loop, or, if the loop stopped first, as its
+ * cancel on the stopping thread. Either way once, and after the work. */
 static void run_job_done(im_plugin_host *ph, im_loop_item *it)
 {
     (void)ph;
-    im_job *j = &((job_done_item *)it)->job;
+    im_job *j = (im_job *)it;
     j->done(j->owner->desc.state, j->arg);
+}
+
+/* A finished job: its done goes to the loop (the job is the loop item). */
+static void job_finished(im_plugin_host *ph, im_job *j)
+{
+    if (!j->done) {
+        free(j);
+        return;
+    }
+    j->base.run = run_job_done;
+    j->base.cancel = run_job_done;
+    if (!im__loop_push(ph, &j->base)) {
+        /* Not while a blocking thread runs: the loop takes work until that
+         * thread is joined. Only for jobs run at the stop, with no loop. */
+        run_job_done(ph, &j->base);
+        free(j);
+    }
 }
 
 static void *blocking_main(void *arg)
@@ -201,24 +219,12 @@ static void *blocking_main(void *arg)
         im_job *j = ph->jhead;
         if (!j)
             break; /* stopping, and every job has run */
-        ph->jhead = j->next;
+        ph->jhead = (im_job *)j->base.next;
         if (!ph->jhead)
             ph->jtail = NULL;
         pthread_mutex_unlock(&ph->jlock);
         j->work(j->arg);
-        if (j->done) {
-            job_done_item *d = calloc(1, sizeof *d);
-            if (d) {
-                d->base.run = run_job_done;
-                d->job = *j;
-            }
-            if (!d || !im__loop_push(ph, &d->base)) {
-                IM_ERROR("plugin %s: the loop is gone: a run_blocking completion is dropped",
-                         j->owner->name);
-                free(d);
-            }
-        }
-        free(j);
+        job_finished(ph, j);
         pthread_mutex_lock(&ph->jlock);
     }
     pthread_mutex_unlock(&ph->jlock);
@@ -239,7 +245,7 @@ int im__run_blocking(imcore_host *h, void (*work)(void *), void (*done)(void *, 
     bool taken = !ph->jstopping;
     if (taken) {
         if (ph->jtail)
-            ph->jtail->next = j;
+            ph->jtail->base.next = &j->base;
         else
             ph->jhead = j;
         ph->jtail = j;
@@ -295,12 +301,13 @@ static void run_stop(im_plugin_host *ph, im_loop_item *it)
 
 void im__loop_stop(im_plugin_host *ph)
 {
-    /* The blocking thread first: its last completions still reach the loop. */
+    /* The blocking thread first: its last completions still reach the loop.
+     * From here on run_blocking refuses (IM_ESHUTDOWN), threads or not. */
+    pthread_mutex_lock(&ph->jlock);
+    ph->jstopping = true;
+    pthread_cond_signal(&ph->jwake);
+    pthread_mutex_unlock(&ph->jlock);
     if (ph->bthread_started) {
-        pthread_mutex_lock(&ph->jlock);
-        ph->jstopping = true;
-        pthread_cond_signal(&ph->jwake);
-        pthread_mutex_unlock(&ph->jlock);
         pthread_join(ph->bthread, NULL);
         ph->bthread_started = false;
     }
@@ -316,31 +323,41 @@ void im__loop_stop(im_plugin_host *ph)
         pthread_join(ph->thread, NULL);
         ph->thread_started = false;
     }
-    /* From now on pushes are refused; what is left was never run. The
-     * presence map points into it, so it goes too, under its lock. */
+    /* No loop any more: host calls from what runs below fail with
+     * IM_ESHUTDOWN (timer_start with 0), and timers may be touched here. */
+    atomic_store(&ph->state, LOOP_STOPPED);
+    /* From now on pushes are refused (a refused with_session runs its fn at
+     * once). The presence map points into the queue, so it goes first,
+     * under its lock; the items are cancelled without any lock held, as
+     * their callbacks may call the host. */
     pthread_mutex_lock(&ph->presence_lock);
     pthread_mutex_lock(&ph->qlock);
     ph->accepting = false;
     im_loop_item *it = ph->qhead;
     ph->qhead = ph->qtail = NULL;
     pthread_mutex_unlock(&ph->qlock);
-    while (it) {
-        im_loop_item *next = it->next;
-        free(it);
-        it = next;
-    }
     im_strmap_free(ph->presence_waiting);
     ph->presence_waiting = NULL;
     pthread_mutex_unlock(&ph->presence_lock);
-    pthread_mutex_lock(&ph->jlock);
-    ph->jstopping = true;
-    while (ph->jhead) {
-        im_job *j = ph->jhead;
-        ph->jhead = j->next;
-        free(j);
+    while (it) {
+        im_loop_item *next = it->next;
+        if (it->cancel)
+            it->cancel(ph, it);
+        free(it);
+        it = next;
     }
-    ph->jtail = NULL;
+    /* Jobs no blocking thread took (it never started: a failed start) run
+     * here, in call order, so that each still completes once. */
+    pthread_mutex_lock(&ph->jlock);
+    im_job *j = ph->jhead;
+    ph->jhead = ph->jtail = NULL;
     pthread_mutex_unlock(&ph->jlock);
+    while (j) {
+        im_job *next = (im_job *)j->base.next;
+        j->work(j->arg);
+        job_finished(ph, j);
+        j = next;
+    }
 }
 
 void im__loop_destroy(im_plugin_host *ph)

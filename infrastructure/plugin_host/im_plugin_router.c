@@ -84,6 +84,14 @@ static void run_delivery(im_plugin_host *ph, im_loop_item *it)
     maybe_catch_up(ph, c);
 }
 
+/* The loop stopped first: the message stays unacked, and the store hands
+ * it over again at the next start. */
+static void cancel_delivery(im_plugin_host *ph, im_loop_item *it)
+{
+    (void)ph;
+    atomic_fetch_sub(&((delivery_item *)it)->claim->queued, 1);
+}
+
 static char *put_str(char *p, const char **field, const char *s)
 {
     size_t n = strlen(s) + 1;
@@ -107,6 +115,7 @@ static int queue_delivery(im_plugin_host *ph, im_claim *c, const im_message *m,
         return IM_ENOMEM;
     }
     d->base.run = run_delivery;
+    d->base.cancel = cancel_delivery;
     d->claim = c;
     d->m = *m;
     char *p = d->data;
@@ -540,6 +549,20 @@ static void run_call(im_plugin_host *ph, im_loop_item *it)
     ci->fn(ci->arg, &ci->claim->session);
 }
 
+/* The loop stopped before the call ran: fn still runs once, with no
+ * session, as route.h promises, so that it frees its argument. */
+static void cancel_call(im_plugin_host *ph, im_loop_item *it)
+{
+    (void)ph;
+    call_item *ci = (call_item *)it;
+    ci->fn(ci->arg, NULL);
+}
+
+/* For a claimed account fn always goes through the loop's queue, from the
+ * loop thread too: it never runs inside the call while the loop takes
+ * work, so a caller holding a lock or half-way through its own state is
+ * safe. Only when the loop has stopped (or memory is out) does fn run at
+ * once, inside the call, with a NULL session. */
 static void pr_with_session(im_router *r, const im_endpoint *ep,
                             void (*fn)(void *arg, im_session *s), void *arg)
 {
@@ -552,6 +575,7 @@ static void pr_with_session(im_router *r, const im_endpoint *ep,
     call_item *ci = c ? calloc(1, sizeof *ci) : NULL;
     if (ci) {
         ci->base.run = run_call;
+        ci->base.cancel = cancel_call;
         ci->claim = c;
         ci->fn = fn;
         ci->arg = arg;
