@@ -61,7 +61,8 @@
  * (on_start, on_delivery, on_login, on_logout, on_timer, run_blocking's
  * done) runs on one thread, the plugin loop, shared by all plugins and
  * never more than one callback at a time: state touched only there needs
- * no lock. init, the open_* callbacks and shutdown run on the server's
+ * no lock (a done at a stop may run on the stopping thread instead, still
+ * alone: see run_blocking). init, the open_* callbacks and shutdown run on the server's
  * main thread, alone. No
  * callback may block (no disk, no network, no sleep): a blocking callback
  * stalls every plugin, or every session of a network thread. Slow work
@@ -236,14 +237,30 @@ typedef struct imcore_host_api {
     uint64_t (*timer_start)(imcore_host *h, uint64_t after_ms, uint64_t every_ms, void *arg);
     /* Stops the timer; unknown or finished ids are ignored. On the plugin
      * loop, or in init. A timer started in init may fire before on_start:
-     * start timers in on_start when they need its state. Timers still
-     * running at shutdown are dropped by the server; on_timer never runs
-     * during or after shutdown. */
+     * start timers in on_start when they need its state.
+     * At a stop, timers fire until the plugin loop ends (it first runs what
+     * is queued for it); the ones still pending then are cancelled by the
+     * server: freed, with no on_timer and no other call, so on_timer never
+     * runs once the loop has ended, nor during or after shutdown. A timer
+     * started during the stop may never fire, and once the loop has ended
+     * timer_start returns 0. Work that must happen at the end belongs in
+     * shutdown. */
     void (*timer_cancel)(imcore_host *h, uint64_t timer_id);
 
     /* Runs work(arg) on a thread that may block (one thread, in call
      * order), then done(state, arg) on the plugin loop. done may be NULL.
-     * Any thread. Errors: IM_ENOMEM, IM_ESHUTDOWN. */
+     * Any thread. Errors: IM_ENOMEM, IM_ESHUTDOWN (the server has begun to
+     * stop: neither work nor done will run).
+     * Once it has returned 0, work runs exactly once and then done exactly
+     * once, a stop included, and both before the plugin's shutdown: an
+     * accepted job is never cancelled, so done has no "cancelled" result.
+     * At a stop the blocking thread first finishes every job it holds, and
+     * their done run on the plugin loop before it ends. What tells a done
+     * (or any callback) that the server is stopping is run_blocking
+     * itself: from the start of the stop it returns IM_ESHUTDOWN. If the
+     * server stops before its threads ever ran (a failed start), work and
+     * then done of each job run on the thread that stops it, alone; host
+     * calls from them then fail (IM_ESHUTDOWN; timer_start returns 0). */
     int (*run_blocking)(imcore_host *h, void (*work)(void *arg),
                         void (*done)(void *state, void *arg), void *arg);
 

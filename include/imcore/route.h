@@ -106,7 +106,10 @@ struct im_router_ops {
 
     /* Runs fn on the thread that owns the session at ep, with that session,
      * or with s NULL if the session has gone (fn then only frees arg). fn
-     * runs exactly once and must not block. */
+     * runs exactly once and must not block, also when the owner stops with
+     * the call still queued (s NULL then). It may run inside the call: on
+     * the owner's thread, or with s NULL when the session is known gone or
+     * its owner takes no more work; a caller is ready for both. */
     void (*with_session)(im_router *r, const im_endpoint *ep,
                          void (*fn)(void *arg, im_session *s), void *arg);
     /* Answers a Login, on the session's own thread (in with_session, or in
