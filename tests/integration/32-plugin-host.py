@@ -10,7 +10,9 @@ the account "echo" (durable sqlite storage):
   membership, group_join and a group message to and from the bot;
 - a message being handled when the server is killed comes again at the
   next start, and so does one stored behind it: delivery to a plugin is at
-  least once, nothing acked is lost."""
+  least once, nothing acked is lost;
+- a server stopped under a run_blocking job still runs the job and its
+  done (which sees run_blocking refuse), before the plugin's shutdown."""
 import os
 import signal
 import sys
@@ -123,7 +125,17 @@ def test(h):
     alice = Chat(h, srv, "alice")
     gate.passed(alice)
     alice.expect("echo #5: behind the gate")
+    # Stopped under a run_blocking job: the job finishes, its done runs
+    # (and finds run_blocking refusing: the server is stopping), all before
+    # the plugin's shutdown. Nothing accepted is dropped.
+    alice.say(":stopwork 1500 last job")
+    srv.err.expect("stopwork last job: working")
     check(srv.terminate() == 0, "the server did not stop cleanly")
+    err = srv.err.text()
+    done = err.find("plugin echo_bot: stopwork last job: done, stopping")
+    check(done >= 0, "the job's done did not run at the stop:\n%s" % err)
+    check(err.find("plugin echo_bot: shutdown") > done,
+          "done did not come before shutdown:\n%s" % err)
     check("plugin echo_bot: started: 1 keys, count 4" in srv.err.text(),
           "the bot did not load its count at the third start:\n%s" % srv.err.text())
 

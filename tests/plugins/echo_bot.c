@@ -8,6 +8,10 @@
  *                           cancels itself from its own callback
  *   :slow TEXT           -> run_blocking: "slow: TEXT" in capitals
  *   :thread TEXT         -> sent from the blocking thread: "from-thread: TEXT"
+ *   :stopwork MS TEXT    -> run_blocking work that takes MS ms; its done logs
+ *                           whether run_blocking still takes work ("running")
+ *                           or refuses it ("stopping"): to stop the server
+ *                           under it (the shutdown callback logs "shutdown")
  *   :online USER         -> "USER is online" / "USER is offline"
  *   :members GROUP       -> "members of GROUP: a,b" / "no group GROUP"
  *   :join GROUP          -> echo joins GROUP; "joining GROUP"
@@ -51,6 +55,7 @@ typedef struct later {
     bot *b;
     char to[65];
     char text[256];
+    unsigned long ms;             /* :stopwork */
 } later;
 
 static void say(bot *b, const char *to, const char *fmt, ...)
@@ -138,6 +143,30 @@ static void thread_work(void *arg)
     free(l);
 }
 
+static void stop_work(void *arg)
+{
+    later *l = arg;
+    l->b->api->log(l->b->host, IMCORE_LOG_INFO, "stopwork %s: working", l->text);
+    struct timespec ms = { .tv_sec = (time_t)(l->ms / 1000),
+                           .tv_nsec = (long)(l->ms % 1000) * 1000000 };
+    nanosleep(&ms, NULL);
+}
+
+static void noop(void *arg)
+{
+    (void)arg;
+}
+
+static void stop_done(void *state, void *arg)
+{
+    bot *b = state;
+    later *l = arg;
+    int rc = b->api->run_blocking(b->host, noop, NULL, NULL);
+    b->api->log(b->host, IMCORE_LOG_INFO, "stopwork %s: done, %s", l->text,
+                rc == IM_ESHUTDOWN ? "stopping" : rc == 0 ? "running" : "failing");
+    free(l);
+}
+
 static int add_member(void *arg, const char *user)
 {
     char *list = arg;
@@ -173,6 +202,12 @@ static void command(bot *b, const char *from, const char *text)
     } else if (sscanf(text, ":slow %255[^\n]", arg) == 1) {
         later *l = later_new(b, from, arg);
         if (l && b->api->run_blocking(b->host, slow_work, slow_done, l) != 0)
+            free(l);
+    } else if (sscanf(text, ":stopwork %lu %255[^\n]", &n, arg) == 2) {
+        later *l = later_new(b, from, arg);
+        if (l)
+            l->ms = n;
+        if (l && b->api->run_blocking(b->host, stop_work, stop_done, l) != 0)
             free(l);
     } else if (sscanf(text, ":thread %255[^\n]", arg) == 1) {
         later *l = later_new(b, from, arg);
@@ -247,6 +282,7 @@ static void on_logout(void *state, const char *user)
 static void shutdown_bot(void *state)
 {
     bot *b = state;
+    b->api->log(b->host, IMCORE_LOG_INFO, "shutdown");
     while (b->seen) {
         seen *s = b->seen;
         b->seen = s->next;
