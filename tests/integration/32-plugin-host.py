@@ -128,7 +128,7 @@ def test(h):
     # Stopped under a run_blocking job: the job finishes, its done runs
     # (and finds run_blocking refusing: the server is stopping), all before
     # the plugin's shutdown. Nothing accepted is dropped.
-    alice.say(":stopwork 1500 last job")
+    alice.say(":stopwork 4000 last job")
     srv.err.expect("stopwork last job: working")
     check(srv.terminate() == 0, "the server did not stop cleanly")
     err = srv.err.text()
