@@ -706,13 +706,14 @@ static void group_stored(void *arg, int rc, const im_message *m, bool duplicate,
 /* A private group is, to whoever may not see it, no group (IM_ENOGROUP). */
 static int check_member(void *arg, const im_group *g, im_error *err)
 {
-    return im_group_check_member(g, arg, err);
+    const char *const *user = arg;
+    return im_group_check_member(g, *user, err);
 }
 
 static int require_member(im_app *app, const char *group, const char *user, im_error *err)
 {
     im_group_repo *repo = app->ports.groups;
-    int rc = repo->ops->read(repo, group, check_member, (void *)user, err);
+    int rc = repo->ops->read(repo, group, check_member, &user, err);
     if (rc == IM_ENOGROUP)
         return im_error_set(err, rc, "no group %s", group);
     return rc;
@@ -877,12 +878,14 @@ typedef struct history_req {
     size_t n, cap;
     bool failed;
     im_message *msgs;             /* n copies, each in one allocation with its strings */
+    char **blocks;                /* blocks[i]: msgs[i]'s allocation (its sender) */
 } history_req;
 
 static void history_req_free(history_req *h)
 {
     for (size_t i = 0; i < h->n; i++)
-        free((void *)h->msgs[i].sender); /* the copy's one block */
+        free(h->blocks[i]);
+    free(h->blocks);
     free(h->msgs);
     free(h);
 }
@@ -901,6 +904,7 @@ static bool keep_history(void *arg, const im_message *m)
         h->failed = true;
         return false;
     }
+    h->blocks[h->n] = p;
     im_message *c = &h->msgs[h->n++];
     *c = *m;
     c->sender = memcpy(p, m->sender, ls), p += ls;
@@ -941,7 +945,10 @@ int im_app_history_request(im_app *app, const im_session *s, const im_endpoint *
         return IM_OK;
     }
     history_req *h = calloc(1, sizeof *h);
-    if (!h || !(h->msgs = calloc(hp.limit, sizeof *h->msgs))) {
+    if (!h || !(h->msgs = calloc(hp.limit, sizeof *h->msgs))
+           || !(h->blocks = calloc(hp.limit, sizeof *h->blocks))) {
+        if (h)
+            free(h->msgs);
         free(h);
         return im_error_set(err, IM_ENOMEM, "out of memory");
     }

@@ -14,6 +14,16 @@
 #include "imcore/errors.h"
 #include "imcore.pb-c.h"
 
+/* protobuf-c declares string fields `char *` and bytes fields `uint8_t *`,
+ * even in a message that is only packed: packing reads them and nothing
+ * more. An outgoing message may therefore borrow const strings, and these
+ * two helpers are the one place where their const is dropped (through
+ * uintptr_t, so that -Wcast-qual stays on for every other cast). Never use
+ * them in a message that protobuf_c_message_free_unpacked() will free, or
+ * whose fields anything writes through. */
+static inline char *im_pb_str(const char *s) { return (char *)(uintptr_t)s; }
+static inline uint8_t *im_pb_bytes(const void *p) { return (uint8_t *)(uintptr_t)p; }
+
 #define IM_FRAME_HEADER_BYTES 4u
 #define IM_DEFAULT_MAX_FRAME_BYTES 65536u
 

@@ -40,10 +40,10 @@ void im__error_fill(Imcore__Error *e, int code, const char *msg, const char *cli
         text[n] = '\0';
         msg = text;
     }
-    e->message = (char *)msg;
+    e->message = im_pb_str(msg);
     bool echo = client_msg_id && strnlen(client_msg_id, IM_CLIENT_MSG_ID_MAX + 1) <=
                                      IM_CLIENT_MSG_ID_MAX;
-    e->client_msg_id = (char *)(echo ? client_msg_id : "");
+    e->client_msg_id = im_pb_str(echo ? client_msg_id : "");
 }
 
 static uint64_t wall_ms(void)
@@ -129,7 +129,7 @@ void im__conn_login_result(im_conn *c, uint64_t rid, int rc, const char *token, 
         IM_INFO("peer=%s login refused: %s", c->peer, msg && msg[0] ? msg : im_strerror(rc));
         Imcore__Error e = IMCORE__ERROR__INIT;
         e.code = im_wire_error_code(rc);
-        e.message = (char *)(msg && msg[0] ? msg : im_strerror(rc));
+        e.message = im_pb_str(msg && msg[0] ? msg : im_strerror(rc));
         e.client_msg_id = (char *)"";
         Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
         env.request_id = rid;
@@ -142,7 +142,7 @@ void im__conn_login_result(im_conn *c, uint64_t rid, int rc, const char *token, 
     IM_INFO("user=%s peer=%s logged in (session %llu)", im__conn_who(c), c->peer,
             (unsigned long long)im__conn_session_id(c));
     Imcore__LoginAck ack = IMCORE__LOGIN_ACK__INIT;
-    ack.user_id = (char *)srv->core->session_user_id(&c->session);
+    ack.user_id = im_pb_str(srv->core->session_user_id(&c->session));
     ack.session_id = im__conn_session_id(c);
     ack.heartbeat_s = srv->cfg.heartbeat_s;
     ack.idle_timeout_s = srv->cfg.idle_timeout_s;
@@ -293,7 +293,7 @@ static void send_list_page(im_conn *c, uint64_t rid, Imcore__Envelope *env, list
     env->type = im_envelope_type_for(env->body_case);
     for (;;) {
         *n = lb->n;
-        *next_after = (char *)(more && lb->n ? id_of(lb->items[lb->n - 1]) : "");
+        *next_after = im_pb_str(more && lb->n ? id_of(lb->items[lb->n - 1]) : "");
         if (fits_frame(c, env))
             break;
         if (lb->n <= 1) {

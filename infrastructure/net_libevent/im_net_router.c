@@ -124,15 +124,15 @@ static void fill_delivery(const im_message *m, const char *sender_name, char *co
     d->kind = notice                        ? IMCORE__DELIVERY__KIND__NOTICE
               : m->kind == IM_MESSAGE_GROUP ? IMCORE__DELIVERY__KIND__GROUP
                                             : IMCORE__DELIVERY__KIND__PRIVATE;
-    d->from = (char *)m->sender;
-    d->from_name = (char *)(sender_name ? sender_name : m->sender);
-    d->to = (char *)(m->kind == IM_MESSAGE_PRIVATE ? m->target : "");
-    d->group = (char *)(m->kind != IM_MESSAGE_PRIVATE ? m->target : "");
-    d->body.data = (uint8_t *)m->body;
+    d->from = im_pb_str(m->sender);
+    d->from_name = im_pb_str(sender_name ? sender_name : m->sender);
+    d->to = im_pb_str(m->kind == IM_MESSAGE_PRIVATE ? m->target : "");
+    d->group = im_pb_str(m->kind != IM_MESSAGE_PRIVATE ? m->target : "");
+    d->body.data = im_pb_bytes(m->body);
     d->body.len = m->body_len;
     d->seq = m->seq;
     d->server_time_ms = m->server_time_ms;
-    d->client_msg_id = (char *)(notice ? "" : m->client_msg_id);
+    d->client_msg_id = im_pb_str(notice ? "" : m->client_msg_id);
     if (notice)
         d->notice = notice_of(m->client_msg_id);
     imcore__envelope__init(env);
@@ -418,7 +418,7 @@ static void router_send_result(im_router *r, const im_endpoint *ep, uint64_t rid
         return;
     }
     Imcore__SendAck ack = IMCORE__SEND_ACK__INIT;
-    ack.client_msg_id = (char *)(client_msg_id ? client_msg_id : "");
+    ack.client_msg_id = im_pb_str(client_msg_id ? client_msg_id : "");
     ack.seq = res->seq;
     ack.server_time_ms = res->server_time_ms;
     ack.delivered = res->delivered;

@@ -150,7 +150,7 @@ static void refuse_busy(int fd, const char *why)
 {
     Imcore__Error e = IMCORE__ERROR__INIT;
     e.code = IMCORE__ERROR_CODE__BUSY;
-    e.message = (char *)why;
+    e.message = im_pb_str(why);
     Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
     env.type = IMCORE__TYPE__ERROR;
     env.body_case = IMCORE__ENVELOPE__BODY_ERROR;

@@ -66,7 +66,7 @@ static int seen_add(memory_groups *mg, const char *user, const im_group *g)
             return IM_ENOMEM;
         }
     }
-    int rc = im_ordset_insert(set, im_group_id(g), (void *)g);
+    int rc = im_ordset_insert(set, im_group_id(g), g);
     if (rc == IM_EEXIST)
         rc = IM_OK;
     if (rc != IM_OK && im_ordset_count(set) == 0) {
@@ -106,7 +106,7 @@ static int index_listings(memory_groups *mg, const im_group *g)
 {
     int rc = IM_OK;
     if (!im_group_is_private(g))
-        return im_ordset_insert(mg->public_, im_group_id(g), (void *)g);
+        return im_ordset_insert(mg->public_, im_group_id(g), g);
     for (size_t i = 0; rc == IM_OK && i < im_group_member_count(g); i++)
         rc = seen_add(mg, im_group_member(g, i), g);
     for (size_t i = 0; rc == IM_OK && i < im_group_invited_count(g); i++)
@@ -219,7 +219,7 @@ static int groups_remove(im_group_repo *r, const char *id, im_group_update_fn fn
 /* The next entry of a walk, or NULL at its end. */
 static const im_group *walk_next(im_ordset_iter *it, bool live)
 {
-    void *g = NULL;
+    const void *g = NULL;
     return live && im_ordset_next(it, NULL, &g) ? g : NULL;
 }
 

@@ -12,7 +12,7 @@
 
 struct im_ordset_node {
     const char *key;
-    void *value;
+    const void *value;
     im_ordset_node *left, *right;
     int height;
 };
@@ -112,7 +112,7 @@ static im_ordset_node *insert_at(im_ordset_node *n, im_ordset_node *node, int *r
     return *rc == IM_OK ? balance(n) : n;
 }
 
-int im_ordset_insert(im_ordset *s, const char *key, void *value)
+int im_ordset_insert(im_ordset *s, const char *key, const void *value)
 {
     im_ordset_node *node = malloc(sizeof *node);
     if (!node)
@@ -161,19 +161,19 @@ static im_ordset_node *remove_at(im_ordset_node *n, const char *key, im_ordset_n
     return balance(n);
 }
 
-void *im_ordset_remove(im_ordset *s, const char *key)
+const void *im_ordset_remove(im_ordset *s, const char *key)
 {
     im_ordset_node *gone = NULL;
     s->root = remove_at(s->root, key, &gone);
     if (!gone)
         return NULL;
-    void *value = gone->value;
+    const void *value = gone->value;
     free(gone);
     s->count--;
     return value;
 }
 
-void *im_ordset_get(const im_ordset *s, const char *key)
+const void *im_ordset_get(const im_ordset *s, const char *key)
 {
     const im_ordset_node *n = s->root;
     while (n) {
@@ -208,7 +208,7 @@ void im_ordset_iter_after(const im_ordset *s, const char *after, im_ordset_iter 
     }
 }
 
-bool im_ordset_next(im_ordset_iter *it, const char **key, void **value)
+bool im_ordset_next(im_ordset_iter *it, const char **key, const void **value)
 {
     if (it->depth == 0)
         return false;

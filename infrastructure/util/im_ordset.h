@@ -20,13 +20,13 @@ typedef struct im_ordset_node im_ordset_node;
 im_ordset *im_ordset_new(void);
 void im_ordset_free(im_ordset *s); /* NULL is fine; values are not freed */
 
-/* Adds key (borrowed) with value. Returns 0, IM_EEXIST (key is in the set:
+/* Adds key (borrowed) with value (borrowed, never written through). Returns 0, IM_EEXIST (key is in the set:
  * nothing changed) or IM_ENOMEM (nothing changed). */
-int im_ordset_insert(im_ordset *s, const char *key, void *value);
+int im_ordset_insert(im_ordset *s, const char *key, const void *value);
 /* Removes key; returns its value, or NULL if it was not in the set. */
-void *im_ordset_remove(im_ordset *s, const char *key);
+const void *im_ordset_remove(im_ordset *s, const char *key);
 /* The value of key, or NULL. */
-void *im_ordset_get(const im_ordset *s, const char *key);
+const void *im_ordset_get(const im_ordset *s, const char *key);
 size_t im_ordset_count(const im_ordset *s);
 
 /* An AVL tree of 2^32 entries is at most 46 levels deep. */
@@ -44,6 +44,6 @@ typedef struct im_ordset_iter {
 void im_ordset_iter_after(const im_ordset *s, const char *after, im_ordset_iter *it);
 /* The walk's next entry: sets *key and *value and returns true, or returns
  * false at the end. Either pointer may be NULL. */
-bool im_ordset_next(im_ordset_iter *it, const char **key, void **value);
+bool im_ordset_next(im_ordset_iter *it, const char **key, const void **value);
 
 #endif

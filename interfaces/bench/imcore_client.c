@@ -203,7 +203,7 @@ static int send_login(ic_conn *ic, bool create_account)
     login.user_id = ic->c->user;
     login.client_version = "imcore-bench/" BENCH_VERSION;
     if (o->password[0]) {
-        login.password = (char *)o->password;
+        login.password = im_pb_str(o->password);
         login.create_account = create_account;
     }
     ic->registering = create_account;
@@ -516,8 +516,8 @@ static int ic_send_private(bench_conn *c, const char *to, const uint8_t *body, s
     char id[BENCH_MSGID_MAX];
     bench_msgid_format(id, counter, intended_ns);
     Imcore__PrivateMessage m = IMCORE__PRIVATE_MESSAGE__INIT;
-    m.to = (char *)to;
-    m.body.data = (uint8_t *)body;
+    m.to = im_pb_str(to);
+    m.body.data = im_pb_bytes(body);
     m.body.len = len;
     m.client_msg_id = id;
     Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
@@ -533,8 +533,8 @@ static int ic_send_group(bench_conn *c, const char *group, const uint8_t *body, 
     char id[BENCH_MSGID_MAX];
     bench_msgid_format(id, counter, intended_ns);
     Imcore__GroupMessage m = IMCORE__GROUP_MESSAGE__INIT;
-    m.group = (char *)group;
-    m.body.data = (uint8_t *)body;
+    m.group = im_pb_str(group);
+    m.body.data = im_pb_bytes(body);
     m.body.len = len;
     m.client_msg_id = id;
     Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
@@ -547,7 +547,7 @@ static int ic_send_group(bench_conn *c, const char *group, const uint8_t *body, 
 static int ic_group_create(bench_conn *c, const char *group, uint32_t max_members)
 {
     Imcore__GroupCreate m = IMCORE__GROUP_CREATE__INIT;
-    m.group = (char *)group;
+    m.group = im_pb_str(group);
     m.max_members = max_members;
     Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
     env.body_case = IMCORE__ENVELOPE__BODY_GROUP_CREATE;
@@ -559,7 +559,7 @@ static int ic_group_create(bench_conn *c, const char *group, uint32_t max_member
 static int ic_group_join(bench_conn *c, const char *group)
 {
     Imcore__GroupJoin m = IMCORE__GROUP_JOIN__INIT;
-    m.group = (char *)group;
+    m.group = im_pb_str(group);
     Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
     env.body_case = IMCORE__ENVELOPE__BODY_GROUP_JOIN;
     env.group_join = &m;

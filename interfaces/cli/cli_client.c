@@ -295,8 +295,8 @@ static int send_envelope(cli_client *c, Imcore__Envelope *env)
 static void send_login(cli_client *c)
 {
     Imcore__Login login = IMCORE__LOGIN__INIT;
-    login.user_id = (char *)c->o->user;
-    login.display_name = (char *)c->o->name;
+    login.user_id = im_pb_str(c->o->user);
+    login.display_name = im_pb_str(c->o->name);
     login.client_version = "imcore-cli " IMCORE_CLI_VERSION;
     c->login_by_token = c->token[0] != '\0';
     if (c->login_by_token) {
@@ -348,9 +348,9 @@ static void fill_history(Imcore__History *h, const cli_command *cmd, uint64_t be
                          uint32_t limit)
 {
     if (cmd->scope == '@')
-        h->peer = (char *)cmd->target;
+        h->peer = im_pb_str(cmd->target);
     else
-        h->group = (char *)cmd->target;
+        h->group = im_pb_str(cmd->target);
     h->before_seq = before_seq;
     h->limit = limit;
 }
@@ -391,7 +391,7 @@ static void send_command(cli_client *c, cli_command *cmd)
     Imcore__GroupKick gk = IMCORE__GROUP_KICK__INIT;
     Imcore__GroupTransfer gt = IMCORE__GROUP_TRANSFER__INIT;
     Imcore__GroupDelete gd = IMCORE__GROUP_DELETE__INIT;
-    ProtobufCBinaryData body = { strlen(cmd->text), (uint8_t *)cmd->text };
+    ProtobufCBinaryData body = { strlen(cmd->text), im_pb_bytes(cmd->text) };
 
     switch (cmd->kind) {
     case CLI_CMD_PRIVATE:
@@ -399,13 +399,13 @@ static void send_command(cli_client *c, cli_command *cmd)
         snprintf(p->client_msg_id, sizeof p->client_msg_id, "%s-%llu-%llu", c->o->user,
                  (unsigned long long)c->id_nonce, (unsigned long long)++c->msg_counter);
         if (cmd->kind == CLI_CMD_PRIVATE) {
-            pm.to = (char *)cmd->target;
+            pm.to = im_pb_str(cmd->target);
             pm.body = body;
             pm.client_msg_id = p->client_msg_id;
             env.body_case = IMCORE__ENVELOPE__BODY_PRIVATE_MESSAGE;
             env.private_message = &pm;
         } else {
-            gm.group = (char *)cmd->target;
+            gm.group = im_pb_str(cmd->target);
             gm.body = body;
             gm.client_msg_id = p->client_msg_id;
             env.body_case = IMCORE__ENVELOPE__BODY_GROUP_MESSAGE;
@@ -413,7 +413,7 @@ static void send_command(cli_client *c, cli_command *cmd)
         }
         break;
     case CLI_CMD_CREATE:
-        gc.group = (char *)cmd->target;
+        gc.group = im_pb_str(cmd->target);
         gc.max_members = cmd->number;
         gc.is_private = (cmd->flags & CLI_CREATE_PRIVATE) != 0;
         gc.share_history = (cmd->flags & CLI_CREATE_SHARED) != 0;
@@ -421,12 +421,12 @@ static void send_command(cli_client *c, cli_command *cmd)
         env.group_create = &gc;
         break;
     case CLI_CMD_JOIN:
-        gj.group = (char *)cmd->target;
+        gj.group = im_pb_str(cmd->target);
         env.body_case = IMCORE__ENVELOPE__BODY_GROUP_JOIN;
         env.group_join = &gj;
         break;
     case CLI_CMD_LEAVE:
-        gl.group = (char *)cmd->target;
+        gl.group = im_pb_str(cmd->target);
         env.body_case = IMCORE__ENVELOPE__BODY_GROUP_LEAVE;
         env.group_leave = &gl;
         break;
@@ -435,25 +435,25 @@ static void send_command(cli_client *c, cli_command *cmd)
         env.group_list = &glist;
         break;
     case CLI_CMD_INVITE:
-        gi.group = (char *)cmd->target;
-        gi.user = (char *)cmd->user;
+        gi.group = im_pb_str(cmd->target);
+        gi.user = im_pb_str(cmd->user);
         env.body_case = IMCORE__ENVELOPE__BODY_GROUP_INVITE;
         env.group_invite = &gi;
         break;
     case CLI_CMD_KICK:
-        gk.group = (char *)cmd->target;
-        gk.user = (char *)cmd->user;
+        gk.group = im_pb_str(cmd->target);
+        gk.user = im_pb_str(cmd->user);
         env.body_case = IMCORE__ENVELOPE__BODY_GROUP_KICK;
         env.group_kick = &gk;
         break;
     case CLI_CMD_OWNER:
-        gt.group = (char *)cmd->target;
-        gt.user = (char *)cmd->user;
+        gt.group = im_pb_str(cmd->target);
+        gt.user = im_pb_str(cmd->user);
         env.body_case = IMCORE__ENVELOPE__BODY_GROUP_TRANSFER;
         env.group_transfer = &gt;
         break;
     case CLI_CMD_DELETE:
-        gd.group = (char *)cmd->target;
+        gd.group = im_pb_str(cmd->target);
         env.body_case = IMCORE__ENVELOPE__BODY_GROUP_DELETE;
         env.group_delete = &gd;
         break;
@@ -801,7 +801,7 @@ static void send_delivery_ack(void *arg, const char *conversation, uint64_t seq)
 {
     cli_client *c = arg;
     Imcore__DeliveryAck ack = IMCORE__DELIVERY_ACK__INIT;
-    ack.conversation = (char *)conversation;
+    ack.conversation = im_pb_str(conversation);
     ack.seq = seq;
     Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
     env.request_id = c->next_request_id++;

@@ -19,6 +19,9 @@ static imcore_verdict shout(void *state, const imcore_message *m, imcore_rewrite
     return IMCORE_REWRITE;
 }
 
+/* Version 1's header declares only the type of the entry point. */
+int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out);
+
 __attribute__((visibility("default")))
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {

@@ -318,6 +318,9 @@ static int open_storage(void *state, im_store **out, im_error *err)
     return IM_OK;
 }
 
+/* Version 1's header declares only the type of the entry point. */
+int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out);
+
 __attribute__((visibility("default")))
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {
