@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -77,9 +78,28 @@ static void done(void *state, void *arg)
 {
     call_arg *a = arg;
     fixture *f = a->f;
+    pthread_mutex_lock(&f->lock);
     f->done[a->i]++;
     f->done_after_work[a->i] = f->worked[a->i] == 1;
     f->done_state[a->i] = state;
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->lock);
+}
+
+/* Waits (10 s at most) until job i's done has run. */
+static void wait_done(fixture *f, int i)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&f->lock);
+    int rc = 0;
+    while (f->done[i] == 0 && rc == 0)
+        rc = pthread_cond_timedwait(&f->cond, &f->lock, &until);
+    int ran = f->done[i];
+    pthread_mutex_unlock(&f->lock);
+    if (ran == 0)
+        fail_msg("job %d's done did not run within 10 s", i);
 }
 
 static void on_timer(void *state, uint64_t id, void *arg)
@@ -207,8 +227,7 @@ static void test_stop_while_busy(void **state)
     /* A job, finished before the stop: its done comes on the loop. */
     args[1] = (call_arg){ f, 1 };
     assert_int_equal(im__run_blocking(&f->h, work, done, &args[1]), IM_OK);
-    while (*(volatile int *)&f->done[1] == 0)
-        usleep(1000);
+    wait_done(f, 1);
     with_session(f, blocking_call, 0);
     pthread_mutex_lock(&f->lock);
     while (!f->in_first)
@@ -219,12 +238,15 @@ static void test_stop_while_busy(void **state)
     assert_int_equal(pthread_create(&t, NULL, stopper, f->ph), 0);
     /* The stopper joins the blocking thread, then queues the loop's stop:
      * the first item queued from now on. */
-    for (;;) {
+    /* Polled, with a deadline: the loop has no signal for "queued". */
+    for (int tries = 0;; tries++) {
         pthread_mutex_lock(&f->ph->qlock);
         bool queued = f->ph->qhead != NULL;
         pthread_mutex_unlock(&f->ph->qlock);
         if (queued)
             break;
+        if (tries == 10000)
+            fail_msg("the stop was not queued within 10 s");
         usleep(1000);
     }
     with_session(f, late_call, 2);
