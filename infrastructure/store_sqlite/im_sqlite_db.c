@@ -1602,6 +1602,20 @@ static int delete_group(im_sqlite_db *db, const char *group, const char *conv, i
     return code;
 }
 
+/* The group exists (its row in *gr) and user is a member of it: IM_OK, or
+ * IM_ENOGROUP, IM_ENOTMEMBER, or the database's error. */
+static int group_member_must_exist(im_sqlite_db *db, const char *group, const char *user,
+                                   group_row *gr, im_error *err)
+{
+    int code = group_must_exist(db, group, gr, err);
+    if (code != IM_OK)
+        return code;
+    int r = member_get(db, group, user, err);
+    if (r == 1)
+        return IM_OK;
+    return r == 0 ? im_error_set(err, IM_ENOTMEMBER, "%s is not in group %s", user, group) : r;
+}
+
 int im_sqlite_db_group_remove_member(im_sqlite_db *db, const char *group, const char *user,
                                      im_error *err)
 {
@@ -1614,11 +1628,7 @@ int im_sqlite_db_group_remove_member(im_sqlite_db *db, const char *group, const 
     if (code != IM_OK)
         return code;
     group_row gr;
-    int r = 0;
-    if ((code = group_must_exist(db, group, &gr, err)) == IM_OK &&
-        (r = member_get(db, group, user, err)) != 1)
-        code = r == 0 ? im_error_set(err, IM_ENOTMEMBER, "%s is not in group %s", user, group)
-                      : r;
+    code = group_member_must_exist(db, group, user, &gr, err);
     if (code == IM_OK)
         code = pair_run(db, S_MEMBER_DELETE, group, user, err);
     if (code == IM_OK) {
@@ -1711,11 +1721,7 @@ int im_sqlite_db_group_set_owner(im_sqlite_db *db, const char *group, const char
     if (code != IM_OK)
         return code;
     group_row gr;
-    int r = 0;
-    if ((code = group_must_exist(db, group, &gr, err)) == IM_OK &&
-        (r = member_get(db, group, user, err)) != 1)
-        code = r == 0 ? im_error_set(err, IM_ENOTMEMBER, "%s is not in group %s", user, group)
-                      : r;
+    code = group_member_must_exist(db, group, user, &gr, err);
     if (code == IM_OK)
         code = pair_run(db, S_GROUP_OWNER_SET, group, user, err);
     return write_end(db, own, code, err);

@@ -1142,6 +1142,19 @@ static int fa_login(im_accounts *a, const char *user, const char *password,
 static const struct im_accounts_ops fake_accounts_ops = { .name = "fake", .resume = fa_resume,
                                                           .login = fa_login };
 
+/* An app on the memory store whose logins go to acc (borrowed: it must
+ * outlive the app), no session logged in. */
+static void make_app_with_accounts(fixture *f, im_accounts *acc)
+{
+    fake_router_init(&f->router);
+    assert_int_equal(im_memory_store_new(&f->store, NULL), IM_OK);
+    assert_int_equal(im_memory_group_repo_new(&f->groups, NULL), IM_OK);
+    im_app_limits limits = { .max_body_bytes = 16, .max_group_members = 3 };
+    im_app_ports ports = { .router = &f->router.base, .store = f->store, .groups = f->groups,
+                           .accounts = acc, .wall_clock_ms = fixed_clock };
+    assert_int_equal(im_app_new(&limits, &ports, &f->app, NULL), IM_OK);
+}
+
 /* A session that goes while its password is being checked calls the check
  * off: the accounts port sees the flag, and the late answer finds no
  * session and frees what it carried (LeakSanitizer would say otherwise). */
@@ -1149,14 +1162,8 @@ static void test_login_of_a_closed_session_is_called_off(void **state)
 {
     (void)state;
     fixture f;
-    fake_router_init(&f.router);
-    assert_int_equal(im_memory_store_new(&f.store, NULL), IM_OK);
-    assert_int_equal(im_memory_group_repo_new(&f.groups, NULL), IM_OK);
     im_accounts acc = { .ops = &fake_accounts_ops };
-    im_app_limits limits = { .max_body_bytes = 16, .max_group_members = 3 };
-    im_app_ports ports = { .router = &f.router.base, .store = f.store, .groups = f.groups,
-                           .accounts = &acc, .wall_clock_ms = fixed_clock };
-    assert_int_equal(im_app_new(&limits, &ports, &f.app, NULL), IM_OK);
+    make_app_with_accounts(&f, &acc);
     im_session s;
     im_endpoint ep = { .conn_id = 7 };
     im_session_init(&s, 7, 0);
@@ -1181,14 +1188,8 @@ static void test_token_login_names_its_own_user(void **state)
 {
     (void)state;
     fixture f;
-    fake_router_init(&f.router);
-    assert_int_equal(im_memory_store_new(&f.store, NULL), IM_OK);
-    assert_int_equal(im_memory_group_repo_new(&f.groups, NULL), IM_OK);
     im_accounts acc = { .ops = &fake_accounts_ops };
-    im_app_limits limits = { .max_body_bytes = 16, .max_group_members = 3 };
-    im_app_ports ports = { .router = &f.router.base, .store = f.store, .groups = f.groups,
-                           .accounts = &acc, .wall_clock_ms = fixed_clock };
-    assert_int_equal(im_app_new(&limits, &ports, &f.app, NULL), IM_OK);
+    make_app_with_accounts(&f, &acc);
     im_session s;
     im_endpoint ep = { .conn_id = 5 };
     im_session_init(&s, 5, 0);
