@@ -105,6 +105,70 @@ typedef void (*im_store_group_fn)(void *arg, int rc, uint64_t seq, const im_erro
  * bytes) are borrowed for the call. Return false to stop. */
 typedef bool (*im_store_kv_fn)(void *arg, const char *key, const void *value, size_t len);
 
+/* What an account request does (the account operation). Only hashes are
+ * ever stored: a password's encoded hash string (libsodium's
+ * crypto_pwhash_str) and a token's hash bytes; the store never sees a
+ * password or a token itself. */
+typedef enum im_account_op {
+    /* user, display_name (NULL or "": the id), secret (the password hash),
+     * now_ms (created). With token set, also stores that token as in
+     * TOKEN_PUT, in the same transaction. IM_EUSEREXISTS: the id is taken
+     * (nothing stored). */
+    IM_ACCOUNT_CREATE = 1,
+    /* user → record (user, display_name, secret). IM_ENOTFOUND. */
+    IM_ACCOUNT_GET = 2,
+    /* token (hash bytes) for user until expires_ms (wall clock), as the
+     * user's newest; then, if keep > 0, only the keep newest tokens of the
+     * user are kept. Putting a hash again replaces its user and expiry.
+     * IM_ENOTFOUND: no such user. */
+    IM_ACCOUNT_TOKEN_PUT = 3,
+    /* token, now_ms → record (user, display_name; secret NULL). A token is
+     * expired when now_ms >= its expires_ms (and may be deleted then).
+     * IM_ENOTFOUND: missing or expired. */
+    IM_ACCOUNT_TOKEN_GET = 4,
+    /* Deletes token; a missing one is fine. */
+    IM_ACCOUNT_TOKEN_DELETE = 5,
+    /* Deletes every token of user ("log out everywhere"); record.count: how many. */
+    IM_ACCOUNT_TOKENS_DELETE_USER = 6,
+    /* Deletes at most keep tokens expired at now_ms, oldest first (bounded
+     * work for a sweeper); record.count: how many (keep: there may be more). */
+    IM_ACCOUNT_TOKENS_EXPIRE = 7,
+} im_account_op;
+
+/* Longest token hash, in bytes (BLAKE2b's largest output). */
+#define IM_STORE_TOKEN_HASH_MAX 64
+/* Longest password hash string, in bytes, without its NUL. */
+#define IM_STORE_SECRET_MAX 255
+
+/* One account request; every pointer borrowed for the call. */
+typedef struct im_account_request {
+    size_t size;                  /* sizeof(im_account_request) as the server knows it */
+    im_account_op op;
+    const char *user;             /* CREATE, GET, TOKEN_PUT, TOKENS_DELETE_USER */
+    const char *display_name;     /* CREATE */
+    const char *secret;           /* CREATE: the password's hash string */
+    const uint8_t *token;         /* CREATE (optional), TOKEN_*: a token's hash */
+    size_t token_len;             /* 1..IM_STORE_TOKEN_HASH_MAX */
+    uint64_t now_ms;              /* CREATE, TOKEN_GET, TOKENS_EXPIRE */
+    uint64_t expires_ms;          /* CREATE with a token, TOKEN_PUT */
+    unsigned keep;                /* CREATE with a token, TOKEN_PUT: tokens kept per user
+                                   * (0: all); TOKENS_EXPIRE: most deleted */
+} im_account_request;
+
+/* What an account request found; borrowed for the call. */
+typedef struct im_account_record {
+    const char *user;
+    const char *display_name;     /* the stored name, never NULL ("" for none) */
+    const char *secret;           /* GET only; NULL otherwise */
+    uint64_t count;               /* TOKENS_DELETE_USER, TOKENS_EXPIRE */
+} im_account_record;
+
+/* The end of an account request: rc 0 with rec (NULL for the requests
+ * that return nothing), or an IM_E* code (err says why): IM_EUSEREXISTS,
+ * IM_ENOTFOUND, and, as for every write, IM_ENOSPC or IM_EIO. */
+typedef void (*im_store_account_fn)(void *arg, int rc, const im_account_record *rec,
+                                    const im_error *err);
+
 /* The key-value map's limits, in bytes: a namespace or a key is
  * 1..IM_STORE_KV_KEY_MAX, a value 0..IM_STORE_KV_VALUE_MAX. */
 #define IM_STORE_KV_KEY_MAX 200
@@ -263,7 +327,22 @@ struct im_store_ops {
                         im_store_message_fn each, im_store_done_fn done, void *arg,
                         im_error *err);
 
-    /* Operations appended in later versions come here, after pending_read,
+    /* ---- appended after pending_read: accounts and their login tokens ---- */
+
+    /* One account request (see im_account_request), in order with every
+     * other request and, for the writes, as durable as the store: so an
+     * account created before a message to it is seen by that message's
+     * receiver check (IM_EUNKNOWNUSER), and none created after. Runs on the
+     * store's thread; done runs exactly once if this returns 0, never if it
+     * returns an error. q is borrowed for the call (the store copies what
+     * it needs). Errors: IM_EINVAL, IM_ENOMEM, IM_EBUSY, IM_ESHUTDOWN.
+     * Absent (a table that ends before it, or NULL): the engine keeps no
+     * accounts, and `accounts.mode: password` is refused at start with
+     * the engine's name. */
+    int (*account)(im_store *s, const im_account_request *q, im_store_account_fn done,
+                   void *arg, im_error *err);
+
+    /* Operations appended in later versions come here, after account,
      * each with the server's fallback for a table without it. */
 };
 
