@@ -69,7 +69,6 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
         a->cfg.is_service_account = is_service_account;
         a->cfg.service_arg = a;
     }
-    im_log_set_level((im_log_level)api->log_level(host));
     out->open_storage = open_storage;
     return 0;
 }

@@ -155,9 +155,6 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
     };
     if (a->cfg.workers == 0)
         a->cfg.workers = 1;
-    /* The network code logs through its own copy of the logger: at the
-     * server's level, in the server's format, on the same stderr. */
-    im_log_set_level((im_log_level)api->log_level(host));
     out->open_transport = open_transport;
     return 0;
 }
