@@ -197,6 +197,8 @@ static int read_list(im_zk_nodes *z, zhandle_t *zh)
 {
     struct String_vector kids = { 0 };
     int rc = zoo_wget_children(zh, z->root, on_children, z, &kids);
+    if (rc == ZNONODE && (rc = ensure_root(zh, z->root)) == ZOK) /* no node yet: an empty list */
+        rc = zoo_wget_children(zh, z->root, on_children, z, &kids);
     if (rc != ZOK)
         return rc;
     size_t cap = kids.count < MAX_NODES ? (size_t)kids.count : MAX_NODES;

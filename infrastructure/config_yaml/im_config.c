@@ -32,6 +32,7 @@ enum kind {
     K_LEVEL,    /* an im_log_level name in an int */
     K_CHOICE,   /* one of field.choices, stored as its index in an int */
     K_PATH,     /* a non-empty file path in a char[field.size] */
+    K_TEXT,     /* printable text, possibly empty, in a char[field.size] */
 };
 
 struct field {
@@ -54,6 +55,8 @@ enum {
     FI_ENGINE, FI_PATH, FI_MAX_BATCH, FI_SYNC, FI_MAX_PAGES, FI_CHECK,
     FI_ACC_MODE, FI_ACC_HASH, FI_ACC_TTL, FI_ACC_FAILURES, FI_ACC_WINDOW, FI_ACC_MAX_TOKENS,
     FI_SEND_RATE, FI_SEND_BURST, FI_PLUGIN_BACKLOG, FI_PLUGIN_DIR, FI_TRANSPORT, FI_CLUSTER,
+    FI_ZK_HOSTS, FI_ZK_ROOT, FI_ZK_SESSION, FI_ROUTE_HOST, FI_ROUTE_PORT, FI_ROUTE_POLICY,
+    FI_ROUTE_LOAD,
     FI_COUNT
 };
 
@@ -68,6 +71,7 @@ static const char *const sync_names[] = { "full", "normal", NULL };
 static const char *const check_names[] = { "quick", "none", NULL };
 static const char *const accounts_modes[] = { "password", "open", NULL };
 static const char *const hash_costs[] = { "interactive", "moderate", "min", NULL };
+static const char *const route_policies[] = { "bounded-hash", "least-loaded", NULL };
 
 static const struct field fields[FI_COUNT] = {
     FIELD(FI_HOST, "listen.host", K_HOST, listen_host, 0, 0),
@@ -126,10 +130,24 @@ static const struct field fields[FI_COUNT] = {
                         .size = sizeof(((im_config *)0)->plugin_dir) },
     FIELD(FI_TRANSPORT, "transport", K_NODE_ID, transport, 0, 0),
     FIELD(FI_CLUSTER, "cluster", K_NODE_ID, cluster, 0, 0),
+    [FI_ZK_HOSTS] = { .name = "zookeeper.hosts", .kind = K_TEXT,
+                      .offset = offsetof(im_config, zookeeper_hosts),
+                      .size = sizeof(((im_config *)0)->zookeeper_hosts) },
+    [FI_ZK_ROOT] = { .name = "zookeeper.root", .kind = K_PATH,
+                     .offset = offsetof(im_config, zookeeper_root),
+                     .size = sizeof(((im_config *)0)->zookeeper_root) },
+    FIELD(FI_ZK_SESSION, "zookeeper.session_timeout_ms", K_U32, zookeeper_session_ms, 400, 120000),
+    FIELD(FI_ROUTE_HOST, "route.host", K_HOST, route_host, 0, 0),
+    FIELD(FI_ROUTE_PORT, "route.port", K_U16, route_port, 0, 65535),
+    [FI_ROUTE_POLICY] = { .name = "route.policy", .kind = K_CHOICE,
+                          .offset = offsetof(im_config, route_policy),
+                          .choices = route_policies },
+    FIELD(FI_ROUTE_LOAD, "route.load_factor_percent", K_U32, route_load_factor, 100, 1000),
 };
 
 /* Top-level keys whose value is a mapping of more keys. */
-static const char *const sections[] = { "listen", "limits", "session", "storage", "accounts" };
+static const char *const sections[] = { "listen", "limits", "session", "storage", "accounts",
+                                        "zookeeper", "route" };
 #define SECTION_COUNT (sizeof sections / sizeof sections[0])
 
 static const char *const policy_names[] = { "replace", "reject" };
@@ -177,6 +195,12 @@ void im_config_defaults(im_config *c)
     c->accounts_hash_threads = 2;
     c->accounts_max_pending = 256;
     c->accounts_max_tokens = 10;
+    snprintf(c->zookeeper_root, sizeof c->zookeeper_root, "%s", "/imcore/nodes");
+    c->zookeeper_session_ms = 10000;
+    snprintf(c->route_host, sizeof c->route_host, "%s", "127.0.0.1");
+    c->route_port = 8480;
+    c->route_policy = IM_ROUTE_BOUNDED_HASH;
+    c->route_load_factor = 125;
 }
 
 /* ---- errors ---------------------------------------------------------- */
@@ -299,6 +323,13 @@ static int check_text(struct where at, const struct field *f, const char *s, int
         if (s[0] == '\0' || strlen(s) >= f->size)
             return fail(at, f->name, "must be a path of 1 to %zu bytes", f->size - 1);
         return 0;
+    case K_TEXT:
+        if (strlen(s) >= f->size)
+            return fail(at, f->name, "must be at most %zu bytes", f->size - 1);
+        for (const char *q = s; *q; q++)
+            if ((unsigned char)*q < 0x20 || *q == 0x7f)
+                return fail(at, f->name, "must be printable text");
+        return 0;
     case K_LEVEL: {
         im_log_level lvl;
         if (im_log_level_parse(s, &lvl) != 0)
@@ -347,6 +378,10 @@ static int check_rules(const im_config *c, im_error *err, const char *path, cons
                                         : fields[FI_MAX_CONNECTIONS].name,
                     "limits.max_unauthenticated (%u) must be at most limits.max_connections (%u)",
                     c->max_unauthenticated, c->max_connections);
+    size_t rl = strlen(c->zookeeper_root);
+    if (c->zookeeper_root[0] != '/' || rl < 2 || c->zookeeper_root[rl - 1] == '/')
+        return fail(at_line(err, path, line[FI_ZK_ROOT]), fields[FI_ZK_ROOT].name,
+                    "must be an absolute path without a trailing /, like /imcore/nodes");
     if (c->accounts_mode == IM_ACCOUNTS_PASSWORD && strcmp(c->storage_engine, "sqlite") != 0) {
         unsigned at = line[FI_ACC_MODE] ? line[FI_ACC_MODE] : line[FI_ENGINE];
         return fail(at_line(err, path, at), line[FI_ACC_MODE] ? fields[FI_ACC_MODE].name
@@ -366,9 +401,11 @@ int im_config_validate(const im_config *c, im_error *err)
         int rc = 0;
         if (is_number_kind(f->kind)) {
             rc = check_number(nowhere, f, get_number(c, f));
-        } else if (f->kind == K_HOST || f->kind == K_NODE_ID || f->kind == K_PATH) {
+        } else if (f->kind == K_HOST || f->kind == K_NODE_ID || f->kind == K_PATH ||
+                   f->kind == K_TEXT) {
             int unused;
-            if (memchr(p, '\0', f->kind == K_PATH ? f->size : sizeof c->node_id) == NULL)
+            if (memchr(p, '\0', f->kind == K_PATH || f->kind == K_TEXT ? f->size
+                                                                       : sizeof c->node_id) == NULL)
                 rc = fail(nowhere, f->name, "is not NUL-terminated");
             else
                 rc = check_text(nowhere, f, p, &unused);
@@ -485,7 +522,7 @@ static int set_scalar(struct loader *L, struct where at, const struct field *f, 
         return rc;
     if (f->kind == K_HOST || f->kind == K_NODE_ID)
         snprintf(p, sizeof L->cfg.node_id, "%s", s); /* checked: at most 63 bytes */
-    else if (f->kind == K_PATH)
+    else if (f->kind == K_PATH || f->kind == K_TEXT)
         snprintf(p, f->size, "%s", s);
     else
         memcpy(p, &as_int, sizeof as_int);

@@ -36,6 +36,8 @@ typedef struct im_plugin_config {
     unsigned nsettings;
 } im_plugin_config;
 
+enum { IM_ROUTE_BOUNDED_HASH = 0, IM_ROUTE_LEAST_LOADED = 1 };
+
 typedef struct im_config {
     char listen_host[64];         /* listen.host, default "127.0.0.1"; an IPv4 or IPv6 literal */
     uint16_t listen_port;         /* listen.port, default 7000; 0 = an ephemeral port */
@@ -106,6 +108,19 @@ typedef struct im_config {
                                    * per address in the same window; 0 = no limit */
     uint32_t accounts_max_tokens; /* accounts.max_tokens_per_user, default 10, 1..1000: a login past
                                    * it drops the user's oldest token */
+    /* The cluster's shared settings: one file can serve every node and
+     * the route service (imcore-route), each reading what it uses. */
+    char zookeeper_hosts[256];    /* zookeeper.hosts, default "": "host:port[,host:port...]" */
+    char zookeeper_root[128];     /* zookeeper.root, default "/imcore/nodes": the nodes' znodes */
+    uint32_t zookeeper_session_ms;/* zookeeper.session_timeout_ms, default 10000, 400..120000:
+                                   * a node that dies leaves the list after about this */
+    char route_host[64];          /* route.host, default "127.0.0.1": imcore-route's HTTP listener */
+    uint16_t route_port;          /* route.port, default 8480; 0 = an ephemeral port */
+    int route_policy;             /* route.policy: "bounded-hash" (IM_ROUTE_BOUNDED_HASH, default)
+                                   * or "least-loaded" */
+    uint32_t route_load_factor;   /* route.load_factor_percent, default 125, 100..1000: with
+                                   * bounded-hash, no node is given more than this percent of
+                                   * the mean load */
     char plugin_dir[256];         /* plugin_dir: where plugins are found by name, default
                                    * IMCORE_PLUGIN_DIR (set at build time: the build's plugins) */
     im_plugin_config plugins[IM_CONFIG_MAX_PLUGINS]; /* plugins: loaded in this order */
