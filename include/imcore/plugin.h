@@ -93,8 +93,8 @@
 #include "errors.h"
 /* The storage port, for plugins that are storage adapters (open_storage). */
 #include "storage.h"
-/* The transport port and the route port, for plugins that are transports
- * (open_transport). */
+/* The transport port and the route port's three tables, for plugins that
+ * are transports (open_transport) or cluster adapters (open_cluster). */
 #include "route.h"
 #include "transport.h"
 
