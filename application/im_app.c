@@ -28,7 +28,8 @@ int im_app_new(const im_app_limits *limits, const im_app_ports *ports, im_app **
                im_error *err)
 {
     *out = NULL;
-    if (!ports->presence || !ports->delivery || !ports->replies || !ports->store || !ports->groups || !ports->wall_clock_ms)
+    if (!ports->presence || !ports->delivery || !ports->replies || !ports->store ||
+        !ports->groups || !ports->wall_clock_ms)
         return im_error_set(err, IM_EINVAL, "every port must be given");
     if (limits->max_body_bytes == 0 || limits->max_group_members == 0 ||
         limits->max_group_members > IM_GROUP_MAX_MEMBERS_LIMIT)
