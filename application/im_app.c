@@ -28,7 +28,8 @@ int im_app_new(const im_app_limits *limits, const im_app_ports *ports, im_app **
                im_error *err)
 {
     *out = NULL;
-    if (!ports->router || !ports->store || !ports->groups || !ports->wall_clock_ms)
+    if (!ports->presence || !ports->delivery || !ports->replies || !ports->store ||
+        !ports->groups || !ports->wall_clock_ms)
         return im_error_set(err, IM_EINVAL, "every port must be given");
     if (limits->max_body_bytes == 0 || limits->max_group_members == 0 ||
         limits->max_group_members > IM_GROUP_MAX_MEMBERS_LIMIT)
@@ -174,8 +175,7 @@ static bool deliver_pending(void *arg, const im_message *m)
         h->failed = true;
         return false;
     }
-    im_router *r = h->app->ports.router;
-    r->ops->deliver_to(r, &h->ep, m, NULL);
+    im_delivery_deliver_to(h->app->ports.delivery, &h->ep, m, NULL);
     return !handover_page_full(h);
 }
 
@@ -195,19 +195,22 @@ static void handover_detach(void *arg, im_session *s)
  * none twice. */
 static void handover_go_live(handover *h)
 {
-    im_router *r = h->app->ports.router;
+    const im_app_ports *p = &h->app->ports;
     im_endpoint replaced;
     im_error bind_err = { 0 };
-    int rc = r->ops->bind(r, h->user, h->name, &h->ep, h->app->limits.login_policy,
-                          &replaced, &bind_err);
+    int rc = im_presence_bind(p->presence, h->user, h->name, &h->ep,
+                              h->app->limits.login_policy, &replaced, &bind_err);
+    /* The replaced session may be on another node: delivery reaches it by
+     * its endpoint alone. */
     if (rc == 1)
-        r->ops->kick(r, &replaced, IM_EREPLACED, "logged in from another connection");
+        im_delivery_kick(p->delivery, &replaced, IM_EREPLACED,
+                         "logged in from another connection");
     else if (rc < 0)
-        r->ops->kick(r, &h->ep, rc, bind_err.msg[0] ? bind_err.msg
-                                    : rc == IM_EDUPLICATE ? "already online"
-                                                          : "cannot go online");
+        im_delivery_kick(p->delivery, &h->ep, rc, bind_err.msg[0] ? bind_err.msg
+                                                  : rc == IM_EDUPLICATE ? "already online"
+                                                                        : "cannot go online");
     atomic_fetch_add(&h->refs, 1);
-    r->ops->with_session(r, &h->ep, handover_detach, h);
+    im_replies_with_session(p->replies, &h->ep, handover_detach, h);
 }
 
 static void handover_page_read(void *arg, int rc, const im_error *err);
@@ -236,8 +239,8 @@ static void handover_next_page(handover *h)
     im_error err = { 0 };
     int rc = handover_request_page(h, &err);
     if (rc != IM_OK) {
-        im_router *r = h->app->ports.router;
-        r->ops->kick(r, &h->ep, rc, err.msg[0] ? err.msg : "cannot read messages");
+        im_delivery_kick(h->app->ports.delivery, &h->ep, rc,
+                         err.msg[0] ? err.msg : "cannot read messages");
         handover_flow_end(h);
     }
 }
@@ -245,12 +248,12 @@ static void handover_next_page(handover *h)
 static void handover_page_read(void *arg, int rc, const im_error *err)
 {
     handover *h = arg;
-    im_router *r = h->app->ports.router;
+    im_delivery *d = h->app->ports.delivery;
     if (h->closed) {
         handover_flow_end(h);
     } else if (rc != IM_OK || h->failed) {
-        r->ops->kick(r, &h->ep, rc != IM_OK ? rc : IM_ENOMEM,
-                     rc != IM_OK && err && err->msg[0] ? err->msg : "cannot read messages");
+        im_delivery_kick(d, &h->ep, rc != IM_OK ? rc : IM_ENOMEM,
+                         rc != IM_OK && err && err->msg[0] ? err->msg : "cannot read messages");
         handover_flow_end(h);
     } else if (!handover_page_full(h)) {
         handover_go_live(h);    /* the last page */
@@ -335,19 +338,19 @@ static int start_handover(im_app *app, im_session *s, const im_endpoint *ep, im_
 static int finish_login(im_app *app, im_session *s, const im_endpoint *ep, uint64_t rid,
                         const char *user, const char *name, const char *token, im_error *err)
 {
-    im_router *r = app->ports.router;
+    const im_app_ports *p = &app->ports;
     if (im_session_is_authenticated(s))
         return im_error_set(err, IM_ESTATE, "already logged in as %s", s->user_id);
-    if (r->ops->is_reserved && r->ops->is_reserved(r, user))
+    if (im_presence_is_reserved(p->presence, user))
         return im_error_set(err, IM_EREFUSED, "%s is a service account of this server", user);
-    if (app->limits.login_policy == IM_LOGIN_REJECT && r->ops->is_online(r, user))
+    if (app->limits.login_policy == IM_LOGIN_REJECT && im_presence_is_online(p->presence, user))
         return im_error_set(err, IM_EDUPLICATE, "%s is already online", user);
     int rc = im_session_authenticate(s, user, name, err);
     if (rc != IM_OK)
         return rc;
-    r->ops->send_login_result(r, ep, rid, IM_OK, s, token, NULL);
+    im_replies_send_login_result(p->replies, ep, rid, IM_OK, s, token, NULL);
     if ((rc = start_handover(app, s, ep, err)) != IM_OK) {
-        r->ops->kick(r, ep, rc, err->msg);
+        im_delivery_kick(p->delivery, ep, rc, err->msg);
         return IM_OK; /* answered: the LoginAck is out, the kick explains */
     }
     return IM_OK;
@@ -375,15 +378,16 @@ static void login_on_session(void *arg, im_session *s)
     if (s && s->login == c)
         s->login = NULL;
     if (s) {
-        im_router *r = c->app->ports.router;
+        const im_app_ports *p = &c->app->ports;
         int rc = c->rc;
         if (rc == IM_OK)
             rc = finish_login(c->app, s, &c->ep, c->request_id, c->user, c->name, c->token,
                               &c->err);
         if (rc != IM_OK)
-            r->ops->send_login_result(r, &c->ep, c->request_id, rc, NULL, NULL, c->err.msg);
+            im_replies_send_login_result(p->replies, &c->ep, c->request_id, rc, NULL, NULL,
+                                         c->err.msg);
         if (rc == IM_EDUPLICATE)
-            r->ops->kick(r, &c->ep, 0, "login refused: already online");
+            im_delivery_kick(p->delivery, &c->ep, 0, "login refused: already online");
     }
     free(c);
 }
@@ -406,7 +410,7 @@ static void login_verified(void *arg, int rc, const char *user, const char *disp
                      display_name && display_name[0] ? display_name : user);
         copy_str(c->token, sizeof c->token, token ? token : "");
     }
-    c->app->ports.router->ops->with_session(c->app->ports.router, &c->ep, login_on_session, c);
+    im_replies_with_session(c->app->ports.replies, &c->ep, login_on_session, c);
 }
 
 int im_app_login(im_app *app, im_session *s, const im_login_request *req,
@@ -432,7 +436,7 @@ int im_app_login(im_app *app, im_session *s, const im_login_request *req,
         return finish_login(app, s, ep, request_id, req->user_id, name, "", err);
     }
     if (app->limits.login_policy == IM_LOGIN_REJECT && !by_token &&
-        app->ports.router->ops->is_online(app->ports.router, req->user_id))
+        im_presence_is_online(app->ports.presence, req->user_id))
         return im_error_set(err, IM_EDUPLICATE, "%s is already online", req->user_id);
     login_ctx *c = calloc(1, sizeof *c);
     if (!c)
@@ -478,7 +482,7 @@ static void unbind_after(void *arg, int rc, const im_error *err)
 {
     (void)rc, (void)err;
     session_ref *ref = arg;
-    ref->app->ports.router->ops->unbind(ref->app->ports.router, ref->user, &ref->ep);
+    im_presence_unbind(ref->app->ports.presence, ref->user, &ref->ep);
     free(ref);
 }
 
@@ -513,7 +517,7 @@ void im_app_session_closed(im_app *app, im_session *s, const im_endpoint *ep, in
         }
         if (!ref || st->ops->barrier(st, unbind_after, ref, NULL) != IM_OK) {
             free(ref);
-            app->ports.router->ops->unbind(app->ports.router, s->user_id, ep);
+            im_presence_unbind(app->ports.presence, s->user_id, ep);
         }
     }
     if (!im_session_is_closed(s))
@@ -547,8 +551,8 @@ static send_ctx *send_ctx_new(im_app *app, const im_session *s, const im_endpoin
 
 static void answer(send_ctx *c, int rc, const im_send_result *res, const char *msg)
 {
-    im_router *r = c->app->ports.router;
-    r->ops->send_result(r, &c->ep, c->request_id, c->client_msg_id, rc, res, msg);
+    im_replies_send_result(c->app->ports.replies, &c->ep, c->request_id, c->client_msg_id, rc,
+                           res, msg);
 }
 
 /* The common start of a send's completion: a failed store is answered
@@ -573,10 +577,9 @@ static void private_stored(void *arg, int rc, const im_message *m, bool duplicat
     im_send_result res;
     if (!stored_ok(c, rc, m, duplicate, err, &res))
         return;
-    im_router *r = c->app->ports.router;
     /* A duplicate was delivered (or kept for the receiver) the first time. */
     if (!duplicate) {
-        int drc = r->ops->deliver(r, m, c->sender_name, NULL);
+        int drc = im_delivery_deliver(c->app->ports.delivery, m, c->sender_name, NULL);
         res.delivered = drc == IM_OK;
         if (drc != IM_OK && !durable(c->app)) {
             answer(c, drc, NULL, drc == IM_EOFFLINE ? "the receiver is not online" : NULL);
@@ -651,14 +654,13 @@ int im_app_send_private(im_app *app, im_session *s, const im_endpoint *ep,
         return rc;
     /* Without durable storage a message for an offline user could never be
      * delivered: refuse it before it takes a seq. */
-    im_router *r = app->ports.router;
-    if (!durable(app) && !r->ops->is_online(r, m.target))
+    if (!durable(app) && !im_presence_is_online(app->ports.presence, m.target))
         return im_error_set(err, IM_EOFFLINE, "%s is not online", m.target);
     return submit(app, s, ep, request_id, &m, private_stored, err);
 }
 
 struct fan_out {
-    im_router *router;
+    im_delivery *delivery;
     const im_message *msg;
     const char *sender_name;
     int delivered;
@@ -675,8 +677,8 @@ static int fan_out_locked(void *arg, const im_group *g, im_error *err)
         return IM_ENOMEM;
     for (size_t i = 0; i < n; i++)
         ids[i] = im_group_member(g, i);
-    fo->delivered = fo->router->ops->deliver_many(fo->router, ids, n, fo->msg->sender, fo->msg,
-                                                  fo->sender_name);
+    fo->delivered = im_delivery_deliver_many(fo->delivery, ids, n, fo->msg->sender, fo->msg,
+                                             fo->sender_name);
     if (ids != stack_ids)
         free(ids);
     return IM_OK;
@@ -692,7 +694,7 @@ static void group_stored(void *arg, int rc, const im_message *m, bool duplicate,
     if (!duplicate) {
         /* The members as they are now, at commit: one who joined meanwhile
          * gets it, one who left does not. */
-        struct fan_out fo = { .router = c->app->ports.router, .msg = m,
+        struct fan_out fo = { .delivery = c->app->ports.delivery, .msg = m,
                               .sender_name = c->sender_name };
         im_group_repo *repo = c->app->ports.groups;
         if (repo->ops->read(repo, m->target, fan_out_locked, &fo, NULL) == IM_OK &&
@@ -917,14 +919,14 @@ static bool keep_history(void *arg, const im_message *m)
 static void history_answer(void *arg, int rc, const im_error *err)
 {
     history_req *h = arg;
-    im_router *r = h->app->ports.router;
+    im_replies *r = h->app->ports.replies;
     if (rc == IM_OK && h->failed)
-        r->ops->send_history(r, &h->ep, h->request_id, IM_ENOMEM, NULL, 0, "out of memory");
+        im_replies_send_history(r, &h->ep, h->request_id, IM_ENOMEM, NULL, 0, "out of memory");
     else if (rc != IM_OK)
-        r->ops->send_history(r, &h->ep, h->request_id, rc, NULL, 0,
-                             err && err->msg[0] ? err->msg : NULL);
+        im_replies_send_history(r, &h->ep, h->request_id, rc, NULL, 0,
+                                err && err->msg[0] ? err->msg : NULL);
     else
-        r->ops->send_history(r, &h->ep, h->request_id, IM_OK, h->msgs, h->n, NULL);
+        im_replies_send_history(r, &h->ep, h->request_id, IM_OK, h->msgs, h->n, NULL);
     history_req_free(h);
 }
 
@@ -933,15 +935,15 @@ int im_app_history_request(im_app *app, const im_session *s, const im_endpoint *
                            uint64_t before_seq, uint32_t limit, size_t max_bytes,
                            im_error *err)
 {
-    im_router *r = app->ports.router;
-    if (!IM_ROUTER_HAS(r, send_history))
+    im_replies *r = app->ports.replies;
+    if (!IM_ROUTE_HAS(r, send_history))
         return im_error_set(err, IM_EUNSUPPORTED, "the route port cannot answer a history");
     struct history_plan hp;
     int rc = plan_history(app, s, peer, group, before_seq, limit, &hp, err);
     if (rc != IM_OK)
         return rc;
     if (hp.skip) {
-        r->ops->send_history(r, ep, request_id, IM_OK, NULL, 0, NULL);
+        im_replies_send_history(r, ep, request_id, IM_OK, NULL, 0, NULL);
         return IM_OK;
     }
     history_req *h = calloc(1, sizeof *h);
@@ -978,7 +980,7 @@ int im_app_online_users(im_app *app, const im_session *s, im_router_user_fn fn, 
     int rc = require_login(s, err);
     if (rc != IM_OK)
         return rc;
-    *total = app->ports.router->ops->list_online(app->ports.router, fn, arg);
+    *total = im_presence_list_online(app->ports.presence, fn, arg);
     return IM_OK;
 }
 
@@ -1070,7 +1072,7 @@ int im_app_online_users_page(im_app *app, const im_session *s, const char *after
     struct user_page up = { .after = after ? after : "", .cap = (size_t)limit + 1 };
     if (!(up.heap = malloc(up.cap * sizeof *up.heap)))
         return im_error_set(err, IM_ENOMEM, "out of memory");
-    *total = app->ports.router->ops->list_online(app->ports.router, pick_user, &up);
+    *total = im_presence_list_online(app->ports.presence, pick_user, &up);
     qsort(up.heap, up.n, sizeof *up.heap, pick_order);
     *more = up.n > limit;
     for (size_t i = 0; i < up.n && i < limit; i++) {

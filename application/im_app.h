@@ -7,7 +7,7 @@
  *
  * Requests that touch the store are answered asynchronously: the use case
  * returns 0 ("accepted, the answer follows") and the answer goes to the
- * session's endpoint through the router once the store has completed, which
+ * session's endpoint through the route port's replies once the store has completed, which
  * for a durable store means once the data is on disk. A non-zero return is a
  * refusal decided at once: the caller answers it itself.
  * No I/O here: effects go out through the ports. */
@@ -37,7 +37,14 @@
 #define IM_HANDOVER_BYTES (1024u * 1024u) /* when im_app_limits.handover_bytes is 0 */
 
 typedef struct im_app_ports {
-    im_router *router;            /* borrowed: outlives the app */
+    /* The route port, in its three tables (imcore/route.h), each borrowed:
+     * it outlives the app. presence and delivery may be a cluster
+     * adapter's, reaching other nodes; replies is always this node's
+     * transport's (through the plugin host), since whoever asks is
+     * connected here. */
+    im_presence *presence;
+    im_delivery *delivery;
+    im_replies *replies;
     im_store *store;              /* borrowed; a table that ends before group_change
                                    * (store->ops->size) keeps groups public with
                                    * their history shared */
@@ -59,10 +66,10 @@ void im_app_free(im_app *app); /* NULL is fine */
 const im_app_limits *im_app_get_limits(const im_app *app);
 
 /* Logs session s in, reachable at ep, and answers with request_id through
- * the router's send_login_result: at once in "open" mode, after the
+ * the route port's send_login_result: at once in "open" mode, after the
  * accounts port has checked the password or token otherwise. On success
  * the session is AUTHENTICATED, gets its LoginAck, then every message it
- * has not acked, then goes live (is bound in the router, replacing an older
+ * has not acked, then goes live (is bound in presence, replacing an older
  * session of the same user under IM_LOGIN_REPLACE; under IM_LOGIN_REJECT
  * a session that finds the user online is refused with IM_EDUPLICATE).
  * A token login may leave user_id empty; one that names a user whose token
@@ -216,7 +223,7 @@ int im_app_history(im_app *app, const im_session *s, const char *peer, const cha
  * before this returns. The answer comes exactly once if this returns 0,
  * never if it returns an error. Errors: as im_app_history, and IM_ENOMEM,
  * IM_EBUSY, IM_ESHUTDOWN from the store; IM_EUNSUPPORTED when the route
- * port has no send_history. */
+ * port's replies have no send_history. */
 int im_app_history_request(im_app *app, const im_session *s, const im_endpoint *ep,
                            uint64_t request_id, const char *peer, const char *group,
                            uint64_t before_seq, uint32_t limit, size_t max_bytes,

@@ -298,7 +298,7 @@ static void notify(const member_ctx *c, const char *const *users, size_t n, cons
         .client_msg_id = event, .body = (const uint8_t *)text, .body_len = strlen(text),
         .server_time_ms = im__app_now_ms(c->app),
     };
-    p->router->ops->deliver_many(p->router, users, n, c->actor, &m, c->actor_name);
+    im_delivery_deliver_many(p->delivery, users, n, c->actor, &m, c->actor_name);
 }
 
 static void notify_one(const member_ctx *c, const char *event, const char *fmt)
@@ -363,8 +363,8 @@ static void change_stored(void *arg, int rc, uint64_t seq, const im_error *err)
         undo(c);
     else
         after_stored(c, seq);
-    im_router *r = im__app_ports(c->app)->router;
-    r->ops->send_status(r, &c->ep, c->request_id, rc, err && rc ? err->msg : NULL);
+    im_replies_send_status(im__app_ports(c->app)->replies, &c->ep, c->request_id, rc,
+                           err && rc ? err->msg : NULL);
     ctx_free(c);
 }
 

@@ -36,7 +36,8 @@
  * the plugin's description with its signature and size) and is only ever
  * appended to: functions to imcore_host_api and imcore_core_api, callbacks
  * to imcore_plugin, fields to imcore_message, operations to the ports'
- * tables (im_store_ops, im_router_ops, imcore_transport_ops). Each side
+ * tables (im_store_ops, im_presence_ops, im_delivery_ops, im_replies_ops,
+ * imcore_transport_ops). Each side
  * reads only what the other's table has: a plugin checks api->size (see
  * IMCORE_HAS) before calling a function a newer server added, and the
  * server treats an operation past the end of an adapter's table as absent,
@@ -55,6 +56,13 @@
  *      and imcore_transport_ops start with their size, and the operations
  *      a server can do without come last in each; a transport says the
  *      size of the sessions it was built for (session_size).
+ *   3  the route port cut in three tables (imcore/route.h: presence,
+ *      delivery, replies): a transport publishes them in place of its
+ *      one `router`, and open_cluster wraps presence and delivery only.
+ *      Served still: transports and cluster adapters of version 2, whose
+ *      one route table the server cuts in three for them (the replies of
+ *      a version 2 cluster adapter are not called: they go to the
+ *      transport, as its own passed them on).
  *
  * Threads: on_message runs on the sending session's network thread,
  * several at once, so it must be thread-safe. Every other callback
@@ -85,8 +93,8 @@
 #include "errors.h"
 /* The storage port, for plugins that are storage adapters (open_storage). */
 #include "storage.h"
-/* The transport port and the route port, for plugins that are transports
- * (open_transport). */
+/* The transport port and the route port's three tables, for plugins that
+ * are transports (open_transport) or cluster adapters (open_cluster). */
 #include "route.h"
 #include "transport.h"
 
@@ -94,7 +102,7 @@
 extern "C" {
 #endif
 
-#define IMCORE_PLUGIN_API_VERSION 2
+#define IMCORE_PLUGIN_API_VERSION 3
 
 /* True if table (a pointer to any table of the ABI that starts with its
  * size: imcore_host_api, imcore_core_api, im_store_ops, ...) reaches field
@@ -401,22 +409,29 @@ typedef struct imcore_plugin {
      * server's own (transport_tcp) is a plugin of exactly this kind. */
     int (*open_transport)(void *state, imcore_transport **out, im_error *err);
 
-    /* A cluster adapter: wraps local, this node's route port (the
-     * transport's, borrowed: valid until the adapter's shutdown), into the
-     * port the application uses, one that also reaches users on other
-     * nodes: what it cannot or need not send elsewhere it passes to local
-     * (the way the server's own plugin host wraps the port for service
-     * accounts). Every op of *out may be called from any thread at once,
-     * and must not block (see imcore/route.h). *out is the adapter's,
-     * valid until its shutdown, which the server calls only once nothing
-     * can use the port any more. Called once, on the main thread, after
-     * open_transport; return 0, or an IM_E* code with err saying why. A
-     * plugin named by `cluster:` must have it. No cluster adapter is built
-     * in yet: real ones (Redis streams for delivery, ZooKeeper or Redis
-     * for membership and user -> node) come later on this seam, and
-     * cluster: none (the default) loads none. The config of the plugin:
-     * node_id. */
-    int (*open_cluster)(void *state, im_router *local, im_router **out, im_error *err);
+    /* A cluster adapter: wraps this node's presence and delivery (the
+     * transport's, borrowed: valid until the adapter's shutdown) into the
+     * ones the application uses, which also reach users on other nodes:
+     * what it cannot or need not send elsewhere it passes to the local
+     * ones (the way the server's own plugin host wraps them for service
+     * accounts). An endpoint whose node is not this one's is the adapter's
+     * to reach; it never needs a session's pointer, and the replies to a
+     * session (imcore/route.h) never pass through it: the requester is
+     * always connected to this node. Every op of *presence and *delivery
+     * may be called from any thread at once, and must not block (see
+     * imcore/route.h). Both are the adapter's, valid until its shutdown,
+     * which the server calls only once nothing can use them any more.
+     * Called once, on the main thread, after open_transport; return 0, or
+     * an IM_E* code with err saying why. A plugin named by `cluster:` must
+     * have it. No cluster adapter is built in yet: real ones (Redis
+     * streams for delivery, ZooKeeper or Redis for membership and user ->
+     * node) come later on this seam, and cluster: none (the default) loads
+     * none. The config of the plugin: node_id. (Version 2 had
+     * open_cluster(state, im_router *local, im_router **out, err) here,
+     * one table for all: the server still calls that for a plugin that
+     * speaks version 2.) */
+    int (*open_cluster)(void *state, im_presence *local_presence, im_delivery *local_delivery,
+                        im_presence **presence, im_delivery **delivery, im_error *err);
 
     /* Callbacks are appended here in later versions (the reserved slots
      * are used up): a plugin sets one only if out->size reaches it, and the

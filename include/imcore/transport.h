@@ -3,15 +3,16 @@
  *
  * A transport is what clients connect to: it owns their connections and
  * sessions, turns bytes into requests for the application, and fills the
- * route port (imcore/route.h) through which the application answers and
- * delivers. The built-in one (transport_tcp, libevent, the framing of
+ * three tables of the route port (imcore/route.h) through which the
+ * application learns who is online, delivers, and answers. The built-in one (transport_tcp, libevent, the framing of
  * docs/protocol.md) and any third party's are loaded by name from the
  * config (`transport: NAME` -> plugin_dir/transport_NAME.so) as plugins:
  * see imcore/plugin.h, open_transport.
  *
  * The two directions:
- *   - server -> transport: imcore_transport_ops (router, bound_port, run,
- *     stop, destroy), on the transport the plugin opened;
+ *   - server -> transport: imcore_transport_ops (presence, delivery,
+ *     replies, bound_port, run, stop, destroy), on the transport the plugin
+ *     opened;
  *   - transport -> server: imcore_core_api, the use cases of the
  *     application and the session rules of the domain, handed to run. A
  *     transport reaches the application through it alone, never through the
@@ -215,18 +216,21 @@ typedef struct imcore_transport imcore_transport;
 
 /* The table a transport fills. It starts with its size and only grows by
  * appending: the server reads only what the transport's table has.
- * router, run and destroy are required (a table that ends before one, or
- * leaves one NULL, is refused at start); the operations after them may be
+ * presence, delivery, replies, run and destroy are required (a table that
+ * ends before one, or leaves one NULL, is refused at start); the operations after them may be
  * absent (past the table's size, or NULL), with the fallback their comment
  * gives. */
 struct imcore_transport_ops {
     size_t size;                  /* sizeof(struct imcore_transport_ops) as the transport knows it */
     const char *name;
 
-    /* The route port this transport fills: sessions on this node. Borrowed:
-     * valid until destroy. Available from open on, before run, because the
-     * application is built with it. */
-    im_router *(*router)(imcore_transport *t);
+    /* The route port this transport fills for the sessions of this node, in
+     * its three tables (imcore/route.h): presence, delivery and replies.
+     * Each borrowed: valid until destroy. Available from open on, before
+     * run, because the application is built with them. */
+    im_presence *(*presence)(imcore_transport *t);
+    im_delivery *(*delivery)(imcore_transport *t);
+    im_replies *(*replies)(imcore_transport *t);
 
     /* Serves clients until SIGINT/SIGTERM or stop, on the calling thread
      * (the server's main thread), reaching the application through core

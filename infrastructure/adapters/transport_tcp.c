@@ -38,9 +38,19 @@ static im_net_server *srv_of(const imcore_transport *t)
     return ((const tcp_transport *)t)->srv;
 }
 
-static im_router *tcp_router(imcore_transport *t)
+static im_presence *tcp_presence(imcore_transport *t)
 {
-    return im_net_server_router(srv_of(t));
+    return im_net_server_presence(srv_of(t));
+}
+
+static im_delivery *tcp_delivery(imcore_transport *t)
+{
+    return im_net_server_delivery(srv_of(t));
+}
+
+static im_replies *tcp_replies(imcore_transport *t)
+{
+    return im_net_server_replies(srv_of(t));
 }
 
 static unsigned tcp_bound_port(const imcore_transport *t)
@@ -80,7 +90,9 @@ static void tcp_destroy(imcore_transport *t)
 static const struct imcore_transport_ops tcp_ops = {
     .size = sizeof(struct imcore_transport_ops),
     .name = "tcp",
-    .router = tcp_router,
+    .presence = tcp_presence,
+    .delivery = tcp_delivery,
+    .replies = tcp_replies,
     .bound_port = tcp_bound_port,
     .run = tcp_run,
     .stop = tcp_stop,

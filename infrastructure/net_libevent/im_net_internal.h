@@ -155,7 +155,11 @@ typedef struct im_registry_shard {
 #define IM_REGISTRY_SHARDS 64
 
 struct im_net_server {
-    im_router router;           /* the port; first so the port casts to the server */
+    /* The route port's three tables (imcore/route.h); each finds the
+     * server by its offset (im_net_router.c). */
+    im_presence presence;
+    im_delivery delivery;
+    im_replies replies;
     im_net_config cfg;
     char listen_host[64];
     char node_id[64];

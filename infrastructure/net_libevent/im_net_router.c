@@ -1,4 +1,6 @@
-/* infrastructure/net_libevent/im_net_router.c: the route port on one node.
+/* infrastructure/net_libevent/im_net_router.c: the route port on one node,
+ * in its three tables: presence (the registry), delivery, and the replies
+ * to one session.
  *
  * The registry maps each online user to the endpoint of its session, in
  * shards by hash so that workers rarely contend. Delivery encodes a message
@@ -18,9 +20,23 @@ typedef struct reg_entry {
     char display_name[IM_DISPLAY_NAME_MAX + 1];
 } reg_entry;
 
-static im_net_server *server_of(im_router *r)
+/* Each table is a member of the server: back from it to the server. */
+#define SERVER_OF(port, member) \
+    ((im_net_server *)(void *)((char *)(port) - offsetof(im_net_server, member)))
+
+static im_net_server *presence_srv(im_presence *p)
 {
-    return (im_net_server *)r; /* the port is the server's first member */
+    return SERVER_OF(p, presence);
+}
+
+static im_net_server *delivery_srv(im_delivery *d)
+{
+    return SERVER_OF(d, delivery);
+}
+
+static im_net_server *replies_srv(im_replies *r)
+{
+    return SERVER_OF(r, replies);
 }
 
 static im_registry_shard *shard_of(im_net_server *srv, const char *user_id)
@@ -33,11 +49,11 @@ static bool same_endpoint(const im_endpoint *a, const im_endpoint *b)
     return a->node == b->node && a->worker == b->worker && a->conn_id == b->conn_id;
 }
 
-static int router_bind(im_router *r, const char *user_id, const char *display_name,
+static int router_bind(im_presence *r, const char *user_id, const char *display_name,
                        const im_endpoint *ep, im_login_policy policy, im_endpoint *replaced,
                        im_error *err)
 {
-    im_registry_shard *sh = shard_of(server_of(r), user_id);
+    im_registry_shard *sh = shard_of(presence_srv(r), user_id);
     int rc = 0;
     pthread_mutex_lock(&sh->lock);
     reg_entry *e = im_strmap_get(sh->users, user_id);
@@ -64,9 +80,9 @@ static int router_bind(im_router *r, const char *user_id, const char *display_na
     return rc;
 }
 
-static bool router_unbind(im_router *r, const char *user_id, const im_endpoint *ep)
+static bool router_unbind(im_presence *r, const char *user_id, const im_endpoint *ep)
 {
-    im_registry_shard *sh = shard_of(server_of(r), user_id);
+    im_registry_shard *sh = shard_of(presence_srv(r), user_id);
     pthread_mutex_lock(&sh->lock);
     reg_entry *e = im_strmap_get(sh->users, user_id);
     bool forgot = e && same_endpoint(&e->ep, ep);
@@ -89,10 +105,10 @@ static bool lookup(im_net_server *srv, const char *user_id, im_endpoint *ep)
     return e != NULL;
 }
 
-static bool router_is_online(im_router *r, const char *user_id)
+static bool router_is_online(im_presence *r, const char *user_id)
 {
     im_endpoint ep;
-    return lookup(server_of(r), user_id, &ep);
+    return lookup(presence_srv(r), user_id, &ep);
 }
 
 /* A notice's event (IM_NOTICE_*, in client_msg_id) on the wire. */
@@ -200,10 +216,10 @@ static int deliver_to_worker(im_net_server *srv, unsigned w, const uint64_t *ids
     return IM_OK;
 }
 
-static int router_deliver(im_router *r, const im_message *m, const char *sender_name,
+static int router_deliver(im_delivery *r, const im_message *m, const char *sender_name,
                           im_error *err)
 {
-    im_net_server *srv = server_of(r);
+    im_net_server *srv = delivery_srv(r);
     im_endpoint ep;
     if (!lookup(srv, m->target, &ep))
         return im_error_set(err, IM_EOFFLINE, "%s is not online", m->target);
@@ -238,10 +254,10 @@ typedef struct fan_target {
  * allocate nothing for it. */
 #define FAN_STACK 64
 
-static int router_deliver_many(im_router *r, const char *const *members, size_t n,
+static int router_deliver_many(im_delivery *r, const char *const *members, size_t n,
                                const char *skip, const im_message *m, const char *sender_name)
 {
-    im_net_server *srv = server_of(r);
+    im_net_server *srv = delivery_srv(r);
     unsigned nw = srv->nworkers;
     /* The scratch is proportional to the members online, not to the group
      * (a group of 100,000 with 10 online takes 10 entries, where one array
@@ -320,6 +336,8 @@ out:
     return delivered;
 }
 
+static void router_kick(im_delivery *r, const im_endpoint *ep, int code, const char *why);
+
 /* Packs env into a new shared frame (one reference for the caller). */
 static im_frame *encode_envelope(Imcore__Envelope *env)
 {
@@ -377,7 +395,7 @@ static void send_answer_to(im_net_server *srv, const im_endpoint *ep, Imcore__En
         IM_ERROR("out of memory: an answer for session %llu is lost",
                  (unsigned long long)ep->conn_id);
         im__frame_unref(f);
-        srv->router.ops->kick(&srv->router, ep, IM_ENOMEM, "out of memory");
+        router_kick(&srv->delivery, ep, IM_ENOMEM, "out of memory");
         return;
     }
     it->n = 1;
@@ -386,14 +404,14 @@ static void send_answer_to(im_net_server *srv, const im_endpoint *ep, Imcore__En
     im__worker_push(&srv->workers[ep->worker], it);
 }
 
-static void router_deliver_to(im_router *r, const im_endpoint *ep, const im_message *m,
+static void router_deliver_to(im_delivery *r, const im_endpoint *ep, const im_message *m,
                               const char *sender_name)
 {
     char conv[IM_CONVERSATION_ID_MAX + 1];
     Imcore__Delivery d;
     Imcore__Envelope env;
     fill_delivery(m, sender_name, conv, &d, &env);
-    send_envelope_to(server_of(r), ep, &env);
+    send_envelope_to(delivery_srv(r), ep, &env);
 }
 
 static void send_error_to(im_net_server *srv, const im_endpoint *ep, uint64_t rid, int rc,
@@ -409,12 +427,12 @@ static void send_error_to(im_net_server *srv, const im_endpoint *ep, uint64_t ri
     send_answer_to(srv, ep, &env);
 }
 
-static void router_send_result(im_router *r, const im_endpoint *ep, uint64_t rid,
+static void router_send_result(im_replies *r, const im_endpoint *ep, uint64_t rid,
                                const char *client_msg_id, int rc, const im_send_result *res,
                                const char *msg)
 {
     if (rc != IM_OK) {
-        send_error_to(server_of(r), ep, rid, rc, msg, client_msg_id);
+        send_error_to(replies_srv(r), ep, rid, rc, msg, client_msg_id);
         return;
     }
     Imcore__SendAck ack = IMCORE__SEND_ACK__INIT;
@@ -427,14 +445,14 @@ static void router_send_result(im_router *r, const im_endpoint *ep, uint64_t rid
     env.request_id = rid;
     env.body_case = IMCORE__ENVELOPE__BODY_SEND_ACK;
     env.send_ack = &ack;
-    send_answer_to(server_of(r), ep, &env);
+    send_answer_to(replies_srv(r), ep, &env);
 }
 
-static void router_send_status(im_router *r, const im_endpoint *ep, uint64_t rid, int rc,
+static void router_send_status(im_replies *r, const im_endpoint *ep, uint64_t rid, int rc,
                                const char *msg)
 {
     if (rc != IM_OK) {
-        send_error_to(server_of(r), ep, rid, rc, msg, NULL);
+        send_error_to(replies_srv(r), ep, rid, rc, msg, NULL);
         return;
     }
     Imcore__Ok ok = IMCORE__OK__INIT;
@@ -442,7 +460,7 @@ static void router_send_status(im_router *r, const im_endpoint *ep, uint64_t rid
     env.request_id = rid;
     env.body_case = IMCORE__ENVELOPE__BODY_OK;
     env.ok = &ok;
-    send_answer_to(server_of(r), ep, &env);
+    send_answer_to(replies_srv(r), ep, &env);
 }
 
 struct history_to { im_net_server *srv; const im_endpoint *ep; };
@@ -455,18 +473,18 @@ static void send_history_env(void *ctx, Imcore__Envelope *env)
 
 /* Packed here, on the caller's thread (the store's, usually): the worker
  * only writes the frame. */
-static void router_send_history(im_router *r, const im_endpoint *ep, uint64_t rid, int rc,
+static void router_send_history(im_replies *r, const im_endpoint *ep, uint64_t rid, int rc,
                                 const im_message *msgs, size_t n, const char *msg)
 {
-    im_net_server *srv = server_of(r);
+    im_net_server *srv = replies_srv(r);
     struct history_to ht = { srv, ep };
     im__history_answer(srv->cfg.max_frame_bytes, rid, rc, msgs, n, msg, send_history_env, &ht);
 }
 
-static void router_with_session(im_router *r, const im_endpoint *ep,
+static void router_with_session(im_replies *r, const im_endpoint *ep,
                                 void (*fn)(void *arg, im_session *s), void *arg)
 {
-    im_net_server *srv = server_of(r);
+    im_net_server *srv = replies_srv(r);
     im_worker *self = im__current_worker();
     if (ep->worker >= srv->nworkers) {
         fn(arg, NULL);
@@ -512,7 +530,7 @@ static void answer_login_on_worker(void *arg, im_session *s)
     free(la);
 }
 
-static void router_send_login_result(im_router *r, const im_endpoint *ep, uint64_t rid, int rc,
+static void router_send_login_result(im_replies *r, const im_endpoint *ep, uint64_t rid, int rc,
                                      const im_session *s, const char *token, const char *msg)
 {
     (void)s; /* the connection at ep holds it */
@@ -534,9 +552,9 @@ static void router_send_login_result(im_router *r, const im_endpoint *ep, uint64
     router_with_session(r, ep, answer_login_on_worker, la);
 }
 
-static void router_kick(im_router *r, const im_endpoint *ep, int code, const char *why)
+static void router_kick(im_delivery *r, const im_endpoint *ep, int code, const char *why)
 {
-    im_net_server *srv = server_of(r);
+    im_net_server *srv = delivery_srv(r);
     im_worker *self = im__current_worker();
     if (ep->worker >= srv->nworkers)
         return;
@@ -568,9 +586,9 @@ static bool list_one(void *arg, const char *key, void *value)
     return !l->stopped;
 }
 
-static size_t router_list_online(im_router *r, im_router_user_fn fn, void *arg)
+static size_t router_list_online(im_presence *r, im_router_user_fn fn, void *arg)
 {
-    im_net_server *srv = server_of(r);
+    im_net_server *srv = presence_srv(r);
     struct listing l = { .fn = fn, .arg = arg };
     size_t total = 0;
     for (int i = 0; i < IM_REGISTRY_SHARDS; i++) {
@@ -584,27 +602,39 @@ static size_t router_list_online(im_router *r, im_router_user_fn fn, void *arg)
     return total;
 }
 
-static const struct im_router_ops net_router_ops = {
-    .size = sizeof(struct im_router_ops),
+static const struct im_presence_ops net_presence_ops = {
+    .size = sizeof(struct im_presence_ops),
     .name = "local",
     .bind = router_bind,
     .unbind = router_unbind,
     .is_online = router_is_online,
+    .list_online = router_list_online,
+};
+
+static const struct im_delivery_ops net_delivery_ops = {
+    .size = sizeof(struct im_delivery_ops),
+    .name = "local",
     .deliver = router_deliver,
     .deliver_many = router_deliver_many,
-    .kick = router_kick,
-    .list_online = router_list_online,
     .deliver_to = router_deliver_to,
+    .kick = router_kick,
+};
+
+static const struct im_replies_ops net_replies_ops = {
+    .size = sizeof(struct im_replies_ops),
+    .name = "local",
     .send_result = router_send_result,
     .send_status = router_send_status,
-    .send_history = router_send_history,
-    .with_session = router_with_session,
     .send_login_result = router_send_login_result,
+    .with_session = router_with_session,
+    .send_history = router_send_history,
 };
 
 int im__router_init(im_net_server *srv)
 {
-    srv->router.ops = &net_router_ops;
+    srv->presence.ops = &net_presence_ops;
+    srv->delivery.ops = &net_delivery_ops;
+    srv->replies.ops = &net_replies_ops;
     for (int i = 0; i < IM_REGISTRY_SHARDS; i++) {
         pthread_mutex_init(&srv->shards[i].lock, NULL);
         if (!(srv->shards[i].users = im_strmap_new()))

@@ -118,9 +118,19 @@ fail:
     return rc;
 }
 
-im_router *im_net_server_router(im_net_server *srv)
+im_presence *im_net_server_presence(im_net_server *srv)
 {
-    return &srv->router;
+    return &srv->presence;
+}
+
+im_delivery *im_net_server_delivery(im_net_server *srv)
+{
+    return &srv->delivery;
+}
+
+im_replies *im_net_server_replies(im_net_server *srv)
+{
+    return &srv->replies;
 }
 
 uint16_t im_net_server_bound_port(const im_net_server *srv)

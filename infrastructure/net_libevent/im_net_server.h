@@ -4,17 +4,18 @@
  * One acceptor loop (the caller's thread) hands connections round-robin to
  * `workers` loops, each on its own thread and owning its connections: a
  * connection is only ever touched by its worker. The server also fills the
- * route port (im_router): who is online and on which worker, and the
- * delivery of messages across workers through a per-worker queue and a
- * wake-up.
+ * route port's three tables: presence (who is online and on which worker),
+ * delivery (across workers through a per-worker queue and a wake-up) and
+ * the replies to one session.
  *
  * It reaches the application only through the core table of
  * imcore/transport.h, given at run: it is built into the plugin
  * transport_tcp.so (infrastructure/adapters/transport_tcp.c), which the
  * server loads by the config's `transport: tcp`.
  *
- * Lifecycle: im_net_server_new() binds the socket, im_net_server_router()
- * gives the port to build the application with, im_net_server_run() serves
+ * Lifecycle: im_net_server_new() binds the socket, im_net_server_presence(),
+ * _delivery() and _replies() give the port to build the application with,
+ * im_net_server_run() serves
  * until SIGINT/SIGTERM or im_net_server_stop(), then im_net_server_free(). */
 #ifndef IM_NET_SERVER_H
 #define IM_NET_SERVER_H
@@ -54,8 +55,11 @@ typedef struct im_net_server im_net_server;
  * Errors: IM_EIO (bind/listen failed, the reason in err), IM_ENOMEM. */
 int im_net_server_new(const im_net_config *cfg, im_net_server **out, im_error *err);
 
-/* The route port this server fills; borrowed, valid until the server is freed. */
-im_router *im_net_server_router(im_net_server *srv);
+/* The route port this server fills, in its three tables (imcore/route.h);
+ * borrowed, valid until the server is freed. */
+im_presence *im_net_server_presence(im_net_server *srv);
+im_delivery *im_net_server_delivery(im_net_server *srv);
+im_replies *im_net_server_replies(im_net_server *srv);
 
 /* The port actually bound (useful when listen_port was 0). */
 uint16_t im_net_server_bound_port(const im_net_server *srv);

@@ -453,168 +453,373 @@ int im__abi_store(im_store *s, unsigned version, im_store **out, char *absent,
 
 /* ---- the route port ---- */
 
-static const op_desc router_ops[] = {
-    OP(struct im_router_ops, bind, REQUIRED),
-    OP(struct im_router_ops, unbind, REQUIRED),
-    OP(struct im_router_ops, is_online, REQUIRED),
-    OP(struct im_router_ops, deliver, REQUIRED),
-    OP(struct im_router_ops, deliver_many, REQUIRED),
-    OP(struct im_router_ops, kick, REQUIRED),
-    OP(struct im_router_ops, list_online, REQUIRED),
-    OP(struct im_router_ops, deliver_to, REQUIRED),
-    OP(struct im_router_ops, send_result, REQUIRED),
-    OP(struct im_router_ops, send_status, REQUIRED),
-    OP(struct im_router_ops, with_session, REQUIRED),
-    OP(struct im_router_ops, send_login_result, REQUIRED),
-    OP(struct im_router_ops, is_reserved, NULL_MEANS_ABSENT), /* im_app.c checks it */
-    /* send_history is not listed: the application reads the table for it
-     * (imcore/route.h), and the shim forwards it when the adapter has it. */
+static const op_desc presence_ops[] = {
+    OP(struct im_presence_ops, bind, REQUIRED),
+    OP(struct im_presence_ops, unbind, REQUIRED),
+    OP(struct im_presence_ops, is_online, REQUIRED),
+    OP(struct im_presence_ops, list_online, REQUIRED),
+    OP(struct im_presence_ops, is_reserved, NULL_MEANS_ABSENT),
 };
 
-typedef struct router_shim {
-    im_router base;               /* first: base.ops is &fwd */
-    struct im_router_ops fwd;
-    struct im_router_ops have;
-    im_router *inner;
-} router_shim;
+static const op_desc delivery_ops[] = {
+    OP(struct im_delivery_ops, deliver, REQUIRED),
+    OP(struct im_delivery_ops, deliver_many, REQUIRED),
+    OP(struct im_delivery_ops, deliver_to, REQUIRED),
+    OP(struct im_delivery_ops, kick, REQUIRED),
+};
 
-#define ROUTER(r) ((router_shim *)(r))
+static const op_desc replies_ops[] = {
+    OP(struct im_replies_ops, send_result, REQUIRED),
+    OP(struct im_replies_ops, send_status, REQUIRED),
+    OP(struct im_replies_ops, send_login_result, REQUIRED),
+    OP(struct im_replies_ops, with_session, REQUIRED),
+    OP(struct im_replies_ops, send_history, NULL_MEANS_ABSENT),
+};
 
-static int rfwd_bind(im_router *r, const char *user_id, const char *display_name,
-                     const im_endpoint *ep, im_login_policy policy, im_endpoint *replaced,
-                     im_error *err)
+/* Checks one table of the route port (ops: its table, our_size: this
+ * server's sizeof it); its missing optional ones are appended to absent. */
+static int check_route_table(const void *ops, size_t our_size, const op_desc *desc, size_t n,
+                             const char *port, char *absent, size_t absent_size, im_error *err)
 {
-    return ROUTER(r)->have.bind(ROUTER(r)->inner, user_id, display_name, ep, policy, replaced,
-                                err);
+    size_t their_size;
+    memcpy(&their_size, ops, sizeof their_size); /* every table starts with its size */
+    int rc = sized(their_size, desc[0].offset, port, err);
+    if (rc != IM_OK)
+        return rc;
+    /* Large enough for any of the three tables. */
+    union { struct im_presence_ops p; struct im_delivery_ops d; struct im_replies_ops r; } have;
+    copy_table(&have, our_size, ops, their_size);
+    size_t used = absent ? strlen(absent) : 0;
+    char mine[128];
+    int missing = check_ops(&have, desc, n, port, their_size, our_size, mine, sizeof mine, err);
+    if (missing < 0)
+        return missing;
+    if (missing > 0 && absent && used < absent_size)
+        snprintf(absent + used, absent_size - used, "%s%s", used ? ", " : "", mine);
+    return IM_OK;
 }
 
-static bool rfwd_unbind(im_router *r, const char *user_id, const im_endpoint *ep)
+int im__abi_route(const im_route_ports *p, char *absent, size_t absent_size, im_error *err)
 {
-    return ROUTER(r)->have.unbind(ROUTER(r)->inner, user_id, ep);
+    if (absent && absent_size)
+        absent[0] = '\0';
+    int rc = IM_OK;
+    if (p->presence)
+        rc = check_route_table(p->presence->ops, sizeof(struct im_presence_ops), presence_ops,
+                               sizeof presence_ops / sizeof *presence_ops, "presence", absent,
+                               absent_size, err);
+    if (rc == IM_OK && p->delivery)
+        rc = check_route_table(p->delivery->ops, sizeof(struct im_delivery_ops), delivery_ops,
+                               sizeof delivery_ops / sizeof *delivery_ops, "delivery", absent,
+                               absent_size, err);
+    if (rc == IM_OK && p->replies)
+        rc = check_route_table(p->replies->ops, sizeof(struct im_replies_ops), replies_ops,
+                               sizeof replies_ops / sizeof *replies_ops, "replies", absent,
+                               absent_size, err);
+    return rc;
 }
 
-static bool rfwd_is_online(im_router *r, const char *user_id)
-{
-    return ROUTER(r)->have.is_online(ROUTER(r)->inner, user_id);
-}
+/* ---- plugin API 2: one route table, cut in three ---- */
 
-static int rfwd_deliver(im_router *r, const im_message *m, const char *sender_name,
-                        im_error *err)
-{
-    return ROUTER(r)->have.deliver(ROUTER(r)->inner, m, sender_name, err);
-}
+static const op_desc router_v2_ops[] = {
+    OP(struct im_router_ops_v2, bind, REQUIRED),
+    OP(struct im_router_ops_v2, unbind, REQUIRED),
+    OP(struct im_router_ops_v2, is_online, REQUIRED),
+    OP(struct im_router_ops_v2, deliver, REQUIRED),
+    OP(struct im_router_ops_v2, deliver_many, REQUIRED),
+    OP(struct im_router_ops_v2, kick, REQUIRED),
+    OP(struct im_router_ops_v2, list_online, REQUIRED),
+    OP(struct im_router_ops_v2, deliver_to, REQUIRED),
+    OP(struct im_router_ops_v2, send_result, REQUIRED),
+    OP(struct im_router_ops_v2, send_status, REQUIRED),
+    OP(struct im_router_ops_v2, with_session, REQUIRED),
+    OP(struct im_router_ops_v2, send_login_result, REQUIRED),
+    OP(struct im_router_ops_v2, is_reserved, NULL_MEANS_ABSENT),
+    OP(struct im_router_ops_v2, send_history, NULL_MEANS_ABSENT),
+};
 
-static int rfwd_deliver_many(im_router *r, const char *const *members, size_t n,
-                             const char *skip, const im_message *m, const char *sender_name)
-{
-    return ROUTER(r)->have.deliver_many(ROUTER(r)->inner, members, n, skip, m, sender_name);
-}
+typedef struct split_v2 {
+    im_presence presence;
+    im_delivery delivery;
+    im_replies replies;
+    struct im_presence_ops presence_ops;
+    struct im_delivery_ops delivery_ops;
+    struct im_replies_ops replies_ops;
+    struct im_router_ops_v2 have;  /* the adapter's, NULL where it has none */
+    im_router_v2 *inner;
+} split_v2;
 
-static void rfwd_kick(im_router *r, const im_endpoint *ep, int code, const char *why)
-{
-    ROUTER(r)->have.kick(ROUTER(r)->inner, ep, code, why);
-}
+#define SPLIT(port, member) \
+    ((split_v2 *)(void *)((char *)(port) - offsetof(split_v2, member)))
 
-static size_t rfwd_list_online(im_router *r, im_router_user_fn fn, void *arg)
-{
-    return ROUTER(r)->have.list_online(ROUTER(r)->inner, fn, arg);
-}
-
-static void rfwd_deliver_to(im_router *r, const im_endpoint *ep, const im_message *m,
-                            const char *sender_name)
-{
-    ROUTER(r)->have.deliver_to(ROUTER(r)->inner, ep, m, sender_name);
-}
-
-static void rfwd_send_result(im_router *r, const im_endpoint *ep, uint64_t request_id,
-                             const char *client_msg_id, int rc, const im_send_result *res,
-                             const char *msg)
-{
-    ROUTER(r)->have.send_result(ROUTER(r)->inner, ep, request_id, client_msg_id, rc, res, msg);
-}
-
-static void rfwd_send_status(im_router *r, const im_endpoint *ep, uint64_t request_id, int rc,
-                             const char *msg)
-{
-    ROUTER(r)->have.send_status(ROUTER(r)->inner, ep, request_id, rc, msg);
-}
-
-static void rfwd_with_session(im_router *r, const im_endpoint *ep,
-                              void (*fn)(void *arg, im_session *s), void *arg)
-{
-    ROUTER(r)->have.with_session(ROUTER(r)->inner, ep, fn, arg);
-}
-
-static void rfwd_send_login_result(im_router *r, const im_endpoint *ep, uint64_t request_id,
-                                   int rc, const im_session *s, const char *token,
-                                   const char *msg)
-{
-    ROUTER(r)->have.send_login_result(ROUTER(r)->inner, ep, request_id, rc, s, token, msg);
-}
-
-static bool rfwd_is_reserved(im_router *r, const char *user_id)
-{
-    return ROUTER(r)->have.is_reserved(ROUTER(r)->inner, user_id);
-}
-
-static void rfwd_send_history(im_router *r, const im_endpoint *ep, uint64_t request_id, int rc,
-                              const im_message *msgs, size_t n, const char *msg)
-{
-    ROUTER(r)->have.send_history(ROUTER(r)->inner, ep, request_id, rc, msgs, n, msg);
-}
-
-static bool rfb_is_reserved(im_router *r, const char *user_id)
-{
-    (void)r, (void)user_id;
-    return false;
-}
-
-int im__abi_router(im_router *r, im_router **out, void **shim, char *absent, size_t absent_size,
+static int s2_bind(im_presence *p, const char *user_id, const char *display_name,
+                   const im_endpoint *ep, im_login_policy policy, im_endpoint *replaced,
                    im_error *err)
 {
-    *out = NULL;
+    split_v2 *k = SPLIT(p, presence);
+    return k->have.bind(k->inner, user_id, display_name, ep, policy, replaced, err);
+}
+
+static bool s2_unbind(im_presence *p, const char *user_id, const im_endpoint *ep)
+{
+    split_v2 *k = SPLIT(p, presence);
+    return k->have.unbind(k->inner, user_id, ep);
+}
+
+static bool s2_is_online(im_presence *p, const char *user_id)
+{
+    split_v2 *k = SPLIT(p, presence);
+    return k->have.is_online(k->inner, user_id);
+}
+
+static size_t s2_list_online(im_presence *p, im_router_user_fn fn, void *arg)
+{
+    split_v2 *k = SPLIT(p, presence);
+    return k->have.list_online(k->inner, fn, arg);
+}
+
+static bool s2_is_reserved(im_presence *p, const char *user_id)
+{
+    split_v2 *k = SPLIT(p, presence);
+    return k->have.is_reserved(k->inner, user_id);
+}
+
+static int s2_deliver(im_delivery *d, const im_message *m, const char *sender_name,
+                      im_error *err)
+{
+    split_v2 *k = SPLIT(d, delivery);
+    return k->have.deliver(k->inner, m, sender_name, err);
+}
+
+static int s2_deliver_many(im_delivery *d, const char *const *members, size_t n,
+                           const char *skip, const im_message *m, const char *sender_name)
+{
+    split_v2 *k = SPLIT(d, delivery);
+    return k->have.deliver_many(k->inner, members, n, skip, m, sender_name);
+}
+
+static void s2_deliver_to(im_delivery *d, const im_endpoint *ep, const im_message *m,
+                          const char *sender_name)
+{
+    split_v2 *k = SPLIT(d, delivery);
+    k->have.deliver_to(k->inner, ep, m, sender_name);
+}
+
+static void s2_kick(im_delivery *d, const im_endpoint *ep, int code, const char *why)
+{
+    split_v2 *k = SPLIT(d, delivery);
+    k->have.kick(k->inner, ep, code, why);
+}
+
+static void s2_send_result(im_replies *r, const im_endpoint *ep, uint64_t request_id,
+                           const char *client_msg_id, int rc, const im_send_result *res,
+                           const char *msg)
+{
+    split_v2 *k = SPLIT(r, replies);
+    k->have.send_result(k->inner, ep, request_id, client_msg_id, rc, res, msg);
+}
+
+static void s2_send_status(im_replies *r, const im_endpoint *ep, uint64_t request_id, int rc,
+                           const char *msg)
+{
+    split_v2 *k = SPLIT(r, replies);
+    k->have.send_status(k->inner, ep, request_id, rc, msg);
+}
+
+static void s2_send_login_result(im_replies *r, const im_endpoint *ep, uint64_t request_id,
+                                 int rc, const im_session *s, const char *token,
+                                 const char *msg)
+{
+    split_v2 *k = SPLIT(r, replies);
+    k->have.send_login_result(k->inner, ep, request_id, rc, s, token, msg);
+}
+
+static void s2_with_session(im_replies *r, const im_endpoint *ep,
+                            void (*fn)(void *arg, im_session *s), void *arg)
+{
+    split_v2 *k = SPLIT(r, replies);
+    k->have.with_session(k->inner, ep, fn, arg);
+}
+
+static void s2_send_history(im_replies *r, const im_endpoint *ep, uint64_t request_id, int rc,
+                            const im_message *msgs, size_t n, const char *msg)
+{
+    split_v2 *k = SPLIT(r, replies);
+    k->have.send_history(k->inner, ep, request_id, rc, msgs, n, msg);
+}
+
+int im__abi_split_v2(im_router_v2 *r, im_route_ports *out, void **shim, char *absent,
+                     size_t absent_size, im_error *err)
+{
+    *out = (im_route_ports){ 0 };
     *shim = NULL;
-    struct im_router_ops have;
+    struct im_router_ops_v2 have;
     size_t their_size = r->ops->size;
-    int rc = sized(their_size, offsetof(struct im_router_ops, bind), "route", err);
+    int rc = sized(their_size, offsetof(struct im_router_ops_v2, bind), "route", err);
     if (rc != IM_OK)
         return rc;
     copy_table(&have, sizeof have, r->ops, their_size);
-    int missing = check_ops(&have, router_ops, sizeof router_ops / sizeof *router_ops, "route",
-                            their_size, sizeof have, absent, absent_size, err);
+    int missing = check_ops(&have, router_v2_ops, sizeof router_v2_ops / sizeof *router_v2_ops,
+                            "route", their_size, sizeof have, absent, absent_size, err);
     if (missing < 0)
         return missing;
-    if (missing == 0) {
-        *out = r;
-        return IM_OK;
-    }
-    router_shim *k = calloc(1, sizeof *k);
+    split_v2 *k = calloc(1, sizeof *k);
     if (!k)
         return im_error_set(err, IM_ENOMEM, "out of memory");
     k->inner = r;
     k->have = have;
-    if (!k->have.is_reserved)
-        k->have.is_reserved = rfb_is_reserved;
-    k->fwd = (struct im_router_ops){
-        .size = sizeof k->fwd, .name = have.name,
-        .bind = rfwd_bind, .unbind = rfwd_unbind, .is_online = rfwd_is_online,
-        .deliver = rfwd_deliver, .deliver_many = rfwd_deliver_many, .kick = rfwd_kick,
-        .list_online = rfwd_list_online, .deliver_to = rfwd_deliver_to,
-        .send_result = rfwd_send_result, .send_status = rfwd_send_status,
-        .with_session = rfwd_with_session, .send_login_result = rfwd_send_login_result,
-        .is_reserved = rfwd_is_reserved,
-        .send_history = have.send_history ? rfwd_send_history : NULL,
+    k->presence_ops = (struct im_presence_ops){
+        .size = sizeof k->presence_ops, .name = have.name,
+        .bind = s2_bind, .unbind = s2_unbind, .is_online = s2_is_online,
+        .list_online = s2_list_online,
+        .is_reserved = have.is_reserved ? s2_is_reserved : NULL,
     };
-    k->base.ops = &k->fwd;
-    *out = &k->base;
+    k->delivery_ops = (struct im_delivery_ops){
+        .size = sizeof k->delivery_ops, .name = have.name,
+        .deliver = s2_deliver, .deliver_many = s2_deliver_many, .deliver_to = s2_deliver_to,
+        .kick = s2_kick,
+    };
+    k->replies_ops = (struct im_replies_ops){
+        .size = sizeof k->replies_ops, .name = have.name,
+        .send_result = s2_send_result, .send_status = s2_send_status,
+        .send_login_result = s2_send_login_result, .with_session = s2_with_session,
+        .send_history = have.send_history ? s2_send_history : NULL,
+    };
+    k->presence.ops = &k->presence_ops;
+    k->delivery.ops = &k->delivery_ops;
+    k->replies.ops = &k->replies_ops;
+    *out = (im_route_ports){ &k->presence, &k->delivery, &k->replies };
     *shim = k;
+    return IM_OK;
+}
+
+/* ---- plugin API 2: three tables, joined in one ---- */
+
+typedef struct join_v2 {
+    im_router_v2 base;            /* first: the table is the join */
+    im_route_ports local;
+} join_v2;
+
+#define JOIN(r) (&((join_v2 *)(r))->local)
+
+static int j2_bind(im_router_v2 *r, const char *user_id, const char *display_name,
+                   const im_endpoint *ep, im_login_policy policy, im_endpoint *replaced,
+                   im_error *err)
+{
+    return im_presence_bind(JOIN(r)->presence, user_id, display_name, ep, policy, replaced,
+                            err);
+}
+
+static bool j2_unbind(im_router_v2 *r, const char *user_id, const im_endpoint *ep)
+{
+    return im_presence_unbind(JOIN(r)->presence, user_id, ep);
+}
+
+static bool j2_is_online(im_router_v2 *r, const char *user_id)
+{
+    return im_presence_is_online(JOIN(r)->presence, user_id);
+}
+
+static size_t j2_list_online(im_router_v2 *r, im_router_user_fn fn, void *arg)
+{
+    return im_presence_list_online(JOIN(r)->presence, fn, arg);
+}
+
+static bool j2_is_reserved(im_router_v2 *r, const char *user_id)
+{
+    return im_presence_is_reserved(JOIN(r)->presence, user_id);
+}
+
+static int j2_deliver(im_router_v2 *r, const im_message *m, const char *sender_name,
+                      im_error *err)
+{
+    return im_delivery_deliver(JOIN(r)->delivery, m, sender_name, err);
+}
+
+static int j2_deliver_many(im_router_v2 *r, const char *const *members, size_t n,
+                           const char *skip, const im_message *m, const char *sender_name)
+{
+    return im_delivery_deliver_many(JOIN(r)->delivery, members, n, skip, m, sender_name);
+}
+
+static void j2_deliver_to(im_router_v2 *r, const im_endpoint *ep, const im_message *m,
+                          const char *sender_name)
+{
+    im_delivery_deliver_to(JOIN(r)->delivery, ep, m, sender_name);
+}
+
+static void j2_kick(im_router_v2 *r, const im_endpoint *ep, int code, const char *why)
+{
+    im_delivery_kick(JOIN(r)->delivery, ep, code, why);
+}
+
+static void j2_send_result(im_router_v2 *r, const im_endpoint *ep, uint64_t request_id,
+                           const char *client_msg_id, int rc, const im_send_result *res,
+                           const char *msg)
+{
+    im_replies_send_result(JOIN(r)->replies, ep, request_id, client_msg_id, rc, res, msg);
+}
+
+static void j2_send_status(im_router_v2 *r, const im_endpoint *ep, uint64_t request_id, int rc,
+                           const char *msg)
+{
+    im_replies_send_status(JOIN(r)->replies, ep, request_id, rc, msg);
+}
+
+static void j2_send_login_result(im_router_v2 *r, const im_endpoint *ep, uint64_t request_id,
+                                 int rc, const im_session *s, const char *token,
+                                 const char *msg)
+{
+    im_replies_send_login_result(JOIN(r)->replies, ep, request_id, rc, s, token, msg);
+}
+
+static void j2_with_session(im_router_v2 *r, const im_endpoint *ep,
+                            void (*fn)(void *arg, im_session *s), void *arg)
+{
+    im_replies_with_session(JOIN(r)->replies, ep, fn, arg);
+}
+
+/* Version 2 said: absent, the application refuses the request. The
+ * adapter may call it whatever the table says, so it is always there. */
+static void j2_send_history(im_router_v2 *r, const im_endpoint *ep, uint64_t request_id,
+                            int rc, const im_message *msgs, size_t n, const char *msg)
+{
+    im_replies *rep = JOIN(r)->replies;
+    if (IM_ROUTE_HAS(rep, send_history))
+        im_replies_send_history(rep, ep, request_id, rc, msgs, n, msg);
+    else
+        im_replies_send_status(rep, ep, request_id, IM_EUNSUPPORTED,
+                               "the transport cannot answer a history");
+}
+
+static const struct im_router_ops_v2 join_v2_ops = {
+    .size = sizeof(struct im_router_ops_v2), .name = "local",
+    .bind = j2_bind, .unbind = j2_unbind, .is_online = j2_is_online,
+    .deliver = j2_deliver, .deliver_many = j2_deliver_many, .kick = j2_kick,
+    .list_online = j2_list_online, .deliver_to = j2_deliver_to,
+    .send_result = j2_send_result, .send_status = j2_send_status,
+    .with_session = j2_with_session, .send_login_result = j2_send_login_result,
+    .is_reserved = j2_is_reserved, .send_history = j2_send_history,
+};
+
+int im__abi_join_v2(const im_route_ports *local, im_router_v2 **out, im_error *err)
+{
+    *out = NULL;
+    join_v2 *j = calloc(1, sizeof *j);
+    if (!j)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    j->base.ops = &join_v2_ops;
+    j->local = *local;
+    *out = &j->base;
     return IM_OK;
 }
 
 /* ---- the transport ---- */
 
 static const op_desc transport_ops[] = {
-    OP(struct imcore_transport_ops, router, REQUIRED),
+    OP(struct imcore_transport_ops, presence, REQUIRED),
+    OP(struct imcore_transport_ops, delivery, REQUIRED),
+    OP(struct imcore_transport_ops, replies, REQUIRED),
     OP(struct imcore_transport_ops, run, REQUIRED),
     OP(struct imcore_transport_ops, destroy, REQUIRED),
     OP(struct imcore_transport_ops, bound_port, OPTIONAL),
@@ -626,13 +831,28 @@ typedef struct transport_shim {
     struct imcore_transport_ops fwd;
     struct imcore_transport_ops have;
     imcore_transport *inner;
+    im_route_ports split;         /* version 2: its route table, cut in three */
+    void *split_shim;
 } transport_shim;
 
 #define TRANSPORT(t) ((transport_shim *)(t))
 
-static im_router *tfwd_router(imcore_transport *t)
+static im_presence *tfwd_presence(imcore_transport *t)
 {
-    return TRANSPORT(t)->have.router(TRANSPORT(t)->inner);
+    return TRANSPORT(t)->split_shim ? TRANSPORT(t)->split.presence
+                                    : TRANSPORT(t)->have.presence(TRANSPORT(t)->inner);
+}
+
+static im_delivery *tfwd_delivery(imcore_transport *t)
+{
+    return TRANSPORT(t)->split_shim ? TRANSPORT(t)->split.delivery
+                                    : TRANSPORT(t)->have.delivery(TRANSPORT(t)->inner);
+}
+
+static im_replies *tfwd_replies(imcore_transport *t)
+{
+    return TRANSPORT(t)->split_shim ? TRANSPORT(t)->split.replies
+                                    : TRANSPORT(t)->have.replies(TRANSPORT(t)->inner);
 }
 
 static int tfwd_run(imcore_transport *t, const imcore_core_api *core, im_app *app,
@@ -646,6 +866,7 @@ static void tfwd_destroy(imcore_transport *t)
     if (!t)
         return;
     TRANSPORT(t)->have.destroy(TRANSPORT(t)->inner);
+    free(TRANSPORT(t)->split_shim);
     free(t);
 }
 
@@ -661,24 +882,65 @@ static void tfwd_stop(imcore_transport *t)
         TRANSPORT(t)->have.stop(TRANSPORT(t)->inner);
 }
 
-int im__abi_transport(imcore_transport *t, imcore_transport **out, char *absent,
-                      size_t absent_size, im_error *err)
+/* Version 2's table in this server's layout, but for its router, which
+ * *router gets: every field by name. */
+static void transport_from_v2(const struct imcore_transport_ops_v2 *v2, size_t size,
+                              struct imcore_transport_ops *have, im_router_v2 *(**router)(
+                                  imcore_transport *))
+{
+    struct imcore_transport_ops_v2 c;
+    copy_table(&c, sizeof c, v2, size);
+    *have = (struct imcore_transport_ops){
+        .size = sizeof *have, .name = c.name, .run = c.run, .destroy = c.destroy,
+        .bound_port = c.bound_port, .stop = c.stop,
+    };
+    *router = c.router;
+}
+
+/* For the check of a version 2 table: what it lacks, by its names. */
+static const op_desc transport_v2_ops[] = {
+    OP(struct imcore_transport_ops_v2, router, REQUIRED),
+    OP(struct imcore_transport_ops_v2, run, REQUIRED),
+    OP(struct imcore_transport_ops_v2, destroy, REQUIRED),
+    OP(struct imcore_transport_ops_v2, bound_port, OPTIONAL),
+    OP(struct imcore_transport_ops_v2, stop, OPTIONAL),
+};
+
+int im__abi_transport(imcore_transport *t, unsigned version, imcore_transport **out,
+                      char *absent, size_t absent_size, im_error *err)
 {
     *out = NULL;
     struct imcore_transport_ops have;
+    im_router_v2 *(*router_v2)(imcore_transport *) = NULL;
     size_t their_size = t->ops->size;
-    int rc = sized(their_size, offsetof(struct imcore_transport_ops, router), "transport", err);
-    if (rc != IM_OK)
-        return rc;
-    copy_table(&have, sizeof have, t->ops, their_size);
-    int missing = check_ops(&have, transport_ops, sizeof transport_ops / sizeof *transport_ops,
+    int missing;
+    if (version == 2) {
+        int rc = sized(their_size, offsetof(struct imcore_transport_ops_v2, router), "transport",
+                       err);
+        if (rc != IM_OK)
+            return rc;
+        struct imcore_transport_ops_v2 v2;
+        copy_table(&v2, sizeof v2, t->ops, their_size);
+        missing = check_ops(&v2, transport_v2_ops,
+                            sizeof transport_v2_ops / sizeof *transport_v2_ops, "transport",
+                            their_size, sizeof v2, absent, absent_size, err);
+        transport_from_v2((const struct imcore_transport_ops_v2 *)(const void *)t->ops,
+                          their_size, &have, &router_v2);
+    } else {
+        int rc = sized(their_size, offsetof(struct imcore_transport_ops, presence), "transport",
+                       err);
+        if (rc != IM_OK)
+            return rc;
+        copy_table(&have, sizeof have, t->ops, their_size);
+        missing = check_ops(&have, transport_ops, sizeof transport_ops / sizeof *transport_ops,
                             "transport", their_size, sizeof have, absent, absent_size, err);
+    }
     if (missing < 0) {
         if (have.destroy)
             have.destroy(t);
         return missing;
     }
-    if (missing == 0) {
+    if (missing == 0 && !router_v2) {
         *out = t;
         return IM_OK;
     }
@@ -689,8 +951,24 @@ int im__abi_transport(imcore_transport *t, imcore_transport **out, char *absent,
     }
     k->inner = t;
     k->have = have;
+    if (router_v2) {
+        /* The route table exists from open on (version 2 said so too). */
+        im_router_v2 *r = router_v2(t);
+        char more[128] = "";
+        int rc = r ? im__abi_split_v2(r, &k->split, &k->split_shim, more, sizeof more, err)
+                   : im_error_set(err, IM_EUNSUPPORTED, "its transport has no route table");
+        if (rc != IM_OK) {
+            have.destroy(t);
+            free(k);
+            return rc;
+        }
+        size_t used = absent ? strlen(absent) : 0;
+        if (more[0] && absent && used < absent_size)
+            snprintf(absent + used, absent_size - used, "%s%s", used ? ", " : "", more);
+    }
     k->fwd = (struct imcore_transport_ops){
-        .size = sizeof k->fwd, .name = have.name, .router = tfwd_router, .run = tfwd_run,
+        .size = sizeof k->fwd, .name = have.name, .presence = tfwd_presence,
+        .delivery = tfwd_delivery, .replies = tfwd_replies, .run = tfwd_run,
         .destroy = tfwd_destroy, .bound_port = tfwd_bound_port, .stop = tfwd_stop,
     };
     k->base.ops = &k->fwd;

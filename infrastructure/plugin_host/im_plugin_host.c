@@ -255,7 +255,7 @@ static int host_is_online(imcore_host *h, const char *user_id)
         return 0;
     if (im__claim_find(ph, user_id))
         return 1;
-    return ph->inner && ph->inner->ops->is_online(ph->inner, user_id) ? 1 : 0;
+    return ph->inner.presence && im_presence_is_online(ph->inner.presence, user_id) ? 1 : 0;
 }
 
 struct member_walk { imcore_member_fn fn; void *arg; };
@@ -362,8 +362,8 @@ static const imcore_limits *host_limits(imcore_host *h)
 }
 
 /* One table per version spoken, the same functions in each: a plugin of
- * version 1 may check that api_version is 1. (Version 2 changed the port
- * tables, not this one.) */
+ * version 1 may check that api_version is 1. (Versions 2 and 3 changed the
+ * port tables, not this one.) */
 #define HOST_API_FUNCTIONS                                                                  \
     .log = host_log,                                                                        \
     .config_get = host_config_get,                                                          \
@@ -396,7 +396,13 @@ static const imcore_host_api host_api_v1 = {
     HOST_API_FUNCTIONS,
 };
 
-_Static_assert(IMCORE_PLUGIN_API_VERSION == 2, "a new plugin API version: give it a host table "
+static const imcore_host_api host_api_v2 = {
+    .size = sizeof(imcore_host_api),
+    .api_version = 2,
+    HOST_API_FUNCTIONS,
+};
+
+_Static_assert(IMCORE_PLUGIN_API_VERSION == 3, "a new plugin API version: give it a host table "
                                                "here, and im__abi_choose its rules");
 
 /* ---- the filter port ---- */
@@ -582,7 +588,10 @@ static int load_one(im_plugin_host *ph, const im_config *cfg, unsigned i, im_err
         h->desc.version = about->version;
     }
     ph->initialising = h;
-    int rc = init(h->api_version == 1 ? &host_api_v1 : &host_api, h, &h->desc);
+    int rc = init(h->api_version == 1   ? &host_api_v1
+                  : h->api_version == 2 ? &host_api_v2
+                                        : &host_api,
+                  h, &h->desc);
     ph->initialising = NULL;
     h->desc.error[sizeof h->desc.error - 1] = '\0';
     if (rc != 0) {
@@ -839,21 +848,20 @@ int im_plugin_host_open_transport(im_plugin_host *ph, imcore_transport **out, im
     if (rc != IM_OK)
         return rc;
     char absent[256];
-    rc = im__abi_transport(t, out, absent, sizeof absent, &e);
+    rc = im__abi_transport(t, h->api_version, out, absent, sizeof absent, &e);
     if (rc != IM_OK)
         return refused(h, rc, &e, err);
     log_absent(h, "transport", "transport.h", absent);
     return IM_OK;
 }
 
-/* The route port r of the adapter h (NULL: not a plugin's), checked once
- * as im__abi_router does; a shim goes to slot, freed with the host. */
-static int adopt_router(im_plugin_host *ph, const imcore_host *h, unsigned slot, im_router *r,
-                        im_router **out, im_error *err)
+/* The tables of *routes, of the adapter h (NULL: not a plugin's), checked
+ * once as im__abi_route does. */
+static int check_routes(const imcore_host *h, const im_route_ports *routes, im_error *err)
 {
     im_error e = { 0 };
     char absent[256];
-    int rc = im__abi_router(r, out, &ph->router_shims[slot], absent, sizeof absent, &e);
+    int rc = im__abi_route(routes, absent, sizeof absent, &e);
     if (rc != IM_OK)
         return h ? refused(h, rc, &e, err) : im_error_set(err, rc, "route port: %s", e.msg);
     if (h)
@@ -861,37 +869,72 @@ static int adopt_router(im_plugin_host *ph, const imcore_host *h, unsigned slot,
     return IM_OK;
 }
 
-int im_plugin_host_open_cluster(im_plugin_host *ph, im_router *local, im_router **out,
-                                im_error *err)
+/* A cluster adapter of plugin API 2 wraps one table: the transport's
+ * three joined, and what it gives back cut in three again, of which the
+ * server keeps presence and delivery. */
+static int open_cluster_v2(im_plugin_host *ph, imcore_host *h, im_route_ports *routes,
+                           im_error *err)
 {
-    *out = NULL;
-    int rc = adopt_router(ph, adapter_of(ph, IM_ADAPTER_TRANSPORT), 0, local, &local, err);
+    im_router_v2 *local = NULL, *r = NULL;
+    int rc = im__abi_join_v2(routes, &local, err);
     if (rc != IM_OK)
         return rc;
-    imcore_host *h = adapter_of(ph, IM_ADAPTER_CLUSTER);
-    if (!h) {
-        *out = local; /* cluster: none */
-        return IM_OK;
-    }
+    ph->cluster_join = local;
+    im_open_cluster_v2_fn open_v2;
+    void (*any)(void) = (void (*)(void))h->desc.open_cluster;
+    memcpy(&open_v2, &any, sizeof open_v2);
     im_error e = { 0 };
-    im_router *r = NULL;
-    rc = h->desc.open_cluster(h->desc.state, local, &r, &e);
+    rc = open_v2(h->desc.state, local, &r, &e);
     rc = opened(h, rc, r && r->ops, &e, err);
     if (rc != IM_OK)
         return rc;
-    return adopt_router(ph, h, 1, r, out, err);
+    im_route_ports split;
+    char absent[256];
+    rc = im__abi_split_v2(r, &split, &ph->cluster_split, absent, sizeof absent, &e);
+    if (rc != IM_OK)
+        return refused(h, rc, &e, err);
+    log_absent(h, "route", "route.h", absent);
+    routes->presence = split.presence;
+    routes->delivery = split.delivery;
+    return IM_OK;
+}
+
+int im_plugin_host_open_cluster(im_plugin_host *ph, im_route_ports *routes, im_error *err)
+{
+    int rc = check_routes(adapter_of(ph, IM_ADAPTER_TRANSPORT), routes, err);
+    if (rc != IM_OK)
+        return rc;
+    imcore_host *h = adapter_of(ph, IM_ADAPTER_CLUSTER);
+    if (!h)
+        return IM_OK; /* cluster: none */
+    if (h->api_version < 3)
+        return open_cluster_v2(ph, h, routes, err);
+    im_error e = { 0 };
+    im_route_ports mine = { .replies = NULL };
+    rc = h->desc.open_cluster(h->desc.state, routes->presence, routes->delivery, &mine.presence,
+                              &mine.delivery, &e);
+    rc = opened(h, rc, mine.presence && mine.presence->ops && mine.delivery &&
+                       mine.delivery->ops, &e, err);
+    if (rc != IM_OK)
+        return rc;
+    if ((rc = check_routes(h, &mine, err)) != IM_OK)
+        return rc;
+    routes->presence = mine.presence;
+    routes->delivery = mine.delivery;
+    return IM_OK;
 }
 
 /* ---- start and stop ---- */
 
-im_router *im_plugin_host_router(im_plugin_host *ph, im_router *inner)
+void im_plugin_host_router(im_plugin_host *ph, im_route_ports *routes)
 {
     if (!ph)
-        return inner;
-    ph->inner = inner;
+        return;
+    ph->inner = *routes;
     /* Without claims or presence hooks, plugins take no part in routing:
-     * the application gets the network's port, with nothing in between. */
-    return ph->nclaims || ph->wants_presence ? &ph->router : inner;
+     * the application gets the port below, with nothing in between. */
+    if (ph->nclaims || ph->wants_presence)
+        *routes = (im_route_ports){ &ph->presence, &ph->delivery, &ph->replies };
 }
 
 typedef struct start_item {
@@ -1018,8 +1061,8 @@ void im_plugin_host_free(im_plugin_host *ph)
     }
     pthread_key_delete(ph->scratch_key);
     pthread_mutex_destroy(&ph->scratch_lock);
-    free(ph->router_shims[0]);
-    free(ph->router_shims[1]);
+    free(ph->cluster_join);
+    free(ph->cluster_split);
     free(ph->claims);
     free(ph->plugins);
     free(ph->configs);

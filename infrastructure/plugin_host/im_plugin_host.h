@@ -25,6 +25,7 @@
 #include "application/im_app.h"
 #include "application/ports/im_filter.h"
 #include "im_config.h"
+#include "im_plugin_abi.h" /* im_route_ports */
 
 typedef struct im_plugin_host im_plugin_host;
 
@@ -63,15 +64,16 @@ int im_plugin_host_open_storage(im_plugin_host *h, im_store **out, im_error *err
 int im_plugin_host_open_transport(im_plugin_host *h, imcore_transport **out, im_error *err);
 
 /* The route port the application is to use, before the plugins' own
- * (im_plugin_host_router): local itself (or a shim, below) without a
- * cluster adapter (cluster: none), else the port the adapter cluster_<name>.so wraps around local.
- * local is borrowed and must outlive the host; so is *out, which is the
- * adapter's until the host is freed. Both route ports' tables (local's and
- * the adapter's) are checked as the store's is; a shim a short one needs
- * is the host's. Errors: the adapter's; IM_EUNSUPPORTED for a table the
- * server cannot use. */
-int im_plugin_host_open_cluster(im_plugin_host *h, im_router *local, im_router **out,
-                                im_error *err);
+ * (im_plugin_host_router), from the transport's three tables in *routes
+ * (borrowed: they must outlive the host), which are checked first as the
+ * store's table is. With a cluster adapter (cluster_<name>.so), its
+ * presence and delivery, wrapped around the transport's, replace those in
+ * *routes (the adapter's until the host is freed; one of plugin API 2 has
+ * its one table joined and cut by the host); replies stay the
+ * transport's: whoever is answered is connected here. cluster: none
+ * leaves *routes as it is. Errors: the adapter's; IM_EUNSUPPORTED for a
+ * table the server cannot use; IM_ENOMEM. */
+int im_plugin_host_open_cluster(im_plugin_host *h, im_route_ports *routes, im_error *err);
 
 /* The filter port, or NULL when no plugin filters messages and none speaks
  * for an account (or the store opened by im_plugin_host_open_storage is
@@ -79,11 +81,12 @@ int im_plugin_host_open_cluster(im_plugin_host *h, im_router *local, im_router *
  * until the host is freed. */
 im_filter *im_plugin_host_filter(im_plugin_host *h);
 
-/* The route port to build the application with: inner itself when no
- * plugin claims an account or watches logins (so plugins cost routing
- * nothing then), else the host's port around inner. inner is borrowed and
- * must outlive the host; so is the result. h NULL gives inner. */
-im_router *im_plugin_host_router(im_plugin_host *h, im_router *inner);
+/* The route port to build the application with, in place in *routes:
+ * left as it is when no plugin claims an account or watches logins (so
+ * plugins cost routing nothing then), else the host's three tables around
+ * it. What *routes held is borrowed and must outlive the host; so do the
+ * host's tables. h NULL leaves *routes as it is. */
+void im_plugin_host_router(im_plugin_host *h, im_route_ports *routes);
 
 /* Wires the host to the application and its stores (borrowed: they must
  * outlive im_plugin_host_stop) and starts the plugin loop: runs each

@@ -105,8 +105,12 @@ typedef enum loop_state {
 
 struct im_plugin_host {
     im_filter filter;             /* the filter port; first, so the port is the host */
-    im_router router;             /* the route port around the network's */
-    im_router *inner;
+    /* The route port around the one below (im_plugin_router.c), in its
+     * three tables, and that one's. */
+    im_presence presence;
+    im_delivery delivery;
+    im_replies replies;
+    im_route_ports inner;
     im_app *app;
     im_store *store;
     im_group_repo *groups;
@@ -118,9 +122,11 @@ struct im_plugin_host {
     bool filters;                 /* some plugin has on_message */
     bool wants_presence;          /* some plugin has on_login or on_logout */
     imcore_limits limits;         /* the server's, as host_limits hands them out */
-    /* Shims around route ports whose tables were short (im_plugin_abi.h),
-     * freed with the host: the transport's, the cluster adapter's. */
-    void *router_shims[2];
+    /* For a cluster adapter of plugin API 2 (im_plugin_abi.h), freed with
+     * the host: the one table it wraps, joined from the transport's three,
+     * and its own table, cut in three. */
+    void *cluster_join;
+    void *cluster_split;
     bool durable_store;           /* known from open_storage (or start) on */
     char source[256];
 

@@ -1,6 +1,7 @@
 /* infrastructure/plugin_host/im_plugin_router.c: the route port the
- * application gets when plugins take part in routing. It wraps the
- * network's port and adds two things:
+ * application gets when plugins take part in routing. It wraps the three
+ * tables of the port below it (the transport's, or a cluster adapter's
+ * presence and delivery with the transport's replies) and adds two things:
  *
  * - claimed accounts: online from the start, addressed by endpoints on
  *   IM_PLUGIN_WORKER; what is routed to them goes to their plugin's
@@ -17,9 +18,22 @@
 #include "im_log.h"
 #include "im_strmap.h"
 
-static im_plugin_host *host_of(im_router *r)
+#define HOST_OF(port, member) \
+    ((im_plugin_host *)(void *)((char *)(port) - offsetof(im_plugin_host, member)))
+
+static im_plugin_host *presence_host(im_presence *p)
 {
-    return (im_plugin_host *)((char *)r - offsetof(im_plugin_host, router));
+    return HOST_OF(p, presence);
+}
+
+static im_plugin_host *delivery_host(im_delivery *d)
+{
+    return HOST_OF(d, delivery);
+}
+
+static im_plugin_host *replies_host(im_replies *r)
+{
+    return HOST_OF(r, replies);
 }
 
 static bool is_claim_ep(const im_endpoint *ep)
@@ -394,57 +408,59 @@ static void push_presence(im_plugin_host *ph, bool login, const char *user, cons
 
 /* ---- the port ---- */
 
-static int pr_bind(im_router *r, const char *user_id, const char *display_name,
+static int pr_bind(im_presence *r, const char *user_id, const char *display_name,
                    const im_endpoint *ep, im_login_policy policy, im_endpoint *replaced,
                    im_error *err)
 {
-    im_plugin_host *ph = host_of(r);
+    im_plugin_host *ph = presence_host(r);
     if (im__claim_find(ph, user_id))
         return im_error_set(err, IM_EREFUSED, "%s is a service account of this server",
                             user_id);
-    int rc = ph->inner->ops->bind(ph->inner, user_id, display_name, ep, policy, replaced, err);
+    int rc = im_presence_bind(ph->inner.presence, user_id, display_name, ep, policy, replaced,
+                              err);
     if (rc == 0 && ph->wants_presence)
         push_presence(ph, true, user_id, display_name);
     return rc;
 }
 
-static bool pr_unbind(im_router *r, const char *user_id, const im_endpoint *ep)
+static bool pr_unbind(im_presence *r, const char *user_id, const im_endpoint *ep)
 {
-    im_plugin_host *ph = host_of(r);
+    im_plugin_host *ph = presence_host(r);
     if (is_claim_ep(ep))
         return false;
-    bool gone = ph->inner->ops->unbind(ph->inner, user_id, ep);
+    bool gone = im_presence_unbind(ph->inner.presence, user_id, ep);
     if (gone && ph->wants_presence)
         push_presence(ph, false, user_id, NULL);
     return gone;
 }
 
-static bool pr_is_online(im_router *r, const char *user_id)
+static bool pr_is_online(im_presence *r, const char *user_id)
 {
-    im_plugin_host *ph = host_of(r);
-    return im__claim_find(ph, user_id) || ph->inner->ops->is_online(ph->inner, user_id);
+    im_plugin_host *ph = presence_host(r);
+    return im__claim_find(ph, user_id) || im_presence_is_online(ph->inner.presence, user_id);
 }
 
-static bool pr_is_reserved(im_router *r, const char *user_id)
+static bool pr_is_reserved(im_presence *r, const char *user_id)
 {
-    return im__claim_find(host_of(r), user_id) != NULL;
+    return im__claim_find(presence_host(r), user_id) != NULL;
 }
 
-static int pr_deliver(im_router *r, const im_message *m, const char *sender_name, im_error *err)
+static int pr_deliver(im_delivery *r, const im_message *m, const char *sender_name, im_error *err)
 {
-    im_plugin_host *ph = host_of(r);
+    im_plugin_host *ph = delivery_host(r);
     im_claim *c = m->kind == IM_MESSAGE_PRIVATE ? im__claim_find(ph, m->target) : NULL;
     if (!c)
-        return ph->inner->ops->deliver(ph->inner, m, sender_name, err);
+        return im_delivery_deliver(ph->inner.delivery, m, sender_name, err);
     int rc = im__deliver_to_claim(ph, c, m, sender_name);
     return rc == IM_OK ? IM_OK : im_error_set(err, rc, "%s cannot take it now", c->user);
 }
 
-static int pr_deliver_many(im_router *r, const char *const *members, size_t n,
+static int pr_deliver_many(im_delivery *r, const char *const *members, size_t n,
                            const char *skip, const im_message *m, const char *sender_name)
 {
-    im_plugin_host *ph = host_of(r);
-    int delivered = ph->inner->ops->deliver_many(ph->inner, members, n, skip, m, sender_name);
+    im_plugin_host *ph = delivery_host(r);
+    int delivered = im_delivery_deliver_many(ph->inner.delivery, members, n, skip, m,
+                                             sender_name);
     /* A notice about a group is for clients: plugins get messages only. */
     if (delivered < 0 || m->kind == IM_MESSAGE_NOTICE)
         return delivered;
@@ -461,11 +477,11 @@ static int pr_deliver_many(im_router *r, const char *const *members, size_t n,
     return delivered;
 }
 
-static void pr_kick(im_router *r, const im_endpoint *ep, int code, const char *why)
+static void pr_kick(im_delivery *r, const im_endpoint *ep, int code, const char *why)
 {
-    im_plugin_host *ph = host_of(r);
+    im_plugin_host *ph = delivery_host(r);
     if (!is_claim_ep(ep)) {
-        ph->inner->ops->kick(ph->inner, ep, code, why);
+        im_delivery_kick(ph->inner.delivery, ep, code, why);
         return;
     }
     im_claim *c = claim_at(ph, ep);
@@ -483,21 +499,21 @@ static bool list_through(void *arg, const char *user, const char *name)
     return !l->stopped;
 }
 
-static size_t pr_list_online(im_router *r, im_router_user_fn fn, void *arg)
+static size_t pr_list_online(im_presence *r, im_router_user_fn fn, void *arg)
 {
-    im_plugin_host *ph = host_of(r);
+    im_plugin_host *ph = presence_host(r);
     struct listing l = { .fn = fn, .arg = arg };
     for (unsigned i = 0; i < ph->nclaims && !l.stopped; i++)
         list_through(&l, ph->claims[i].user, ph->claims[i].name);
-    return ph->nclaims + ph->inner->ops->list_online(ph->inner, list_through, &l);
+    return ph->nclaims + im_presence_list_online(ph->inner.presence, list_through, &l);
 }
 
-static void pr_deliver_to(im_router *r, const im_endpoint *ep, const im_message *m,
+static void pr_deliver_to(im_delivery *r, const im_endpoint *ep, const im_message *m,
                           const char *sender_name)
 {
-    im_plugin_host *ph = host_of(r);
+    im_plugin_host *ph = delivery_host(r);
     if (!is_claim_ep(ep)) {
-        ph->inner->ops->deliver_to(ph->inner, ep, m, sender_name);
+        im_delivery_deliver_to(ph->inner.delivery, ep, m, sender_name);
         return;
     }
     im_claim *c = claim_at(ph, ep);
@@ -514,23 +530,24 @@ static void log_refusal(im_plugin_host *ph, const im_endpoint *ep, int rc, const
             c ? c->user : "?", msg && msg[0] ? msg : im_strerror(rc), im_strerror(rc));
 }
 
-static void pr_send_result(im_router *r, const im_endpoint *ep, uint64_t request_id,
+static void pr_send_result(im_replies *r, const im_endpoint *ep, uint64_t request_id,
                            const char *client_msg_id, int rc, const im_send_result *res,
                            const char *msg)
 {
-    im_plugin_host *ph = host_of(r);
+    im_plugin_host *ph = replies_host(r);
     if (!is_claim_ep(ep))
-        ph->inner->ops->send_result(ph->inner, ep, request_id, client_msg_id, rc, res, msg);
+        im_replies_send_result(ph->inner.replies, ep, request_id, client_msg_id, rc, res,
+                               msg);
     else if (rc != IM_OK)
         log_refusal(ph, ep, rc, msg);
 }
 
-static void pr_send_status(im_router *r, const im_endpoint *ep, uint64_t request_id, int rc,
+static void pr_send_status(im_replies *r, const im_endpoint *ep, uint64_t request_id, int rc,
                            const char *msg)
 {
-    im_plugin_host *ph = host_of(r);
+    im_plugin_host *ph = replies_host(r);
     if (!is_claim_ep(ep))
-        ph->inner->ops->send_status(ph->inner, ep, request_id, rc, msg);
+        im_replies_send_status(ph->inner.replies, ep, request_id, rc, msg);
     else if (rc != IM_OK)
         log_refusal(ph, ep, rc, msg);
 }
@@ -563,12 +580,12 @@ static void cancel_call(im_plugin_host *ph, im_loop_item *it)
  * work, so a caller holding a lock or half-way through its own state is
  * safe. Only when the loop has stopped (or memory is out) does fn run at
  * once, inside the call, with a NULL session. */
-static void pr_with_session(im_router *r, const im_endpoint *ep,
+static void pr_with_session(im_replies *r, const im_endpoint *ep,
                             void (*fn)(void *arg, im_session *s), void *arg)
 {
-    im_plugin_host *ph = host_of(r);
+    im_plugin_host *ph = replies_host(r);
     if (!is_claim_ep(ep)) {
-        ph->inner->ops->with_session(ph->inner, ep, fn, arg);
+        im_replies_with_session(ph->inner.replies, ep, fn, arg);
         return;
     }
     im_claim *c = claim_at(ph, ep);
@@ -586,50 +603,65 @@ static void pr_with_session(im_router *r, const im_endpoint *ep,
     fn(arg, NULL); /* runs exactly once: with no session, it only frees */
 }
 
-static void pr_send_login_result(im_router *r, const im_endpoint *ep, uint64_t request_id,
+static void pr_send_login_result(im_replies *r, const im_endpoint *ep, uint64_t request_id,
                                  int rc, const im_session *s, const char *token,
                                  const char *msg)
 {
-    im_plugin_host *ph = host_of(r);
+    im_plugin_host *ph = replies_host(r);
     if (!is_claim_ep(ep))
-        ph->inner->ops->send_login_result(ph->inner, ep, request_id, rc, s, token, msg);
+        im_replies_send_login_result(ph->inner.replies, ep, request_id, rc, s, token, msg);
 }
 
 /* A claimed account never asks for history; the network's port answers
  * for the others, if it can. */
-static void pr_send_history(im_router *r, const im_endpoint *ep, uint64_t request_id, int rc,
+static void pr_send_history(im_replies *r, const im_endpoint *ep, uint64_t request_id, int rc,
                             const im_message *msgs, size_t n, const char *msg)
 {
-    im_plugin_host *ph = host_of(r);
+    im_plugin_host *ph = replies_host(r);
     if (is_claim_ep(ep))
         return;
-    if (IM_ROUTER_HAS(ph->inner, send_history))
-        ph->inner->ops->send_history(ph->inner, ep, request_id, rc, msgs, n, msg);
+    if (IM_ROUTE_HAS(ph->inner.replies, send_history))
+        im_replies_send_history(ph->inner.replies, ep, request_id, rc, msgs, n, msg);
     else
-        ph->inner->ops->send_status(ph->inner, ep, request_id, IM_EUNSUPPORTED,
-                                    "the transport cannot answer a history");
+        im_replies_send_status(ph->inner.replies, ep, request_id, IM_EUNSUPPORTED,
+                               "the transport cannot answer a history");
 }
 
-static const struct im_router_ops plugin_router_ops = {
-    .size = sizeof(struct im_router_ops),
+static const struct im_presence_ops plugin_presence_ops = {
+    .size = sizeof(struct im_presence_ops),
     .name = "plugins",
     .bind = pr_bind,
     .unbind = pr_unbind,
     .is_online = pr_is_online,
+    .list_online = pr_list_online,
     .is_reserved = pr_is_reserved,
+};
+
+static const struct im_delivery_ops plugin_delivery_ops = {
+    .size = sizeof(struct im_delivery_ops),
+    .name = "plugins",
     .deliver = pr_deliver,
     .deliver_many = pr_deliver_many,
-    .kick = pr_kick,
-    .list_online = pr_list_online,
     .deliver_to = pr_deliver_to,
+    .kick = pr_kick,
+};
+
+/* The claimed accounts' sessions live on this node, on the plugin loop:
+ * their replies are the host's to give, whatever carries presence and
+ * delivery. */
+static const struct im_replies_ops plugin_replies_ops = {
+    .size = sizeof(struct im_replies_ops),
+    .name = "plugins",
     .send_result = pr_send_result,
     .send_status = pr_send_status,
-    .with_session = pr_with_session,
     .send_login_result = pr_send_login_result,
+    .with_session = pr_with_session,
     .send_history = pr_send_history,
 };
 
 void im__plugin_router_init(im_plugin_host *ph)
 {
-    ph->router.ops = &plugin_router_ops;
+    ph->presence.ops = &plugin_presence_ops;
+    ph->delivery.ops = &plugin_delivery_ops;
+    ph->replies.ops = &plugin_replies_ops;
 }

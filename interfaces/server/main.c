@@ -192,15 +192,20 @@ int main(int argc, char **argv)
         .handover_bytes = cfg.output_buffer_bytes / 2,
         .max_groups_per_user = cfg.max_groups_per_user,
     };
-    /* The route port: the transport's sessions on this node, wrapped by the
-     * cluster adapter (if any) to reach other nodes, wrapped by the plugins'
-     * port (if they claim accounts or watch logins). */
-    im_router *routes = NULL;
-    if (im_plugin_host_open_cluster(plugins, transport->ops->router(transport), &routes,
-                                    &err) != IM_OK)
+    /* The route port: the transport's sessions on this node, its presence
+     * and delivery wrapped by the cluster adapter (if any) to reach other
+     * nodes, all three wrapped by the plugins' port (if they claim accounts
+     * or watch logins). The replies stay this node's. */
+    im_route_ports routes = {
+        .presence = transport->ops->presence(transport),
+        .delivery = transport->ops->delivery(transport),
+        .replies = transport->ops->replies(transport),
+    };
+    if (im_plugin_host_open_cluster(plugins, &routes, &err) != IM_OK)
         goto out;
+    im_plugin_host_router(plugins, &routes);
     im_app_ports ports = {
-        .router = im_plugin_host_router(plugins, routes),
+        .presence = routes.presence, .delivery = routes.delivery, .replies = routes.replies,
         .store = store, .groups = groups,
         .accounts = accounts, .filter = im_plugin_host_filter(plugins),
         .wall_clock_ms = wall_clock_ms,

@@ -50,7 +50,7 @@ static int make_app_with(fixture *f, const im_app_limits *limits)
     assert_int_equal(im_memory_store_new(&f->store, NULL), IM_OK);
     fault_store_init(&f->faults, f->store, 0, IM_EIO);
     assert_int_equal(im_memory_group_repo_new(&f->groups, NULL), IM_OK);
-    im_app_ports ports = { .router = &f->router.base, .store = &f->faults.base,
+    im_app_ports ports = { FAKE_ROUTER_PORTS(&f->router), .store = &f->faults.base,
                            .groups = f->groups, .wall_clock_ms = fixed_clock };
     return im_app_new(limits, &ports, &f->app, NULL);
 }
@@ -222,7 +222,7 @@ static void test_login_replace_kicks_old(void **state)
     assert_int_equal(f->router.kicked[0].code, IM_EREPLACED);
     /* The old session closing late must not unbind the new one. */
     im_app_session_closed(f->app, &f->s[0], &f->ep[0], IM_EREPLACED);
-    assert_true(f->router.base.ops->is_online(&f->router.base, "alice"));
+    assert_true(im_presence_is_online(&f->router.presence, "alice"));
     assert_true(im_session_is_closed(&f->s[0]));
 }
 
@@ -248,7 +248,7 @@ static void test_session_closed_unbinds(void **state)
 {
     fixture *f = *state;
     im_app_session_closed(f->app, &f->s[1], &f->ep[1], 0);
-    assert_false(f->router.base.ops->is_online(&f->router.base, "bob"));
+    assert_false(im_presence_is_online(&f->router.presence, "bob"));
     im_app_session_closed(f->app, &f->s[1], &f->ep[1], 0); /* twice is harmless */
     assert_int_equal(f->router.nbound, 3);
 }
@@ -879,7 +879,7 @@ static void test_store_without_group_change(void **state)
     fault_store_without_group_change(&f.faults);
     assert_int_equal(im_memory_group_repo_new(&f.groups, NULL), IM_OK);
     im_app_limits limits = { .max_body_bytes = 16, .max_group_members = 5 };
-    im_app_ports ports = { .router = &f.router.base, .store = &f.faults.base,
+    im_app_ports ports = { FAKE_ROUTER_PORTS(&f.router), .store = &f.faults.base,
                            .groups = f.groups, .wall_clock_ms = fixed_clock };
     assert_int_equal(im_app_new(&limits, &ports, &f.app, NULL), IM_OK);
     for (int i = 0; i < 2; i++) {
@@ -932,7 +932,7 @@ static void test_loads_private_groups(void **state)
     f.faults.nrecords = 2;
     assert_int_equal(im_memory_group_repo_new(&f.groups, NULL), IM_OK);
     im_app_limits limits = { .max_body_bytes = 16, .max_group_members = 5 };
-    im_app_ports ports = { .router = &f.router.base, .store = &f.faults.base,
+    im_app_ports ports = { FAKE_ROUTER_PORTS(&f.router), .store = &f.faults.base,
                            .groups = f.groups, .wall_clock_ms = fixed_clock };
     assert_int_equal(im_app_new(&limits, &ports, &f.app, NULL), IM_OK);
     for (int i = 0; i < 4; i++) {
@@ -1150,7 +1150,7 @@ static void make_app_with_accounts(fixture *f, im_accounts *acc)
     assert_int_equal(im_memory_store_new(&f->store, NULL), IM_OK);
     assert_int_equal(im_memory_group_repo_new(&f->groups, NULL), IM_OK);
     im_app_limits limits = { .max_body_bytes = 16, .max_group_members = 3 };
-    im_app_ports ports = { .router = &f->router.base, .store = f->store, .groups = f->groups,
+    im_app_ports ports = { FAKE_ROUTER_PORTS(&f->router), .store = f->store, .groups = f->groups,
                            .accounts = acc, .wall_clock_ms = fixed_clock };
     assert_int_equal(im_app_new(&limits, &ports, &f->app, NULL), IM_OK);
 }
@@ -1259,7 +1259,7 @@ static void later_init(later *l, uint32_t handover_bytes)
     assert_int_equal(im_memory_group_repo_new(&l->groups, NULL), IM_OK);
     im_app_limits limits = { .max_body_bytes = 16, .max_group_members = 3,
                              .handover_bytes = handover_bytes };
-    im_app_ports ports = { .router = &l->router.base, .store = deferred_store_port(l->ds),
+    im_app_ports ports = { FAKE_ROUTER_PORTS(&l->router), .store = deferred_store_port(l->ds),
                            .groups = l->groups, .wall_clock_ms = fixed_clock };
     assert_int_equal(im_app_new(&limits, &ports, &l->app, NULL), IM_OK);
 }
@@ -1282,13 +1282,13 @@ static void test_live_only_after_pending(void **state)
     im_session *bob = later_login_bob(&l);
     assert_true(im_session_is_authenticated(bob));
     /* Not live until the store has handed over what bob missed. */
-    assert_false(l.router.base.ops->is_online(&l.router.base, "bob"));
+    assert_false(im_presence_is_online(&l.router.presence, "bob"));
     assert_int_equal(deferred_store_run(l.ds), 1);
     assert_int_equal(l.router.ndirect, 2);
     assert_string_equal(l.router.direct[0].body, "while away 1");
     assert_string_equal(l.router.direct[1].body, "while away 2");
     assert_string_equal(l.router.direct[0].to, "conn-42");
-    assert_true(l.router.base.ops->is_online(&l.router.base, "bob"));
+    assert_true(im_presence_is_online(&l.router.presence, "bob"));
     assert_null(bob->handover); /* live: the hand-over is over */
     later_fini(&l);
 }
@@ -1362,7 +1362,7 @@ static void test_handover_goes_a_page_at_a_time(void **state)
     /* One page, and nothing more until bob acks it. */
     assert_int_equal(l.router.ndirect, 1);
     assert_string_equal(l.router.direct[0].body, "a1");
-    assert_false(l.router.base.ops->is_online(&l.router.base, "bob"));
+    assert_false(im_presence_is_online(&l.router.presence, "bob"));
     assert_int_equal(deferred_store_run(l.ds), 0);
     assert_int_equal(l.router.ndirect, 1);
 
@@ -1374,13 +1374,13 @@ static void test_handover_goes_a_page_at_a_time(void **state)
         deferred_store_run(l.ds);
         assert_int_equal(l.router.ndirect, (size_t)i + 2);
         assert_string_equal(l.router.direct[i + 1].body, want[i]);
-        assert_false(l.router.base.ops->is_online(&l.router.base, "bob"));
+        assert_false(im_presence_is_online(&l.router.presence, "bob"));
     }
     /* The last page is empty: bob goes live, with each message sent once. */
     assert_int_equal(im_app_ack(l.app, bob, conv[2], seq[2], NULL), IM_OK);
     deferred_store_run(l.ds);
     assert_int_equal(l.router.ndirect, 3);
-    assert_true(l.router.base.ops->is_online(&l.router.base, "bob"));
+    assert_true(im_presence_is_online(&l.router.presence, "bob"));
     assert_null(bob->handover);
     /* Acks after that are only acks. */
     assert_int_equal(im_app_ack(l.app, bob, conv[2], seq[2], NULL), IM_OK);
@@ -1411,7 +1411,7 @@ static void test_handover_waits_for_every_conversation_of_the_page(void **state)
     assert_int_equal(l.router.ndirect, 3);
     assert_string_equal(l.router.direct[2].body, "d1");
     /* A short page: live at once, without waiting for its ack. */
-    assert_true(l.router.base.ops->is_online(&l.router.base, "bob"));
+    assert_true(im_presence_is_online(&l.router.presence, "bob"));
     later_fini(&l);
 }
 
@@ -1443,7 +1443,7 @@ static void test_handover_ends_when_the_session_closes(void **state)
     assert_null(bob->handover);
     deferred_store_run(l.ds);
     assert_int_equal(l.router.ndirect, 1);
-    assert_false(l.router.base.ops->is_online(&l.router.base, "bob"));
+    assert_false(im_presence_is_online(&l.router.presence, "bob"));
     assert_int_equal(deferred_store_queued(l.ds), 0);
     later_fini(&l); /* nothing left behind: the sanitizer build checks */
 }
@@ -1458,7 +1458,7 @@ static void test_handover_waiting_for_acks_ends_at_close(void **state)
     l.router.sessions[42] = NULL;
     deferred_store_run(l.ds);
     assert_int_equal(l.router.ndirect, 1);
-    assert_false(l.router.base.ops->is_online(&l.router.base, "bob"));
+    assert_false(im_presence_is_online(&l.router.presence, "bob"));
     later_fini(&l); /* the flow's reference went with the close */
 }
 
@@ -1473,7 +1473,7 @@ static void test_close_before_live_stays_offline(void **state)
     /* The hand-over's read, its end, then the unbind. */
     assert_int_equal(deferred_store_queued(l.ds), 3);
     deferred_store_run(l.ds);
-    assert_false(l.router.base.ops->is_online(&l.router.base, "bob"));
+    assert_false(im_presence_is_online(&l.router.presence, "bob"));
     later_fini(&l);
 }
 

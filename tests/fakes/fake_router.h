@@ -1,5 +1,6 @@
-/* tests/fakes/fake_router.h: an in-memory route port that records what the
- * application asked of it, for application tests. Single-threaded. */
+/* tests/fakes/fake_router.h: an in-memory route port, in its three tables
+ * (presence, delivery, replies), that records what the application asked
+ * of it, for application tests. Single-threaded. */
 #ifndef IM_FAKE_ROUTER_H
 #define IM_FAKE_ROUTER_H
 
@@ -18,7 +19,9 @@ typedef struct fake_delivery {
 } fake_delivery;
 
 typedef struct fake_router {
-    im_router base;
+    im_presence presence;
+    im_delivery delivery;
+    im_replies replies;
     struct { char user[IM_USER_ID_MAX + 1]; char name[IM_DISPLAY_NAME_MAX + 1]; im_endpoint ep; } bound[FAKE_MAX];
     size_t nbound;
     fake_delivery delivered[FAKE_MAX];
@@ -45,5 +48,9 @@ typedef struct fake_router {
 } fake_router;
 
 void fake_router_init(fake_router *fr);
+
+/* The three tables, for an im_app_ports initializer. */
+#define FAKE_ROUTER_PORTS(fr) \
+    .presence = &(fr)->presence, .delivery = &(fr)->delivery, .replies = &(fr)->replies
 
 #endif

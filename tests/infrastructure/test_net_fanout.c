@@ -77,11 +77,11 @@ static im_net_server *new_server(void)
     return srv;
 }
 
-static void bind_user(im_router *r, const char *user, unsigned worker, uint64_t conn_id)
+static void bind_user(im_presence *r, const char *user, unsigned worker, uint64_t conn_id)
 {
     im_endpoint ep = { .node = 1, .worker = worker, .conn_id = conn_id };
     im_endpoint replaced;
-    assert_int_equal(r->ops->bind(r, user, user, &ep, IM_LOGIN_REPLACE, &replaced, NULL), 0);
+    assert_int_equal(im_presence_bind(r, user, user, &ep, IM_LOGIN_REPLACE, &replaced, NULL), 0);
 }
 
 /* The conn ids queued for worker w, in order, into ids (at most max);
@@ -109,7 +109,8 @@ static void large_group_few_online_allocates_little(void **state)
 {
     (void)state;
     im_net_server *srv = new_server();
-    im_router *r = im_net_server_router(srv);
+    im_presence *r = im_net_server_presence(srv);
+    im_delivery *d = im_net_server_delivery(srv);
     const size_t n = IM_GROUP_MAX_MEMBERS_LIMIT;
     char (*names)[16] = malloc(n * sizeof *names);
     const char **members = malloc(n * sizeof *members);
@@ -127,7 +128,7 @@ static void large_group_few_online_allocates_little(void **state)
         .client_msg_id = "c1", .body = (const uint8_t *)"hello", .body_len = 5, .seq = 7,
     };
     alloc_bytes = alloc_largest = 0;
-    int delivered = r->ops->deliver_many(r, members, n, "user0", &m, "User 0");
+    int delivered = im_delivery_deliver_many(d, members, n, "user0", &m, "User 0");
     size_t bytes = alloc_bytes, largest = alloc_largest;
     assert_int_equal(delivered, 9);
     if (bytes >= 4096)
@@ -156,7 +157,8 @@ static void many_online_each_delivered_once(void **state)
 {
     (void)state;
     im_net_server *srv = new_server();
-    im_router *r = im_net_server_router(srv);
+    im_presence *r = im_net_server_presence(srv);
+    im_delivery *d = im_net_server_delivery(srv);
     const size_t n = 1000;
     char (*names)[16] = malloc(n * sizeof *names);
     const char **members = malloc(n * sizeof *members);
@@ -172,7 +174,7 @@ static void many_online_each_delivered_once(void **state)
         .kind = IM_MESSAGE_GROUP, .sender = "x", .target = "g", .client_msg_id = "c",
         .body = (const uint8_t *)"b", .body_len = 1, .seq = 1,
     };
-    assert_int_equal(r->ops->deliver_many(r, members, n, NULL, &m, NULL), 500);
+    assert_int_equal(im_delivery_deliver_many(d, members, n, NULL, &m, NULL), 500);
     static uint64_t ids[1000];
     size_t total = 0;
     for (unsigned w = 0; w < WORKERS; w++) {
@@ -197,14 +199,14 @@ static void nobody_online_delivers_nothing(void **state)
 {
     (void)state;
     im_net_server *srv = new_server();
-    im_router *r = im_net_server_router(srv);
+    im_delivery *d = im_net_server_delivery(srv);
     const char *members[] = { "a", "b", "c" };
     im_message m = {
         .kind = IM_MESSAGE_GROUP, .sender = "a", .target = "g", .client_msg_id = "c",
         .body = (const uint8_t *)"b", .body_len = 1, .seq = 1,
     };
     alloc_bytes = 0;
-    assert_int_equal(r->ops->deliver_many(r, members, 3, "a", &m, NULL), 0);
+    assert_int_equal(im_delivery_deliver_many(d, members, 3, "a", &m, NULL), 0);
     assert_int_equal(alloc_bytes, 0);
     for (unsigned w = 0; w < WORKERS; w++)
         assert_null(srv->workers[w].qhead);

@@ -68,11 +68,19 @@ static void test_choose_the_newest_in_common(void **state)
     imcore_plugin_info future = wide;
     future.api_min = future.api_max = 5;
     assert_int_equal(choose(&future, IM_ABI_EXTENSION, &v, &e), IM_EINVAL);
-    assert_string_equal(e.msg, "built for plugin API 5, this server speaks 1 to 2: it needs a "
+    assert_string_equal(e.msg, "built for plugin API 5, this server speaks 1 to 3: it needs a "
                                "newer server");
-    future.api_min = 3;
+    future.api_min = 4;
     assert_int_equal(choose(&future, IM_ABI_EXTENSION, &v, &e), IM_EINVAL);
-    assert_non_null(strstr(e.msg, "built for plugin API 3 to 5,"));
+    assert_non_null(strstr(e.msg, "built for plugin API 4 to 5,"));
+    /* Speaking 2 only (one route table): served, transports and cluster
+     * adapters too, as version 2. */
+    imcore_plugin_info two = current;
+    two.api_min = two.api_max = 2;
+    assert_int_equal(choose(&two, IM_ABI_TRANSPORT, &v, &e), IM_OK);
+    assert_int_equal(v, 2);
+    assert_int_equal(choose(&two, IM_ABI_CLUSTER, &v, &e), IM_OK);
+    assert_int_equal(v, 2);
 }
 
 static void test_choose_refuses_bad_descriptions(void **state)
@@ -299,89 +307,246 @@ static void test_store_refusals(void **state)
 
 /* ---- the route port ---- */
 
-typedef struct fake_router {
-    im_router base;
-    int delivered;
-} fake_router;
-
-static int fr_deliver(im_router *r, const im_message *m, const char *name, im_error *err)
-{
-    (void)m, (void)name, (void)err;
-    ((fake_router *)r)->delivered++;
-    return IM_OK;
-}
-
-static bool fr_yes(im_router *r, const char *user)
-{
-    (void)r, (void)user;
-    return true;
-}
-
 static void fr_any(void)
 {
 }
 
 #define ANY(type) ((type)(void (*)(void))fr_any)
-#define FULL_ROUTER_OPS                                                                      \
-    .name = "fake", .bind = ANY(int (*)(im_router *, const char *, const char *,             \
+
+static bool fp_yes(im_presence *p, const char *user)
+{
+    (void)p, (void)user;
+    return true;
+}
+
+#define FULL_PRESENCE_OPS                                                                    \
+    .name = "fake", .bind = ANY(int (*)(im_presence *, const char *, const char *,           \
                                         const im_endpoint *, im_login_policy,                 \
                                         im_endpoint *, im_error *)),                          \
-    .unbind = ANY(bool (*)(im_router *, const char *, const im_endpoint *)),                 \
-    .is_online = fr_yes, .deliver = fr_deliver,                                              \
-    .deliver_many = ANY(int (*)(im_router *, const char *const *, size_t, const char *,      \
-                                const im_message *, const char *)),                          \
-    .kick = ANY(void (*)(im_router *, const im_endpoint *, int, const char *)),              \
-    .list_online = ANY(size_t (*)(im_router *, im_router_user_fn, void *)),                  \
-    .deliver_to = ANY(void (*)(im_router *, const im_endpoint *, const im_message *,         \
-                               const char *)),                                               \
-    .send_result = ANY(void (*)(im_router *, const im_endpoint *, uint64_t, const char *,    \
-                                int, const im_send_result *, const char *)),                 \
-    .send_status = ANY(void (*)(im_router *, const im_endpoint *, uint64_t, int,             \
-                                const char *)),                                              \
-    .with_session = ANY(void (*)(im_router *, const im_endpoint *,                           \
-                                 void (*)(void *, im_session *), void *)),                   \
-    .send_login_result = ANY(void (*)(im_router *, const im_endpoint *, uint64_t, int,       \
-                                      const im_session *, const char *, const char *))
+    .unbind = ANY(bool (*)(im_presence *, const char *, const im_endpoint *)),               \
+    .is_online = fp_yes, .list_online = ANY(size_t (*)(im_presence *, im_router_user_fn, void *))
 
-static void test_router_tables(void **state)
+#define FULL_DELIVERY_OPS                                                                    \
+    .name = "fake",                                                                          \
+    .deliver = ANY(int (*)(im_delivery *, const im_message *, const char *, im_error *)),    \
+    .deliver_many = ANY(int (*)(im_delivery *, const char *const *, size_t, const char *,    \
+                                const im_message *, const char *)),                          \
+    .deliver_to = ANY(void (*)(im_delivery *, const im_endpoint *, const im_message *,       \
+                               const char *)),                                               \
+    .kick = ANY(void (*)(im_delivery *, const im_endpoint *, int, const char *))
+
+#define FULL_REPLIES_OPS                                                                     \
+    .name = "fake",                                                                          \
+    .send_result = ANY(void (*)(im_replies *, const im_endpoint *, uint64_t, const char *,   \
+                                int, const im_send_result *, const char *)),                 \
+    .send_status = ANY(void (*)(im_replies *, const im_endpoint *, uint64_t, int,            \
+                                const char *)),                                              \
+    .send_login_result = ANY(void (*)(im_replies *, const im_endpoint *, uint64_t, int,      \
+                                      const im_session *, const char *, const char *)),      \
+    .with_session = ANY(void (*)(im_replies *, const im_endpoint *,                          \
+                                 void (*)(void *, im_session *), void *))
+
+/* The three tables of plugin API 3: checked, never shimmed (the
+ * application asks for is_reserved and send_history itself). */
+static void test_route_tables(void **state)
 {
     (void)state;
-    /* Complete, is_reserved NULL: "none are", which the application
-     * checks itself: used as it is. */
-    static const struct im_router_ops full = { .size = sizeof(struct im_router_ops),
-                                               FULL_ROUTER_OPS };
-    fake_router fr = { .base.ops = &full };
-    im_router *out = NULL;
-    void *shim = (void *)1;
+    static const struct im_presence_ops presence = {
+        .size = sizeof(struct im_presence_ops), FULL_PRESENCE_OPS };
+    static const struct im_delivery_ops delivery = {
+        .size = sizeof(struct im_delivery_ops), FULL_DELIVERY_OPS };
+    static const struct im_replies_ops replies = {
+        .size = sizeof(struct im_replies_ops), FULL_REPLIES_OPS };
+    im_presence p = { &presence };
+    im_delivery d = { &delivery };
+    im_replies r = { &replies };
+    im_route_ports ports = { &p, &d, &r };
     char absent[64];
     im_error e = { 0 };
-    assert_int_equal(im__abi_router(&fr.base, &out, &shim, absent, sizeof absent, &e), IM_OK);
-    assert_ptr_equal(out, &fr.base);
-    assert_null(shim);
+    /* is_reserved and send_history NULL in complete tables: nothing absent. */
+    assert_int_equal(im__abi_route(&ports, absent, sizeof absent, &e), IM_OK);
     assert_string_equal(absent, "");
-    /* Ending before is_reserved: a shim, with is_reserved answering no. */
-    static const struct im_router_ops short_table = {
-        .size = offsetof(struct im_router_ops, is_reserved), FULL_ROUTER_OPS,
-        .is_reserved = fr_yes, /* past the size: never to be read */
+    assert_false(im_presence_is_reserved(&p, "alice"));
+    /* Ending before is_reserved (which is set past the size): absent, and
+     * never read. */
+    static const struct im_presence_ops short_presence = {
+        .size = offsetof(struct im_presence_ops, is_reserved), FULL_PRESENCE_OPS,
+        .is_reserved = fp_yes,
+    };
+    p.ops = &short_presence;
+    assert_int_equal(im__abi_route(&ports, absent, sizeof absent, &e), IM_OK);
+    assert_string_equal(absent, "is_reserved");
+    assert_false(im_presence_is_reserved(&p, "alice"));
+    assert_true(im_presence_is_online(&p, "alice"));
+    /* A delivery table without kick: refused, naming it. */
+    static const struct im_delivery_ops no_kick = {
+        .size = offsetof(struct im_delivery_ops, kick), FULL_DELIVERY_OPS };
+    d.ops = &no_kick;
+    assert_int_equal(im__abi_route(&ports, NULL, 0, &e), IM_EUNSUPPORTED);
+    assert_non_null(strstr(e.msg, "its delivery table"));
+    assert_non_null(strstr(e.msg, "has no kick"));
+    /* A NULL table (a cluster adapter gives no replies) is not looked at. */
+    d.ops = &delivery;
+    ports.replies = NULL;
+    assert_int_equal(im__abi_route(&ports, NULL, 0, &e), IM_OK);
+}
+
+/* ---- plugin API 2: one route table ---- */
+
+typedef struct fake_router_v2 {
+    im_router_v2 base;
+    int delivered, kicked, answered;
+} fake_router_v2;
+
+static int f2_deliver(im_router_v2 *r, const im_message *m, const char *name, im_error *err)
+{
+    (void)m, (void)name, (void)err;
+    ((fake_router_v2 *)r)->delivered++;
+    return IM_OK;
+}
+
+static void f2_kick(im_router_v2 *r, const im_endpoint *ep, int code, const char *why)
+{
+    (void)ep, (void)code, (void)why;
+    ((fake_router_v2 *)r)->kicked++;
+}
+
+static void f2_send_status(im_router_v2 *r, const im_endpoint *ep, uint64_t rid, int rc,
+                           const char *msg)
+{
+    (void)ep, (void)rid, (void)rc, (void)msg;
+    ((fake_router_v2 *)r)->answered++;
+}
+
+static bool f2_yes(im_router_v2 *r, const char *user)
+{
+    (void)r, (void)user;
+    return true;
+}
+
+#define FULL_ROUTER_V2_OPS                                                                   \
+    .name = "fake", .bind = ANY(int (*)(im_router_v2 *, const char *, const char *,          \
+                                        const im_endpoint *, im_login_policy,                 \
+                                        im_endpoint *, im_error *)),                          \
+    .unbind = ANY(bool (*)(im_router_v2 *, const char *, const im_endpoint *)),              \
+    .is_online = f2_yes, .deliver = f2_deliver,                                              \
+    .deliver_many = ANY(int (*)(im_router_v2 *, const char *const *, size_t, const char *,   \
+                                const im_message *, const char *)),                          \
+    .kick = f2_kick,                                                                         \
+    .list_online = ANY(size_t (*)(im_router_v2 *, im_router_user_fn, void *)),               \
+    .deliver_to = ANY(void (*)(im_router_v2 *, const im_endpoint *, const im_message *,      \
+                               const char *)),                                               \
+    .send_result = ANY(void (*)(im_router_v2 *, const im_endpoint *, uint64_t, const char *, \
+                                int, const im_send_result *, const char *)),                 \
+    .send_status = f2_send_status,                                                           \
+    .with_session = ANY(void (*)(im_router_v2 *, const im_endpoint *,                        \
+                                 void (*)(void *, im_session *), void *)),                   \
+    .send_login_result = ANY(void (*)(im_router_v2 *, const im_endpoint *, uint64_t, int,    \
+                                      const im_session *, const char *, const char *))
+
+static void test_router_v2_split(void **state)
+{
+    (void)state;
+    /* Complete but for the optional ones: cut in three, each forwarding. */
+    static const struct im_router_ops_v2 full = { .size = sizeof(struct im_router_ops_v2),
+                                                  FULL_ROUTER_V2_OPS };
+    fake_router_v2 fr = { .base.ops = &full };
+    im_route_ports out;
+    void *shim = NULL;
+    char absent[64];
+    im_error e = { 0 };
+    assert_int_equal(im__abi_split_v2(&fr.base, &out, &shim, absent, sizeof absent, &e), IM_OK);
+    assert_non_null(shim);
+    assert_string_equal(absent, "");
+    assert_int_equal(im__abi_route(&out, NULL, 0, &e), IM_OK);
+    im_message m = { .kind = IM_MESSAGE_PRIVATE, .sender = "a", .target = "b" };
+    assert_int_equal(im_delivery_deliver(out.delivery, &m, NULL, NULL), IM_OK);
+    assert_int_equal(fr.delivered, 1);
+    im_endpoint ep = { .node = 2, .worker = 0, .conn_id = 9 };
+    im_delivery_kick(out.delivery, &ep, IM_EREPLACED, "replaced");
+    assert_int_equal(fr.kicked, 1);
+    im_replies_send_status(out.replies, &ep, 1, IM_OK, NULL);
+    assert_int_equal(fr.answered, 1);
+    assert_true(im_presence_is_online(out.presence, "a"));
+    assert_false(im_presence_is_reserved(out.presence, "a")); /* NULL: none are */
+    assert_false(IM_ROUTE_HAS(out.replies, send_history));
+    free(shim);
+    /* Ending before is_reserved: both optional ones absent. */
+    static const struct im_router_ops_v2 short_table = {
+        .size = offsetof(struct im_router_ops_v2, is_reserved), FULL_ROUTER_V2_OPS,
+        .is_reserved = f2_yes, /* past the size: never to be read */
     };
     fr.base.ops = &short_table;
-    assert_int_equal(im__abi_router(&fr.base, &out, &shim, absent, sizeof absent, &e), IM_OK);
-    assert_ptr_not_equal(out, &fr.base);
-    assert_ptr_equal(shim, out);
-    assert_string_equal(absent, "is_reserved");
-    assert_false(out->ops->is_reserved(out, "alice"));
-    assert_true(out->ops->is_online(out, "alice"));
-    im_message m = { .kind = IM_MESSAGE_PRIVATE, .sender = "a", .target = "b" };
-    assert_int_equal(out->ops->deliver(out, &m, NULL, NULL), IM_OK);
-    assert_int_equal(fr.delivered, 1);
+    assert_int_equal(im__abi_split_v2(&fr.base, &out, &shim, absent, sizeof absent, &e), IM_OK);
+    assert_string_equal(absent, "is_reserved, send_history");
+    assert_false(im_presence_is_reserved(out.presence, "alice"));
     free(shim);
     /* Ending before with_session: refused, naming it. */
-    static const struct im_router_ops shorter = {
-        .size = offsetof(struct im_router_ops, with_session), FULL_ROUTER_OPS };
+    static const struct im_router_ops_v2 shorter = {
+        .size = offsetof(struct im_router_ops_v2, with_session), FULL_ROUTER_V2_OPS };
     fr.base.ops = &shorter;
-    assert_int_equal(im__abi_router(&fr.base, &out, &shim, NULL, 0, &e), IM_EUNSUPPORTED);
+    assert_int_equal(im__abi_split_v2(&fr.base, &out, &shim, NULL, 0, &e), IM_EUNSUPPORTED);
+    assert_null(shim);
     assert_non_null(strstr(e.msg, "its route table"));
     assert_non_null(strstr(e.msg, "has no with_session"));
+}
+
+/* The three tables joined in one, for a cluster adapter of version 2. */
+typedef struct three {
+    im_presence p;
+    im_delivery d;
+    im_replies r;
+    int delivered, statuses;
+} three;
+
+static int t3_deliver(im_delivery *d, const im_message *m, const char *name, im_error *err)
+{
+    (void)m, (void)name, (void)err;
+    ((three *)(void *)((char *)d - offsetof(three, d)))->delivered++;
+    return IM_OK;
+}
+
+static void t3_send_status(im_replies *r, const im_endpoint *ep, uint64_t rid, int rc,
+                           const char *msg)
+{
+    (void)ep, (void)rid, (void)rc, (void)msg;
+    ((three *)(void *)((char *)r - offsetof(three, r)))->statuses++;
+}
+
+static void test_router_v2_join(void **state)
+{
+    (void)state;
+    static const struct im_presence_ops presence = {
+        .size = sizeof(struct im_presence_ops), FULL_PRESENCE_OPS };
+    struct im_delivery_ops delivery = { .size = sizeof(struct im_delivery_ops),
+                                        FULL_DELIVERY_OPS };
+    delivery.deliver = t3_deliver;
+    struct im_replies_ops replies = { .size = sizeof(struct im_replies_ops), FULL_REPLIES_OPS };
+    replies.send_status = t3_send_status;
+    three t = { .p = { &presence }, .d = { &delivery }, .r = { &replies } };
+    im_route_ports local = { &t.p, &t.d, &t.r };
+    im_router_v2 *j = NULL;
+    im_error e = { 0 };
+    assert_int_equal(im__abi_join_v2(&local, &j, &e), IM_OK);
+    assert_true(j->ops->size == sizeof(struct im_router_ops_v2));
+    im_message m = { .kind = IM_MESSAGE_PRIVATE, .sender = "a", .target = "b" };
+    assert_int_equal(j->ops->deliver(j, &m, NULL, NULL), IM_OK);
+    assert_int_equal(t.delivered, 1);
+    assert_true(j->ops->is_online(j, "a"));
+    assert_false(j->ops->is_reserved(j, "a"));
+    /* The transport has no send_history: the adapter calling it anyway
+     * gets the request refused, as version 2's application did. */
+    im_endpoint ep = { 0 };
+    j->ops->send_history(j, &ep, 3, IM_OK, NULL, 0, NULL);
+    assert_int_equal(t.statuses, 1);
+    /* Cut in three again: the round trip forwards to the same tables. */
+    im_route_ports again;
+    void *shim = NULL;
+    assert_int_equal(im__abi_split_v2(j, &again, &shim, NULL, 0, &e), IM_OK);
+    assert_int_equal(im_delivery_deliver(again.delivery, &m, NULL, NULL), IM_OK);
+    assert_int_equal(t.delivered, 2);
+    free(shim);
+    free(j);
 }
 
 /* ---- the transport ---- */
@@ -389,12 +554,30 @@ static void test_router_tables(void **state)
 typedef struct fake_transport {
     imcore_transport base;
     int runs, destroyed;
+    fake_router_v2 router;        /* what a transport of version 2 gives */
 } fake_transport;
 
-static im_router *ft_router(imcore_transport *t)
+static im_presence *ft_presence(imcore_transport *t)
 {
     (void)t;
     return NULL;
+}
+
+static im_delivery *ft_delivery(imcore_transport *t)
+{
+    (void)t;
+    return NULL;
+}
+
+static im_replies *ft_replies(imcore_transport *t)
+{
+    (void)t;
+    return NULL;
+}
+
+static im_router_v2 *ft_router_v2(imcore_transport *t)
+{
+    return &((fake_transport *)t)->router.base;
 }
 
 static int ft_run(imcore_transport *t, const imcore_core_api *core, im_app *app, im_error *err)
@@ -419,7 +602,8 @@ static void test_transport_tables(void **state)
 {
     (void)state;
     static const struct imcore_transport_ops full = {
-        .size = sizeof(struct imcore_transport_ops), .name = "fake", .router = ft_router,
+        .size = sizeof(struct imcore_transport_ops), .name = "fake",
+        .presence = ft_presence, .delivery = ft_delivery, .replies = ft_replies,
         .run = ft_run, .destroy = ft_destroy, .bound_port = ft_port,
         .stop = (void (*)(imcore_transport *))ft_destroy,
     };
@@ -427,15 +611,16 @@ static void test_transport_tables(void **state)
     imcore_transport *out = NULL;
     char absent[64];
     im_error e = { 0 };
-    assert_int_equal(im__abi_transport(&ft.base, &out, absent, sizeof absent, &e), IM_OK);
+    assert_int_equal(im__abi_transport(&ft.base, 3, &out, absent, sizeof absent, &e), IM_OK);
     assert_ptr_equal(out, &ft.base);
     /* Without bound_port and stop: port 0, and stop does nothing. */
     static const struct imcore_transport_ops short_table = {
         .size = offsetof(struct imcore_transport_ops, bound_port), .name = "fake",
-        .router = ft_router, .run = ft_run, .destroy = ft_destroy, .bound_port = ft_port,
+        .presence = ft_presence, .delivery = ft_delivery, .replies = ft_replies,
+        .run = ft_run, .destroy = ft_destroy, .bound_port = ft_port,
     };
     ft.base.ops = &short_table;
-    assert_int_equal(im__abi_transport(&ft.base, &out, absent, sizeof absent, &e), IM_OK);
+    assert_int_equal(im__abi_transport(&ft.base, 3, &out, absent, sizeof absent, &e), IM_OK);
     assert_ptr_not_equal(out, &ft.base);
     assert_string_equal(absent, "bound_port, stop");
     assert_int_equal(out->ops->bound_port(out), 0);
@@ -444,6 +629,46 @@ static void test_transport_tables(void **state)
     assert_int_equal(out->ops->run(out, NULL, NULL, NULL), IM_OK);
     assert_int_equal(ft.runs, 1);
     imcore_transport_destroy(out);
+    assert_int_equal(ft.destroyed, 1);
+}
+
+/* A transport of plugin API 2: its table has one router where version 3
+ * has three; the shim hands out that table cut in three. */
+static void test_transport_of_version_2(void **state)
+{
+    (void)state;
+    static const struct im_router_ops_v2 router_ops = {
+        .size = sizeof(struct im_router_ops_v2), FULL_ROUTER_V2_OPS };
+    static const struct imcore_transport_ops_v2 v2 = {
+        .size = sizeof(struct imcore_transport_ops_v2), .name = "old",
+        .router = ft_router_v2, .run = ft_run, .destroy = ft_destroy, .bound_port = ft_port,
+    };
+    fake_transport ft = { .base.ops = (const struct imcore_transport_ops *)(const void *)&v2,
+                          .router.base.ops = &router_ops };
+    imcore_transport *out = NULL;
+    char absent[64];
+    im_error e = { 0 };
+    assert_int_equal(im__abi_transport(&ft.base, 2, &out, absent, sizeof absent, &e), IM_OK);
+    assert_ptr_not_equal(out, &ft.base);
+    assert_string_equal(absent, "stop");
+    assert_int_equal(out->ops->bound_port(out), 7000);
+    im_route_ports ports = { out->ops->presence(out), out->ops->delivery(out),
+                             out->ops->replies(out) };
+    assert_int_equal(im__abi_route(&ports, NULL, 0, &e), IM_OK);
+    im_message m = { .kind = IM_MESSAGE_PRIVATE, .sender = "a", .target = "b" };
+    assert_int_equal(im_delivery_deliver(ports.delivery, &m, NULL, NULL), IM_OK);
+    assert_int_equal(ft.router.delivered, 1);
+    assert_int_equal(out->ops->run(out, NULL, NULL, NULL), IM_OK);
+    imcore_transport_destroy(out);
+    assert_int_equal(ft.destroyed, 1);
+    /* A router table of version 2 without with_session: refused, and the
+     * transport destroyed. */
+    static const struct im_router_ops_v2 short_router = {
+        .size = offsetof(struct im_router_ops_v2, with_session), FULL_ROUTER_V2_OPS };
+    ft.router.base.ops = &short_router;
+    ft.destroyed = 0;
+    assert_int_equal(im__abi_transport(&ft.base, 2, &out, NULL, 0, &e), IM_EUNSUPPORTED);
+    assert_non_null(strstr(e.msg, "has no with_session"));
     assert_int_equal(ft.destroyed, 1);
 }
 
@@ -457,8 +682,11 @@ int main(void)
         cmocka_unit_test(test_store_complete_is_used_as_it_is),
         cmocka_unit_test(test_store_short_works_for_what_it_has),
         cmocka_unit_test(test_store_refusals),
-        cmocka_unit_test(test_router_tables),
+        cmocka_unit_test(test_route_tables),
+        cmocka_unit_test(test_router_v2_split),
+        cmocka_unit_test(test_router_v2_join),
         cmocka_unit_test(test_transport_tables),
+        cmocka_unit_test(test_transport_of_version_2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,7 +56,7 @@ static call_arg args[CALLS];
 static void with_session(fixture *f, void (*fn)(void *, im_session *), int i)
 {
     args[i] = (call_arg){ f, i };
-    f->ph->router.ops->with_session(&f->ph->router, &f->ep, fn, &args[i]);
+    im_replies_with_session(&f->ph->replies, &f->ep, fn, &args[i]);
 }
 
 static void count_call(void *arg, im_session *s)

@@ -68,7 +68,7 @@ def test_refusals(h):
             ".*no_entry.so has no imcore_plugin_init: not an imcore plugin")
     refused(h, "future", [{"name": "abi_future",
                            "path": os.path.join(TEST_PLUGINS, "abi_future.so")}],
-            "built for plugin API 99, this server speaks 1 to 2: it needs a newer server")
+            "built for plugin API 99, this server speaks 1 to 3: it needs a newer server")
     refused(h, "init", [{"name": "init_fails", "path": os.path.join(TEST_PLUGINS, "init_fails.so"),
                          "config": {"answer": "41"}}], "init failed: the answer is 41, not 42")
     refused(h, "bad-config", [{"name": "word_filter", "config": {"words": "x", "mode": "loud"}}],

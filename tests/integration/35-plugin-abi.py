@@ -10,6 +10,10 @@ before, and refuses what it cannot serve before running any of it:
   another size than the server's;
 - a plugin built for another compiler ABI (its build signature) is refused
   from its description, before its init (which aborts) could run;
+- a cluster adapter of plugin API 2 (tests/plugins/abi_v2), which wraps
+  the one route table of then, still loads and routes: the server joins
+  the transport's three tables into one for it and cuts its own in three
+  again; a login that replaces a session is kicked through it;
 - a storage adapter whose table ends before group_create (an older one)
   works for what it has: it numbers and delivers messages, groups fall back
   to the server's memory, and a plugin's key-value map is refused with
@@ -29,6 +33,7 @@ from durable import group_body, next_delivery, send_private  # noqa: E402
 PLUGINS = os.environ.get("IMCORE_PLUGIN_DIR", "")
 TEST_PLUGINS = os.environ.get("IMCORE_TEST_PLUGIN_DIR", "")
 V1 = os.path.join(TEST_PLUGINS, "abi_v1")
+V2 = os.path.join(TEST_PLUGINS, "abi_v2")
 
 
 def plugin_dir(h, name, links):
@@ -89,6 +94,34 @@ def test_version_1(h):
     check(alice.expect_frame("SEND_ACK").int(2) == 1, "the group's first seq")
     check(next_delivery(bob).body == "to the room", "bob did not get the group message")
     check(srv.terminate() == 0, "the server with plugins of version 1 did not stop cleanly")
+
+
+def test_version_2_cluster(h):
+    """cluster_trace_v2, built with the one route table of version 2."""
+    d = plugin_dir(h, "v2-plugins", {
+        "storage_memory.so": os.path.join(PLUGINS, "storage_memory.so"),
+        "transport_tcp.so": os.path.join(PLUGINS, "transport_tcp.so"),
+        "cluster_trace_v2.so": os.path.join(V2, "cluster_trace_v2.so"),
+    })
+    srv = h.server("server-v2", plugin_dir=d, cluster="trace_v2",
+                   session={"login_policy": "replace"})
+    srv.err.expect(r"plugin cluster_trace_v2 1 loaded from .* \(plugin API 2\)")
+    srv.err.expect(r"plugin cluster_trace_v2: node it-1: wrapping the local route port")
+    alice, bob = h.raw(srv, "alice-2"), h.raw(srv, "bob-2")
+    alice.login("alice")
+    bob.login("bob")
+    ack = send_private(alice, "bob", "through version 2", "v2-1")
+    check(ack.int(2) == 1, "the first seq")
+    check(next_delivery(bob).body == "through version 2", "bob did not get it")
+    srv.err.expect(r"cluster_trace_v2: deliver alice -> bob")
+    # A second bob replaces the first, kicked through the adapter's table.
+    bob2 = h.raw(srv, "bob-2b")
+    bob2.login("bob")
+    bob.expect_error("SESSION_REPLACED")
+    send_private(alice, "bob", "to the new one", "v2-2")
+    check(next_delivery(bob2).body == "to the new one", "the new bob did not get it")
+    check(srv.terminate() == 0, "the server with a cluster adapter of version 2 did not stop "
+                                "cleanly")
 
 
 def test_transport_refusals(h):
@@ -154,6 +187,7 @@ def test_short_store(h):
 def test(h):
     check(PLUGINS and TEST_PLUGINS, "IMCORE_PLUGIN_DIR and IMCORE_TEST_PLUGIN_DIR must be set")
     test_version_1(h)
+    test_version_2_cluster(h)
     test_transport_refusals(h)
     test_signature(h)
     test_short_store(h)

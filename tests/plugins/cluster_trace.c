@@ -1,16 +1,19 @@
 /* A test cluster adapter (cluster: trace -> cluster_trace.so): wraps the
- * node's route port and forwards every op to it unchanged, logging one
- * line per delivery ("cluster_trace: deliver alice -> bob"), so that a test
- * can see that the application's messages go through the port a cluster
- * adapter gives. Built against the public headers only, like a real
- * adapter (Redis, ZooKeeper) will be. */
+ * node's presence and delivery and forwards every op to them unchanged,
+ * logging one line per delivery ("cluster_trace: deliver alice -> bob"),
+ * so that a test can see that the application's messages go through the
+ * tables a cluster adapter gives. It never sees a session, nor the replies
+ * to one: those stay with the transport. Built against the public headers
+ * only, like a real adapter (Redis, ZooKeeper) will be. */
 #include <stdio.h>
 
 #include "imcore/plugin.h"
 
 typedef struct trace {
-    im_router base;               /* first: the port is the adapter */
-    im_router *local;
+    im_presence presence;         /* the adapter's two tables */
+    im_delivery delivery;
+    im_presence *local_presence;  /* this node's, which it wraps */
+    im_delivery *local_delivery;
     const imcore_host_api *api;
     imcore_host *host;
     char node[64];
@@ -18,130 +21,107 @@ typedef struct trace {
 
 static trace the_trace;           /* one per load */
 
-static im_router *local_of(im_router *r)
+static trace *of_presence(im_presence *p)
 {
-    return ((trace *)r)->local;
+    return (trace *)(void *)((char *)p - offsetof(trace, presence));
 }
 
-static int t_bind(im_router *r, const char *user_id, const char *display_name,
+static trace *of_delivery(im_delivery *d)
+{
+    return (trace *)(void *)((char *)d - offsetof(trace, delivery));
+}
+
+static int t_bind(im_presence *p, const char *user_id, const char *display_name,
                   const im_endpoint *ep, im_login_policy policy, im_endpoint *replaced,
                   im_error *err)
 {
-    im_router *l = local_of(r);
-    return l->ops->bind(l, user_id, display_name, ep, policy, replaced, err);
+    return im_presence_bind(of_presence(p)->local_presence, user_id, display_name, ep, policy,
+                            replaced, err);
 }
 
-static bool t_unbind(im_router *r, const char *user_id, const im_endpoint *ep)
+static bool t_unbind(im_presence *p, const char *user_id, const im_endpoint *ep)
 {
-    im_router *l = local_of(r);
-    return l->ops->unbind(l, user_id, ep);
+    return im_presence_unbind(of_presence(p)->local_presence, user_id, ep);
 }
 
-static bool t_is_online(im_router *r, const char *user_id)
+static bool t_is_online(im_presence *p, const char *user_id)
 {
-    im_router *l = local_of(r);
-    return l->ops->is_online(l, user_id);
+    return im_presence_is_online(of_presence(p)->local_presence, user_id);
 }
 
-static bool t_is_reserved(im_router *r, const char *user_id)
+static size_t t_list_online(im_presence *p, im_router_user_fn fn, void *arg)
 {
-    im_router *l = local_of(r);
-    return l->ops->is_reserved ? l->ops->is_reserved(l, user_id) : false;
+    return im_presence_list_online(of_presence(p)->local_presence, fn, arg);
 }
 
-static int t_deliver(im_router *r, const im_message *m, const char *sender_name, im_error *err)
+static bool t_is_reserved(im_presence *p, const char *user_id)
 {
-    trace *t = (trace *)r;
+    return im_presence_is_reserved(of_presence(p)->local_presence, user_id);
+}
+
+static int t_deliver(im_delivery *d, const im_message *m, const char *sender_name,
+                     im_error *err)
+{
+    trace *t = of_delivery(d);
     t->api->log(t->host, IMCORE_LOG_INFO, "deliver %s -> %s", m->sender, m->target);
-    return t->local->ops->deliver(t->local, m, sender_name, err);
+    return im_delivery_deliver(t->local_delivery, m, sender_name, err);
 }
 
-static int t_deliver_many(im_router *r, const char *const *members, size_t n, const char *skip,
-                          const im_message *m, const char *sender_name)
+static int t_deliver_many(im_delivery *d, const char *const *members, size_t n,
+                          const char *skip, const im_message *m, const char *sender_name)
 {
-    trace *t = (trace *)r;
+    trace *t = of_delivery(d);
     t->api->log(t->host, IMCORE_LOG_INFO, "deliver %s -> %s (%zu members)", m->sender,
                 m->target, n);
-    return t->local->ops->deliver_many(t->local, members, n, skip, m, sender_name);
+    return im_delivery_deliver_many(t->local_delivery, members, n, skip, m, sender_name);
 }
 
-static void t_kick(im_router *r, const im_endpoint *ep, int code, const char *why)
-{
-    im_router *l = local_of(r);
-    l->ops->kick(l, ep, code, why);
-}
-
-static size_t t_list_online(im_router *r, im_router_user_fn fn, void *arg)
-{
-    im_router *l = local_of(r);
-    return l->ops->list_online(l, fn, arg);
-}
-
-static void t_deliver_to(im_router *r, const im_endpoint *ep, const im_message *m,
+static void t_deliver_to(im_delivery *d, const im_endpoint *ep, const im_message *m,
                          const char *sender_name)
 {
-    trace *t = (trace *)r;
+    trace *t = of_delivery(d);
     t->api->log(t->host, IMCORE_LOG_INFO, "deliver %s -> %s (to a session, seq %llu)",
                 m->sender, m->target, (unsigned long long)m->seq);
-    t->local->ops->deliver_to(t->local, ep, m, sender_name);
+    im_delivery_deliver_to(t->local_delivery, ep, m, sender_name);
 }
 
-static void t_send_result(im_router *r, const im_endpoint *ep, uint64_t request_id,
-                          const char *client_msg_id, int rc, const im_send_result *res,
-                          const char *msg)
+static void t_kick(im_delivery *d, const im_endpoint *ep, int code, const char *why)
 {
-    im_router *l = local_of(r);
-    l->ops->send_result(l, ep, request_id, client_msg_id, rc, res, msg);
+    im_delivery_kick(of_delivery(d)->local_delivery, ep, code, why);
 }
 
-static void t_send_status(im_router *r, const im_endpoint *ep, uint64_t request_id, int rc,
-                          const char *msg)
-{
-    im_router *l = local_of(r);
-    l->ops->send_status(l, ep, request_id, rc, msg);
-}
-
-static void t_with_session(im_router *r, const im_endpoint *ep,
-                           void (*fn)(void *arg, im_session *s), void *arg)
-{
-    im_router *l = local_of(r);
-    l->ops->with_session(l, ep, fn, arg);
-}
-
-static void t_send_login_result(im_router *r, const im_endpoint *ep, uint64_t request_id,
-                                int rc, const im_session *s, const char *token, const char *msg)
-{
-    im_router *l = local_of(r);
-    l->ops->send_login_result(l, ep, request_id, rc, s, token, msg);
-}
-
-static const struct im_router_ops trace_ops = {
-    .size = sizeof(struct im_router_ops),
+static const struct im_presence_ops trace_presence_ops = {
+    .size = sizeof(struct im_presence_ops),
     .name = "cluster_trace",
     .bind = t_bind,
     .unbind = t_unbind,
     .is_online = t_is_online,
-    .is_reserved = t_is_reserved,
-    .deliver = t_deliver,
-    .deliver_many = t_deliver_many,
-    .kick = t_kick,
     .list_online = t_list_online,
-    .deliver_to = t_deliver_to,
-    .send_result = t_send_result,
-    .send_status = t_send_status,
-    .with_session = t_with_session,
-    .send_login_result = t_send_login_result,
+    .is_reserved = t_is_reserved,
 };
 
-static int open_cluster(void *state, im_router *local, im_router **out, im_error *err)
+static const struct im_delivery_ops trace_delivery_ops = {
+    .size = sizeof(struct im_delivery_ops),
+    .name = "cluster_trace",
+    .deliver = t_deliver,
+    .deliver_many = t_deliver_many,
+    .deliver_to = t_deliver_to,
+    .kick = t_kick,
+};
+
+static int open_cluster(void *state, im_presence *local_presence, im_delivery *local_delivery,
+                        im_presence **presence, im_delivery **delivery, im_error *err)
 {
     (void)err;
     trace *t = state;
-    t->base.ops = &trace_ops;
-    t->local = local;
-    *out = &t->base;
+    t->presence.ops = &trace_presence_ops;
+    t->delivery.ops = &trace_delivery_ops;
+    t->local_presence = local_presence;
+    t->local_delivery = local_delivery;
+    *presence = &t->presence;
+    *delivery = &t->delivery;
     t->api->log(t->host, IMCORE_LOG_INFO, "node %s: wrapping the %s route port", t->node,
-                local->ops->name ? local->ops->name : "?");
+                local_presence->ops->name ? local_presence->ops->name : "?");
     return 0;
 }
 
