@@ -448,6 +448,13 @@ bool im_zk_nodes_registered(im_zk_nodes *z)
     return r;
 }
 
+void im_zk_nodes_znode(im_zk_nodes *z, char *out, size_t size)
+{
+    pthread_mutex_lock(&z->lock);
+    snprintf(out, size, "%s", z->registered ? z->znode : "");
+    pthread_mutex_unlock(&z->lock);
+}
+
 int im_zk_nodes_expire_session(im_zk_nodes *z, im_error *err)
 {
     pthread_mutex_lock(&z->lock);

@@ -75,6 +75,9 @@ void im_zk_nodes_set_load(im_zk_nodes *z, uint32_t load);
 /* True once the node's znode exists in the current session. */
 bool im_zk_nodes_registered(im_zk_nodes *z);
 
+/* Copies this node's znode path ("" when not registered) into out. */
+void im_zk_nodes_znode(im_zk_nodes *z, char *out, size_t size);
+
 /* Stops the thread and closes the session, which removes this node's
  * znode at once. NULL-safe. */
 void im_zk_nodes_destroy(im_zk_nodes *z);
