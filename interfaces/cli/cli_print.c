@@ -209,10 +209,12 @@ void cli_print_users(const Imcore__OnlineUsersResult *r)
     for (size_t i = 0; i < r->n_users; i++) {
         const Imcore__UserInfo *u = r->users[i];
         const char *id = u->user_id ? u->user_id : "";
-        const char *name = u->display_name ? u->display_name : "";
+        const char *name = u->display_name && u->display_name[0] ? u->display_name : id;
         fputs("  ", stdout);
         put_str(id);
-        if (name[0] && strcmp(name, id) != 0) { /* the id said twice says nothing */
+        /* To a person the id said twice says nothing; scripts keep the
+         * pair in every line. */
+        if (!screen.interactive || strcmp(name, id) != 0) {
             fputs(" (", stdout);
             put_str(name);
             fputc(')', stdout);

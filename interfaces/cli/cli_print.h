@@ -20,8 +20,9 @@
 void cli_print_set_screen(void (*hide)(void *arg), void (*show)(void *arg), void *arg);
 
 /* On a terminal the lines are written for a person: a :history is told from
- * your side ("you → bob", "bob → you"). Off (the default), for scripts, the
- * formats stay as they were: your own messages show their receiver. */
+ * your side ("you → bob", "bob → you") and :olu names a user once when the
+ * display name is the id. Off (the default), for scripts, the formats stay
+ * as they were: "alice → bob" for your own messages, "bob (bob)". */
 void cli_print_set_interactive(bool on);
 
 /* One line of the caller's text, then '\n' and a flush. */
@@ -50,8 +51,8 @@ void cli_print_groups(const Imcore__GroupListResult *r);
  * " (list cut short)" when fewer than total were shown. */
 void cli_print_groups_end(uint32_t total, size_t shown);
 
-/* "  alice (Alice)" per user of one page; "  alice" when the display name is
- * the id or empty. */
+/* "  alice (Alice)" per user of one page; interactive, "  alice" when the
+ * display name is the id or empty. */
 void cli_print_users(const Imcore__OnlineUsersResult *r);
 /* After the last page: "* N online", as cli_print_groups_end. */
 void cli_print_users_end(uint32_t total, size_t shown);
