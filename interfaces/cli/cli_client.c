@@ -311,11 +311,14 @@ static void connection_lost(cli_client *c, const char *why)
     }
     /* A person who typed a wrong host or port is told so, not kept waiting;
      * a script (or --stay) waits for a server that may be starting. */
-    if (c->o->interactive && !c->o->stay && !c->logged_in_once && was == ST_CONNECTING &&
-        ++c->first_failures >= CLI_FIRST_CONNECT_TRIES) {
-        cli_print("! no server at %s (is it running?)", server_name(c, name, sizeof name));
-        finish(c, 1);
-        return;
+    if (c->o->interactive && !c->logged_in_once && was == ST_CONNECTING &&
+        ++c->first_failures == CLI_FIRST_CONNECT_TRIES) {
+        cli_print("! no server at %s (is it running?)%s", server_name(c, name, sizeof name),
+                  c->o->stay ? ": still trying (--stay)" : "");
+        if (!c->o->stay) {
+            finish(c, 1);
+            return;
+        }
     }
     schedule_reconnect(c);
 }
@@ -410,8 +413,8 @@ static bool too_long(const cli_client *c, const cli_command *cmd)
     size_t n = strlen(cmd->text);
     if (n <= c->max_body)
         return false;
-    cli_print("! not sent: the message is %zu bytes, over the limit of %u (max_body_bytes%s)", n,
-              c->max_body, c->logged_in_once ? "" : ", until the server tells its own");
+    cli_print("! not sent: the message is %zu bytes, over the limit of %u (max_body_bytes)", n,
+              c->max_body);
     return true;
 }
 
@@ -1248,7 +1251,9 @@ void cli_client_submit(cli_client *c, cli_command *cmd)
         cli_command_free(cmd);
         return;
     }
-    if (too_long(c, cmd)) {
+    /* Before the first login the server's limit is unknown: the check waits
+     * for the send, after the login that tells it. */
+    if (c->logged_in_once && too_long(c, cmd)) {
         cli_command_free(cmd);
         return;
     }

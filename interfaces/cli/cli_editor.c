@@ -299,7 +299,8 @@ cli_editor *cli_editor_new(struct event_base *base, const char *prompt, struct c
     rl_catch_sigwinch = 0;
     rl_change_environment = 0;
     rl_attempted_completion_function = complete;
-    rl_completer_word_break_characters = " \t";
+    static char word_breaks[] = " \t"; /* '@', '#' and ':' belong to the word */
+    rl_completer_word_break_characters = word_breaks;
     stifle_history(HISTORY_MAX);
     rl_callback_handler_install(e->prompt, on_rl_line);
     e->installed = true;
