@@ -9,7 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from imcore_harness import check, main  # noqa: E402
-from tty import TtyCli  # noqa: E402
+from ttyscreen import TtyCli  # noqa: E402
 
 STAMP = r"^\[\d\d:\d\d:\d\d\] "
 MAX_BODY = 10000

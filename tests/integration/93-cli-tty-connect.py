@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from imcore_harness import check, free_port, main  # noqa: E402
-from tty import TtyCli  # noqa: E402
+from ttyscreen import TtyCli  # noqa: E402
 
 
 def test(h):

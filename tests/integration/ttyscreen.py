@@ -1,4 +1,4 @@
-"""tty.py: imcore-cli on a pseudo-terminal, as a person uses it.
+"""ttyscreen.py: imcore-cli on a pseudo-terminal, as a person uses it.
 
 TtyCli starts the client with a pty as its controlling terminal (standard
 input, output and error), types into it, and keeps what the client draws in
