@@ -11,7 +11,17 @@
  * user decides, since the server may or may not have acted on it.
  *
  * What arrives is acked (DeliveryAck, cumulative per conversation) once per
- * batch of frames read, so a burst costs one ack per conversation. */
+ * batch of frames read, so a burst costs one ack per conversation.
+ *
+ * On a terminal (o->interactive) the client talks to a person: a lost
+ * connection is one status line and its details go to the log at info; a
+ * first connection that finds no server gives up; each message sent shows
+ * its delivery state. Off a terminal every output stays what scripts read.
+ *
+ * :leave first looks the group up (GroupList), since the last member leaving
+ * deletes the group with its history: it then asks for :leave! instead.
+ * Commands typed meanwhile wait in the queue, so they still go out in the
+ * order typed. */
 #include "cli_client.h"
 
 #include <arpa/inet.h>
@@ -30,6 +40,7 @@
 #include <event2/event.h>
 
 #include "cli_inbox.h"
+#include "cli_names.h"
 #include "cli_print.h"
 #include "cli_secret.h"
 #include "im_codec.h"
@@ -50,6 +61,22 @@
 #define CLI_LOGOUT_TIMEOUT_S 2
 /* Commands kept while there is no session; more are refused, not buffered. */
 #define CLI_QUEUE_MAX 10000u
+/* The largest body before a server has told its own (docs/protocol.md:
+ * limits.max_body_bytes defaults to 8192). */
+#define CLI_DEFAULT_MAX_BODY 8192u
+/* On a terminal, the first connection gives up after this many attempts
+ * that found no server, unless --stay. */
+#define CLI_FIRST_CONNECT_TRIES 4u
+
+/* Log lines that a person at a terminal need not see: at warn for scripts
+ * (whose stderr is a log), at info on a terminal, where a status line on
+ * stdout says the same in a few words. */
+#define CLI_DETAIL(c, ...)                                        \
+    do {                                                          \
+        im_log_level lvl_ = (c)->o->interactive ? IM_LOG_INFO : IM_LOG_WARN; \
+        if (IM_LOG_ENABLED(lvl_))                                 \
+            im_log(lvl_, __VA_ARGS__);                            \
+    } while (0)
 
 enum state { ST_IDLE, ST_CONNECTING, ST_LOGGING_IN, ST_ONLINE, ST_LOGGING_OUT, ST_DONE };
 
@@ -63,7 +90,8 @@ typedef struct pending {
     Imcore__Delivery **msgs; /* :history: the pages so far, oldest first (owned) */
     size_t nmsgs;
     size_t shown;            /* :groups, :olu: entries printed so far */
-    char after[128];         /* :groups, :olu: the cursor of the page asked for */
+    char after[128];         /* :groups, :olu, a :leave's look-up: the cursor asked for */
+    bool leave_check;        /* :leave: GroupList asked for, the GroupLeave not yet sent */
 } pending;
 
 struct cli_client {
@@ -93,8 +121,13 @@ struct cli_client {
 
     cli_command *queue_head, **queue_tail;
     size_t queued;
+    bool held;           /* a :leave is being looked up: later commands wait in the queue */
     pending *pend_head, **pend_tail;
     cli_inbox *inbox;
+    cli_names *names;    /* borrowed, may be NULL: what completion offers */
+    uint32_t max_body;   /* the server's max_body_bytes, or the default before a login */
+    unsigned first_failures; /* connections that found no server before any login */
+    bool said_down;      /* "* disconnected" was printed and no session since */
 
     char password[CLI_SECRET_MAX];
     char token[256];     /* from the last LoginAck: how to log in again */
@@ -195,6 +228,7 @@ static void pending_free(pending *p)
 static void report_unconfirmed(cli_client *c)
 {
     pending *p;
+    c->held = false; /* a :leave being looked up is lost too */
     while ((p = c->pend_head) != NULL) {
         c->pend_head = p->next;
         cli_print("! not confirmed: %s", p->cmd->line);
@@ -247,7 +281,7 @@ static void schedule_reconnect(cli_client *c)
     unsigned delay = 1u + next_random(c) % (unsigned)ceiling;
     c->attempt++;
     c->state = ST_IDLE;
-    IM_WARN("* reconnecting in %u ms", delay);
+    CLI_DETAIL(c, "* reconnecting in %u ms", delay);
     arm_timer(c->reconnect_timer, delay);
 }
 
@@ -265,12 +299,27 @@ static void connection_lost(cli_client *c, const char *why)
         return;
     }
     if (was == ST_ONLINE)
-        IM_WARN("connection to %s lost: %s", server_name(c, name, sizeof name), why);
+        CLI_DETAIL(c, "connection to %s lost: %s", server_name(c, name, sizeof name), why);
     else if (was == ST_LOGGING_IN)
-        IM_WARN("login at %s failed: %s", server_name(c, name, sizeof name), why);
+        CLI_DETAIL(c, "login at %s failed: %s", server_name(c, name, sizeof name), why);
     else
-        IM_WARN("cannot connect to %s: %s", server_name(c, name, sizeof name), why);
+        CLI_DETAIL(c, "cannot connect to %s: %s", server_name(c, name, sizeof name), why);
     report_unconfirmed(c);
+    if (c->o->interactive && c->logged_in_once && !c->said_down) {
+        cli_print("* disconnected, retrying\xe2\x80\xa6"); /* U+2026 */
+        c->said_down = true;
+    }
+    /* A person who typed a wrong host or port is told so, not kept waiting;
+     * a script (or --stay) waits for a server that may be starting. */
+    if (c->o->interactive && !c->logged_in_once && was == ST_CONNECTING &&
+        ++c->first_failures == CLI_FIRST_CONNECT_TRIES) {
+        cli_print("! no server at %s (is it running?)%s", server_name(c, name, sizeof name),
+                  c->o->stay ? ": still trying (--stay)" : "");
+        if (!c->o->stay) {
+            finish(c, 1);
+            return;
+        }
+    }
     schedule_reconnect(c);
 }
 
@@ -355,9 +404,40 @@ static void fill_history(Imcore__History *h, const cli_command *cmd, uint64_t be
     h->limit = limit;
 }
 
+/* A message over the server's max_body_bytes is refused here, with its
+ * size, rather than sent for the server to refuse. */
+static bool too_long(const cli_client *c, const cli_command *cmd)
+{
+    if (cmd->kind != CLI_CMD_PRIVATE && cmd->kind != CLI_CMD_GROUP)
+        return false;
+    size_t n = strlen(cmd->text);
+    if (n <= c->max_body)
+        return false;
+    cli_print("! not sent: the message is %zu bytes, over the limit of %u (max_body_bytes)", n,
+              c->max_body);
+    return true;
+}
+
+/* The GroupList that looks a :leave's group up: from the id just before it
+ * (the group's id without its last byte sorts before it, and few ids sort
+ * between the two). */
+static void fill_leave_check(Imcore__GroupList *gl, pending *p)
+{
+    size_t n = strlen(p->cmd->target);
+    if (n >= sizeof p->after)
+        n = sizeof p->after - 1;
+    memcpy(p->after, p->cmd->target, n ? n - 1 : 0);
+    p->after[n ? n - 1 : 0] = '\0';
+    gl->after = p->after;
+}
+
 /* Sends cmd as its request and keeps it until the answer comes. */
 static void send_command(cli_client *c, cli_command *cmd)
 {
+    if (too_long(c, cmd)) {
+        cli_command_free(cmd);
+        return;
+    }
     if (cmd->kind == CLI_CMD_QUIT || cmd->kind == CLI_CMD_LOGOUT_ALL) {
         c->logout_everywhere = cmd->kind == CLI_CMD_LOGOUT_ALL;
         cli_command_free(cmd);
@@ -426,6 +506,14 @@ static void send_command(cli_client *c, cli_command *cmd)
         env.group_join = &gj;
         break;
     case CLI_CMD_LEAVE:
+        if (!(cmd->flags & CLI_LEAVE_ANYWAY)) {
+            fill_leave_check(&glist, p);
+            p->leave_check = true;
+            c->held = true;
+            env.body_case = IMCORE__ENVELOPE__BODY_GROUP_LIST;
+            env.group_list = &glist;
+            break;
+        }
         gl.group = im_pb_str(cmd->target);
         env.body_case = IMCORE__ENVELOPE__BODY_GROUP_LEAVE;
         env.group_leave = &gl;
@@ -472,6 +560,7 @@ static void send_command(cli_client *c, cli_command *cmd)
     }
     if (send_envelope(c, &env) != 0) {
         cli_print("! not sent: %s", cmd->line);
+        c->held = false;
         pending_free(p);
         return;
     }
@@ -481,7 +570,7 @@ static void send_command(cli_client *c, cli_command *cmd)
 static void flush_queue(cli_client *c)
 {
     cli_command *cmd;
-    while (c->state == ST_ONLINE && (cmd = queue_pop(c)) != NULL)
+    while (c->state == ST_ONLINE && !c->held && (cmd = queue_pop(c)) != NULL)
         send_command(c, cmd);
 }
 
@@ -505,6 +594,8 @@ static bool is_login_refusal(Imcore__ErrorCode code)
     case IMCORE__ERROR_CODE__BAD_CREDENTIALS:
     case IMCORE__ERROR_CODE__NOT_FOUND:
     case IMCORE__ERROR_CODE__USER_EXISTS:
+    case IMCORE__ERROR_CODE__REFUSED:     /* e.g. a plugin's service account */
+    case IMCORE__ERROR_CODE__NOT_ALLOWED:
         return true;
     default:
         return false;
@@ -544,8 +635,14 @@ static void on_login_ack(cli_client *c, uint64_t rid, const Imcore__LoginAck *ac
     c->logged_in_once = true;
     if (ack->token && ack->token[0] && strlen(ack->token) < sizeof c->token)
         snprintf(c->token, sizeof c->token, "%s", ack->token);
+    c->max_body = ack->max_body_bytes ? ack->max_body_bytes : CLI_DEFAULT_MAX_BODY;
+    c->first_failures = 0;
     const char *user = ack->user_id && ack->user_id[0] ? ack->user_id : c->o->user;
-    cli_print("* logged in as %s (session %llu)", user, (unsigned long long)ack->session_id);
+    if (c->o->interactive && c->said_down)
+        cli_print("* reconnected (session %llu)", (unsigned long long)ack->session_id);
+    else
+        cli_print("* logged in as %s (session %llu)", user, (unsigned long long)ack->session_id);
+    c->said_down = false;
     IM_INFO("session %llu on node %s: heartbeat %u s, frames up to %u bytes, bodies up to %u",
             (unsigned long long)ack->session_id, ack->node_id ? ack->node_id : "?",
             c->heartbeat_s, ack->max_frame_bytes, ack->max_body_bytes);
@@ -581,8 +678,14 @@ static void on_error(cli_client *c, uint64_t rid, const Imcore__Error *e)
     if (rid != 0) {
         pending *p = pending_take(c, rid);
         cli_print_error(e);
-        if (p)
+        if (p) {
+            if (p->leave_check) {
+                cli_print("! not left (the group could not be looked up): %s", p->cmd->line);
+                c->held = false;
+            }
             pending_free(p);
+            flush_queue(c);
+        }
         check_drained(c);
         return;
     }
@@ -687,6 +790,87 @@ static bool want_next_list_page(cli_client *c, pending *p, size_t n, const char 
     return request_next_page(c, p, &env);
 }
 
+/* A page of the GroupList that looks up a :leave's group. Returns true if
+ * p waits again (for another page, or for the GroupLeave's Ok); false if p
+ * is done with and the caller frees it. */
+static bool on_leave_check(cli_client *c, pending *p, const Imcore__GroupListResult *r)
+{
+    const char *target = p->cmd->target;
+    const Imcore__GroupInfo *found = NULL;
+    bool passed = false;
+    for (size_t i = 0; i < r->n_groups && !found && !passed; i++) {
+        int cmp = strcmp(r->groups[i]->group ? r->groups[i]->group : "", target);
+        if (cmp == 0)
+            found = r->groups[i];
+        passed = cmp > 0;
+    }
+    if (!found && !passed && r->n_groups > 0 && r->next_after && r->next_after[0] &&
+        strcmp(r->next_after, p->after) > 0 && strlen(r->next_after) < sizeof p->after) {
+        snprintf(p->after, sizeof p->after, "%s", r->next_after);
+        Imcore__GroupList gl = IMCORE__GROUP_LIST__INIT;
+        gl.after = p->after;
+        Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+        env.body_case = IMCORE__ENVELOPE__BODY_GROUP_LIST;
+        env.group_list = &gl;
+        if (request_next_page(c, p, &env))
+            return true;
+        c->held = false;
+        return false;
+    }
+    c->held = false;
+    if (found && found->member && found->members <= 1) {
+        cli_print("! you are the last member of %s: leaving deletes it, with its history; "
+                  "to leave anyway, type :leave! %s",
+                  target, target);
+        return false;
+    }
+    /* Found, or not (the server then says why): leave now, in its turn. */
+    p->leave_check = false;
+    Imcore__GroupLeave gl = IMCORE__GROUP_LEAVE__INIT;
+    gl.group = im_pb_str(target);
+    Imcore__Envelope env = IMCORE__ENVELOPE__INIT;
+    env.body_case = IMCORE__ENVELOPE__BODY_GROUP_LEAVE;
+    env.group_leave = &gl;
+    return request_next_page(c, p, &env);
+}
+
+/* On a terminal, what became of a message, in a few words. */
+static void print_delivery_state(const pending *p, const Imcore__SendAck *a)
+{
+    const cli_command *cmd = p->cmd;
+    if (a->duplicate)
+        cli_print("* sent (already stored earlier)");
+    else if (cmd->kind == CLI_CMD_GROUP)
+        cli_print("* sent to %s (%u online)", cmd->target, a->delivered);
+    else if (a->delivered > 0)
+        cli_print("* sent to %s", cmd->target);
+    else
+        cli_print("* stored for %s (offline): delivered at the next login", cmd->target);
+}
+
+/* The names a successful command proves exist, for completion. */
+static void remember_names(cli_client *c, const cli_command *cmd)
+{
+    switch (cmd->kind) {
+    case CLI_CMD_PRIVATE:
+        cli_names_add(c->names, CLI_NAME_USER, cmd->target);
+        break;
+    case CLI_CMD_INVITE:
+    case CLI_CMD_KICK:
+    case CLI_CMD_OWNER:
+        cli_names_add(c->names, CLI_NAME_USER, cmd->user);
+        cli_names_add(c->names, CLI_NAME_GROUP, cmd->target);
+        break;
+    case CLI_CMD_GROUP:
+    case CLI_CMD_CREATE:
+    case CLI_CMD_JOIN:
+        cli_names_add(c->names, CLI_NAME_GROUP, cmd->target);
+        break;
+    default:
+        break;
+    }
+}
+
 /* The answer to a command: Ok, SendAck or a list. */
 static void on_answer(cli_client *c, const Imcore__Envelope *env)
 {
@@ -697,8 +881,24 @@ static void on_answer(cli_client *c, const Imcore__Envelope *env)
         return;
     }
     const cli_command *cmd = p->cmd;
+    if (p->leave_check) {
+        bool waits = env->body_case == IMCORE__ENVELOPE__BODY_GROUP_LIST_RESULT &&
+                     on_leave_check(c, p, env->group_list_result);
+        if (!waits) {
+            c->held = false;
+            pending_free(p);
+        }
+        flush_queue(c);
+        check_drained(c);
+        return;
+    }
+    if (env->body_case == IMCORE__ENVELOPE__BODY_SEND_ACK ||
+        env->body_case == IMCORE__ENVELOPE__BODY_OK)
+        remember_names(c, cmd);
     switch (env->body_case) {
     case IMCORE__ENVELOPE__BODY_SEND_ACK:
+        if (!c->o->show_acks && c->o->interactive)
+            print_delivery_state(p, env->send_ack);
         if (c->o->show_acks) {
             const Imcore__SendAck *a = env->send_ack;
             cli_print("* sent %s seq=%llu delivered=%u%s",
@@ -728,6 +928,8 @@ static void on_answer(cli_client *c, const Imcore__Envelope *env)
         break;
     case IMCORE__ENVELOPE__BODY_GROUP_LIST_RESULT: {
         const Imcore__GroupListResult *r = env->group_list_result;
+        for (size_t i = 0; i < r->n_groups; i++)
+            cli_names_add(c->names, CLI_NAME_GROUP, r->groups[i]->group);
         cli_print_groups(r);
         if (cmd->kind == CLI_CMD_GROUPS && want_next_list_page(c, p, r->n_groups, r->next_after))
             return; /* p waits for the next page */
@@ -736,6 +938,8 @@ static void on_answer(cli_client *c, const Imcore__Envelope *env)
     }
     case IMCORE__ENVELOPE__BODY_ONLINE_USERS_RESULT: {
         const Imcore__OnlineUsersResult *r = env->online_users_result;
+        for (size_t i = 0; i < r->n_users; i++)
+            cli_names_add(c->names, CLI_NAME_USER, r->users[i]->user_id);
         cli_print_users(r);
         if (cmd->kind == CLI_CMD_ONLINE && want_next_list_page(c, p, r->n_users, r->next_after))
             return;
@@ -760,6 +964,9 @@ static void handle_envelope(cli_client *c, const Imcore__Envelope *env)
         on_login_ack(c, env->request_id, env->login_ack);
         break;
     case IMCORE__ENVELOPE__BODY_DELIVERY:
+        if (env->delivery->kind != IMCORE__DELIVERY__KIND__NOTICE)
+            cli_names_add(c->names, CLI_NAME_USER, env->delivery->from);
+        cli_names_add(c->names, CLI_NAME_GROUP, env->delivery->group);
         if (cli_inbox_accept(c->inbox, env->delivery))
             cli_print_delivery(env->delivery);
         else
@@ -961,6 +1168,7 @@ int cli_client_new(struct event_base *base, const cli_options *o, cli_client **o
     c->queue_tail = &c->queue_head;
     c->pend_tail = &c->pend_head;
     c->next_request_id = 1;
+    c->max_body = CLI_DEFAULT_MAX_BODY;
     c->rng = (now_ms() << 16) ^ (uint64_t)getpid() ^ 0x9E3779B97F4A7C15ULL;
     if (getrandom(&c->id_nonce, sizeof c->id_nonce, GRND_NONBLOCK) != (ssize_t)sizeof c->id_nonce)
         c->id_nonce = ((uint64_t)next_random(c) << 32) | next_random(c);
@@ -1025,6 +1233,11 @@ void cli_client_set_password(cli_client *c, const char *password)
     snprintf(c->password, sizeof c->password, "%s", password ? password : "");
 }
 
+void cli_client_set_names(cli_client *c, cli_names *names)
+{
+    c->names = names;
+}
+
 void cli_client_start(cli_client *c)
 {
     if (c->state == ST_IDLE && !c->bev)
@@ -1038,8 +1251,18 @@ void cli_client_submit(cli_client *c, cli_command *cmd)
         cli_command_free(cmd);
         return;
     }
-    if (c->state == ST_ONLINE) {
+    /* Before the first login the server's limit is unknown: the check waits
+     * for the send, after the login that tells it. */
+    if (c->logged_in_once && too_long(c, cmd)) {
+        cli_command_free(cmd);
+        return;
+    }
+    if (c->state == ST_ONLINE && !c->held) {
         send_command(c, cmd);
+        return;
+    }
+    if (c->state == ST_ONLINE) { /* behind a :leave being looked up */
+        queue_push(c, cmd);
         return;
     }
     /* No session yet. :q with nothing waiting leaves at once; with commands

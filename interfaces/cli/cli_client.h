@@ -29,6 +29,11 @@ void cli_client_free(cli_client *c); /* NULL is fine */
  * the password again only if the token is refused. */
 void cli_client_set_password(cli_client *c, const char *password);
 
+struct cli_names;
+/* Where the names seen go, for completion (borrowed: it must outlive the
+ * client; NULL: kept nowhere). */
+void cli_client_set_names(cli_client *c, struct cli_names *names);
+
 /* Connects for the first time. A failure is not final: it retries. */
 void cli_client_start(cli_client *c);
 

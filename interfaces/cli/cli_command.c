@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "imcore/errors.h"
 
@@ -22,7 +23,8 @@ const char *const cli_help_lines[] = {
     "                         a private group, joined by invitation only; shared: its",
     "                         members read what was said before they joined",
     "  :join group            join group",
-    "  :leave group           leave group",
+    "  :leave group           leave group; its last member types :leave! group",
+    "                         (the group is then deleted, with its history)",
     "  :invite group user     invite user to your private group",
     "  :kick group user       remove user from your group, or withdraw the invitation",
     "  :owner group user      hand your group over to user, a member",
@@ -50,8 +52,8 @@ static const struct {
     { "q", CLI_CMD_QUIT, 0 },        { "quit", CLI_CMD_QUIT, 0 },
     { "history", CLI_CMD_HISTORY, 2 }, { "invite", CLI_CMD_INVITE, 3 },
     { "kick", CLI_CMD_KICK, 3 },     { "owner", CLI_CMD_OWNER, 3 },
-    { "delete", CLI_CMD_DELETE, 1 },
-    { "history", CLI_CMD_HISTORY, 2 }, { "logout-all", CLI_CMD_LOGOUT_ALL, 0 },
+    { "delete", CLI_CMD_DELETE, 1 }, { "logout-all", CLI_CMD_LOGOUT_ALL, 0 },
+    { "leave!", CLI_CMD_LEAVE, 1 },
 };
 
 static const char *usage_of(cli_cmd_kind k)
@@ -65,7 +67,7 @@ static const char *usage_of(cli_cmd_kind k)
     case CLI_CMD_OWNER: return ":owner group user";
     case CLI_CMD_DELETE: return ":delete group";
     case CLI_CMD_JOIN: return ":join group";
-    case CLI_CMD_LEAVE: return ":leave group";
+    case CLI_CMD_LEAVE: return ":leave group (or :leave! group)";
     case CLI_CMD_GROUPS: return ":groups";
     case CLI_CMD_ONLINE: return ":olu";
     case CLI_CMD_QUIT: return ":q";
@@ -171,9 +173,12 @@ int cli_command_parse(const char *line, size_t len, cli_command **out, char *why
     char *p = work + 1;
     const char *word = next_word(&p);
     for (size_t i = 0; i < sizeof colon_commands / sizeof colon_commands[0]; i++) {
-        if (strcmp(word, colon_commands[i].word) != 0)
+        /* Commands are words, not identifiers: ":HELP" is ":help". */
+        if (strcasecmp(word, colon_commands[i].word) != 0)
             continue;
         c->kind = colon_commands[i].kind;
+        if (c->kind == CLI_CMD_LEAVE && word[strlen(word) - 1] == '!')
+            c->flags |= CLI_LEAVE_ANYWAY;
         int args = colon_commands[i].args;
         if (args >= 1) {
             c->target = next_word(&p);
@@ -198,6 +203,11 @@ int cli_command_parse(const char *line, size_t len, cli_command **out, char *why
         return 0;
     }
     return fail(why, why_len, c, "unknown command \"%s\" (:help lists the commands)", c->line);
+}
+
+const char *cli_command_word(size_t i)
+{
+    return i < sizeof colon_commands / sizeof colon_commands[0] ? colon_commands[i].word : NULL;
 }
 
 void cli_command_free(cli_command *c)

@@ -13,7 +13,7 @@ typedef enum cli_cmd_kind {
     CLI_CMD_GROUP,   /* #group text */
     CLI_CMD_CREATE,  /* :create group [max_members] [private] [shared] */
     CLI_CMD_JOIN,    /* :join group */
-    CLI_CMD_LEAVE,   /* :leave group */
+    CLI_CMD_LEAVE,   /* :leave group | :leave! group (flags: CLI_LEAVE_ANYWAY) */
     CLI_CMD_GROUPS,  /* :groups */
     CLI_CMD_ONLINE,  /* :olu */
     CLI_CMD_HISTORY, /* :history @user [n] | :history #group [n] */
@@ -29,6 +29,8 @@ typedef enum cli_cmd_kind {
 /* :create's words after the group. */
 #define CLI_CREATE_PRIVATE 1u  /* private: joined by invitation only */
 #define CLI_CREATE_SHARED 2u   /* shared: members read what was said before they joined */
+/* :leave! : leave even as the last member, which deletes the group. */
+#define CLI_LEAVE_ANYWAY 4u
 
 typedef struct cli_command cli_command;
 struct cli_command {
@@ -40,7 +42,7 @@ struct cli_command {
     uint32_t number;      /* :create: max members; :history: how many; 0 = the server's default */
     char *line;           /* the line as typed, trimmed: what "! not confirmed" shows */
     const char *user;     /* :invite, :kick, :owner: the user; points into this record; "" */
-    unsigned flags;       /* :create: CLI_CREATE_PRIVATE | CLI_CREATE_SHARED */
+    unsigned flags;       /* :create: CLI_CREATE_PRIVATE | CLI_CREATE_SHARED; :leave!: CLI_LEAVE_ANYWAY */
     char buf[];           /* storage for line, target and text */
 };
 
@@ -51,6 +53,10 @@ struct cli_command {
 int cli_command_parse(const char *line, size_t len, cli_command **out, char *why, size_t why_len);
 
 void cli_command_free(cli_command *c); /* NULL is fine */
+
+/* The i-th word of the colon commands ("create", "join", ... without the
+ * colon), or NULL past the last: for completion. Static strings. */
+const char *cli_command_word(size_t i);
 
 /* The lines :help prints, NULL-terminated; static strings. */
 extern const char *const cli_help_lines[];

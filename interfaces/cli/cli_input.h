@@ -1,7 +1,8 @@
 /* interfaces/cli/cli_input.h: lines from a file descriptor, on the event loop.
  *
- * Reads a terminal, a pipe or a regular file the same way and hands over one
- * line at a time, so typing and scripting drive the client alike. A regular
+ * Reads a pipe, a regular file or a terminal the same way and hands over one
+ * line at a time: the reader for scripts (on a terminal that is also standard
+ * output, main.c uses the line editor of cli_editor.h instead). A regular
  * file (or /dev/null), which epoll cannot watch, is read in chunks from an
  * event activated by hand, so a long script never starves the connection. */
 #ifndef CLI_INPUT_H

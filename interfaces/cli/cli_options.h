@@ -27,6 +27,11 @@ typedef struct cli_options {
     bool register_account;  /* create the account at the first login */
     bool show_acks;         /* print "* sent ..." for every SendAck */
     bool stay;              /* keep running after stdin ends */
+    /* Not an option: main.c sets it when standard input and output are a
+     * terminal. The client then talks to a person (status lines instead of
+     * log lines, delivery states, a first connection that gives up); off,
+     * its output is the stable one scripts read. */
+    bool interactive;
 } cli_options;
 
 /* What cli_options_parse asks the caller to do. */

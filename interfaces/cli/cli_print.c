@@ -2,18 +2,54 @@
 #include "cli_print.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+static struct {
+    void (*hide)(void *);
+    void (*show)(void *);
+    void *arg;
+    bool interactive;
+} screen;
+
+void cli_print_set_screen(void (*hide)(void *arg), void (*show)(void *arg), void *arg)
+{
+    screen.hide = hide;
+    screen.show = show;
+    screen.arg = arg;
+}
+
+void cli_print_set_interactive(bool on)
+{
+    screen.interactive = on;
+}
+
+/* Around every write: the editor's line goes away, our lines are written
+ * and flushed, the editor's line comes back below them. */
+static void begin(void)
+{
+    if (screen.hide)
+        screen.hide(screen.arg);
+}
+
+static void end(void)
+{
+    fflush(stdout);
+    if (screen.show)
+        screen.show(screen.arg);
+}
+
 void cli_print(const char *fmt, ...)
 {
+    begin();
     va_list ap;
     va_start(ap, fmt);
     vfprintf(stdout, fmt, ap);
     va_end(ap);
     fputc('\n', stdout);
-    fflush(stdout);
+    end();
 }
 
 /* Writes s (n bytes, not NUL-terminated) with control characters replaced:
@@ -30,6 +66,34 @@ static void put_sanitized(const uint8_t *s, size_t n)
 static void put_str(const char *s)
 {
     put_sanitized((const uint8_t *)s, strlen(s));
+}
+
+/* A message body: its lines one below the other, each after the first
+ * indented by indent; a tab becomes the spaces to the next multiple of 8 of
+ * its line; CR LF ends a line like LF; every other control character is
+ * '?'. Line ends at the very end are dropped. */
+static void put_body(const uint8_t *s, size_t n, const char *indent)
+{
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+        n--;
+    size_t col = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t ch = s[i];
+        if (ch == '\r' && i + 1 < n && s[i + 1] == '\n')
+            continue;
+        if (ch == '\n') {
+            fputc('\n', stdout);
+            fputs(indent, stdout);
+            col = 0;
+        } else if (ch == '\t') {
+            do
+                fputc(' ', stdout);
+            while (++col % 8 != 0);
+        } else {
+            fputc(ch < 0x20 || ch == 0x7f ? '?' : ch, stdout);
+            col++;
+        }
+    }
 }
 
 /* prefix: "" for a live delivery, "  " for an item of a history. me: NULL
@@ -50,38 +114,45 @@ static void put_delivery(const Imcore__Delivery *d, const char *prefix, const ch
         fputs("notice @ ", stdout);
         put_str(d->group ? d->group : "");
         fputs(": ", stdout);
-        put_sanitized(d->body.data, d->body.len);
+        put_body(d->body.data, d->body.len, me ? "      " : "    ");
         fputc('\n', stdout);
         return;
     }
-    put_str(from);
+    /* On a terminal a history is told from your side: you wrote, you read. */
+    bool mine = me && strcmp(from, me) == 0;
+    if (mine && screen.interactive)
+        fputs("you", stdout);
+    else
+        put_str(from);
     if (d->kind == IMCORE__DELIVERY__KIND__GROUP) {
         fputs(" @ ", stdout);
         put_str(d->group ? d->group : "");
     } else {
         fputs(" \xe2\x86\x92 ", stdout); /* U+2192 RIGHTWARDS ARROW */
-        if (me && strcmp(from, me) == 0 && d->to && d->to[0])
+        if (mine && d->to && d->to[0])
             put_str(d->to);
         else
             fputs("you", stdout);
     }
     fputs(": ", stdout);
-    put_sanitized(d->body.data, d->body.len);
+    put_body(d->body.data, d->body.len, me ? "      " : "    ");
     fputc('\n', stdout);
 }
 
 void cli_print_delivery(const Imcore__Delivery *d)
 {
+    begin();
     put_delivery(d, "", NULL);
-    fflush(stdout);
+    end();
 }
 
 void cli_print_history(const Imcore__HistoryResult *r, const char *me)
 {
+    begin();
     for (size_t i = 0; i < r->n_messages; i++)
         put_delivery(r->messages[i], "  ", me);
     printf("* %zu message%s\n", r->n_messages, r->n_messages == 1 ? "" : "s");
-    fflush(stdout);
+    end();
 }
 
 const char *cli_error_name(int wire_code)
@@ -97,6 +168,7 @@ const char *cli_error_name(int wire_code)
 
 void cli_print_error(const Imcore__Error *e)
 {
+    begin();
     fputs("! ", stdout);
     fputs(cli_error_name((int)e->code), stdout);
     if (e->message && e->message[0]) {
@@ -104,11 +176,12 @@ void cli_print_error(const Imcore__Error *e)
         put_str(e->message);
     }
     fputc('\n', stdout);
-    fflush(stdout);
+    end();
 }
 
 void cli_print_groups(const Imcore__GroupListResult *r)
 {
+    begin();
     for (size_t i = 0; i < r->n_groups; i++) {
         const Imcore__GroupInfo *g = r->groups[i];
         fputs("  ", stdout);
@@ -119,34 +192,42 @@ void cli_print_groups(const Imcore__GroupListResult *r)
                g->member ? " [member]" : "", g->is_private ? " [private]" : "",
                g->invited ? " [invited]" : "", g->share_history ? " [shared history]" : "");
     }
-    fflush(stdout);
+    end();
 }
 
 void cli_print_groups_end(uint32_t total, size_t shown)
 {
     size_t n = total > shown ? total : shown;
+    begin();
     printf("* %zu group%s%s\n", n, n == 1 ? "" : "s", total > shown ? " (list cut short)" : "");
-    fflush(stdout);
+    end();
 }
 
 void cli_print_users(const Imcore__OnlineUsersResult *r)
 {
+    begin();
     for (size_t i = 0; i < r->n_users; i++) {
         const Imcore__UserInfo *u = r->users[i];
         const char *id = u->user_id ? u->user_id : "";
         const char *name = u->display_name && u->display_name[0] ? u->display_name : id;
         fputs("  ", stdout);
         put_str(id);
-        fputs(" (", stdout);
-        put_str(name);
-        fputs(")\n", stdout);
+        /* To a person the id said twice says nothing; scripts keep the
+         * pair in every line. */
+        if (!screen.interactive || strcmp(name, id) != 0) {
+            fputs(" (", stdout);
+            put_str(name);
+            fputc(')', stdout);
+        }
+        fputc('\n', stdout);
     }
-    fflush(stdout);
+    end();
 }
 
 void cli_print_users_end(uint32_t total, size_t shown)
 {
     size_t n = total > shown ? total : shown;
+    begin();
     printf("* %zu online%s\n", n, total > shown ? " (list cut short)" : "");
-    fflush(stdout);
+    end();
 }

@@ -45,7 +45,7 @@ static int from_file(const char *file, char *out, char *why, size_t why_len)
     return 0;
 }
 
-static int from_terminal(char *out, char *why, size_t why_len)
+static int from_terminal(const char *prompt, char *out, char *why, size_t why_len)
 {
     int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
     if (fd < 0) {
@@ -59,8 +59,7 @@ static int from_terminal(char *out, char *why, size_t why_len)
         quiet.c_lflag &= ~(tcflag_t)ECHO;
         tcsetattr(fd, TCSAFLUSH, &quiet);
     }
-    static const char prompt[] = "Password: ";
-    ssize_t w = write(fd, prompt, sizeof prompt - 1);
+    ssize_t w = write(fd, prompt, strlen(prompt));
     (void)w;
     char buf[CLI_SECRET_MAX + 2];
     size_t n = 0;
@@ -89,14 +88,34 @@ static int from_terminal(char *out, char *why, size_t why_len)
     return 0;
 }
 
-int cli_secret_read(const char *file, bool ask, char out[CLI_SECRET_MAX], char *why,
-                    size_t why_len)
+/* A new password is typed twice: a typo in an account's first password
+ * would lock its owner out. */
+static int from_terminal_twice(char *out, char *why, size_t why_len)
+{
+    char again[CLI_SECRET_MAX];
+    int rc = from_terminal("New password: ", out, why, why_len);
+    if (rc == 0)
+        rc = from_terminal("Once more: ", again, why, why_len);
+    if (rc == 0 && strcmp(out, again) != 0) {
+        snprintf(why, why_len, "--register: the two passwords differ");
+        rc = -1;
+    }
+    cli_secret_wipe(again, sizeof again);
+    if (rc != 0)
+        cli_secret_wipe(out, CLI_SECRET_MAX);
+    return rc;
+}
+
+int cli_secret_read(const char *file, bool ask, bool confirm, char out[CLI_SECRET_MAX],
+                    char *why, size_t why_len)
 {
     out[0] = '\0';
     if (file)
         return from_file(file, out, why, why_len);
+    if (ask && confirm)
+        return from_terminal_twice(out, why, why_len);
     if (ask)
-        return from_terminal(out, why, why_len);
+        return from_terminal("Password: ", out, why, why_len);
     const char *env = getenv("IMCORE_PASSWORD");
     if (env) {
         if (strlen(env) >= CLI_SECRET_MAX) {

@@ -15,9 +15,11 @@
 /* Fills out (NUL-terminated, at most CLI_SECRET_MAX - 1 bytes) from the
  * first line of file if file is not NULL, else from the terminal (prompting
  * on /dev/tty) if ask, else from $IMCORE_PASSWORD if set; otherwise leaves
- * it empty. Returns 0, or -1 with a sentence for the user in why. */
-int cli_secret_read(const char *file, bool ask, char out[CLI_SECRET_MAX], char *why,
-                    size_t why_len);
+ * it empty. With ask and confirm (a new account's password), the terminal
+ * asks twice and the two must match. Returns 0, or -1 with a sentence for
+ * the user in why. */
+int cli_secret_read(const char *file, bool ask, bool confirm, char out[CLI_SECRET_MAX],
+                    char *why, size_t why_len);
 
 /* Overwrites the n bytes at p in a way the compiler cannot drop. */
 void cli_secret_wipe(void *p, size_t n);
