@@ -67,7 +67,7 @@ typedef struct worker {
 
 /* Requests wait in one of two lanes. Password checks (create, login) are
  * slow on purpose and go to the hashing threads; token work (resume,
- * revoke, revoke_all) is a quick database lookup and goes, in order, to
+ * revoke, revoke_all) is a quick request to the store and goes, in order, to
  * one thread of its own, which also sweeps expired tokens. So a reconnect
  * by token never waits behind password hashing, and a resume asked after a
  * log-out everywhere is still checked after it. */

@@ -28,7 +28,7 @@ typedef enum im_password_cost {
     IM_PASSWORD_COST_MIN = 2,         /* the minimum: for tests only */
 } im_password_cost;
 
-/* Expired tokens deleted per transaction of the background sweep. */
+/* Expired tokens deleted per request (TOKENS_EXPIRE) of the background sweep. */
 #define IM_TOKEN_SWEEP_ROWS 1000u
 /* Requests waiting per lane when max_pending is 0. */
 #define IM_ACCOUNTS_MAX_PENDING 256u
