@@ -640,6 +640,45 @@ static int submit(im_app *app, const im_session *s, const im_endpoint *ep, uint6
     return rc;
 }
 
+static void receiver_looked_up(void *arg, int rc, const im_account_record *rec,
+                               const im_error *err)
+{
+    (void)rec;
+    send_ctx *c = arg;
+    if (rc == IM_OK)
+        answer(c, IM_EOFFLINE, NULL, "the receiver is not online");
+    else if (rc == IM_ENOTFOUND)
+        answer(c, IM_EUNKNOWNUSER, NULL, "the receiver has no account");
+    else
+        answer(c, rc, NULL, err ? err->msg : NULL);
+    free(c);
+}
+
+/* A private message to an offline user, with a store that keeps nothing
+ * for later. When logins need accounts and the store keeps them, the
+ * store says whether the receiver is a user at all: one that is not gets
+ * UNKNOWN_USER, as from a durable store, and one that is gets
+ * USER_OFFLINE; either way nothing is stored and no seq is taken. The
+ * lookup is a request of the store, so its answer comes in order with the
+ * sender's other messages. */
+static int offline_or_unknown(im_app *app, const im_session *s, const im_endpoint *ep,
+                              uint64_t rid, const im_message *m, im_error *err)
+{
+    im_store *st = app->ports.store;
+    if (!app->ports.accounts || !IM_STORE_HAS(st, account))
+        return im_error_set(err, IM_EOFFLINE, "%s is not online", m->target);
+    if (!im_user_id_is_valid(m->target))
+        return im_error_set(err, IM_EUNKNOWNUSER, "%s has no account", m->target);
+    send_ctx *c = send_ctx_new(app, s, ep, rid, m->client_msg_id);
+    if (!c)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    im_account_request q = { .size = sizeof q, .op = IM_ACCOUNT_GET, .user = m->target };
+    int rc = st->ops->account(st, &q, receiver_looked_up, c, err);
+    if (rc != IM_OK)
+        free(c);
+    return rc;
+}
+
 int im_app_send_private(im_app *app, im_session *s, const im_endpoint *ep,
                         uint64_t request_id, const char *to, const uint8_t *body,
                         size_t body_len, const char *client_msg_id, im_error *err)
@@ -655,7 +694,7 @@ int im_app_send_private(im_app *app, im_session *s, const im_endpoint *ep,
     /* Without durable storage a message for an offline user could never be
      * delivered: refuse it before it takes a seq. */
     if (!durable(app) && !im_presence_is_online(app->ports.presence, m.target))
-        return im_error_set(err, IM_EOFFLINE, "%s is not online", m.target);
+        return offline_or_unknown(app, s, ep, request_id, &m, err);
     return submit(app, s, ep, request_id, &m, private_stored, err);
 }
 

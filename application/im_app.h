@@ -103,8 +103,11 @@ void im_app_session_closed(im_app *app, im_session *s, const im_endpoint *ep, in
  * (and the answer is) IM_EUNKNOWNUSER when logins need accounts and `to`
  * has none. Errors decided at once: IM_ENOTAUTH, IM_EINVAL (an empty
  * client_msg_id among others), IM_ETOOBIG, IM_ERATE (over send_rate),
- * IM_EOFFLINE (memory store only), IM_ENOMEM, IM_ESHUTDOWN. body is
- * borrowed for the call. */
+ * IM_EOFFLINE (a store that is not durable: the receiver is not online),
+ * IM_ENOMEM, IM_ESHUTDOWN. With such a store and accounts, an offline
+ * receiver is looked up through the store's account operation instead,
+ * and the answer is IM_EUNKNOWNUSER or IM_EOFFLINE. body is borrowed for
+ * the call. */
 int im_app_send_private(im_app *app, im_session *s, const im_endpoint *ep,
                         uint64_t request_id, const char *to, const uint8_t *body,
                         size_t body_len, const char *client_msg_id, im_error *err);

@@ -14,4 +14,12 @@
 int im_store_kv_check(const char *ns, const char *key, const void *value, size_t len,
                       im_error *err);
 
+/* An account request as the port's contract allows it (see im_account_op):
+ * a table size that reaches keep, a known op, and for that op a valid user
+ * id, display name (CREATE, NULL or "" allowed), password hash
+ * (1..IM_STORE_SECRET_MAX bytes) and token hash (1..IM_STORE_TOKEN_HASH_MAX
+ * bytes; CREATE's is optional). Returns 0 or IM_EINVAL saying what is
+ * wrong. For the adapters built with the server. */
+int im_store_account_check(const im_account_request *q, im_error *err);
+
 #endif

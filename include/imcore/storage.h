@@ -130,8 +130,9 @@ typedef enum im_account_op {
     IM_ACCOUNT_TOKEN_DELETE = 5,
     /* Deletes every token of user ("log out everywhere"); record.count: how many. */
     IM_ACCOUNT_TOKENS_DELETE_USER = 6,
-    /* Deletes at most keep tokens expired at now_ms, oldest first (bounded
-     * work for a sweeper); record.count: how many (keep: there may be more). */
+    /* Deletes at most keep tokens expired at now_ms, the soonest expired
+     * first (bounded work for a sweeper; keep 0 deletes none);
+     * record.count: how many (keep: there may be more). */
     IM_ACCOUNT_TOKENS_EXPIRE = 7,
 } im_account_op;
 
@@ -334,8 +335,12 @@ struct im_store_ops {
      * account created before a message to it is seen by that message's
      * receiver check (IM_EUNKNOWNUSER), and none created after. Runs on the
      * store's thread; done runs exactly once if this returns 0, never if it
-     * returns an error. q is borrowed for the call (the store copies what
-     * it needs). Errors: IM_EINVAL, IM_ENOMEM, IM_EBUSY, IM_ESHUTDOWN.
+     * returns an error; a store that completes at once calls it inside
+     * the call, holding none of its locks (done may make requests). A
+     * refusal of the data (IM_EUSEREXISTS, IM_ENOTFOUND) is that request's
+     * answer alone: the requests around it are carried out as if it had
+     * not been made. q is borrowed for the call (the store copies what it
+     * needs). Errors: IM_EINVAL, IM_ENOMEM, IM_EBUSY, IM_ESHUTDOWN.
      * Absent (a table that ends before it, or NULL): the engine keeps no
      * accounts, and `accounts.mode: password` is refused at start with
      * the engine's name. */

@@ -1,11 +1,14 @@
 /* infrastructure/accounts_sodium/im_sodium_accounts.c: see the header.
  *
  * Requests queue up from any worker; each thread takes one, does the slow
- * part (hashing) and the quick database part on its own connection, and
- * calls the completion. Passwords live in the request only until hashed or
- * verified, and are wiped then. The first thread also deletes a round of
- * expired tokens every sweep_interval_ms, between two requests: the event
- * loops never wait for that. */
+ * part (hashing) and the quick storage part through the store's account
+ * operation, and calls the completion. The store answers on its own thread
+ * (or at once, inside the call); these threads are the adapter's own, not
+ * event loops, so each waits for its answer on a condition variable. The
+ * store sees hashes only. Passwords live in the request only until hashed
+ * or verified, and are wiped then. The first thread also deletes a round
+ * of expired tokens every sweep_interval_ms, between two requests: the
+ * event loops never wait for that. */
 #include "im_sodium_accounts.h"
 
 #include <pthread.h>
@@ -18,7 +21,6 @@
 
 #include "domain/user.h"
 #include "im_log.h"
-#include "im_sqlite_db.h"
 
 #define TOKEN_BYTES 32
 #define TOKEN_HEX (TOKEN_BYTES * 2)
@@ -39,11 +41,25 @@ typedef struct req {
 
 typedef struct sodium_accounts sodium_accounts;
 
+/* One account request to the store and its answer, which a thread waits
+ * for: the store's completion copies the record in and signals. */
+typedef struct store_call {
+    pthread_mutex_t lock;
+    pthread_cond_t answered;
+    bool finished;
+    int rc;
+    im_error err;
+    char user[IM_USER_ID_MAX + 1];
+    char name[IM_DISPLAY_NAME_MAX + 1];
+    char secret[IM_STORE_SECRET_MAX + 1];
+    uint64_t count;
+} store_call;
+
 typedef struct worker {
     sodium_accounts *owner;
     pthread_t thread;
     bool started;
-    im_sqlite_db *db;
+    store_call call;            /* this thread's, one request at a time */
     bool sweeps;                /* this thread deletes expired tokens */
     uint64_t next_sweep_ms;     /* monotonic */
     struct lane *lane;          /* the queue it serves */
@@ -51,7 +67,7 @@ typedef struct worker {
 
 /* Requests wait in one of two lanes. Password checks (create, login) are
  * slow on purpose and go to the hashing threads; token work (resume,
- * revoke, revoke_all) is a quick database lookup and goes, in order, to
+ * revoke, revoke_all) is a quick request to the store and goes, in order, to
  * one thread of its own, which also sweeps expired tokens. So a reconnect
  * by token never waits behind password hashing, and a resume asked after a
  * log-out everywhere is still checked after it. */
@@ -72,7 +88,7 @@ struct sodium_accounts {
     bool stopping;
     worker *workers;
     unsigned nworkers;
-    atomic_bool moved_logged;   /* the database file was lost, and that was said */
+    atomic_bool eio_logged;     /* the store failed (IM_EIO), and that was said */
 };
 
 static uint64_t clock_ms(clockid_t id)
@@ -110,30 +126,78 @@ static bool token_hash(const char *token, uint8_t out[crypto_generichash_BYTES])
     return true;
 }
 
-/* A new token for user, stored by hash in the caller's transaction, and
- * the user's oldest dropped past max_tokens_per_user; its text goes to
- * out. */
-static int issue_token(sodium_accounts *a, im_sqlite_db *db, const char *user,
-                       char out[TOKEN_HEX + 1], im_error *err)
+static void call_done(void *arg, int rc, const im_account_record *rec, const im_error *err)
 {
-    uint8_t raw[TOKEN_BYTES], hash[crypto_generichash_BYTES];
-    randombytes_buf(raw, sizeof raw);
-    sodium_bin2hex(out, TOKEN_HEX + 1, raw, sizeof raw);
-    crypto_generichash(hash, sizeof hash, raw, sizeof raw, NULL, 0);
-    sodium_memzero(raw, sizeof raw);
-    uint64_t expires = wall_ms(a) + (uint64_t)a->cfg.token_ttl_s * 1000u;
-    int rc = im_sqlite_db_token_put(db, hash, sizeof hash, user, expires, err);
-    if (rc == IM_OK && a->cfg.max_tokens_per_user > 0) {
-        int n = im_sqlite_db_tokens_trim(db, user, a->cfg.max_tokens_per_user, err);
-        rc = n < 0 ? n : IM_OK;
+    store_call *c = arg;
+    pthread_mutex_lock(&c->lock);
+    c->rc = rc;
+    if (rc != IM_OK) {
+        c->err = err ? *err : (im_error){ 0 };
+        if (!c->err.msg[0])
+            im_error_set(&c->err, rc, "the store failed: %s", im_strerror(rc));
+        c->err.code = rc;
+    } else if (rec) {
+        snprintf(c->user, sizeof c->user, "%s", rec->user ? rec->user : "");
+        snprintf(c->name, sizeof c->name, "%s", rec->display_name ? rec->display_name : "");
+        snprintf(c->secret, sizeof c->secret, "%s", rec->secret ? rec->secret : "");
+        c->count = rec->count;
     }
+    c->finished = true;
+    pthread_cond_signal(&c->answered);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Asks the store and waits for its answer, which lands in w->call. An
+ * IM_EIO (the store failed: a lost database file, a broken disk) is said
+ * once at ERROR; the requests are answered with it all the same. */
+static int store_ask(sodium_accounts *a, worker *w, im_account_request *q, im_error *err)
+{
+    store_call *c = &w->call;
+    pthread_mutex_lock(&c->lock);
+    c->finished = false;
+    c->rc = IM_OK;
+    c->err = (im_error){ 0 };
+    c->user[0] = c->name[0] = c->secret[0] = '\0';
+    c->count = 0;
+    pthread_mutex_unlock(&c->lock);
+    q->size = sizeof *q;
+    im_store *st = a->cfg.store;
+    int rc = st->ops->account(st, q, call_done, c, err);
+    if (rc == IM_OK) {
+        pthread_mutex_lock(&c->lock);
+        while (!c->finished)
+            pthread_cond_wait(&c->answered, &c->lock);
+        rc = c->rc;
+        pthread_mutex_unlock(&c->lock);
+        if (rc != IM_OK)
+            im_error_set(err, rc, "%s", c->err.msg);
+    }
+    if (rc == IM_EIO && !atomic_exchange(&a->eio_logged, true))
+        IM_ERROR("accounts: %s; registrations and logins that need the store are refused "
+                 "while it fails (said once)", err && err->msg[0] ? err->msg : "the store failed");
     return rc;
 }
 
-static int do_create(sodium_accounts *a, im_sqlite_db *db, req *r, im_error *err)
+/* A new token for user, its hash for the store, and its text in out. */
+static void new_token(char out[TOKEN_HEX + 1], uint8_t hash[crypto_generichash_BYTES])
+{
+    uint8_t raw[TOKEN_BYTES];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(out, TOKEN_HEX + 1, raw, sizeof raw);
+    crypto_generichash(hash, crypto_generichash_BYTES, raw, sizeof raw, NULL, 0);
+    sodium_memzero(raw, sizeof raw);
+}
+
+static uint64_t token_expiry(const sodium_accounts *a)
+{
+    return wall_ms(a) + (uint64_t)a->cfg.token_ttl_s * 1000u;
+}
+
+static int do_create(sodium_accounts *a, worker *w, req *r, im_error *err)
 {
     /* A taken name is refused before the costly hash. */
-    int rc = im_sqlite_db_user_get(db, r->user, NULL, 0, NULL, 0, err);
+    im_account_request q = { .op = IM_ACCOUNT_GET, .user = r->user };
+    int rc = store_ask(a, w, &q, err);
     if (rc == IM_OK)
         return im_error_set(err, IM_EUSEREXISTS, "the user id %s is taken", r->user);
     if (rc != IM_ENOTFOUND)
@@ -141,50 +205,60 @@ static int do_create(sodium_accounts *a, im_sqlite_db *db, req *r, im_error *err
     char hash[crypto_pwhash_STRBYTES];
     if (crypto_pwhash_str(hash, r->password, strlen(r->password), a->opslimit, a->memlimit) != 0)
         return im_error_set(err, IM_ENOMEM, "out of memory while hashing the password");
-    if ((rc = im_sqlite_db_begin(db, err)) != IM_OK)
-        return rc;
-    rc = im_sqlite_db_user_create(db, r->user, r->name, hash, wall_ms(a), err);
-    if (rc == IM_EEXIST) /* registered meanwhile by another thread */
-        rc = im_error_set(err, IM_EUSEREXISTS, "the user id %s is taken", r->user);
-    if (rc == IM_OK)
-        rc = issue_token(a, db, r->user, r->token, err);
-    if (rc == IM_OK)
-        return im_sqlite_db_commit(db, err);
-    im_sqlite_db_rollback(db);
+    /* The account and its first token, with the cap on the user's tokens,
+     * in one request: the store keeps both or neither. A registration of
+     * the same id meanwhile by another thread is IM_EUSEREXISTS here. */
+    uint8_t th[crypto_generichash_BYTES];
+    new_token(r->token, th);
+    q = (im_account_request){ .op = IM_ACCOUNT_CREATE, .user = r->user, .display_name = r->name,
+                              .secret = hash, .token = th, .token_len = sizeof th,
+                              .now_ms = wall_ms(a), .expires_ms = token_expiry(a),
+                              .keep = a->cfg.max_tokens_per_user };
+    rc = store_ask(a, w, &q, err);
+    if (rc == IM_EUSEREXISTS)
+        return im_error_set(err, IM_EUSEREXISTS, "the user id %s is taken", r->user);
     return rc;
 }
 
-static int do_login(sodium_accounts *a, im_sqlite_db *db, req *r, im_error *err)
+static int do_login(sodium_accounts *a, worker *w, req *r, im_error *err)
 {
-    char hash[crypto_pwhash_STRBYTES + 1];
-    int rc = im_sqlite_db_user_get(db, r->user, r->name, sizeof r->name, hash, sizeof hash, err);
+    im_account_request q = { .op = IM_ACCOUNT_GET, .user = r->user };
+    int rc = store_ask(a, w, &q, err);
     if (rc == IM_ENOTFOUND)
         return im_error_set(err, IM_ENOTFOUND, "no user %s: register first", r->user);
     if (rc != IM_OK)
         return rc;
-    if (crypto_pwhash_str_verify(hash, r->password, strlen(r->password)) != 0)
+    snprintf(r->name, sizeof r->name, "%s", w->call.name);
+    bool good = crypto_pwhash_str_verify(w->call.secret, r->password, strlen(r->password)) == 0;
+    if (!good)
         return im_error_set(err, IM_EAUTH, "wrong password for %s", r->user);
     /* The new token and the cap on the user's tokens, together. */
-    if ((rc = im_sqlite_db_begin(db, err)) != IM_OK)
-        return rc;
-    rc = issue_token(a, db, r->user, r->token, err);
-    if (rc == IM_OK)
-        return im_sqlite_db_commit(db, err);
-    im_sqlite_db_rollback(db);
+    uint8_t th[crypto_generichash_BYTES];
+    new_token(r->token, th);
+    q = (im_account_request){ .op = IM_ACCOUNT_TOKEN_PUT, .user = r->user, .token = th,
+                              .token_len = sizeof th, .expires_ms = token_expiry(a),
+                              .keep = a->cfg.max_tokens_per_user };
+    rc = store_ask(a, w, &q, err);
+    if (rc == IM_ENOTFOUND) /* the account went between the two requests */
+        return im_error_set(err, IM_ENOTFOUND, "no user %s: register first", r->user);
     return rc;
 }
 
-static int do_resume(sodium_accounts *a, im_sqlite_db *db, req *r, im_error *err)
+static int do_resume(sodium_accounts *a, worker *w, req *r, im_error *err)
 {
     uint8_t hash[crypto_generichash_BYTES];
     if (!token_hash(r->token, hash))
         return im_error_set(err, IM_EAUTH, "not a session token");
-    int rc = im_sqlite_db_token_get(db, hash, sizeof hash, wall_ms(a), r->user, err);
+    im_account_request q = { .op = IM_ACCOUNT_TOKEN_GET, .token = hash,
+                             .token_len = sizeof hash, .now_ms = wall_ms(a) };
+    int rc = store_ask(a, w, &q, err);
     if (rc == IM_ENOTFOUND)
         return im_error_set(err, IM_EAUTH, "the token has expired or was revoked");
     if (rc != IM_OK)
         return rc;
-    return im_sqlite_db_user_get(db, r->user, r->name, sizeof r->name, NULL, 0, err);
+    snprintf(r->user, sizeof r->user, "%s", w->call.user);
+    snprintf(r->name, sizeof r->name, "%s", w->call.name);
+    return IM_OK;
 }
 
 /* A request whose answer nobody waits for (its client left), or one still
@@ -195,7 +269,7 @@ static bool skippable(const sodium_accounts *a, const req *r)
            (a->stopping && r->kind != REQ_REVOKE && r->kind != REQ_REVOKE_ALL);
 }
 
-static void run(sodium_accounts *a, im_sqlite_db *db, req *r, bool skip)
+static void run(sodium_accounts *a, worker *w, req *r, bool skip)
 {
     im_error err = { 0 };
     int rc;
@@ -206,24 +280,26 @@ static void run(sodium_accounts *a, im_sqlite_db *db, req *r, bool skip)
         return;
     }
     switch (r->kind) {
-    case REQ_CREATE: rc = do_create(a, db, r, &err); break;
-    case REQ_LOGIN: rc = do_login(a, db, r, &err); break;
-    case REQ_RESUME: rc = do_resume(a, db, r, &err); break;
+    case REQ_CREATE: rc = do_create(a, w, r, &err); break;
+    case REQ_LOGIN: rc = do_login(a, w, r, &err); break;
+    case REQ_RESUME: rc = do_resume(a, w, r, &err); break;
     case REQ_REVOKE: {
         uint8_t hash[crypto_generichash_BYTES];
+        im_account_request q = { .op = IM_ACCOUNT_TOKEN_DELETE, .token = hash,
+                                 .token_len = sizeof hash };
         if (token_hash(r->token, hash))
-            im_sqlite_db_token_delete(db, hash, sizeof hash, &err);
+            store_ask(a, w, &q, &err);
         return; /* no completion */
     }
-    case REQ_REVOKE_ALL:
-        im_sqlite_db_tokens_delete_user(db, r->user, &err);
+    case REQ_REVOKE_ALL: {
+        im_account_request q = { .op = IM_ACCOUNT_TOKENS_DELETE_USER, .user = r->user };
+        store_ask(a, w, &q, &err);
         return; /* no completion */
+    }
     default: return;
     }
     sodium_memzero(r->password, sizeof r->password);
-    if (rc == IM_EIO && im_sqlite_db_moved(db) && !atomic_exchange(&a->moved_logged, true))
-        IM_ERROR("accounts: %s; registrations and logins by password are refused from now on",
-                 err.msg);
+    sodium_memzero(w->call.secret, sizeof w->call.secret);
     if (rc != IM_OK)
         r->done(r->arg, rc, NULL, NULL, NULL, &err);
     else
@@ -236,9 +312,12 @@ static void run(sodium_accounts *a, im_sqlite_db *db, req *r, bool skip)
  * failure (a full disk) is tried again at the next interval. */
 static void sweep(sodium_accounts *a, worker *w)
 {
-    int n = im_sqlite_db_tokens_expire(w->db, wall_ms(a), IM_TOKEN_SWEEP_ROWS, NULL);
+    im_account_request q = { .op = IM_ACCOUNT_TOKENS_EXPIRE, .now_ms = wall_ms(a),
+                             .keep = IM_TOKEN_SWEEP_ROWS };
+    im_error err = { 0 };
+    bool full = store_ask(a, w, &q, &err) == IM_OK && w->call.count >= IM_TOKEN_SWEEP_ROWS;
     uint64_t now = clock_ms(CLOCK_MONOTONIC);
-    w->next_sweep_ms = n == (int)IM_TOKEN_SWEEP_ROWS ? now : now + a->cfg.sweep_interval_ms;
+    w->next_sweep_ms = full ? now : now + a->cfg.sweep_interval_ms;
 }
 
 static void *worker_main(void *arg)
@@ -284,7 +363,7 @@ static void *worker_main(void *arg)
         if (sweep_due) {
             sweep(a, w);
         } else if (r) {
-            run(a, w->db, r, skip);
+            run(a, w, r, skip);
             req_free(r);
         } else {
             break; /* stopping and drained */
@@ -399,9 +478,13 @@ static void acc_destroy(im_accounts *acc)
     pthread_cond_broadcast(&a->hash_lane.wake);
     pthread_mutex_unlock(&a->lock);
     for (unsigned i = 0; i < a->nworkers; i++) {
-        if (a->workers[i].started)
-            pthread_join(a->workers[i].thread, NULL);
-        im_sqlite_db_close(a->workers[i].db);
+        worker *w = &a->workers[i];
+        if (w->started)
+            pthread_join(w->thread, NULL);
+        if (w->owner) {
+            pthread_mutex_destroy(&w->call.lock);
+            pthread_cond_destroy(&w->call.answered);
+        }
     }
     free(a->workers);
     pthread_mutex_destroy(&a->lock);
@@ -424,6 +507,11 @@ int im_sodium_accounts_new(const im_sodium_accounts_config *cfg, im_accounts **o
                            im_error *err)
 {
     *out = NULL;
+    if (!cfg->store)
+        return im_error_set(err, IM_EINVAL, "accounts need a store");
+    if (!IM_STORE_HAS(cfg->store, account))
+        return im_error_set(err, IM_EINVAL, "storage.engine %s keeps no accounts",
+                            cfg->store->ops->name ? cfg->store->ops->name : "(unnamed)");
     if (sodium_init() < 0)
         return im_error_set(err, IM_EIO, "libsodium cannot start");
     sodium_accounts *a = calloc(1, sizeof *a);
@@ -431,7 +519,6 @@ int im_sodium_accounts_new(const im_sodium_accounts_config *cfg, im_accounts **o
         return im_error_set(err, IM_ENOMEM, "out of memory");
     a->base.ops = &sodium_accounts_ops;
     a->cfg = *cfg;
-    a->cfg.db_path = NULL; /* borrowed for the call only */
     a->token_lane.tail = &a->token_lane.head;
     a->hash_lane.tail = &a->hash_lane.head;
     unsigned max_pending = cfg->max_pending ? cfg->max_pending : IM_ACCOUNTS_MAX_PENDING;
@@ -468,19 +555,16 @@ int im_sodium_accounts_new(const im_sodium_accounts_config *cfg, im_accounts **o
         return im_error_set(err, IM_ENOMEM, "out of memory");
     }
     a->nworkers = n;
-    /* The store opened and checked the file first. */
-    im_sqlite_options o = { .path = cfg->db_path, .synchronous_full = true, .skip_check = true };
     for (unsigned i = 0; i < n; i++) {
         worker *w = &a->workers[i];
         w->owner = a;
+        pthread_mutex_init(&w->call.lock, NULL);
+        pthread_cond_init(&w->call.answered, NULL);
         w->sweeps = i == 0; /* the first round at once: what expired while stopped */
         w->lane = i == 0 ? &a->token_lane : &a->hash_lane;
-        int rc = im_sqlite_db_open(&o, &w->db, err);
-        if (rc == IM_OK && pthread_create(&w->thread, NULL, worker_main, w) != 0)
-            rc = im_error_set(err, IM_EIO, "cannot start an accounts thread");
-        if (rc != IM_OK) {
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
             acc_destroy(&a->base);
-            return rc;
+            return im_error_set(err, IM_EIO, "cannot start an accounts thread");
         }
         w->started = true;
     }

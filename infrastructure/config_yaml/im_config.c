@@ -382,13 +382,8 @@ static int check_rules(const im_config *c, im_error *err, const char *path, cons
     if (c->zookeeper_root[0] != '/' || rl < 2 || c->zookeeper_root[rl - 1] == '/')
         return fail(at_line(err, path, line[FI_ZK_ROOT]), fields[FI_ZK_ROOT].name,
                     "must be an absolute path without a trailing /, like /imcore/nodes");
-    if (c->accounts_mode == IM_ACCOUNTS_PASSWORD && strcmp(c->storage_engine, "sqlite") != 0) {
-        unsigned at = line[FI_ACC_MODE] ? line[FI_ACC_MODE] : line[FI_ENGINE];
-        return fail(at_line(err, path, at), line[FI_ACC_MODE] ? fields[FI_ACC_MODE].name
-                                                               : fields[FI_ENGINE].name,
-                    "accounts.mode password keeps accounts in the database: it needs "
-                    "storage.engine sqlite (or accounts.mode open)");
-    }
+    /* Whether the storage engine keeps accounts (accounts.mode password)
+     * is the engine's to say: checked once it is open (main). */
     return 0;
 }
 
@@ -1004,6 +999,7 @@ int im_config_load(const char *path, im_config *c, im_error *err)
     if (rc == 0) {
         *c = L.cfg;
         c->storage_engine_line = L.field_line[FI_ENGINE];
+        c->accounts_mode_line = L.field_line[FI_ACC_MODE];
         c->transport_line = L.field_line[FI_TRANSPORT];
         c->cluster_line = L.field_line[FI_CLUSTER];
         c->empty = empty;

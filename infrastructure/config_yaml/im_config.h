@@ -95,7 +95,10 @@ typedef struct im_config {
                                    * is the plugin cluster_<name>.so in plugin_dir, which wraps
                                    * the route port to reach other nodes; 1..63 of [A-Za-z0-9_.-] */
     unsigned cluster_line;        /* its line in source, 0 if not there */
-    int accounts_mode;            /* accounts.mode: "password" (IM_ACCOUNTS_PASSWORD, default) or "open" */
+    int accounts_mode;            /* accounts.mode: "password" (IM_ACCOUNTS_PASSWORD, default) or "open";
+                                   * password needs a storage engine with accounts (the
+                                   * storage port's account operation), checked at start */
+    unsigned accounts_mode_line;  /* its line in source, 0 if not there */
     int accounts_hash_cost;       /* accounts.password_hash: interactive (0, default) | moderate | min */
     uint32_t accounts_token_ttl_s;/* accounts.token_ttl_s, default 2592000 (30 days), 60..31536000 */
     uint32_t accounts_max_failures; /* accounts.max_login_failures, default 5, 0..1000000; 0 = no limit */

@@ -6,7 +6,11 @@
  * The plugins' key-value map lives here too, as long as the process: one
  * hash map per namespace behind one lock. Plugins write it rarely and read it
  * by prefix, so a read copies what matches and sorts it, rather than the map
- * keeping an order every write would pay for. */
+ * keeping an order every write would pay for.
+ *
+ * Accounts and their token hashes live here as well (im_memory_accounts.c),
+ * so that `accounts.mode: password` works without a database: they last
+ * until the server stops. */
 #include "im_memory_store.h"
 
 #include "domain/message.h"
@@ -16,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "im_memory_accounts.h"
 #include "im_strmap.h"
 
 #define SHARDS 32
@@ -36,6 +41,7 @@ typedef struct memory_store {
     struct shard shards[SHARDS];
     pthread_mutex_t kv_lock;
     im_strmap *kv; /* namespace -> im_strmap* (key -> kv_value*), all owned */
+    im__memory_accounts *accounts;
 } memory_store;
 
 /* Numbers m and completes at once. The completion runs under the shard
@@ -297,6 +303,12 @@ static int memory_kv_each(im_store *s, const char *ns, const char *prefix, im_st
     return snap.nomem ? im_error_set(err, IM_ENOMEM, "out of memory") : visited;
 }
 
+static int memory_account(im_store *s, const im_account_request *q, im_store_account_fn done,
+                          void *arg, im_error *err)
+{
+    return im__memory_accounts_run(((memory_store *)s)->accounts, q, done, arg, err);
+}
+
 static void memory_destroy(im_store *s)
 {
     memory_store *ms = (memory_store *)s;
@@ -314,6 +326,7 @@ static void memory_destroy(im_store *s)
         im_strmap_free(ms->kv);
     }
     pthread_mutex_destroy(&ms->kv_lock);
+    im__memory_accounts_free(ms->accounts);
     free(ms);
 }
 
@@ -334,6 +347,7 @@ static const struct im_store_ops memory_store_ops = {
     .kv_each = memory_kv_each,
     .destroy = memory_destroy,
     .group_change = memory_group_change,
+    .account = memory_account,
 };
 
 int im_memory_store_new(im_store **out, im_error *err)
@@ -352,7 +366,7 @@ int im_memory_store_new(im_store **out, im_error *err)
             return im_error_set(err, IM_ENOMEM, "out of memory");
         }
     }
-    if (!(ms->kv = im_strmap_new())) {
+    if (!(ms->kv = im_strmap_new()) || !(ms->accounts = im__memory_accounts_new())) {
         memory_destroy(&ms->base);
         return im_error_set(err, IM_ENOMEM, "out of memory");
     }

@@ -3,7 +3,8 @@
  * numbers messages without keeping them, and groups and the plugins'
  * key-value map live as long as the process. The memory store is for a
  * server that needs no offline messages or history (storage: memory), and
- * for tests. Both are thread-safe. */
+ * for tests. Both are thread-safe. The store also keeps accounts and their
+ * login-token hashes (the account operation), until the process ends. */
 #ifndef IM_MEMORY_STORE_H
 #define IM_MEMORY_STORE_H
 

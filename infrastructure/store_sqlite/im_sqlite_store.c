@@ -19,7 +19,16 @@
  * (history_read) and pending reads are requests like the others: read on
  * this thread in the batch, in order after the writes before them, and
  * read again after a rollback, like pending. Both stop at their byte
- * budget, so a page of large messages is never read whole first. */
+ * budget, so a page of large messages is never read whole first.
+ *
+ * Accounts and their token hashes (the account operation) are requests
+ * too: a write (a new account, a token put or deleted, the sweep of
+ * expired tokens) runs in the batch's transaction and is answered after
+ * the commit, so an account created before a message to it is seen by that
+ * message's receiver check; a read (an account, a token's owner) is
+ * answered in order, and read again after a rollback. A refusal of the
+ * data (the id is taken, no such user or token) is an answer to that
+ * request alone and leaves the batch alone. */
 #include "im_sqlite_store.h"
 
 #include <pthread.h>
@@ -28,6 +37,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "domain/user.h"
 #include "im_log.h"
 #include "im_strmap.h"
 #include "im_sqlite_db.h"
@@ -43,7 +53,27 @@ typedef enum req_kind {
     REQ_GROUP_LEAVE,
     REQ_GROUP_CHANGE,
     REQ_KV_PUT,
+    REQ_ACCOUNT,
 } req_kind;
+
+/* An account request's copy of its inputs and room for its answer, kept
+ * apart so that the other requests do not carry it. */
+typedef struct account_io {
+    im_account_op op;
+    char user[IM_USER_ID_MAX + 1];
+    char name[IM_DISPLAY_NAME_MAX + 1];
+    char secret[IM_STORE_SECRET_MAX + 1];
+    uint8_t token[IM_STORE_TOKEN_HASH_MAX];
+    size_t token_len;               /* 0: none (a CREATE without a token) */
+    uint64_t now_ms, expires_ms;
+    unsigned keep;
+    im_store_account_fn done;
+    /* the answer */
+    char out_user[IM_USER_ID_MAX + 1];
+    char out_name[IM_DISPLAY_NAME_MAX + 1];
+    char out_secret[IM_STORE_SECRET_MAX + 1];
+    uint64_t count;
+} account_io;
 
 /* A stored message read back for a pending request, in one allocation. */
 typedef struct owned_msg {
@@ -81,6 +111,7 @@ typedef struct req {
     uint64_t since;                 /* GROUP_CHANGE: the seq a join came at */
     im_error err;
     owned_msg *first, **tail;       /* PENDING, HISTORY results, in the order handed out */
+    account_io *acct;               /* ACCOUNT: owned */
     char buf[];                     /* APPEND: the message's strings and body; KV_PUT: ns,
                                      * key and value */
 } req;
@@ -124,6 +155,7 @@ static void free_results(req *r);
 static void req_free(req *r)
 {
     free_results(r);
+    free(r->acct);
     free(r);
 }
 
@@ -134,6 +166,17 @@ static void ack_key(const req *r, char *key, size_t size)
 }
 
 #define ACK_KEY_MAX (IM_USER_ID_MAX + 1 + IM_CONVERSATION_ID_MAX + 1)
+
+/* What a full queue refuses: messages, reads, and the account requests a
+ * client is waiting for. Deletes of tokens (a logout, the sweep) always
+ * go, like acks. */
+static bool refusable(const req *r)
+{
+    if (r->kind == REQ_ACCOUNT)
+        return r->acct->op == IM_ACCOUNT_CREATE || r->acct->op == IM_ACCOUNT_GET ||
+               r->acct->op == IM_ACCOUNT_TOKEN_PUT || r->acct->op == IM_ACCOUNT_TOKEN_GET;
+    return r->kind == REQ_APPEND || r->kind == REQ_PENDING || r->kind == REQ_HISTORY;
+}
 
 static int enqueue(sqlite_store *st, req *r, im_error *err)
 {
@@ -146,8 +189,7 @@ static int enqueue(sqlite_store *st, req *r, im_error *err)
     /* Barriers and acks are never refused: refusing an unbind or a cursor
      * move would be worse than a longer queue. Nor are key-value puts, whose
      * port promises no IM_EBUSY. */
-    if (st->queued >= st->cfg.max_queue &&
-        (r->kind == REQ_APPEND || r->kind == REQ_PENDING || r->kind == REQ_HISTORY)) {
+    if (st->queued >= st->cfg.max_queue && refusable(r)) {
         pthread_mutex_unlock(&st->lock);
         req_free(r);
         return im_error_set(err, IM_EBUSY, "the store is behind (%u requests queued)",
@@ -180,10 +222,26 @@ static int enqueue(sqlite_store *st, req *r, im_error *err)
 
 /* ---- the storage thread ---- */
 
-static bool is_write(req_kind k)
+static bool account_reads(const req *r)
 {
+    return r->acct->op == IM_ACCOUNT_GET || r->acct->op == IM_ACCOUNT_TOKEN_GET;
+}
+
+/* A write is answered with the batch's error when the batch fails; a read
+ * is run again after the rollback. */
+static bool is_write(const req *r)
+{
+    req_kind k = r->kind;
+    if (k == REQ_ACCOUNT)
+        return !account_reads(r);
     return k == REQ_APPEND || k == REQ_ACK || k == REQ_GROUP_CREATE || k == REQ_GROUP_JOIN ||
            k == REQ_GROUP_LEAVE || k == REQ_GROUP_CHANGE || k == REQ_KV_PUT;
+}
+
+static bool is_read(const req *r)
+{
+    return r->kind == REQ_PENDING || r->kind == REQ_HISTORY ||
+           (r->kind == REQ_ACCOUNT && account_reads(r));
 }
 
 /* Keeps a copy of m for the completion: at the tail for a pending read
@@ -247,6 +305,66 @@ static void run_read(sqlite_store *st, req *r)
         free_results(r);
 }
 
+/* The new token of a CREATE or a TOKEN_PUT, and the user's oldest dropped
+ * past keep. */
+static int put_token(im_sqlite_db *db, account_io *a, im_error *err)
+{
+    int rc = im_sqlite_db_token_put(db, a->token, a->token_len, a->user, a->expires_ms, err);
+    if (rc == IM_OK && a->keep > 0) {
+        int n = im_sqlite_db_tokens_trim(db, a->user, a->keep, err);
+        rc = n < 0 ? n : IM_OK;
+    }
+    return rc;
+}
+
+/* One account request in the open transaction (or, for a read run again
+ * after a rollback, outside one). A refusal of the data writes nothing, so
+ * the transaction goes on. */
+static int run_account(im_sqlite_db *db, req *r)
+{
+    account_io *a = r->acct;
+    im_error *err = &r->err;
+    int rc, n;
+    a->count = 0;
+    switch (a->op) {
+    case IM_ACCOUNT_CREATE:
+        rc = im_sqlite_db_user_create(db, a->user, a->name, a->secret, a->now_ms, err);
+        if (rc == IM_EEXIST)
+            return im_error_set(err, IM_EUSEREXISTS, "the user id %s is taken", a->user);
+        /* The request was checked when it was made: with the user just
+         * created, the token can only fail with the database. */
+        return rc == IM_OK && a->token_len ? put_token(db, a, err) : rc;
+    case IM_ACCOUNT_GET:
+        rc = im_sqlite_db_user_get(db, a->user, a->out_name, sizeof a->out_name, a->out_secret,
+                                   sizeof a->out_secret, err);
+        if (rc == IM_OK)
+            memcpy(a->out_user, a->user, sizeof a->user);
+        return rc;
+    case IM_ACCOUNT_TOKEN_PUT:
+        return put_token(db, a, err);
+    case IM_ACCOUNT_TOKEN_GET:
+        rc = im_sqlite_db_token_get(db, a->token, a->token_len, a->now_ms, a->out_user, err);
+        if (rc == IM_OK)
+            rc = im_sqlite_db_user_get(db, a->out_user, a->out_name, sizeof a->out_name, NULL, 0,
+                                       err);
+        return rc;
+    case IM_ACCOUNT_TOKEN_DELETE:
+        return im_sqlite_db_token_delete(db, a->token, a->token_len, err);
+    case IM_ACCOUNT_TOKENS_DELETE_USER:
+        n = im_sqlite_db_tokens_delete_user(db, a->user, err);
+        break;
+    case IM_ACCOUNT_TOKENS_EXPIRE:
+        n = im_sqlite_db_tokens_expire(db, a->now_ms, a->keep, err);
+        break;
+    default:
+        return im_error_set(err, IM_EINVAL, "unknown account request %d", (int)a->op);
+    }
+    if (n < 0)
+        return n;
+    a->count = (uint64_t)n;
+    return IM_OK;
+}
+
 static int run_group_change(im_sqlite_db *db, req *r)
 {
     uint64_t now = r->msg.server_time_ms;
@@ -304,12 +422,45 @@ static int run_one(sqlite_store *st, req *r)
     case REQ_HISTORY:
         run_read(st, r);
         break;
+    case REQ_ACCOUNT:
+        r->rc = run_account(db, r);
+        break;
     case REQ_BARRIER:
         r->rc = IM_OK;
         break;
     }
     bool failed = r->rc == IM_ENOSPC || r->rc == IM_EIO || r->rc == IM_ENOMEM;
-    return is_write(r->kind) && failed ? r->rc : 0;
+    /* A token read deletes the token it finds expired: when that fails, the
+     * transaction is only good for rolling back, as after a failed write. */
+    bool writes = is_write(r) ||
+                  (r->kind == REQ_ACCOUNT && r->acct->op == IM_ACCOUNT_TOKEN_GET);
+    return writes && failed ? r->rc : 0;
+}
+
+static void complete_account(req *r)
+{
+    account_io *a = r->acct;
+    if (r->rc != IM_OK) {
+        a->done(r->arg, r->rc, NULL, &r->err);
+        return;
+    }
+    im_account_record rec = { .user = a->out_user, .display_name = a->out_name };
+    switch (a->op) {
+    case IM_ACCOUNT_GET:
+        rec.secret = a->out_secret;
+        break;
+    case IM_ACCOUNT_TOKEN_GET:
+        break;
+    case IM_ACCOUNT_TOKENS_DELETE_USER:
+    case IM_ACCOUNT_TOKENS_EXPIRE:
+        rec.user = a->op == IM_ACCOUNT_TOKENS_DELETE_USER ? a->user : "";
+        rec.count = a->count;
+        break;
+    default: /* CREATE, TOKEN_PUT, TOKEN_DELETE: nothing to return */
+        a->done(r->arg, IM_OK, NULL, NULL);
+        return;
+    }
+    a->done(r->arg, IM_OK, &rec, NULL);
 }
 
 static void complete(req *r)
@@ -327,6 +478,9 @@ static void complete(req *r)
         r->done(r->arg, r->rc, &r->err);
         break;
     case REQ_ACK:
+        break;
+    case REQ_ACCOUNT:
+        complete_account(r);
         break;
     case REQ_GROUP_CHANGE:
         r->group_done(r->arg, r->rc, r->rc == IM_OK ? r->since : 0, &r->err);
@@ -376,11 +530,14 @@ static void run_batch(sqlite_store *st, req *batch)
             IM_ERROR("storage: %s; every write is refused from now on", err.msg);
         }
         for (req *r = batch; r; r = r->next) {
-            if (is_write(r->kind)) {
+            if (is_write(r)) {
                 r->rc = fatal;
                 r->err = err;
                 r->err.code = fatal;
-            } else if (r->kind == REQ_PENDING || r->kind == REQ_HISTORY) {
+            } else if (r->kind == REQ_ACCOUNT) {
+                r->err = (im_error){ 0 };
+                r->rc = run_account(st->writer, r); /* read again, as below */
+            } else if (is_read(r)) {
                 run_read(st, r); /* read again: the rolled-back rows are gone */
             }
         }
@@ -706,6 +863,37 @@ static int sqlite_history(im_store *s, const char *conversation, uint64_t before
     return rc == 1 ? IM_OK : rc; /* 1: the reader stopped early */
 }
 
+static int sqlite_account(im_store *s, const im_account_request *q, im_store_account_fn done,
+                          void *arg, im_error *err)
+{
+    int rc = im_store_account_check(q, err);
+    if (rc != IM_OK)
+        return rc;
+    if (!done)
+        return im_error_set(err, IM_EINVAL, "an account request without a completion");
+    req *r = req_new(REQ_ACCOUNT, 0);
+    account_io *a = r ? calloc(1, sizeof *a) : NULL;
+    if (!a) {
+        free(r);
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    }
+    r->acct = a;
+    a->op = q->op;
+    snprintf(a->user, sizeof a->user, "%s", q->user ? q->user : "");
+    snprintf(a->name, sizeof a->name, "%s", q->display_name ? q->display_name : "");
+    snprintf(a->secret, sizeof a->secret, "%s", q->secret ? q->secret : "");
+    if (q->token) {
+        memcpy(a->token, q->token, q->token_len);
+        a->token_len = q->token_len;
+    }
+    a->now_ms = q->now_ms;
+    a->expires_ms = q->expires_ms;
+    a->keep = q->keep;
+    a->done = done;
+    r->arg = arg;
+    return enqueue((sqlite_store *)s, r, err);
+}
+
 static void sqlite_destroy(im_store *s)
 {
     sqlite_store *st = (sqlite_store *)s;
@@ -746,6 +934,7 @@ static const struct im_store_ops sqlite_store_ops = {
     .group_change = sqlite_group_change,
     .history_read = sqlite_history_read,
     .pending_read = sqlite_pending_read,
+    .account = sqlite_account,
 };
 
 int im_sqlite_store_new(const im_sqlite_store_config *cfg, im_store **out, im_error *err)

@@ -66,16 +66,37 @@ static int write_port_file(const char *path, unsigned port)
     return 0;
 }
 
-/* In "open" mode there is no accounts port: a login names any id. */
-static int open_accounts(const im_config *cfg, im_accounts **out, im_error *err)
+/* In "open" mode there is no accounts port: a login names any id. In
+ * "password" mode the accounts live in the storage engine, through its
+ * account operation: an engine without one is a bad config (*bad_config
+ * set, exit 2), said with the line of accounts.mode. */
+static int open_accounts(const im_config *cfg, im_store *store, im_accounts **out,
+                         bool *bad_config, im_error *err)
 {
     *out = NULL;
     if (cfg->accounts_mode == IM_ACCOUNTS_OPEN) {
         IM_WARN("accounts: open (no passwords: any client may use any user id)");
         return IM_OK;
     }
+    if (!IM_STORE_HAS(store, account)) {
+        *bad_config = true;
+        const char *engine = store->ops->name ? store->ops->name : cfg->storage_engine;
+        if (cfg->accounts_mode_line)
+            return im_error_set(err, IM_EINVAL,
+                                "%s:%u: accounts.mode: storage.engine %s keeps no accounts: use "
+                                "accounts.mode open or an engine with accounts (sqlite, memory, "
+                                "postgres)", cfg->source, cfg->accounts_mode_line, engine);
+        return im_error_set(err, IM_EINVAL,
+                            "%s: accounts.mode (password, the default): storage.engine %s keeps "
+                            "no accounts: use accounts.mode open or an engine with accounts "
+                            "(sqlite, memory, postgres)", cfg->source[0] ? cfg->source : "config",
+                            engine);
+    }
+    if (!store->ops->durable)
+        IM_WARN("accounts: kept by storage.engine %s, which is not durable: accounts and their "
+                "tokens last until the server stops", cfg->storage_engine);
     im_sodium_accounts_config ac = {
-        .db_path = cfg->storage_path,
+        .store = store,
         .cost = (im_password_cost)cfg->accounts_hash_cost,
         .token_ttl_s = cfg->accounts_token_ttl_s,
         /* Password checks on a pool; token work on one thread of its own,
@@ -173,12 +194,13 @@ int main(int argc, char **argv)
     imcore_transport *transport = NULL;
     im_app *app = NULL;
     im_accounts *accounts = NULL;
+    bool bad_config = false;
 
     /* The transport binds its socket when opened: a port in use stops the
      * server here, before any client could be let in. */
     if (im_plugin_host_open_storage(plugins, &store, &err) != IM_OK ||
         im_memory_group_repo_new(&groups, &err) != IM_OK ||
-        open_accounts(&cfg, &accounts, &err) != IM_OK ||
+        open_accounts(&cfg, store, &accounts, &bad_config, &err) != IM_OK ||
         im_plugin_host_open_transport(plugins, &transport, &err) != IM_OK)
         goto out;
     im_app_limits limits = {
@@ -224,7 +246,7 @@ int main(int argc, char **argv)
 out:
     /* An adapter whose port table the server cannot use (no size, an
      * operation it needs missing) is a bad plugin, so a bad config. */
-    if (status != 0 && err.code == IM_EUNSUPPORTED)
+    if (status != 0 && (err.code == IM_EUNSUPPORTED || bad_config))
         status = 2;
     if (status != 0)
         IM_ERROR("%s", err.msg[0] ? err.msg : "failed to start");

@@ -1,6 +1,9 @@
 /* tests/accounts_sodium/test_accounts.c: the libsodium accounts adapter
- * against a real SQLite file: registration, login, tokens and their
- * revocation, and that secrets are never stored in clear. */
+ * over the storage port's account operation: registration, login, tokens
+ * and their revocation, and that secrets are never stored in clear. Every
+ * case runs twice, against the memory store and against the SQLite store
+ * on a real file, so the adapter is checked against the port and not
+ * against one engine. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <sodium.h>
@@ -16,8 +19,9 @@
 #include <cmocka.h>
 
 #include "test_dir.h"
+#include "im_memory_store.h"
 #include "im_sodium_accounts.h"
-#include "im_sqlite_db.h"
+#include "im_sqlite_store.h"
 
 /* A completion lands on the adapter's thread; the test waits for it. */
 typedef struct result {
@@ -51,8 +55,14 @@ static void wait_for(result *r)
     pthread_mutex_unlock(&r->lock);
 }
 
+typedef enum engine { ENGINE_MEMORY, ENGINE_SQLITE } engine;
+/* Prestates: cmocka hands a mutable pointer to the setup, which only reads it. */
+static engine memory_engine = ENGINE_MEMORY, sqlite_engine = ENGINE_SQLITE;
+
 typedef struct fixture {
     char dir[PATH_MAX], path[PATH_MAX + 16];
+    engine engine;
+    im_store *store;
     im_accounts *acc;
     _Atomic uint64_t now_ms; /* the adapter's wall clock */
 } fixture;
@@ -65,22 +75,30 @@ static uint64_t fake_clock(void *arg)
 
 #define T0_MS 1700000000000ull
 
-/* The adapter on a fresh database, with a wall clock the test sets, at most
- * cap tokens per user (0: no cap) and a sweep every sweep_ms. */
+static void open_store(fixture *f)
+{
+    if (f->engine == ENGINE_MEMORY) {
+        assert_int_equal(im_memory_store_new(&f->store, NULL), IM_OK);
+        return;
+    }
+    im_sqlite_store_config sc = { .path = f->path, .max_batch = 64, .skip_check = true };
+    assert_int_equal(im_sqlite_store_new(&sc, &f->store, NULL), IM_OK);
+}
+
+/* The adapter on a fresh store of the engine in *state (the test's
+ * prestate), with a wall clock the test sets, at most cap tokens per user
+ * (0: no cap) and a sweep every sweep_ms. */
 static int setup_full(void **state, unsigned threads, unsigned cap, unsigned sweep_ms,
                       im_password_cost cost, unsigned max_pending)
 {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
+    f->engine = *(const engine *)*state;
     assert_int_equal(test_dir_make(f->dir, "acc"), 0);
     snprintf(f->path, sizeof f->path, "%s/acc.db", f->dir);
     atomic_store(&f->now_ms, T0_MS);
-    /* The store creates the schema; do the same with the data layer. */
-    im_sqlite_options o = { .path = f->path };
-    im_sqlite_db *db;
-    assert_int_equal(im_sqlite_db_open(&o, &db, NULL), IM_OK);
-    im_sqlite_db_close(db);
-    im_sodium_accounts_config cfg = { .db_path = f->path, .cost = cost,
+    open_store(f);
+    im_sodium_accounts_config cfg = { .store = f->store, .cost = cost,
                                       .max_pending = max_pending,
                                       .token_ttl_s = 3600, .threads = threads,
                                       .max_tokens_per_user = cap, .sweep_interval_ms = sweep_ms,
@@ -123,6 +141,7 @@ static int teardown(void **state)
     fixture *f = *state;
     if (f->acc)
         f->acc->ops->destroy(f->acc);
+    im_store_destroy(f->store); /* after the accounts, which use it */
     assert_int_equal(test_dir_remove(f->dir), 0);
     free(f);
     return 0;
@@ -274,22 +293,67 @@ static void test_revoke(void **state)
     assert_int_equal(login(f, "alice", "secret password", &c), IM_OK); /* the account stays */
 }
 
+/* One account request to the fixture's store, waited for. */
+typedef struct store_answer {
+    pthread_mutex_t lock;
+    pthread_cond_t done;
+    bool finished;
+    int rc;
+    char user[64], secret[300];
+} store_answer;
+
+static void on_store(void *arg, int rc, const im_account_record *rec, const im_error *err)
+{
+    (void)err;
+    store_answer *a = arg;
+    pthread_mutex_lock(&a->lock);
+    a->rc = rc;
+    snprintf(a->user, sizeof a->user, "%s", rec && rec->user ? rec->user : "");
+    snprintf(a->secret, sizeof a->secret, "%s", rec && rec->secret ? rec->secret : "");
+    a->finished = true;
+    pthread_cond_signal(&a->done);
+    pthread_mutex_unlock(&a->lock);
+}
+
+static int store_ask(const fixture *f, im_account_request q, store_answer *a)
+{
+    *a = (store_answer){ .lock = PTHREAD_MUTEX_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
+    q.size = sizeof q;
+    assert_int_equal(f->store->ops->account(f->store, &q, on_store, a, NULL), IM_OK);
+    pthread_mutex_lock(&a->lock);
+    while (!a->finished)
+        pthread_cond_wait(&a->done, &a->lock);
+    pthread_mutex_unlock(&a->lock);
+    return a->rc;
+}
+
+/* The store holds the password's Argon2id hash and the token's BLAKE2b
+ * hash, never either in clear: asked through the port, and, for SQLite,
+ * in the bytes of the file. */
 static void test_no_secret_in_clear(void **state)
 {
     fixture *f = *state;
     result a = RESULT_INIT;
     assert_int_equal(create(f, "alice", "a very secret password", &a), IM_OK);
+    store_answer got;
+    assert_int_equal(store_ask(f, (im_account_request){ .op = IM_ACCOUNT_GET, .user = "alice" },
+                               &got), IM_OK);
+    assert_int_equal(strncmp(got.secret, "$argon2id$", 10), 0);
+    assert_null(strstr(got.secret, "a very secret password"));
+    if (f->engine != ENGINE_SQLITE)
+        return;
     f->acc->ops->destroy(f->acc); /* flush and close before reading the file */
-    im_sodium_accounts_config cfg = { .db_path = f->path, .cost = IM_PASSWORD_COST_MIN,
-                                      .token_ttl_s = 3600, .threads = 1 };
+    f->acc = NULL;
+    im_store_destroy(f->store);
+    f->store = NULL;
     FILE *fp = fopen(f->path, "rb");
     assert_non_null(fp);
     static char buf[1 << 20];
     size_t n = fread(buf, 1, sizeof buf, fp);
     fclose(fp);
+    assert_true(n > 0);
     assert_null(memmem(buf, n, "a very secret password", 22));
     assert_null(memmem(buf, n, a.token, 64));
-    assert_int_equal(im_sodium_accounts_new(&cfg, &f->acc, NULL), IM_OK);
 }
 
 /* A login past the cap drops the user's oldest token: with a cap of 3,
@@ -333,21 +397,47 @@ static void test_revoke_all(void **state)
     assert_int_equal(login(f, "alice", "secret password", &c), IM_OK); /* the account stays */
 }
 
-/* Whether the database still holds token (its row, expired or not), read
- * on a connection of the test's own. */
-static bool token_row(const fixture *f, const char *token)
+static void hash_of(const char *token, uint8_t hash[crypto_generichash_BYTES])
 {
-    uint8_t raw[32], hash[crypto_generichash_BYTES];
+    uint8_t raw[32];
     assert_int_equal(sodium_hex2bin(raw, sizeof raw, token, 64, NULL, NULL, NULL), 0);
-    crypto_generichash(hash, sizeof hash, raw, sizeof raw, NULL, 0);
-    im_sqlite_options o = { .path = f->path, .skip_check = true };
-    im_sqlite_db *db;
-    assert_int_equal(im_sqlite_db_open(&o, &db, NULL), IM_OK);
-    char user[IM_USER_ID_MAX + 1];
-    int rc = im_sqlite_db_token_get(db, hash, sizeof hash, 0, user, NULL);
-    im_sqlite_db_close(db);
+    crypto_generichash(hash, crypto_generichash_BYTES, raw, sizeof raw, NULL, 0);
+}
+
+/* Whether the store still holds the token hash (expired or not: asked at
+ * time 0, before every expiry, so the read deletes nothing). */
+static bool hash_row(const fixture *f, const uint8_t *hash, size_t len)
+{
+    store_answer a;
+    int rc = store_ask(f, (im_account_request){ .op = IM_ACCOUNT_TOKEN_GET, .token = hash,
+                                                .token_len = len, .now_ms = 0 }, &a);
     assert_true(rc == IM_OK || rc == IM_ENOTFOUND);
     return rc == IM_OK;
+}
+
+static bool token_row(const fixture *f, const char *token)
+{
+    uint8_t hash[crypto_generichash_BYTES];
+    hash_of(token, hash);
+    return hash_row(f, hash, sizeof hash);
+}
+
+/* Many puts at once, answered in any order: counted, and waited for. */
+typedef struct put_count {
+    pthread_mutex_t lock;
+    pthread_cond_t done;
+    unsigned answered, failed;
+} put_count;
+
+static void on_put(void *arg, int rc, const im_account_record *rec, const im_error *err)
+{
+    (void)rec, (void)err;
+    put_count *c = arg;
+    pthread_mutex_lock(&c->lock);
+    c->answered++;
+    c->failed += rc != IM_OK;
+    pthread_cond_signal(&c->done);
+    pthread_mutex_unlock(&c->lock);
 }
 
 static void pause_ms(long ms)
@@ -365,18 +455,21 @@ static void test_expired_tokens_swept(void **state)
     result a = RESULT_INIT, b = RESULT_INIT;
     assert_int_equal(create(f, "alice", "secret password", &a), IM_OK);
     /* More expired tokens than one round deletes, put behind the adapter's
-     * back, and one that is still good. */
-    im_sqlite_options o = { .path = f->path, .skip_check = true };
-    im_sqlite_db *db;
-    assert_int_equal(im_sqlite_db_open(&o, &db, NULL), IM_OK);
-    assert_int_equal(im_sqlite_db_begin(db, NULL), IM_OK);
+     * back through the store, and one that is still good. */
     unsigned n = 2 * IM_TOKEN_SWEEP_ROWS + 500;
+    put_count puts = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
     for (unsigned i = 0; i < n; i++) {
         uint8_t h[32] = { 0xee };
         memcpy(h + 1, &i, sizeof i);
-        assert_int_equal(im_sqlite_db_token_put(db, h, sizeof h, "alice", T0_MS - 1, NULL), IM_OK);
+        im_account_request q = { .size = sizeof q, .op = IM_ACCOUNT_TOKEN_PUT, .user = "alice",
+                                 .token = h, .token_len = sizeof h, .expires_ms = T0_MS - 1 };
+        assert_int_equal(f->store->ops->account(f->store, &q, on_put, &puts, NULL), IM_OK);
     }
-    assert_int_equal(im_sqlite_db_commit(db, NULL), IM_OK);
+    pthread_mutex_lock(&puts.lock);
+    while (puts.answered < n)
+        pthread_cond_wait(&puts.done, &puts.lock);
+    pthread_mutex_unlock(&puts.lock);
+    assert_int_equal(puts.failed, 0);
     /* Time passes: alice's first token expires too; bob's is new. */
     atomic_store(&f->now_ms, T0_MS + 3600 * 1000 + 1);
     assert_int_equal(create(f, "bob", "secret password", &b), IM_OK);
@@ -384,32 +477,33 @@ static void test_expired_tokens_swept(void **state)
     uint8_t last[32] = { 0xee };
     unsigned k = n - 1;
     memcpy(last + 1, &k, sizeof k);
-    char user[IM_USER_ID_MAX + 1];
     bool gone = false;
     for (int waited = 0; waited < 10000 && !gone; waited += 10) {
-        gone = im_sqlite_db_token_get(db, last, sizeof last, 0, user, NULL) == IM_ENOTFOUND &&
-               !token_row(f, a.token);
+        gone = !hash_row(f, last, sizeof last) && !token_row(f, a.token);
         if (!gone)
             pause_ms(10);
     }
-    im_sqlite_db_close(db);
     if (!gone)
-        fail_msg("expired tokens still in the database after 10 s");
+        fail_msg("expired tokens still in the store after 10 s");
     assert_true(token_row(f, b.token));
 }
 
 int main(void)
 {
+/* Each case twice, named after its engine, so a failure says which. */
+#define BOTH(test, setup)                                                \
+    { #test "/memory", test, setup, teardown, &memory_engine },          \
+    { #test "/sqlite", test, setup, teardown, &sqlite_engine }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_register_login_resume, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_queue_is_bounded, setup_slow, teardown),
-        cmocka_unit_test_setup_teardown(test_called_off_and_stopped, setup_slow, teardown),
-        cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_secret_in_clear, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tokens_capped_per_user, setup_capped, teardown),
-        cmocka_unit_test_setup_teardown(test_revoke_all, setup_capped, teardown),
-        cmocka_unit_test_setup_teardown(test_expired_tokens_swept, setup_sweeping, teardown),
+        BOTH(test_register_login_resume, setup),
+        BOTH(test_queue_is_bounded, setup_slow),
+        BOTH(test_called_off_and_stopped, setup_slow),
+        BOTH(test_refusals, setup),
+        BOTH(test_revoke, setup),
+        BOTH(test_no_secret_in_clear, setup),
+        BOTH(test_tokens_capped_per_user, setup_capped),
+        BOTH(test_revoke_all, setup_capped),
+        BOTH(test_expired_tokens_swept, setup_sweeping),
     };
     return cmocka_run_group_tests_name("accounts_sodium", tests, NULL, NULL);
 }

@@ -1227,6 +1227,51 @@ static void test_token_login_names_its_own_user(void **state)
     im_store_destroy(f.store);
 }
 
+static void account_made(void *arg, int rc, const im_account_record *rec, const im_error *err)
+{
+    (void)rec, (void)err;
+    *(int *)arg = rc;
+}
+
+/* A store that keeps nothing for offline users, with accounts: a message
+ * to an offline receiver is looked up through the store's account
+ * operation, and answered UNKNOWN_USER (no account) or OFFLINE (an
+ * account), with nothing stored; without accounts it stays OFFLINE at
+ * once (test_private_refusals). */
+static void test_offline_receiver_looked_up(void **state)
+{
+    (void)state;
+    fixture f;
+    im_accounts acc = { .ops = &fake_accounts_ops };
+    make_app_with_accounts(&f, &acc);
+    int made = 1;
+    im_account_request q = { .size = sizeof q, .op = IM_ACCOUNT_CREATE, .user = "carol",
+                             .secret = "$argon2id$stand-in" };
+    assert_int_equal(f.store->ops->account(f.store, &q, account_made, &made, NULL), IM_OK);
+    assert_int_equal(made, IM_OK);
+    im_session s;
+    im_endpoint ep = { .conn_id = 5 };
+    im_session_init(&s, 5, 0);
+    f.router.sessions[5] = &s;
+    im_login_request req = { .user_id = "", .token = "tok-alice" };
+    assert_int_equal(im_app_login(f.app, &s, &req, &ep, 1, NULL), IM_OK);
+    assert_true(im_session_is_authenticated(&s));
+    f.router.nanswers = 0;
+    assert_int_equal(im_app_send_private(f.app, &s, &ep, 2, "ghost", (const uint8_t *)"hi", 2,
+                                         "c-1", NULL), IM_OK);
+    assert_int_equal(im_app_send_private(f.app, &s, &ep, 3, "carol", (const uint8_t *)"hi", 2,
+                                         "c-2", NULL), IM_OK);
+    assert_int_equal(f.router.nanswers, 2);
+    assert_int_equal(f.router.answers[0].request_id, 2);
+    assert_int_equal(f.router.answers[0].rc, IM_EUNKNOWNUSER);
+    assert_int_equal(f.router.answers[1].request_id, 3);
+    assert_int_equal(f.router.answers[1].rc, IM_EOFFLINE);
+    assert_int_equal(f.router.ndelivered, 0);
+    im_app_free(f.app);
+    f.groups->ops->destroy(f.groups);
+    im_store_destroy(f.store);
+}
+
 /* ---- with a store that completes later, as a durable one does ---- */
 
 typedef struct later {
@@ -1514,6 +1559,7 @@ int main(void)
         cmocka_unit_test(test_handover_reads_to_its_budget),
         cmocka_unit_test(test_history_answered_from_the_store),
         cmocka_unit_test(test_close_before_live_stays_offline),
+        cmocka_unit_test(test_offline_receiver_looked_up),
         cmocka_unit_test(test_handover_goes_a_page_at_a_time),
         cmocka_unit_test(test_handover_waits_for_every_conversation_of_the_page),
         cmocka_unit_test(test_handover_ends_when_the_session_closes),

@@ -221,6 +221,22 @@ static const struct im_store_ops no_destroy_store = {
     .size = offsetof(struct im_store_ops, destroy), FULL_STORE_OPS };
 static const struct im_store_ops unsized_store = { FULL_STORE_OPS };
 
+static int fs_account(im_store *s, const im_account_request *q, im_store_account_fn done,
+                      void *arg, im_error *err)
+{
+    (void)s, (void)q, (void)err;
+    done(arg, IM_ENOTFOUND, NULL, NULL);
+    return IM_OK;
+}
+
+/* A table with accounts but no key-value map: shimmed for the map, and its
+ * account operation still reaches the adapter through the shim. */
+static const struct im_store_ops accounts_no_kv_store = {
+    .size = sizeof(struct im_store_ops), .name = "fake", .durable = true, .append = fs_append,
+    .pending = fs_pending, .ack = fs_ack, .history = fs_history, .barrier = fs_barrier,
+    .destroy = fs_destroy, .group_create = fs_group_create, .group_join = fs_group,
+    .group_leave = fs_group, .load_groups = fs_load_groups, .account = fs_account };
+
 static int done_rc = 99;
 static void record_done(void *arg, int rc, const im_error *err)
 {
@@ -280,6 +296,34 @@ static void test_store_short_works_for_what_it_has(void **state)
     /* Destroying the shim destroys the adapter's store. */
     im_store_destroy(out);
     assert_int_equal(fs.destroyed, 1);
+}
+
+static void record_account(void *arg, int rc, const im_account_record *rec, const im_error *err)
+{
+    (void)arg, (void)rec, (void)err;
+    done_rc = rc;
+}
+
+static void test_store_shim_keeps_accounts(void **state)
+{
+    (void)state;
+    fake_store fs = { .base.ops = &accounts_no_kv_store };
+    im_store *out = NULL;
+    char absent[128];
+    assert_int_equal(im__abi_store(&fs.base, 2, &out, absent, sizeof absent, NULL), IM_OK);
+    assert_ptr_not_equal(out, &fs.base);
+    assert_string_equal(absent, "kv_put, kv_each");
+    assert_true(IM_STORE_HAS(out, account));
+    im_account_request q = { .size = sizeof q, .op = IM_ACCOUNT_GET, .user = "a" };
+    done_rc = 99;
+    assert_int_equal(out->ops->account(out, &q, record_account, NULL, NULL), IM_OK);
+    assert_int_equal(done_rc, IM_ENOTFOUND);
+    im_store_destroy(out);
+    /* Without it (a table that ends before it), the shim has none either. */
+    fs.base.ops = &short_store;
+    assert_int_equal(im__abi_store(&fs.base, 2, &out, absent, sizeof absent, NULL), IM_OK);
+    assert_false(IM_STORE_HAS(out, account));
+    im_store_destroy(out);
 }
 
 static void test_store_refusals(void **state)
@@ -685,6 +729,7 @@ int main(void)
         cmocka_unit_test(test_route_tables),
         cmocka_unit_test(test_router_v2_split),
         cmocka_unit_test(test_router_v2_join),
+        cmocka_unit_test(test_store_shim_keeps_accounts),
         cmocka_unit_test(test_transport_tables),
         cmocka_unit_test(test_transport_of_version_2),
     };

@@ -710,6 +710,167 @@ static void test_reads_stop_at_budget(void **state)
     journal_destroy(&j);
 }
 
+/* ---- accounts ---- */
+
+/* Holds the storage thread (gate_hold, above) until the test has queued
+ * what it wants in the next batch, so that those requests share one
+ * transaction whatever the timing. */
+static void gate_close(im_store *s, gate *g)
+{
+    *g = (gate){ .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER };
+    assert_int_equal(s->ops->barrier(s, gate_hold, g, NULL), IM_OK);
+    pthread_mutex_lock(&g->lock);
+    while (!g->entered)
+        pthread_cond_wait(&g->changed, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+}
+
+
+typedef struct account_call {
+    call c;
+    char user[IM_USER_ID_MAX + 1]; /* written before the completion is recorded */
+    bool secret;
+} account_call;
+
+static void on_account(void *arg, int rc, const im_account_record *rec, const im_error *err)
+{
+    account_call *ac = arg;
+    if (rec) {
+        snprintf(ac->user, sizeof ac->user, "%s", rec->user ? rec->user : "");
+        ac->secret = rec->secret && rec->secret[0];
+    }
+    record(&ac->c, rc, err, 0);
+}
+
+static const uint8_t TOKEN_A[32] = { 0xaa, 1 }, TOKEN_B[32] = { 0xbb, 2 };
+
+static void account(im_store *s, im_account_op op, const char *user, const uint8_t *token,
+                    account_call *ac)
+{
+    im_account_request q = { .size = sizeof q, .op = op, .user = user,
+                             .secret = "$argon2id$v=19$stand-in", .token = token,
+                             .token_len = token ? 32 : 0, .now_ms = 10,
+                             .expires_ms = 1000, .keep = 5 };
+    im_error err = { 0 };
+    int rc = s->ops->account(s, &q, on_account, ac, &err);
+    if (rc != IM_OK)
+        fail_msg("account %d %s: %s", (int)op, user ? user : "", err.msg);
+}
+
+static void private_to(im_store *s, const char *to, call *c)
+{
+    char cmid[16];
+    snprintf(cmid, sizeof cmid, "p-%d", c->tag);
+    im_message m = { .kind = IM_MESSAGE_PRIVATE, .sender = "alice", .target = to,
+                     .client_msg_id = cmid, .body = (const uint8_t *)"hi", .body_len = 2 };
+    assert_int_equal(s->ops->append(s, &m, on_append, c, NULL), IM_OK);
+}
+
+/* Account requests in one batch with messages: an account created in it is
+ * seen by the receiver check of the messages after it, not before; a
+ * refusal (the id taken, no such token) is that request's answer alone, and
+ * the batch's other writes are kept. */
+static void test_accounts_in_batch(void **state)
+{
+    fixture *fx = *state;
+    im_sqlite_store_config cfg = { .path = fx->path, .max_batch = 64,
+                                   .receivers_need_account = true };
+    im_store *s = NULL;
+    assert_int_equal(im_sqlite_store_new(&cfg, &s, NULL), IM_OK);
+    journal j;
+    journal_init(&j);
+    gate g;
+    gate_close(s, &g);
+    call m1 = { &j, 1 }, m3 = { &j, 3 }, m5 = { &j, 5 };
+    account_call a2 = { { &j, 2 }, "", false }, a4 = { { &j, 4 }, "", false },
+                 a6 = { { &j, 6 }, "", false }, a7 = { { &j, 7 }, "", false },
+                 a8 = { { &j, 8 }, "", false };
+    private_to(s, "carol", &m1);
+    account(s, IM_ACCOUNT_CREATE, "carol", TOKEN_A, &a2);
+    private_to(s, "carol", &m3);
+    account(s, IM_ACCOUNT_CREATE, "carol", NULL, &a4);
+    private_to(s, "carol", &m5);
+    account(s, IM_ACCOUNT_GET, "carol", NULL, &a6);
+    account(s, IM_ACCOUNT_TOKEN_GET, NULL, TOKEN_A, &a7);
+    account(s, IM_ACCOUNT_TOKEN_GET, NULL, TOKEN_B, &a8);
+    gate_open(&g);
+    wait_for(&j, 8);
+    const int want[] = { IM_EUNKNOWNUSER, IM_OK, IM_OK, IM_EUSEREXISTS, IM_OK, IM_OK, IM_OK,
+                         IM_ENOTFOUND };
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(j.tag[i], i + 1);
+        assert_int_equal(j.rc[i], want[i]);
+    }
+    assert_int_equal(j.seq[2], 1);
+    assert_int_equal(j.seq[4], 2);
+    assert_string_equal(a6.user, "carol");
+    assert_true(a6.secret);
+    assert_string_equal(a7.user, "carol");
+    assert_false(a7.secret);
+    im_store_destroy(s);
+
+    /* All of it was committed. */
+    s = open_store(fx->path, 0, 8);
+    account_call b1 = { { &j, 9 }, "", false }, b2 = { { &j, 10 }, "", false };
+    account(s, IM_ACCOUNT_GET, "carol", NULL, &b1);
+    account(s, IM_ACCOUNT_TOKEN_GET, NULL, TOKEN_A, &b2);
+    wait_for(&j, 10);
+    assert_int_equal(j.rc[8], IM_OK);
+    assert_int_equal(j.rc[9], IM_OK);
+    assert_string_equal(b2.user, "carol");
+    im_store_destroy(s);
+    journal_destroy(&j);
+}
+
+/* A batch the disk cannot take: its account writes are answered IM_ENOSPC
+ * and are not there after a restart; its account reads are read again
+ * after the rollback and answered. */
+static void test_accounts_disk_full(void **state)
+{
+    fixture *fx = *state;
+    im_store *s = open_store(fx->path, 100, 64);
+    journal j;
+    journal_init(&j);
+    account_call made = { { &j, 0 }, "", false };
+    account(s, IM_ACCOUNT_CREATE, "dave", TOKEN_A, &made);
+    wait_for(&j, 1);
+    assert_int_equal(j.rc[0], IM_OK);
+    gate g;
+    gate_close(s, &g);
+    /* More than the file may grow by, in the same batch. */
+    static char value[IM_STORE_KV_VALUE_MAX];
+    memset(value, 'v', sizeof value);
+    call puts[8];
+    for (int i = 0; i < 8; i++) {
+        char key[8];
+        snprintf(key, sizeof key, "k%d", i);
+        puts[i] = (call){ &j, 1 + i };
+        put(s, "bot", key, value, sizeof value, &puts[i]);
+    }
+    account_call erin = { { &j, 9 }, "", false }, dave = { { &j, 10 }, "", false },
+                 tok = { { &j, 11 }, "", false };
+    account(s, IM_ACCOUNT_CREATE, "erin", TOKEN_B, &erin);
+    account(s, IM_ACCOUNT_GET, "dave", NULL, &dave);
+    account(s, IM_ACCOUNT_TOKEN_GET, NULL, TOKEN_A, &tok);
+    gate_open(&g);
+    wait_for(&j, 12);
+    assert_int_equal(j.rc[8], IM_ENOSPC);  /* the last put */
+    assert_int_equal(j.rc[9], IM_ENOSPC);  /* erin */
+    assert_int_equal(j.rc[10], IM_OK);     /* dave, read again */
+    assert_string_equal(dave.user, "dave");
+    assert_int_equal(j.rc[11], IM_OK);
+    assert_string_equal(tok.user, "dave");
+    im_store_destroy(s);
+
+    s = open_store(fx->path, 0, 8);
+    account_call again = { { &j, 12 }, "", false };
+    account(s, IM_ACCOUNT_GET, "erin", NULL, &again);
+    wait_for(&j, 13);
+    assert_int_equal(j.rc[12], IM_ENOTFOUND);
+    im_store_destroy(s);
+    journal_destroy(&j);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, test_db_dir_setup, test_db_dir_teardown)
 
 int main(void)
@@ -723,6 +884,8 @@ int main(void)
         T(test_group_changes),
         T(test_history_read_in_order),
         T(test_reads_stop_at_budget),
+        T(test_accounts_in_batch),
+        T(test_accounts_disk_full),
     };
     return cmocka_run_group_tests_name("sqlite_store", tests, NULL, NULL);
 }
