@@ -283,6 +283,8 @@ static int recent_kv_each(im_store *s, const char *ns, const char *prefix, im_st
                           void *arg, im_error *err)
 {
     recent_store *rs = (recent_store *)s;
+    if (!ns || !ns[0] || strlen(ns) > IM_STORE_KV_KEY_MAX || !prefix || !fn)
+        return fail(err, IM_EINVAL, "bad namespace, prefix or callback");
     size_t n = 0, plen = strlen(prefix);
     pthread_mutex_lock(&rs->lock);
     for (kv_entry *e = rs->kv; e; e = e->next)
