@@ -1961,8 +1961,11 @@ static void test_durable_reopen(void **state)
     } else {
         barrier(&r[2]);
     }
-    if (kv)
+    if (kv) {
         assert_int_equal(kv_put_rc(ns, "k", "kept", 4, NULL), IM_OK);
+        assert_int_equal(kv_put_rc(ns, "gone", "x", 1, NULL), IM_OK);
+        assert_int_equal(kv_put_rc(ns, "gone", NULL, 0, NULL), IM_OK);
+    }
     req t = { 0 };
     if (acct)
         assert_int_equal(account_rc(&t, IM_ACCOUNT_CREATE, a, "Ann", SECRET, token('t'), 32,
@@ -1970,6 +1973,9 @@ static void test_durable_reopen(void **state)
     wait_reqs(r, 3);
     ack(b, conv_p(a, b), 1);
     sync_store();
+    /* Queued, not waited for: the close finishes it. */
+    if (kv)
+        assert_int_equal(kv_put_rc(ns, "last", "queued", 6, NULL), IM_OK);
     reopen(f);
 
     /* Messages, and the ack. */
@@ -2005,8 +2011,11 @@ static void test_durable_reopen(void **state)
     }
     if (kv) {
         kv_seen ks = kv_each(ns, "", 0);
-        assert_int_equal(ks.n, 1);
+        assert_int_equal(ks.n, 2);
+        assert_string_equal(ks.keys[0], "k");
         assert_memory_equal(ks.first[0], "kept", 4);
+        assert_string_equal(ks.keys[1], "last");
+        assert_int_equal(ks.len[1], 6);
     }
     if (acct) {
         req q;
