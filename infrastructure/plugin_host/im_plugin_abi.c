@@ -276,6 +276,12 @@ static int fwd_pending_read(im_store *s, const char *user, size_t limit, size_t 
                                        arg, err);
 }
 
+static int fwd_account(im_store *s, const im_account_request *q, im_store_account_fn done,
+                       void *arg, im_error *err)
+{
+    return STORE(s)->have.account(STORE(s)->inner, q, done, arg, err);
+}
+
 static int fwd_barrier(im_store *s, im_store_done_fn done, void *arg, im_error *err)
 {
     return STORE(s)->have.barrier(STORE(s)->inner, done, arg, err);
@@ -445,6 +451,7 @@ int im__abi_store(im_store *s, unsigned version, im_store **out, char *absent,
         .group_change = have.group_change ? fwd_group_change : NULL,
         .history_read = have.history_read ? fwd_history_read : NULL,
         .pending_read = have.pending_read ? fwd_pending_read : NULL,
+        .account = have.account ? fwd_account : NULL,
     };
     k->base.ops = &k->fwd;
     *out = &k->base;

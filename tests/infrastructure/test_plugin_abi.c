@@ -274,6 +274,46 @@ static void test_store_short_works_for_what_it_has(void **state)
     assert_int_equal(fs.destroyed, 1);
 }
 
+static int fs_account(im_store *s, const im_account_request *q, im_store_account_fn done,
+                      void *arg, im_error *err)
+{
+    (void)s, (void)q, (void)err;
+    done(arg, IM_ENOTFOUND, NULL, NULL);
+    return IM_OK;
+}
+
+static void record_account(void *arg, int rc, const im_account_record *rec, const im_error *err)
+{
+    (void)arg, (void)rec, (void)err;
+    done_rc = rc;
+}
+
+/* A table of this server's size that lacks an operation the shim falls
+ * back for: the operations appended after it still reach the adapter. */
+static void test_store_shim_keeps_appended_ops(void **state)
+{
+    (void)state;
+    struct im_store_ops no_kv = full_store;
+    no_kv.kv_put = NULL;
+    no_kv.kv_each = NULL;
+    no_kv.account = fs_account;
+    fake_store fs = { .base.ops = &no_kv };
+    im_store *out = NULL;
+    char absent[128];
+    im_error e = { 0 };
+    assert_int_equal(im__abi_store(&fs.base, 2, &out, absent, sizeof absent, &e), IM_OK);
+    assert_ptr_not_equal(out, &fs.base);
+    assert_string_equal(absent, "kv_put, kv_each");
+    assert_true(IM_STORE_HAS(out, account));
+    im_account_request q = { .size = sizeof q, .op = IM_ACCOUNT_GET, .user = "a" };
+    done_rc = 99;
+    assert_int_equal(out->ops->account(out, &q, record_account, NULL, NULL), IM_OK);
+    assert_int_equal(done_rc, IM_ENOTFOUND);
+    assert_false(IM_STORE_HAS(out, history_read));
+    im_store_destroy(out);
+    assert_int_equal(fs.destroyed, 1);
+}
+
 static void test_store_refusals(void **state)
 {
     (void)state;
@@ -456,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_choose_checks_a_transports_sessions),
         cmocka_unit_test(test_store_complete_is_used_as_it_is),
         cmocka_unit_test(test_store_short_works_for_what_it_has),
+        cmocka_unit_test(test_store_shim_keeps_appended_ops),
         cmocka_unit_test(test_store_refusals),
         cmocka_unit_test(test_router_tables),
         cmocka_unit_test(test_transport_tables),
