@@ -887,11 +887,19 @@ typedef struct worker {
     int refused;                  /* calls refused otherwise than IM_EBUSY */
 } worker;
 
-/* A call refused with IM_EBUSY is asked again once some completion ran. */
-static int busy_wait(void)
+static unsigned long completions_now(void)
 {
     pthread_mutex_lock(&jlock);
-    unsigned long seen = completions;
+    unsigned long n = completions;
+    pthread_mutex_unlock(&jlock);
+    return n;
+}
+
+/* A call refused with IM_EBUSY is asked again once a completion ran after
+ * seen, the count before the call: the queue was full then, so one will. */
+static int busy_wait(unsigned long seen)
+{
+    pthread_mutex_lock(&jlock);
     struct timespec until = deadline(30);
     int rc = 0;
     while (completions == seen && rc == 0)
@@ -915,9 +923,12 @@ static void *work(void *arg)
                              .client_msg_id = cmid, .body = (const uint8_t *)body,
                              .body_len = strlen(body), .server_time_ms = 1700000000000ull };
             int rc;
-            while ((rc = F->s->ops->append(F->s, &m, on_append, r, &err)) == IM_EBUSY)
-                if (busy_wait() != 0)
+            unsigned long seen = completions_now();
+            while ((rc = F->s->ops->append(F->s, &m, on_append, r, &err)) == IM_EBUSY) {
+                if (busy_wait(seen) != 0)
                     break;
+                seen = completions_now();
+            }
             if (rc != IM_OK) {
                 w->refused++;
                 return NULL;
@@ -1656,7 +1667,7 @@ static void test_account(void **state)
                      IM_ENOTFOUND);
     assert_int_equal(account_rc(&r, IM_ACCOUNT_TOKENS_EXPIRE, NULL, NULL, NULL, NULL, 0, 300, 0,
                                 100), IM_OK);
-    assert_true(r.count >= 1); /* t2, and t3 (expired earlier) if still kept */
+    assert_true(r.count >= 1); /* t2 (and any a run left behind on a shared database) */
     assert_int_equal(account_rc(&r, IM_ACCOUNT_TOKEN_GET, NULL, NULL, NULL, t4, 32, 300, 0, 0),
                      IM_OK);
     /* Malformed: refused by the call. */
