@@ -564,7 +564,8 @@ static void write_config(fx *f)
 {
     snprintf(f->config, sizeof f->config, "%s/imcore.yaml", f->dir);
     FILE *out = fopen(f->config, "w");
-    assert_non_null(out);
+    if (!out)
+        return; /* the load says the file is missing */
     /* accounts.mode open: the suite tests the account operation itself,
      * and password mode is refused at start for an engine without it. */
     fprintf(out, "plugin_dir: %s\naccounts:\n  mode: open\n"
@@ -584,24 +585,34 @@ static void write_config(fx *f)
             fputs(*p == '\'' ? "''" : (char[2]){ *p, 0 }, out);
         fputs("'\n", out);
     }
-    assert_int_equal(fclose(out), 0);
+    fclose(out);
 }
 
 /* Opens the row's engine as the server does: its config read, the adapter
  * loaded by name, its table checked. */
-static void open_engine(fx *f)
+static int try_open_engine(fx *f, im_error *err)
 {
     im_config cfg;
-    im_error err = { 0 };
     im_config_defaults(&cfg);
-    if (im_config_load(f->config, &cfg, &err) != IM_OK)
-        fail_msg("%s: config: %s", E->row, err.msg);
-    if (im_config_validate(&cfg, &err) != IM_OK)
-        fail_msg("%s: config: %s", E->row, err.msg);
-    if (im_plugin_host_load_storage(&cfg, &f->host, &err) != IM_OK)
-        fail_msg("%s: load: %s", E->row, err.msg);
-    if (im_plugin_host_open_storage(f->host, &f->s, &err) != IM_OK)
-        fail_msg("%s: open: %s", E->row, err.msg);
+    int rc = im_config_load(f->config, &cfg, err);
+    if (rc == IM_OK)
+        rc = im_config_validate(&cfg, err);
+    if (rc == IM_OK)
+        rc = im_plugin_host_load_storage(&cfg, &f->host, err);
+    if (rc == IM_OK)
+        rc = im_plugin_host_open_storage(f->host, &f->s, err);
+    if (rc != IM_OK) {
+        im_plugin_host_free(f->host);
+        f->host = NULL;
+    }
+    return rc;
+}
+
+static void open_engine(fx *f)
+{
+    im_error err = { 0 };
+    if (try_open_engine(f, &err) != IM_OK)
+        fail_msg("%s: %s", E->row, err.msg);
     assert_non_null(f->s);
 }
 
@@ -637,7 +648,14 @@ static int setup(void **state)
     pthread_mutex_unlock(&jlock);
     F = f;
     write_config(f);
-    open_engine(f);
+    im_error err = { 0 };
+    if (try_open_engine(f, &err) != IM_OK) {
+        print_error("%s: cannot open the engine: %s\n", E->row, err.msg);
+        test_dir_remove(f->dir);
+        free(f);
+        F = NULL;
+        return -1;
+    }
     *state = f;
     return 0;
 }
