@@ -1460,11 +1460,20 @@ typedef struct kv_seen {
     size_t len[16];
     char first[16][8];
     int stop_after;
+    const char *put_ns;           /* each key seen is put again, in this namespace */
+    int put_rc;
 } kv_seen;
 
 static bool see_kv(void *arg, const char *key, const void *value, size_t len)
 {
     kv_seen *ks = arg;
+    /* The port lets fn make requests: a put from inside the read. */
+    if (ks->put_ns) {
+        im_error err = { 0 };
+        int rc = F->s->ops->kv_put(F->s, ks->put_ns, key, value, len, NULL, NULL, &err);
+        if (rc != IM_OK)
+            ks->put_rc = rc;
+    }
     if (ks->n < 16) {
         snprintf(ks->keys[ks->n], sizeof ks->keys[ks->n], "%s", key);
         ks->len[ks->n] = len;
@@ -1526,6 +1535,16 @@ static void test_kv(void **state)
     ks = kv_each(other, "", 0);
     assert_int_equal(ks.n, 1);
     assert_memory_equal(ks.first[0], "elsewhe", 7);
+    /* fn may write: every key of ns copied to a third namespace. */
+    const char *copy = id("copy");
+    kv_seen writer = { .put_ns = copy };
+    im_error werr = { 0 };
+    assert_int_equal(F->s->ops->kv_each(F->s, ns, "", see_kv, &writer, &werr), 6);
+    assert_int_equal(writer.put_rc, IM_OK);
+    sync_store();
+    ks = kv_each(copy, "", 0);
+    assert_int_equal(ks.n, 6);
+    assert_string_equal(ks.keys[1], "a");
     /* Replaced. */
     req rep = { 0 };
     assert_int_equal(kv_put_rc(ns, "a", "uno", 3, &rep), IM_OK);
