@@ -1084,6 +1084,41 @@ static void test_dedupe(void **state)
     }
 }
 
+/* The same for group messages: the id names the kind and the target too. */
+static void test_dedupe_group(void **state)
+{
+    (void)state;
+    const char *a = id("a"), *g = id("g"), *g2 = id("g2");
+    if (IM_STORE_HAS(F->s, group_change)) {
+        assert_int_equal(change_rc(IM_GROUP_CHANGE_CREATE, g, a, 10, 0, NULL), IM_OK);
+        assert_int_equal(change_rc(IM_GROUP_CHANGE_CREATE, g2, a, 10, 0, NULL), IM_OK);
+    }
+    req r[5] = { 0 };
+    append_len(&r[0], IM_MESSAGE_GROUP, a, g, "gx", "hi", 2);
+    append_len(&r[1], IM_MESSAGE_GROUP, a, g, "gx", "hi", 2);
+    append_len(&r[2], IM_MESSAGE_GROUP, a, g2, "gx", "hi", 2);  /* another target */
+    append_len(&r[3], IM_MESSAGE_PRIVATE, a, g, "gx", "hi", 2); /* another kind */
+    append_len(&r[4], IM_MESSAGE_GROUP, a, g, "gy", "next", 4);
+    wait_reqs(r, 5);
+    assert_int_equal(r[0].rc, IM_OK);
+    assert_int_equal(r[0].seq, 1);
+    if (F->s->ops->durable) {
+        assert_int_equal(r[1].rc, IM_OK);
+        assert_true(r[1].duplicate);
+        assert_int_equal(r[1].seq, 1);
+        assert_int_equal(r[2].rc, IM_EIDREUSED);
+        assert_int_equal(r[3].rc, IM_EIDREUSED);
+        assert_int_equal(r[4].seq, 2);
+    } else {
+        declined("not durable: keeps no client_msg_id, stores every message");
+        assert_false(r[1].duplicate);
+        assert_int_equal(r[1].seq, 2);
+        assert_int_equal(r[2].seq, 1);
+        assert_int_equal(r[3].rc, IM_OK);
+        assert_int_equal(r[4].seq, 3);
+    }
+}
+
 /* ---- cases: pending, acks, group cursors ---- */
 
 /* A store that declines pending gives nothing, and says done. */
@@ -1439,6 +1474,17 @@ static void test_history(void **state)
     EXPECT_SEQS(hr[3], 9, 10);
     EXPECT_SEQS(hr[4], 8);
     req_free(hr, 5);
+    /* A conversation id too long: refused by the call. */
+    char longconv[IM_CONVERSATION_ID_MAX + 8];
+    memset(longconv, 'x', sizeof longconv - 1);
+    longconv[sizeof longconv - 1] = '\0';
+    memcpy(longconv, "g:", 2);
+    req never = { 0 };
+    im_error err = { 0 };
+    assert_int_equal(F->s->ops->history_read(F->s, longconv, 0, 10, 0, on_msg, on_done, &never,
+                                             &err),
+                     IM_EINVAL);
+    assert_int_equal(err.code, IM_EINVAL);
     /* Read-your-writes: an append asked for before is read, without
      * waiting for its completion. */
     req w = { 0 }, after = { 0 };
@@ -1450,6 +1496,7 @@ static void test_history(void **state)
     assert_string_equal(after.got[0].body, "just now");
     assert_true(after.order > w.order);
     req_free(&after, 1);
+    assert_int_equal(never.calls, 0);
 }
 
 /* ---- cases: the key-value map ---- */
@@ -2116,6 +2163,7 @@ int main(int argc, char **argv)
         T(test_completion_order),
         T(test_concurrent_appenders),
         T(test_dedupe),
+        T(test_dedupe_group),
         T(test_pending_and_ack),
         T(test_group_cursors),
         T(test_group_change),
