@@ -1509,6 +1509,7 @@ typedef struct kv_seen {
     int stop_after;
     const char *put_ns;           /* each key seen is put again, in this namespace */
     int put_rc;
+    int null_values;
 } kv_seen;
 
 static bool see_kv(void *arg, const char *key, const void *value, size_t len)
@@ -1521,10 +1522,14 @@ static bool see_kv(void *arg, const char *key, const void *value, size_t len)
         if (rc != IM_OK)
             ks->put_rc = rc;
     }
+    /* A value, even an empty one, is never NULL (NULL is a delete). */
+    if (!value)
+        ks->null_values++;
     if (ks->n < 16) {
         snprintf(ks->keys[ks->n], sizeof ks->keys[ks->n], "%s", key);
         ks->len[ks->n] = len;
-        memcpy(ks->first[ks->n], value, len < 8 ? len : 8);
+        if (value && len)
+            memcpy(ks->first[ks->n], value, len < 8 ? len : 8);
     }
     ks->n++;
     return !ks->stop_after || ks->n < ks->stop_after;
@@ -1538,6 +1543,7 @@ static kv_seen kv_each(const char *ns, const char *prefix, int stop_after)
     if (n < 0)
         fail_msg("%s: kv_each %s: %s", E->row, ns, err.msg);
     assert_int_equal(n, ks.n);
+    assert_int_equal(ks.null_values, 0);
     return ks;
 }
 
