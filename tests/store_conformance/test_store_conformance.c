@@ -93,7 +93,8 @@ typedef struct engine_row {
     const char *storage_yaml;     /* more keys of the storage section */
     const char *options_yaml;     /* keys of storage.options */
     const char *env;              /* an environment variable the row needs */
-    const char *env_option;       /* the storage.options key it fills */
+    const char *env_yaml;         /* lines of the storage section that take its value:
+                                   * one %s, given the value as a quoted YAML scalar */
     unsigned declines;            /* D_* */
     fault_kind fault;
     bool at_once;                 /* completes every request inside the call: no queue */
@@ -121,12 +122,13 @@ static const engine_row engine_rows[] = {
     { .row = "recent", .engine = "recent",
       .declines = D_NOT_DURABLE | D_NO_GROUPS | D_ABSENT_HISTORY_READ |
                   D_ABSENT_PENDING_READ | D_ABSENT_ACCOUNT, .at_once = true },
-    /* storage_postgres.so, against the database IMCORE_TEST_POSTGRES_DSN
-     * names (a libpq connection string, as storage.options.dsn); skipped
-     * without it. Its ids carry a prefix per run, so the database may be
-     * shared and is never emptied. It may lack account until it has one. */
-    { .row = "postgres", .engine = "postgres", .env = "IMCORE_TEST_POSTGRES_DSN",
-      .env_option = "dsn", .declines = D_ABSENT_ACCOUNT },
+    /* storage_postgres.so, against the database IMCORE_PG_CONNINFO names
+     * (a libpq connection string: tests/integration/pg_harness.py --run
+     * starts a server and sets it), as storage.postgres.conninfo; skipped
+     * without it. Ids carry a prefix per run and case, so the database may
+     * be shared and is never emptied. */
+    { .row = "postgres", .engine = "postgres", .env = "IMCORE_PG_CONNINFO",
+      .env_yaml = "  postgres:\n    conninfo: %s\n" },
 };
 
 static const engine_row *E;       /* the row under test */
@@ -574,17 +576,25 @@ static void write_config(fx *f)
     if (E->storage_yaml)
         fputs(E->storage_yaml, out);
     const char *env = E->env ? getenv(E->env) : NULL;
-    if (E->options_yaml || env)
-        fputs("  options:\n", out);
-    if (E->options_yaml)
-        fputs(E->options_yaml, out);
-    if (env) {
+    if (env && E->env_yaml) {
         /* A single-quoted YAML scalar: a quote is doubled. */
-        fprintf(out, "    %s: '", E->env_option);
+        size_t n = 3;
         for (const char *p = env; *p; p++)
-            fputs(*p == '\'' ? "''" : (char[2]){ *p, 0 }, out);
-        fputs("'\n", out);
+            n += *p == '\'' ? 2 : 1;
+        char *quoted = malloc(n), *q = quoted;
+        if (quoted) {
+            *q++ = '\'';
+            for (const char *p = env; *p; p++)
+                if ((*q++ = *p) == '\'')
+                    *q++ = '\'';
+            *q++ = '\'';
+            *q = '\0';
+            fprintf(out, E->env_yaml, quoted);
+            free(quoted);
+        }
     }
+    if (E->options_yaml)
+        fprintf(out, "  options:\n%s", E->options_yaml);
     fclose(out);
 }
 
