@@ -2017,8 +2017,7 @@ static void test_failed_commit(void **state)
     (void)state;
     if (E->fault == FAULT_NONE) {
         declined(E->at_once ? "keeps nothing on storage that could fail"
-                            : "this row has no failure setting (see the sqlite_full and "
-                              "sqlite_vfs rows)");
+                            : "its row sets no storage failure");
         return;
     }
     const char *a = id("a"), *b = id("b"), *c = id("c"), *g = id("g");
