@@ -102,6 +102,9 @@ typedef struct engine_row {
 } engine_row;
 
 #define SQLITE_ROW_OPTIONS "    max_queue: 16\n"
+/* The SQLite and memory stores gain account in a change of their own: until
+ * then it may be absent, and from then on it is tested (a present
+ * operation always is); drop the leave once it is in. */
 #define SQLITE_DECLINES D_ABSENT_ACCOUNT
 
 static const engine_row engine_rows[] = {
