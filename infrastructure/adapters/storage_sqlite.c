@@ -43,7 +43,8 @@ IMCORE_PLUGIN_INFO("storage_sqlite", "1");
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {
     static const char *const known[] = { "path", "max_batch", "synchronous", "max_page_count",
-                                         "check_on_start", "receivers", NULL };
+                                         "check_on_start", "receivers", "options.max_queue",
+                                         NULL };
     adapter *a = im_adapter_new(api, host, out, "storage_sqlite",
                                 IM_ADAPTER_PLUGIN_SIZE(open_storage), known, "storage.options",
                                 sizeof *a);
@@ -62,6 +63,24 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
         .skip_check = check && strcmp(check, "none") == 0,
         .receivers_need_account = receivers && strcmp(receivers, "accounts") == 0,
     };
+    /* options.max_queue: requests queued before appends and reads are
+     * refused with IM_EBUSY (im_sqlite_store_config; 0 or absent: its
+     * default). */
+    const char *max_queue = api->config_get(host, "options.max_queue");
+    if (max_queue) {
+        char *end;
+        unsigned long n = strtoul(max_queue, &end, 10);
+        if (!max_queue[0] || *end || n < 1 || n > 10000000) {
+            const char *where = api->config_where(host, "options.max_queue");
+            snprintf(out->error, sizeof out->error,
+                     "%s%sstorage.options.max_queue: must be 1 to 10000000, not '%.40s'",
+                     where ? where : "", where ? ": " : "", max_queue);
+            out->state = NULL; /* a refused init is not shut down: its state goes here */
+            im_adapter_free(a);
+            return 1;
+        }
+        a->cfg.max_queue = (unsigned)n;
+    }
     /* A server without is_service_account has no service accounts to
      * spare from the check. */
     if (api->size >= offsetof(imcore_host_api, is_service_account) +

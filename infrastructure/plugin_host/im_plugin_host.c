@@ -719,8 +719,28 @@ static void cluster_entry(const im_config *cfg, im_plugin_config *pc)
     add_setting(pc, "node_id", cfg->node_id, 0);
 }
 
+/* What a host loads: the extensions cfg lists, the adapters. */
+typedef enum load_what {
+    LOAD_PLUGINS = 1,
+    LOAD_STORAGE = 2,
+    LOAD_NETWORK = 4,             /* the transport, and the cluster adapter unless "none" */
+} load_what;
+
+static int host_load(const im_config *cfg, unsigned what, im_plugin_host **out, im_error *err);
+
 int im_plugin_host_load(const im_config *cfg, bool with_adapters, im_plugin_host **out,
                         im_error *err)
+{
+    return host_load(cfg, LOAD_PLUGINS | (with_adapters ? LOAD_STORAGE | LOAD_NETWORK : 0u),
+                     out, err);
+}
+
+int im_plugin_host_load_storage(const im_config *cfg, im_plugin_host **out, im_error *err)
+{
+    return host_load(cfg, LOAD_STORAGE, out, err);
+}
+
+static int host_load(const im_config *cfg, unsigned what, im_plugin_host **out, im_error *err)
 {
     *out = NULL;
     im_plugin_host *ph = calloc(1, sizeof *ph);
@@ -744,24 +764,24 @@ int im_plugin_host_load(const im_config *cfg, bool with_adapters, im_plugin_host
         return err ? err->code : IM_ENOMEM;
     }
     im__plugin_router_init(ph);
-    /* The extensions in config order, then the storage adapter and the
-     * transport, if asked. */
-    bool with_cluster = with_adapters && strcmp(cfg->cluster, "none") != 0;
-    unsigned n = cfg->nplugins + (with_adapters ? 2 : 0) + (with_cluster ? 1 : 0);
-    ph->adapter[IM_ADAPTER_STORAGE] = with_adapters ? cfg->nplugins : UINT_MAX;
-    ph->adapter[IM_ADAPTER_TRANSPORT] = with_adapters ? cfg->nplugins + 1 : UINT_MAX;
-    ph->adapter[IM_ADAPTER_CLUSTER] = with_cluster ? cfg->nplugins + 2 : UINT_MAX;
+    /* The extensions in config order, then the storage adapter, the
+     * transport and the cluster adapter, as asked. */
+    unsigned nplugins = what & LOAD_PLUGINS ? cfg->nplugins : 0, n = nplugins;
+    bool with_cluster = (what & LOAD_NETWORK) && strcmp(cfg->cluster, "none") != 0;
+    ph->adapter[IM_ADAPTER_STORAGE] = what & LOAD_STORAGE ? n++ : UINT_MAX;
+    ph->adapter[IM_ADAPTER_TRANSPORT] = what & LOAD_NETWORK ? n++ : UINT_MAX;
+    ph->adapter[IM_ADAPTER_CLUSTER] = with_cluster ? n++ : UINT_MAX;
     ph->plugins = calloc(n ? n : 1, sizeof *ph->plugins);
     ph->configs = calloc(n ? n : 1, sizeof *ph->configs);
     if (!ph->plugins || !ph->configs) {
         im_plugin_host_free(ph);
         return im_error_set(err, IM_ENOMEM, "out of memory");
     }
-    memcpy(ph->configs, cfg->plugins, cfg->nplugins * sizeof *ph->configs);
-    if (with_adapters) {
+    memcpy(ph->configs, cfg->plugins, nplugins * sizeof *ph->configs);
+    if (what & LOAD_STORAGE)
         storage_entry(cfg, &ph->configs[ph->adapter[IM_ADAPTER_STORAGE]]);
+    if (what & LOAD_NETWORK)
         transport_entry(cfg, &ph->configs[ph->adapter[IM_ADAPTER_TRANSPORT]]);
-    }
     if (with_cluster)
         cluster_entry(cfg, &ph->configs[ph->adapter[IM_ADAPTER_CLUSTER]]);
     for (unsigned i = 0; i < n; i++) {

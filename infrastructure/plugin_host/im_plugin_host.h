@@ -41,7 +41,17 @@ typedef struct im_plugin_host im_plugin_host;
 int im_plugin_host_load(const im_config *cfg, bool with_adapters, im_plugin_host **out,
                         im_error *err);
 
-/* Opens the store through the storage adapter loaded with with_adapters:
+/* Loads the storage adapter cfg->storage_engine names, and nothing else:
+ * no extension of cfg->plugins, no transport, no cluster adapter. For a
+ * program that needs a store as the server opens it, and none of the
+ * server (the storage conformance suite, tools): open the store with
+ * im_plugin_host_open_storage, destroy it, then im_plugin_host_free.
+ * cfg is only read during the call; *out is the caller's. Errors as
+ * im_plugin_host_load's. */
+int im_plugin_host_load_storage(const im_config *cfg, im_plugin_host **out, im_error *err);
+
+/* Opens the store through the storage adapter loaded with with_adapters
+ * (or by im_plugin_host_load_storage):
  * the plugin storage_<engine>.so in plugin_dir, whose config is the
  * storage section. *out is the caller's (im_store_destroy), and must be
  * destroyed before the host is freed: its code lives in the adapter. A

@@ -152,27 +152,31 @@ static int recent_history(im_store *s, const char *conv, uint64_t before_seq, si
     return IM_OK;
 }
 
+/* Requests complete at once, so a barrier is one; its completion runs
+ * under the lock like every other, so completions never run two at once. */
+static int recent_barrier(im_store *s, im_store_done_fn done, void *arg, im_error *err)
+{
+    (void)err;
+    recent_store *rs = (recent_store *)s;
+    pthread_mutex_lock(&rs->lock);
+    done(arg, IM_OK, NULL);
+    pthread_mutex_unlock(&rs->lock);
+    return IM_OK;
+}
+
 /* Nothing outlives the process, so nothing is pending at a login, and acks
- * have nothing to move. Requests complete at once, so a barrier is one. */
+ * have nothing to move. */
 static int recent_pending(im_store *s, const char *user, size_t limit, im_store_message_fn each,
                           im_store_done_fn done, void *arg, im_error *err)
 {
-    (void)s, (void)user, (void)limit, (void)each, (void)err;
-    done(arg, IM_OK, NULL);
-    return IM_OK;
+    (void)user, (void)limit, (void)each;
+    return recent_barrier(s, done, arg, err);
 }
 
 static int recent_ack(im_store *s, const char *user, const char *conv, uint64_t seq,
                       im_error *err)
 {
     (void)s, (void)user, (void)conv, (void)seq, (void)err;
-    return IM_OK;
-}
-
-static int recent_barrier(im_store *s, im_store_done_fn done, void *arg, im_error *err)
-{
-    (void)s, (void)err;
-    done(arg, IM_OK, NULL);
     return IM_OK;
 }
 
@@ -279,31 +283,56 @@ static int by_key(const void *a, const void *b)
     return strcmp((*(kv_entry *const *)a)->key, (*(kv_entry *const *)b)->key);
 }
 
+static void free_entries(kv_entry **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]->key), free(v[i]->value), free(v[i]);
+    free(v);
+}
+
+/* The matching entries are copied under the lock and handed out after it:
+ * fn may make requests of the store (kv_put), as the port allows. */
 static int recent_kv_each(im_store *s, const char *ns, const char *prefix, im_store_kv_fn fn,
                           void *arg, im_error *err)
 {
     recent_store *rs = (recent_store *)s;
-    size_t n = 0, plen = strlen(prefix);
+    if (!ns || !ns[0] || strlen(ns) > IM_STORE_KV_KEY_MAX || !prefix || !fn)
+        return fail(err, IM_EINVAL, "bad namespace, prefix or callback");
+    size_t n = 0, k = 0, plen = strlen(prefix);
+    bool nomem = false;
     pthread_mutex_lock(&rs->lock);
     for (kv_entry *e = rs->kv; e; e = e->next)
         n += strcmp(e->ns, ns) == 0 && strncmp(e->key, prefix, plen) == 0;
-    kv_entry **match = malloc((n ? n : 1) * sizeof *match);
-    size_t k = 0;
-    for (kv_entry *e = rs->kv; match && e; e = e->next)
-        if (strcmp(e->ns, ns) == 0 && strncmp(e->key, prefix, plen) == 0)
-            match[k++] = e;
-    int visited = 0;
-    if (match) {
-        qsort(match, n, sizeof *match, by_key);
-        for (size_t i = 0; i < n; i++) {
-            visited++;
-            if (!fn(arg, match[i]->key, match[i]->value, match[i]->len))
-                break;
+    kv_entry **match = calloc(n ? n : 1, sizeof *match);
+    for (kv_entry *e = rs->kv; match && !nomem && e; e = e->next) {
+        if (strcmp(e->ns, ns) != 0 || strncmp(e->key, prefix, plen) != 0)
+            continue;
+        kv_entry *c = calloc(1, sizeof *c);
+        if (c && (c->key = strdup(e->key)) && (c->value = malloc(e->len ? e->len : 1))) {
+            memcpy(c->value, e->value, e->len);
+            c->len = e->len;
+            match[k++] = c;
+        } else {
+            if (c)
+                free(c->key), free(c);
+            nomem = true;
         }
     }
     pthread_mutex_unlock(&rs->lock);
-    free(match);
-    return match ? visited : fail(err, IM_ENOMEM, "out of memory");
+    if (!match || nomem) {
+        if (match)
+            free_entries(match, k);
+        return fail(err, IM_ENOMEM, "out of memory");
+    }
+    qsort(match, k, sizeof *match, by_key);
+    int visited = 0;
+    for (size_t i = 0; i < k; i++) {
+        visited++;
+        if (!fn(arg, match[i]->key, match[i]->value, match[i]->len))
+            break;
+    }
+    free_entries(match, k);
+    return visited;
 }
 
 static void recent_destroy(im_store *s)

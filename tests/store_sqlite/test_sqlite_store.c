@@ -4,7 +4,11 @@
  * store is destroyed and opened again, and nothing else is.
  *
  * Completions run on the storage thread; the test waits for them with a
- * condition variable, or lets destroy (which drains the queue) wait. */
+ * condition variable, or lets destroy (which drains the queue) wait.
+ *
+ * What every engine must do (the key-value map, order, dedupe, a failed
+ * commit, durability) is tested by tests/store_conformance against this
+ * store as the server opens it; this file keeps what is SQLite's own. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -131,162 +135,6 @@ static void put(im_store *s, const char *ns, const char *key, const void *value,
     int rc = s->ops->kv_put(s, ns, key, value, len, c ? on_done : NULL, c, &err);
     if (rc != IM_OK)
         fail_msg("kv_put %s %s: %s", ns, key, err.msg);
-}
-
-/* ---- reading the map back ---- */
-
-typedef struct kv_seen {
-    char keys[MAX_CALLS][64];
-    size_t len[MAX_CALLS];
-    char first[16]; /* the value's first bytes */
-    int n;
-} kv_seen;
-
-static bool see(void *arg, const char *key, const void *value, size_t len)
-{
-    kv_seen *ks = arg;
-    assert_true(ks->n < MAX_CALLS);
-    assert_non_null(value);
-    snprintf(ks->keys[ks->n], sizeof ks->keys[ks->n], "%s", key);
-    ks->len[ks->n] = len;
-    if (ks->n == 0)
-        memcpy(ks->first, value, len < sizeof ks->first ? len : sizeof ks->first);
-    ks->n++;
-    return true;
-}
-
-static void each(im_store *s, const char *ns, const char *prefix, kv_seen *ks)
-{
-    memset(ks, 0, sizeof *ks);
-    im_error err = { 0 };
-    int n = s->ops->kv_each(s, ns, prefix, see, ks, &err);
-    if (n < 0)
-        fail_msg("kv_each %s: %s", ns, err.msg);
-    assert_int_equal(n, ks->n);
-}
-
-/* ---- tests ---- */
-
-static void test_kv_put_is_durable(void **state)
-{
-    fixture *fx = *state;
-    im_store *s = open_store(fx->path, 0, 64);
-    journal j;
-    journal_init(&j);
-    call c[4] = { { &j, 0 }, { &j, 1 }, { &j, 2 }, { &j, 3 } };
-
-    /* A put behind an append completes after it: one queue for all writes. */
-    im_message m = { .kind = IM_MESSAGE_PRIVATE, .sender = "alice", .target = "bob",
-                     .client_msg_id = "k-1", .body = (const uint8_t *)"hi", .body_len = 2 };
-    im_error err = { 0 };
-    assert_int_equal(s->ops->append(s, &m, on_append, &c[0], &err), IM_OK);
-    put(s, "bot", "a", "one", 3, &c[1]);
-    put(s, "bot", "b", "two", 3, NULL); /* no completion wanted */
-    put(s, "bot", "gone", "x", 1, NULL);
-    put(s, "bot", "gone", NULL, 0, &c[2]);
-    put(s, "other", "a", "elsewhere", 9, &c[3]);
-    wait_for(&j, 4);
-    for (int i = 0; i < 4; i++) {
-        assert_int_equal(j.tag[i], i);
-        assert_int_equal(j.rc[i], IM_OK);
-    }
-
-    /* Once completed, a read from another thread sees it. */
-    kv_seen ks;
-    each(s, "bot", "", &ks);
-    assert_int_equal(ks.n, 2);
-    assert_string_equal(ks.keys[0], "a");
-    assert_memory_equal(ks.first, "one", 3);
-    assert_string_equal(ks.keys[1], "b");
-
-    /* Queued and not waited for: destroy finishes it first. */
-    put(s, "bot", "last", "queued", 6, NULL);
-    im_store_destroy(s);
-
-    s = open_store(fx->path, 0, 64);
-    each(s, "bot", "", &ks);
-    assert_int_equal(ks.n, 3);
-    assert_string_equal(ks.keys[0], "a");
-    assert_string_equal(ks.keys[1], "b");
-    assert_string_equal(ks.keys[2], "last");
-    assert_int_equal(ks.len[2], 6);
-    each(s, "other", "", &ks);
-    assert_int_equal(ks.n, 1);
-    assert_memory_equal(ks.first, "elsewhere", 9);
-    each(s, "bot", "l", &ks);
-    assert_int_equal(ks.n, 1);
-    assert_string_equal(ks.keys[0], "last");
-    im_store_destroy(s);
-    journal_destroy(&j);
-}
-
-/* Refused by the call, before anything is queued: the completion never runs. */
-static void test_kv_put_refusals(void **state)
-{
-    fixture *fx = *state;
-    im_store *s = open_store(fx->path, 0, 64);
-    journal j;
-    journal_init(&j);
-    call c = { &j, 0 };
-    im_error err = { 0 };
-    char long_key[IM_STORE_KV_KEY_MAX + 2];
-    memset(long_key, 'k', sizeof long_key - 1);
-    long_key[sizeof long_key - 1] = '\0';
-    static char big[IM_STORE_KV_VALUE_MAX + 1];
-    assert_int_equal(s->ops->kv_put(s, "", "k", "v", 1, on_done, &c, &err), IM_EINVAL);
-    assert_int_equal(err.code, IM_EINVAL);
-    assert_int_equal(s->ops->kv_put(s, "bot", "", "v", 1, on_done, &c, &err), IM_EINVAL);
-    assert_int_equal(s->ops->kv_put(s, "bot", long_key, "v", 1, on_done, &c, &err), IM_EINVAL);
-    assert_int_equal(s->ops->kv_put(s, long_key, "k", "v", 1, on_done, &c, &err), IM_EINVAL);
-    assert_int_equal(s->ops->kv_put(s, "bot", "k", big, sizeof big, on_done, &c, &err),
-                     IM_EINVAL);
-    assert_int_equal(s->ops->kv_each(s, "", "", see, NULL, &err), IM_EINVAL);
-    /* The largest value goes through. */
-    put(s, "bot", "k", big, IM_STORE_KV_VALUE_MAX, &c);
-    im_store_destroy(s);
-    assert_int_equal(j.n, 1);
-    assert_int_equal(j.rc[0], IM_OK);
-    journal_destroy(&j);
-}
-
-/* A full disk fails the batch a put is in, and its completion says so; what
- * was acked is exactly what is there after a restart. */
-static void test_kv_put_disk_full(void **state)
-{
-    fixture *fx = *state;
-    /* About 400 kB of 4 kB pages: a handful of the largest values. */
-    im_store *s = open_store(fx->path, 100, 3);
-    journal j;
-    journal_init(&j);
-    static char value[IM_STORE_KV_VALUE_MAX];
-    call c[40];
-    int puts = 0;
-    for (; puts < 40; puts++) {
-        c[puts] = (call){ &j, puts };
-        char key[16];
-        snprintf(key, sizeof key, "k%02d", puts);
-        memset(value, 'a' + puts % 26, sizeof value);
-        put(s, "bot", key, value, sizeof value, &c[puts]);
-        wait_for(&j, puts + 1);
-        if (j.rc[puts] != IM_OK)
-            break;
-    }
-    assert_true(puts > 0 && puts < 40);
-    assert_int_equal(j.rc[puts], IM_ENOSPC);
-    im_store_destroy(s);
-
-    s = open_store(fx->path, 0, 3);
-    kv_seen ks;
-    each(s, "bot", "", &ks);
-    assert_int_equal(ks.n, puts);
-    for (int i = 0; i < puts; i++) {
-        char key[16];
-        snprintf(key, sizeof key, "k%02d", i);
-        assert_string_equal(ks.keys[i], key);
-        assert_int_equal(ks.len[i], sizeof value);
-    }
-    im_store_destroy(s);
-    journal_destroy(&j);
 }
 
 /* ---- acks: a flood costs one queued request per conversation ---- */
@@ -876,9 +724,6 @@ static void test_accounts_disk_full(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_kv_put_is_durable),
-        T(test_kv_put_refusals),
-        T(test_kv_put_disk_full),
         T(test_acks_coalesce),
         T(test_unknown_receiver),
         T(test_group_changes),
