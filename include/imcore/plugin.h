@@ -287,8 +287,11 @@ typedef struct imcore_host_api {
      * kv_each calls fn for every key that starts with prefix ("" for all),
      * in key order, with what earlier puts have made durable; returns how
      * many it visited. fn may call kv_put, not kv_each. Reads the disk: call it in on_start, or in run_blocking's
-     * work, not in other callbacks. Errors: IM_EIO, IM_ESTATE (before
-     * on_start), IM_EUNSUPPORTED (as for kv_put). */
+     * work (or any thread of the plugin's own); on the plugin loop outside
+     * on_start it is refused (IM_ESTATE, and a WARN), since it would hold
+     * up every plugin's callbacks. Errors: IM_EIO, IM_ESTATE (before
+     * on_start; on the loop outside on_start), IM_EUNSUPPORTED (as for
+     * kv_put). */
     int (*kv_each)(imcore_host *h, const char *prefix, imcore_kv_fn fn, void *arg);
 
     /* The level the server logs at: log lines below it are dropped, so a

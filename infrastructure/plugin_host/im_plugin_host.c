@@ -320,6 +320,9 @@ static int host_kv_put(imcore_host *h, const char *key, const void *value, size_
 
 struct kv_walk { imcore_kv_fn fn; void *arg; };
 
+/* True on the plugin loop while a plugin's on_start runs (run_start). */
+static _Thread_local bool in_on_start;
+
 static bool kv_through(void *arg, const char *key, const void *value, size_t len)
 {
     struct kv_walk *w = arg;
@@ -333,6 +336,14 @@ static int host_kv_each(imcore_host *h, const char *prefix, imcore_kv_fn fn, voi
         return IM_EINVAL;
     if (atomic_load(&ph->state) != LOOP_RUNNING || !ph->store)
         return IM_ESTATE;
+    /* A read of the disk on the plugin loop would hold up every plugin's
+     * callbacks: it is allowed there only in on_start, before the server
+     * serves anyone; elsewhere it belongs in run_blocking's work. */
+    if (im__on_loop(ph) && !in_on_start) {
+        IM_WARN("plugin %s: kv_each refused on the plugin loop outside on_start (it reads "
+                "the disk): call it in on_start or in run_blocking's work", h->name);
+        return IM_ESTATE;
+    }
     struct kv_walk w = { fn, arg };
     im_error err = { 0 };
     int rc = ph->store->ops->kv_each(ph->store, h->name, prefix ? prefix : "", kv_through, &w,
@@ -966,7 +977,9 @@ static void run_start(im_plugin_host *ph, im_loop_item *it)
 {
     imcore_host *h = ((start_item *)it)->h;
     if (h) {
+        in_on_start = true;
         h->desc.on_start(h->desc.state);
+        in_on_start = false;
         return;
     }
     pthread_mutex_lock(&ph->start_lock);

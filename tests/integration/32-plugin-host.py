@@ -43,6 +43,12 @@ def test(h):
     alice.say(":limits")
     alice.expect("max_body_bytes 8192, max_group_members 1000, plugin_backlog 10000")
 
+    # The key-value map is read off the plugin loop: kv_each in a callback
+    # on the loop is refused (ESTATE), in run_blocking's work it reads.
+    alice.say(":keys")
+    alice.expect("keys here: -6")  # IM_ESTATE
+    alice.expect("keys blocking: 1")
+
     # Nobody logs in as a service account.
     thief = h.raw(srv, "thief")
     thief.request("LOGIN", encode_fields([(1, "echo")]))

@@ -17,6 +17,8 @@
  *   :join GROUP          -> echo joins GROUP; "joining GROUP"
  *   :seen USER           -> "USER: N logins, M logouts" (this run)
  *   :limits              -> the server's limits, as limits() gives them
+ *   :keys                -> kv_each on the loop (refused: "keys here: -N"),
+ *                           then in run_blocking's work ("keys blocking: N")
  *   :gate PATH           -> blocks the plugin loop until PATH exists (at
  *                           most 20 s), then "gate PATH open": to test what
  *                           piles up behind a busy plugin, and that a
@@ -134,6 +136,28 @@ static void slow_done(void *state, void *arg)
     free(l);
 }
 
+static int count_key(void *arg, const char *key, const void *value, size_t len)
+{
+    (void)key, (void)value, (void)len;
+    ++*(int *)arg;
+    return 0;
+}
+
+static void keys_work(void *arg)
+{
+    later *l = arg;
+    int seen = 0;
+    int n = l->b->api->kv_each(l->b->host, "", count_key, &seen);
+    snprintf(l->text, sizeof l->text, "%d", n);
+}
+
+static void keys_done(void *state, void *arg)
+{
+    later *l = arg;
+    say(state, l->to, "keys blocking: %s", l->text);
+    free(l);
+}
+
 static void thread_work(void *arg)
 {
     later *l = arg;
@@ -212,6 +236,12 @@ static void command(bot *b, const char *from, const char *text)
     } else if (sscanf(text, ":thread %255[^\n]", arg) == 1) {
         later *l = later_new(b, from, arg);
         if (l && b->api->run_blocking(b->host, thread_work, NULL, l) != 0)
+            free(l);
+    } else if (strcmp(text, ":keys") == 0) {
+        int seen = 0;
+        say(b, from, "keys here: %d", b->api->kv_each(b->host, "", count_key, &seen));
+        later *l = later_new(b, from, "");
+        if (l && b->api->run_blocking(b->host, keys_work, keys_done, l) != 0)
             free(l);
     } else if (sscanf(text, ":online %64s", arg) == 1) {
         say(b, from, "%s is %s", arg, b->api->is_online(b->host, arg) ? "online" : "offline");
