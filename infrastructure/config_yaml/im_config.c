@@ -406,6 +406,7 @@ struct loader {
     unsigned section_line[SECTION_COUNT]; /* likewise, for duplicate sections */
     unsigned plugins_line;
     unsigned options_line;                /* storage.options */
+    unsigned postgres_line;               /* storage.postgres */
     unsigned transport_options_line;      /* transport_options */
 };
 
@@ -696,10 +697,10 @@ static int load_plugins(struct loader *L, const yaml_node_t *k, const yaml_node_
 }
 
 /* A mapping of an adapter's own keys (name, at its line *seen), flattened
- * into dst as options.KEY; messages name where.KEY[strip..]. */
-static int load_options(struct loader *L, struct where at, const char *name,
-                        const yaml_node_t *v, unsigned *seen, im_plugin_config *dst,
-                        const char *where, size_t strip)
+ * into dst as PREFIX.KEY; messages name where.KEY[strip..]. */
+static int load_options_as(struct loader *L, struct where at, const char *name,
+                           const yaml_node_t *v, unsigned *seen, im_plugin_config *dst,
+                           const char *prefix, const char *where, size_t strip)
 {
     if (*seen != 0)
         return fail(at, name, "duplicate key (first on line %u)", *seen);
@@ -708,7 +709,14 @@ static int load_options(struct loader *L, struct where at, const char *name,
         return 0;
     if (v->type != YAML_MAPPING_NODE)
         return fail(at, name, "expected a mapping, found %s", node_kind(v));
-    return load_plugin_settings(L, dst, v, "options", where, strip);
+    return load_plugin_settings(L, dst, v, prefix, where, strip);
+}
+
+static int load_options(struct loader *L, struct where at, const char *name,
+                        const yaml_node_t *v, unsigned *seen, im_plugin_config *dst,
+                        const char *where, size_t strip)
+{
+    return load_options_as(L, at, name, v, seen, dst, "options", where, strip);
 }
 
 /* One "key: value" pair of the mapping for section (NULL at the top level). */
@@ -748,6 +756,11 @@ static int load_pair(struct loader *L, const yaml_node_pair_t *pair, const char 
     if (strcmp(name, "storage.options") == 0)
         return load_options(L, at, name, v, &L->options_line, &L->cfg.storage_options,
                             "storage", 0);
+    /* The PostgreSQL engine's keys, handed to it as postgres.* (it checks
+     * their values, naming this file's lines). */
+    if (strcmp(name, "storage.postgres") == 0)
+        return load_options_as(L, at, name, v, &L->postgres_line, &L->cfg.storage_options,
+                               "postgres", "storage", 0);
     if (section == NULL && strcmp(key, "transport_options") == 0)
         return load_options(L, at, name, v, &L->transport_options_line,
                             &L->cfg.transport_options, "transport_options", strlen("options."));
@@ -786,6 +799,9 @@ static int load_root(struct loader *L)
     int rc = load_mapping(L, root, NULL);
     if (rc != 0)
         return rc;
+    if (L->postgres_line && strcmp(L->cfg.storage_engine, "postgres") != 0)
+        return fail((struct where){ L->err, L->path, L->postgres_line }, "storage.postgres",
+                    "is for storage.engine postgres (the engine is %s)", L->cfg.storage_engine);
     return check_rules(&L->cfg, L->err, L->path, L->field_line);
 }
 
