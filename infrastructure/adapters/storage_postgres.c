@@ -19,6 +19,8 @@
 #include "im_log.h"
 #include "im_pg_store.h"
 
+#include <libpq-fe.h>
+
 #define CONNINFO_MAX 1024
 
 typedef struct adapter {
@@ -164,14 +166,25 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
         if (v && v[0]) {
             if (conninfo && conninfo[0])
                 return refuse(api, host, out, "postgres.conninfo",
-                              "give either conninfo or its parts (host, port, dbname, user),"
-                              " not both");
+                              "give conninfo or host/port/dbname/user, not both");
             if (!add_part(a->conninfo, sizeof a->conninfo, *p, v))
                 return refuse(api, host, out, key, "too long");
         }
     }
-    if (conninfo && conninfo[0])
+    if (conninfo && conninfo[0]) {
         snprintf(a->conninfo, sizeof a->conninfo, "%s", conninfo);
+        char *why = NULL;
+        PQconninfoOption *opts = PQconninfoParse(conninfo, &why);
+        if (!opts) {
+            char msg[120];
+            snprintf(msg, sizeof msg, "%s", why ? why : "out of memory");
+            msg[strcspn(msg, "\n")] = '\0';
+            PQfreemem(why);
+            return refuse(api, host, out, "postgres.conninfo", "a malformed connection string: %s",
+                          msg);
+        }
+        PQconninfoFree(opts);
+    }
     const char *pwfile = api->config_get(host, "postgres.password_file");
     if (pwfile && pwfile[0] && !read_password(api, host, out, a, pwfile))
         return 1;

@@ -408,8 +408,7 @@ static void writer_lost(pg_store *st, const char *why)
     st->lost_at_ms = mono_ms();
     st->backoff_ms = BACKOFF_MIN_MS;
     st->next_attempt_ms = st->lost_at_ms; /* the first attempt at once */
-    IM_ERROR("storage: lost PostgreSQL %s: %s; requests are answered EIO until it is back",
-             st->desc, why);
+    IM_ERROR("storage: lost PostgreSQL (%s); requests are answered EIO until it is back", why);
 }
 
 /* Connected, or reconnects if an attempt is due. */
