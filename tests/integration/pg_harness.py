@@ -14,8 +14,11 @@ binaries are missing and the test runs as root, the Debian packages are
 installed as .ci/deps does; otherwise PgMissing is raised (a test turns it
 into a skip). Python 3 standard library only.
 
-Run as a program, it starts a server, prints `export IMCORE_PG_CONNINFO=...`
-and waits for a signal: a wrapper for C tests that want a database.
+Run as a program, `pg_harness.py --run PROGRAM ARGS...` starts a server,
+runs PROGRAM with IMCORE_PG_CONNINFO set to its connection string (password
+included), stops the server and exits with PROGRAM's status (77, skipped,
+when there is no PostgreSQL): the wrapper of the C tests that want a
+database. Without --run it prints the export line and waits for a signal.
 """
 
 import ctypes
@@ -241,15 +244,24 @@ class PgServer:
         return False
 
 
-def main():
-    pg = PgServer()
+def main(argv):
     try:
-        print("export IMCORE_PG_CONNINFO='%s password=%s'" % (pg.conninfo, pg.password), flush=True)
+        pg = PgServer()
+    except PgMissing as e:
+        print("SKIP: %s" % e)
+        return 77
+    try:
+        conninfo = "%s password=%s" % (pg.conninfo, pg.password)
+        if argv[:1] == ["--run"] and len(argv) > 1:
+            env = dict(os.environ, IMCORE_PG_CONNINFO=conninfo)
+            return subprocess.run(argv[1:], env=env).returncode
+        print("export IMCORE_PG_CONNINFO='%s'" % conninfo, flush=True)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        return 0
     finally:
         pg.close()
 
 
 if __name__ == "__main__":
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    main()
+    sys.exit(main(sys.argv[1:]))
