@@ -216,10 +216,10 @@ static int enqueue(pg_store *st, req *r, im_error *err)
         req_free(r);
         return im_error_set(err, IM_ESHUTDOWN, "the store is shutting down");
     }
-    /* As SQLite's: barriers, acks and key-value puts are never refused. */
+    /* As SQLite's: barriers, acks, group changes and key-value puts are
+     * never refused (their ports promise no IM_EBUSY). */
     if (st->queued >= st->cfg.max_queue &&
-        (r->kind == REQ_APPEND || is_read(r->kind) || r->kind == REQ_ACCOUNT ||
-         r->kind == REQ_GROUP)) {
+        (r->kind == REQ_APPEND || is_read(r->kind) || r->kind == REQ_ACCOUNT)) {
         pthread_mutex_unlock(&st->lock);
         req_free(r);
         return im_error_set(err, IM_EBUSY, "the store is behind (%u requests queued)",
