@@ -91,7 +91,11 @@ class PgServer:
     """One PostgreSQL cluster in a temporary directory, with a database and a
     role of its own (password `password`)."""
 
-    def __init__(self, dbname="imcore", user="imcore", password="imcore-secret", base=None):
+    def __init__(self, dbname="imcore", user="imcore", password="imcore-secret", base=None,
+                 fsync=False):
+        """fsync: PostgreSQL syncs its WAL at every commit, as in production
+        (for measurements); tests leave it off."""
+        self.fsync = fsync
         self.bin = bindir()
         self.dbname = dbname
         self.user = user
@@ -132,11 +136,12 @@ class PgServer:
         os.unlink(pwfile)
         if r.returncode != 0:
             raise RuntimeError("initdb failed:\n" + r.stdout)
-        # Quick to start and stop; durable commits stay on (fsync is what the
-        # store's durability is about, but tests run on throw-away data).
+        # Tests run on throw-away data: no fsync unless asked (the server
+        # still commits with synchronous_commit on).
         with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
-            f.write("fsync = off\nfull_page_writes = off\nmax_connections = 50\n"
-                    "shared_buffers = 32MB\nlog_min_messages = warning\n")
+            if not self.fsync:
+                f.write("fsync = off\nfull_page_writes = off\n")
+            f.write("max_connections = 50\nshared_buffers = 32MB\nlog_min_messages = warning\n")
 
     def _become_postgres(self):
         """In the child before exec: the postgres user when we are root (the
