@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,8 @@ typedef struct pg_store {
 
     PGconn *conn;                   /* the storage thread's only */
     bool connected;                 /* the storage thread's */
+    atomic_bool away;               /* connected's negation, for the readers: a synchronous
+                                     * read fails at once instead of waiting to connect */
     uint64_t next_attempt_ms, lost_at_ms;
     unsigned backoff_ms;
     unsigned rng;
@@ -394,6 +397,7 @@ static int writer_open(pg_store *st, im_error *err)
     }
     st->conn = c;
     st->connected = true;
+    atomic_store(&st->away, false);
     return IM_OK;
 }
 
@@ -405,6 +409,7 @@ static void writer_lost(pg_store *st, const char *why)
     if (!st->connected)
         return;
     st->connected = false;
+    atomic_store(&st->away, true);
     st->lost_at_ms = mono_ms();
     st->backoff_ms = BACKOFF_MIN_MS;
     st->next_attempt_ms = st->lost_at_ms; /* the first attempt at once */
@@ -1367,6 +1372,10 @@ static int pg_account(im_store *s, const im_account_request *q, im_store_account
 static PGresult *reader_exec(pg_store *st, const char *sql, const params *p, im_error *err)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
+        if (!st->reader && atomic_load(&st->away)) {
+            im_error_set(err, IM_EIO, "PostgreSQL %s is unreachable", st->desc);
+            return NULL;
+        }
         if (!st->reader && !(st->reader = connect_db(st, err)))
             return NULL;
         PGresult *res = PQexecParams(st->reader, sql, p ? p->n : 0, NULL, p ? p->v : NULL,
