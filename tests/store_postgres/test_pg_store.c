@@ -528,6 +528,104 @@ static void test_accounts(void **state)
     im_store_destroy(s);
 }
 
+/* A barrier whose completion holds the storage thread until released:
+ * what is queued meanwhile stays queued. */
+static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cond = PTHREAD_COND_INITIALIZER;
+static int hold_state; /* 0 free, 1 holding, 2 released */
+
+static void on_hold(void *arg, int rc, const im_error *err)
+{
+    (void)arg;
+    (void)rc;
+    (void)err;
+    pthread_mutex_lock(&hold_lock);
+    hold_state = 1;
+    pthread_cond_broadcast(&hold_cond);
+    while (hold_state != 2)
+        pthread_cond_wait(&hold_cond, &hold_lock);
+    pthread_mutex_unlock(&hold_lock);
+}
+
+static void test_max_queue_busy(void **state)
+{
+    (void)state;
+    im_pg_store_config cfg = { .conninfo = conninfo(), .max_queue = 5 };
+    im_store *s = NULL;
+    im_error err = { 0 };
+    assert_int_equal(im_pg_store_new(&cfg, &s, &err), IM_OK);
+    reset();
+    hold_state = 0;
+    assert_int_equal(s->ops->barrier(s, on_hold, NULL, &err), IM_OK);
+    pthread_mutex_lock(&hold_lock);
+    while (hold_state != 1)
+        pthread_cond_wait(&hold_cond, &hold_lock);
+    pthread_mutex_unlock(&hold_lock);
+    int accepted = 0, busy = 0;
+    char cmid[16];
+    for (int i = 0; i < 8; i++) {
+        snprintf(cmid, sizeof cmid, "q-%d", i);
+        im_message m = { .kind = IM_MESSAGE_PRIVATE, .sender = "a", .target = "b",
+                         .client_msg_id = cmid, .body = (const uint8_t *)"x", .body_len = 1 };
+        int rc = s->ops->append(s, &m, on_append, NULL, &err);
+        if (rc == IM_OK)
+            accepted++;
+        else if (rc == IM_EBUSY)
+            busy++;
+    }
+    /* Acks and barriers are never refused. */
+    assert_int_equal(s->ops->ack(s, "b", "p:a:b", 1, &err), IM_OK);
+    assert_int_equal(accepted, 5);
+    assert_int_equal(busy, 3);
+    pthread_mutex_lock(&hold_lock);
+    hold_state = 2;
+    pthread_cond_broadcast(&hold_cond);
+    pthread_mutex_unlock(&hold_lock);
+    wait_done(accepted);
+    assert_int_equal(W.seq, 5);
+    im_store_destroy(s);
+}
+
+/* The store's connections killed under it (as a restart of PostgreSQL
+ * does): what was answered OK is stored, what was answered EIO is not, and
+ * the store reconnects by itself. */
+static void test_connection_killed(void **state)
+{
+    (void)state;
+    im_store *s = open_store(false);
+    reset();
+    assert_int_equal(append(s, IM_MESSAGE_PRIVATE, "alice", "bob", "k-0", "before"), IM_OK);
+    im_error err = { 0 };
+    char out[256] = "";
+    assert_int_equal(s->ops->kv_put(s, "ns", "k", "v", 1, NULL, NULL, &err), IM_OK);
+    barrier(s);
+    assert_int_equal(s->ops->kv_each(s, "ns", "", on_kv, out, &err), 1); /* the reader is up */
+    sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE application_name = 'imcore' AND pid <> pg_backend_pid()");
+    int ok = 0, eio = 0;
+    uint64_t last = 1;
+    char cmid[16];
+    for (int i = 1; ok < 5 && i < 200; i++) {
+        snprintf(cmid, sizeof cmid, "k-%d", i);
+        int rc = append(s, IM_MESSAGE_PRIVATE, "alice", "bob", cmid, "after");
+        if (rc == IM_OK) {
+            assert_int_equal(W.seq, last + 1); /* nothing refused took a seq */
+            last = W.seq;
+            ok++;
+        } else {
+            assert_int_equal(rc, IM_EIO);
+            assert_int_equal(ok, 0); /* once back, it stays back */
+            eio++;
+        }
+    }
+    assert_int_equal(ok, 5);
+    assert_true(eio <= 1); /* the batch sent on the dead connection, at most */
+    out[0] = '\0';
+    assert_int_equal(s->ops->kv_each(s, "ns", "", on_kv, out, &err), 1); /* reconnected */
+    assert_int_equal(pending(s, "bob", 100, 0), 6);
+    im_store_destroy(s);
+}
+
 static void test_foreign_and_newer_refused(void **state)
 {
     (void)state;
@@ -555,6 +653,8 @@ int main(void)
         cmocka_unit_test_setup(test_groups, setup),
         cmocka_unit_test_setup(test_kv, setup),
         cmocka_unit_test_setup(test_accounts, setup),
+        cmocka_unit_test_setup(test_max_queue_busy, setup),
+        cmocka_unit_test_setup(test_connection_killed, setup),
         cmocka_unit_test_setup(test_foreign_and_newer_refused, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
