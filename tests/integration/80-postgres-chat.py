@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """80-postgres-chat: a server on the postgres store: private and group chat,
-offline delivery and history; then the server restarts and nothing is lost:
+offline delivery and history (the password from storage.postgres.password_file);
+then the server restarts (the password from PGPASSWORD) and nothing is lost:
 bob, offline throughout, gets every private message once and in seq order,
 the group and its history are still there, and the seqs go on."""
 import os
@@ -76,7 +77,10 @@ def run(h, pg):
     carol.expect_frame("PONG", skip=())
     check(srv.terminate() == 0, "the server did not stop cleanly")
 
-    srv = h.server("server2", **cfg)
+    env_cfg = pg.config(h, password_file=False)
+    os.environ["PGPASSWORD"] = pg.password  # the server inherits the test's environment
+    srv = h.server("server2", **env_cfg)
+    check(srv.err.expect("password from libpq's environment"), "the password's source")
     bob = h.raw(srv, "bob")
     bob.login("bob")
     got = [next_delivery(bob) for _ in range(N)]
