@@ -907,26 +907,36 @@ static outcome run_pipeline(pg_store *st, req *batch, bool reads_only, im_error 
     return RUN_FAILED;
 }
 
-static void fail_writes(req *batch, const im_error *why)
+/* The answer a failed request carries to its client: the server's log says
+ * why (the database's address and messages stay there). */
+static void client_error(im_error *err, int code, bool lost)
+{
+    im_error_set(err, code, code == IM_ENOSPC
+                                ? "the database is full: not stored"
+                                : lost ? "the database is unreachable: not stored, or not known"
+                                         " to be (send again with the same client_msg_id)"
+                                       : "the database failed: not stored");
+}
+
+static void fail_writes(req *batch, const im_error *why, bool lost)
 {
     for (req *r = batch; r; r = r->next) {
         if (is_write(r->kind)) {
             r->rc = why->code;
-            r->err = *why;
+            client_error(&r->err, why->code, lost);
             r->duplicate = false;
             r->has_rec = false;
         }
     }
 }
 
-static void fail_reads(req *batch, const im_error *why)
+static void fail_reads(req *batch)
 {
     for (req *r = batch; r; r = r->next) {
         if (is_read(r->kind)) {
             free_results(r);
             r->rc = IM_EIO;
-            r->err = *why;
-            r->err.code = IM_EIO;
+            client_error(&r->err, IM_EIO, true);
         }
     }
 }
@@ -994,7 +1004,7 @@ static void run_batch(pg_store *st, req *batch)
     if (o != RUN_OK) {
         if (o != RUN_LOST || st->connected)
             IM_WARN("storage: a batch failed and was rolled back: %s", why.msg);
-        fail_writes(batch, &why);
+        fail_writes(batch, &why, o == RUN_LOST);
         /* The reads again, on their own: they must not report what was
          * rolled back. After a lost connection, only if it is back at once. */
         bool any = false;
@@ -1009,7 +1019,7 @@ static void run_batch(pg_store *st, req *batch)
                 writer_lost(st, rwhy.msg);
         }
         if (any && ro != RUN_OK)
-            fail_reads(batch, &rwhy);
+            fail_reads(batch);
     }
     for (req *r = batch; r;) {
         req *next = r->next;
@@ -1659,8 +1669,11 @@ int im_pg_store_new(const im_pg_store_config *cfg, im_store **out, im_error *err
         st->cfg.max_batch = 512;
     if (!st->cfg.max_queue)
         st->cfg.max_queue = 100000;
+    /* A statement the server would cancel anyway bounds the wait; without
+     * one, 30 s. Never shorter than a statement may take. */
     if (!st->cfg.io_timeout_ms)
-        st->cfg.io_timeout_ms = 30000;
+        st->cfg.io_timeout_ms = st->cfg.statement_timeout_ms ? st->cfg.statement_timeout_ms + 5000u
+                                                             : 30000u;
     if (st->cfg.statement_timeout_ms &&
         st->cfg.io_timeout_ms < st->cfg.statement_timeout_ms + 5000u)
         st->cfg.io_timeout_ms = st->cfg.statement_timeout_ms + 5000u;

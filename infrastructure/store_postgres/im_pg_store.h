@@ -31,7 +31,8 @@ typedef struct im_pg_store_config {
     unsigned statement_timeout_ms; /* 0: none (a lost server is still found: see
                                     * io_timeout_ms) */
     unsigned io_timeout_ms;        /* longest wait for the server's answer before the
-                                    * connection is taken as lost; 0: 30000, and at least
+                                    * connection is taken as lost; 0: statement_timeout_ms
+                                    * + 5000, or 30000 without one; never less than
                                     * statement_timeout_ms + 5000 */
     unsigned max_batch;            /* requests per transaction; 0: 512 */
     unsigned max_queue;            /* queued requests beyond this are IM_EBUSY; 0: 100000 */

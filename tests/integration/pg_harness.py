@@ -193,6 +193,40 @@ class PgServer:
             self.proc.wait(timeout=10)
         self.proc = None
 
+    def pids(self):
+        """The postmaster and its children (backends, background workers)."""
+        if not self.proc:
+            return []
+        found = [self.proc.pid]
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            # The parent PID is the second field after the command's ')'.
+            fields = stat[stat.rfind(")") + 2:].split()
+            if len(fields) > 1 and int(fields[1]) == self.proc.pid:
+                found.append(int(entry))
+        return found
+
+    def freeze(self):
+        """SIGSTOP to postgres and its children, by PID: a server that
+        holds its connections open and answers nothing."""
+        self.frozen = self.pids()
+        for pid in self.frozen:
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self):
+        for pid in getattr(self, "frozen", []):
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        self.frozen = []
+
     def _create_db(self):
         self.psql_admin("CREATE ROLE %s LOGIN PASSWORD '%s'" % (self.user, self.password),
                         db="postgres")
@@ -238,6 +272,7 @@ class PgServer:
             return ""
 
     def close(self):
+        self.thaw()
         self.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
