@@ -788,6 +788,41 @@ static int load_mapping(struct loader *L, const yaml_node_t *map, const char *se
     return 0;
 }
 
+/* The keys of storage.postgres, checked here as well as by the engine, so
+ * that --check-config finds a bad one too. */
+static int check_postgres(struct loader *L)
+{
+    static const struct { const char *key; unsigned long lo, hi; } keys[] = {
+        { "conninfo", 0, 0 }, { "host", 0, 0 }, { "port", 1, 65535 }, { "dbname", 0, 0 },
+        { "user", 0, 0 }, { "password_file", 0, 0 }, { "connect_timeout_s", 1, 3600 },
+        { "statement_timeout_ms", 0, 86400000 },
+    };
+    const im_plugin_config *o = &L->cfg.storage_options;
+    for (unsigned i = 0; i < o->nsettings; i++) {
+        const im_plugin_setting *st = &o->settings[i];
+        if (strncmp(st->key, "postgres.", 9) != 0)
+            continue;
+        struct where at = { L->err, L->path, st->line };
+        char name[96];
+        snprintf(name, sizeof name, "storage.%.60s", st->key);
+        size_t k = 0;
+        while (k < sizeof keys / sizeof keys[0] && strcmp(keys[k].key, st->key + 9) != 0)
+            k++;
+        if (k == sizeof keys / sizeof keys[0])
+            return fail(at, name, "unknown key (storage.postgres has conninfo, host, port, "
+                        "dbname, user, password_file, connect_timeout_s, statement_timeout_ms)");
+        if (keys[k].hi == 0)
+            continue;
+        uint64_t n;
+        bool negative;
+        if (!parse_decimal(st->value, &n, &negative) || negative || n < keys[k].lo ||
+            n > keys[k].hi)
+            return fail(at, name, "must be a number between %lu and %lu, not '%.40s'",
+                        keys[k].lo, keys[k].hi, st->value);
+    }
+    return 0;
+}
+
 static int load_root(struct loader *L)
 {
     const yaml_node_t *root = yaml_document_get_root_node(L->doc);
@@ -802,6 +837,9 @@ static int load_root(struct loader *L)
     if (L->postgres_line && strcmp(L->cfg.storage_engine, "postgres") != 0)
         return fail((struct where){ L->err, L->path, L->postgres_line }, "storage.postgres",
                     "is for storage.engine postgres (the engine is %s)", L->cfg.storage_engine);
+    rc = check_postgres(L);
+    if (rc != 0)
+        return rc;
     return check_rules(&L->cfg, L->err, L->path, L->field_line);
 }
 

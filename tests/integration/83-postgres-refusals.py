@@ -86,6 +86,13 @@ def run(h, pg):
         if key:
             where = "%s:%d: storage.postgres.%s" % (path, line_of(path, key), key)
             check(where in text, "%r: the message does not say %s:\n%s" % (over, where, text))
+    # --check-config finds the bad numbers and names too.
+    c = pg.config(h)
+    c["storage"]["postgres"]["port"] = 70000
+    path = h.write("check.yaml", to_yaml(merge(BASE_CONFIG, c)))
+    rc, out, err = h.run([h.server_path, "--config", path, "--check-config"])
+    check(rc == 2 and "storage.postgres.port: must be a number between 1 and 65535" in err,
+          "--check-config of a bad port: exit %d:\n%s%s" % (rc, out, err))
     c = merge(cfg, {"storage": {"engine": "sqlite", "path": os.path.join(h.tmp, "x.db")}})
     rc, text, path = start(h, "not-postgres", c)
     check(rc == 2 and "storage.postgres: is for storage.engine postgres" in text,
