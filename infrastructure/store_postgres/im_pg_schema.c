@@ -149,6 +149,23 @@ static const char *const migrations[] = {
     "  END LOOP;"
     " END $f$;"
 
+    /* The conversations of a batch locked first, one at a time in id
+     * order (made when missing, at last_seq 0): two servers' batches wait
+     * for each other in one order and cannot deadlock on them. */
+    "CREATE FUNCTION imcore_lock(p_convs text[]) RETURNS integer LANGUAGE plpgsql AS $f$"
+    " DECLARE v text; n integer := 0;"
+    " BEGIN"
+    "  FOR v IN SELECT DISTINCT u COLLATE \"C\" FROM unnest(p_convs) AS u ORDER BY 1 LOOP"
+    "    PERFORM 1 FROM conversations WHERE id = v FOR UPDATE;"
+    "    IF NOT FOUND THEN"
+    "      INSERT INTO conversations (id, last_seq) VALUES (v, 0) ON CONFLICT (id) DO NOTHING;"
+    "      PERFORM 1 FROM conversations WHERE id = v FOR UPDATE;"
+    "    END IF;"
+    "    n := n + 1;"
+    "  END LOOP;"
+    "  RETURN n;"
+    " END $f$;"
+
     "CREATE FUNCTION imcore_ack(p_user text, p_conv text, p_seq bigint, p_group boolean)"
     " RETURNS integer LANGUAGE plpgsql AS $f$"
     " DECLARE last bigint; nxt bigint; s bigint := p_seq;"

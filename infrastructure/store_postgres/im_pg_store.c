@@ -324,11 +324,11 @@ static PGconn *connect_db(pg_store *st, im_error *err)
 /* ---- the writer's statements ---- */
 
 enum stmt_id { S_BEGIN, S_COMMIT, S_ROLLBACK, S_APPEND, S_ACK, S_GROUP, S_KV_PUT, S_KV_DELETE,
-               S_ACCOUNT, S_PENDING, S_HISTORY, S_COUNT };
+               S_ACCOUNT, S_PENDING, S_HISTORY, S_LOCK, S_COUNT };
 
 static const char *const stmt_name[S_COUNT] = {
     "im_begin", "im_commit", "im_rollback", "im_append", "im_ack", "im_group", "im_kv_put",
-    "im_kv_delete", "im_account", "im_pending", "im_history",
+    "im_kv_delete", "im_account", "im_pending", "im_history", "im_lock",
 };
 
 #define MSG_COLUMNS "conv, seq, kind, sender, target, client_msg_id, server_time_ms, body"
@@ -338,6 +338,10 @@ static const char *const stmt_name[S_COUNT] = {
  * (octet_length reads a stored value's length without its bytes). */
 static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN",
+    /* The batch's conversations locked first, in id order (imcore_lock):
+     * two servers' batches then take them in one order and cannot
+     * deadlock on them. */
+    [S_LOCK] = "SELECT imcore_lock($1::text[])",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
     [S_APPEND] = "SELECT o_status, o_seq, o_time FROM imcore_append($1::text, $2::smallint,"
@@ -806,12 +810,66 @@ static int code_of_state(const char *state)
     return IM_EIO;
 }
 
+static int compare_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The conversations the batch appends to, sorted and unique, as a text
+ * array literal ("{\"p:a:b\",\"g:x\"}": ids hold no quote or backslash),
+ * or NULL when it appends nothing (or memory is short: the lock is only
+ * an optimisation). The caller frees it. */
+static char *lock_list(const req *batch)
+{
+    size_t n = 0;
+    for (const req *r = batch; r; r = r->next)
+        n += r->kind == REQ_APPEND;
+    if (n == 0)
+        return NULL;
+    const char **ids = malloc(n * sizeof *ids);
+    char *out = ids ? malloc(n * (IM_CONVERSATION_ID_MAX + 3) + 3) : NULL;
+    if (!out) {
+        free(ids);
+        return NULL;
+    }
+    n = 0;
+    for (const req *r = batch; r; r = r->next)
+        if (r->kind == REQ_APPEND)
+            ids[n++] = r->conv;
+    qsort(ids, n, sizeof *ids, compare_str);
+    char *p = out;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && strcmp(ids[i], ids[i - 1]) == 0)
+            continue;
+        if (p > out + 1)
+            *p++ = ',';
+        size_t len = strlen(ids[i]);
+        *p++ = '"';
+        memcpy(p, ids[i], len);
+        p += len;
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    free(ids);
+    return out;
+}
+
 /* Sends the batch (only its reads when reads_only) as one transaction and
  * reads the answers. On RUN_FAILED and RUN_RETRY the transaction is rolled
  * back and *fail holds the reason; RUN_LOST: the connection is gone. */
 static outcome run_pipeline(pg_store *st, req *batch, bool reads_only, im_error *fail)
 {
     bool lost = false, ok = send_prepared(st, S_BEGIN, NULL);
+    char *locks = reads_only ? NULL : lock_list(batch);
+    bool lock_sent = false;
+    if (locks && ok) {
+        params p = { 0 };
+        p_text(&p, locks);
+        ok = lock_sent = send_prepared(st, S_LOCK, &p);
+    }
+    free(locks);
     for (req *r = batch; r && ok; r = r->next) {
         r->sent = false;
         if (r->kind == REQ_BARRIER || (reads_only && !is_read(r->kind)))
@@ -831,6 +889,16 @@ static outcome run_pipeline(pg_store *st, req *batch, bool reads_only, im_error 
     bool failed = false;
     /* BEGIN, the requests, COMMIT: each one result, in the order sent. */
     PGresult *res = take(st, &lost);
+    if (lock_sent && !lost) { /* BEGIN's result, then the lock's in its place */
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && !failed) {
+            failed = true;
+            char msg[160];
+            pq_message(st->conn, res, msg, sizeof msg);
+            im_error_set(fail, IM_EIO, "postgres %s: begin: %s", st->desc, msg);
+        }
+        PQclear(res);
+        res = take(st, &lost);
+    }
     for (req *r = batch, *cur = NULL; !lost; r = r ? r->next : NULL) {
         if (res) {
             ExecStatusType s = PQresultStatus(res);
