@@ -438,6 +438,7 @@ struct loader {
     unsigned section_line[SECTION_COUNT]; /* likewise, for duplicate sections */
     unsigned plugins_line;
     unsigned options_line;                /* storage.options */
+    unsigned postgres_line;               /* storage.postgres */
     unsigned transport_options_line;      /* transport_options */
 };
 
@@ -728,10 +729,10 @@ static int load_plugins(struct loader *L, const yaml_node_t *k, const yaml_node_
 }
 
 /* A mapping of an adapter's own keys (name, at its line *seen), flattened
- * into dst as options.KEY; messages name where.KEY[strip..]. */
-static int load_options(struct loader *L, struct where at, const char *name,
-                        const yaml_node_t *v, unsigned *seen, im_plugin_config *dst,
-                        const char *where, size_t strip)
+ * into dst as PREFIX.KEY; messages name where.KEY[strip..]. */
+static int load_options_as(struct loader *L, struct where at, const char *name,
+                           const yaml_node_t *v, unsigned *seen, im_plugin_config *dst,
+                           const char *prefix, const char *where, size_t strip)
 {
     if (*seen != 0)
         return fail(at, name, "duplicate key (first on line %u)", *seen);
@@ -740,7 +741,14 @@ static int load_options(struct loader *L, struct where at, const char *name,
         return 0;
     if (v->type != YAML_MAPPING_NODE)
         return fail(at, name, "expected a mapping, found %s", node_kind(v));
-    return load_plugin_settings(L, dst, v, "options", where, strip);
+    return load_plugin_settings(L, dst, v, prefix, where, strip);
+}
+
+static int load_options(struct loader *L, struct where at, const char *name,
+                        const yaml_node_t *v, unsigned *seen, im_plugin_config *dst,
+                        const char *where, size_t strip)
+{
+    return load_options_as(L, at, name, v, seen, dst, "options", where, strip);
 }
 
 /* One "key: value" pair of the mapping for section (NULL at the top level). */
@@ -780,6 +788,11 @@ static int load_pair(struct loader *L, const yaml_node_pair_t *pair, const char 
     if (strcmp(name, "storage.options") == 0)
         return load_options(L, at, name, v, &L->options_line, &L->cfg.storage_options,
                             "storage", 0);
+    /* The PostgreSQL engine's keys, handed to it as postgres.* (it checks
+     * their values, naming this file's lines). */
+    if (strcmp(name, "storage.postgres") == 0)
+        return load_options_as(L, at, name, v, &L->postgres_line, &L->cfg.storage_options,
+                               "postgres", "storage", 0);
     if (section == NULL && strcmp(key, "transport_options") == 0)
         return load_options(L, at, name, v, &L->transport_options_line,
                             &L->cfg.transport_options, "transport_options", strlen("options."));
@@ -807,6 +820,41 @@ static int load_mapping(struct loader *L, const yaml_node_t *map, const char *se
     return 0;
 }
 
+/* The keys of storage.postgres, checked here as well as by the engine, so
+ * that --check-config finds a bad one too. */
+static int check_postgres(struct loader *L)
+{
+    static const struct { const char *key; unsigned long lo, hi; } keys[] = {
+        { "conninfo", 0, 0 }, { "host", 0, 0 }, { "port", 1, 65535 }, { "dbname", 0, 0 },
+        { "user", 0, 0 }, { "password_file", 0, 0 }, { "connect_timeout_s", 1, 3600 },
+        { "statement_timeout_ms", 0, 86400000 },
+    };
+    const im_plugin_config *o = &L->cfg.storage_options;
+    for (unsigned i = 0; i < o->nsettings; i++) {
+        const im_plugin_setting *st = &o->settings[i];
+        if (strncmp(st->key, "postgres.", 9) != 0)
+            continue;
+        struct where at = { L->err, L->path, st->line };
+        char name[96];
+        snprintf(name, sizeof name, "storage.%.60s", st->key);
+        size_t k = 0;
+        while (k < sizeof keys / sizeof keys[0] && strcmp(keys[k].key, st->key + 9) != 0)
+            k++;
+        if (k == sizeof keys / sizeof keys[0])
+            return fail(at, name, "unknown key (storage.postgres has conninfo, host, port, "
+                        "dbname, user, password_file, connect_timeout_s, statement_timeout_ms)");
+        if (keys[k].hi == 0)
+            continue;
+        uint64_t n;
+        bool negative;
+        if (!parse_decimal(st->value, &n, &negative) || negative || n < keys[k].lo ||
+            n > keys[k].hi)
+            return fail(at, name, "must be a number between %lu and %lu, not '%.40s'",
+                        keys[k].lo, keys[k].hi, st->value);
+    }
+    return 0;
+}
+
 static int load_root(struct loader *L)
 {
     const yaml_node_t *root = yaml_document_get_root_node(L->doc);
@@ -816,6 +864,12 @@ static int load_root(struct loader *L)
         return im_error_set(L->err, IM_EINVAL, "%s:%u: expected a mapping at the top level, found %s",
                             L->path, line_of(root), node_kind(root));
     int rc = load_mapping(L, root, NULL);
+    if (rc != 0)
+        return rc;
+    if (L->postgres_line && strcmp(L->cfg.storage_engine, "postgres") != 0)
+        return fail((struct where){ L->err, L->path, L->postgres_line }, "storage.postgres",
+                    "is for storage.engine postgres (the engine is %s)", L->cfg.storage_engine);
+    rc = check_postgres(L);
     if (rc != 0)
         return rc;
     return check_rules(&L->cfg, L->err, L->path, L->field_line);

@@ -654,6 +654,24 @@ static void test_storage_and_accounts(void **state)
     assert_string_equal(c.storage_options.settings[0].value, "host=db");
     assert_int_equal(c.storage_options.settings[0].line, 6);
     assert_string_equal(c.storage_options.settings[1].key, "options.pool.size");
+    /* The postgres engine's keys: storage.postgres, handed over as
+     * postgres.*, their names and numbers checked here too. */
+    assert_int_equal(load_text("accounts:\n  mode: open\nstorage:\n  engine: postgres\n"
+                               "  postgres:\n    host: db\n    port: 5433\n"
+                               "    connect_timeout_s: 2\n", &c, &err, path), IM_OK);
+    assert_int_equal(c.storage_options.nsettings, 3);
+    assert_string_equal(c.storage_options.settings[1].key, "postgres.port");
+    assert_string_equal(c.storage_options.settings[1].value, "5433");
+    assert_int_equal(c.storage_options.settings[1].line, 7);
+    expect_error("accounts:\n  mode: open\nstorage:\n  engine: postgres\n  postgres:\n"
+                 "    port: 70000\n", 6, "storage.postgres.port", "between 1 and 65535");
+    expect_error("accounts:\n  mode: open\nstorage:\n  engine: postgres\n  postgres:\n"
+                 "    statement_timeout_ms: -1\n", 6, "storage.postgres.statement_timeout_ms",
+                 "must be a number");
+    expect_error("accounts:\n  mode: open\nstorage:\n  engine: postgres\n  postgres:\n"
+                 "    dsn: x\n", 6, "storage.postgres.dsn", "unknown key");
+    expect_error("storage:\n  engine: sqlite\n  postgres:\n    host: db\n", 3,
+                 "storage.postgres", "is for storage.engine postgres");
     expect_error("storage:\n  engine: ../evil\n", 2, "storage.engine",
                  "must be 1 to 63 characters");
     expect_error("storage:\n  options: 3\n", 2, "storage.options", "expected a mapping");

@@ -101,6 +101,7 @@ typedef struct engine_row {
     unsigned max_queue;           /* the queue bound its options set; 0: none set */
 } engine_row;
 
+/* Both durable engines take the same queue bound (storage.options.max_queue). */
 #define SQLITE_ROW_OPTIONS "    max_queue: 16\n"
 #define SQLITE_DECLINES 0u
 
@@ -128,7 +129,8 @@ static const engine_row engine_rows[] = {
      * without it. Ids carry a prefix per run and case, so the database may
      * be shared and is never emptied. */
     { .row = "postgres", .engine = "postgres", .env = "IMCORE_PG_CONNINFO",
-      .env_yaml = "  postgres:\n    conninfo: %s\n" },
+      .env_yaml = "  postgres:\n    conninfo: %s\n", .options_yaml = SQLITE_ROW_OPTIONS,
+      .max_queue = 16 },
 };
 
 static const engine_row *E;       /* the row under test */
