@@ -107,7 +107,7 @@ extern "C" {
 /* True if table (a pointer to any table of the ABI that starts with its
  * size: imcore_host_api, imcore_core_api, im_store_ops, ...) reaches field
  * and field is set: whether a function or operation is there to call.
- *     if (!IMCORE_HAS(api, kv_each)) refuse("this server is too old");  */
+ *     if (!IMCORE_HAS(api, kv_each)) { snprintf(out->error, ...); return 1; }  */
 #define IMCORE_HAS(table, field)                                                  \
     ((table)->size >= offsetof(__typeof__(*(table)), field) + sizeof((table)->field) && \
      (table)->field != NULL)
@@ -315,6 +315,26 @@ typedef struct imcore_host_api {
      * this for a receiver it finds no account for. Any thread, from the
      * end of the plugins' init on (claims are fixed then). */
     int (*is_service_account)(imcore_host *h, const char *user_id);
+
+    /* ---- appended after is_service_account: typed config values ----
+     * Each reads key of the plugin's config, or gives fallback when the
+     * key is absent, and returns 0; a value it cannot take is refused with
+     * IM_EINVAL and a sentence in error (error_size bytes, always
+     * NUL-terminated) that names the file, line and key, ready to copy into
+     * imcore_plugin.error: "FILE:LINE: plugin NAME: limit: must be a whole
+     * number between 1 and 100, not 'ten'". *out is untouched then. Any
+     * time, init included; check IMCORE_HAS(api, config_uint) first. */
+
+    /* A whole number in lo..hi, decimal. */
+    int (*config_uint)(imcore_host *h, const char *key, uint64_t lo, uint64_t hi,
+                       uint64_t fallback, uint64_t *out, char *error, size_t error_size);
+    /* true, yes, on, 1 / false, no, off, 0 (any case). */
+    int (*config_bool)(imcore_host *h, const char *key, int fallback, int *out, char *error,
+                       size_t error_size);
+    /* A duration, in milliseconds, lo_ms..hi_ms: a number with a unit, ms,
+     * s, m or h ("250ms", "30s", "5m", "2h"; a bare number is seconds). */
+    int (*config_duration_ms)(imcore_host *h, const char *key, uint64_t lo_ms, uint64_t hi_ms,
+                              uint64_t fallback, uint64_t *out, char *error, size_t error_size);
 
     /* Functions are appended here in later versions: check size first. */
 } imcore_host_api;

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,6 +69,117 @@ static const char *host_config_where(imcore_host *h, const char *key)
 {
     int i = find_setting(h, key);
     return i < 0 ? NULL : h->where[i];
+}
+
+/* ---- typed config values (imcore_host_api.config_uint ...) ---- */
+
+static int config_refuse(imcore_host *h, const char *key, char *error, size_t size,
+                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int config_refuse(imcore_host *h, const char *key, char *error, size_t size,
+                         const char *fmt, ...)
+{
+    if (error && size) {
+        const char *where = host_config_where(h, key);
+        int n = snprintf(error, size, "%s%splugin %s: %s: ", where ? where : "",
+                         where ? ": " : "", h->name, key);
+        if (n >= 0 && (size_t)n < size) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(error + n, size - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return IM_EINVAL;
+}
+
+/* A decimal number of 1..20 digits that fits in 64 bits; *end after it. */
+static bool parse_u64(const char *s, uint64_t *out, const char **end)
+{
+    uint64_t v = 0;
+    const char *p = s;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    *out = v;
+    *end = p;
+    return p != s;
+}
+
+static int host_config_uint(imcore_host *h, const char *key, uint64_t lo, uint64_t hi,
+                            uint64_t fallback, uint64_t *out, char *error, size_t size)
+{
+    const char *v = host_config_get(h, key);
+    if (!v) {
+        *out = fallback;
+        return IM_OK;
+    }
+    uint64_t n;
+    const char *end;
+    if (!parse_u64(v, &n, &end) || *end || n < lo || n > hi)
+        return config_refuse(h, key, error, size,
+                             "must be a whole number between %llu and %llu, not '%.40s'",
+                             (unsigned long long)lo, (unsigned long long)hi, v);
+    *out = n;
+    return IM_OK;
+}
+
+static int host_config_bool(imcore_host *h, const char *key, int fallback, int *out,
+                            char *error, size_t size)
+{
+    static const char *const yes[] = { "true", "yes", "on", "1" };
+    static const char *const no[] = { "false", "no", "off", "0" };
+    const char *v = host_config_get(h, key);
+    if (!v) {
+        *out = fallback;
+        return IM_OK;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = 1;
+            return IM_OK;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = 0;
+            return IM_OK;
+        }
+    }
+    return config_refuse(h, key, error, size, "must be true or false (yes/no, on/off), not "
+                                              "'%.40s'", v);
+}
+
+static int host_config_duration_ms(imcore_host *h, const char *key, uint64_t lo, uint64_t hi,
+                                   uint64_t fallback, uint64_t *out, char *error, size_t size)
+{
+    const char *v = host_config_get(h, key);
+    if (!v) {
+        *out = fallback;
+        return IM_OK;
+    }
+    static const struct { const char *unit; uint64_t ms; } units[] = {
+        { "ms", 1 }, { "s", 1000 }, { "", 1000 }, { "m", 60000 }, { "h", 3600000 },
+    };
+    uint64_t n;
+    const char *end;
+    if (parse_u64(v, &n, &end)) {
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+            if (strcmp(end, units[i].unit) != 0)
+                continue;
+            if (n > UINT64_MAX / units[i].ms)
+                break;
+            uint64_t ms = n * units[i].ms;
+            if (ms < lo || ms > hi)
+                break;
+            *out = ms;
+            return IM_OK;
+        }
+    }
+    return config_refuse(h, key, error, size,
+                         "must be a duration between %llu ms and %llu ms, such as 250ms, 30s, "
+                         "5m or 2h, not '%.40s'",
+                         (unsigned long long)lo, (unsigned long long)hi, v);
 }
 
 #define MAX_CLAIMS 64
@@ -393,7 +505,10 @@ static const imcore_limits *host_limits(imcore_host *h)
     .log_level = host_log_level,                                                            \
     .config_key = host_config_key,                                                          \
     .limits = host_limits,                                                                  \
-    .is_service_account = host_is_service_account
+    .is_service_account = host_is_service_account,                                          \
+    .config_uint = host_config_uint,                                                        \
+    .config_bool = host_config_bool,                                                        \
+    .config_duration_ms = host_config_duration_ms
 
 static const imcore_host_api host_api = {
     .size = sizeof(imcore_host_api),

@@ -159,10 +159,6 @@ int main(int argc, char **argv)
     if (cfg.empty)
         IM_WARN("config %s is empty (or only comments): every key has its default",
                 config_path);
-    if (check_only) {
-        printf("%s: ok\n", config_path);
-        return 0;
-    }
     im_log_set_level((im_log_level)cfg.log_level);
     im_log_set_thread_name("main");
     if (cfg.workers == 0) {
@@ -186,6 +182,14 @@ int main(int argc, char **argv)
     if (im_plugin_host_load(&cfg, true, &plugins, &err) != IM_OK) {
         fprintf(stderr, "imcore-server: %s\n", err.msg);
         return 2;
+    }
+    /* The check runs every plugin's init, adapters' included, which reads
+     * and checks its own config, then unloads them: nothing is opened,
+     * bound or started. */
+    if (check_only) {
+        im_plugin_host_free(plugins);
+        printf("%s: ok\n", config_path);
+        return 0;
     }
 
     int status = 1;

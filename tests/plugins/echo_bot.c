@@ -19,6 +19,9 @@
  *   :limits              -> the server's limits, as limits() gives them
  *   :keys                -> kv_each on the loop (refused: "keys here: -N"),
  *                           then in run_blocking's work ("keys blocking: N")
+ *   :config              -> "config delay_ms D limit L loud B", its config
+ *                           (keys delay, a duration; limit, 1..1000; loud, a
+ *                           boolean), read with the typed getters
  *   :gate PATH           -> blocks the plugin loop until PATH exists (at
  *                           most 20 s), then "gate PATH open": to test what
  *                           piles up behind a busy plugin, and that a
@@ -51,6 +54,9 @@ typedef struct bot {
     unsigned ticks, tick_limit;
     char tick_to[65];
     seen *seen;
+    /* Its config (typed getters): delay (duration), limit (number), loud (bool). */
+    uint64_t delay_ms, limit;
+    int loud;
 } bot;
 
 typedef struct later {
@@ -237,6 +243,9 @@ static void command(bot *b, const char *from, const char *text)
         later *l = later_new(b, from, arg);
         if (l && b->api->run_blocking(b->host, thread_work, NULL, l) != 0)
             free(l);
+    } else if (strcmp(text, ":config") == 0) {
+        say(b, from, "config delay_ms %llu limit %llu loud %d", (unsigned long long)b->delay_ms,
+            (unsigned long long)b->limit, b->loud);
     } else if (strcmp(text, ":keys") == 0) {
         int seen = 0;
         say(b, from, "keys here: %d", b->api->kv_each(b->host, "", count_key, &seen));
@@ -334,6 +343,15 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
         return 1;
     b->api = api;
     b->host = host;
+    if (IMCORE_HAS(api, config_duration_ms) &&
+        (api->config_duration_ms(host, "delay", 0, 3600000, 0, &b->delay_ms, out->error,
+                                 sizeof out->error) != 0 ||
+         api->config_uint(host, "limit", 1, 1000, 1000, &b->limit, out->error,
+                          sizeof out->error) != 0 ||
+         api->config_bool(host, "loud", 0, &b->loud, out->error, sizeof out->error) != 0)) {
+        free(b);
+        return 1;
+    }
     if (api->claim_user(host, ACCOUNT, "Echo") != 0) {
         snprintf(out->error, sizeof out->error, "cannot speak for %s", ACCOUNT);
         free(b);
