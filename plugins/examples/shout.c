@@ -5,6 +5,7 @@
  *     cc -shared -fPIC -fvisibility=hidden -I/usr/local/include -o shout.so shout.c
  */
 #include <ctype.h>
+#include <stdio.h>
 
 #include "imcore/plugin.h"
 
@@ -23,6 +24,13 @@ static imcore_verdict shout(void *state, const imcore_message *m, imcore_rewrite
 
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {
+    /* IMCORE_PLUGIN_INFO says which API versions this plugin speaks; the
+     * server picked one of them (api->api_version). A filter needs nothing
+     * newer than log. */
+    if (api->api_version < 1) {
+        snprintf(out->error, sizeof out->error, "plugin API %u is too old", api->api_version);
+        return 1;
+    }
     out->on_message = shout;
     api->log(host, IMCORE_LOG_INFO, "ready to shout");
     return 0;

@@ -5,6 +5,10 @@ project with one cc line, and loaded by the YAML:
 
 - the tutorial's plugin (plugins/examples/shout.c): a message ending in '!'
   arrives in capitals;
+- the tutorial's bot (plugins/examples/standup.c): a service account that
+  greets at login, keeps notes in its key-value map (across a restart),
+  sends a digest on request and on its timer, and refuses a bad config
+  value with FILE:LINE;
 - a storage adapter written from scratch (plugins/examples/storage_recent.c)
   replaces the built-in engine: messages are numbered by it, history comes
   from it (the last `keep` of a conversation), and a bad option of it stops
@@ -16,7 +20,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from imcore_harness import (BASE_CONFIG, check, decode_fields, encode_fields, main,  # noqa: E402
                              merge, to_yaml)
-from durable import next_delivery, send_private  # noqa: E402
+from durable import ack_body, next_delivery, send_private, sqlite_config  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -71,6 +75,67 @@ def test_storage_adapter(h, prefix, build):
           "a bad option: exit %d:\n%s" % (rc, err))
 
 
+class Person:
+    """A raw client that talks to the standup bot and acks what it hears."""
+    n = 0
+
+    def __init__(self, h, srv, user):
+        self.raw = h.raw(srv, user + "-" + srv.name)
+        self.raw.login(user)
+
+    def say(self, text):
+        Person.n += 1
+        return send_private(self.raw, "standup", text, "su-%d" % Person.n)
+
+    def hear(self, timeout=10.0):
+        d = next_delivery(self.raw, timeout)
+        self.raw.send_frame("DELIVERY_ACK", 0, ack_body(d.conversation, d.seq))
+        check(d.frm == "standup", "a message from %r: %r" % (d.frm, d))
+        return d.body
+
+
+def test_standup(h, prefix):
+    so = build_plugin(h, prefix, "standup")
+    cfg = sqlite_config(h, "standup.db")
+    plugin = {"name": "standup", "path": so, "config": {"digest_every": "1h", "greet": "yes"}}
+    srv = h.server("standup-1", plugins=[plugin], **cfg)
+    srv.err.expect(r"plugin standup: ready: 0 notes kept, a digest every 3600000 ms")
+    alice = Person(h, srv, "alice")
+    check(alice.hear() == "hi alice, what did you do? tell me in a message", "no greeting")
+    alice.say("fixed the build")
+    check(alice.hear() == "noted (9 this round)", "alice note")
+    bob = Person(h, srv, "bob")
+    check(bob.hear().startswith("hi bob"), "no greeting for bob")
+    bob.say("wrote the docs")
+    check(bob.hear() == "noted (2 this round)", "bob's note")
+    check(srv.terminate() == 0, "the server did not stop cleanly")
+
+    # The notes come back from the key-value map; the digest goes to both.
+    plugin["config"] = {"digest_every": "300ms", "greet": "no"}
+    srv = h.server("standup-2", plugins=[plugin], **cfg)
+    srv.err.expect(r"plugin standup: ready: 2 notes kept, a digest every 300 ms")
+    alice, bob = Person(h, srv, "alice"), Person(h, srv, "bob")
+    want = "standup digest (2):\n- alice: fixed the build\n- bob: wrote the docs"
+    for p in (alice, bob):
+        got = p.hear()
+        check(got == want, "the timer's digest: %r" % got)
+    # A new round: the next digest holds only the new note, asked for now.
+    alice.say("reviewed a patch")
+    check(alice.hear() == "noted (1 this round)", "a new round")
+    alice.say("!digest")
+    got = alice.hear()
+    check(got == "standup digest (1):\n- alice: reviewed a patch", "!digest: %r" % got)
+    check(srv.terminate() == 0, "the server did not stop cleanly")
+
+    # A bad value: exit 2, FILE:LINE: plugin standup: KEY: why.
+    plugin["config"] = {"digest_every": "soon"}
+    path = h.write("standup-bad.yaml", to_yaml(merge(BASE_CONFIG, dict(plugins=[plugin], **cfg))))
+    line = next(n for n, t in enumerate(open(path), 1) if "digest_every:" in t)
+    rc, out, err = h.run([h.server_path, "--config", path, "--check-config"])
+    check(rc == 2 and ("%s:%d: plugin standup: digest_every: must be a duration" % (path, line))
+          in err, "a bad digest_every: exit %d:\n%s" % (rc, err))
+
+
 def test(h):
     build = os.environ.get("IMCORE_BUILD_DIR", "")
     check(build, "IMCORE_BUILD_DIR must be set")
@@ -98,6 +163,7 @@ def test(h):
     send_private(alice, "bob", "calm down.", "s-2")
     check(next_delivery(bob).body == "HELLO WORLD!", "the plugin did not shout")
     check(next_delivery(bob).body == "calm down.", "a calm message was changed")
+    test_standup(h, prefix)
     test_storage_adapter(h, prefix, build)
 
 
