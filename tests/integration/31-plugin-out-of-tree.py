@@ -103,7 +103,7 @@ def test_standup(h, prefix):
     alice = Person(h, srv, "alice")
     check(alice.hear() == "hi alice, what did you do? tell me in a message", "no greeting")
     alice.say("fixed the build")
-    check(alice.hear() == "noted (9 this round)", "alice note")
+    check(alice.hear() == "noted (1 this round)", "alice's note")
     bob = Person(h, srv, "bob")
     check(bob.hear().startswith("hi bob"), "no greeting for bob")
     bob.say("wrote the docs")
