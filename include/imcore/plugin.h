@@ -127,6 +127,13 @@ typedef enum imcore_message_kind {
     IMCORE_MESSAGE_GROUP = 2,
 } imcore_message_kind;
 
+/* A group request of a claimed account (group_call). */
+typedef enum imcore_group_op {
+    IMCORE_GROUP_CREATE = 1,     /* a public group, the account its owner */
+    IMCORE_GROUP_JOIN = 2,
+    IMCORE_GROUP_LEAVE = 3,
+} imcore_group_op;
+
 /* One message. All pointers borrowed for the callback. */
 typedef struct imcore_message {
     size_t size;                 /* sizeof(imcore_message) as the server knows it */
@@ -335,6 +342,23 @@ typedef struct imcore_host_api {
      * s, m or h ("250ms", "30s", "5m", "2h"; a bare number is seconds). */
     int (*config_duration_ms)(imcore_host *h, const char *key, uint64_t lo_ms, uint64_t hi_ms,
                               uint64_t fallback, uint64_t *out, char *error, size_t error_size);
+
+    /* ---- appended after config_duration_ms ---- */
+
+    /* The claimed account (the plugin's own) creates, joins or leaves
+     * group, as a client's request would, and done(state, rc, arg) tells
+     * the outcome: rc 0, or what a client would be told (IM_EEXIST,
+     * IM_ENOGROUP, IM_EFULL, IM_EMEMBER, IM_ENOTMEMBER, IM_EQUOTA,
+     * IM_EINVAL, IM_ENOSPC, IM_EIO...). done runs exactly once, later, on
+     * the plugin loop, if this returns 0; if the server stops first it
+     * runs with IM_ESHUTDOWN before the plugin's shutdown. On the plugin
+     * loop only (any callback from on_start on). Errors at once, with no
+     * done: IM_EINVAL (not this plugin's account, no group or done),
+     * IM_ESTATE (not on the plugin loop, or before on_start), IM_ENOMEM,
+     * and what the request itself is refused with before it is made
+     * (IM_EINVAL for a bad group id, IM_EMEMBER...). */
+    int (*group_call)(imcore_host *h, const char *account, imcore_group_op op, const char *group,
+                      void (*done)(void *state, int rc, void *arg), void *arg);
 
     /* Functions are appended here in later versions: check size first. */
 } imcore_host_api;

@@ -508,7 +508,8 @@ static const imcore_limits *host_limits(imcore_host *h)
     .is_service_account = host_is_service_account,                                          \
     .config_uint = host_config_uint,                                                        \
     .config_bool = host_config_bool,                                                        \
-    .config_duration_ms = host_config_duration_ms
+    .config_duration_ms = host_config_duration_ms,                                          \
+    .group_call = im__group_call
 
 static const imcore_host_api host_api = {
     .size = sizeof(imcore_host_api),
@@ -873,6 +874,7 @@ static int host_load(const im_config *cfg, unsigned what, im_plugin_host **out, 
     if (!ph)
         return im_error_set(err, IM_ENOMEM, "out of memory");
     ph->filter.ops = &plugin_filter_ops;
+    pthread_mutex_init(&ph->calls_lock, NULL);
     make_send_id_prefix(ph);
     ph->limits = (imcore_limits){
         .size = sizeof ph->limits, .max_body_bytes = cfg->max_body_bytes,
@@ -1186,6 +1188,7 @@ void im_plugin_host_free(im_plugin_host *ph)
     if (!ph)
         return;
     im_plugin_host_stop(ph);
+    im__group_calls_end(ph); /* their done, before the plugins' shutdown */
     for (unsigned i = ph->n; i-- > 0;) {
         imcore_host *h = &ph->plugins[i];
         if (h->desc.shutdown)
@@ -1209,6 +1212,7 @@ void im_plugin_host_free(im_plugin_host *ph)
     }
     pthread_key_delete(ph->scratch_key);
     pthread_mutex_destroy(&ph->scratch_lock);
+    pthread_mutex_destroy(&ph->calls_lock);
     free(ph->cluster_join);
     free(ph->cluster_split);
     free(ph->claims);

@@ -134,6 +134,11 @@ struct im_plugin_host {
     struct scratch *scratches;
     pthread_key_t scratch_key;
 
+    /* Group requests of claimed accounts waiting for their answers
+     * (im_plugin_groups.c). */
+    pthread_mutex_t calls_lock;
+    struct im_group_call *calls;
+
     /* Claimed accounts: fixed once the plugins are loaded, read without a
      * lock after that. */
     im_claim *claims;
@@ -191,6 +196,17 @@ void im__loop_destroy(im_plugin_host *ph);
 /* Queues it for the loop thread (takes ownership). Returns false, freeing
  * nothing, when the loop takes no more work: the caller disposes of it. */
 bool im__loop_push(im_plugin_host *ph, im_loop_item *it);
+
+/* A plugin's group requests (im_plugin_groups.c). im__group_call is
+ * imcore_host_api.group_call. im__group_call_answer takes the answer to
+ * request_id of claim c, if it is a group_call's, carries it to the loop
+ * and returns true. im__group_calls_end answers what is still waiting with
+ * IM_ESHUTDOWN, once the loop has stopped, before the plugins' shutdown. */
+typedef struct im_group_call im_group_call;
+int im__group_call(imcore_host *h, const char *account, imcore_group_op op, const char *group,
+                   void (*done)(void *state, int rc, void *arg), void *arg);
+bool im__group_call_answer(im_plugin_host *ph, im_claim *c, uint64_t request_id, int rc);
+void im__group_calls_end(im_plugin_host *ph);
 bool im__on_loop(const im_plugin_host *ph);
 uint64_t im__timer_start(imcore_host *h, uint64_t after_ms, uint64_t every_ms, void *arg);
 void im__timer_cancel(imcore_host *h, uint64_t id);

@@ -548,7 +548,7 @@ static void pr_send_status(im_replies *r, const im_endpoint *ep, uint64_t reques
     im_plugin_host *ph = replies_host(r);
     if (!is_claim_ep(ep))
         im_replies_send_status(ph->inner.replies, ep, request_id, rc, msg);
-    else if (rc != IM_OK)
+    else if (!im__group_call_answer(ph, claim_at(ph, ep), request_id, rc) && rc != IM_OK)
         log_refusal(ph, ep, rc, msg);
 }
 

@@ -49,6 +49,20 @@ def test(h):
     alice.expect("keys here: -6")  # IM_ESTATE
     alice.expect("keys blocking: 1")
 
+    # A bot's group requests, with their outcome (group_call's done).
+    alice.say(":create botroom")
+    alice.expect("group botroom create: 0")
+    alice.say(":create botroom")
+    got = alice.hear()
+    check(got in ("group botroom create: -9", "group botroom create refused at once: -9"),
+          "a second create: %r" % got)  # IM_EEXIST
+    alice.say(":part botroom")
+    alice.expect("group botroom leave: 0")
+    alice.say(":part botroom")
+    got = alice.hear()
+    check(got.startswith("group botroom leave") and got.endswith(": -8"),
+          "leaving a group that is gone: %r" % got)  # IM_ENOGROUP
+
     # Nobody logs in as a service account.
     thief = h.raw(srv, "thief")
     thief.request("LOGIN", encode_fields([(1, "echo")]))

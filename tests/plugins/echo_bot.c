@@ -19,6 +19,8 @@
  *   :limits              -> the server's limits, as limits() gives them
  *   :keys                -> kv_each on the loop (refused: "keys here: -N"),
  *                           then in run_blocking's work ("keys blocking: N")
+ *   :create GROUP, :part GROUP -> group_call (create, leave); its done says
+ *                           "group GROUP create: RC" / "group GROUP leave: RC"
  *   :config              -> "config delay_ms D limit L loud B", its config
  *                           (keys delay, a duration; limit, 1..1000; loud, a
  *                           boolean), read with the typed getters
@@ -142,6 +144,36 @@ static void slow_done(void *state, void *arg)
     free(l);
 }
 
+typedef struct group_ask {
+    char to[65];
+    char group[65];
+    const char *what;
+} group_ask;
+
+static void group_done(void *state, int rc, void *arg)
+{
+    group_ask *g = arg;
+    char text[200];
+    snprintf(text, sizeof text, "group %s %s: %d", g->group, g->what, rc);
+    say(state, g->to, "%s", text);
+    free(g);
+}
+
+static void group_ask_for(bot *b, const char *from, const char *group, imcore_group_op op)
+{
+    group_ask *g = calloc(1, sizeof *g);
+    if (!g)
+        return;
+    snprintf(g->to, sizeof g->to, "%s", from);
+    snprintf(g->group, sizeof g->group, "%s", group);
+    g->what = op == IMCORE_GROUP_CREATE ? "create" : op == IMCORE_GROUP_JOIN ? "join" : "leave";
+    int rc = b->api->group_call(b->host, ACCOUNT, op, group, group_done, g);
+    if (rc != 0) {
+        say(b, from, "group %s %s refused at once: %d", group, g->what, rc);
+        free(g);
+    }
+}
+
 static int count_key(void *arg, const char *key, const void *value, size_t len)
 {
     (void)key, (void)value, (void)len;
@@ -243,6 +275,10 @@ static void command(bot *b, const char *from, const char *text)
         later *l = later_new(b, from, arg);
         if (l && b->api->run_blocking(b->host, thread_work, NULL, l) != 0)
             free(l);
+    } else if (sscanf(text, ":create %64s", arg) == 1) {
+        group_ask_for(b, from, arg, IMCORE_GROUP_CREATE);
+    } else if (sscanf(text, ":part %64s", arg) == 1) {
+        group_ask_for(b, from, arg, IMCORE_GROUP_LEAVE);
     } else if (strcmp(text, ":config") == 0) {
         say(b, from, "config delay_ms %llu limit %llu loud %d", (unsigned long long)b->delay_ms,
             (unsigned long long)b->limit, b->loud);
