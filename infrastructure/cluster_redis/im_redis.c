@@ -76,6 +76,7 @@ struct im_redis {
     consumer *new_consumers;
     bool stopping;
     bool up;                      /* mirror of the command connection, for other threads */
+    uint64_t ups;                 /* times the command connection came up */
     conn commands;
     consumer *consumers;          /* the thread's */
     unsigned rand_state;
@@ -116,6 +117,8 @@ static void set_up(im_redis *r, conn *k, bool up)
 {
     if (!k->cons) {
         pthread_mutex_lock(&r->lock);
+        if (up && !r->up)
+            r->ups++;
         r->up = up;
         pthread_mutex_unlock(&r->lock);
     }
@@ -561,6 +564,14 @@ bool im_redis_connected(im_redis *r)
     bool up = r->up;
     pthread_mutex_unlock(&r->lock);
     return up;
+}
+
+uint64_t im_redis_connections(im_redis *r)
+{
+    pthread_mutex_lock(&r->lock);
+    uint64_t n = r->ups;
+    pthread_mutex_unlock(&r->lock);
+    return n;
 }
 
 void im_redis_destroy(im_redis *r)

@@ -74,6 +74,11 @@ int im_redis_consume(im_redis *r, const char *stream, const char *group, const c
 /* True while the command connection is up. */
 bool im_redis_connected(im_redis *r);
 
+/* How many times the command connection has come up (0 before the first):
+ * a caller that sees it grow knows Redis may have lost what it had (a
+ * restart) and writes its state again. */
+uint64_t im_redis_connections(im_redis *r);
+
 /* Stops the thread: waiting commands are answered IM_ESHUTDOWN; frees r.
  * NULL-safe. */
 void im_redis_destroy(im_redis *r);
