@@ -317,6 +317,8 @@ static void on_entry(void *arg, const char *id, const redisReply *fields)
  * (the message is in the store: the receiver gets it at its next login). */
 static int send_entry(cluster *c, const char *node_id, const im_cluster_entry *e)
 {
+    if (!im_redis_connected(c->redis))
+        return IM_EIO; /* said at once, rather than counted as delivered */
     im_cluster_argv a;
     im_cluster_xadd(&a, node_id, c->maxlen, e);
     return send_argv(c, &a, log_failure, (void *)"stream entry") == IM_OK ? IM_OK : IM_EIO;
