@@ -868,14 +868,11 @@ static int open_cluster(void *state, im_presence *local_presence, im_delivery *l
         return im_error_set(err, IM_ENOMEM, "out of memory");
     im_redis_config rc = { .host = c->redis_host, .port = (uint16_t)c->redis_port,
                            .password = c->password };
+    /* The link, then the node list (whose callbacks use the link), then
+     * the streams (whose callbacks use both). */
     int r = im_redis_new(&rc, &c->redis, err);
     if (r != IM_OK)
         return r;
-    if ((r = im_redis_consume(c->redis, c->stream, "imcore", c->node_id, 256, on_entry, c)) !=
-            IM_OK ||
-        (r = im_redis_consume(c->redis, IM_CLUSTER_PRESENCE_STREAM, c->node_id, c->node_id, 512,
-                              on_presence, c)) != IM_OK)
-        return im_error_set(err, r, "cluster: cannot read the streams");
     im_zk_config zc = { .hosts = c->zk_hosts, .root = c->zk_root,
                         .session_timeout_ms = c->zk_session_ms };
     if ((r = im_zk_nodes_new(&zc, on_nodes, c, &c->zk, err)) != IM_OK)
@@ -885,6 +882,11 @@ static int open_cluster(void *state, im_presence *local_presence, im_delivery *l
     snprintf(self.client, sizeof self.client, "%s", c->advertise);
     if ((r = im_zk_nodes_register(c->zk, &self, err)) != IM_OK)
         return r;
+    if ((r = im_redis_consume(c->redis, c->stream, "imcore", c->node_id, 256, on_entry, c)) !=
+            IM_OK ||
+        (r = im_redis_consume(c->redis, IM_CLUSTER_PRESENCE_STREAM, c->node_id, c->node_id, 512,
+                              on_presence, c)) != IM_OK)
+        return im_error_set(err, r, "cluster: cannot read the streams");
     pthread_mutex_init(&c->tlock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -65,7 +65,9 @@ void im_cluster_xadd(im_cluster_argv *a, const char *node_id, unsigned maxlen,
         push_pair(a, "ep", ep);
     }
     if (e->type == IM_CLUSTER_KICK) {
-        push_pair(a, "code", num(a, &used, (uint64_t)(int64_t)e->code));
+        char *code = a->num[used++];
+        snprintf(code, sizeof a->num[0], "%d", e->code); /* IM_E* codes are negative */
+        push_pair(a, "code", code);
         push_pair(a, "why", e->why ? e->why : "");
         return;
     }

@@ -105,9 +105,31 @@ def expect_all(cli, patterns, timeout=10):
                "%s to print %r" % (cli.name, patterns))
 
 
+def bad_configs(h):
+    """Bad cluster settings stop the server at start: exit 2, FILE:LINE."""
+    cases = [
+        ({"cluster_options": {"redis": {"port": 0}}}, r":\d+: cluster_options\.redis\.port: "),
+        ({"cluster_options": {"advertise": "nowhere"}}, r":\d+: cluster_options\.advertise: "),
+        ({"cluster_options": {"colour": "blue"}}, r":\d+: cluster_options\.colour: unknown"),
+        ({"cluster_options": {"redis": {"password_file": "/nonexistent/pw"}}},
+         r":\d+: cluster_options\.redis\.password_file: cannot open"),
+        ({"zookeeper": {"hosts": ""}}, r":\d+: .*zookeeper\.hosts"),
+    ]
+    for i, (over, pattern) in enumerate(cases):
+        cfg = {"listen": {"host": "127.0.0.1", "port": 0}, "storage": {"engine": "memory"},
+               "accounts": {"mode": "open"}, "cluster": "redis",
+               "zookeeper": {"hosts": "127.0.0.1:1"}}
+        cfg.update(over)
+        path = h.write("bad-%d.yaml" % i, to_yaml(cfg))
+        rc, _, err = h.run([h.server_path, "--config", path], timeout=10)
+        check(rc == 2 and re.search(re.escape(path) + pattern, err),
+              "bad config %r: exit %d, %r" % (over, rc, err))
+
+
 def test(h):
     if not ROUTE or not os.access(ROUTE, os.X_OK):
         raise TestFailure("imcore-route not given (IMCORE_ROUTE or --route)")
+    bad_configs(h)
     with services.ZooKeeper() as zk, services.Redis() as redis:
         c = Cluster(h, zk, redis)
         for i in (1, 2, 3):
@@ -217,6 +239,8 @@ def test(h):
         for srv in c.nodes.values():
             if srv.running():
                 check(srv.terminate() == 0, "%s did not stop cleanly" % srv.name)
+            bad = srv.err.matching(r"stream entry .* skipped|refused by Redis")
+            check(not bad, "%s: %r" % (srv.name, bad))
 
     # Reject across nodes: a second cluster, on fresh services.
     with services.ZooKeeper() as zk, services.Redis() as redis:
