@@ -882,7 +882,11 @@ static int open_cluster(void *state, im_presence *local_presence, im_delivery *l
     snprintf(self.client, sizeof self.client, "%s", c->advertise);
     if ((r = im_zk_nodes_register(c->zk, &self, err)) != IM_OK)
         return r;
-    if ((r = im_redis_consume(c->redis, c->stream, "imcore", c->node_id, 256, on_entry, c)) !=
+    /* This node's inbox: a group made again after Redis lost it reads
+     * from the start, so entries added before it came back are not lost;
+     * entries for an earlier epoch are passed over (on_entry). */
+    if ((r = im_redis_consume_all(c->redis, c->stream, "imcore", c->node_id, 256, on_entry,
+                                  c)) !=
             IM_OK ||
         (r = im_redis_consume(c->redis, IM_CLUSTER_PRESENCE_STREAM, c->node_id, c->node_id, 512,
                               on_presence, c)) != IM_OK)

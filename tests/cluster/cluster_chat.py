@@ -8,8 +8,10 @@ ZooKeeper, one Redis and one imcore-route, all real processes.
   in the order of its seq;
 - login policy across nodes: bob logging in on another node replaces the
   first session (replace), or is refused (reject, a second cluster);
+- Redis restarted without its data: the nodes recover by themselves;
 - a node killed with SIGKILL leaves the route within the session timeout,
-  and its users reconnect through the route to another node and chat on.
+  and its users reconnect through the route to another node and chat on;
+- bad cluster settings stop a node at start (exit 2, FILE:LINE).
 
 The route service's path comes in IMCORE_ROUTE (or --route before the
 harness's own options)."""
@@ -197,6 +199,24 @@ def test(h):
                    for line in clis[u].out.matching(r"%s @ room: g\d+$" % owner)]
             check(got == [str(i) for i in range(1, 11)], "%s (on %s) got %r"
                   % (u, home[u], got))
+
+        # Redis restarted, without its data: every node reconnects, writes
+        # its routes again and reads the others'; its inbox's consumer group
+        # is made again. A login after it is seen on every node, and
+        # messages cross nodes again.
+        redis.restart()
+        for srv in c.nodes.values():
+            wait_until(lambda: len(srv.err.matching(r"writing this node's routes")) >= 2, 20,
+                       "%s to write its routes again" % srv.name)
+        gnode = next(n for n in sorted(c.nodes) if n != home["alice"])
+        gina = h.cli(c.nodes[gnode].port, "gina", args=["--show-acks"])
+        wait_olu(clis["alice"], len(users) + 1)
+        clis["alice"].send("@gina after the restart")
+        gina.expect(STAMP + r"alice \u2192 you: after the restart$")
+        gina.send("@alice got it")
+        clis["alice"].expect(STAMP + r"gina \u2192 you: got it$")
+        gina.stop()
+        wait_olu(clis["alice"], len(users))
 
         # Replace across nodes: bob logs in on another node; his first
         # session is closed by its own node, and messages find the new one.
