@@ -161,10 +161,13 @@ static void on_snapshot(void *arg, int rc, const redisReply *reply, const im_err
             im_cluster_route r = { .node = s->node };
             if (!im_cluster_route_parse(v->str, v->len, &r) || r.epoch != epoch)
                 continue;
-            /* A user bound here keeps this node's route: the events settle
-             * which login is the newer. */
+            /* A user bound here keeps this node's route (the events settle
+             * which login is the later), and one bound on a third node
+             * since keeps that one: a hash may lag behind the events. */
             im_cluster_route mine;
-            if (im_cluster_map_lookup(c->map, k->str, &mine) && mine.node == IM_CLUSTER_SELF)
+            if (im_cluster_map_lookup(c->map, k->str, &mine) &&
+                (mine.node == IM_CLUSTER_SELF ||
+                 (mine.node != s->node && mine.since_ms > r.since_ms)))
                 continue;
             if (im_cluster_map_put(c->map, k->str, &r, NULL) >= 0)
                 added++;
@@ -213,6 +216,16 @@ static void on_nodes(void *arg, const im_cluster_node *nodes, size_t n)
 
 /* ---- the presence stream ---- */
 
+/* True if route a (of node a_id) is a later login than b (of b_id): by the
+ * nodes' clocks, then by node id, so that every node decides alike. */
+static bool newer(const im_cluster_route *a, const char *a_id, const im_cluster_route *b,
+                  const char *b_id)
+{
+    if (a->since_ms != b->since_ms)
+        return a->since_ms > b->since_ms;
+    return strcmp(a_id, b_id) > 0;
+}
+
 static void on_presence(void *arg, const char *id, const redisReply *fields)
 {
     cluster *c = arg;
@@ -237,16 +250,21 @@ static void on_presence(void *arg, const char *id, const redisReply *fields)
         } else if (ev.op == IM_CLUSTER_UNBIND) {
             im_cluster_map_remove(c->map, ev.user, node, ev.epoch, 0);
         } else if (!live || ev.epoch >= live) {
-            im_cluster_route r = { .node = node };
-            im_cluster_route old;
-            if (im_cluster_route_parse(ev.value, ev.value_len, &r) && r.epoch == ev.epoch &&
-                im_cluster_map_put(c->map, ev.user, &r, &old) == 1 &&
-                old.node == IM_CLUSTER_SELF) {
-                /* The user logged in there after logging in here (two
-                 * logins racing, or the replace whose kick is on its way):
-                 * the newer one stays. */
+            im_cluster_route r = { .node = node }, mine;
+            bool here = im_cluster_map_lookup(c->map, ev.user, &mine) &&
+                        mine.node == IM_CLUSTER_SELF;
+            if (!im_cluster_route_parse(ev.value, ev.value_len, &r) || r.epoch != ev.epoch) {
+                IM_DEBUG("cluster: presence entry %s skipped: a bad route", id);
+            } else if (here && newer(&mine, c->node_id, &r, ev.node)) {
+                /* Two logins raced, and this node's is the later: it stays,
+                 * and the other node closes its own when this node's event
+                 * reaches it. */
+            } else if (im_cluster_map_put(c->map, ev.user, &r, NULL) >= 0 && here) {
+                /* The user logged in there after logging in here (the
+                 * replace whose kick is on its way, or a race this node
+                 * lost): the later login stays. */
                 kick = true;
-                kicked = (im_endpoint){ .node = 0, .worker = old.worker, .conn_id = old.conn };
+                kicked = (im_endpoint){ .node = 0, .worker = mine.worker, .conn_id = mine.conn };
             }
         }
     }
@@ -382,7 +400,11 @@ static bool cl_unbind(im_presence *p, const char *user_id, const im_endpoint *ep
     cluster *c = OF(p, presence);
     pthread_rwlock_wrlock(&c->lock);
     bool did = im_presence_unbind(c->local_p, user_id, ep);
-    if (did && im_cluster_map_remove(c->map, user_id, IM_CLUSTER_SELF, c->epoch, ep->conn_id)) {
+    if (did) {
+        /* Written also when the map already names another node (the user
+         * logged in there and this session was closed for it): the route
+         * must leave this node's hash, or a snapshot would bring it back. */
+        im_cluster_map_remove(c->map, user_id, IM_CLUSTER_SELF, c->epoch, ep->conn_id);
         im_cluster_route r = { .ver = im_cluster_map_next_ver(c->map) };
         write_change(c, IM_CLUSTER_UNBIND, user_id, &r);
     }
