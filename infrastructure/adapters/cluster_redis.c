@@ -700,12 +700,16 @@ static void write_all(cluster *c)
         w.argv[i] = head[i];
         w.len[i] = strlen(head[i]);
     }
-    /* The group first, so that no event after the snapshots below is
-     * missed; then this node's routes; then the others' hashes. One
-     * connection: Redis runs them in this order. */
+    /* The group first, made or moved to the stream's end, so that no event
+     * after the snapshots below is missed and none before them is read
+     * (a group this node's id left in an earlier life, or from before a
+     * short outage, is behind); then this node's routes; then the others'
+     * hashes. One connection: Redis runs them in this order. */
     const char *group[] = { "XGROUP", "CREATE", IM_CLUSTER_PRESENCE_STREAM, c->node_id, "$",
                             "MKSTREAM" };
+    const char *setid[] = { "XGROUP", "SETID", IM_CLUSTER_PRESENCE_STREAM, c->node_id, "$" };
     im_redis_command(c->redis, NULL, NULL, 6, group, NULL);
+    im_redis_command(c->redis, NULL, NULL, 5, setid, NULL);
     im_redis_command(c->redis, log_failure, (void *)"routes of this node",
                      (int)(11 + 2 * w.n), w.argv, w.len);
     pthread_rwlock_unlock(&c->lock);
@@ -826,10 +830,11 @@ static void cluster_shutdown(void *state)
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         pthread_cond_init(&w.cond, &ca);
         pthread_condattr_destroy(&ca);
+        /* The presence group stays: destroying it under the consumer's
+         * blocked read would have the consumer make it again. A node that
+         * comes back under this id moves it to the stream's end. */
         const char *del[] = { "DEL", c->users_key };
-        const char *destroy[] = { "XGROUP", "DESTROY", IM_CLUSTER_PRESENCE_STREAM, c->node_id };
-        im_redis_command(c->redis, NULL, NULL, 2, del, NULL);
-        if (im_redis_command(c->redis, on_done, &w, 4, destroy, NULL) == IM_OK) {
+        if (im_redis_command(c->redis, on_done, &w, 2, del, NULL) == IM_OK) {
             struct timespec until;
             clock_gettime(CLOCK_MONOTONIC, &until);
             until.tv_sec += 1;
@@ -852,13 +857,14 @@ static void cluster_shutdown(void *state)
         pthread_cond_destroy(&c->tcond);
         pthread_mutex_destroy(&c->tlock);
     }
-    im_cluster_map_free(c->map);
     pthread_rwlock_destroy(&c->lock);
     if (c->password) {
         memset(c->password, 0, strlen(c->password));
         free(c->password);
     }
-    IM_INFO("cluster: node %s left the cluster", c->node_id);
+    if (c->map)
+        IM_INFO("cluster: node %s left the cluster", c->node_id);
+    im_cluster_map_free(c->map);
     free(c);
 }
 
