@@ -9,6 +9,8 @@ ZooKeeper, one Redis and one imcore-route, all real processes.
 - login policy across nodes: bob logging in on another node replaces the
   first session (replace), or is refused (reject, a second cluster);
 - Redis restarted without its data: the nodes recover by themselves;
+- Redis down: a message for another node is stored and acked, and reaches
+  the receiver from the store at its next login on the storing node;
 - a node killed with SIGKILL leaves the route within the session timeout,
   and its users reconnect through the route to another node and chat on;
 - bad cluster settings stop a node at start (exit 2, FILE:LINE).
@@ -217,6 +219,28 @@ def test(h):
         clis["alice"].expect(STAMP + r"gina \u2192 you: got it$")
         gina.stop()
         wait_olu(clis["alice"], len(users))
+
+        # Redis down: a message to a user on another node cannot take the
+        # fast path; it is stored all the same (acked, delivered=0), and
+        # reaches the receiver from the store at its next login on the node
+        # that stored it (each node has its own store: docs/cluster.md).
+        anode, bnode = c.nodes[home["alice"]], c.nodes[home["bob"]]
+        check(anode is not bnode, "alice and bob on one node")
+        redis.stop()
+        wait_until(lambda: anode.err.matching(r"redis: lost "), 10, "node to see Redis go")
+        clis["alice"].send("@bob while redis is down")
+        clis["alice"].expect(r"^\* sent \S+ seq=\d+ delivered=0$")
+        redis.start()
+        for srv in c.nodes.values():
+            wait_until(lambda: len(srv.err.matching(r"writing this node's routes")) >= 3, 20,
+                       "%s to write its routes again" % srv.name)
+        check(not clis["bob"].out.matching(r"while redis is down"),
+              "bob got the message while Redis was down")
+        clis["bob"].stop()
+        wait_olu(clis["alice"], len(users) - 1)
+        clis["bob"] = h.cli(anode.port, "bob", name="bob-at-alices", args=["--show-acks"])
+        clis["bob"].expect(STAMP + r"alice \u2192 you: while redis is down$")
+        home["bob"] = home["alice"]
 
         # Replace across nodes: bob logs in on another node; his first
         # session is closed by its own node, and messages find the new one.
