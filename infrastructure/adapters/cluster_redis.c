@@ -130,10 +130,6 @@ typedef struct snap_req {
     uint32_t node;
 } snap_req;
 
-typedef struct kick_item {
-    im_endpoint ep;
-} kick_item;
-
 static void on_snapshot(void *arg, int rc, const redisReply *reply, const im_error *err)
 {
     (void)err;
@@ -153,7 +149,10 @@ static void on_snapshot(void *arg, int rc, const redisReply *reply, const im_err
     }
     size_t added = 0;
     pthread_rwlock_wrlock(&c->lock);
-    if (im_cluster_map_snapshot_begin(c->map, s->node, epoch, ver)) {
+    /* A hash an earlier life of the node left (not rewritten yet) is no
+     * snapshot of the node as it is. */
+    uint64_t live = im_cluster_map_live_epoch(c->map, s->node);
+    if ((!live || live == epoch) && im_cluster_map_snapshot_begin(c->map, s->node, epoch, ver)) {
         for (size_t i = 0; i + 1 < reply->elements; i += 2) {
             const redisReply *k = reply->element[i], *v = reply->element[i + 1];
             if (k->str[0] == '~')
@@ -198,6 +197,8 @@ static void request_snapshot(cluster *c, const char *node_id, uint32_t node)
 
 /* ---- the node list, from ZooKeeper ---- */
 
+static void snapshot_all(cluster *c);
+
 static void on_nodes(void *arg, const im_cluster_node *nodes, size_t n)
 {
     cluster *c = arg;
@@ -209,7 +210,11 @@ static void on_nodes(void *arg, const im_cluster_node *nodes, size_t n)
     for (size_t i = 0; i < nfresh; i++)
         snprintf(ids[i], sizeof ids[i], "%s", im_cluster_map_node_id(c->map, fresh[i]));
     pthread_rwlock_unlock(&c->lock);
-    IM_INFO("cluster: %zu nodes live%s%zu routes dropped", n, dropped ? "; " : ", ", dropped);
+    IM_INFO("cluster: %zu nodes live, %zu routes dropped", n, dropped);
+    if (nfresh == MAX_FRESH) { /* perhaps more than it could list: read them all */
+        snapshot_all(c);
+        return;
+    }
     for (size_t i = 0; i < nfresh; i++)
         request_snapshot(c, ids[i], fresh[i]);
 }
