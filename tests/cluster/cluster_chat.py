@@ -13,6 +13,7 @@ ZooKeeper, one Redis and one imcore-route, all real processes.
   the receiver from the store at its next login on the storing node;
 - a node killed with SIGKILL leaves the route within the session timeout,
   and its users reconnect through the route to another node and chat on;
+- a node stopped cleanly leaves the list at once;
 - bad cluster settings stop a node at start (exit 2, FILE:LINE).
 
 The route service's path comes in IMCORE_ROUTE (or --route before the
@@ -301,8 +302,13 @@ def test(h):
               "a second bob on r-2 got %r" % f)
         carol.send("@bob still you")
         bob.expect(STAMP + r"carol \u2192 you: still you$")
-        for srv in c.nodes.values():
-            check(srv.terminate() == 0, "%s did not stop cleanly" % srv.name)
+        # A clean stop leaves the list at once, not after the session timeout.
+        t0 = time.monotonic()
+        check(n2.terminate() == 0, "r-2 did not stop cleanly")
+        wait_until(lambda: c.listed() == ["r-1"], 10, "r-2 to leave the list")
+        gone = time.monotonic() - t0
+        check(gone < SESSION_MS / 1000 / 2, "a stopped node left the list after %.2f s" % gone)
+        check(n1.terminate() == 0, "r-1 did not stop cleanly")
 
 
 if __name__ == "__main__":
