@@ -423,7 +423,9 @@ typedef struct imcore_plugin {
      * always connected to this node. Every op of *presence and *delivery
      * may be called from any thread at once, and must not block (see
      * imcore/route.h). Both are the adapter's, valid until its shutdown,
-     * which the server calls only once nothing can use them any more.
+     * which the server calls only once nothing can use them any more, and
+     * before it destroys the transport (so before the other plugins'
+     * shutdown): after it, the adapter must not use the local ones.
      * Called once, on the main thread, after open_transport; return 0, or
      * an IM_E* code with err saying why. A plugin named by `cluster:` must
      * have it. Built in: cluster_redis (docs/cluster.md); cluster: none

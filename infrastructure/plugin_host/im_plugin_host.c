@@ -1083,6 +1083,15 @@ void im_plugin_host_stop(im_plugin_host *ph)
     atomic_store(&ph->state, LOOP_STOPPED);
 }
 
+void im_plugin_host_close_cluster(im_plugin_host *ph)
+{
+    imcore_host *h = adapter_of(ph, IM_ADAPTER_CLUSTER);
+    if (h && h->desc.shutdown) {
+        h->desc.shutdown(h->desc.state);
+        h->desc.shutdown = NULL; /* not again in im_plugin_host_free */
+    }
+}
+
 void im_plugin_host_free(im_plugin_host *ph)
 {
     if (!ph)

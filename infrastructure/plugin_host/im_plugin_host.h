@@ -117,6 +117,14 @@ int im_plugin_host_start(im_plugin_host *h, im_app *app, im_store *store,
  * store is destroyed. Idempotent; NULL is fine. */
 void im_plugin_host_stop(im_plugin_host *h);
 
+/* Shuts the cluster adapter down (its shutdown, now rather than in
+ * im_plugin_host_free): its threads stop handing messages from other nodes
+ * to the transport's delivery, which it borrows. Call it once nothing can
+ * use its presence and delivery any more (the network stopped, the store
+ * destroyed: no completion routes a message) and before the transport is
+ * destroyed. Idempotent; NULL, or no cluster adapter, is fine. */
+void im_plugin_host_close_cluster(im_plugin_host *h);
+
 /* Stops (as above), calls each plugin's shutdown (in reverse order), then
  * unloads it. NULL is fine. Only once no worker can call the filter any
  * more. */
