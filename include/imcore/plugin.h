@@ -467,13 +467,16 @@ typedef struct imcore_plugin {
      * always connected to this node. Every op of *presence and *delivery
      * may be called from any thread at once, and must not block (see
      * imcore/route.h). Both are the adapter's, valid until its shutdown,
-     * which the server calls only once nothing can use them any more.
+     * which the server calls only once nothing can use them any more, and
+     * before it destroys the transport (so before the other plugins'
+     * shutdown): after it, the adapter must not use the local ones.
      * Called once, on the main thread, after open_transport; return 0, or
      * an IM_E* code with err saying why. A plugin named by `cluster:` must
-     * have it. No cluster adapter is built in yet: real ones (Redis
-     * streams for delivery, ZooKeeper or Redis for membership and user ->
-     * node) come later on this seam, and cluster: none (the default) loads
-     * none. The config of the plugin: node_id. (Version 2 had
+     * have it. Built in: cluster_redis (docs/cluster.md); cluster: none
+     * (the default) loads none. The config of the plugin: node_id,
+     * listen.host, listen.port (the port the transport bound), the
+     * zookeeper.* keys, session.login_policy, and options.* for the
+     * `cluster_options:` mapping. (Version 2 had
      * open_cluster(state, im_router *local, im_router **out, err) here,
      * one table for all: the server still calls that for a plugin that
      * speaks version 2.) */

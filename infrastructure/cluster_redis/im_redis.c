@@ -55,6 +55,7 @@ typedef struct conn {
 struct consumer {
     consumer *next;
     char *stream, *group, *name;
+    bool from_start;              /* a group made here reads the whole stream ("0"), not "$" */
     unsigned count;
     im_redis_entry_fn fn;
     void *arg;
@@ -76,6 +77,7 @@ struct im_redis {
     consumer *new_consumers;
     bool stopping;
     bool up;                      /* mirror of the command connection, for other threads */
+    uint64_t ups;                 /* times the command connection came up */
     conn commands;
     consumer *consumers;          /* the thread's */
     unsigned rand_state;
@@ -116,6 +118,8 @@ static void set_up(im_redis *r, conn *k, bool up)
 {
     if (!k->cons) {
         pthread_mutex_lock(&r->lock);
+        if (up && !r->up)
+            r->ups++;
         r->up = up;
         pthread_mutex_unlock(&r->lock);
     }
@@ -168,8 +172,8 @@ static void on_group_created(redisAsyncContext *ac, void *reply, void *priv)
 
 static void consumer_create_group(consumer *s)
 {
-    redisAsyncCommand(s->c.ac, on_group_created, s, "XGROUP CREATE %s %s $ MKSTREAM", s->stream,
-                      s->group);
+    redisAsyncCommand(s->c.ac, on_group_created, s, "XGROUP CREATE %s %s %s MKSTREAM", s->stream,
+                      s->group, s->from_start ? "0" : "$");
 }
 
 static void on_read(redisAsyncContext *ac, void *reply, void *priv)
@@ -521,8 +525,24 @@ int im_redis_command(im_redis *r, im_redis_reply_fn fn, void *arg, int argc,
     return IM_OK;
 }
 
+static int consume(im_redis *r, const char *stream, const char *group, const char *consumer_name,
+                   bool from_start, unsigned count, im_redis_entry_fn fn, void *arg);
+
 int im_redis_consume(im_redis *r, const char *stream, const char *group, const char *consumer_name,
                      unsigned count, im_redis_entry_fn fn, void *arg)
+{
+    return consume(r, stream, group, consumer_name, false, count, fn, arg);
+}
+
+int im_redis_consume_all(im_redis *r, const char *stream, const char *group,
+                         const char *consumer_name, unsigned count, im_redis_entry_fn fn,
+                         void *arg)
+{
+    return consume(r, stream, group, consumer_name, true, count, fn, arg);
+}
+
+static int consume(im_redis *r, const char *stream, const char *group, const char *consumer_name,
+                   bool from_start, unsigned count, im_redis_entry_fn fn, void *arg)
 {
     if (!stream || !*stream || !group || !*group || !consumer_name || !*consumer_name || !fn)
         return IM_EINVAL;
@@ -537,6 +557,7 @@ int im_redis_consume(im_redis *r, const char *stream, const char *group, const c
         return IM_ENOMEM;
     }
     s->count = count ? count : 100;
+    s->from_start = from_start;
     s->fn = fn;
     s->arg = arg;
     s->c.owner = r;
@@ -561,6 +582,14 @@ bool im_redis_connected(im_redis *r)
     bool up = r->up;
     pthread_mutex_unlock(&r->lock);
     return up;
+}
+
+uint64_t im_redis_connections(im_redis *r)
+{
+    pthread_mutex_lock(&r->lock);
+    uint64_t n = r->ups;
+    pthread_mutex_unlock(&r->lock);
+    return n;
 }
 
 void im_redis_destroy(im_redis *r)

@@ -71,8 +71,20 @@ int im_redis_command(im_redis *r, im_redis_reply_fn fn, void *arg, int argc,
 int im_redis_consume(im_redis *r, const char *stream, const char *group, const char *consumer,
                      unsigned count, im_redis_entry_fn fn, void *arg);
 
+/* The same, but a group it has to create (the first time, or after Redis
+ * lost it) starts at the stream's first entry ("0"), not at its end: what
+ * others added between a Redis restart and the group's return is read too.
+ * For a stream only this consumer's group reads, like a node's inbox. */
+int im_redis_consume_all(im_redis *r, const char *stream, const char *group,
+                         const char *consumer, unsigned count, im_redis_entry_fn fn, void *arg);
+
 /* True while the command connection is up. */
 bool im_redis_connected(im_redis *r);
+
+/* How many times the command connection has come up (0 before the first):
+ * a caller that sees it grow knows Redis may have lost what it had (a
+ * restart) and writes its state again. */
+uint64_t im_redis_connections(im_redis *r);
 
 /* Stops the thread: waiting commands are answered IM_ESHUTDOWN; frees r.
  * NULL-safe. */

@@ -440,6 +440,7 @@ struct loader {
     unsigned options_line;                /* storage.options */
     unsigned postgres_line;               /* storage.postgres */
     unsigned transport_options_line;      /* transport_options */
+    unsigned cluster_options_line;        /* cluster_options */
 };
 
 static const char *node_kind(const yaml_node_t *n)
@@ -796,6 +797,9 @@ static int load_pair(struct loader *L, const yaml_node_pair_t *pair, const char 
     if (section == NULL && strcmp(key, "transport_options") == 0)
         return load_options(L, at, name, v, &L->transport_options_line,
                             &L->cfg.transport_options, "transport_options", strlen("options."));
+    if (section == NULL && strcmp(key, "cluster_options") == 0)
+        return load_options(L, at, name, v, &L->cluster_options_line,
+                            &L->cfg.cluster_options, "cluster_options", strlen("options."));
 
     int fi = find_field(name);
     if (fi < 0)

@@ -95,6 +95,9 @@ typedef struct im_config {
                                    * is the plugin cluster_<name>.so in plugin_dir, which wraps
                                    * the route port to reach other nodes; 1..63 of [A-Za-z0-9_.-] */
     unsigned cluster_line;        /* its line in source, 0 if not there */
+    im_plugin_config cluster_options; /* cluster_options: the cluster adapter's own keys
+                                   * (redis.host, redis.port, advertise...), flattened as
+                                   * options.* (name and path unused); the adapter checks them */
     int accounts_mode;            /* accounts.mode: "password" (IM_ACCOUNTS_PASSWORD, default) or "open";
                                    * password needs a storage engine with accounts (the
                                    * storage port's account operation), checked at start */

@@ -839,11 +839,21 @@ static void transport_entry(const im_config *cfg, im_plugin_config *pc)
 }
 
 /* The cluster adapter's entry: plugin cluster_<name>; its config is this
- * node's id. */
+ * node's id, where clients reach it (listen.port is set to the port the
+ * transport bound once it has: im_plugin_host_open_cluster), the
+ * ZooKeeper settings, the login policy, and cluster_options as options.*. */
 static void cluster_entry(const im_config *cfg, im_plugin_config *pc)
 {
     adapter_entry(pc, "cluster", cfg->cluster, cfg->cluster_line);
     add_setting(pc, "node_id", cfg->node_id, 0);
+    add_setting(pc, "listen.host", cfg->listen_host, 0);
+    add_number(pc, "listen.port", cfg->listen_port);
+    add_setting(pc, "zookeeper.hosts", cfg->zookeeper_hosts, 0);
+    add_setting(pc, "zookeeper.root", cfg->zookeeper_root, 0);
+    add_number(pc, "zookeeper.session_timeout_ms", cfg->zookeeper_session_ms);
+    add_setting(pc, "session.login_policy",
+                cfg->login_policy == IM_LOGIN_REJECT ? "reject" : "replace", 0);
+    add_options(pc, &cfg->cluster_options);
 }
 
 /* What a host loads: the extensions cfg lists, the adapters. */
@@ -1000,6 +1010,7 @@ int im_plugin_host_open_transport(im_plugin_host *ph, imcore_transport **out, im
     if (rc != IM_OK)
         return refused(h, rc, &e, err);
     log_absent(h, "transport", "transport.h", absent);
+    ph->bound_port = (*out)->ops->bound_port(*out);
     return IM_OK;
 }
 
@@ -1055,6 +1066,12 @@ int im_plugin_host_open_cluster(im_plugin_host *ph, im_route_ports *routes, im_e
     imcore_host *h = adapter_of(ph, IM_ADAPTER_CLUSTER);
     if (!h)
         return IM_OK; /* cluster: none */
+    /* The port clients reach this node on, now that the transport has
+     * bound it (listen.port 0 takes an ephemeral one). */
+    im_plugin_config *pc = &ph->configs[ph->adapter[IM_ADAPTER_CLUSTER]];
+    for (unsigned i = 0; i < pc->nsettings && ph->bound_port; i++)
+        if (strcmp(pc->settings[i].key, "listen.port") == 0)
+            snprintf(pc->settings[i].value, sizeof pc->settings[i].value, "%u", ph->bound_port);
     if (h->api_version < 3)
         return open_cluster_v2(ph, h, routes, err);
     im_error e = { 0 };
@@ -1181,6 +1198,15 @@ void im_plugin_host_stop(im_plugin_host *ph)
         return;
     im__loop_stop(ph);
     atomic_store(&ph->state, LOOP_STOPPED);
+}
+
+void im_plugin_host_close_cluster(im_plugin_host *ph)
+{
+    imcore_host *h = adapter_of(ph, IM_ADAPTER_CLUSTER);
+    if (h && h->desc.shutdown) {
+        h->desc.shutdown(h->desc.state);
+        h->desc.shutdown = NULL; /* not again in im_plugin_host_free */
+    }
 }
 
 void im_plugin_host_free(im_plugin_host *ph)

@@ -80,8 +80,10 @@ int im_plugin_host_open_transport(im_plugin_host *h, imcore_transport **out, im_
  * presence and delivery, wrapped around the transport's, replace those in
  * *routes (the adapter's until the host is freed; one of plugin API 2 has
  * its one table joined and cut by the host); replies stay the
- * transport's: whoever is answered is connected here. cluster: none
- * leaves *routes as it is. Errors: the adapter's; IM_EUNSUPPORTED for a
+ * transport's: whoever is answered is connected here. The adapter's
+ * config is node_id, listen.host, listen.port (set here to the port the
+ * transport bound), the zookeeper.* keys, session.login_policy and
+ * cluster_options as options.*. cluster: none leaves *routes as it is. Errors: the adapter's; IM_EUNSUPPORTED for a
  * table the server cannot use; IM_ENOMEM. */
 int im_plugin_host_open_cluster(im_plugin_host *h, im_route_ports *routes, im_error *err);
 
@@ -114,6 +116,14 @@ int im_plugin_host_start(im_plugin_host *h, im_app *app, im_store *store,
  * with IM_ESHUTDOWN. Call it after the network has stopped and before the
  * store is destroyed. Idempotent; NULL is fine. */
 void im_plugin_host_stop(im_plugin_host *h);
+
+/* Shuts the cluster adapter down (its shutdown, now rather than in
+ * im_plugin_host_free): its threads stop handing messages from other nodes
+ * to the transport's delivery, which it borrows. Call it once nothing can
+ * use its presence and delivery any more (the network stopped, the store
+ * destroyed: no completion routes a message) and before the transport is
+ * destroyed. Idempotent; NULL, or no cluster adapter, is fine. */
+void im_plugin_host_close_cluster(im_plugin_host *h);
 
 /* Stops (as above), calls each plugin's shutdown (in reverse order), then
  * unloads it. NULL is fine. Only once no worker can call the filter any

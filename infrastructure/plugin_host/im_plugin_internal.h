@@ -128,6 +128,7 @@ struct im_plugin_host {
     void *cluster_join;
     void *cluster_split;
     bool durable_store;           /* known from open_storage (or start) on */
+    unsigned bound_port;          /* the transport's, known from open_transport on */
     char source[256];
 
     pthread_mutex_t scratch_lock;

@@ -262,6 +262,9 @@ out:
     /* The plugin loop's last sends still reach the store. */
     im_plugin_host_stop(plugins);
     im_store_destroy(store);
+    /* The cluster adapter borrows the transport's delivery for what other
+     * nodes send: it stops before the transport goes. */
+    im_plugin_host_close_cluster(plugins);
     imcore_transport_destroy(transport); /* before the host unloads its code */
     im_app_free(app);
     if (groups)

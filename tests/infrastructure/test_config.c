@@ -699,6 +699,35 @@ static void test_storage_and_accounts(void **state)
     assert_int_equal(c.accounts_mode_line, 4);
 }
 
+/* cluster_options: the cluster adapter's own keys, flattened as options.*
+ * with their lines (the adapter checks their values: cluster_chat.py). */
+static void test_cluster_options(void **state)
+{
+    (void)state;
+    im_config c;
+    im_error err;
+    char path[64];
+    im_config_defaults(&c);
+    assert_int_equal(c.cluster_options.nsettings, 0);
+    assert_int_equal(load_text("cluster: redis\ncluster_options:\n  redis:\n    host: 10.0.0.9\n"
+                               "    port: 6380\n  advertise: 203.0.113.7:7000\n",
+                               &c, &err, path), IM_OK);
+    assert_string_equal(c.cluster, "redis");
+    assert_int_equal(c.cluster_options.nsettings, 3);
+    assert_string_equal(c.cluster_options.settings[0].key, "options.redis.host");
+    assert_string_equal(c.cluster_options.settings[0].value, "10.0.0.9");
+    assert_int_equal(c.cluster_options.settings[0].line, 4);
+    assert_string_equal(c.cluster_options.settings[1].key, "options.redis.port");
+    assert_int_equal(c.cluster_options.settings[1].line, 5);
+    assert_string_equal(c.cluster_options.settings[2].key, "options.advertise");
+    assert_int_equal(c.transport_options.nsettings, 0);
+    expect_error("cluster_options: 3\n", 1, "cluster_options", "expected a mapping");
+    expect_error("cluster_options:\n  a: 1\ncluster_options:\n  b: 2\n", 3,
+                 "cluster_options", "duplicate key");
+    expect_error("cluster_options:\n  a: 1\n  a: 2\n", 3, "cluster_options.a",
+                 "duplicate key");
+}
+
 static void test_transport(void **state)
 {
     (void)state;
@@ -821,6 +850,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plugins_list),
         cmocka_unit_test(test_transport),
+        cmocka_unit_test(test_cluster_options),
         cmocka_unit_test(test_cluster),
         cmocka_unit_test(test_storage_and_accounts),
         cmocka_unit_test(test_defaults),
