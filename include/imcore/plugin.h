@@ -360,6 +360,23 @@ typedef struct imcore_host_api {
     int (*group_call)(imcore_host *h, const char *account, imcore_group_op op, const char *group,
                       void (*done)(void *state, int rc, void *arg), void *arg);
 
+    /* ---- appended after group_call ---- */
+
+    /* Reads key of the plugin's key-value map without blocking the loop:
+     * the read runs on the blocking thread, after every kv_put the plugin
+     * made before this call has been stored (so a plugin reads its own
+     * writes), and done(state, rc, value, len, arg) runs on the plugin
+     * loop: rc 0 with the value (len bytes, borrowed for the call; len 0
+     * for an empty value), IM_ENOTFOUND with value NULL when the key is
+     * absent, IM_EIO, or IM_ESHUTDOWN if the server stops first (done
+     * still runs once, before shutdown). Any thread, from on_start on.
+     * Errors at once, with no done: IM_EINVAL (a bad key, no done),
+     * IM_ESTATE (before on_start), IM_ENOMEM, IM_ESHUTDOWN,
+     * IM_EUNSUPPORTED (as for kv_put). */
+    int (*kv_get)(imcore_host *h, const char *key,
+                  void (*done)(void *state, int rc, const void *value, size_t len, void *arg),
+                  void *arg);
+
     /* Functions are appended here in later versions: check size first. */
 } imcore_host_api;
 

@@ -465,6 +465,113 @@ static int host_kv_each(imcore_host *h, const char *prefix, imcore_kv_fn fn, voi
     return rc;
 }
 
+/* ---- kv_get: a read on the blocking thread, after the plugin's puts ---- */
+
+typedef struct kv_get_job {
+    imcore_host *h;
+    char key[IM_STORE_KV_KEY_MAX + 1];
+    void (*done)(void *state, int rc, const void *value, size_t len, void *arg);
+    void *arg;
+    int rc;
+    size_t len;
+    uint8_t *value;
+    /* the barrier's end, waited for on the blocking thread */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool barrier_done;
+} kv_get_job;
+
+static void kv_get_barrier_done(void *arg, int rc, const im_error *err)
+{
+    (void)rc, (void)err;
+    kv_get_job *j = arg;
+    pthread_mutex_lock(&j->lock);
+    j->barrier_done = true;
+    pthread_cond_signal(&j->cond);
+    pthread_mutex_unlock(&j->lock);
+}
+
+static bool kv_get_one(void *arg, const char *key, const void *value, size_t len)
+{
+    kv_get_job *j = arg;
+    if (strcmp(key, j->key) != 0)
+        return true; /* a longer key with this one as its prefix */
+    j->value = malloc(len ? len : 1);
+    if (!j->value) {
+        j->rc = IM_ENOMEM;
+        return false;
+    }
+    memcpy(j->value, value, len);
+    j->len = len;
+    j->rc = IM_OK;
+    return false;
+}
+
+static void kv_get_work(void *arg)
+{
+    kv_get_job *j = arg;
+    im_store *st = j->h->ph->store;
+    /* Every put made before the get is committed once a barrier asked now
+     * has run: puts are requests in order like the others. */
+    im_error err = { 0 };
+    if (st->ops->barrier(st, kv_get_barrier_done, j, &err) == IM_OK) {
+        pthread_mutex_lock(&j->lock);
+        while (!j->barrier_done)
+            pthread_cond_wait(&j->cond, &j->lock);
+        pthread_mutex_unlock(&j->lock);
+    }
+    j->rc = IM_ENOTFOUND;
+    int rc = st->ops->kv_each(st, j->h->name, j->key, kv_get_one, j, &err);
+    if (rc < 0) {
+        j->rc = rc;
+        IM_WARN("plugin %s: kv_get: %s", j->h->name, err.msg);
+    }
+}
+
+static void kv_get_done(void *state, void *arg)
+{
+    kv_get_job *j = arg;
+    int rc = j->rc;
+    /* run_blocking's done also runs, with the job unrun, when the server
+     * stops first: then the work never read. */
+    j->done(state, rc, rc == IM_OK ? j->value : NULL, rc == IM_OK ? j->len : 0, j->arg);
+    free(j->value);
+    pthread_cond_destroy(&j->cond);
+    pthread_mutex_destroy(&j->lock);
+    free(j);
+}
+
+static int host_kv_get(imcore_host *h, const char *key,
+                       void (*done)(void *state, int rc, const void *value, size_t len,
+                                    void *arg),
+                       void *arg)
+{
+    im_plugin_host *ph = h->ph;
+    if (!key || !key[0] || strlen(key) > IM_STORE_KV_KEY_MAX || !done)
+        return IM_EINVAL;
+    if (atomic_load(&ph->state) != LOOP_RUNNING || !ph->store)
+        return IM_ESTATE;
+    if (!IM_STORE_HAS(ph->store, kv_each))
+        return IM_EUNSUPPORTED;
+    kv_get_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return IM_ENOMEM;
+    j->h = h;
+    snprintf(j->key, sizeof j->key, "%s", key);
+    j->done = done;
+    j->arg = arg;
+    j->rc = IM_ESHUTDOWN; /* what done says if the work never runs */
+    pthread_mutex_init(&j->lock, NULL);
+    pthread_cond_init(&j->cond, NULL);
+    int rc = im__run_blocking(h, kv_get_work, kv_get_done, j);
+    if (rc != IM_OK) {
+        pthread_cond_destroy(&j->cond);
+        pthread_mutex_destroy(&j->lock);
+        free(j);
+    }
+    return rc;
+}
+
 static imcore_log_level host_log_level(imcore_host *h)
 {
     (void)h;
@@ -509,7 +616,8 @@ static const imcore_limits *host_limits(imcore_host *h)
     .config_uint = host_config_uint,                                                        \
     .config_bool = host_config_bool,                                                        \
     .config_duration_ms = host_config_duration_ms,                                          \
-    .group_call = im__group_call
+    .group_call = im__group_call,                                                           \
+    .kv_get = host_kv_get
 
 static const imcore_host_api host_api = {
     .size = sizeof(imcore_host_api),

@@ -49,6 +49,15 @@ def test(h):
     alice.expect("keys here: -6")  # IM_ESTATE
     alice.expect("keys blocking: 1")
 
+    # kv_get off the loop: a put is read back at once (the plugin reads its
+    # own writes); an absent key is NOT_FOUND (-23).
+    alice.say(":putget mood sunny")
+    alice.expect("got mood: 0 sunny")
+    alice.say(":get nothing-here")
+    alice.expect("got nothing-here: -23 ")
+    alice.say(":get mood")
+    alice.expect("got mood: 0 sunny")
+
     # A bot's group requests, with their outcome (group_call's done).
     alice.say(":create botroom")
     alice.expect("group botroom create: 0")
@@ -156,7 +165,7 @@ def test(h):
     check(done >= 0, "the job's done did not run at the stop:\n%s" % err)
     check(err.find("plugin echo_bot: shutdown") > done,
           "done did not come before shutdown:\n%s" % err)
-    check("plugin echo_bot: started: 1 keys, count 4" in srv.err.text(),
+    check("plugin echo_bot: started: 2 keys, count 4" in srv.err.text(),  # count, mood
           "the bot did not load its count at the third start:\n%s" % srv.err.text())
 
 

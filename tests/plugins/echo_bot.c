@@ -21,6 +21,8 @@
  *                           then in run_blocking's work ("keys blocking: N")
  *   :create GROUP, :part GROUP -> group_call (create, leave); its done says
  *                           "group GROUP create: RC" / "group GROUP leave: RC"
+ *   :putget KEY VALUE    -> kv_put then, at once, kv_get of KEY: "got KEY: RC VALUE"
+ *   :get KEY             -> kv_get: "got KEY: RC VALUE" (RC -23: absent)
  *   :config              -> "config delay_ms D limit L loud B", its config
  *                           (keys delay, a duration; limit, 1..1000; loud, a
  *                           boolean), read with the typed getters
@@ -144,6 +146,24 @@ static void slow_done(void *state, void *arg)
     free(l);
 }
 
+static later *later_new(bot *b, const char *to, const char *text);
+
+static void got_value(void *state, int rc, const void *value, size_t len, void *arg)
+{
+    later *l = arg;
+    say(state, l->to, "got %s: %d %.*s", l->text, rc, (int)len, value ? (const char *)value : "");
+    free(l);
+}
+
+static void get_value(bot *b, const char *from, const char *key)
+{
+    later *l = later_new(b, from, key);
+    if (l && b->api->kv_get(b->host, key, got_value, l) != 0) {
+        say(b, from, "get %s refused at once", key);
+        free(l);
+    }
+}
+
 typedef struct group_ask {
     char to[65];
     char group[65];
@@ -250,7 +270,7 @@ static later *later_new(bot *b, const char *to, const char *text)
 
 static void command(bot *b, const char *from, const char *text)
 {
-    char arg[256] = "";
+    char arg[256] = "", key[65] = "";
     unsigned long n = 0;
     if (sscanf(text, ":later %lu %255[^\n]", &n, arg) == 2) {
         later *l = later_new(b, from, arg);
@@ -275,6 +295,11 @@ static void command(bot *b, const char *from, const char *text)
         later *l = later_new(b, from, arg);
         if (l && b->api->run_blocking(b->host, thread_work, NULL, l) != 0)
             free(l);
+    } else if (sscanf(text, ":putget %64s %255[^\n]", key, arg) == 2) {
+        b->api->kv_put(b->host, key, arg, strlen(arg));
+        get_value(b, from, key);
+    } else if (sscanf(text, ":get %64s", key) == 1) {
+        get_value(b, from, key);
     } else if (sscanf(text, ":create %64s", arg) == 1) {
         group_ask_for(b, from, arg, IMCORE_GROUP_CREATE);
     } else if (sscanf(text, ":part %64s", arg) == 1) {
