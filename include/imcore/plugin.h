@@ -91,12 +91,13 @@
 /* For the IM_E* codes the host functions return. Only the codes: the
  * functions declared there live in the server, out of a plugin's reach. */
 #include "errors.h"
-/* The storage port, for plugins that are storage adapters (open_storage). */
-#include "storage.h"
-/* The transport port and the route port's three tables, for plugins that
- * are transports (open_transport) or cluster adapters (open_cluster). */
-#include "route.h"
-#include "transport.h"
+/* A bot or a filter needs nothing more. The ports an adapter fills are
+ * named here only by pointer: a storage adapter includes imcore/storage.h,
+ * a transport imcore/transport.h, a cluster adapter imcore/route.h. */
+typedef struct im_store im_store;
+typedef struct im_presence im_presence;
+typedef struct im_delivery im_delivery;
+typedef struct imcore_transport imcore_transport;
 
 #ifdef __cplusplus
 extern "C" {

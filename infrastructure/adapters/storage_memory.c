@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "imcore/plugin.h"
+#include "imcore/storage.h"
 #include "adapter_config.h"
 #include "im_memory_store.h"
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "imcore/plugin.h"
+#include "imcore/storage.h"
 #include "adapter_config.h"
 #include "im_log.h"
 #include "im_pg_store.h"

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "imcore/plugin.h"
+#include "imcore/storage.h"
 #include "adapter_config.h"
 #include "im_log.h"
 #include "im_sqlite_store.h"

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "imcore/plugin.h"
+#include "imcore/transport.h"
 #include "adapter_config.h"
 #include "im_log.h"
 #include "im_net_server.h"

@@ -18,6 +18,9 @@
 #include <stddef.h>
 
 #include "imcore/plugin.h"
+#include "imcore/route.h"
+#include "imcore/storage.h"
+#include "imcore/transport.h"
 
 /* The plugin API versions this host speaks: IM_PLUGIN_API_OLDEST to
  * IMCORE_PLUGIN_API_VERSION. */

@@ -15,6 +15,9 @@
 #include <event2/event.h>
 
 #include "imcore/plugin.h"
+#include "imcore/route.h"
+#include "imcore/storage.h"
+#include "imcore/transport.h"
 #include "im_plugin_host.h"
 #include "im_config.h"
 

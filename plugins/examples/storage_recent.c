@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "imcore/plugin.h"
+#include "imcore/storage.h"
 
 typedef struct stored {
     im_message m;                 /* points into text */

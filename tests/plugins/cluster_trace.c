@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "imcore/plugin.h"
+#include "imcore/route.h"
 
 typedef struct trace {
     im_presence presence;         /* the adapter's two tables */

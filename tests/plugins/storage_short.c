@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "imcore/plugin.h"
+#include "imcore/storage.h"
 
 IMCORE_PLUGIN_INFO("storage_short", "1");
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "imcore/plugin.h"
+#include "imcore/transport.h"
 
 const imcore_plugin_info imcore_plugin_about = {
     IMCORE_PLUGIN_INFO_FIELDS("transport_badsession", "1"),
