@@ -346,6 +346,15 @@ typedef struct imcore_host_api {
 
     /* ---- appended after config_duration_ms ---- */
 
+    /* A list: each item of key (a YAML list, or one scalar as a list of
+     * one) to fn(arg, item), in order, item borrowed for the call; fn
+     * returning non-zero stops. Returns how many items fn saw (0 for an
+     * absent key), or IM_EINVAL with error filled as above when fn
+     * refused an item by returning IM_EINVAL (the sentence then names the
+     * item). */
+    int (*config_list)(imcore_host *h, const char *key, int (*fn)(void *arg, const char *item),
+                       void *arg, char *error, size_t error_size);
+
     /* The claimed account (the plugin's own) creates, joins or leaves
      * group, as a client's request would, and done(state, rc, arg) tells
      * the outcome: rc 0, or what a client would be told (IM_EEXIST,

@@ -182,6 +182,31 @@ static int host_config_duration_ms(imcore_host *h, const char *key, uint64_t lo,
                          (unsigned long long)lo, (unsigned long long)hi, v);
 }
 
+/* A list of scalars is kept as one string, its items joined with ", "
+ * (im_config refuses an item holding a comma), so it splits back here. */
+static int host_config_list(imcore_host *h, const char *key, int (*fn)(void *arg, const char *item),
+                            void *arg, char *error, size_t size)
+{
+    const char *v = host_config_get(h, key);
+    if (!v || !fn)
+        return 0;
+    char item[256];
+    int n = 0;
+    for (const char *p = v;;) {
+        const char *comma = strstr(p, ", ");
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        snprintf(item, sizeof item, "%.*s", (int)len, p);
+        n++;
+        int rc = fn(arg, item);
+        if (rc == IM_EINVAL)
+            return config_refuse(h, key, error, size, "item %d, '%.60s', is not allowed here",
+                                 n, item);
+        if (rc != 0 || !comma)
+            return n;
+        p = comma + 2;
+    }
+}
+
 #define MAX_CLAIMS 64
 
 static uint64_t now_ms(void)
@@ -616,6 +641,7 @@ static const imcore_limits *host_limits(imcore_host *h)
     .config_uint = host_config_uint,                                                        \
     .config_bool = host_config_bool,                                                        \
     .config_duration_ms = host_config_duration_ms,                                          \
+    .config_list = host_config_list,                                                        \
     .group_call = im__group_call,                                                           \
     .kv_get = host_kv_get
 

@@ -6,6 +6,8 @@ config_bool, config_duration_ms) through tests/plugins/echo_bot.so.
 - Each bad value stops the server with exit 2 and FILE:LINE: plugin NAME:
   KEY: why; and --check-config finds it too, since the check runs every
   plugin's init (it used to answer ok for a config a plugin then refused).
+- A list (config_list) reaches the plugin item by item, and an item the
+  plugin refuses is named.
 - A good config passes --check-config without starting anything."""
 import os
 import sys
@@ -22,10 +24,10 @@ def with_values(h, **values):
 
 
 def test(h):
-    srv = h.server(**with_values(h, delay="2m", limit=7, loud="yes"))
+    srv = h.server(**with_values(h, delay="2m", limit=7, loud="yes", words=["heck", "darn"]))
     alice = Chat(h, srv, "alice")
     alice.say(":config")
-    alice.expect("config delay_ms 120000 limit 7 loud 1")
+    alice.expect("config delay_ms 120000 limit 7 loud 1 words heck+darn")
     srv.stop()
 
     bad = [
@@ -34,6 +36,7 @@ def test(h):
         ({"loud": "perhaps"}, "loud: must be true or false"),
         ({"delay": "5 minutes"}, "delay: must be a duration"),
         ({"delay": "2d"}, "delay: must be a duration"),
+        ({"words": ["fine", "b4d"]}, "words: item 2, 'b4d', is not allowed here"),
     ]
     for i, (values, why) in enumerate(bad):
         path = h.write("bad-%d.yaml" % i, to_yaml(merge(BASE_CONFIG, with_values(h, **values))))

@@ -61,6 +61,7 @@ typedef struct bot {
     /* Its config (typed getters): delay (duration), limit (number), loud (bool). */
     uint64_t delay_ms, limit;
     int loud;
+    char words[128];              /* config_list: "words", items joined with '+' */
 } bot;
 
 typedef struct later {
@@ -305,8 +306,8 @@ static void command(bot *b, const char *from, const char *text)
     } else if (sscanf(text, ":part %64s", arg) == 1) {
         group_ask_for(b, from, arg, IMCORE_GROUP_LEAVE);
     } else if (strcmp(text, ":config") == 0) {
-        say(b, from, "config delay_ms %llu limit %llu loud %d", (unsigned long long)b->delay_ms,
-            (unsigned long long)b->limit, b->loud);
+        say(b, from, "config delay_ms %llu limit %llu loud %d words %s",
+            (unsigned long long)b->delay_ms, (unsigned long long)b->limit, b->loud, b->words);
     } else if (strcmp(text, ":keys") == 0) {
         int seen = 0;
         say(b, from, "keys here: %d", b->api->kv_each(b->host, "", count_key, &seen));
@@ -393,6 +394,18 @@ static void shutdown_bot(void *state)
 
 IMCORE_PLUGIN_INFO("echo_bot", "1");
 
+/* A word of the words list: letters only. */
+static int add_word(void *arg, const char *item)
+{
+    bot *b = arg;
+    for (const char *p = item; *p; p++)
+        if (!isalpha((unsigned char)*p))
+            return -2; /* IM_EINVAL: the host names the item */
+    size_t len = strlen(b->words);
+    snprintf(b->words + len, sizeof b->words - len, "%s%s", len ? "+" : "", item);
+    return 0;
+}
+
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {
     if (api->size < offsetof(imcore_host_api, limits) + sizeof api->limits) {
@@ -409,7 +422,8 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
                                  sizeof out->error) != 0 ||
          api->config_uint(host, "limit", 1, 1000, 1000, &b->limit, out->error,
                           sizeof out->error) != 0 ||
-         api->config_bool(host, "loud", 0, &b->loud, out->error, sizeof out->error) != 0)) {
+         api->config_bool(host, "loud", 0, &b->loud, out->error, sizeof out->error) != 0 ||
+         api->config_list(host, "words", add_word, b, out->error, sizeof out->error) < 0)) {
         free(b);
         return 1;
     }
