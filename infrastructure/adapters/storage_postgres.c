@@ -140,6 +140,9 @@ static bool read_password(const imcore_host_api *api, imcore_host *host, imcore_
     return true;
 }
 
+static int configure(adapter *a, const imcore_host_api *api, imcore_host *host,
+                     imcore_plugin *out);
+
 int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plugin *out)
 {
     static const char *const known[] = {
@@ -152,6 +155,19 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
                                 sizeof *a);
     if (!a)
         return 1;
+    if (configure(a, api, host, out) != 0) {
+        out->state = NULL; /* a refused init is not shut down: its state goes here */
+        im_adapter_free(a);
+        return 1;
+    }
+    out->open_storage = open_storage;
+    return 0;
+}
+
+/* Reads the keys into a; 0, or non-zero with out->error set. */
+static int configure(adapter *a, const imcore_host_api *api, imcore_host *host,
+                     imcore_plugin *out)
+{
     unsigned connect_timeout = 5, statement_timeout = 0, port = 0, max_queue = 0;
     /* options.max_queue: as the SQLite engine's, requests queued before
      * appends and reads are refused with IM_EBUSY (0: the store's default). */
@@ -207,7 +223,5 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
         a->cfg.is_service_account = is_service_account;
         a->cfg.service_arg = a;
     }
-    im_log_set_level((im_log_level)api->log_level(host));
-    out->open_storage = open_storage;
     return 0;
 }
