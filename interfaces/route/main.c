@@ -14,6 +14,7 @@
 
 #include "im_config.h"
 #include "im_log.h"
+#include "im_port_file.h"
 #include "im_zk_nodes.h"
 #include "route_http.h"
 
@@ -36,21 +37,6 @@ static void usage(FILE *to)
             "\n"
             "HTTP: GET /v1/node?user=ID, GET /v1/nodes, GET /health, GET /ready.\n"
             "Exit status: 0 clean stop, 1 runtime failure, 2 bad usage or config.\n");
-}
-
-static int write_port_file(const char *path, unsigned port)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "%u\n", port);
-    if (fclose(f) != 0 || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
 }
 
 static void on_signal(evutil_socket_t fd, short what, void *arg)
@@ -138,7 +124,7 @@ int main(int argc, char **argv)
             cfg.route_host, route_http_port(http),
             cfg.route_policy == IM_ROUTE_LEAST_LOADED ? "least-loaded" : "bounded-hash",
             cfg.zookeeper_hosts, cfg.zookeeper_root);
-    if (port_file && write_port_file(port_file, route_http_port(http)) != 0) {
+    if (port_file && im_port_file_write(port_file, route_http_port(http)) != 0) {
         IM_ERROR("route: cannot write the port file %s", port_file);
         goto out;
     }

@@ -20,6 +20,7 @@
 #include "core_api.h"
 #include "im_config.h"
 #include "im_log.h"
+#include "im_port_file.h"
 #include "im_memory_store.h"
 #include "im_plugin_host.h"
 #include "im_sodium_accounts.h"
@@ -48,22 +49,6 @@ static uint64_t wall_clock_ms(void *arg)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Written to a temporary name and renamed, so a reader never sees half. */
-static int write_port_file(const char *path, unsigned port)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "%u\n", port);
-    if (fclose(f) != 0 || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
 }
 
 /* In "open" mode there is no accounts port: a login names any id. In
@@ -239,7 +224,7 @@ int main(int argc, char **argv)
     if (im_app_new(&limits, &ports, &app, &err) != IM_OK ||
         im_plugin_host_start(plugins, app, store, groups, &err) != IM_OK)
         goto out;
-    if (port_file && write_port_file(port_file, transport->ops->bound_port(transport)) != 0) {
+    if (port_file && im_port_file_write(port_file, transport->ops->bound_port(transport)) != 0) {
         im_error_set(&err, IM_EIO, "cannot write port file %s: %s", port_file, strerror(errno));
         goto out;
     }
