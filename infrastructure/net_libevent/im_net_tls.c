@@ -28,6 +28,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "im_log.h"
 
@@ -56,6 +57,18 @@ static void where_prefix(char *out, size_t size, const char *where)
     snprintf(out, size, "%s%s", where && where[0] ? where : "", where && where[0] ? ": " : "");
 }
 
+/* Whether path can be opened for reading; if not, why in buf. */
+static bool readable(const char *path, char *buf, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(buf, size, "%s", strerror(errno));
+        return false;
+    }
+    fclose(f);
+    return true;
+}
+
 /* A context from t's files, or NULL with err set. */
 static SSL_CTX *make_ctx(const im_tls_server *t, im_error *err)
 {
@@ -82,12 +95,34 @@ static SSL_CTX *make_ctx(const im_tls_server *t, im_error *err)
     static const unsigned char sid_ctx[] = "imcore";
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
 
+    if (!readable(t->cert, why, sizeof why)) {
+        im_error_set(err, IM_EINVAL, "%scert: cannot open the certificate chain '%s': %s",
+                     t->cert_where, t->cert, why);
+        goto fail;
+    }
+    if (!readable(t->key, why, sizeof why)) {
+        im_error_set(err, IM_EINVAL, "%skey: cannot open the private key '%s': %s",
+                     t->key_where, t->key, why);
+        goto fail;
+    }
+    if (t->client_ca[0] && !readable(t->client_ca, why, sizeof why)) {
+        im_error_set(err, IM_EINVAL, "%sclient_ca: cannot open '%s': %s", t->ca_where,
+                     t->client_ca, why);
+        goto fail;
+    }
     if (SSL_CTX_use_certificate_chain_file(ctx, t->cert) != 1) {
         im_error_set(err, IM_EINVAL, "%scert: cannot load the certificate chain '%s': %s",
                      t->cert_where, t->cert, ssl_reason(why, sizeof why, "unreadable"));
         goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, t->key, SSL_FILETYPE_PEM) != 1) {
+        unsigned long e = ERR_peek_last_error();
+        if (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH) {
+            ERR_clear_error();
+            im_error_set(err, IM_EINVAL, "%skey: '%s' does not match the certificate '%s'",
+                         t->key_where, t->key, t->cert);
+            goto fail;
+        }
         im_error_set(err, IM_EINVAL, "%skey: cannot load the private key '%s': %s",
                      t->key_where, t->key, ssl_reason(why, sizeof why, "unreadable"));
         goto fail;
