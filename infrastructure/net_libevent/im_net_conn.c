@@ -217,6 +217,11 @@ static void resume(im_conn *c)
     take_frames(c);
     if (!c->paused && !c->closing && c->input_ended && c->answered == c->accepted)
         input_end(c);
+    /* TLS reads ahead: records may wait in the SSL while the socket is
+     * empty, and then no readable event would come. */
+    if (c->ssl && !c->paused && !c->closing && !c->input_ended && !c->input_done &&
+        im__tls_has_pending(c->ssl))
+        event_active(c->rev, EV_READ, 0);
 }
 
 /* One more answer has come: what was held behind it follows. */
@@ -601,7 +606,8 @@ static void input_end(im_conn *c)
 static void read_input(im_conn *c, int rounds)
 {
     int fd = c->fd;
-    for (int round = 0; round < rounds; round++) {
+    int round = 0;
+    for (; round < rounds; round++) {
         struct evbuffer_iovec v;
         if (evbuffer_reserve_space(c->in, READ_CHUNK, &v, 1) != 1) {
             im__conn_close(c, IM_ENOMEM, "out of memory");
@@ -622,6 +628,7 @@ static void read_input(im_conn *c, int rounds)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
             if (c->tls_read_wants_write)
                 after_write(c); /* waits for writable, then reads again */
+            round = -1;         /* the socket is empty: the next readable event comes */
             break;
         }
         take_frames(c); /* what came before the end still counts */
@@ -640,12 +647,20 @@ static void read_input(im_conn *c, int rounds)
         return;
     }
     take_frames(c);
+    /* Rounds used up: a plain socket with more is readable again at once;
+     * what TLS read ahead into the SSL needs its own wake-up. */
+    if (round == rounds && c->ssl && !c->closing && !c->paused && im__tls_has_pending(c->ssl))
+        event_active(c->rev, EV_READ, 0);
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    read_input(arg, READ_ROUNDS);
+    im_conn *c = arg;
+    /* A TLS wake-up (event_active) may find the input stopped meanwhile. */
+    if (c->ssl && (c->paused || c->closing || c->input_ended || c->input_done))
+        return;
+    read_input(c, READ_ROUNDS);
 }
 
 /* After frames were taken: the input left counts against the worker's

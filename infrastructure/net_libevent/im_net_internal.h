@@ -241,6 +241,8 @@ void im__tls_server_free(im_tls_server *t); /* NULL is fine */
 struct ssl_st *im__tls_accept(im_tls_server *t, int fd);
 void im__tls_free(struct ssl_st *ssl, bool polite); /* polite: a close_notify is tried */
 bool im__tls_established(struct ssl_st *ssl);
+/* Input read ahead into ssl and not yet returned by SSL_read. */
+bool im__tls_has_pending(struct ssl_st *ssl);
 /* Like read(2) on c's socket: > 0 bytes, 0 at the end, -1 with errno
  * (EAGAIN: wait; tls_read_wants_write set if for writability; EPROTO:
  * a TLS failure, logged). */

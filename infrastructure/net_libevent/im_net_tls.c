@@ -90,6 +90,10 @@ static SSL_CTX *make_ctx(const im_tls_server *t, im_error *err)
      * connection keeps no 16 KiB record buffers. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
+    /* Read ahead: one read(2) takes every record the socket holds, not
+     * a header and a body per record (im_net_conn.c wakes the connection
+     * again when records wait in the SSL). */
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 1);
     static const unsigned char sid_ctx[] = "imcore";
@@ -221,6 +225,11 @@ void im__tls_free(SSL *ssl, bool polite)
         (void)SSL_shutdown(ssl);
     SSL_free(ssl);
     ERR_clear_error();
+}
+
+bool im__tls_has_pending(SSL *ssl)
+{
+    return SSL_has_pending(ssl) == 1;
 }
 
 bool im__tls_established(SSL *ssl)
