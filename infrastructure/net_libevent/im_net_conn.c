@@ -440,7 +440,7 @@ void im__conn_destroy(im_conn *c)
     if (c->out)
         evbuffer_free(c->out);
     if (c->ssl)
-        im__tls_free(c->ssl, true);
+        im__tls_free(c->ssl, !c->tls_failed);
     if (c->fd >= 0)
         close(c->fd);
     free(c);

@@ -127,6 +127,7 @@ struct im_conn {
      * read and write, nothing else on the plain path. */
     struct ssl_st *ssl;
     bool tls_read_wants_write;  /* SSL_read needs the socket writable first */
+    bool tls_failed;            /* a fatal TLS error: no close_notify then */
     im_listener *lis;
     struct event *rev;          /* readable: always on while open */
     struct event *wev;          /* writable: made when first needed, on only while output waits */

@@ -256,6 +256,7 @@ ssize_t im__tls_read(im_conn *c, void *buf, size_t len)
     case SSL_ERROR_ZERO_RETURN:
         return 0;
     case SSL_ERROR_SYSCALL:
+        c->tls_failed = true;
         if (errno == 0 || errno == ECONNRESET) {
             ERR_clear_error();
             return 0;
@@ -264,6 +265,7 @@ ssize_t im__tls_read(im_conn *c, void *buf, size_t len)
         return -1;
     default: {
         char why[160];
+        c->tls_failed = true;
         ssl_reason(why, sizeof why, "protocol error");
         if (handshaking)
             IM_INFO("peer=%s TLS handshake failed: %s", c->peer, why);
@@ -292,6 +294,7 @@ int im__tls_write(im_conn *c)
         errno = EAGAIN;
         return -1;
     default:
+        c->tls_failed = true;
         ERR_clear_error();
         errno = EPIPE;
         return -1;
