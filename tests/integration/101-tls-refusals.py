@@ -2,6 +2,8 @@
 """101-tls-refusals: what a TLS listener and imcore-cli --tls refuse, and
 that no refusal disturbs the clients already chatting.
 
+- --ca, --servername and --insecure without --tls (or --insecure with
+  --ca) are bad usage: exit 2.
 - A client that does not trust the server's CA is refused: Python's ssl
   with the system's CAs, and imcore-cli --tls without --ca (exit 1, says
   why).
@@ -78,6 +80,13 @@ def test(h):
                           "ivy", "--tls", "--insecure"], stdin=b"")
     check(rc == 0 and "logged in as ivy" in out, "--insecure: exit %d, %r %r" % (rc, out, err))
     check("warning: --insecure" in err, "--insecure did not warn: %r" % err)
+
+    # The TLS options mean nothing without --tls: bad usage.
+    for args in (["--ca", pki.ca], ["--insecure"], ["--servername", "x"],
+                 ["--tls", "--insecure", "--ca", pki.ca]):
+        rc, out, err = h.run([h.cli_path, "--port", str(port), "--user", "u"] + args)
+        check(rc == 2 and "--" in err, "imcore-cli %s: exit %d and %r, not 2 and a message"
+              % (" ".join(args), rc, err))
 
     # An expired certificate, on a second server.
     old = h.server("expired", listen=[tls_listener(expired_cert, expired_key)])
