@@ -283,6 +283,7 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="bench-smoke-")
     proc = None
+    ca = None
     try:
         if protocol == "mqtt":
             broker = a.mosquitto or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -297,7 +298,7 @@ def main():
                 return SKIP
             proc, port = start_mosquitto(broker, tmp)
         else:
-            listen, ca = "{host: 127.0.0.1, port: 0}", None
+            listen = "{host: 127.0.0.1, port: 0}"
             if "--tls" in args:
                 if not shutil.which("openssl"):
                     print("SKIP: no openssl command")
