@@ -35,7 +35,8 @@ static inline bool im_adapter_api_ok(const imcore_host_api *api, imcore_plugin *
     return true;
 }
 
-/* Every key is one of known (NULL-terminated): options.* belong to other
+/* Every key is one of known (NULL-terminated; an entry ending in ".*"
+ * stands for every key it begins): options.* belong to other
  * engines. The server sets the other keys itself, so an unknown one comes
  * from the options mapping, which the config calls options_name
  * ("storage.options", "transport_options"). */
@@ -46,8 +47,11 @@ static inline bool im_adapter_keys_ok(const imcore_host_api *api, imcore_host *h
     const char *key;
     for (unsigned i = 0; (key = api->config_key(host, i)) != NULL; i++) {
         bool ok = false;
-        for (const char *const *k = known; *k && !ok; k++)
-            ok = strcmp(*k, key) == 0;
+        for (const char *const *k = known; *k && !ok; k++) {
+            size_t n = strlen(*k);
+            ok = n >= 2 && strcmp(*k + n - 2, ".*") == 0 ? strncmp(*k, key, n - 1) == 0
+                                                         : strcmp(*k, key) == 0;
+        }
         if (!ok) {
             const char *where = api->config_where(host, key);
             const char *shown = strncmp(key, "options.", 8) == 0 ? key + 8 : key;

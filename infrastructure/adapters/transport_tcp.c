@@ -10,7 +10,13 @@
  *
  * Its settings are the server's own typed keys (listen.*, workers, ...),
  * which the config reader has checked, handed over flattened; it has no
- * options of its own, so any transport_options key is refused. */
+ * options of its own, so any transport_options key is refused.
+ *
+ * A `listen:` list arrives as listener.N ("KIND HOST PORT MAX_CONNECTIONS")
+ * with listener.N.cert, .key and .client_ca for a tls one. This transport
+ * serves the kinds tcp and tls: the same network code, a carrier per
+ * connection chosen by its listener (docs/architecture.md, "Listeners and
+ * carriers"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +27,20 @@
 #include "im_log.h"
 #include "im_net_server.h"
 
+/* One listener's settings as read, the strings the config points at. */
+typedef struct listener_text {
+    char kind[16], host[64];
+    char cert[256], key[256], client_ca[256];
+    char where[300], cert_where[300], key_where[300], ca_where[300];
+} listener_text;
+
 typedef struct adapter {
     im_adapter base;              /* first */
     char listen_host[64];
     char node_id[64];
     im_net_config cfg;
+    listener_text text[IM_NET_MAX_LISTENERS];
+    im_net_listener_config listeners[IM_NET_MAX_LISTENERS];
 } adapter;
 
 /* The port: the net server behind it. */
@@ -100,6 +115,57 @@ static const struct imcore_transport_ops tcp_ops = {
     .destroy = tcp_destroy,
 };
 
+static void copy_setting(const imcore_host_api *api, imcore_host *host, const char *key,
+                         char *out, size_t size, char *where, size_t wsize)
+{
+    const char *v = api->config_get(host, key);
+    snprintf(out, size, "%s", v ? v : "");
+    const char *w = api->config_where(host, key);
+    snprintf(where, wsize, "%s", w ? w : "");
+}
+
+/* listener.N settings into a->listeners; false with out->error set if one
+ * is malformed (the config reader wrote them: a bug, not a user's slip). */
+static bool read_listeners(adapter *a, const imcore_host_api *api, imcore_host *host,
+                           imcore_plugin *out)
+{
+    for (unsigned i = 0; i < IM_NET_MAX_LISTENERS; i++) {
+        char key[48];
+        snprintf(key, sizeof key, "listener.%u", i);
+        const char *v = api->config_get(host, key);
+        if (!v)
+            break;
+        listener_text *t = &a->text[i];
+        im_net_listener_config *lc = &a->listeners[i];
+        unsigned port = 0, maxc = 0;
+        if (sscanf(v, "%15s %63s %u %u", t->kind, t->host, &port, &maxc) != 4 || port > 65535) {
+            snprintf(out->error, sizeof out->error, "%s: malformed: '%s'", key, v);
+            return false;
+        }
+        const char *w = api->config_where(host, key);
+        snprintf(t->where, sizeof t->where, "%s", w ? w : "");
+        char sub[64];
+        snprintf(sub, sizeof sub, "%s.cert", key);
+        copy_setting(api, host, sub, t->cert, sizeof t->cert, t->cert_where, sizeof t->cert_where);
+        snprintf(sub, sizeof sub, "%s.key", key);
+        copy_setting(api, host, sub, t->key, sizeof t->key, t->key_where, sizeof t->key_where);
+        snprintf(sub, sizeof sub, "%s.client_ca", key);
+        copy_setting(api, host, sub, t->client_ca, sizeof t->client_ca, t->ca_where,
+                     sizeof t->ca_where);
+        *lc = (im_net_listener_config){
+            .transport = t->kind, .host = t->host, .port = (uint16_t)port,
+            .max_connections = maxc, .cert = t->cert, .key = t->key, .client_ca = t->client_ca,
+            .where = t->where[0] ? t->where : NULL,
+            .cert_where = t->cert_where[0] ? t->cert_where : NULL,
+            .key_where = t->key_where[0] ? t->key_where : NULL,
+            .client_ca_where = t->ca_where[0] ? t->ca_where : NULL,
+        };
+        a->cfg.nlisteners = i + 1;
+    }
+    a->cfg.listeners = a->cfg.nlisteners ? a->listeners : NULL;
+    return true;
+}
+
 static int open_transport(void *state, imcore_transport **out, im_error *err)
 {
     adapter *a = state;
@@ -133,7 +199,8 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
         "session.idle_timeout_s", "accounts.max_login_failures",
         "accounts.login_failure_window_s", "accounts.max_registrations",
         "session.login_timeout_s", "session.frame_timeout_s", "limits.max_unauthenticated",
-        "limits.max_unauthenticated_per_address", "limits.input_buffer_bytes", NULL,
+        "limits.max_unauthenticated_per_address", "limits.input_buffer_bytes", "listener.*",
+        NULL,
     };
     adapter *a = im_adapter_new(api, host, out, "transport_tcp",
                                 IM_ADAPTER_PLUGIN_SIZE(open_transport), known,
@@ -168,6 +235,8 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
     };
     if (a->cfg.workers == 0)
         a->cfg.workers = 1;
+    if (!read_listeners(a, api, host, out))
+        return 1;
     out->open_transport = open_transport;
     return 0;
 }

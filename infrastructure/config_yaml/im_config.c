@@ -752,6 +752,131 @@ static int load_options(struct loader *L, struct where at, const char *name,
     return load_options_as(L, at, name, v, seen, dst, "options", where, strip);
 }
 
+/* ---- listen: a list of listeners ---------------------------------------- */
+
+static int listen_text(struct loader *L, struct where at, const char *name,
+                       const yaml_node_t *v, char *out, size_t size)
+{
+    if (v->type != YAML_SCALAR_NODE || is_null(v))
+        return fail(at, name, "expected a string, found %s", is_null(v) ? "nothing" : node_kind(v));
+    const char *s = (const char *)v->data.scalar.value;
+    if (!s[0] || strlen(s) >= size || strlen(s) != v->data.scalar.length)
+        return fail(at, name, "must be 1 to %zu bytes", size - 1);
+    (void)L;
+    snprintf(out, size, "%s", s);
+    return 0;
+}
+
+static int listen_number(struct where at, const char *name, const yaml_node_t *v,
+                         uint64_t max, uint64_t *out)
+{
+    bool negative;
+    if (v->type != YAML_SCALAR_NODE || v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
+        !parse_decimal((const char *)v->data.scalar.value, out, &negative) || negative ||
+        *out > max)
+        return fail(at, name, "must be a number from 0 to %llu", (unsigned long long)max);
+    return 0;
+}
+
+/* One entry of the listen list: transport, host, port, and for tls cert,
+ * key, client_ca; max_connections for any. */
+static int load_listener(struct loader *L, const yaml_node_t *entry, unsigned index)
+{
+    struct where at = { L->err, L->path, line_of(entry) };
+    char where[32];
+    snprintf(where, sizeof where, "listen[%u]", index);
+    if (entry->type != YAML_MAPPING_NODE)
+        return fail(at, where, "expected a mapping with transport, host and port, found %s",
+                    node_kind(entry));
+    if (index >= IM_CONFIG_MAX_LISTENERS)
+        return fail(at, where, "at most %u listeners", IM_CONFIG_MAX_LISTENERS);
+    im_listen_config *l = &L->cfg.listeners[index];
+    memset(l, 0, sizeof *l);
+    snprintf(l->transport, sizeof l->transport, "tcp");
+    snprintf(l->host, sizeof l->host, "127.0.0.1");
+    l->line = at.line;
+    bool have_port = false;
+    for (const yaml_node_pair_t *kv = entry->data.mapping.pairs.start;
+         kv < entry->data.mapping.pairs.top; kv++) {
+        const yaml_node_t *k = yaml_document_get_node(L->doc, kv->key);
+        const yaml_node_t *v = yaml_document_get_node(L->doc, kv->value);
+        struct where kat = { L->err, L->path, line_of(k) };
+        const char *key = k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "";
+        char name[64];
+        snprintf(name, sizeof name, "%s.%.20s", where, key);
+        uint64_t n;
+        int rc;
+        if (strcmp(key, "transport") == 0) {
+            if ((rc = listen_text(L, kat, name, v, l->transport, sizeof l->transport)) != 0)
+                return rc;
+            if (strcmp(l->transport, "tcp") != 0 && strcmp(l->transport, "tls") != 0)
+                return fail(kat, name, "must be 'tcp' or 'tls', not '%.40s'", l->transport);
+        } else if (strcmp(key, "host") == 0) {
+            if ((rc = listen_text(L, kat, name, v, l->host, sizeof l->host)) != 0)
+                return rc;
+            if (!host_ok(l->host))
+                return fail(kat, name, "must be an IPv4 or IPv6 address literal (names are not "
+                            "resolved), not '%.60s'", l->host);
+        } else if (strcmp(key, "port") == 0) {
+            if ((rc = listen_number(kat, name, v, 65535, &n)) != 0)
+                return rc;
+            l->port = (uint16_t)n;
+            have_port = true;
+        } else if (strcmp(key, "max_connections") == 0) {
+            if ((rc = listen_number(kat, name, v, 1000000, &n)) != 0)
+                return rc;
+            l->max_connections = (uint32_t)n;
+        } else if (strcmp(key, "cert") == 0) {
+            if ((rc = listen_text(L, kat, name, v, l->cert, sizeof l->cert)) != 0)
+                return rc;
+            l->cert_line = kat.line;
+        } else if (strcmp(key, "key") == 0) {
+            if ((rc = listen_text(L, kat, name, v, l->key, sizeof l->key)) != 0)
+                return rc;
+            l->key_line = kat.line;
+        } else if (strcmp(key, "client_ca") == 0) {
+            if ((rc = listen_text(L, kat, name, v, l->client_ca, sizeof l->client_ca)) != 0)
+                return rc;
+            l->client_ca_line = kat.line;
+        } else {
+            return fail(kat, name, "unknown key (a listener has transport, host, port, "
+                        "max_connections, and for tls cert, key, client_ca)");
+        }
+    }
+    if (!have_port)
+        return fail(at, where, "a listener needs a port (0: an ephemeral one)");
+    bool tls = strcmp(l->transport, "tls") == 0;
+    if (tls && (!l->cert[0] || !l->key[0]))
+        return fail(at, where, "a tls listener needs cert and key");
+    if (!tls && (l->cert[0] || l->key[0] || l->client_ca[0]))
+        return fail(at, where, "cert, key and client_ca are for a tls listener");
+    for (unsigned i = 0; i < index; i++) {
+        const im_listen_config *o = &L->cfg.listeners[i];
+        if (l->port != 0 && o->port == l->port && strcmp(o->host, l->host) == 0)
+            return fail(at, where, "%s:%u is already listened on (line %u)", l->host, l->port,
+                        o->line);
+    }
+    return 0;
+}
+
+static int load_listeners(struct loader *L, const yaml_node_t *v)
+{
+    unsigned index = 0;
+    for (const yaml_node_item_t *it = v->data.sequence.items.start;
+         it < v->data.sequence.items.top; it++, index++) {
+        int rc = load_listener(L, yaml_document_get_node(L->doc, *it), index);
+        if (rc != 0)
+            return rc;
+    }
+    if (index == 0)
+        return fail((struct where){ L->err, L->path, line_of(v) }, "listen",
+                    "an empty list: name at least one listener");
+    L->cfg.nlisteners = index;
+    snprintf(L->cfg.listen_host, sizeof L->cfg.listen_host, "%s", L->cfg.listeners[0].host);
+    L->cfg.listen_port = L->cfg.listeners[0].port;
+    return 0;
+}
+
 /* One "key: value" pair of the mapping for section (NULL at the top level). */
 static int load_pair(struct loader *L, const yaml_node_pair_t *pair, const char *section)
 {
@@ -780,6 +905,8 @@ static int load_pair(struct loader *L, const yaml_node_pair_t *pair, const char 
         L->section_line[si] = at.line;
         if (is_null(v))
             return 0; /* a section with every key commented out keeps its defaults */
+        if (v->type == YAML_SEQUENCE_NODE && strcmp(key, "listen") == 0)
+            return load_listeners(L, v);
         if (v->type != YAML_MAPPING_NODE)
             return fail(at, name, "expected a mapping, found %s", node_kind(v));
         return load_mapping(L, v, sections[si]);

@@ -19,6 +19,9 @@
  * the schema's deepest key is a plugin's config (plugins: [ {config: {...}} ]
  * is 4 levels), which leaves a plugin 12 levels of its own. */
 #define IM_CONFIG_MAX_DEPTH 16u
+/* Entries of a `listen:` list (each takes four of the transport's
+ * IM_CONFIG_MAX_PLUGIN_KEYS settings). */
+#define IM_CONFIG_MAX_LISTENERS 4u
 
 /* One scalar of a plugin's `config:` subtree, its key flattened with dots. */
 typedef struct im_plugin_setting {
@@ -38,9 +41,26 @@ typedef struct im_plugin_config {
 
 enum { IM_ROUTE_BOUNDED_HASH = 0, IM_ROUTE_LEAST_LOADED = 1 };
 
+/* One entry of a `listen:` list: a listener of the transport, named by its
+ * kind (docs/architecture.md, "Listeners and carriers"). */
+typedef struct im_listen_config {
+    char transport[16];           /* "tcp" or "tls" */
+    char host[64];                /* an IPv4 or IPv6 literal, default "127.0.0.1" */
+    uint16_t port;                /* 0 = an ephemeral port */
+    uint32_t max_connections;     /* 0: only limits.max_connections */
+    char cert[256];               /* tls: the certificate chain (PEM), required */
+    char key[256];                /* tls: its private key (PEM), required */
+    char client_ca[256];          /* tls: "" or the CAs a client certificate must chain to */
+    unsigned line, cert_line, key_line, client_ca_line; /* in source, for messages */
+} im_listen_config;
+
 typedef struct im_config {
     char listen_host[64];         /* listen.host, default "127.0.0.1"; an IPv4 or IPv6 literal */
     uint16_t listen_port;         /* listen.port, default 7000; 0 = an ephemeral port */
+    /* listen as a list: nlisteners entries (the first also in listen_host
+     * and listen_port); 0 for the mapping form, one tcp listener. */
+    im_listen_config listeners[IM_CONFIG_MAX_LISTENERS];
+    unsigned nlisteners;
     unsigned workers;             /* workers, default 0 = number of online CPUs; max 64 */
     char node_id[64];             /* node_id, default "node-1"; 1..63 chars [A-Za-z0-9_.-] */
     uint32_t max_connections;     /* limits.max_connections, default 19000, 1..1000000 */

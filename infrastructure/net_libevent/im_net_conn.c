@@ -217,6 +217,11 @@ static void resume(im_conn *c)
     take_frames(c);
     if (!c->paused && !c->closing && c->input_ended && c->answered == c->accepted)
         input_end(c);
+    /* TLS reads ahead: records may wait in the SSL while the socket is
+     * empty, and then no readable event would come. */
+    if (c->ssl && !c->paused && !c->closing && !c->input_ended && !c->input_done &&
+        im__tls_has_pending(c->ssl))
+        event_active(c->rev, EV_READ, 0);
 }
 
 /* One more answer has come: what was held behind it follows. */
@@ -302,7 +307,7 @@ static void retire(im_conn *c)
 static bool write_out(im_conn *c)
 {
     while (evbuffer_get_length(c->out) > 0) {
-        int n = evbuffer_write(c->out, c->fd);
+        int n = c->ssl ? im__tls_write(c) : evbuffer_write(c->out, c->fd);
         if (n > 0)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -326,7 +331,8 @@ static void after_write(im_conn *c)
 {
     if (c->reaping)
         return;
-    bool left = evbuffer_get_length(c->out) > 0;
+    /* A TLS read that needs the socket writable waits like output does. */
+    bool left = evbuffer_get_length(c->out) > 0 || c->tls_read_wants_write;
     if (left && !c->wev) {
         c->wev = event_new(c->w->base, c->fd, EV_WRITE | EV_PERSIST, on_writable, c);
         if (!c->wev) {
@@ -349,6 +355,13 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     im_conn *c = arg;
+    if (c->tls_read_wants_write) {
+        c->tls_read_wants_write = false;
+        if (!c->closing && !c->paused && !c->input_ended && !c->input_done)
+            read_input(c, READ_ROUNDS);
+        if (c->reaping)
+            return;
+    }
     if (write_out(c))
         after_write(c);
 }
@@ -370,7 +383,7 @@ void im__worker_flush(im_worker *w)
 
 static void on_readable(evutil_socket_t fd, short what, void *arg);
 
-void im__conn_accept(im_worker *w, int fd, const char *peer)
+void im__conn_accept(im_worker *w, int fd, const char *peer, im_listener *lis, struct ssl_st *ssl)
 {
     im_net_server *srv = w->srv;
     uint32_t slot;
@@ -378,12 +391,16 @@ void im__conn_accept(im_worker *w, int fd, const char *peer)
     if (!c || slot_take(w, &slot) != IM_OK) {
         IM_ERROR("peer=%s out of memory accepting a connection", peer);
         free(c);
+        im__tls_free(ssl, false);
         close(fd);
         atomic_fetch_sub(&srv->connections, 1);
+        atomic_fetch_sub(&lis->connections, 1);
         im__limiter_close_unauthenticated(srv, peer);
         return;
     }
     c->fd = fd;
+    c->ssl = ssl;
+    c->lis = lis;
     c->in = evbuffer_new();
     c->out = evbuffer_new();
     c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_readable, c);
@@ -392,6 +409,7 @@ void im__conn_accept(im_worker *w, int fd, const char *peer)
         w->free_slots[w->nfree++] = slot;
         im__conn_destroy(c);
         atomic_fetch_sub(&srv->connections, 1);
+        atomic_fetch_sub(&lis->connections, 1);
         im__limiter_close_unauthenticated(srv, peer);
         return;
     }
@@ -406,7 +424,8 @@ void im__conn_accept(im_worker *w, int fd, const char *peer)
     w->slots[slot] = c;
     w->live++;
     event_add(c->rev, NULL);
-    IM_DEBUG("peer=%s connected (session %llu)", peer, (unsigned long long)im__conn_session_id(c));
+    IM_DEBUG("peer=%s connected on %s (session %llu)", peer, lis->kind,
+             (unsigned long long)im__conn_session_id(c));
 }
 
 void im__conn_destroy(im_conn *c)
@@ -420,6 +439,8 @@ void im__conn_destroy(im_conn *c)
         evbuffer_free(c->in);
     if (c->out)
         evbuffer_free(c->out);
+    if (c->ssl)
+        im__tls_free(c->ssl, !c->tls_failed);
     if (c->fd >= 0)
         close(c->fd);
     free(c);
@@ -432,7 +453,8 @@ void im__conn_close(im_conn *c, int code, const char *why)
     /* Closing first: the farewell below bypasses the output limit, and a
      * slow consumer's close cannot recurse through im__conn_send. */
     c->closing = true;
-    if (code != 0)
+    /* A TLS peer hears nothing before its handshake is done. */
+    if (code != 0 && (!c->ssl || im__tls_established(c->ssl)))
         im__conn_send_error(c, 0, code, why, NULL);
     if (c->w->srv->core->session_is_authenticated(&c->session))
         IM_INFO("user=%s peer=%s session %llu closed: %s", im__conn_who(c), c->peer,
@@ -468,6 +490,7 @@ void im__conn_reap(im_worker *w)
         w->slots[slot] = NULL;
         w->free_slots[w->nfree++] = slot;
         w->live--;
+        atomic_fetch_sub(&c->lis->connections, 1);
         im__conn_destroy(c);
         atomic_fetch_sub(&w->srv->connections, 1);
     }
@@ -541,6 +564,10 @@ void im__conn_sweep_idle(im_worker *w)
         if (c->closing) {
             if (now >= c->close_deadline_ms)
                 retire(c);
+        } else if (c->ssl && !im__tls_established(c->ssl) && now - c->opened_ms >= login_ms) {
+            IM_INFO("peer=%s closed: TLS handshake not completed within "
+                    "session.login_timeout_s (%u s)", c->peer, cfg->login_timeout_s);
+            im__conn_close(c, 0, "TLS handshake not completed in time");
         } else if (!w->srv->core->session_is_authenticated(&c->session) &&
                    now - c->opened_ms >= login_ms) {
             IM_INFO("peer=%s closed: not logged in within login_timeout_s (%u s)", c->peer,
@@ -579,23 +606,31 @@ static void input_end(im_conn *c)
 static void read_input(im_conn *c, int rounds)
 {
     int fd = c->fd;
-    for (int round = 0; round < rounds; round++) {
+    int round = 0;
+    for (; round < rounds; round++) {
         struct evbuffer_iovec v;
         if (evbuffer_reserve_space(c->in, READ_CHUNK, &v, 1) != 1) {
             im__conn_close(c, IM_ENOMEM, "out of memory");
             return;
         }
-        ssize_t n = read(fd, v.iov_base, v.iov_len);
+        ssize_t n = c->ssl ? im__tls_read(c, v.iov_base, v.iov_len)
+                           : read(fd, v.iov_base, v.iov_len);
         if (n > 0) {
             v.iov_len = (size_t)n;
             evbuffer_commit_space(c->in, &v, 1);
-            if ((size_t)n < READ_CHUNK)
+            /* A short read empties the socket; SSL_read returns a record
+             * at a time, so TLS reads on until it would block. */
+            if ((size_t)n < READ_CHUNK && !c->ssl)
                 break;
             continue;
         }
         evbuffer_commit_space(c->in, &v, 0);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            if (c->tls_read_wants_write)
+                after_write(c); /* waits for writable, then reads again */
+            round = -1;         /* the socket is empty: the next readable event comes */
             break;
+        }
         take_frames(c); /* what came before the end still counts */
         if (c->closing)
             return;
@@ -612,12 +647,20 @@ static void read_input(im_conn *c, int rounds)
         return;
     }
     take_frames(c);
+    /* Rounds used up: a plain socket with more is readable again at once;
+     * what TLS read ahead into the SSL needs its own wake-up. */
+    if (round == rounds && c->ssl && !c->closing && !c->paused && im__tls_has_pending(c->ssl))
+        event_active(c->rev, EV_READ, 0);
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    read_input(arg, READ_ROUNDS);
+    im_conn *c = arg;
+    /* A TLS wake-up (event_active) may find the input stopped meanwhile. */
+    if (c->ssl && (c->paused || c->closing || c->input_ended || c->input_done))
+        return;
+    read_input(c, READ_ROUNDS);
 }
 
 /* After frames were taken: the input left counts against the worker's

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <event2/event.h>
 #include <event2/buffer.h>
@@ -40,11 +41,30 @@ typedef enum item_kind {
     ITEM_CALL,      /* call(arg, session of ids[0] or NULL) */
 } item_kind;
 
+/* A listening socket and the carrier of the connections it accepts. The
+ * server owns its listeners; a connection points at the one that accepted
+ * it, for the per-listener count. */
+typedef struct im_tls_server im_tls_server; /* im_net_tls.c */
+typedef struct im_listener {
+    struct im_net_server *srv;
+    char kind[16];              /* "tcp" or "tls" */
+    char host[64];
+    uint16_t port, bound_port;
+    uint32_t max_connections;   /* 0: the server's limit only */
+    atomic_uint connections;
+    int fd;
+    struct evconnlistener *evl;
+    im_tls_server *tls;         /* NULL: plain TCP */
+    char where[300];            /* "FILE:LINE: " of the entry, or "" */
+} im_listener;
+
 typedef struct im_item {
     struct im_item *next;
     item_kind kind;
     int fd;                 /* ITEM_ACCEPT */
     char peer[64];          /* ITEM_ACCEPT */
+    im_listener *lis;       /* ITEM_ACCEPT */
+    struct ssl_st *ssl;     /* ITEM_ACCEPT: owned by the item, NULL for plain TCP */
     im_frame *frame;        /* ITEM_DELIVER: one reference owned by the item */
     int code;               /* ITEM_KICK */
     char why[96];           /* ITEM_KICK */
@@ -102,6 +122,13 @@ struct im_conn {
     im_worker *w;
     uint64_t id;
     int fd;
+    /* The carrier: NULL is plain TCP (read/writev on fd); otherwise TLS
+     * on the same non-blocking socket (im_net_tls.c). One branch on each
+     * read and write, nothing else on the plain path. */
+    struct ssl_st *ssl;
+    bool tls_read_wants_write;  /* SSL_read needs the socket writable first */
+    bool tls_failed;            /* a fatal TLS error: no close_notify then */
+    im_listener *lis;
     struct event *rev;          /* readable: always on while open */
     struct event *wev;          /* writable: made when first needed, on only while output waits */
     bool wev_added;
@@ -161,17 +188,15 @@ struct im_net_server {
     im_delivery delivery;
     im_replies replies;
     im_net_config cfg;
-    char listen_host[64];
     char node_id[64];
-    uint16_t bound_port;
-    int listen_fd;
+    im_listener *listeners;
+    unsigned nlisteners;
     int reserve_fd;             /* spare fd given up to shed a connection at EMFILE */
     im_app *app;                /* from run on: reached only through core */
     const imcore_core_api *core;
 
     struct event_base *base;    /* the acceptor's loop */
-    struct evconnlistener *listener;
-    struct event *sigint, *sigterm, *stop_event;
+    struct event *sigint, *sigterm, *sighup, *stop_event;
 
     im_worker *workers;
     unsigned nworkers;
@@ -206,8 +231,29 @@ void im__item_free(im_item *item);
 /* The worker running on this thread, or NULL. */
 im_worker *im__current_worker(void);
 
+/* im_net_tls.c: the TLS carrier. A server context per TLS listener, made
+ * from its files (FILE:LINE messages), swapped on reload; SSLs are made on
+ * the acceptor's thread only, so the swap needs no lock (each SSL holds
+ * its own reference to the context it was made from). */
+int im__tls_server_new(const im_net_listener_config *lc, im_tls_server **out, im_error *err);
+int im__tls_server_reload(im_tls_server *t, im_error *err);
+void im__tls_server_free(im_tls_server *t); /* NULL is fine */
+/* A server-side SSL on fd, or NULL (out of memory). The caller's. */
+struct ssl_st *im__tls_accept(im_tls_server *t, int fd);
+void im__tls_free(struct ssl_st *ssl, bool polite); /* polite: a close_notify is tried */
+bool im__tls_established(struct ssl_st *ssl);
+/* Input read ahead into ssl and not yet returned by SSL_read. */
+bool im__tls_has_pending(struct ssl_st *ssl);
+/* Like read(2) on c's socket: > 0 bytes, 0 at the end, -1 with errno
+ * (EAGAIN: wait; tls_read_wants_write set if for writability; EPROTO:
+ * a TLS failure, logged). */
+ssize_t im__tls_read(im_conn *c, void *buf, size_t len);
+/* Like evbuffer_write(c->out, fd): bytes written, or -1 with errno. */
+int im__tls_write(im_conn *c);
+
 /* im_net_conn.c */
-void im__conn_accept(im_worker *w, int fd, const char *peer);
+void im__conn_accept(im_worker *w, int fd, const char *peer, im_listener *lis,
+                     struct ssl_st *ssl);
 im_conn *im__conn_find(im_worker *w, uint64_t id);
 /* Writes a frame to c unless c is closing; closes c as a slow consumer when
  * its unsent output passes the limit. */

@@ -63,6 +63,8 @@ void im__item_free(im_item *it)
 {
     if (!it)
         return;
+    if (it->kind == ITEM_ACCEPT && it->ssl)
+        im__tls_free(it->ssl, false);
     if (it->kind == ITEM_ACCEPT && it->fd >= 0)
         close(it->fd);
     if (it->kind == ITEM_CALL && it->call) /* never ran: let it free its argument */
@@ -101,8 +103,9 @@ static void run_item(im_worker *w, im_item *it)
     case ITEM_ACCEPT:
         if (w->shutting_down)
             break; /* the item's free closes the fd */
-        im__conn_accept(w, it->fd, it->peer);
-        it->fd = -1; /* the connection owns it now */
+        im__conn_accept(w, it->fd, it->peer, it->lis, it->ssl);
+        it->fd = -1; /* the connection owns both now */
+        it->ssl = NULL;
         break;
     case ITEM_DELIVER:
         for (size_t i = 0; i < it->n; i++) {

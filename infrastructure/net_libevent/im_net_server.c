@@ -28,24 +28,24 @@
  * store finishing what it was given) before it closes sessions anyway. */
 #define IM_SHUTDOWN_DRAIN_S 10
 
-static int bind_listener(im_net_server *srv, im_error *err)
+static int bind_listener(im_listener *lis, im_error *err)
 {
     struct sockaddr_storage ss;
     socklen_t sslen;
     memset(&ss, 0, sizeof ss);
     struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, srv->listen_host, &sin->sin_addr) == 1) {
+    if (inet_pton(AF_INET, lis->host, &sin->sin_addr) == 1) {
         sin->sin_family = AF_INET;
-        sin->sin_port = htons(srv->cfg.listen_port);
+        sin->sin_port = htons(lis->port);
         sslen = sizeof *sin;
-    } else if (inet_pton(AF_INET6, srv->listen_host, &sin6->sin6_addr) == 1) {
+    } else if (inet_pton(AF_INET6, lis->host, &sin6->sin6_addr) == 1) {
         sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(srv->cfg.listen_port);
+        sin6->sin6_port = htons(lis->port);
         sslen = sizeof *sin6;
     } else {
-        return im_error_set(err, IM_EINVAL, "listen.host '%s' is not an IP address",
-                            srv->listen_host);
+        return im_error_set(err, IM_EINVAL, "%slisten.host '%s' is not an IP address",
+                            lis->where, lis->host);
     }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -55,13 +55,58 @@ static int bind_listener(im_net_server *srv, im_error *err)
     if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, 4096) != 0) {
         int e = errno;
         close(fd);
-        return im_error_set(err, IM_EIO, "cannot listen on %s:%u: %s", srv->listen_host,
-                            srv->cfg.listen_port, strerror(e));
+        return im_error_set(err, IM_EIO, "%scannot listen on %s:%u: %s", lis->where, lis->host,
+                            lis->port, strerror(e));
     }
     socklen_t len = sizeof ss;
     getsockname(fd, (struct sockaddr *)&ss, &len);
-    srv->bound_port = ntohs(ss.ss_family == AF_INET ? sin->sin_port : sin6->sin6_port);
-    srv->listen_fd = fd;
+    lis->bound_port = ntohs(ss.ss_family == AF_INET ? sin->sin_port : sin6->sin6_port);
+    lis->fd = fd;
+    return IM_OK;
+}
+
+/* The listeners of cfg (one plain TCP listener on listen_host:listen_port
+ * when it lists none), bound, and the TLS ones' certificates loaded. */
+static int make_listeners(im_net_server *srv, const im_net_config *cfg, im_error *err)
+{
+    im_net_listener_config single = {
+        .transport = "tcp", .host = cfg->listen_host, .port = cfg->listen_port,
+    };
+    const im_net_listener_config *lcs = cfg->nlisteners ? cfg->listeners : &single;
+    unsigned n = cfg->nlisteners ? cfg->nlisteners : 1;
+    if (n > IM_NET_MAX_LISTENERS)
+        return im_error_set(err, IM_EINVAL, "at most %u listeners", IM_NET_MAX_LISTENERS);
+    srv->listeners = calloc(n, sizeof *srv->listeners);
+    if (!srv->listeners)
+        return im_error_set(err, IM_ENOMEM, "out of memory");
+    for (unsigned i = 0; i < n; i++, srv->nlisteners++) {
+        const im_net_listener_config *lc = &lcs[i];
+        im_listener *lis = &srv->listeners[i];
+        lis->srv = srv;
+        lis->fd = -1;
+        atomic_init(&lis->connections, 0);
+        snprintf(lis->kind, sizeof lis->kind, "%s", lc->transport ? lc->transport : "tcp");
+        snprintf(lis->host, sizeof lis->host, "%s", lc->host ? lc->host : "127.0.0.1");
+        snprintf(lis->where, sizeof lis->where, "%s%s", lc->where ? lc->where : "",
+                 lc->where ? ": " : "");
+        lis->port = lc->port;
+        lis->max_connections = lc->max_connections;
+        int rc;
+        if (strcmp(lis->kind, "tls") == 0) {
+            if ((rc = im__tls_server_new(lc, &lis->tls, err)) != IM_OK) {
+                srv->nlisteners++;
+                return rc;
+            }
+        } else if (strcmp(lis->kind, "tcp") != 0) {
+            srv->nlisteners++;
+            return im_error_set(err, IM_EINVAL, "%slisteners of kind '%s' are not served by "
+                                "this transport (tcp, tls)", lis->where, lis->kind);
+        }
+        if ((rc = bind_listener(lis, err)) != IM_OK) {
+            srv->nlisteners++;
+            return rc;
+        }
+    }
     return IM_OK;
 }
 
@@ -82,11 +127,11 @@ int im_net_server_new(const im_net_config *cfg, im_net_server **out, im_error *e
     if (!srv)
         return im_error_set(err, IM_ENOMEM, "out of memory");
     srv->cfg = *cfg;
-    snprintf(srv->listen_host, sizeof srv->listen_host, "%s", cfg->listen_host);
     snprintf(srv->node_id, sizeof srv->node_id, "%s", cfg->node_id ? cfg->node_id : "");
-    srv->cfg.listen_host = srv->listen_host;
+    srv->cfg.listen_host = NULL; /* borrowed for new only: the listeners keep copies */
+    srv->cfg.listeners = NULL;
     srv->cfg.node_id = srv->node_id;
-    srv->listen_fd = srv->reserve_fd = -1;
+    srv->reserve_fd = -1;
     atomic_init(&srv->connections, 0);
     atomic_init(&srv->next_session_id, 1);
     pthread_mutex_init(&srv->drain_lock, NULL);
@@ -108,7 +153,7 @@ int im_net_server_new(const im_net_config *cfg, im_net_server **out, im_error *e
             goto fail;
         }
     }
-    if ((rc = bind_listener(srv, err)) != IM_OK)
+    if ((rc = make_listeners(srv, cfg, err)) != IM_OK)
         goto fail;
     srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     *out = srv;
@@ -135,7 +180,33 @@ im_replies *im_net_server_replies(im_net_server *srv)
 
 uint16_t im_net_server_bound_port(const im_net_server *srv)
 {
-    return srv->bound_port;
+    return srv->nlisteners ? srv->listeners[0].bound_port : 0;
+}
+
+uint16_t im_net_server_listener_port(const im_net_server *srv, unsigned index)
+{
+    return index < srv->nlisteners ? srv->listeners[index].bound_port : 0;
+}
+
+int im_net_server_reload(im_net_server *srv, im_error *err)
+{
+    int result = IM_OK;
+    for (unsigned i = 0; i < srv->nlisteners; i++) {
+        im_listener *lis = &srv->listeners[i];
+        if (!lis->tls)
+            continue;
+        im_error e = { 0 };
+        if (im__tls_server_reload(lis->tls, &e) != IM_OK) {
+            IM_ERROR("tls listener %s:%u: reload failed, keeping the certificate it had: %s",
+                     lis->host, lis->bound_port, e.msg);
+            if (result == IM_OK)
+                result = im_error_set(err, e.code, "%s", e.msg);
+        } else {
+            IM_INFO("tls listener %s:%u: certificate reloaded for new connections", lis->host,
+                    lis->bound_port);
+        }
+    }
+    return result;
 }
 
 static void format_peer(const struct sockaddr *sa, char *buf, size_t size)
@@ -177,33 +248,53 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       int salen, void *arg)
 {
     (void)l, (void)salen;
-    im_net_server *srv = arg;
+    im_listener *lis = arg;
+    im_net_server *srv = lis->srv;
     char peer[64];
     format_peer(sa, peer, sizeof peer);
+    /* A TLS peer cannot read a plain frame: it is just closed. */
+    bool plain = lis->tls == NULL;
     if (atomic_fetch_add(&srv->connections, 1) >= srv->cfg.max_connections) {
         atomic_fetch_sub(&srv->connections, 1);
         IM_WARN("peer=%s refused: max_connections (%u) reached", peer, srv->cfg.max_connections);
-        refuse_busy(fd, "the server is at max_connections");
+        plain ? refuse_busy(fd, "the server is at max_connections") : (void)close(fd);
+        return;
+    }
+    if (atomic_fetch_add(&lis->connections, 1) >= lis->max_connections &&
+        lis->max_connections != 0) {
+        atomic_fetch_sub(&lis->connections, 1);
+        atomic_fetch_sub(&srv->connections, 1);
+        IM_WARN("peer=%s refused: the %s listener's max_connections (%u) reached", peer,
+                lis->kind, lis->max_connections);
+        plain ? refuse_busy(fd, "the listener is at max_connections") : (void)close(fd);
         return;
     }
     /* Counted until it logs in (or closes): slots for clients without
      * credentials are bounded, in all and per address. */
     if (!im__limiter_open_unauthenticated(srv, peer)) {
+        atomic_fetch_sub(&lis->connections, 1);
         atomic_fetch_sub(&srv->connections, 1);
         IM_WARN("peer=%s refused: too many connections not logged in", peer);
-        refuse_busy(fd, "too many connections not logged in: log in on the ones you have");
+        plain ? refuse_busy(fd, "too many connections not logged in: log in on the ones you have")
+              : (void)close(fd);
         return;
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     im_item *it = im__item_new(ITEM_ACCEPT, 0);
-    if (!it) {
+    struct ssl_st *ssl = NULL;
+    if (!it || (!plain && !(ssl = im__tls_accept(lis->tls, fd)))) {
+        IM_ERROR("peer=%s out of memory accepting a connection", peer);
+        im__item_free(it);
+        atomic_fetch_sub(&lis->connections, 1);
         atomic_fetch_sub(&srv->connections, 1);
         im__limiter_close_unauthenticated(srv, peer);
         close(fd);
         return;
     }
     it->fd = fd;
+    it->lis = lis;
+    it->ssl = ssl;
     snprintf(it->peer, sizeof it->peer, "%s", peer);
     im_worker *w = &srv->workers[srv->next_worker++ % srv->nworkers];
     im__worker_push(w, it);
@@ -214,7 +305,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
  * close it, so the peer hears a close instead of hanging. */
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
-    im_net_server *srv = arg;
+    im_net_server *srv = ((im_listener *)arg)->srv;
     int e = EVUTIL_SOCKET_ERROR();
     IM_WARN("accept failed: %s", strerror(e));
     if ((e == EMFILE || e == ENFILE) && srv->reserve_fd >= 0) {
@@ -230,6 +321,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     im_net_server *srv = arg;
+    if (sig == SIGHUP) {
+        IM_INFO("SIGHUP received: reloading TLS certificates");
+        (void)im_net_server_reload(srv, NULL);
+        return;
+    }
     IM_INFO("%s received: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     event_base_loopbreak(srv->base);
 }
@@ -287,11 +383,15 @@ int im_net_server_run(im_net_server *srv, const imcore_core_api *core, im_app *a
         return im_error_set(err, IM_ENOMEM, "cannot make the acceptor's event base");
     srv->sigint = evsignal_new(srv->base, SIGINT, on_signal, srv);
     srv->sigterm = evsignal_new(srv->base, SIGTERM, on_signal, srv);
+    /* SIGHUP reloads certificates on this thread, the one that makes the
+     * SSLs (im_net_tls.c). */
+    srv->sighup = evsignal_new(srv->base, SIGHUP, on_signal, srv);
     srv->stop_event = event_new(srv->base, -1, 0, on_stop, srv);
-    if (!srv->sigint || !srv->sigterm || !srv->stop_event)
+    if (!srv->sigint || !srv->sigterm || !srv->sighup || !srv->stop_event)
         return im_error_set(err, IM_ENOMEM, "out of memory");
     evsignal_add(srv->sigint, NULL);
     evsignal_add(srv->sigterm, NULL);
+    evsignal_add(srv->sighup, NULL);
 
     unsigned started = 0;
     for (; started < srv->nworkers; started++)
@@ -304,18 +404,28 @@ int im_net_server_run(im_net_server *srv, const imcore_core_api *core, im_app *a
         /* Backlog 0: the socket already listens with 4096; -1 would make
          * libevent call listen() again with 128, and a login storm would
          * overflow the accept queue (SYN retransmits, a p99 of one second). */
-        srv->listener = evconnlistener_new(srv->base, on_accept, srv, LEV_OPT_CLOSE_ON_FREE,
-                                           0, srv->listen_fd);
-        if (!srv->listener) {
-            rc = im_error_set(err, IM_EIO, "cannot accept on the listening socket");
-        } else {
-            srv->listen_fd = -1; /* the listener owns it now */
-            evconnlistener_set_error_cb(srv->listener, on_accept_error);
-            IM_INFO("listening on %s:%u with %u workers", srv->listen_host, srv->bound_port,
-                    srv->nworkers);
+        for (unsigned i = 0; i < srv->nlisteners && rc == IM_OK; i++) {
+            im_listener *lis = &srv->listeners[i];
+            lis->evl = evconnlistener_new(srv->base, on_accept, lis, LEV_OPT_CLOSE_ON_FREE, 0,
+                                          lis->fd);
+            if (!lis->evl) {
+                rc = im_error_set(err, IM_EIO, "cannot accept on %s:%u", lis->host,
+                                  lis->bound_port);
+                break;
+            }
+            lis->fd = -1; /* the listener owns it now */
+            evconnlistener_set_error_cb(lis->evl, on_accept_error);
+            IM_INFO("listening on %s %s:%u", lis->kind, lis->host, lis->bound_port);
+        }
+        if (rc == IM_OK) {
+            IM_INFO("listening on %s:%u with %u workers", srv->listeners[0].host,
+                    srv->listeners[0].bound_port, srv->nworkers);
             event_base_dispatch(srv->base);
-            evconnlistener_free(srv->listener); /* stop accepting first */
-            srv->listener = NULL;
+        }
+        for (unsigned i = 0; i < srv->nlisteners; i++) { /* stop accepting first */
+            if (srv->listeners[i].evl)
+                evconnlistener_free(srv->listeners[i].evl);
+            srv->listeners[i].evl = NULL;
         }
     }
     /* Shutdown in two steps. First each worker takes what its clients had
@@ -338,8 +448,15 @@ void im_net_server_free(im_net_server *srv)
 {
     if (!srv)
         return;
-    if (srv->listener)
-        evconnlistener_free(srv->listener);
+    for (unsigned i = 0; i < srv->nlisteners; i++) {
+        im_listener *lis = &srv->listeners[i];
+        if (lis->evl)
+            evconnlistener_free(lis->evl);
+        if (lis->fd >= 0)
+            close(lis->fd);
+        im__tls_server_free(lis->tls);
+    }
+    free(srv->listeners);
     for (unsigned i = 0; i < srv->nworkers; i++) {
         im_worker *w = &srv->workers[i];
         /* Connections left after the loop ended (none after a clean run). */
@@ -355,12 +472,12 @@ void im_net_server_free(im_net_server *srv)
         event_free(srv->sigint);
     if (srv->sigterm)
         event_free(srv->sigterm);
+    if (srv->sighup)
+        event_free(srv->sighup);
     if (srv->stop_event)
         event_free(srv->stop_event);
     if (srv->base)
         event_base_free(srv->base);
-    if (srv->listen_fd >= 0)
-        close(srv->listen_fd);
     if (srv->reserve_fd >= 0)
         close(srv->reserve_fd);
     im__router_destroy(srv);

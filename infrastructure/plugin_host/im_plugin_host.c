@@ -948,8 +948,31 @@ static void storage_entry(const im_config *cfg, im_plugin_config *pc)
 static void transport_entry(const im_config *cfg, im_plugin_config *pc)
 {
     adapter_entry(pc, "transport", cfg->transport, cfg->transport_line);
-    add_setting(pc, "listen.host", cfg->listen_host, 0);
-    add_number(pc, "listen.port", cfg->listen_port);
+    if (cfg->nlisteners == 0) {
+        add_setting(pc, "listen.host", cfg->listen_host, 0);
+        add_number(pc, "listen.port", cfg->listen_port);
+    }
+    /* A listen list: listener.N is "KIND HOST PORT MAX_CONNECTIONS" at the
+     * entry's line; a tls one's files follow at their own lines, so that
+     * the transport says FILE:LINE when one does not load. */
+    for (unsigned i = 0; i < cfg->nlisteners; i++) {
+        const im_listen_config *l = &cfg->listeners[i];
+        char key[32], value[128];
+        snprintf(key, sizeof key, "listener.%u", i);
+        snprintf(value, sizeof value, "%s %s %u %u", l->transport, l->host, l->port,
+                 l->max_connections);
+        add_setting(pc, key, value, l->line);
+        if (l->cert[0]) {
+            snprintf(key, sizeof key, "listener.%u.cert", i);
+            add_setting(pc, key, l->cert, l->cert_line);
+            snprintf(key, sizeof key, "listener.%u.key", i);
+            add_setting(pc, key, l->key, l->key_line);
+        }
+        if (l->client_ca[0]) {
+            snprintf(key, sizeof key, "listener.%u.client_ca", i);
+            add_setting(pc, key, l->client_ca, l->client_ca_line);
+        }
+    }
     add_number(pc, "workers", cfg->workers);
     add_setting(pc, "node_id", cfg->node_id, 0);
     add_number(pc, "limits.max_connections", cfg->max_connections);

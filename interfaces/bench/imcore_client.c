@@ -23,7 +23,12 @@
  *
  * A connection may be closed while it is being read (a protocol error, or
  * the driver closing it from a callback) or while it waits for the flush:
- * `busy` and `queued` keep its memory until both are over. */
+ * `busy` and `queued` keep its memory until both are over.
+ *
+ * --tls: the same buffers and events, with SSL_read and SSL_write on the
+ * socket (the handshake first, once the connect completes; the Login after
+ * it). A handshake that fails counts as a failed connect, and the first
+ * one's reason is printed. */
 #include "driver.h"
 
 #include <errno.h>
@@ -33,8 +38,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "body.h"
 #include "im_codec.h"
+#include "im_tls_client.h"
 #include "netaddr.h"
 
 /* The largest frame accepted from the server: far above any --size, and a
@@ -48,6 +57,9 @@
 typedef struct ic_conn {
     bench_conn *c;
     int fd;
+    SSL *ssl;               /* --tls, else NULL */
+    bool handshaking;       /* --tls: connected, the handshake not done */
+    bool write_wants_read;  /* SSL_write waits for input (a key update) */
     struct event rev, wev;  /* readable (persistent); writable (armed on demand) */
     uint8_t *out;           /* bytes [out_off, out_len) wait for the kernel */
     size_t out_off, out_len, out_cap;
@@ -72,6 +84,8 @@ typedef struct ic_state {
     ic_conn *flush_head;
     uint8_t *rbuf;          /* READ_CHUNK plus room for the largest tail */
     size_t rcap;
+    SSL_CTX *tls;           /* --tls */
+    bool told;              /* the first TLS failure was printed */
 } ic_state;
 
 static void ic_free(ic_conn *ic)
@@ -91,6 +105,11 @@ static void ic_release(ic_conn *ic)
     ic->c->tp = NULL;
     event_del(&ic->rev);
     event_del(&ic->wev);
+    if (ic->ssl) {
+        SSL_free(ic->ssl);
+        ic->ssl = NULL;
+        ERR_clear_error();
+    }
     close(ic->fd);
     ic->fd = -1;
     if (ic->busy == 0 && !ic->queued)
@@ -123,6 +142,25 @@ static void queue_flush(ic_conn *ic)
 static int write_out(ic_conn *ic)
 {
     while (ic->out_off < ic->out_len) {
+        if (ic->ssl) {
+            size_t len = ic->out_len - ic->out_off;
+            int w = SSL_write(ic->ssl, ic->out + ic->out_off, len > INT32_MAX ? INT32_MAX : (int)len);
+            if (w > 0) {
+                ic->out_off += (size_t)w;
+                continue;
+            }
+            int e = SSL_get_error(ic->ssl, w);
+            if (e == SSL_ERROR_WANT_WRITE) {
+                event_add(&ic->wev, NULL);
+                return 0;
+            }
+            if (e == SSL_ERROR_WANT_READ) {
+                ic->write_wants_read = true;
+                return 0;
+            }
+            ERR_clear_error();
+            return EPIPE;
+        }
         ssize_t w = send(ic->fd, ic->out + ic->out_off, ic->out_len - ic->out_off, MSG_NOSIGNAL);
         if (w > 0) {
             ic->out_off += (size_t)w;
@@ -160,8 +198,8 @@ static void flush_all(evutil_socket_t fd, short what, void *arg)
                 ic_free(ic);
             continue;
         }
-        if (!ic->connected || event_pending(&ic->wev, EV_WRITE, NULL))
-            continue; /* the writable event will write */
+        if (!ic->connected || ic->handshaking || event_pending(&ic->wev, EV_WRITE, NULL))
+            continue; /* the writable event (or the handshake) will write */
         int e = write_out(ic);
         if (e)
             ic_fail(ic, BENCH_ERR_CLOSED);
@@ -331,11 +369,85 @@ static void dispatch(ic_conn *ic, const Imcore__Envelope *env)
     }
 }
 
+static void tls_failed(ic_conn *ic, unsigned long e)
+{
+    ic_state *s = ic->c->d->tp_state;
+    if (!s->told) {
+        char why[256];
+        fprintf(stderr, "imcore-bench: TLS to %s:%u: %s\n", ic->c->d->o->host, ic->c->d->o->port,
+                im_tls_client_why(ic->ssl, e, "handshake failed", why, sizeof why));
+        s->told = true;
+    }
+    ERR_clear_error();
+    ic_fail(ic, BENCH_ERR_CONNECT);
+}
+
+/* One step of the handshake; the Login goes out once it is done. */
+static void handshake(ic_conn *ic)
+{
+    int r = SSL_do_handshake(ic->ssl);
+    if (r == 1) {
+        ic->handshaking = false;
+        if (send_login(ic, ic->c->d->o->password[0] != '\0') != 0)
+            ic_fail(ic, BENCH_ERR_CONNECT);
+        return;
+    }
+    int e = SSL_get_error(ic->ssl, r);
+    if (e == SSL_ERROR_WANT_READ)
+        return; /* rev is on */
+    if (e == SSL_ERROR_WANT_WRITE) {
+        event_add(&ic->wev, NULL);
+        return;
+    }
+    tls_failed(ic, ERR_peek_last_error());
+}
+
+/* SSL_read into buf until it would block or cap is reached: > 0 bytes, 0
+ * at the end, -1 with errno EAGAIN (nothing now) or EPIPE. */
+static ssize_t tls_read(ic_conn *ic, uint8_t *buf, size_t cap)
+{
+    size_t got = 0;
+    while (got < cap) {
+        int r = SSL_read(ic->ssl, buf + got, (int)(cap - got > INT32_MAX ? INT32_MAX : cap - got));
+        if (r > 0) {
+            got += (size_t)r;
+            continue;
+        }
+        int e = SSL_get_error(ic->ssl, r);
+        if (e == SSL_ERROR_WANT_READ)
+            break;
+        if (e == SSL_ERROR_WANT_WRITE) {
+            event_add(&ic->wev, NULL);
+            break;
+        }
+        ERR_clear_error();
+        if (got)
+            break; /* the end is seen again on the next read */
+        if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL)
+            return 0;
+        errno = EPIPE;
+        return -1;
+    }
+    if (got == 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return (ssize_t)got;
+}
+
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     ic_conn *ic = arg;
     ic_state *s = ic->c->d->tp_state;
+    if (ic->handshaking) {
+        handshake(ic);
+        return;
+    }
+    if (ic->write_wants_read) {
+        ic->write_wants_read = false;
+        queue_flush(ic);
+    }
     if (ic->tail_len + READ_CHUNK > s->rcap) {
         uint8_t *p = realloc(s->rbuf, ic->tail_len + READ_CHUNK);
         if (!p) {
@@ -348,7 +460,8 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     if (ic->tail_len)
         memcpy(s->rbuf, ic->tail, ic->tail_len);
     size_t have = ic->tail_len;
-    ssize_t r = recv(fd, s->rbuf + have, READ_CHUNK, 0);
+    ssize_t r = ic->ssl ? tls_read(ic, s->rbuf + have, READ_CHUNK)
+                        : recv(fd, s->rbuf + have, READ_CHUNK, 0);
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     bool closed = r <= 0; /* EOF or a reset: what was read before still counts */
@@ -412,8 +525,17 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
         }
         ic->connected = true;
         event_add(&ic->rev, NULL);
+        if (ic->ssl) {
+            ic->handshaking = true;
+            handshake(ic);
+            return;
+        }
         if (send_login(ic, ic->c->d->o->password[0] != '\0') != 0)
             ic_fail(ic, BENCH_ERR_CONNECT);
+        return;
+    }
+    if (ic->handshaking) {
+        handshake(ic);
         return;
     }
     if (write_out(ic) != 0)
@@ -432,6 +554,16 @@ static int ic_init(bench_driver *d)
     s->acks = event_new(d->base, -1, EV_PERSIST, flush_acks, d);
     if (!s->rbuf || !s->flush || !s->acks)
         return -1;
+    const bench_opts *o = d->o;
+    if (o->tls) {
+        char why[256];
+        s->tls = im_tls_client_ctx(o->ca_file[0] ? o->ca_file : NULL, o->insecure, why,
+                                   sizeof why);
+        if (!s->tls) {
+            fprintf(stderr, "imcore-bench: --tls: %s\n", why);
+            return -1;
+        }
+    }
     struct timeval tv = { 0, ACK_FLUSH_MS * 1000 };
     event_add(s->acks, &tv);
     return 0;
@@ -454,6 +586,7 @@ static void ic_fini(bench_driver *d)
     if (s->acks)
         event_free(s->acks);
     free(s->rbuf);
+    SSL_CTX_free(s->tls);
     free(s);
     d->tp_state = NULL;
 }
@@ -477,6 +610,19 @@ static int ic_open(bench_conn *c)
     }
     ic->c = c;
     ic->fd = fd;
+    ic_state *s = c->d->tp_state;
+    if (s->tls) {
+        ic->ssl = SSL_new(s->tls);
+        if (!ic->ssl || !im_tls_client_prepare(ic->ssl, o->host, o->servername) ||
+            SSL_set_fd(ic->ssl, fd) != 1) {
+            SSL_free(ic->ssl);
+            ERR_clear_error();
+            free(ic);
+            close(fd);
+            return ENOMEM;
+        }
+        SSL_set_connect_state(ic->ssl);
+    }
     event_assign(&ic->rev, c->d->base, fd, EV_READ | EV_PERSIST, on_readable, ic);
     event_assign(&ic->wev, c->d->base, fd, EV_WRITE, on_writable, ic);
     event_add(&ic->wev, NULL); /* the connect completes when the socket is writable */

@@ -3,6 +3,7 @@
  * Every check that can be made from the text alone is made here, so that a
  * mistake is exit 2 with a sentence before any connection is opened. */
 #include "options.h"
+#include "im_tls_client.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -69,6 +70,11 @@ static void usage(FILE *f)
 "      --password P        for a server in accounts.mode password: log every user in\n"
 "                          with P, registering it first when the server says NOT_FOUND\n"
 "                          (default: none, for accounts.mode open)\n"
+"      --tls               imcore over TLS; the server's certificate is checked against\n"
+"                          the system's CAs and must name the host (or --servername)\n"
+"      --ca FILE           trust the CAs in FILE (PEM) instead of the system's\n"
+"      --servername NAME   the name the server's certificate must carry\n"
+"      --insecure          with --tls, do not check the certificate (warns)\n"
 "      --ramp-timeout T    give up logging everyone in after T (default 10s + twice the\n"
 "                          time --login-rate needs)\n"
 "      --drain-timeout T   after sending stops, wait at most T for acks and deliveries\n"
@@ -193,6 +199,7 @@ static bool prefix_ok(const char *p)
 enum {
     OPT_SENDERS = 256, OPT_HEARTBEAT, OPT_PROTOCOL, OPT_SOURCE_ADDRS, OPT_PREFIX,
     OPT_RAMP_TIMEOUT, OPT_DRAIN_TIMEOUT, OPT_SERVER_PID, OPT_JSON, OPT_PASSWORD, OPT_TO,
+    OPT_TLS, OPT_CA, OPT_SERVERNAME, OPT_INSECURE,
 };
 
 static const struct option long_opts[] = {
@@ -215,6 +222,10 @@ static const struct option long_opts[] = {
     { "source-addrs", required_argument, NULL, OPT_SOURCE_ADDRS },
     { "prefix", required_argument, NULL, OPT_PREFIX },
     { "password", required_argument, NULL, OPT_PASSWORD },
+    { "tls", no_argument, NULL, OPT_TLS },
+    { "ca", required_argument, NULL, OPT_CA },
+    { "servername", required_argument, NULL, OPT_SERVERNAME },
+    { "insecure", no_argument, NULL, OPT_INSECURE },
     { "ramp-timeout", required_argument, NULL, OPT_RAMP_TIMEOUT },
     { "drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT },
     { "server-pid", required_argument, NULL, OPT_SERVER_PID },
@@ -385,6 +396,18 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, FILE *out, FILE *err)
             o->server_pid = (int)u;
             break;
         case OPT_JSON: o->json = true; break;
+        case OPT_TLS: o->tls = true; break;
+        case OPT_INSECURE: o->insecure = true; break;
+        case OPT_CA:
+            if (strlen(optarg) >= sizeof o->ca_file)
+                BAD("--ca: a path of at most %zu bytes", sizeof o->ca_file - 1);
+            snprintf(o->ca_file, sizeof o->ca_file, "%s", optarg);
+            break;
+        case OPT_SERVERNAME:
+            if (!optarg[0] || strlen(optarg) >= sizeof o->servername)
+                BAD("--servername: 1 to %zu bytes", sizeof o->servername - 1);
+            snprintf(o->servername, sizeof o->servername, "%s", optarg);
+            break;
         case 'q': o->quiet = true; break;
         case 'h': usage(out); return 1;
         case 'V': fprintf(out, "imcore-bench %s\n", BENCH_VERSION); return 1;
@@ -429,6 +452,12 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, FILE *out, FILE *err)
         BAD("mixed gives half the connections to private and half to groups: it needs at "
             "least 2*--group-size (%u) connections per driver process, has %u",
             2 * o->group_size, per_proc);
+    if (!o->tls && (o->ca_file[0] || o->servername[0] || o->insecure))
+        BAD("--ca, --servername and --insecure need --tls");
+    if (o->insecure)
+        fprintf(err, "imcore-bench: %s\n", IM_TLS_INSECURE_WARNING);
+    if (o->tls && o->protocol == BENCH_PROTO_MQTT)
+        BAD("--tls is for imcore");
     if (o->protocol == BENCH_PROTO_MQTT && o->password[0])
         BAD("--password is for imcore; the MQTT side connects anonymously");
     if (o->protocol == BENCH_PROTO_MQTT && o->heartbeat_s && o->heartbeat_s < 5)

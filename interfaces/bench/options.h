@@ -57,6 +57,10 @@ typedef struct bench_opts {
     char password[129];               /* "" : the server is in accounts.mode open */
     char to[65];                      /* private: every message goes to this service account,
                                        * which sends it back; "": the ring of connections */
+    bool tls;                         /* --tls: imcore over TLS, the certificate checked */
+    char ca_file[256];                /* --ca: "" for the system's CAs */
+    char servername[254];             /* --servername: "" for the host */
+    bool insecure;                    /* --insecure: no certificate check (warned) */
     uint32_t run_id;                  /* random, 24 bits: in every body, and naming groups */
     char run_tag[8];                  /* run_id in hex */
 } bench_opts;

@@ -37,7 +37,11 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "cli_inbox.h"
 #include "cli_names.h"
@@ -45,6 +49,7 @@
 #include "cli_secret.h"
 #include "im_codec.h"
 #include "im_log.h"
+#include "im_tls_client.h"
 
 /* The largest frame accepted from a server, whatever it announces: the
  * length is checked against it before anything is allocated. */
@@ -102,6 +107,8 @@ struct cli_client {
 
     enum state state;
     struct bufferevent *bev;
+    SSL_CTX *tls;        /* --tls: the context every connection is made from */
+    SSL_SESSION *tls_session; /* the last connection's, offered again to resume */
     struct event *ping_timer;
     struct event *reconnect_timer;
     struct event *drain_timer;
@@ -250,6 +257,14 @@ static void report_unsent(cli_client *c)
 
 static void drop_connection(cli_client *c)
 {
+    if (c->bev && c->tls) {
+        SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+        SSL_SESSION *sess = ssl ? SSL_get1_session(ssl) : NULL;
+        if (sess) {
+            SSL_SESSION_free(c->tls_session);
+            c->tls_session = sess;
+        }
+    }
     if (c->bev) {
         bufferevent_free(c->bev);
         c->bev = NULL;
@@ -1072,7 +1087,25 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         send_login(c);
         return;
     }
-    char why[160];
+    char why[256];
+    /* A certificate this client does not trust will not become trusted by
+     * trying again: say why and stop. */
+    SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(bev) : NULL;
+    if (ssl && (what & BEV_EVENT_ERROR) && SSL_get_verify_result(ssl) != X509_V_OK) {
+        im_tls_client_why(ssl, 0, "", why, sizeof why);
+        IM_ERROR("TLS to %s:%u refused: %s", c->o->host, c->o->port, why);
+        cli_print("! TLS: %s", why);
+        finish(c, 1);
+        return;
+    }
+    if (ssl && (what & BEV_EVENT_ERROR)) {
+        unsigned long e = bufferevent_get_openssl_error(bev);
+        if (e != 0) {
+            im_tls_client_why(ssl, e, "TLS failure", why, sizeof why);
+            connection_lost(c, why);
+            return;
+        }
+    }
     if (what & BEV_EVENT_TIMEOUT) {
         if (c->state == ST_ONLINE || c->state == ST_LOGGING_OUT)
             snprintf(why, sizeof why, "nothing heard from the server for %u s",
@@ -1093,7 +1126,26 @@ static void start_connect(cli_client *c)
     char name[80];
     IM_INFO("connecting to %s", server_name(c, name, sizeof name));
     c->state = ST_CONNECTING;
-    c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (c->tls) {
+        SSL *ssl = SSL_new(c->tls);
+        if (ssl && !im_tls_client_prepare(ssl, c->o->host, c->o->servername)) {
+            SSL_free(ssl);
+            ssl = NULL;
+        }
+        if (ssl && c->tls_session)
+            SSL_set_session(ssl, c->tls_session);
+        /* Takes ssl, freed with the bufferevent. */
+        c->bev = ssl ? bufferevent_openssl_socket_new(c->base, -1, ssl,
+                                                      BUFFEREVENT_SSL_CONNECTING,
+                                                      BEV_OPT_CLOSE_ON_FREE)
+                     : NULL;
+        if (!c->bev && ssl)
+            SSL_free(ssl);
+        if (c->bev)
+            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    } else {
+        c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (!c->bev) {
         connection_lost(c, "out of memory");
         return;
@@ -1188,6 +1240,17 @@ int cli_client_new(struct event_base *base, const cli_options *o, cli_client **o
         free(c);
         return IM_EINVAL;
     }
+    if (o->tls) {
+        char why[256];
+        c->tls = im_tls_client_ctx(o->ca_file, o->insecure, why, sizeof why);
+        if (!c->tls) {
+            IM_ERROR("--tls: %s", why);
+            free(c);
+            return IM_EINVAL;
+        }
+        if (o->insecure)
+            fprintf(stderr, "imcore-cli: %s\n", IM_TLS_INSECURE_WARNING);
+    }
 
     c->ping_timer = evtimer_new(base, on_ping_timer, c);
     c->reconnect_timer = evtimer_new(base, on_reconnect_timer, c);
@@ -1209,6 +1272,8 @@ void cli_client_free(cli_client *c)
         return;
     if (c->bev)
         bufferevent_free(c->bev);
+    SSL_SESSION_free(c->tls_session);
+    SSL_CTX_free(c->tls);
     cli_command *cmd;
     while ((cmd = queue_pop(c)) != NULL)
         cli_command_free(cmd);

@@ -26,6 +26,12 @@ static const char usage_text[] =
     "  --log-level LEVEL   debug, info, warn or error (default warn)\n"
     "  --show-acks         print '* sent ID seq=N delivered=N' for each message sent\n"
     "  --stay              keep running after standard input ends, until SIGINT/SIGTERM\n"
+    "  --tls               connect with TLS; the server's certificate is checked\n"
+    "                      against the system's CAs and must name the host\n"
+    "  --ca FILE           trust the CAs in FILE (PEM) instead of the system's\n"
+    "  --servername NAME   the name the certificate must carry (and SNI), when\n"
+    "                      --host is an address and the certificate names a host\n"
+    "  --insecure          with --tls, do not check the certificate (warns)\n"
     "  --help              print this text and exit\n"
     "  --version           print the version and exit\n"
     "\n"
@@ -66,7 +72,7 @@ static int usage_error(FILE *err, const char *fmt, const char *arg)
 int cli_options_parse(int argc, char **argv, cli_options *o, FILE *out, FILE *err)
 {
     enum { OPT_HOST = 256, OPT_PORT, OPT_USER, OPT_NAME, OPT_LOG, OPT_ACKS, OPT_STAY,
-           OPT_HELP, OPT_VERSION, OPT_PASSWORD_FILE, OPT_ASK_PASSWORD, OPT_REGISTER };
+           OPT_TLS, OPT_CA, OPT_SERVERNAME, OPT_INSECURE, OPT_HELP, OPT_VERSION, OPT_PASSWORD_FILE, OPT_ASK_PASSWORD, OPT_REGISTER };
     static const struct option longopts[] = {
         { "host", required_argument, NULL, OPT_HOST },
         { "port", required_argument, NULL, OPT_PORT },
@@ -78,6 +84,10 @@ int cli_options_parse(int argc, char **argv, cli_options *o, FILE *out, FILE *er
         { "password-file", required_argument, NULL, OPT_PASSWORD_FILE },
         { "ask-password", no_argument, NULL, OPT_ASK_PASSWORD },
         { "register", no_argument, NULL, OPT_REGISTER },
+        { "tls", no_argument, NULL, OPT_TLS },
+        { "ca", required_argument, NULL, OPT_CA },
+        { "servername", required_argument, NULL, OPT_SERVERNAME },
+        { "insecure", no_argument, NULL, OPT_INSECURE },
         { "help", no_argument, NULL, OPT_HELP },
         { "version", no_argument, NULL, OPT_VERSION },
         { NULL, 0, NULL, 0 },
@@ -133,6 +143,20 @@ int cli_options_parse(int argc, char **argv, cli_options *o, FILE *out, FILE *er
         case OPT_REGISTER:
             o->register_account = true;
             break;
+        case OPT_TLS:
+            o->tls = true;
+            break;
+        case OPT_CA:
+            o->ca_file = optarg;
+            break;
+        case OPT_SERVERNAME:
+            if (!optarg[0] || strlen(optarg) > 253)
+                return usage_error(err, "--servername %s: 1 to 253 bytes", optarg);
+            o->servername = optarg;
+            break;
+        case OPT_INSECURE:
+            o->insecure = true;
+            break;
         case OPT_HELP:
             fputs(usage_text, out);
             fflush(out);
@@ -151,6 +175,10 @@ int cli_options_parse(int argc, char **argv, cli_options *o, FILE *out, FILE *er
         return usage_error(err, "unexpected argument %s", argv[optind]);
     if (o->user == NULL)
         return usage_error(err, "%s", "--user is required");
+    if (!o->tls && (o->ca_file || o->servername || o->insecure))
+        return usage_error(err, "%s", "--ca, --servername and --insecure need --tls");
+    if (o->insecure && (o->ca_file || o->servername))
+        return usage_error(err, "%s", "--insecure checks nothing: drop --ca and --servername");
     if (o->password_file && o->ask_password)
         return usage_error(err, "%s", "--password-file and --ask-password exclude each other");
     return CLI_OPTIONS_RUN;

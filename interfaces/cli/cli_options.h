@@ -27,6 +27,10 @@ typedef struct cli_options {
     bool register_account;  /* create the account at the first login */
     bool show_acks;         /* print "* sent ..." for every SendAck */
     bool stay;              /* keep running after stdin ends */
+    bool tls;               /* --tls: TLS to the server, its certificate checked */
+    const char *ca_file;    /* --ca: borrowed from argv, or NULL for the system's CAs */
+    const char *servername; /* --servername: borrowed, or NULL: the certificate must name host */
+    bool insecure;          /* --insecure: no certificate check (a warning says so) */
     /* Not an option: main.c sets it when standard input and output are a
      * terminal. The client then talks to a person (status lines instead of
      * log lines, delivery states, a first connection that gives up); off,

@@ -100,8 +100,10 @@ int main(int argc, char **argv)
     cli_editor *editor = NULL;
     cli_names *names = cli_names_new();
     struct event *sigint = NULL, *sigterm = NULL;
-    if (!base || !names || cli_client_new(base, &opts, &client) != 0) {
-        IM_ERROR("cannot set up the event loop: out of memory");
+    int crc = base && names ? cli_client_new(base, &opts, &client) : IM_ENOMEM;
+    if (crc != 0) {
+        if (crc != IM_EINVAL) /* EINVAL: the client said why (--tls, --ca) */
+            IM_ERROR("cannot set up the event loop: out of memory");
         goto out;
     }
     cli_client_set_password(client, password);

@@ -189,9 +189,15 @@ int main(int argc, char **argv)
      * server here, before any client could be let in. */
     if (im_plugin_host_open_storage(plugins, &store, &err) != IM_OK ||
         im_memory_group_repo_new(&groups, &err) != IM_OK ||
-        open_accounts(&cfg, store, &accounts, &bad_config, &err) != IM_OK ||
-        im_plugin_host_open_transport(plugins, &transport, &err) != IM_OK)
+        open_accounts(&cfg, store, &accounts, &bad_config, &err) != IM_OK)
         goto out;
+    /* A transport that refuses its settings (a TLS certificate that does
+     * not load or match its key: FILE:LINE) is a bad config too; a port
+     * in use (IM_EIO) is not. */
+    if (im_plugin_host_open_transport(plugins, &transport, &err) != IM_OK) {
+        bad_config = err.code == IM_EINVAL;
+        goto out;
+    }
     im_app_limits limits = {
         .max_body_bytes = cfg.max_body_bytes,
         .max_group_members = cfg.max_group_members,

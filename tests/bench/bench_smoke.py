@@ -57,6 +57,13 @@ CASES = {
     # A server that limits each session's send rate: the run passes, and
     # its summary says the limit, not the server, set the pace.
     "rate-limited": ("imcore", ["-w", "private", "-c", "10", "-d", "2s", "-W", "4"], "note"),
+    # --tls against the server's tls listener (a CA made here with the
+    # openssl command line, pinned with --ca); without --ca the system's
+    # CAs do not know it: every connect fails, and the first says why.
+    "private-tls": ("imcore", ["-w", "private", "-c", "100", "-d", "3s", "-W", "4", "--tls"],
+                    "messages"),
+    "tls-untrusted": ("imcore", ["-w", "private", "-c", "4", "-d", "1s", "--ramp-timeout", "3s",
+                                 "--tls"], "untrusted"),
     "mqtt-private": ("mqtt", ["-w", "private", "-c", "200", "-d", "3s"], "messages"),
     "mqtt-group": ("mqtt", ["-w", "group", "-c", "200", "-g", "10", "--senders", "all",
                             "-d", "3s", "-r", "1000"], "messages"),
@@ -67,7 +74,7 @@ CASES = {
 # can) unless the case is about it, and logins without passwords unless the
 # case gives one.
 SERVER_CONFIG = """\
-listen: {host: 127.0.0.1, port: 0}
+listen: %s
 workers: 2
 log_level: warn
 limits:
@@ -104,11 +111,31 @@ def wait_listening(port, proc, deadline):
     return False
 
 
-def start_imcore(server, tmp, accounts, engine, plugins="", rate=0):
+def make_tls(tmp):
+    """A CA and a certificate for 127.0.0.1 and localhost in tmp: the
+    listen value of a tls listener, and the CA's path."""
+    def openssl(*args):
+        subprocess.run(["openssl"] + list(args), cwd=tmp, check=True, capture_output=True,
+                       timeout=30)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=bench smoke CA")
+    openssl("req", *ec, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=localhost")
+    with open(os.path.join(tmp, "ext"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext")
+    listen = ("[{transport: tls, host: 127.0.0.1, port: 0, cert: %s, key: %s}]"
+              % (os.path.join(tmp, "srv.pem"), os.path.join(tmp, "srv.key")))
+    return listen, os.path.join(tmp, "ca.pem")
+
+
+def start_imcore(server, tmp, accounts, engine, plugins="", rate=0,
+                 listen="{host: 127.0.0.1, port: 0}"):
     cfg = os.path.join(tmp, "imcore.yaml")
     port_file = os.path.join(tmp, "port")
     with open(cfg, "w") as f:
-        f.write(SERVER_CONFIG % (rate, accounts, engine, plugins))
+        f.write(SERVER_CONFIG % (listen, rate, accounts, engine, plugins))
     log = open(os.path.join(tmp, "server.log"), "w")
     proc = subprocess.Popen([server, "--config", cfg, "--port-file", port_file],
                             cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
@@ -169,6 +196,11 @@ def check(case, kind, rc, out, err):
             bad.append("no send was refused with RATE_LIMITED: %s %s"
                        % (j["errors"], j["messages"]))
         return bad
+    if kind == "untrusted":
+        want = "the server's certificate is not trusted: unable to get local issuer certificate"
+        if rc != 1 or want not in err:
+            bad.append("exit %d, stderr %r: want 1 and %r" % (rc, err[-300:], want))
+        return bad
     if kind == "hint":
         want = "every login was refused: a server in accounts.mode password needs --password"
         if rc != 1 or want not in j.get("failures", []):
@@ -220,7 +252,8 @@ def usage_case(bench):
                  ["--host", "example.com"], ["--host", "::2"], ["-w", "idle", "-r", "10"],
                  ["-d", "0s"], ["-s", "8"], ["-w", "group", "-c", "5", "-g", "10"], ["extra"],
                  ["--to", "not an id"], ["-w", "group", "--to", "echo"],
-                 ["--protocol", "mqtt", "--to", "echo"]):
+                 ["--protocol", "mqtt", "--to", "echo"], ["--ca", "ca.pem"], ["--insecure"],
+                 ["--servername", "x"], ["--tls", "--protocol", "mqtt"]):
         r = run(*args)
         if r.returncode != 2 or not r.stderr:
             bad.append("%s: exit %d, stderr %r (want 2 and a message)" % (args, r.returncode, r.stderr))
@@ -250,6 +283,7 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="bench-smoke-")
     proc = None
+    ca = None
     try:
         if protocol == "mqtt":
             broker = a.mosquitto or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -264,16 +298,24 @@ def main():
                 return SKIP
             proc, port = start_mosquitto(broker, tmp)
         else:
+            listen = "{host: 127.0.0.1, port: 0}"
+            if "--tls" in args:
+                if not shutil.which("openssl"):
+                    print("SKIP: no openssl command")
+                    return SKIP
+                listen, ca = make_tls(tmp)
             proc, port = start_imcore(a.server, tmp,
                                       "password" if "--password" in args or
                                       a.case == "password-missing" else "open",
                                       "memory" if a.case.endswith("-memory") else "sqlite",
                                       PLUGINS.get(a.case, ""),
-                                      50 if a.case == "rate-limited" else 0)
+                                      50 if a.case == "rate-limited" else 0, listen)
 
         cmd = [a.bench, "--protocol", protocol, "-p", str(port), "--json", "-q",
                "--server-pid", str(proc.pid), "--prefix", "s" + a.case.replace("-", "_")[:7]]
         cmd += args
+        if ca and kind != "untrusted":
+            cmd += ["--ca", ca]
         print("$ " + " ".join(cmd))
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=100)
         sys.stderr.write(r.stderr)

@@ -96,6 +96,60 @@ static void expect_ok(const char *text, im_config *c)
         fail_msg("load of <<%s>> failed: %d %s", text, rc, err.msg);
 }
 
+/* listen as a list: each entry checked, the first also in listen_host and
+ * listen_port; the mapping form leaves the list empty. */
+static void test_listen_list(void **state)
+{
+    (void)state;
+    im_config c;
+    expect_ok("listen:\n"
+              "  - transport: tcp\n"
+              "    host: 127.0.0.1\n"
+              "    port: 7000\n"
+              "  - transport: tls\n"
+              "    host: \"::\"\n"
+              "    port: 7443\n"
+              "    cert: /etc/chain.pem\n"
+              "    key: /etc/key.pem\n"
+              "    client_ca: /etc/ca.pem\n"
+              "    max_connections: 50\n",
+              &c);
+    assert_int_equal(c.nlisteners, 2);
+    assert_string_equal(c.listen_host, "127.0.0.1");
+    assert_int_equal(c.listen_port, 7000);
+    assert_string_equal(c.listeners[0].transport, "tcp");
+    assert_int_equal(c.listeners[0].line, 2);
+    assert_string_equal(c.listeners[1].transport, "tls");
+    assert_string_equal(c.listeners[1].host, "::");
+    assert_int_equal(c.listeners[1].port, 7443);
+    assert_int_equal(c.listeners[1].max_connections, 50);
+    assert_string_equal(c.listeners[1].cert, "/etc/chain.pem");
+    assert_int_equal(c.listeners[1].cert_line, 8);
+    assert_string_equal(c.listeners[1].key, "/etc/key.pem");
+    assert_int_equal(c.listeners[1].key_line, 9);
+    assert_string_equal(c.listeners[1].client_ca, "/etc/ca.pem");
+    expect_ok("listen: {host: 127.0.0.1, port: 7001}\n", &c);
+    assert_int_equal(c.nlisteners, 0);
+    assert_int_equal(c.listen_port, 7001);
+
+    expect_error("listen:\n  - {transport: ws, port: 1}\n", 2, "listen[0].transport",
+                 "must be 'tcp' or 'tls'");
+    expect_error("listen:\n  - {transport: tls, port: 1, cert: a.pem}\n", 2, "listen[0]",
+                 "needs cert and key");
+    expect_error("listen:\n  - {port: 1, key: k.pem}\n", 2, "listen[0]",
+                 "cert, key and client_ca are for a tls listener");
+    expect_error("listen:\n  - {host: 127.0.0.1}\n", 2, "listen[0]", "needs a port");
+    expect_error("listen:\n  - {port: 70000}\n", 2, "listen[0].port", "0 to 65535");
+    expect_error("listen:\n  - {port: 1, host: example.com}\n", 2, "listen[0].host",
+                 "address literal");
+    expect_error("listen:\n  - {port: 1, bogus: 2}\n", 2, "listen[0].bogus", "unknown key");
+    expect_error("listen:\n  - {port: 9}\n  - {port: 9}\n", 3, "listen[1]",
+                 "127.0.0.1:9 is already listened on (line 2)");
+    expect_error("listen: []\n", 1, "listen", "an empty list");
+    expect_error("listen:\n  - {port: 1}\n  - {port: 2}\n  - {port: 3}\n  - {port: 4}\n"
+                 "  - {port: 5}\n", 6, "listen[4]", "at most 4 listeners");
+}
+
 static void test_defaults(void **state)
 {
     (void)state;
@@ -237,7 +291,9 @@ static void test_wrong_types(void **state)
     expect_error("node_id: [a, b]\n", 1, "node_id", "expected a string, found a sequence");
     expect_error("log_level: {x: 1}\n", 1, "log_level", "expected a string");
     expect_error("limits: 5\n", 1, "limits", "expected a mapping, found a scalar");
-    expect_error("workers: 1\nlisten:\n  - host\n", 2, "listen", "expected a mapping, found a sequence");
+    /* listen may be a list of listeners, each a mapping. */
+    expect_error("workers: 1\nlisten:\n  - host\n", 3, "listen[0]",
+                 "expected a mapping with transport, host and port, found a scalar");
     expect_error("session:\n  heartbeat_s: {a: 1}\n", 2, "session.heartbeat_s", "expected a number");
     expect_error("? [a, b]\n: 1\n", 1, "top level", "a key must be a scalar");
 }
@@ -851,6 +907,7 @@ int main(void)
         cmocka_unit_test(test_plugins_list),
         cmocka_unit_test(test_transport),
         cmocka_unit_test(test_cluster_options),
+        cmocka_unit_test(test_listen_list),
         cmocka_unit_test(test_cluster),
         cmocka_unit_test(test_storage_and_accounts),
         cmocka_unit_test(test_defaults),
