@@ -418,8 +418,8 @@ int im_net_server_run(im_net_server *srv, const imcore_core_api *core, im_app *a
             IM_INFO("listening on %s %s:%u", lis->kind, lis->host, lis->bound_port);
         }
         if (rc == IM_OK) {
-            IM_INFO("listening on %s:%u with %u workers", srv->listeners[0].host,
-                    srv->listeners[0].bound_port, srv->nworkers);
+            IM_INFO("serving %u listener%s with %u workers", srv->nlisteners,
+                    srv->nlisteners == 1 ? "" : "s", srv->nworkers);
             event_base_dispatch(srv->base);
         }
         for (unsigned i = 0; i < srv->nlisteners; i++) { /* stop accepting first */
