@@ -235,8 +235,16 @@ int imcore_plugin_init(const imcore_host_api *api, imcore_host *host, imcore_plu
     };
     if (a->cfg.workers == 0)
         a->cfg.workers = 1;
-    if (!read_listeners(a, api, host, out))
+    /* The certificates are loaded here too, so that --check-config, which
+     * runs every init, finds a bad one; open_transport loads them again. */
+    im_error err = { 0 };
+    if (!read_listeners(a, api, host, out) ||
+        (im_net_check_listeners(a->cfg.listeners, a->cfg.nlisteners, &err) != IM_OK &&
+         snprintf(out->error, sizeof out->error, "%s", err.msg) >= 0)) {
+        out->state = NULL; /* a refused init is not shut down: its state goes here */
+        im_adapter_free(a);
         return 1;
+    }
     out->open_transport = open_transport;
     return 0;
 }

@@ -99,6 +99,12 @@ uint16_t im_net_server_listener_port(const im_net_server *srv, unsigned index);
  * through SIGHUP. */
 int im_net_server_reload(im_net_server *srv, im_error *err);
 
+/* Loads and frees the certificate, key and client CA of every tls
+ * listener of l[0..n), so that a bad one is found when the config is
+ * checked, before anything is bound. 0, or the first failure with err
+ * naming the file and its FILE:LINE (as im_net_server_new would). */
+int im_net_check_listeners(const im_net_listener_config *l, unsigned n, im_error *err);
+
 /* Starts the workers, accepts and serves until SIGINT/SIGTERM or
  * im_net_server_stop(); then stops accepting, delivers what is queued, tells
  * every session SERVER_SHUTDOWN, closes them and returns 0. core and app

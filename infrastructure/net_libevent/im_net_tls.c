@@ -301,3 +301,17 @@ int im__tls_write(im_conn *c)
         return -1;
     }
 }
+
+int im_net_check_listeners(const im_net_listener_config *l, unsigned n, im_error *err)
+{
+    for (unsigned i = 0; i < n; i++) {
+        if (!l[i].transport || strcmp(l[i].transport, "tls") != 0)
+            continue;
+        im_tls_server *t = NULL;
+        int rc = im__tls_server_new(&l[i], &t, err);
+        im__tls_server_free(t);
+        if (rc != IM_OK)
+            return rc;
+    }
+    return IM_OK;
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """102-tls-bad-files: a TLS listener whose files do not do stops the start
-with exit 2 and FILE:LINE of the key at fault, before anything listens:
+with exit 2 and FILE:LINE of the key at fault, before anything listens,
+and --check-config finds the same:
 
 - a certificate path that does not exist (the line of cert:);
 - a key path that does not exist (the line of key:);
@@ -25,13 +26,16 @@ def config(h, name, listen):
 
 
 def refused_at_start(h, name, listen, needle, why):
+    """Refused at start, and by --check-config too: the transport's init
+    loads the files, and the check runs every init."""
     path = config(h, name, listen)
-    rc, out, err = h.run([h.server_path, "--config", path])
     where = "%s:%d:" % (path, line_of(path, needle))
-    check(rc == 2, "%s: exit %d, not 2: %r" % (name, rc, err))
-    check(where in err and why in err, "%s: stderr does not say %r ... %r: %r"
-          % (name, where, why, err))
-    check("listening on" not in err, "%s: the server listened: %r" % (name, err))
+    for extra in ([], ["--check-config"]):
+        rc, out, err = h.run([h.server_path, "--config", path] + extra)
+        check(rc == 2, "%s %s: exit %d, not 2: %r" % (name, extra, rc, err))
+        check(where in err and why in err, "%s %s: stderr does not say %r ... %r: %r"
+              % (name, extra, where, why, err))
+        check("listening on" not in err, "%s: the server listened: %r" % (name, err))
 
 
 def refused_by_config(h, name, listen, needle, why, nth=0):
