@@ -89,3 +89,29 @@ int im_message_conversation_id(const im_message *m, char *buf, size_t size)
     memcpy(buf + 3 + la, b, lb + 1);
     return (int)(3 + la + lb);
 }
+
+int im_conversation_check(const char *user, const char *conv, bool *group, im_error *err)
+{
+    if (strnlen(conv, IM_CONVERSATION_ID_MAX + 1) > IM_CONVERSATION_ID_MAX)
+        return im_error_set(err, IM_EINVAL, "conversation id longer than %d bytes",
+                            IM_CONVERSATION_ID_MAX);
+    if (strncmp(conv, "g:", 2) == 0 && im_user_id_is_valid(conv + 2)) {
+        *group = true;
+        return IM_OK;
+    }
+    *group = false;
+    const char *colon = strncmp(conv, "p:", 2) == 0 ? strchr(conv + 2, ':') : NULL;
+    if (colon) {
+        char a[IM_CONVERSATION_ID_MAX + 1];
+        size_t la = (size_t)(colon - (conv + 2));
+        memcpy(a, conv + 2, la);
+        a[la] = '\0';
+        const char *b = colon + 1;
+        if (im_user_id_is_valid(a) && im_user_id_is_valid(b) && strcmp(a, b) < 0) {
+            if (strcmp(user, a) == 0 || strcmp(user, b) == 0)
+                return IM_OK;
+            return im_error_set(err, IM_EINVAL, "%s is not in conversation %s", user, conv);
+        }
+    }
+    return im_error_set(err, IM_EINVAL, "malformed conversation id '%.80s'", conv);
+}

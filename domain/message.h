@@ -30,4 +30,10 @@ int im_message_validate(const im_message *m, size_t max_body, im_error *err);
  * or IM_EINVAL if m's ids are invalid or buf is too small. */
 int im_message_conversation_id(const im_message *m, char *buf, size_t size);
 
+/* Checks a conversation id that user names (an ack): "g:<group>", or
+ * "p:<a>:<b>" with valid ids, a < b bytewise and user one of them. Sets
+ * *group to whether it is a group's. Errors: IM_EINVAL (too long,
+ * malformed, or a private conversation user is not in). */
+int im_conversation_check(const char *user, const char *conv, bool *group, im_error *err);
+
 #endif

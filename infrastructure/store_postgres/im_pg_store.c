@@ -1233,41 +1233,13 @@ static int pg_history_read(im_store *s, const char *conversation, uint64_t befor
     return enqueue((pg_store *)s, r, err);
 }
 
-/* conv: "g:GROUP", or "p:A:B" with A < B and user one of them. */
-static int check_ack_conversation(const char *user, const char *conv, bool *group,
-                                  im_error *err)
-{
-    if (strnlen(conv, IM_CONVERSATION_ID_MAX + 1) > IM_CONVERSATION_ID_MAX)
-        return im_error_set(err, IM_EINVAL, "conversation id longer than %d bytes",
-                            IM_CONVERSATION_ID_MAX);
-    if (strncmp(conv, "g:", 2) == 0 && im_user_id_is_valid(conv + 2)) {
-        *group = true;
-        return IM_OK;
-    }
-    *group = false;
-    const char *colon = strncmp(conv, "p:", 2) == 0 ? strchr(conv + 2, ':') : NULL;
-    if (colon) {
-        char a[IM_CONVERSATION_ID_MAX + 1];
-        size_t la = (size_t)(colon - (conv + 2));
-        memcpy(a, conv + 2, la);
-        a[la] = '\0';
-        const char *b = colon + 1;
-        if (im_user_id_is_valid(a) && im_user_id_is_valid(b) && strcmp(a, b) < 0) {
-            if (strcmp(user, a) == 0 || strcmp(user, b) == 0)
-                return IM_OK;
-            return im_error_set(err, IM_EINVAL, "%s is not in conversation %s", user, conv);
-        }
-    }
-    return im_error_set(err, IM_EINVAL, "malformed conversation id '%.80s'", conv);
-}
-
 static int pg_ack(im_store *s, const char *user, const char *conversation, uint64_t seq,
                   im_error *err)
 {
     bool group = false;
     int rc = im_user_id_check(user, err);
     if (rc == IM_OK)
-        rc = conversation ? check_ack_conversation(user, conversation, &group, err)
+        rc = conversation ? im_conversation_check(user, conversation, &group, err)
                           : im_error_set(err, IM_EINVAL, "no conversation");
     if (rc != IM_OK)
         return rc;

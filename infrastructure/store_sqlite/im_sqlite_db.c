@@ -1252,35 +1252,6 @@ int im_sqlite_db_history_newest(im_sqlite_db *db, const char *conversation,
     return read_messages(db, st, fn, arg, err, what);
 }
 
-/* Checks conv: "g:GROUP", or "p:A:B" with A < B; for a private one, user
- * must be A or B. */
-static int check_ack_conversation(const char *user, const char *conv, bool *group,
-                                  im_error *err)
-{
-    if (strnlen(conv, IM_CONVERSATION_ID_MAX + 1) > IM_CONVERSATION_ID_MAX)
-        return im_error_set(err, IM_EINVAL, "conversation id longer than %d bytes",
-                            IM_CONVERSATION_ID_MAX);
-    if (strncmp(conv, "g:", 2) == 0 && im_user_id_is_valid(conv + 2)) {
-        *group = true;
-        return IM_OK;
-    }
-    *group = false;
-    const char *colon = strncmp(conv, "p:", 2) == 0 ? strchr(conv + 2, ':') : NULL;
-    if (colon) {
-        char a[IM_CONVERSATION_ID_MAX + 1];
-        size_t la = (size_t)(colon - (conv + 2));
-        memcpy(a, conv + 2, la);
-        a[la] = '\0';
-        const char *b = colon + 1;
-        if (im_user_id_is_valid(a) && im_user_id_is_valid(b) && strcmp(a, b) < 0) {
-            if (strcmp(user, a) == 0 || strcmp(user, b) == 0)
-                return IM_OK;
-            return im_error_set(err, IM_EINVAL, "%s is not in conversation %s", user, conv);
-        }
-    }
-    return im_error_set(err, IM_EINVAL, "malformed conversation id '%.80s'", conv);
-}
-
 int im_sqlite_db_ack(im_sqlite_db *db, const char *user, const char *conversation, uint64_t seq,
                      im_error *err)
 {
@@ -1292,7 +1263,7 @@ int im_sqlite_db_ack(im_sqlite_db *db, const char *user, const char *conversatio
     int code = im_user_id_check(user, err);
     bool group = false;
     if (code == IM_OK)
-        code = check_ack_conversation(user, conversation, &group, err);
+        code = im_conversation_check(user, conversation, &group, err);
     bool own;
     if (code == IM_OK)
         code = write_begin(db, &own, err);

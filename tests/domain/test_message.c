@@ -369,6 +369,33 @@ static void conversation_refuses_bad_ids_and_kind(void **state)
     assert_int_equal(im_message_conversation_id(NULL, buf, sizeof buf), IM_EINVAL);
 }
 
+/* An ack's conversation: a group's, or a pair that the acking user is in. */
+static void conversation_check_rules(void **state)
+{
+    (void)state;
+    bool group = true;
+    assert_int_equal(im_conversation_check("bob", "p:alice:bob", &group, NULL), IM_OK);
+    assert_false(group);
+    assert_int_equal(im_conversation_check("alice", "p:alice:bob", &group, NULL), IM_OK);
+    assert_int_equal(im_conversation_check("bob", "g:room", &group, NULL), IM_OK);
+    assert_true(group);
+    im_error err = { 0 };
+    assert_int_equal(im_conversation_check("carol", "p:alice:bob", &group, &err), IM_EINVAL);
+    assert_non_null(strstr(err.msg, "not in conversation"));
+    /* a > b, a missing half, bad ids, an unknown kind */
+    assert_int_equal(im_conversation_check("bob", "p:bob:alice", &group, NULL), IM_EINVAL);
+    assert_int_equal(im_conversation_check("bob", "p:bob", &group, NULL), IM_EINVAL);
+    assert_int_equal(im_conversation_check("bob", "p::bob", &group, NULL), IM_EINVAL);
+    assert_int_equal(im_conversation_check("bob", "g:", &group, NULL), IM_EINVAL);
+    assert_int_equal(im_conversation_check("bob", "x:room", &group, NULL), IM_EINVAL);
+    char longest[IM_CONVERSATION_ID_MAX + 2];
+    memset(longest, 'a', sizeof longest - 1);
+    longest[sizeof longest - 1] = '\0';
+    memcpy(longest, "g:", 2);
+    assert_int_equal(im_conversation_check("bob", longest, &group, &err), IM_EINVAL);
+    assert_non_null(strstr(err.msg, "longer than"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -395,6 +422,7 @@ int main(void)
         cmocka_unit_test(longest_conversation_fits),
         cmocka_unit_test(conversation_buffer_boundary),
         cmocka_unit_test(conversation_refuses_bad_ids_and_kind),
+        cmocka_unit_test(conversation_check_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
