@@ -92,7 +92,10 @@ int im_message_conversation_id(const im_message *m, char *buf, size_t size)
 
 int im_conversation_check(const char *user, const char *conv, bool *group, im_error *err)
 {
-    if (strnlen(conv, IM_CONVERSATION_ID_MAX + 1) > IM_CONVERSATION_ID_MAX)
+    size_t len = 0;
+    while (len <= IM_CONVERSATION_ID_MAX && conv[len]) /* strnlen is POSIX, not C11 */
+        len++;
+    if (len > IM_CONVERSATION_ID_MAX)
         return im_error_set(err, IM_EINVAL, "conversation id longer than %d bytes",
                             IM_CONVERSATION_ID_MAX);
     if (strncmp(conv, "g:", 2) == 0 && im_user_id_is_valid(conv + 2)) {
