@@ -120,6 +120,10 @@ class PgServer:
         return (["runuser", "-u", "postgres", "--"] + argv) if self.as_root else argv
 
     def _run(self, argv, **kw):
+        # In the server's own directory: the postgres user may not enter
+        # the caller's (a clone in a 0700 temporary directory, say), and
+        # psql would say so in the output a test reads.
+        kw.setdefault("cwd", self.tmp)
         return subprocess.run(self._cmd(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True, **kw)
 
